@@ -1,0 +1,1 @@
+"""Array-level kernels (no AnnData): statistics, control sets, scoring, Geary's C, row blocks."""

@@ -1,0 +1,125 @@
+"""Normalising user gene sets and matching them to the genes of a dataset."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("psysc")
+
+_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
+
+
+def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
+    """Turn the accepted gene-set inputs into ``{trait: Series(gene -> weight)}``.
+
+    Accepts a dict of Series, of dicts gene->weight or of gene lists (weight 1); a single Series is one
+    trait named by its ``name``. Duplicated genes in a set keep their last weight (as scDRS), counted
+    in the log. NaN or infinite weights are an error.
+    """
+    if isinstance(gene_sets, pd.Series):
+        gene_sets = {gene_sets.name or "trait": gene_sets}
+    if not isinstance(gene_sets, Mapping):
+        raise TypeError(
+            "gene_sets must be a dict {trait: genes}; psysc.datasets.gwas_gene_sets() and psysc.gwas.read_gs() "
+            f"return one. Got {type(gene_sets).__name__}."
+        )
+    out: dict[str, pd.Series] = {}
+    for trait, genes in gene_sets.items():
+        if isinstance(genes, pd.Series):
+            s = genes.astype(np.float64)
+        elif isinstance(genes, Mapping):
+            s = pd.Series(genes, dtype=np.float64)
+        elif isinstance(genes, Iterable) and not isinstance(genes, str):
+            genes = list(genes)
+            s = pd.Series(np.ones(len(genes)), index=genes, dtype=np.float64)
+        else:
+            raise TypeError(f"gene set {trait!r} must be a Series, a dict gene->weight or a list of genes")
+        s.index = s.index.astype(str)
+        n_dup = int(s.index.duplicated(keep="last").sum())
+        if n_dup:
+            logger.warning("gene set %r: %d duplicated genes, keeping the last weight of each", trait, n_dup)
+            s = s[~s.index.duplicated(keep="last")]
+        bad = ~np.isfinite(s.to_numpy())
+        if bad.any():
+            raise ValueError(f"gene set {trait!r} has {int(bad.sum())} NaN or infinite weights, e.g. {list(s.index[bad][:3])}")
+        out[str(trait)] = s
+    if not out:
+        raise ValueError("gene_sets is empty")
+    return out
+
+
+def _id_kind(names) -> str:
+    names = [str(x) for x in list(names)[:500]]
+    if not names:
+        return "empty"
+    ens = np.mean([bool(_ENSEMBL.match(x)) for x in names])
+    if ens > 0.5:
+        return "ensembl"
+    letters = [x for x in names if x[:1].isalpha()]
+    if not letters:
+        return "other"
+    upper = np.mean([x == x.upper() for x in letters])
+    title = np.mean([x[:1].isupper() and x[1:] == x[1:].lower() and x != x.upper() for x in letters])
+    if title > 0.5:
+        return "mouse-like symbols"
+    if upper > 0.5:
+        return "human-like symbols"
+    return "symbols"
+
+
+def overlap_hint(set_genes, var_names) -> str:
+    """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
+    a, b = _id_kind(set_genes), _id_kind(var_names)
+    hints = [f"the gene sets look like {a}, var_names look like {b}"]
+    if {a, b} == {"ensembl", "human-like symbols"} or ("ensembl" in (a, b) and a != b):
+        hints.append("map one side to the other (symbols <-> Ensembl IDs), e.g. set var_names from a symbol column")
+    if {a, b} == {"mouse-like symbols", "human-like symbols"}:
+        hints.append("the data and the gene sets seem to be of different species: map human genes to mouse orthologs")
+    if any("." in str(x) for x in list(var_names)[:200]) and a == "ensembl":
+        hints.append("var_names carry Ensembl version suffixes (ENSG...\\.N): strip them")
+    return "; ".join(hints)
+
+
+def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min_genes: int):
+    """Restrict gene sets to the genes present; report what matched.
+
+    Returns ``{trait: (gene_idx sorted by gene name, weights)}`` for traits with at least ``min_genes``
+    genes, and ``{trait: n_matched}`` of the traits left out.
+    """
+    pos = pd.Series(np.arange(len(var_names)), index=var_names)
+    kept, skipped = {}, {}
+    total_matched = 0
+    for trait, s in gene_sets.items():
+        common = sorted(set(s.index) & set(var_names))
+        total_matched += len(common)
+        logger.info("%s: %d of %d genes found in the data", trait, len(common), len(s))
+        if len(common) < min_genes:
+            skipped[trait] = len(common)
+            continue
+        kept[trait] = (pos[common].to_numpy(), s[common].to_numpy(dtype=np.float64))
+    if total_matched == 0:
+        first = next(iter(gene_sets.values()))
+        raise ValueError(
+            "no gene of any gene set is in var_names (0 matches). "
+            f"Gene sets start with {list(first.index[:3])}, var_names with {list(var_names[:3])}: "
+            + overlap_hint(first.index, var_names)
+            + "."
+        )
+    if skipped:
+        logger.warning(
+            "%d trait(s) have fewer than %d genes in the data and are not scored: %s",
+            len(skipped),
+            min_genes,
+            ", ".join(f"{t} ({n} genes)" for t, n in skipped.items()),
+        )
+    if not kept:
+        raise ValueError(
+            f"every trait has fewer than {min_genes} genes in the data ({skipped}); "
+            + overlap_hint(next(iter(gene_sets.values())).index, var_names)
+        )
+    return kept, skipped

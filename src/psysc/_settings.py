@@ -1,0 +1,75 @@
+"""Global settings of psysc (cache directory, device, verbosity, default seed)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+logger = logging.getLogger("psysc")
+
+
+class Settings:
+    """Settings shared by all psysc functions.
+
+    Attributes
+    ----------
+    cachedir
+        Where downloaded files (model weights, public datasets) are kept. Defaults to
+        ``$PSYSC_CACHE_DIR`` or ``~/.cache/psysc``.
+    device
+        ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
+    verbosity
+        0 errors, 1 warnings, 2 info (default, progress bars shown), 3 debug.
+    seed
+        Default random seed of every random choice.
+    n_jobs
+        Threads for the compiled kernels; ``None`` uses every available core.
+
+    Examples
+    --------
+    >>> import psysc
+    >>> psysc.settings.verbosity = 1  # quiet: no progress bars
+    """
+
+    def __init__(self) -> None:
+        self._cachedir = Path(os.environ.get("PSYSC_CACHE_DIR", Path.home() / ".cache" / "psysc"))
+        self.device = "auto"
+        self._verbosity = 2
+        self.seed = 0
+        self.n_jobs: int | None = None
+
+    @property
+    def cachedir(self) -> Path:
+        """Directory where downloads are cached."""
+        return self._cachedir
+
+    @cachedir.setter
+    def cachedir(self, value: str | os.PathLike) -> None:
+        self._cachedir = Path(value)
+
+    @property
+    def verbosity(self) -> int:
+        """0 errors, 1 warnings, 2 info with progress bars, 3 debug."""
+        return self._verbosity
+
+    @verbosity.setter
+    def verbosity(self, value: int) -> None:
+        if value not in (0, 1, 2, 3):
+            raise ValueError(f"verbosity must be 0, 1, 2 or 3, not {value!r}")
+        self._verbosity = value
+        logger.setLevel({0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}[value])
+
+    @property
+    def show_progress(self) -> bool:
+        """Whether long loops show a progress bar."""
+        return self._verbosity >= 2
+
+    def __repr__(self) -> str:
+        return (
+            f"psysc.settings(cachedir={str(self.cachedir)!r}, device={self.device!r}, "
+            f"verbosity={self.verbosity}, seed={self.seed}, n_jobs={self.n_jobs})"
+        )
+
+
+settings = Settings()

@@ -1,0 +1,209 @@
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+from anndata import AnnData
+from scipy import sparse
+
+from .._core._blocks import iter_row_blocks
+from .._core._stats import gene_mean_var, mean_var_bins, technical_variance
+from .._utils import get_matrix, uns_namespace
+
+logger = logging.getLogger("psysc")
+
+GENE_STAT_COLUMNS = ("mean", "var", "var_tech", "ct_mean", "ct_var", "ct_var_tech", "mean_var")
+
+
+def inspect_values(X, *, max_rows: int = 2_000) -> dict:
+    """Summarise a matrix: integer-valued or not, NaN/negative/inf counts, maximum, empty rows.
+
+    NaN, infinite and negative entries and empty rows are counted over the whole matrix (streamed by
+    row blocks); integrality is judged on the first ``max_rows`` rows.
+    """
+    n_nan = n_neg = n_inf = 0
+    vmax = 0.0
+    non_integer = False
+    row_sums = np.empty(X.shape[0], dtype=np.float64)
+    for start, stop, block in iter_row_blocks(X, 10_000):
+        data = block.data if sparse.issparse(block) else block.ravel()
+        n_nan += int(np.isnan(data).sum())
+        n_inf += int(np.isinf(data).sum())
+        n_neg += int((data < 0).sum())
+        finite = data[np.isfinite(data)]
+        if finite.size:
+            vmax = max(vmax, float(finite.max()))
+        if start < max_rows and finite.size and not non_integer:
+            non_integer = bool(np.any(finite != np.round(finite)))
+        row_sums[start:stop] = np.asarray(block.sum(axis=1)).ravel()
+    return {
+        "n_nan": n_nan,
+        "n_inf": n_inf,
+        "n_negative": n_neg,
+        "max": vmax,
+        "integer": not non_integer,
+        "empty_rows": np.flatnonzero(row_sums == 0),
+    }
+
+
+def check_expression(adata: AnnData, X, where: str) -> dict:
+    """Refuse data psysc cannot score and describe what it is."""
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise ValueError(f"{where} is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
+    if adata.var_names.has_duplicates:
+        dups = adata.var_names[adata.var_names.duplicated()].unique()
+        raise ValueError(
+            f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}). "
+            "Make them unique (adata.var_names_make_unique()) or sum duplicated genes before scoring."
+        )
+    info = inspect_values(X)
+    if info["n_nan"] or info["n_inf"]:
+        raise ValueError(
+            f"{where} holds {info['n_nan']} NaN and {info['n_inf']} infinite values. psysc needs finite expression: "
+            "fill or remove them (e.g. adata.X = np.nan_to_num(adata.X)) or choose another layer."
+        )
+    if info["n_negative"]:
+        raise ValueError(
+            f"{where} holds {info['n_negative']} negative values: it looks scaled or centred (sc.pp.scale?). "
+            "Pass raw counts or log-normalised values (layer=...)."
+        )
+    return info
+
+
+def prepare_scoring(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    normalize: bool | str = "auto",
+    target_sum: float = 1e4,
+    covariates: pd.DataFrame | None = None,
+    n_mean_bin: int = 20,
+    n_var_bin: int = 20,
+    key_added: str = "psysc",
+    copy: bool = False,
+) -> AnnData | None:
+    """Prepare expression data for disease scoring (scDRS preprocessing).
+
+    1. Raw counts are detected (integer values) and normalised: size factors to ``target_sum`` counts
+       per cell, then ``log1p`` (``scanpy.pp.normalize_total`` + ``scanpy.pp.log1p``), into
+       ``adata.layers[f"{key_added}_norm"]``. Log-normalised input is used as it is.
+    2. Per gene: mean and variance of log expression, mean and variance on the count scale
+       (``expm1``), the technical variance from the count-scale mean-variance trend (loess), and
+       ``n_mean_bin`` x ``n_var_bin`` mean-variance bins used to match control genes.
+
+    Parameters
+    ----------
+    adata
+        Cells x genes; gene names in ``var_names`` must be unique.
+    layer
+        Layer with the expression to use (default ``adata.X``).
+    normalize
+        ``"auto"``: normalise when the values are raw counts; ``True``: the values must be raw counts;
+        ``False``: the values must already be log-normalised.
+    target_sum
+        Counts per cell after size-factor normalisation.
+    covariates
+        Not supported yet: regress covariates out before calling this function.
+    n_mean_bin, n_var_bin
+        Bins of mean expression, and of variance within each mean bin (scDRS uses 20 x 20; fewer when there
+        are fewer than 4,000 genes).
+    key_added
+        Prefix of the written keys.
+    copy
+        Return a modified copy instead of writing into ``adata``.
+
+    Returns
+    -------
+    ``None`` (or the copy), and writes
+
+    - ``adata.layers[f"{key_added}_norm"]``: log-normalised expression (when normalised here);
+    - ``adata.var[f"{key_added}_{stat}"]`` for stat in mean, var, var_tech, ct_mean, ct_var, ct_var_tech, mean_var;
+    - ``adata.uns[key_added]["prepare_scoring"]``: parameters and what was done.
+
+    Examples
+    --------
+    >>> import psysc
+    >>> adata = psysc.datasets.darmanis2015()
+    >>> psysc.pp.prepare_scoring(adata)
+    >>> adata.var[["psysc_mean", "psysc_var_tech", "psysc_mean_var"]].head()  # doctest: +SKIP
+    """
+    if covariates is not None:
+        raise NotImplementedError(
+            "covariate regression is not available yet; regress covariates out of the log-normalised layer "
+            "(e.g. sc.pp.regress_out) and call prepare_scoring(normalize=False, layer=...)"
+        )
+    if normalize not in ("auto", True, False):
+        raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
+    adata = adata.copy() if copy else adata
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    X = get_matrix(adata, layer)
+    info = check_expression(adata, X, where)
+    is_counts = info["integer"]
+    if normalize is True and not is_counts:
+        raise ValueError(
+            f"{where} holds non-integer values, so it is not raw counts. Pass the raw counts (layer='counts'?) or, "
+            "if the values are already log-normalised, normalize=False."
+        )
+    if normalize is False and is_counts and info["max"] > 50:
+        raise ValueError(
+            f"{where} looks like raw counts (integer values up to {info['max']:.0f}), but normalize=False. "
+            "Scoring un-normalised counts is wrong: use normalize='auto' or pass the log-normalised layer."
+        )
+    if not is_counts and info["max"] > 50:
+        raise ValueError(
+            f"{where} is not integer but reaches {info['max']:.1f}: it looks normalised but not log-transformed "
+            "(CPM/TPM?). Pass raw counts, or log-transform it first (sc.pp.log1p)."
+        )
+    n_empty = len(info["empty_rows"])
+    if n_empty:
+        logger.warning(
+            "%d of %d cells have no detected expression; they are kept and will get the lowest score (p = 1). "
+            "Filter them first (sc.pp.filter_cells(adata, min_genes=...)) to drop them.",
+            n_empty,
+            adata.n_obs,
+        )
+    norm_layer = layer
+    if is_counts and normalize in ("auto", True):
+        import scanpy as sc
+
+        logger.info("%s holds raw counts: normalising to %g counts per cell and log1p", where, target_sum)
+        tmp = AnnData(X=X.copy() if not sparse.issparse(X) else sparse.csr_matrix(X, dtype=np.float32, copy=True))
+        if tmp.X.dtype != np.float32:
+            tmp.X = tmp.X.astype(np.float32)
+        sc.pp.normalize_total(tmp, target_sum=target_sum)
+        sc.pp.log1p(tmp)
+        norm_layer = f"{key_added}_norm"
+        adata.layers[norm_layer] = tmp.X
+        logger.info("added layers[%r]", norm_layer)
+    Xn = get_matrix(adata, norm_layer)
+
+    mean, var = gene_mean_var(Xn)
+    ct_mean, ct_var = gene_mean_var(Xn, expm1=True)
+    ct_var_tech, var_tech = technical_variance(mean, var, ct_mean, ct_var)
+    bins, n_mean_used, n_var_used = mean_var_bins(mean, var, n_mean_bin=n_mean_bin, n_var_bin=n_var_bin)
+    if (n_mean_used, n_var_used) != (n_mean_bin, n_var_bin):
+        logger.info("only %d genes: using %d x %d mean-variance bins", adata.n_vars, n_mean_used, n_var_used)
+    stats = {
+        "mean": mean,
+        "var": var,
+        "var_tech": var_tech,
+        "ct_mean": ct_mean,
+        "ct_var": ct_var,
+        "ct_var_tech": ct_var_tech,
+        "mean_var": bins,
+    }
+    for name in GENE_STAT_COLUMNS:
+        adata.var[f"{key_added}_{name}"] = stats[name]
+    ns = uns_namespace(adata, key_added)
+    ns["prepare_scoring"] = {
+        "layer": norm_layer if norm_layer is not None else "X",
+        "input": where,
+        "normalized_here": bool(is_counts and normalize in ("auto", True)),
+        "target_sum": float(target_sum),
+        "n_mean_bin": int(n_mean_used),
+        "n_var_bin": int(n_var_used),
+        "n_empty_cells": int(n_empty),
+    }
+    logger.info("added var[%s_*] gene statistics and uns[%r]['prepare_scoring']", key_added, key_added)
+    return adata if copy else None
