@@ -1,0 +1,657 @@
+"""Readers and writers of gene sets: scDRS ``.gs`` files, MAGMA ``.genes.out`` and gene lists.
+
+All readers return psysc's gene-set contract: ``dict[str, pandas.Series]``, trait name -> Series
+indexed by gene (``index.name == "gene"``, ``Series.name == trait``) holding float64 weights.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+logger = logging.getLogger("psysc")
+
+_GZIP_MAGIC = b"\x1f\x8b"
+#: Characters that cannot appear in a gene name of a ``.gs`` file (they are the file's separators).
+_GS_FORBIDDEN_GENE = (",", ":", "\t", "\n", "\r")
+_GS_FORBIDDEN_TRAIT = ("\t", "\n", "\r")
+#: MAGMA z-scores are clipped to this value, as ``scdrs munge-gs`` does.
+_MAX_ZSCORE = 10.0
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+def _read_text(path: str | os.PathLike) -> str:
+    """Whole text of a plain or gzip-compressed file (gzip detected from the magic bytes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {str(path)!r}; check the path")
+    raw = path.read_bytes()
+    if raw[:2] == _GZIP_MAGIC:
+        raw = gzip.decompress(raw)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{str(path)!r} is not UTF-8 text ({err}); save it as UTF-8 (or gzip of UTF-8)") from err
+
+
+def _base_name(path: str | os.PathLike) -> str:
+    """File name without a trailing ``.gz``."""
+    name = Path(path).name
+    return name[:-3] if name.lower().endswith(".gz") else name
+
+
+def _to_series(trait: str, genes: list[str], weights: list[float], where: str) -> pd.Series:
+    """Build a gene-set Series; a gene given twice keeps its first position and its last weight."""
+    merged: dict[str, float] = {}
+    for gene, w in zip(genes, weights, strict=True):
+        merged[gene] = w
+    n_dup = len(genes) - len(merged)
+    if n_dup:
+        logger.warning(
+            "%s: %d duplicated gene entr%s in gene set %r; the last weight of each gene was kept",
+            where,
+            n_dup,
+            "y" if n_dup == 1 else "ies",
+            trait,
+        )
+    index = pd.Index(list(merged), dtype=object, name="gene")
+    return pd.Series(np.fromiter(merged.values(), dtype=np.float64, count=len(merged)), index=index, name=trait)
+
+
+def _as_trait_list(traits: str | Iterable[str]) -> list[str]:
+    if isinstance(traits, str):
+        return [traits]
+    try:
+        out = list(dict.fromkeys(traits))
+    except TypeError as err:
+        raise ValueError(f"traits must be a trait name or a list of trait names, not {type(traits).__name__}") from err
+    if not out:
+        raise ValueError("traits is empty; pass None for all traits or at least one trait name")
+    bad = [t for t in out if not isinstance(t, str)]
+    if bad:
+        raise ValueError(f"trait names must be strings; got {bad[:5]}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# scDRS .gs
+# --------------------------------------------------------------------------------------------------
+def _parse_geneset(trait: str, text: str, lineno: int, where: str) -> pd.Series:
+    tokens = [tok.strip() for tok in text.split(",")]
+    tokens = [tok for tok in tokens if tok]
+    if not tokens:
+        raise ValueError(
+            f"{where}, line {lineno}: gene set {trait!r} is empty; give at least one gene or remove the line"
+        )
+    n_colon = [tok.count(":") for tok in tokens]
+    if any(c > 1 for c in n_colon):
+        bad = tokens[next(i for i, c in enumerate(n_colon) if c > 1)]
+        raise ValueError(
+            f"{where}, line {lineno}: entry {bad!r} of gene set {trait!r} has more than one ':'; "
+            "write each gene as 'gene:weight' (gene names cannot contain ':')"
+        )
+    n_weighted = sum(n_colon)
+    if n_weighted == 0:
+        return _to_series(trait, tokens, [1.0] * len(tokens), where)
+    if n_weighted != len(tokens):
+        first_bare = next(tok for tok, c in zip(tokens, n_colon, strict=True) if c == 0)
+        raise ValueError(
+            f"{where}, line {lineno}: gene set {trait!r} mixes weighted ('gene:weight') and unweighted "
+            f"entries (e.g. {first_bare!r}); use 'gene:weight' for every gene or bare gene names for all"
+        )
+    genes, weights = [], []
+    for tok in tokens:
+        gene, _, w = tok.partition(":")
+        gene, w = gene.strip(), w.strip()
+        if not gene:
+            raise ValueError(f"{where}, line {lineno}: entry {tok!r} of gene set {trait!r} has no gene name")
+        try:
+            value = float(w)
+        except ValueError:
+            raise ValueError(
+                f"{where}, line {lineno}: weight {w!r} of gene {gene!r} in gene set {trait!r} is not a number; "
+                "write weights as decimal numbers (e.g. 'GENE:2.5')"
+            ) from None
+        if not math.isfinite(value):
+            raise ValueError(
+                f"{where}, line {lineno}: weight of gene {gene!r} in gene set {trait!r} is {w!r}; "
+                "weights must be finite numbers"
+            )
+        genes.append(gene)
+        weights.append(value)
+    return _to_series(trait, genes, weights, where)
+
+
+def read_gs(path: str | os.PathLike, *, traits: str | Iterable[str] | None = None) -> dict[str, pd.Series]:
+    r"""Read an scDRS gene-set (``.gs``) file.
+
+    The file is tab-separated with the header ``TRAIT<TAB>GENESET`` and one trait per line. The
+    ``GENESET`` field is either weighted, ``g1:w1,g2:w2,...``, or unweighted, ``g1,g2,...`` (every
+    weight is then 1.0). Gzip-compressed files (``.gs.gz``) are read transparently.
+
+    Parameters
+    ----------
+    path
+        Path to the ``.gs`` or ``.gs.gz`` file.
+    traits
+        A trait name or a list of trait names to return (in that order); ``None`` returns every
+        trait in file order.
+
+    Returns
+    -------
+    dict[str, pandas.Series]
+        Trait -> Series indexed by gene (``index.name == "gene"``) with float64 weights, genes in
+        file order.
+
+    Raises
+    ------
+    ValueError
+        If the header is missing, a line does not have two tab-separated fields, a trait appears
+        twice, a line mixes weighted and unweighted genes, a weight is not a finite number, or a
+        requested trait is not in the file (the message lists the available ones).
+
+    Notes
+    -----
+    A gene listed twice in one line keeps its first position and its last weight (as
+    ``scdrs.util.load_gs`` does); the number of such duplicates is logged as a warning.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import psysc
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.gs")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("TRAIT\tGENESET\nSCZ\tDRD2:3.5,GRIN2A:2.0\nAD\tAPOE,TREM2\n")
+    >>> gs = psysc.gwas.read_gs(path)
+    >>> gs["SCZ"].to_dict()
+    {'DRD2': 3.5, 'GRIN2A': 2.0}
+    >>> gs["AD"].to_dict()
+    {'APOE': 1.0, 'TREM2': 1.0}
+    >>> list(psysc.gwas.read_gs(path, traits="AD"))
+    ['AD']
+    """
+    where = str(path)
+    text = _read_text(path)
+    lines = text.splitlines()
+    header_seen = False
+    raw: dict[str, tuple[str, int]] = {}
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if not header_seen:
+            if [f.strip().upper() for f in fields] != ["TRAIT", "GENESET"]:
+                raise ValueError(
+                    f"{where}: the first line must be the header 'TRAIT<TAB>GENESET', found {line[:60]!r}; "
+                    "add that header line"
+                )
+            header_seen = True
+            continue
+        if len(fields) != 2:
+            raise ValueError(
+                f"{where}, line {lineno}: expected 2 tab-separated fields (TRAIT, GENESET), found {len(fields)}; "
+                "separate the trait from its gene set with one tab and use commas between genes"
+            )
+        trait = fields[0].strip()
+        if not trait:
+            raise ValueError(f"{where}, line {lineno}: empty trait name; name the trait in the first column")
+        if trait in raw:
+            raise ValueError(
+                f"{where}, line {lineno}: trait {trait!r} already appeared on line {raw[trait][1]}; "
+                "give each trait one line (merge or rename them)"
+            )
+        raw[trait] = (fields[1], lineno)
+    if not header_seen:
+        raise ValueError(
+            f"{where}: the file is empty; a .gs file needs the header 'TRAIT<TAB>GENESET' and one line per trait"
+        )
+    if not raw:
+        raise ValueError(f"{where}: the file has a header but no trait; add lines 'TRAIT<TAB>GENESET'")
+
+    if traits is None:
+        selected = list(raw)
+    else:
+        selected = _as_trait_list(traits)
+        missing = [t for t in selected if t not in raw]
+        if missing:
+            raise ValueError(f"trait(s) {missing} not in {where}; available traits: {list(raw)}")
+    out = {trait: _parse_geneset(trait, raw[trait][0], raw[trait][1], where) for trait in selected}
+    logger.info("read %d gene set(s) from %s", len(out), where)
+    return out
+
+
+def _check_gene_set(trait, genes) -> pd.Series:
+    """Validate one entry of a gene-set dict for writing; return it as a float64 Series."""
+    if not isinstance(trait, str) or not trait.strip():
+        raise ValueError(f"trait names must be non-empty strings, got {trait!r}")
+    if trait != trait.strip() or any(c in trait for c in _GS_FORBIDDEN_TRAIT):
+        raise ValueError(f"trait name {trait!r} contains a tab, a newline or surrounding spaces; rename the trait")
+    if not isinstance(genes, pd.Series):
+        raise ValueError(
+            f"gene set {trait!r} is a {type(genes).__name__}; gene sets must be pandas Series indexed by gene "
+            "with weights as values, e.g. pd.Series(1.0, index=genes)"
+        )
+    if len(genes) == 0:
+        raise ValueError(f"gene set {trait!r} is empty; drop it before writing")
+    names = [str(g) for g in genes.index]
+    for g in names:
+        if not g or g != g.strip() or any(c in g for c in _GS_FORBIDDEN_GENE):
+            raise ValueError(
+                f"gene {g!r} of gene set {trait!r} is empty, has surrounding spaces or contains one of ', : tab "
+                "newline'; clean or rename the gene"
+            )
+    if len(set(names)) != len(names):
+        dup = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
+        raise ValueError(
+            f"gene set {trait!r} has duplicated genes {dup[:10]}; aggregate them first, e.g. s.groupby(level=0).max()"
+        )
+    try:
+        values = pd.to_numeric(genes, errors="raise").to_numpy(dtype=np.float64)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"weights of gene set {trait!r} must be numeric ({err}); convert them to numbers") from err
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"gene set {trait!r} has {int(bad.sum())} non-finite weight(s) (e.g. gene {names[int(np.argmax(bad))]!r}); "
+            "drop those genes or give them a finite weight"
+        )
+    return pd.Series(values, index=pd.Index(names, dtype=object))
+
+
+def write_gs(gene_sets: Mapping[str, pd.Series], path: str | os.PathLike) -> None:
+    r"""Write gene sets to an scDRS ``.gs`` file (weighted form).
+
+    Each trait is written as one line ``TRAIT<TAB>g1:w1,g2:w2,...`` under the header
+    ``TRAIT<TAB>GENESET``. Weights are written with Python's shortest round-trip representation,
+    so :func:`read_gs` and ``scdrs.util.load_gs`` read back exactly the same genes and weights. A path
+    ending in ``.gz`` is gzip-compressed.
+
+    Parameters
+    ----------
+    gene_sets
+        Trait -> Series indexed by gene with numeric weights (psysc's gene-set contract).
+    path
+        Output path (``.gs`` or ``.gs.gz``); an existing file is overwritten.
+
+    Raises
+    ------
+    ValueError
+        If ``gene_sets`` is empty, a gene set is not a Series, is empty, has duplicated genes,
+        non-finite weights, or a gene or trait name containing a separator of the format.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import pandas as pd
+    >>> import psysc
+    >>> path = os.path.join(tempfile.mkdtemp(), "toy.gs")
+    >>> psysc.gwas.write_gs({"SCZ": pd.Series([3.5, 2.0], index=["DRD2", "GRIN2A"])}, path)
+    >>> open(path).read().splitlines()
+    ['TRAIT\tGENESET', 'SCZ\tDRD2:3.5,GRIN2A:2.0']
+    >>> psysc.gwas.read_gs(path)["SCZ"].to_dict()
+    {'DRD2': 3.5, 'GRIN2A': 2.0}
+    """
+    if not isinstance(gene_sets, Mapping):
+        raise ValueError(f"gene_sets must be a dict trait -> pandas Series, not {type(gene_sets).__name__}")
+    if not gene_sets:
+        raise ValueError("gene_sets is empty; nothing to write")
+    out_lines = ["TRAIT\tGENESET"]
+    for trait, genes in gene_sets.items():
+        s = _check_gene_set(trait, genes)
+        body = ",".join(f"{g}:{float(w)!r}" for g, w in zip(s.index, s.to_numpy(), strict=True))
+        out_lines.append(f"{trait}\t{body}")
+    data = ("\n".join(out_lines) + "\n").encode("utf-8")
+    path = Path(path)
+    if path.name.lower().endswith(".gz"):
+        buf = io.BytesIO()
+        with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0) as gz:
+            gz.write(data)
+        data = buf.getvalue()
+    path.write_bytes(data)
+    logger.info("wrote %d gene set(s) to %s", len(gene_sets), path)
+
+
+# --------------------------------------------------------------------------------------------------
+# MAGMA
+# --------------------------------------------------------------------------------------------------
+def _bh_n_significant(pvals: np.ndarray, alpha: float) -> int:
+    """Number of discoveries of the Benjamini-Hochberg procedure at level ``alpha``."""
+    m = len(pvals)
+    if m == 0:
+        return 0
+    p_sorted = np.sort(pvals)
+    passed = np.nonzero(p_sorted <= alpha * np.arange(1, m + 1) / m)[0]
+    return int(passed[-1] + 1) if len(passed) else 0
+
+
+def _magma_trait_name(path: str | os.PathLike) -> str:
+    name = _base_name(path)
+    for suffix in (".genes.out", ".out"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem or name
+
+
+def read_magma(
+    path: str | os.PathLike,
+    *,
+    n_top: int = 1000,
+    fdr: float | None = None,
+    weight: str = "zscore",
+    trait: str | None = None,
+) -> dict[str, pd.Series]:
+    r"""Read a MAGMA gene-level result (``.genes.out``) as a weighted gene set.
+
+    Genes are selected as ``scdrs munge-gs`` does: the ``n_top`` genes with the smallest MAGMA
+    P-value or, when ``fdr`` is given, the genes passing a Benjamini-Hochberg FDR threshold, their
+    number capped to ``[min(100, n_top), n_top]``. The weight of a gene is its MAGMA ``ZSTAT``
+    clipped to at most 10 (``weight="zscore"``) or 1.0 (``weight="uniform"``).
+
+    Parameters
+    ----------
+    path
+        MAGMA ``.genes.out`` file (whitespace-separated, header with at least ``GENE``, ``ZSTAT``
+        and ``P``; usually ``GENE CHR START STOP NSNPS NPARAM N ZSTAT P``); may be gzip-compressed.
+    n_top
+        Maximum number of genes kept (the number kept without ``fdr``).
+    fdr
+        Optional FDR level in (0, 1]; the number of genes is then the number of BH discoveries,
+        capped to ``[min(100, n_top), n_top]``.
+    weight
+        ``"zscore"`` (MAGMA z-score clipped to 10) or ``"uniform"`` (1.0 for every gene).
+    trait
+        Name of the trait; by default the file name without ``.genes.out`` (or ``.out``).
+
+    Returns
+    -------
+    dict[str, pandas.Series]
+        ``{trait: Series}`` indexed by gene (as strings, e.g. Entrez IDs), sorted by increasing P.
+
+    Raises
+    ------
+    ValueError
+        If a required column is missing, a ``ZSTAT`` or ``P`` value is missing or not numeric, a
+        P-value is outside (0, 1] (the message gives the line), genes are duplicated, or an option
+        is invalid.
+
+    Notes
+    -----
+    MAGMA usually reports Entrez gene IDs; they are kept as strings. When every gene is numeric,
+    an info message reminds that they must be mapped to the symbols or Ensembl IDs of the
+    expression data before scoring.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import psysc
+    >>> path = os.path.join(tempfile.mkdtemp(), "AD.genes.out")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write(
+    ...         "GENE CHR START STOP NSNPS NPARAM N ZSTAT P\n"
+    ...         "348 19 45409011 45412650 20 5 74046 12.1 5.1e-34\n"
+    ...         "54209 6 41126244 41130924 15 4 74046 4.2 1.3e-05\n"
+    ...         "1191 8 27454434 27472548 30 6 74046 2.9 1.9e-03\n"
+    ...     )
+    >>> gs = psysc.gwas.read_magma(path, n_top=2)
+    >>> gs["AD"].to_dict()
+    {'348': 10.0, '54209': 4.2}
+    """
+    if isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1:
+        raise ValueError(f"n_top must be a positive integer, got {n_top!r}")
+    n_top = int(n_top)
+    if fdr is not None and (isinstance(fdr, bool) or not isinstance(fdr, int | float) or not 0 < fdr <= 1):
+        raise ValueError(f"fdr must be a number in (0, 1] or None, got {fdr!r}")
+    if weight not in ("zscore", "uniform"):
+        raise ValueError(f"weight must be 'zscore' or 'uniform', got {weight!r}")
+    where = str(path)
+    if trait is None:
+        trait = _magma_trait_name(path)
+    if not isinstance(trait, str) or not trait:
+        raise ValueError(f"trait must be a non-empty string, got {trait!r}")
+
+    text = _read_text(path)
+    if not text.strip():
+        raise ValueError(f"{where} is empty; expected a MAGMA .genes.out table")
+    df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
+    required = ["GENE", "ZSTAT", "P"]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(
+            f"{where}: column(s) {missing} missing (found {list(df.columns)}); pass a MAGMA .genes.out file "
+            "whose header is 'GENE CHR START STOP NSNPS NPARAM N ZSTAT P'"
+        )
+    if len(df) == 0:
+        raise ValueError(f"{where} has a header but no gene; check that MAGMA finished")
+    genes = df["GENE"].str.strip()
+    z = pd.to_numeric(df["ZSTAT"], errors="coerce").to_numpy(dtype=np.float64)
+    p = pd.to_numeric(df["P"], errors="coerce").to_numpy(dtype=np.float64)
+    for name, values in (("ZSTAT", z), ("P", p)):
+        bad = np.nonzero(~np.isfinite(values))[0]
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(
+                f"{where}, line {i + 2} (gene {genes.iloc[i]!r}): {name} is {df[name].iloc[i]!r}; "
+                f"{len(bad)} row(s) have a missing or non-numeric {name}. Remove those genes from the file"
+            )
+    bad = np.nonzero((p <= 0) | (p > 1))[0]
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(
+            f"{where}, line {i + 2} (gene {genes.iloc[i]!r}): P = {df['P'].iloc[i]} is outside (0, 1]; "
+            f"{len(bad)} row(s) affected. Is the P column really a MAGMA P-value?"
+        )
+    empty = genes == ""
+    if empty.any():
+        raise ValueError(f"{where}, line {int(np.argmax(empty.to_numpy())) + 2}: empty gene name; fix the GENE column")
+    if genes.duplicated().any():
+        dup = genes[genes.duplicated()].unique().tolist()
+        raise ValueError(f"{where}: duplicated genes {dup[:10]}; keep one row per gene")
+
+    n_genes = len(genes)
+    if fdr is None:
+        n_sel = n_top
+    else:
+        n_sig = _bh_n_significant(p, fdr)
+        n_sel = max(min(n_sig, n_top), min(100, n_top))
+        logger.info("%s: %d gene(s) pass FDR < %g; keeping %d", where, n_sig, fdr, min(n_sel, n_genes))
+    n_sel = min(n_sel, n_genes)
+    if n_sel < n_top and fdr is None:
+        logger.info("%s has only %d gene(s); all are kept (n_top=%d)", where, n_genes, n_top)
+    order = np.argsort(p, kind="stable")[:n_sel]
+    sel_genes = genes.to_numpy()[order].tolist()
+    if weight == "zscore":
+        weights = np.minimum(z[order], _MAX_ZSCORE)
+        n_neg = int((weights < 0).sum())
+        if n_neg:
+            logger.info("%s: %d selected gene(s) have a negative MAGMA z-score (weights < 0)", where, n_neg)
+    else:
+        weights = np.ones(n_sel, dtype=np.float64)
+    s = pd.Series(weights.astype(np.float64), index=pd.Index(sel_genes, dtype=object, name="gene"), name=trait)
+    if all(g.isdigit() for g in sel_genes):
+        logger.info(
+            "%s: the genes look like Entrez IDs; map them to the gene symbols or Ensembl IDs of your "
+            "expression data (adata.var_names) before scoring",
+            where,
+        )
+    logger.info("read MAGMA gene set %r: %d of %d genes", trait, n_sel, n_genes)
+    return {trait: s}
+
+
+# --------------------------------------------------------------------------------------------------
+# plain gene lists
+# --------------------------------------------------------------------------------------------------
+def _gene_str(g) -> str:
+    """Gene name as a stripped string; missing values (None, NaN) become ''."""
+    if g is None or (isinstance(g, float) and math.isnan(g)):
+        return ""
+    return str(g).strip()
+
+
+def _pick_column(df: pd.DataFrame, column: str | int, what: str, where: str) -> str:
+    if isinstance(column, bool):
+        raise ValueError(f"{what} must be a column name or a 0-based position, not {column!r}")
+    if isinstance(column, int | np.integer):
+        if not 0 <= column < df.shape[1]:
+            raise ValueError(
+                f"{where}: {what}={column} is out of range; the table has {df.shape[1]} column(s): {list(df.columns)}"
+            )
+        return df.columns[int(column)]
+    if column not in df.columns:
+        raise ValueError(f"{where}: {what}={column!r} is not a column; available columns: {list(df.columns)}")
+    return column
+
+
+def read_gene_list(
+    path_or_list,
+    *,
+    column: str | int | None = None,
+    weight_column: str | int | None = None,
+    trait: str | None = None,
+) -> dict[str, pd.Series]:
+    r"""Read a gene list (one gene per line, or a column of a CSV/TSV table) as a gene set.
+
+    Parameters
+    ----------
+    path_or_list
+        Either a path to a text file (optionally gzip-compressed), or the genes themselves: a
+        list, tuple, array, :class:`pandas.Index`, Series of gene names, a set (sorted), or a
+        mapping gene -> weight. A file whose lines contain no tab and no comma (and whose name does
+        not end in ``.csv``/``.tsv``/``.tab``) is read as one gene per line, without header; lines
+        starting with ``#`` and blank lines are skipped. Otherwise the file is read as a table with
+        a header row, tab-separated if the first line contains a tab (or the name ends in
+        ``.tsv``/``.tab``), comma-separated if not.
+    column
+        Name or 0-based position of the gene column of a table; required when the table has more
+        than one column. Given with a one-gene-per-line file, the first line is read as its header.
+    weight_column
+        Name or 0-based position of a numeric column with gene weights; all weights are 1.0 when
+        omitted.
+    trait
+        Name of the gene set; defaults to the file name without extension, or ``"gene_list"`` for
+        genes given directly.
+
+    Returns
+    -------
+    dict[str, pandas.Series]
+        ``{trait: Series}`` indexed by gene (stripped of spaces) with float64 weights, in input
+        order. Empty gene names are dropped; a gene listed twice keeps its first position and its
+        last weight (the number of duplicates is logged).
+
+    Raises
+    ------
+    ValueError
+        If the table has several columns and ``column`` is not given, a column is not found, a
+        weight is missing or not numeric, or no gene is left.
+
+    Examples
+    --------
+    >>> import psysc
+    >>> psysc.gwas.read_gene_list(["SHANK3", "CHD8", "SCN2A"], trait="ASD")["ASD"].to_dict()
+    {'SHANK3': 1.0, 'CHD8': 1.0, 'SCN2A': 1.0}
+
+    A table with a weight column:
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "sfari.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("gene-symbol,gene-score\nSHANK3,1\nCHD8,1\nNRXN1,2\n")
+    >>> gs = psysc.gwas.read_gene_list(path, column="gene-symbol", weight_column="gene-score")
+    >>> gs["sfari"].to_dict()
+    {'SHANK3': 1.0, 'CHD8': 1.0, 'NRXN1': 2.0}
+    """
+    if trait is not None and (not isinstance(trait, str) or not trait):
+        raise ValueError(f"trait must be a non-empty string, got {trait!r}")
+
+    if not isinstance(path_or_list, str | os.PathLike):
+        if column is not None or weight_column is not None:
+            raise ValueError("column and weight_column apply to files only; pass the genes (and weights) directly")
+        where = "gene list"
+        if isinstance(path_or_list, Mapping):
+            genes = [_gene_str(g) for g in path_or_list]
+            try:
+                weights = [float(w) for w in path_or_list.values()]
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"weights of the gene mapping must be numbers ({err})") from err
+        elif isinstance(path_or_list, set | frozenset):
+            genes = sorted(_gene_str(g) for g in path_or_list)
+            weights = [1.0] * len(genes)
+        elif isinstance(path_or_list, list | tuple | np.ndarray | pd.Index | pd.Series):
+            genes = [_gene_str(g) for g in path_or_list]
+            weights = [1.0] * len(genes)
+        else:
+            raise ValueError(f"path_or_list must be a file path or a list of genes, not {type(path_or_list).__name__}")
+        trait = trait or "gene_list"
+    else:
+        where = str(path_or_list)
+        base = _base_name(path_or_list)
+        ext = Path(base).suffix.lower()
+        trait = trait or (Path(base).stem if ext else base)
+        text = _read_text(path_or_list)
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+        if not lines:
+            raise ValueError(f"{where} has no gene; add one gene per line")
+        if ext == ".csv":
+            sep = ","
+        elif ext in (".tsv", ".tab"):
+            sep = "\t"
+        elif "\t" in lines[0]:
+            sep = "\t"
+        elif "," in lines[0]:
+            sep = ","
+        else:
+            sep = None
+        if sep is None and column is None and weight_column is None:
+            genes = [ln.strip() for ln in lines]
+            weights = [1.0] * len(genes)
+        else:
+            df = pd.read_csv(
+                io.StringIO("\n".join(lines)), sep=sep or "\t", dtype=str, keep_default_na=False, skipinitialspace=True
+            )
+            if column is None:
+                if df.shape[1] != 1:
+                    raise ValueError(
+                        f"{where} is a table with {df.shape[1]} columns; pass column= (the gene column), one of "
+                        f"{list(df.columns)}"
+                    )
+                column = 0
+            gcol = _pick_column(df, column, "column", where)
+            genes_s = df[gcol].astype(str).str.strip()
+            if weight_column is not None:
+                wcol = _pick_column(df, weight_column, "weight_column", where)
+                w = pd.to_numeric(df[wcol].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
+                keep = (genes_s != "").to_numpy()
+                bad = np.nonzero(~np.isfinite(w) & keep)[0]
+                if len(bad):
+                    i = int(bad[0])
+                    raise ValueError(
+                        f"{where}, table row {i + 1} (gene {genes_s.iloc[i]!r}): weight {df[wcol].iloc[i]!r} in column "
+                        f"{wcol!r} is not a finite number ({len(bad)} row(s)); fill in or remove those weights"
+                    )
+                weights = w.tolist()
+            else:
+                weights = [1.0] * len(genes_s)
+            genes = genes_s.tolist()
+
+    n_empty = sum(1 for g in genes if not g)
+    if n_empty:
+        logger.info("%s: %d empty gene name(s) dropped", where, n_empty)
+        pairs = [(g, w) for g, w in zip(genes, weights, strict=True) if g]
+        genes = [g for g, _ in pairs]
+        weights = [w for _, w in pairs]
+    if not genes:
+        raise ValueError(f"{where}: no gene left after dropping empty names; check the gene column")
+    if any(not math.isfinite(w) for w in weights):
+        raise ValueError(f"{where}: weights must be finite numbers; fix or drop the non-finite ones")
+    s = _to_series(trait, genes, weights, where)
+    logger.info("read gene list %r: %d genes", trait, len(s))
+    return {trait: s}

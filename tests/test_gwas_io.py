@@ -1,0 +1,351 @@
+"""Tests of psysc.gwas readers/writers against naive parsing of the real files and against scDRS.
+
+tests/data/magma_ieu-a-298_AD_subset.genes.out holds verbatim lines of the MAGMA output
+``ieu-a-298.genes.out`` of neurogenomics/MAGMA_Celltyping (commit db673da2, Alzheimer disease,
+Lambert 2013): its header, the first 250 genes and every chromosome-19 gene (311 genes).
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.machinery
+import importlib.util
+import logging
+import math
+import shutil
+from importlib.resources import files
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from psysc.gwas import read_gene_list, read_gs, read_magma, write_gs
+
+DATA = Path(__file__).parent / "data"
+# the bundled file as installed (a regular package, so files() gives a real path)
+BUNDLED_GS = Path(str(files("psysc.data").joinpath("magma_10kb_top1000_zscore.75_traits.rv1.gs.gz")))
+MAGMA_AD = DATA / "magma_ieu-a-298_AD_subset.genes.out"
+
+
+# ----------------------------------------------------------------------------------------------
+# naive reference parsers (independent of psysc)
+# ----------------------------------------------------------------------------------------------
+def naive_gs(path: Path) -> dict[str, list[tuple[str, float]]]:
+    with gzip.open(path, "rt") as fh:
+        lines = fh.read().split("\n")
+    assert lines[0] == "TRAIT\tGENESET"
+    out = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        trait, geneset = line.split("\t")
+        out[trait] = [(g.split(":")[0], float(g.split(":")[1])) for g in geneset.split(",")]
+    return out
+
+
+def naive_magma(path: Path) -> list[tuple[str, float, float]]:
+    rows = []
+    with open(path) as fh:
+        header = fh.readline().split()
+        for line in fh:
+            f = dict(zip(header, line.split(), strict=True))
+            rows.append((f["GENE"], float(f["ZSTAT"]), float(f["P"])))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def bundled_naive():
+    return naive_gs(BUNDLED_GS)
+
+
+@pytest.fixture(scope="module")
+def scdrs_cli():
+    """The scDRS command-line module (``munge_gs``), loaded from the installed ``scdrs`` script."""
+    pytest.importorskip("scdrs")
+    pytest.importorskip("fire")
+    script = shutil.which("scdrs")
+    if script is None:
+        pytest.skip("scdrs command-line script not found")
+    loader = importlib.machinery.SourceFileLoader("scdrs_cli_for_tests", script)
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+# ----------------------------------------------------------------------------------------------
+# read_gs
+# ----------------------------------------------------------------------------------------------
+def test_read_gs_bundled_matches_naive_split(bundled_naive):
+    gs = read_gs(BUNDLED_GS)
+    assert list(gs) == list(bundled_naive)
+    assert len(gs) == 75
+    for trait, pairs in bundled_naive.items():
+        s = gs[trait]
+        assert s.name == trait
+        assert s.dtype == np.float64
+        assert list(s.index) == [g for g, _ in pairs]
+        assert s.to_numpy().tolist() == [w for _, w in pairs]
+
+
+def test_read_gs_traits_subset_and_missing(bundled_naive):
+    gs = read_gs(BUNDLED_GS, traits=["UKB_460K.body_HEIGHTz", "PASS_Lupus"])
+    assert list(gs) == ["UKB_460K.body_HEIGHTz", "PASS_Lupus"]
+    assert dict(gs["PASS_Lupus"]) == dict(bundled_naive["PASS_Lupus"])
+    assert list(read_gs(BUNDLED_GS, traits="PASS_Lupus")) == ["PASS_Lupus"]
+    with pytest.raises(ValueError, match="available traits") as err:
+        read_gs(BUNDLED_GS, traits=["PASS_Lupus", "NOT_A_TRAIT"])
+    assert "NOT_A_TRAIT" in str(err.value) and "PASS_BIP_Mullins2021" in str(err.value)
+
+
+def test_read_gs_unweighted_and_duplicates_like_scdrs(tmp_path, caplog):
+    scdrs = pytest.importorskip("scdrs")
+    path = tmp_path / "toy.gs"
+    path.write_text("TRAIT\tGENESET\nA\tG1,G2,G3,G2\nB\tX:1.5,Y:-2,X:3.25,Z:1e-3,Y:7\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        gs = read_gs(path)
+    ref = scdrs.util.load_gs(str(path))
+    for trait in ("A", "B"):
+        assert list(gs[trait].index) == ref[trait][0]
+        assert gs[trait].tolist() == ref[trait][1]
+    # last weight wins, first position kept
+    assert gs["B"].to_dict() == {"X": 3.25, "Y": 7.0, "Z": 0.001}
+    assert gs["A"].to_dict() == {"G1": 1.0, "G2": 1.0, "G3": 1.0}
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("1 duplicated gene entry" in m and "'A'" in m for m in messages)
+    assert any("2 duplicated gene entries" in m and "'B'" in m for m in messages)
+
+
+def test_read_gs_mixed_line_is_an_error(tmp_path):
+    path = tmp_path / "mixed.gs"
+    path.write_text("TRAIT\tGENESET\nOK\tA:1,B:2\nBAD\tA:1,B,C:3\n")
+    with pytest.raises(ValueError, match=r"line 3: gene set 'BAD' mixes weighted"):
+        read_gs(path)
+    # the other trait is still readable on its own
+    assert read_gs(path, traits="OK")["OK"].to_dict() == {"A": 1.0, "B": 2.0}
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        ("A\tG1,G2\n", "header"),
+        ("TRAIT\tGENESET\nA\tG1:x\n", "not a number"),
+        ("TRAIT\tGENESET\nA\tG1:nan\n", "finite"),
+        ("TRAIT\tGENESET\nA\tG1\tG2\n", "2 tab-separated"),
+        ("TRAIT\tGENESET\nA\tG1\nA\tG2\n", "already appeared"),
+        ("TRAIT\tGENESET\nA\t \n", "empty"),
+        ("", "empty"),
+    ],
+)
+def test_read_gs_format_errors(tmp_path, content, match):
+    path = tmp_path / "bad.gs"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=match):
+        read_gs(path)
+
+
+# ----------------------------------------------------------------------------------------------
+# write_gs
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["out.gs", "out.gs.gz"])
+def test_write_gs_roundtrip_with_scdrs(tmp_path, bundled_naive, name):
+    scdrs = pytest.importorskip("scdrs")
+    gene_sets = {
+        t: pd.Series([w for _, w in bundled_naive[t]], index=[g for g, _ in bundled_naive[t]])
+        for t in ("PASS_Schizophrenia_Pardinas2018", "ASD_Grove_et_al")
+    }
+    awkward = [1 / 3, 1e-20, -2.5, 123456789.123456789, 10.0, np.float32(0.1)]
+    gene_sets["toy"] = pd.Series(awkward, index=[f"GENE{i}" for i in range(len(awkward))])
+    path = tmp_path / name
+    write_gs(gene_sets, path)
+    if name.endswith(".gz"):
+        assert path.read_bytes()[:2] == b"\x1f\x8b"
+    ref = scdrs.util.load_gs(str(path))
+    assert list(ref) == list(gene_sets)
+    for trait, s in gene_sets.items():
+        genes, weights = ref[trait]
+        assert genes == list(s.index)
+        assert weights == [float(w) for w in s]
+    back = read_gs(path)
+    for trait, s in gene_sets.items():
+        assert back[trait].index.tolist() == s.index.tolist()
+        assert back[trait].tolist() == [float(w) for w in s]
+
+
+def test_write_gs_rejects_bad_input(tmp_path):
+    path = tmp_path / "x.gs"
+    with pytest.raises(ValueError, match="duplicated genes"):
+        write_gs({"T": pd.Series([1.0, 2.0], index=["A", "A"])}, path)
+    with pytest.raises(ValueError, match="contains one of"):
+        write_gs({"T": pd.Series([1.0], index=["A:B"])}, path)
+    with pytest.raises(ValueError, match="non-finite"):
+        write_gs({"T": pd.Series([np.nan], index=["A"])}, path)
+    with pytest.raises(ValueError, match="pandas Series"):
+        write_gs({"T": ["A", "B"]}, path)
+    with pytest.raises(ValueError, match="empty"):
+        write_gs({}, path)
+    assert not path.exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# read_magma
+# ----------------------------------------------------------------------------------------------
+MAGMA_HEADER = "GENE       CHR      START       STOP  NSNPS  NPARAM      N        ZSTAT            P\n"
+
+
+def _magma_line(gene, z, p):
+    return f"{gene:<10} 1 100 200 10 2 5000 {z} {p}\n"
+
+
+def test_read_magma_small_file_top_genes_and_clip(tmp_path, caplog):
+    rows = [
+        ("348", 12.5, 1e-30),
+        ("54209", 4.2, 1.3e-5),
+        ("1191", 2.9, 1.9e-3),
+        ("999", 11.0, 1e-25),
+        ("5", -1.0, 0.84),
+    ]
+    path = tmp_path / "toy_AD.genes.out"
+    path.write_text(MAGMA_HEADER + "".join(_magma_line(*r) for r in rows))
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        gs = read_magma(path, n_top=3)
+    assert list(gs) == ["toy_AD"]
+    s = gs["toy_AD"]
+    assert s.name == "toy_AD"
+    assert s.index.tolist() == ["348", "999", "54209"]  # by increasing P
+    assert s.tolist() == [10.0, 10.0, 4.2]  # z clipped at 10
+    assert any("Entrez" in r.getMessage() for r in caplog.records)
+    uni = read_magma(path, n_top=2, weight="uniform", trait="AD")["AD"]
+    assert uni.to_dict() == {"348": 1.0, "999": 1.0}
+    # n_top larger than the file: every gene
+    assert len(read_magma(path)["toy_AD"]) == 5
+
+
+def test_read_magma_real_subset_matches_naive_sort():
+    rows = naive_magma(MAGMA_AD)
+    assert len(rows) == 311
+    ranked = sorted(rows, key=lambda r: r[2])
+    n = 50
+    assert ranked[n - 1][2] < ranked[n][2]  # no tie at the cut
+    gs = read_magma(MAGMA_AD, n_top=n)
+    (trait,) = gs
+    assert trait == "magma_ieu-a-298_AD_subset"
+    s = gs[trait]
+    assert s.index.tolist() == [r[0] for r in ranked[:n]]
+    assert s.tolist() == [min(r[1], 10.0) for r in ranked[:n]]
+    assert all(isinstance(g, str) and g.isdigit() for g in s.index)  # Entrez IDs kept as strings
+
+
+@pytest.mark.parametrize(("n_top", "fdr"), [(60, None), (1000, 0.05), (1000, 1e-6), (120, 0.05), (40, 0.05)])
+def test_read_magma_selection_matches_scdrs_munge_gs(tmp_path, scdrs_cli, capsys, n_top, fdr):
+    """Gene selection equals ``scdrs munge-gs --pval-file`` (weights: MAGMA z vs scDRS z from P)."""
+    rows = naive_magma(MAGMA_AD)
+    pval_file = tmp_path / "pval.tsv"
+    pval_file.write_text("GENE\tAD\n" + "".join(f"{g}\t{p!r}\n" for g, _, p in rows))
+    out = tmp_path / "AD.gs"
+    scdrs_cli.munge_gs(out_file=str(out), pval_file=str(pval_file), weight="zscore", fdr=fdr, n_max=n_top)
+    capsys.readouterr()
+    ref = pd.read_csv(out, sep="\t")
+    pairs = [g.split(":") for g in ref.loc[0, "GENESET"].split(",")]
+    ref_genes = [g for g, _ in pairs]
+    ref_w = np.array([float(w) for _, w in pairs])
+    s = read_magma(MAGMA_AD, n_top=n_top, fdr=fdr, trait="AD")["AD"]
+    assert sorted(s.index) == sorted(ref_genes)
+    # scDRS converts P back to a z-score; MAGMA's ZSTAT agrees to the precision of the printed P
+    ref_by_gene = dict(zip(ref_genes, ref_w, strict=True))
+    np.testing.assert_allclose(s.to_numpy(), [ref_by_gene[g] for g in s.index], atol=2e-3)
+
+
+def test_read_magma_fdr_count_matches_statsmodels(tmp_path):
+    multipletests = pytest.importorskip("statsmodels.stats.multitest").multipletests
+    rng = np.random.default_rng(0)
+    p = np.concatenate([rng.uniform(1e-12, 1e-4, 400), rng.uniform(0, 1, 1600)])
+    p = np.clip(p, 1e-300, 1)
+    genes = [f"G{i}" for i in range(len(p))]
+    path = tmp_path / "sim.genes.out"
+    path.write_text(MAGMA_HEADER + "".join(_magma_line(g, 3.0, repr(float(x))) for g, x in zip(genes, p, strict=True)))
+    n_bh = int(multipletests(p, alpha=0.05, method="fdr_bh")[0].sum())
+    assert 100 < n_bh < 1000
+    s = read_magma(path, n_top=1000, fdr=0.05)["sim"]
+    assert len(s) == n_bh
+    assert set(s.index) == {genes[i] for i in np.argsort(p)[:n_bh]}
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "match"),
+    [
+        (("7", "nan", 0.01), r"line 3 .*ZSTAT"),
+        (("7", 2.0, "NA"), r"line 3 .*P is 'NA'"),
+        (("7", 2.0, 0), r"line 3 .*outside \(0, 1\]"),
+        (("7", 2.0, 1.5), r"line 3 .*outside \(0, 1\]"),
+    ],
+)
+def test_read_magma_rejects_bad_values_with_line(tmp_path, bad_row, match):
+    path = tmp_path / "bad.genes.out"
+    path.write_text(MAGMA_HEADER + _magma_line("1", 3.0, 0.001) + _magma_line(*bad_row) + _magma_line("2", 1.0, 0.1))
+    with pytest.raises(ValueError, match=match):
+        read_magma(path)
+
+
+def test_read_magma_option_and_column_errors(tmp_path):
+    path = tmp_path / "x.genes.out"
+    path.write_text("GENE ZSTAT\n1 2.0\n")
+    with pytest.raises(ValueError, match=r"\['P'\] missing"):
+        read_magma(path)
+    with pytest.raises(ValueError, match="n_top"):
+        read_magma(MAGMA_AD, n_top=0)
+    with pytest.raises(ValueError, match="fdr"):
+        read_magma(MAGMA_AD, fdr=1.5)
+    with pytest.raises(ValueError, match="weight"):
+        read_magma(MAGMA_AD, weight="pvalue")
+
+
+# ----------------------------------------------------------------------------------------------
+# read_gene_list
+# ----------------------------------------------------------------------------------------------
+def test_read_gene_list_plain_file(tmp_path, caplog):
+    path = tmp_path / "asd_genes.txt"
+    path.write_text("# ASD genes\nSHANK3\n CHD8 \n\nSCN2A\nCHD8\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        gs = read_gene_list(path)
+    assert list(gs) == ["asd_genes"]
+    assert gs["asd_genes"].to_dict() == {"SHANK3": 1.0, "CHD8": 1.0, "SCN2A": 1.0}
+    assert any("1 duplicated gene entry" in r.getMessage() for r in caplog.records)
+    gz = tmp_path / "asd.txt.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert read_gene_list(gz, trait="ASD")["ASD"].index.tolist() == ["SHANK3", "CHD8", "SCN2A"]
+
+
+@pytest.mark.parametrize(("name", "sep"), [("t.csv", ","), ("t.tsv", "\t"), ("t.txt", "\t"), ("t.dat", ",")])
+def test_read_gene_list_table_columns_and_weights(tmp_path, name, sep):
+    rows = [("ENSG01", "SHANK3", "1"), ("ENSG02", "CHD8", "2.5"), ("ENSG03", "", "3"), ("ENSG04", "NRXN1", "-1")]
+    path = tmp_path / name
+    path.write_text(sep.join(["ensembl", "symbol", "score"]) + "\n" + "".join(sep.join(r) + "\n" for r in rows))
+    s = read_gene_list(path, column="symbol", weight_column="score")["t"]
+    assert s.to_dict() == {"SHANK3": 1.0, "CHD8": 2.5, "NRXN1": -1.0}  # empty name dropped
+    s = read_gene_list(path, column=0, trait="x")["x"]
+    assert s.to_dict() == {"ENSG01": 1.0, "ENSG02": 1.0, "ENSG03": 1.0, "ENSG04": 1.0}
+    with pytest.raises(ValueError, match="pass column="):
+        read_gene_list(path)
+    with pytest.raises(ValueError, match="available columns"):
+        read_gene_list(path, column="gene")
+
+
+def test_read_gene_list_bad_weight_and_direct_input(tmp_path):
+    path = tmp_path / "w.csv"
+    path.write_text("gene,w\nA,1\nB,oops\n")
+    with pytest.raises(ValueError, match=r"row 2 .*'oops'"):
+        read_gene_list(path, column="gene", weight_column="w")
+    assert read_gene_list(["B", "A", None, "B"])["gene_list"].index.tolist() == ["B", "A"]
+    assert read_gene_list({"A": 2, "B": 0.5}, trait="T")["T"].to_dict() == {"A": 2.0, "B": 0.5}
+    assert read_gene_list({"Z", "A"})["gene_list"].index.tolist() == ["A", "Z"]
+    with pytest.raises(ValueError, match="files only"):
+        read_gene_list(["A"], column="gene")
+    with pytest.raises(ValueError, match="no gene"):
+        read_gene_list([None, ""])
+    # a header-less single column file with column= reads its first line as the header
+    one = tmp_path / "one.txt"
+    one.write_text("symbol\nAPOE\nTREM2\n")
+    assert read_gene_list(one, column="symbol")["one"].index.tolist() == ["APOE", "TREM2"]
+    assert math.isclose(read_gene_list(one)["one"].sum(), 3.0)  # without column=: every line is a gene
