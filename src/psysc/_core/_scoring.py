@@ -118,21 +118,8 @@ def raw_scores(X, W: sparse.csr_matrix, set_trait: np.ndarray, set_local: np.nda
     return dis, ctrl
 
 
-@numba.njit(parallel=True, cache=True)
 def _col_means(M):
-    n, m = M.shape
-    out = np.zeros(m, dtype=np.float64)
-    n_chunks = numba.get_num_threads()
-    step = (n + n_chunks - 1) // n_chunks
-    partial = np.zeros((n_chunks, m), dtype=np.float64)
-    for t in prange(n_chunks):
-        for c in range(t * step, min(n, (t + 1) * step)):
-            for j in range(m):
-                partial[t, j] += M[c, j]
-    for t in range(n_chunks):
-        for j in range(m):
-            out[j] += partial[t, j]
-    return out / n
+    return M.mean(axis=0, dtype=np.float64)
 
 
 @numba.njit(parallel=True, cache=True)

@@ -1,0 +1,288 @@
+"""Behaviour of the scoring tools against naive re-derivations, invariances and null calibration."""
+
+import logging
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse, stats
+
+import psysc
+from psysc._core._group import bh_fdr, distribution_match, gearys_c
+from psysc._core._scoring import monte_carlo_pvalues
+from psysc._core._stats import gene_mean_var
+
+
+def synthetic_counts(n_cells=400, n_genes=1500, seed=0, density=0.2):
+    rng = np.random.default_rng(seed)
+    mu = rng.lognormal(0, 1.2, n_genes) * density * 3
+    size = rng.lognormal(0, 0.3, n_cells)
+    X = rng.poisson(np.outer(size, mu)).astype(np.float32)
+    adata = ad.AnnData(sparse.csr_matrix(X))
+    adata.var_names = [f"g{i}" for i in range(n_genes)]
+    adata.obs_names = [f"c{i}" for i in range(n_cells)]
+    adata.obs["group"] = pd.Categorical(rng.choice(["a", "b", "c"], n_cells))
+    return adata
+
+
+@pytest.fixture(scope="module")
+def prepared():
+    adata = synthetic_counts()
+    psysc.pp.prepare_scoring(adata)
+    return adata
+
+
+def random_sets(adata, n_sets, size=100, seed=1):
+    rng = np.random.default_rng(seed)
+    return {
+        f"t{i}": pd.Series(rng.uniform(1, 5, size), index=rng.choice(adata.var_names, size, replace=False))
+        for i in range(n_sets)
+    }
+
+
+# --- kernels against naive implementations -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("block_size", [1, 7, 1000])
+def test_streamed_gene_stats_equal_scipy_in_memory(block_size):
+    X = sparse.random(53, 40, density=0.3, format="csr", dtype=np.float32, random_state=0)
+    mean, var = gene_mean_var(X, block_size=block_size)
+    np.testing.assert_array_equal(mean, np.asarray(X.mean(axis=0)).ravel())
+    np.testing.assert_array_equal(var, np.asarray(X.power(2).mean(axis=0)).ravel() - mean**2)
+    ct_mean, _ = gene_mean_var(X, block_size=block_size, expm1=True)
+    np.testing.assert_array_equal(ct_mean, np.asarray(X.copy().expm1().mean(axis=0)).ravel())
+    dmean, dvar = gene_mean_var(X.toarray(), block_size=block_size)
+    np.testing.assert_allclose(dmean, X.toarray().mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(dvar, X.toarray().var(axis=0), rtol=1e-5)
+
+
+def test_pooled_pvalues_equal_naive_counts():
+    rng = np.random.default_rng(0)
+    norm = rng.normal(size=60)
+    ctrl = rng.normal(size=(60, 30))
+    ctrl[3, 4] = norm[7]  # an exact tie counts as ">="
+    mc, pooled = monte_carlo_pvalues(norm, ctrl)
+    null = ctrl.ravel()
+    naive = np.array([(1 + np.sum(null >= v)) / (1 + null.size) for v in norm])
+    naive_mc = np.array([(1 + np.sum(ctrl[i] >= norm[i])) / 31 for i in range(60)])
+    np.testing.assert_allclose(pooled, naive, rtol=0, atol=0)
+    np.testing.assert_allclose(mc, naive_mc, rtol=0, atol=0)
+
+
+def test_gearys_c_equals_double_loop():
+    rng = np.random.default_rng(0)
+    A = sparse.random(40, 40, density=0.15, random_state=1, format="csr")
+    A = A + A.T
+    V = rng.normal(size=(40, 5))
+    got = gearys_c(A, V)
+    dense = A.toarray()
+    for k in range(5):
+        x = V[:, k]
+        num = sum(dense[i, j] * (x[i] - x[j]) ** 2 for i in range(40) for j in range(40))
+        expected = (40 - 1) * num / (2 * dense.sum() * ((x - x.mean()) ** 2).sum())
+        assert got[k] == pytest.approx(expected, rel=1e-12)
+
+
+def test_bh_fdr_equals_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.random.default_rng(0).uniform(size=200) ** 3
+    np.testing.assert_allclose(bh_fdr(p), multipletests(p, method="fdr_bh")[1], rtol=1e-12)
+
+
+def test_distribution_match_keeps_rank_order_and_values():
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=20)
+    vals = rng.normal(size=(20, 3))
+    out = distribution_match(vals, ref)
+    for k in range(3):
+        np.testing.assert_array_equal(np.sort(out[:, k]), np.sort(ref))
+        np.testing.assert_array_equal(stats.rankdata(out[:, k]), stats.rankdata(vals[:, k]))
+
+
+# --- invariances -----------------------------------------------------------------------------------------
+
+
+def test_inplace_and_returned_results_agree(prepared):
+    adata = prepared.copy()
+    sets = random_sets(adata, 2)
+    returned = psysc.tl.score_disorders(adata, sets, n_ctrl=50, inplace=False)
+    psysc.tl.score_disorders(adata, sets, n_ctrl=50)
+    for trait, df in returned.items():
+        for col in df.columns:
+            np.testing.assert_array_equal(adata.obs[f"psysc_{trait}_{col}"], df[col])
+        assert adata.obsm[f"psysc_{trait}_ctrl_norm_score"].shape == (adata.n_obs, 50)
+        assert adata.obsm[f"psysc_{trait}_ctrl_norm_score"].dtype == np.float32
+    assert adata.uns["psysc"]["score_disorders"]["traits"] == list(sets)
+    assert adata.uns["psysc"]["score_disorders"]["params"]["n_ctrl"] == 50
+
+
+def test_scores_do_not_depend_on_block_size_dense_input_or_other_traits(prepared):
+    sets = random_sets(prepared, 3)
+    full = psysc.tl.score_disorders(prepared, sets, n_ctrl=40, inplace=False, dtype="float64")
+    blocks = psysc.tl.score_disorders(prepared, sets, n_ctrl=40, inplace=False, dtype="float64", block_size=17)
+    alone = psysc.tl.score_disorders(prepared, {"t1": sets["t1"]}, n_ctrl=40, inplace=False, dtype="float64")
+    dense = prepared.copy()
+    dense.layers["psysc_norm"] = dense.layers["psysc_norm"].toarray()
+    dense_res = psysc.tl.score_disorders(dense, sets, n_ctrl=40, inplace=False, dtype="float64")
+    for trait in sets:
+        pd.testing.assert_frame_equal(full[trait], blocks[trait], rtol=1e-6)
+        pd.testing.assert_frame_equal(full[trait], dense_res[trait], rtol=1e-6)
+    pd.testing.assert_frame_equal(full["t1"], alone["t1"], rtol=1e-6)
+
+
+def test_backed_h5ad_is_streamed_with_the_same_result(prepared, tmp_path):
+    adata = prepared.copy()
+    adata.X = adata.layers.pop("psysc_norm")
+    adata.uns["psysc"]["prepare_scoring"]["layer"] = "X"
+    sets = random_sets(adata, 1)
+    expected = psysc.tl.score_disorders(adata, sets, n_ctrl=30, inplace=False)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    backed = ad.read_h5ad(tmp_path / "a.h5ad", backed="r")
+    got = psysc.tl.score_disorders(backed, sets, n_ctrl=30, inplace=False, block_size=64)
+    pd.testing.assert_frame_equal(got["t0"], expected["t0"])
+
+
+def test_same_seed_same_result_other_seed_other_controls(prepared):
+    sets = random_sets(prepared, 1)
+    a = psysc.tl.score_disorders(prepared, sets, n_ctrl=30, seed=3, inplace=False)["t0"]
+    b = psysc.tl.score_disorders(prepared, sets, n_ctrl=30, seed=3, inplace=False)["t0"]
+    c = psysc.tl.score_disorders(prepared, sets, n_ctrl=30, seed=4, inplace=False)["t0"]
+    pd.testing.assert_frame_equal(a, b)
+    assert not np.allclose(a["norm_score"], c["norm_score"])
+    np.testing.assert_array_equal(a["raw_score"], c["raw_score"])  # the disease set itself is the same
+
+
+# --- calibration -----------------------------------------------------------------------------------------
+
+
+def test_null_pvalues_are_uniform():
+    """Random gene sets on data without signal: p-values are uniform (default RNG)."""
+    adata = synthetic_counts(n_cells=600, n_genes=2000, seed=5)
+    psysc.pp.prepare_scoring(adata)
+    res = psysc.tl.score_disorders(adata, random_sets(adata, 10, size=200, seed=9), n_ctrl=200, inplace=False)
+    p = np.concatenate([df["pval"].to_numpy() for df in res.values()])
+    for alpha in (0.01, 0.05, 0.1, 0.5):
+        assert abs(np.mean(p <= alpha) - alpha) < max(0.6 * alpha, 0.02), alpha
+    assert stats.kstest(p, "uniform").statistic < 0.05
+    mc = np.concatenate([df["mc_pval"].to_numpy() for df in res.values()])
+    assert abs(np.mean(mc <= 0.05) - 0.05) < 0.03
+
+
+def test_causal_cells_are_found():
+    """Cells that over-express the disease genes get small p-values; others do not."""
+    adata = synthetic_counts(n_cells=500, n_genes=2000, seed=2)
+    genes = adata.var_names[:: 20][:100]
+    X = adata.X.toarray()
+    X[:25, :][:, np.arange(0, 2000, 20)[:100]] *= 3
+    adata.X = sparse.csr_matrix(X)
+    psysc.pp.prepare_scoring(adata)
+    res = psysc.tl.score_disorders(adata, {"d": list(genes)}, n_ctrl=300, inplace=False)["d"]
+    assert np.median(res["pval"].iloc[:25]) < 0.01
+    assert np.median(res["pval"].iloc[25:]) > 0.2
+
+
+# --- enrichment ------------------------------------------------------------------------------------------
+
+
+def test_enrichment_table_contract_and_errors(prepared):
+    import scanpy as sc
+
+    adata = prepared.copy()
+    sc.pp.pca(adata, layer="psysc_norm", n_comps=10, random_state=0)
+    sc.pp.neighbors(adata, n_neighbors=10, random_state=0)
+    with pytest.raises(KeyError, match="score_disorders"):
+        psysc.tl.disorder_enrichment(adata, groupby="group")
+    psysc.tl.score_disorders(adata, random_sets(adata, 2), n_ctrl=30)
+    psysc.tl.disorder_enrichment(adata, groupby="group")
+    table = adata.uns["psysc"]["enrichment"]
+    for col in ["trait", "group", "n_cells", "assoc_pval", "assoc_z", "hetero_pval", "hetero_z", "frac_sig"]:
+        assert col in table
+    assert len(table) == 2 * 3
+    assert table.groupby("trait")["n_cells"].sum().eq(adata.n_obs).all()
+    assert table["assoc_pval"].between(1 / 31, 1).all()
+    no_graph = psysc.tl.disorder_enrichment(adata, groupby="group", use_graph=None, inplace=False)
+    assert no_graph["hetero_pval"].isna().all()
+    np.testing.assert_array_equal(no_graph["assoc_pval"], table["assoc_pval"])
+    with pytest.raises(KeyError, match="columns"):
+        psysc.tl.disorder_enrichment(adata, groupby="nope")
+    with pytest.raises(KeyError, match="sc.pp.neighbors"):
+        psysc.tl.disorder_enrichment(adata, groupby="group", use_graph="other")
+    with pytest.raises(KeyError, match="scored traits"):
+        psysc.tl.disorder_enrichment(adata, groupby="group", traits=["SCZ"])
+
+
+# --- bad input -------------------------------------------------------------------------------------------
+
+
+def test_normalised_data_where_counts_are_required_and_the_reverse():
+    adata = synthetic_counts(100, 300)
+    logged = adata.copy()
+    logged.X = logged.X.log1p()
+    with pytest.raises(ValueError, match="not raw counts"):
+        psysc.pp.prepare_scoring(logged, normalize=True)
+    with pytest.raises(ValueError, match="looks like raw counts"):
+        psysc.pp.prepare_scoring(adata, normalize=False)
+    cpm = adata.copy()
+    cpm.X = sparse.csr_matrix(cpm.X.multiply(1e6 / cpm.X.sum(axis=1)).astype(np.float32) + 0)
+    cpm.X.data += 0.5
+    with pytest.raises(ValueError, match="not log-transformed"):
+        psysc.pp.prepare_scoring(cpm)
+    psysc.pp.prepare_scoring(logged)  # log-normalised data is used as it is
+    assert "psysc_norm" not in logged.layers
+    assert logged.uns["psysc"]["prepare_scoring"]["normalized_here"] is False
+
+
+def test_nan_negative_duplicated_and_empty_inputs():
+    adata = synthetic_counts(50, 300)
+    bad = adata.copy()
+    bad.X = bad.X.toarray()
+    bad.X[0, 0] = np.nan
+    with pytest.raises(ValueError, match="1 NaN"):
+        psysc.pp.prepare_scoring(bad)
+    neg = adata.copy()
+    neg.X = neg.X.toarray() - 1
+    with pytest.raises(ValueError, match="negative"):
+        psysc.pp.prepare_scoring(neg)
+    dup = adata.copy()
+    dup.var_names = ["g0"] + list(dup.var_names[1:-1]) + ["g0"]
+    with pytest.raises(ValueError, match="var_names_make_unique"):
+        psysc.pp.prepare_scoring(dup)
+    with pytest.raises(ValueError, match="empty"):
+        psysc.pp.prepare_scoring(adata[:0].copy())
+    with pytest.raises(KeyError, match="prepare_scoring"):
+        psysc.tl.score_disorders(adata, {"t": list(adata.var_names[:20])})
+
+
+def test_all_zero_cells_are_kept_counted_and_least_significant(caplog):
+    adata = synthetic_counts(120, 600)
+    X = adata.X.toarray()
+    X[:3] = 0
+    adata.X = sparse.csr_matrix(X)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(adata)
+    assert "3 of 120 cells have no detected expression" in caplog.text
+    res = psysc.tl.score_disorders(adata, {"t": list(adata.var_names[:60])}, n_ctrl=50, inplace=False)["t"]
+    assert len(res) == 120
+    assert (res["pval"].iloc[:3] == res["pval"].max()).all()
+    assert (res["norm_score"].iloc[:3] < res["norm_score"].iloc[3:].min()).all()
+
+
+def test_gene_sets_without_overlap_explain_why(prepared):
+    with pytest.raises(ValueError, match=r"0 matches.*Ensembl"):
+        psysc.tl.score_disorders(prepared, {"t": [f"ENSG{i:011d}" for i in range(50)]})
+    mouse = prepared.copy()
+    mouse.var_names = [f"Gene{i}x" for i in range(mouse.n_vars)]
+    with pytest.raises(ValueError, match="different species"):
+        psysc.tl.score_disorders(mouse, {"t": ["GFAP", "SNAP25", "OLIG2", "AQP4"]})
+
+
+def test_small_gene_sets_are_skipped_with_a_log(prepared, caplog):
+    sets = {"big": list(prepared.var_names[:50]), "tiny": list(prepared.var_names[:3]) + ["absent"]}
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        res = psysc.tl.score_disorders(prepared, sets, n_ctrl=20, inplace=False)
+    assert list(res) == ["big"]
+    assert "tiny (3 genes)" in caplog.text
+    with pytest.raises(ValueError, match="NaN"):
+        psysc.tl.score_disorders(prepared, {"t": pd.Series([1.0, np.nan], index=prepared.var_names[:2])})
