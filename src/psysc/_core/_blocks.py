@@ -24,8 +24,14 @@ def iter_row_blocks(X, block_size: int = 10_000) -> Iterator[tuple[int, int, obj
     block by block), so the whole matrix is never densified or loaded at once.
     """
     n = n_rows(X)
+    in_memory_csr = isinstance(X, sparse.csr_matrix | sparse.csr_array)
     for start in range(0, n, block_size):
         stop = min(start + block_size, n)
+        if in_memory_csr:  # a view on the rows, no copy of the data
+            lo, hi = X.indptr[start], X.indptr[stop]
+            parts = (X.data[lo:hi], X.indices[lo:hi], X.indptr[start : stop + 1] - lo)
+            yield start, stop, sparse.csr_matrix(parts, shape=(stop - start, X.shape[1]), copy=False)
+            continue
         block = X[start:stop]
         if is_dask(block):
             block = block.compute()

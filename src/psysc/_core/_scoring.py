@@ -40,56 +40,55 @@ def weight_matrix(set_genes: list[np.ndarray], set_weights: list[np.ndarray], n_
 
 
 @numba.njit(parallel=True, cache=True)
-def _spmm_csr_csr(indptr, indices, data, w_indptr, w_cols, w_vals, set_trait, set_local, dis, ctrl, row0, chunk):
-    # one pass over the non-zeros of X: acc[set] += x_cg * W[g, set]; set -> (trait, local column)
+def _spmm_csr_csr(indptr, indices, data, n_genes, w_indptr, w_cols, w_vals, dis, ctrl, row0, chunk):
+    # trait by trait (its weights stay in cache), one pass over the non-zeros of X per trait:
+    # acc[set] += x_cg * W_t[g, set]; set 0 is the disease set, set s > 0 control s - 1
     n = indptr.shape[0] - 1
-    n_sets = set_trait.shape[0]
+    n_traits = dis.shape[0]
+    n_local = ctrl.shape[2] + 1
     n_chunks = (n + chunk - 1) // chunk
-    for ci in prange(n_chunks):
-        acc = np.zeros(n_sets, dtype=np.float64)
-        for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
-            acc[:] = 0.0
-            for k in range(indptr[c], indptr[c + 1]):
-                g = indices[k]
-                x = np.float64(data[k])
-                for j in range(w_indptr[g], w_indptr[g + 1]):
-                    acc[w_cols[j]] += x * w_vals[j]
-            for s in range(n_sets):
-                t = set_trait[s]
-                loc = set_local[s]
-                if loc < 0:
-                    dis[t, row0 + c] = acc[s]
-                else:
-                    ctrl[t, row0 + c, loc] = acc[s]
+    for t in range(n_traits):
+        off = t * n_genes
+        for ci in prange(n_chunks):
+            acc = np.zeros(n_local, dtype=np.float64)
+            for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
+                acc[:] = 0.0
+                for k in range(indptr[c], indptr[c + 1]):
+                    g = off + indices[k]
+                    x = np.float64(data[k])
+                    for j in range(w_indptr[g], w_indptr[g + 1]):
+                        acc[w_cols[j]] += x * w_vals[j]
+                dis[t, row0 + c] = acc[0]
+                for s in range(1, n_local):
+                    ctrl[t, row0 + c, s - 1] = acc[s]
 
 
 @numba.njit(parallel=True, cache=True)
-def _dense_times_csr(X, w_indptr, w_cols, w_vals, set_trait, set_local, dis, ctrl, row0):
+def _dense_times_csr(X, n_genes, w_indptr, w_cols, w_vals, dis, ctrl, row0):
     n, g_all = X.shape
-    n_sets = set_trait.shape[0]
-    for c in prange(n):
-        acc = np.zeros(n_sets, dtype=np.float64)
-        for g in range(g_all):
-            x = np.float64(X[c, g])
-            if x != 0.0:
-                for j in range(w_indptr[g], w_indptr[g + 1]):
-                    acc[w_cols[j]] += x * w_vals[j]
-        for s in range(n_sets):
-            t = set_trait[s]
-            loc = set_local[s]
-            if loc < 0:
-                dis[t, row0 + c] = acc[s]
-            else:
-                ctrl[t, row0 + c, loc] = acc[s]
+    n_traits = dis.shape[0]
+    n_local = ctrl.shape[2] + 1
+    for t in range(n_traits):
+        off = t * n_genes
+        for c in prange(n):
+            acc = np.zeros(n_local, dtype=np.float64)
+            for g in range(g_all):
+                x = np.float64(X[c, g])
+                if x != 0.0:
+                    for j in range(w_indptr[off + g], w_indptr[off + g + 1]):
+                        acc[w_cols[j]] += x * w_vals[j]
+            dis[t, row0 + c] = acc[0]
+            for s in range(1, n_local):
+                ctrl[t, row0 + c, s - 1] = acc[s]
 
 
-def raw_scores(X, W: sparse.csr_matrix, set_trait: np.ndarray, set_local: np.ndarray, n_ctrl: int, *,
-               dtype=np.float32, block_size: int = 20_000, progress=None):
-    """Scores of every gene set (columns of ``W``) for every cell of ``X``, in one pass over ``X``.
+def raw_scores(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype=np.float32, block_size: int = 20_000, progress=None):
+    """Scores of every trait's disease set and control sets for every cell of ``X``.
 
-    Set ``s`` belongs to trait ``set_trait[s]``; ``set_local[s] == -1`` marks the trait's disease set,
-    otherwise it is control column ``set_local[s]``. ``X`` may be sparse, dense, backed or dask-backed;
-    it is read in row blocks. Sums are accumulated in float64.
+    ``W`` stacks one ``(n_genes, 1 + n_ctrl)`` weight matrix per trait vertically (trait ``t`` owns rows
+    ``t * n_genes`` to ``(t + 1) * n_genes``); column 0 is the disease set, column ``1 + b`` control set ``b``.
+    ``X`` may be sparse, dense, backed or dask-backed; it is read in row blocks. Sums are accumulated in
+    float64 and touch only the non-zero entries of ``X`` and ``W``.
 
     Returns
     -------
@@ -98,21 +97,22 @@ def raw_scores(X, W: sparse.csr_matrix, set_trait: np.ndarray, set_local: np.nda
     ctrl
         ``(n_traits, n_cells, n_ctrl)`` control raw scores in ``dtype``.
     """
+    n_genes = X.shape[1]
     W = sparse.csr_matrix(W)
+    if W.shape[0] % n_genes or W.shape[1] != n_ctrl + 1:
+        raise ValueError(f"W has shape {W.shape}; expected (n_traits * {n_genes}, {n_ctrl + 1})")
+    n_traits = W.shape[0] // n_genes
     w_indptr = W.indptr.astype(np.int64)
     w_cols = W.indices.astype(np.int32)
     w_vals = W.data.astype(np.float64)
-    set_trait = np.asarray(set_trait, dtype=np.int64)
-    set_local = np.asarray(set_local, dtype=np.int64)
-    n_traits = int(set_trait.max()) + 1
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
     ctrl = np.zeros((n_traits, X.shape[0], n_ctrl), dtype=dtype)
     for start, stop, block in iter_row_blocks(X, block_size):
         if sparse.issparse(block):
-            _spmm_csr_csr(block.indptr.astype(np.int64), block.indices, block.data, w_indptr, w_cols, w_vals,
-                          set_trait, set_local, dis, ctrl, start, 16)
+            _spmm_csr_csr(block.indptr.astype(np.int64), block.indices, block.data, n_genes, w_indptr, w_cols, w_vals,
+                          dis, ctrl, start, 16)
         else:
-            _dense_times_csr(block, w_indptr, w_cols, w_vals, set_trait, set_local, dis, ctrl, start)
+            _dense_times_csr(block, n_genes, w_indptr, w_cols, w_vals, dis, ctrl, start)
         if progress is not None:
             progress(stop - start)
     return dis, ctrl

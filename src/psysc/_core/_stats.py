@@ -54,7 +54,8 @@ def gene_mean_var(X, *, block_size: int = 10_000, expm1: bool = False):
         inv_n = acc_dtype.type(1.0 / n)
         s1 = np.zeros(X.shape[1], dtype=acc_dtype)
         s2 = np.zeros(X.shape[1], dtype=acc_dtype)
-        for _, _, block in iter_row_blocks(X, block_size):
+        # expm1 makes a transformed copy of each block's values: smaller blocks bound that memory
+        for _, _, block in iter_row_blocks(X, block_size if transform is None else max(1, block_size // 4)):
             _block_moments_sparse(block, inv_n, s1, s2, transform)
         return s1, s2 - s1 * s1
     # dense: numpy's two-pass mean/var (exact for in-memory data, blockwise sums otherwise)

@@ -28,10 +28,12 @@ def inspect_values(X, *, max_rows: int = 2_000) -> dict:
     row_sums = np.empty(X.shape[0], dtype=np.float64)
     for start, stop, block in iter_row_blocks(X, 10_000):
         data = block.data if sparse.issparse(block) else block.ravel()
-        n_nan += int(np.isnan(data).sum())
-        n_inf += int(np.isinf(data).sum())
-        n_neg += int((data < 0).sum())
-        finite = data[np.isfinite(data)]
+        n_bad = int(np.count_nonzero(~np.isfinite(data)))
+        if n_bad:
+            n_nan += int(np.isnan(data).sum())
+            n_inf += n_bad - int(np.isnan(data).sum())
+        n_neg += int(np.count_nonzero(data < 0))
+        finite = data[np.isfinite(data)] if n_bad else data
         if finite.size:
             vmax = max(vmax, float(finite.max()))
         if start < max_rows and finite.size and not non_integer:

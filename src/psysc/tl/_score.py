@@ -122,8 +122,8 @@ def score_disorders(
     var64 = var.astype(np.float64)
     var_tech = gstats["var_tech"].to_numpy(dtype=np.float64)
 
-    rows, cols, vals, set_trait, set_local, var_ratio = [], [], [], [], [], {}
-    n_sets = 0
+    rows, cols, vals, var_ratio = [], [], [], {}
+    n_genes = adata.n_vars
     for t, trait in enumerate(traits):
         idx, w = kept[trait]
         cseed = seed if rng == "scdrs" else trait_seed(seed, trait)
@@ -132,16 +132,14 @@ def score_disorders(
         dw = dw / dw.sum()
         cw = vs_weights(ctrl_w[None, :], var_tech[ctrl_idx], var64[ctrl_idx], weight)
         cw = cw / cw.sum(axis=1, keepdims=True)
-        if weight in ("vs", "inv_std", "uniform"):
-            var_ratio[trait] = (var64[ctrl_idx] * cw**2).sum(axis=1) / (var64[idx] * dw**2).sum()
-        rows += [idx, ctrl_idx.ravel()]
-        cols += [np.full(len(idx), n_sets), n_sets + 1 + np.repeat(np.arange(n_ctrl), ctrl_idx.shape[1])]
+        var_ratio[trait] = (var64[ctrl_idx] * cw**2).sum(axis=1) / (var64[idx] * dw**2).sum()
+        # trait t owns rows t * n_genes ...; column 0 = disease set, 1 + b = control set b
+        rows += [t * n_genes + idx, t * n_genes + ctrl_idx.ravel()]
+        cols += [np.zeros(len(idx), dtype=np.int64), 1 + np.repeat(np.arange(n_ctrl), ctrl_idx.shape[1])]
         vals += [dw, cw.ravel()]
-        set_trait += [np.full(n_ctrl + 1, t)]
-        set_local += [np.arange(-1, n_ctrl)]
-        n_sets += n_ctrl + 1
     W = sparse.coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(adata.n_vars, n_sets)
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(traits) * n_genes, n_ctrl + 1),
     ).tocsr()
     W.sum_duplicates()
 
@@ -149,8 +147,7 @@ def score_disorders(
 
     with tqdm(total=adata.n_obs, desc=f"scoring {len(traits)} trait(s) x {n_ctrl + 1} gene sets", unit="cell",
               disable=not settings.show_progress) as bar:
-        dis, ctrl = raw_scores(X, W, np.concatenate(set_trait), np.concatenate(set_local), n_ctrl, dtype=dtype,
-                               block_size=block_size, progress=bar.update)
+        dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
 
     results: dict[str, pd.DataFrame] = {}
     for t, trait in enumerate(traits):
