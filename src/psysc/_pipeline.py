@@ -1,0 +1,471 @@
+"""The end-to-end job behind ``psysc run``: QC, scoring, enrichment, figures and a report.
+
+:func:`run_pipeline` is importable so that notebooks and tests run exactly what the command line runs.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import logging
+import platform
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+logger = logging.getLogger("psysc")
+
+#: QC thresholds (mild, suited to small full-length datasets such as Darmanis 2015)
+MIN_GENES_PER_CELL = 200
+MIN_CELLS_PER_GENE = 3
+#: graph construction
+N_PCS = 20
+N_NEIGHBORS = 15
+N_TOP_GENES = 2000
+#: FDR threshold of the report's interpretation
+REPORT_FDR = 0.1
+#: per-cell columns of ``scores.tsv.gz``
+SCORE_COLUMNS = ("norm_score", "pval", "zscore")
+
+
+class InputError(ValueError):
+    """Invalid user input (missing column, unknown trait, ...): reported without a traceback by the CLI."""
+
+
+def _pkg_version(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe version of a trait name (``UKB_460K.body_HEIGHTz`` stays as it is)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "trait"
+
+
+def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby: str, layer: str | None, traits):
+    """Validate the user's choices before any computation; raise :class:`InputError` naming the fix."""
+    if groupby not in adata.obs.columns:
+        raise InputError(f"--groupby {groupby!r} is not a column of adata.obs; available columns: {list(adata.obs)}")
+    if layer is not None and layer not in adata.layers:
+        raise InputError(f"--layer {layer!r} not found; available layers: {list(adata.layers) or 'none (use X)'}")
+    if not gene_sets:
+        raise InputError("the gene set collection is empty")
+    traits = list(gene_sets) if traits is None else list(traits)
+    if not traits:
+        raise InputError("no trait to score")
+    missing = [t for t in traits if t not in gene_sets]
+    if missing:
+        raise InputError(f"trait(s) {missing} not in the gene sets; available traits: {list(gene_sets)}")
+    if len(set(traits)) != len(traits):
+        raise InputError(f"duplicated traits in {traits}")
+    if len({safe_name(t) for t in traits}) != len(traits):
+        raise InputError(f"traits {traits} give clashing file names")
+    genes = pd.Index(adata.var_names.astype(str))
+    no_overlap = [t for t in traits if not genes.isin(pd.Index(gene_sets[t].index).astype(str)).any()]
+    if no_overlap:
+        example = list(gene_sets[no_overlap[0]].index[:3])
+        raise InputError(
+            f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
+            f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first"
+        )
+    return traits
+
+
+def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int]]:
+    """Drop cells with < MIN_GENES_PER_CELL detected genes, then genes detected in < MIN_CELLS_PER_GENE cells."""
+    X = adata.X if layer is None else adata.layers[layer]
+    detected = (X > 0) if sparse.issparse(X) else sparse.csr_matrix(np.asarray(X) > 0)
+    genes_per_cell = np.asarray(detected.sum(axis=1)).ravel()
+    keep_cells = genes_per_cell >= MIN_GENES_PER_CELL
+    cells_per_gene = np.asarray(detected[keep_cells].sum(axis=0)).ravel()
+    keep_genes = cells_per_gene >= MIN_CELLS_PER_GENE
+    stats = {
+        "n_cells_in": int(adata.n_obs),
+        "n_genes_in": int(adata.n_vars),
+        "n_cells_dropped": int((~keep_cells).sum()),
+        "n_genes_dropped": int((~keep_genes).sum()),
+        "n_cells": int(keep_cells.sum()),
+        "n_genes": int(keep_genes.sum()),
+    }
+    logger.info(
+        "QC: dropped %d of %d cells with < %d detected genes and %d of %d genes detected in < %d cells",
+        stats["n_cells_dropped"],
+        stats["n_cells_in"],
+        MIN_GENES_PER_CELL,
+        stats["n_genes_dropped"],
+        stats["n_genes_in"],
+        MIN_CELLS_PER_GENE,
+    )
+    if stats["n_cells"] < N_NEIGHBORS + 2:
+        raise InputError(f"only {stats['n_cells']} cells pass QC (>= {MIN_GENES_PER_CELL} detected genes): too few")
+    return adata[keep_cells, keep_genes].copy(), stats
+
+
+def _graph(adata: AnnData, *, seed: int) -> None:
+    """PCA of the normalised layer, kNN graph and UMAP, written into ``adata``."""
+    import scanpy as sc
+
+    n_pcs = min(N_PCS, adata.n_obs - 1, adata.n_vars - 1)
+    n_top = min(N_TOP_GENES, adata.n_vars)
+    sc.pp.highly_variable_genes(adata, layer="psysc_norm", n_top_genes=n_top, flavor="seurat")
+    sc.pp.pca(adata, n_comps=n_pcs, layer="psysc_norm", mask_var="highly_variable", random_state=seed)
+    sc.pp.neighbors(adata, n_neighbors=N_NEIGHBORS, n_pcs=n_pcs, use_rep="X_pca", random_state=seed)
+    sc.tl.umap(adata, random_state=seed)
+    logger.info(
+        "graph: PCA (%d comps, %d variable genes of psysc_norm), %d-NN graph, UMAP; added obsm['X_pca'], "
+        "obsm['X_umap'], obsp['connectivities'], obsp['distances']",
+        n_pcs,
+        n_top,
+        N_NEIGHBORS,
+    )
+
+
+def _png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.2g}" if np.isfinite(x) else "nan"
+
+
+def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FDR) -> dict[str, str]:
+    """One plain-language sentence per trait: the cell groups associated at ``assoc_fdr < fdr``."""
+    sentences = {}
+    for trait in traits:
+        sub = table[table["trait"].astype(str) == str(trait)].sort_values("assoc_pval")
+        sig = sub[sub["assoc_fdr"] < fdr]
+        if len(sig):
+            parts = []
+            for _, row in sig.iterrows():
+                part = f"{row['group']} (p = {_fmt(row['assoc_pval'])}, FDR = {_fmt(row['assoc_fdr'])}"
+                if "hetero_fdr" in row and row["hetero_fdr"] < fdr:
+                    part += ", heterogeneous within the group"
+                parts.append(part + ")")
+            sentences[trait] = (
+                f"{trait}: {len(sig)} cell group{'s' if len(sig) > 1 else ''} associated at FDR < {fdr:g}: "
+                + "; ".join(parts)
+                + "."
+            )
+        elif len(sub):
+            top = sub.iloc[0]
+            sentences[trait] = (
+                f"{trait}: no cell group is associated at FDR < {fdr:g} "
+                f"(strongest: {top['group']}, p = {_fmt(top['assoc_pval'])}, FDR = {_fmt(top['assoc_fdr'])})."
+            )
+        else:
+            sentences[trait] = f"{trait}: not tested."
+    return sentences
+
+
+def _report_html(
+    *, summary: dict, table: pd.DataFrame, sentences: dict[str, str], heatmap: bytes, umaps: dict[str, bytes]
+) -> str:
+    def img(png: bytes, alt: str) -> str:
+        data = base64.b64encode(png).decode("ascii")
+        return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+
+    params = summary["parameters"]
+    param_rows = "\n".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
+        for k, v in params.items()
+    )
+    data_rows = "\n".join(
+        f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
+        for k, v in summary["data"].items()
+        if isinstance(v, int | float | str)
+    )
+    versions = ", ".join(f"{html.escape(k)} {html.escape(str(v))}" for k, v in summary["versions"].items())
+    shown = table.copy()
+    float_cols = shown.select_dtypes("number").columns.difference(["n_cells", "n_fdr_0.05", "n_fdr_0.1", "n_fdr_0.2"])
+    for c in float_cols:
+        shown[c] = shown[c].map(lambda v: f"{v:.3g}")
+    table_html = shown.to_html(index=False, border=0, classes="enrichment", escape=True)
+    items = "\n".join(f"<li>{html.escape(s)}</li>" for s in sentences.values())
+    umap_html = "\n".join(
+        f"<figure>{img(png, f'UMAP coloured by the {t} score')}<figcaption>{html.escape(t)}</figcaption></figure>"
+        for t, png in umaps.items()
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>psysc report</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px;
+       padding: 0 1em; color: #222; }}
+h1, h2 {{ font-weight: 600; }}
+table {{ border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1.5em; }}
+th, td {{ padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }}
+table.enrichment td {{ text-align: right; }}
+img {{ max-width: 100%; }}
+.umaps {{ display: flex; flex-wrap: wrap; gap: 1em; }}
+.umaps figure {{ margin: 0; width: 360px; }}
+figcaption {{ text-align: center; font-size: 0.9em; }}
+.note {{ color: #555; font-size: 0.9em; }}
+</style>
+</head>
+<body>
+<h1>psysc: genetic risk of psychiatric disorders across cell states</h1>
+<p class="note">Generated {html.escape(summary["finished"])} in {summary["runtime_s"]:.1f} s by psysc
+{html.escape(summary["versions"]["psysc"])}. Cells are scored for each trait's GWAS gene set against matched
+control gene sets (scDRS statistics); each cell group is tested for association (the 95th percentile of its
+scores) and for heterogeneity (Geary's C of the scores on the cell graph) against the same statistics of the
+control gene sets.</p>
+
+<h2>Findings</h2>
+<ul>
+{items}
+</ul>
+
+<h2>Enrichment heatmap</h2>
+<p class="note">Colour: -log10 association p-value; * association FDR &lt; {REPORT_FDR:g};
+× heterogeneity FDR &lt; {REPORT_FDR:g}.</p>
+{img(heatmap, "enrichment heatmap")}
+
+<h2>Per-cell scores</h2>
+<p class="note">Normalised disease score of each cell on the UMAP of the PCA graph.</p>
+<div class="umaps">
+{umap_html}
+</div>
+
+<h2>Enrichment table</h2>
+{table_html}
+
+<h2>Data</h2>
+<table>
+{data_rows}
+</table>
+
+<h2>Parameters</h2>
+<table>
+{param_rows}
+</table>
+<p class="note">Versions: {versions}.</p>
+</body>
+</html>
+"""
+
+
+def run_pipeline(
+    adata: AnnData,
+    gene_sets: Mapping[str, pd.Series],
+    *,
+    out: str | Path = "psysc-results",
+    groupby: str = "cell_type",
+    layer: str | None = None,
+    n_ctrl: int = 1000,
+    seed: int = 0,
+    traits: Sequence[str] | None = None,
+    extra_params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run the whole psysc job on one dataset and write its results.
+
+    Steps: QC (drop cells with < 200 detected genes, then genes detected in < 3 cells),
+    :func:`psysc.pp.prepare_scoring`, PCA (20 components on the 2,000 most variable genes of the
+    normalised layer ``psysc_norm``), a 15-nearest-neighbour graph and UMAP, :func:`psysc.tl.score_disorders`
+    and :func:`psysc.tl.disorder_enrichment`; then the figures and files below.
+
+    Parameters
+    ----------
+    adata
+        Raw counts (in ``X`` or ``layers[layer]``) with the cell groups in ``obs[groupby]``. Not modified.
+    gene_sets
+        Trait -> gene weights, as returned by :func:`psysc.datasets.gwas_gene_sets` or :func:`psysc.gwas.read_gs`.
+    out
+        Output directory (created).
+    groupby
+        Column of ``adata.obs`` with the cell groups to test.
+    layer
+        Layer with the raw counts; ``None`` uses ``X``.
+    n_ctrl
+        Number of control gene sets per trait.
+    seed
+        Seed of every random choice (control gene sets, PCA, graph, UMAP).
+    traits
+        Traits of ``gene_sets`` to score; default all.
+    extra_params
+        More parameters to record in ``summary.json`` (e.g. the input path).
+
+    Returns
+    -------
+    A dict with ``adata`` (the processed copy, with scores, graph and ``uns["psysc"]["enrichment"]``),
+    ``enrichment`` (the tidy table), ``summary`` (what ``summary.json`` holds) and ``files``
+    (name -> path of every file written): ``enrichment.tsv``, ``scores.tsv.gz``, ``heatmap.png``,
+    ``scores_<trait>.png`` per trait, ``summary.json`` and ``report.html`` (self-contained).
+
+    Examples
+    --------
+    >>> import psysc
+    >>> from psysc._pipeline import run_pipeline
+    >>> adata = psysc.datasets.darmanis2015()
+    >>> gs = psysc.datasets.gwas_gene_sets(["SCZ", "HEIGHT"])  # doctest: +SKIP
+    >>> res = run_pipeline(adata, gs, out="psysc-results", n_ctrl=200)  # doctest: +SKIP
+    >>> res["enrichment"].query("assoc_fdr < 0.1")  # doctest: +SKIP
+
+    """
+    import matplotlib
+
+    from . import __version__, pl, pp, tl
+
+    t0 = time.perf_counter()
+    started = datetime.now(UTC)
+    traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits)
+    if n_ctrl < 1:
+        raise InputError(f"n_ctrl must be >= 1, not {n_ctrl}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    logger.info(
+        "psysc run: %d cells x %d genes, %d trait(s) %s, groupby=%r, n_ctrl=%d, seed=%d",
+        adata.n_obs,
+        adata.n_vars,
+        len(traits),
+        traits,
+        groupby,
+        n_ctrl,
+        seed,
+    )
+
+    adata, qc = _qc(adata, layer)
+    adata.obs[groupby] = adata.obs[groupby].astype(str).astype("category")
+
+    t = time.perf_counter()
+    pp.prepare_scoring(adata, layer=layer)
+    logger.info("prepare_scoring done in %.1f s", time.perf_counter() - t)
+
+    t = time.perf_counter()
+    _graph(adata, seed=seed)
+    logger.info("graph done in %.1f s", time.perf_counter() - t)
+
+    t = time.perf_counter()
+    tl.score_disorders(adata, {tr: gene_sets[tr] for tr in traits}, n_ctrl=n_ctrl, seed=seed)
+    logger.info("score_disorders done in %.1f s", time.perf_counter() - t)
+
+    t = time.perf_counter()
+    tl.disorder_enrichment(adata, groupby=groupby, traits=traits)
+    table = adata.uns["psysc"]["enrichment"]
+    table = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    logger.info("disorder_enrichment done in %.1f s", time.perf_counter() - t)
+
+    # ---- files
+    t = time.perf_counter()
+    matplotlib_backend = matplotlib.get_backend()
+    files: dict[str, Path] = {}
+
+    path = out / "enrichment.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    files["enrichment.tsv"] = path
+
+    per_cell = pd.DataFrame({"cell": adata.obs_names, groupby: adata.obs[groupby].astype(str).to_numpy()})
+    for tr in traits:
+        for col in SCORE_COLUMNS:
+            per_cell[f"{tr}_{col}"] = adata.obs[f"psysc_{tr}_{col}"].to_numpy()
+    path = out / "scores.tsv.gz"
+    per_cell.to_csv(path, sep="\t", index=False, compression={"method": "gzip", "mtime": 0})
+    files["scores.tsv.gz"] = path
+
+    heatmap = _png(pl.enrichment_heatmap(table, traits=traits, fdr=REPORT_FDR, show=False, return_fig=True))
+    path = out / "heatmap.png"
+    path.write_bytes(heatmap)
+    files["heatmap.png"] = path
+
+    umaps = {}
+    for tr in traits:
+        umaps[tr] = _png(pl.scores(adata, tr, basis="umap", show=False, return_fig=True))
+        path = out / f"scores_{safe_name(tr)}.png"
+        path.write_bytes(umaps[tr])
+        files[path.name] = path
+
+    sentences = interpret(table, traits)
+    for s in sentences.values():
+        logger.info("%s", s)
+    sig = {
+        tr: table.loc[(table["trait"].astype(str) == str(tr)) & (table["assoc_fdr"] < REPORT_FDR), "group"]
+        .astype(str)
+        .tolist()
+        for tr in traits
+    }
+    score_info = adata.uns["psysc"].get("score_disorders", {})
+    n_genes = score_info.get("n_genes", {}) if isinstance(score_info, Mapping) else {}
+    params = {
+        "groupby": groupby,
+        "layer": layer,
+        "n_ctrl": int(n_ctrl),
+        "seed": int(seed),
+        "traits": list(traits),
+        "min_genes_per_cell": MIN_GENES_PER_CELL,
+        "min_cells_per_gene": MIN_CELLS_PER_GENE,
+        "n_top_genes": N_TOP_GENES,
+        "n_pcs": N_PCS,
+        "n_neighbors": N_NEIGHBORS,
+        "report_fdr": REPORT_FDR,
+        **dict(extra_params or {}),
+    }
+    summary = {
+        "parameters": params,
+        "data": {
+            **qc,
+            "n_groups": int(adata.obs[groupby].nunique()),
+            "group_sizes": {str(k): int(v) for k, v in adata.obs[groupby].value_counts(sort=False).items()},
+            "n_genes_per_trait": {str(k): int(v) for k, v in dict(n_genes).items()},
+        },
+        "significant_groups": sig,
+        "interpretation": sentences,
+        "versions": {
+            "psysc": __version__,
+            "python": platform.python_version(),
+            "scanpy": _pkg_version("scanpy"),
+            "anndata": _pkg_version("anndata"),
+            "numpy": np.__version__,
+            "pandas": pd.__version__,
+            "scipy": _pkg_version("scipy"),
+            "matplotlib": matplotlib.__version__,
+            "umap-learn": _pkg_version("umap-learn"),
+        },
+        "platform": platform.platform(),
+        "started": started.isoformat(timespec="seconds"),
+        "files": [],
+    }
+    summary["files"] = sorted([*files, "summary.json", "report.html"])
+    summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+    summary["runtime_s"] = round(time.perf_counter() - t0, 2)
+
+    path = out / "report.html"
+    path.write_text(
+        _report_html(summary=summary, table=table, sentences=sentences, heatmap=heatmap, umaps=umaps),
+        encoding="utf-8",
+    )
+    files["report.html"] = path
+    path = out / "summary.json"
+    path.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
+    files["summary.json"] = path
+    logger.info(
+        "wrote %d files to %s in %.1f s (matplotlib backend %s); total %.1f s",
+        len(files),
+        out,
+        time.perf_counter() - t,
+        matplotlib_backend,
+        summary["runtime_s"],
+    )
+    return {"adata": adata, "enrichment": table, "summary": summary, "files": files}

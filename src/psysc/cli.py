@@ -1,0 +1,280 @@
+"""The ``psysc`` command line.
+
+``psysc run`` scores every cell of a dataset for the GWAS gene sets of psychiatric disorders (and contrast
+traits), tests the cell groups for enrichment and writes tables, figures and a self-contained HTML report::
+
+    psysc run                                  # the embedded Darmanis 2015 cortex data, bundled gene sets
+    psysc run --input brain.h5ad --groupby cell_state --traits SCZ,BIP,HEIGHT --out results/
+    psysc run --gene-sets my_traits.gs --layer counts --quick
+
+Bad input (missing file, unknown column or trait) is reported on stderr with exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+logger = logging.getLogger("psysc")
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+QUICK_N_CTRL = 200
+DEFAULT_N_CTRL = 1000
+
+
+class _InputError(Exception):
+    """Bad command-line input: printed as one message, exit status 2."""
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("psysc")
+    except PackageNotFoundError:  # running from a source tree
+        return "0.0.0"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``psysc`` command."""
+    parser = argparse.ArgumentParser(
+        prog="psysc",
+        description="Map the genetic risk of psychiatric disorders onto brain cell states (scDRS statistics).",
+    )
+    parser.add_argument("--version", action="version", version=f"psysc {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    run = sub.add_parser(
+        "run",
+        help="score cells for GWAS gene sets, test cell groups, write tables, figures and a report",
+        description=(
+            "Score every cell for each trait's GWAS gene set, test each cell group for association and "
+            "heterogeneity, and write enrichment.tsv, scores.tsv.gz, heatmap.png, scores_<trait>.png, "
+            "summary.json and report.html into --out."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    run.add_argument(
+        "--input", metavar="H5AD", help="AnnData .h5ad file with raw counts (default: embedded Darmanis 2015 data)"
+    )
+    run.add_argument("--out", metavar="DIR", default="psysc-results/", help="output directory")
+    run.add_argument(
+        "--gene-sets",
+        metavar="FILE",
+        help="scDRS .gs file or MAGMA .genes.out file (default: the bundled MAGMA gene sets of 75 traits)",
+    )
+    run.add_argument(
+        "--traits",
+        metavar="LIST",
+        help="comma-separated traits (default: PSYCHIATRIC_TRAITS + CONTRAST_TRAITS for the bundled gene sets, "
+        "every trait of the file otherwise)",
+    )
+    run.add_argument("--groupby", default="cell_type", help="column of obs with the cell groups to test")
+    run.add_argument("--layer", default=None, help="layer with the raw counts (default: X)")
+    run.add_argument(
+        "--n-ctrl",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"control gene sets per trait (default: {DEFAULT_N_CTRL}, {QUICK_N_CTRL} with --quick)",
+    )
+    run.add_argument("--seed", type=int, default=0, help="random seed (controls, PCA, graph, UMAP)")
+    run.add_argument(
+        "--model",
+        default=None,
+        help="foundation model whose cell embedding builds the cell graph (needs psysc.tl.embed; default: PCA graph)",
+    )
+    run.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_N_CTRL} control gene sets")
+    run.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    return parser
+
+
+def _split_traits(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    traits = [t.strip() for t in text.split(",") if t.strip()]
+    if not traits:
+        raise _InputError("--traits is empty; give a comma-separated list such as SCZ,BIP,HEIGHT")
+    return traits
+
+
+def _read_input(path: str | None):
+    import anndata as ad
+
+    from . import datasets
+
+    if path is None:
+        logger.info("input: embedded Darmanis et al. 2015 human cortex data")
+        return datasets.darmanis2015()
+    p = Path(path)
+    if not p.is_file():
+        raise _InputError(f"--input {path!r}: no such file")
+    try:
+        adata = ad.read_h5ad(p)
+    except Exception as err:  # noqa: BLE001 - any reading failure is a bad input file
+        raise _InputError(f"--input {path!r} could not be read as an .h5ad file: {err}") from None
+    logger.info("input: %s (%d cells x %d genes)", p, adata.n_obs, adata.n_vars)
+    return adata
+
+
+def _load_gene_sets(path: str | None, traits: list[str] | None) -> tuple[dict, list[str]]:
+    """The gene sets to score and their traits (keys of the dict, in the requested order)."""
+    from . import datasets, gwas
+
+    if path is None:
+        if traits is None:
+            traits = [*datasets.PSYCHIATRIC_TRAITS, *datasets.CONTRAST_TRAITS]
+        try:
+            gene_sets = datasets.gwas_gene_sets(traits=traits)  # resolves aliases; lists the names when unknown
+        except ValueError as err:
+            raise _InputError(f"--traits: {err}") from None
+        source = "bundled MAGMA gene sets"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise _InputError(f"--gene-sets {path!r}: no such file")
+        is_magma = ".genes.out" in p.name
+        try:
+            gene_sets = dict(gwas.read_magma(p) if is_magma else gwas.read_gs(p))
+        except (ValueError, OSError, UnicodeDecodeError) as err:
+            kind = "MAGMA .genes.out" if is_magma else "scDRS .gs"
+            raise _InputError(f"--gene-sets {path!r} could not be read as a {kind} file: {err}") from None
+        source = str(p)
+        if traits is not None:
+            missing = [t for t in traits if t not in gene_sets]
+            if missing:
+                raise _InputError(
+                    f"trait(s) {missing} not in --gene-sets {path!r}; available traits: {', '.join(gene_sets)}"
+                )
+            gene_sets = {t: gene_sets[t] for t in dict.fromkeys(traits)}
+    keys = list(gene_sets)
+    logger.info("gene sets: %s; %d trait(s): %s", source, len(keys), ", ".join(keys))
+    return gene_sets, keys
+
+
+def _setup_logging(quiet: bool):
+    """A timestamped stderr handler on the 'psysc' logger; returns a function undoing it."""
+    from . import settings
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
+    old = (logger.level, logger.propagate, settings.verbosity)
+    logger.addHandler(handler)
+    logger.propagate = False
+    settings.verbosity = 1 if quiet else 2  # also sets the logger level; progress bars only when not quiet
+
+    def restore():
+        logger.removeHandler(handler)
+        logger.setLevel(old[0])
+        logger.propagate = old[1]
+        settings._verbosity = old[2]
+
+    return restore
+
+
+def _run(args: argparse.Namespace) -> int:
+    import matplotlib.pyplot as plt
+
+    if args.model is not None:
+        raise _InputError(
+            f"--model {args.model!r}: building the cell graph from a foundation model embedding needs "
+            "psysc.tl.embed, which is not available in this version of psysc; run without --model "
+            "(the PCA graph of the normalised expression is used)"
+        )
+    n_ctrl = args.n_ctrl if args.n_ctrl is not None else (QUICK_N_CTRL if args.quick else DEFAULT_N_CTRL)
+    if n_ctrl < 1:
+        raise _InputError(f"--n-ctrl must be a positive integer, not {n_ctrl}")
+    traits = _split_traits(args.traits)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise _InputError(f"--out {args.out!r} exists and is not a directory")
+
+    from ._pipeline import InputError, check_inputs, run_pipeline
+
+    adata = _read_input(args.input)
+    # check the cheap things before reading gene sets and computing
+    if args.groupby not in adata.obs.columns:
+        raise _InputError(
+            f"--groupby {args.groupby!r} is not a column of obs; available columns: {', '.join(map(str, adata.obs))}"
+        )
+    gene_sets, traits = _load_gene_sets(args.gene_sets, traits)
+    try:
+        check_inputs(adata, gene_sets, groupby=args.groupby, layer=args.layer, traits=traits)
+    except InputError as err:
+        raise _InputError(str(err)) from None
+
+    t0 = time.perf_counter()
+    params = {
+        "input": args.input or "psysc.datasets.darmanis2015()",
+        "gene_sets": args.gene_sets or "psysc.datasets.gwas_gene_sets()",
+        "quick": bool(args.quick),
+        "model": None,
+    }
+    try:
+        with plt.ioff():
+            result = run_pipeline(
+                adata,
+                gene_sets,
+                out=out,
+                groupby=args.groupby,
+                layer=args.layer,
+                n_ctrl=n_ctrl,
+                seed=args.seed,
+                traits=traits,
+                extra_params=params,
+            )
+    except InputError as err:
+        raise _InputError(str(err)) from None
+    logger.info("done in %.1f s; open %s", time.perf_counter() - t0, result["files"]["report.html"])
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``psysc`` command.
+
+    Parameters
+    ----------
+    argv
+        Command-line arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    The exit status: 0 on success, 2 for bad usage or bad input (the message is printed on stderr).
+
+    Examples
+    --------
+    >>> from psysc.cli import main
+    >>> main(["run", "--out", "psysc-results", "--traits", "SCZ,HEIGHT", "--quick"])  # doctest: +SKIP
+    0
+
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+    restore = _setup_logging(args.quiet)
+    try:
+        if argv is None:
+            import matplotlib
+
+            matplotlib.use("Agg")  # a console script writes files only: never open windows
+        return _run(args)
+    except _InputError as err:
+        print(f"psysc {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("psysc: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        restore()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,231 @@
+"""Heatmap of the trait x cell-group enrichment table written by :func:`psysc.tl.disorder_enrichment`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+_VALUES = {
+    # value column -> (transform, colour-bar label, matching FDR column)
+    "assoc_pval": ("nlog10", "association $-\\log_{10}$ p", "assoc_fdr"),
+    "hetero_pval": ("nlog10", "heterogeneity $-\\log_{10}$ p", "hetero_fdr"),
+    "assoc_z": ("identity", "association z-score", "assoc_fdr"),
+    "hetero_z": ("identity", "heterogeneity z-score", "hetero_fdr"),
+}
+_ASSOC_MARKER = "*"
+_HETERO_MARKER = "×"
+
+
+def _enrichment_table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
+    """The tidy enrichment table, from a DataFrame or from ``adata.uns[key]["enrichment"]``."""
+    if isinstance(data, pd.DataFrame):
+        return data
+    uns = getattr(data, "uns", None)
+    if uns is None:
+        raise TypeError(f"data must be an AnnData or a pandas DataFrame, not {type(data).__name__}")
+    if key not in uns or "enrichment" not in uns[key]:
+        raise KeyError(
+            f"adata.uns[{key!r}]['enrichment'] not found; run psysc.tl.disorder_enrichment(adata, groupby=...) first"
+            + (" (or pass key=, the key_added used when scoring)" if key not in uns else "")
+        )
+    table = uns[key]["enrichment"]
+    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+
+
+def _ordered_levels(column: pd.Series, wanted: Sequence[str] | None, what: str) -> list[str]:
+    """Levels of ``column`` in table order (category order for categoricals), or ``wanted`` after checking it."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        present = set(column.astype(str))
+        available = [str(c) for c in column.cat.categories if str(c) in present]
+    else:
+        available = list(pd.unique(column.astype(str)))
+    if wanted is None:
+        return available
+    if isinstance(wanted, str):
+        wanted = [wanted]
+    wanted = [str(w) for w in wanted]
+    missing = [w for w in wanted if w not in available]
+    if missing:
+        raise KeyError(f"{what} {missing} not in the enrichment table; available: {available}")
+    return wanted
+
+
+def _finish(fig: Figure, ax: Axes, *, ax_given: bool, show: bool | None, return_fig: bool):
+    """Show and/or return following scanpy: show by default only for a new figure, return None when shown."""
+    if show is None:
+        show = not ax_given and not return_fig
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.show()
+    if return_fig:
+        return fig
+    return None if show else ax
+
+
+def enrichment_heatmap(
+    data: AnnData | pd.DataFrame,
+    *,
+    key: str = "psysc",
+    value: str = "assoc_pval",
+    traits: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    fdr: float = 0.1,
+    cmap: str = "Reds",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+) -> Axes | Figure | None:
+    r"""Heatmap of trait x cell-group enrichment, with the significant cells marked.
+
+    Rows are traits, columns cell groups. The colour is :math:`-\log_{10} p` for the p-value columns
+    (``value="assoc_pval"`` or ``"hetero_pval"``) or the z-score itself (``"assoc_z"``, ``"hetero_z"``).
+    A ``*`` marks the pairs whose FDR of the same test (``assoc_fdr`` or ``hetero_fdr``) is below ``fdr``;
+    when the association is shown, a ``×`` also marks significant within-group heterogeneity
+    (``hetero_fdr < fdr``) if the table has that column. Pairs absent from the table stay blank.
+
+    Parameters
+    ----------
+    data
+        An AnnData where :func:`psysc.tl.disorder_enrichment` stored its table in ``adata.uns[key]["enrichment"]``,
+        or that tidy table itself (columns ``trait``, ``group``, ``value`` and optionally the ``*_fdr`` columns).
+    key
+        Namespace of ``adata.uns`` holding the table (the ``key`` of :func:`psysc.tl.disorder_enrichment`).
+    value
+        Statistic to colour by: ``"assoc_pval"``, ``"assoc_z"``, ``"hetero_pval"`` or ``"hetero_z"``.
+    traits
+        Traits (rows) to show, in this order. Default: all, in table order.
+    groups
+        Cell groups (columns) to show, in this order. Default: all, in table order (category order when
+        ``group`` is categorical).
+    fdr
+        FDR threshold of the markers.
+    cmap
+        Matplotlib colour map.
+    ax
+        Axes to draw into. Default: a new figure sized to the table.
+    show
+        Show the figure (:func:`matplotlib.pyplot.show`). Default: only when neither ``ax`` nor ``return_fig``
+        is given, as in scanpy.
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead of the Axes.
+
+    Returns
+    -------
+    The heatmap's :class:`~matplotlib.axes.Axes` (its image is ``ax.images[0]``), the Figure with
+    ``return_fig=True``, or ``None`` when the figure was shown.
+
+    Examples
+    --------
+    From an AnnData scored and tested with :func:`psysc.tl.score_disorders` and
+    :func:`psysc.tl.disorder_enrichment`:
+
+    >>> psysc.pl.enrichment_heatmap(adata, traits=["SCZ", "BIP", "HEIGHT"])  # doctest: +SKIP
+
+    or from the table itself (e.g. ``enrichment.tsv`` written by ``psysc run``):
+
+    >>> import pandas as pd
+    >>> import psysc
+    >>> table = pd.DataFrame(
+    ...     {
+    ...         "trait": ["SCZ", "SCZ", "HEIGHT", "HEIGHT"],
+    ...         "group": ["neurons", "astrocytes", "neurons", "astrocytes"],
+    ...         "assoc_pval": [1e-4, 0.2, 0.5, 0.3],
+    ...         "assoc_fdr": [4e-4, 0.27, 0.5, 0.4],
+    ...     }
+    ... )
+    >>> ax = psysc.pl.enrichment_heatmap(table, show=False)
+    >>> [t.get_text() for t in ax.get_yticklabels()]
+    ['SCZ', 'HEIGHT']
+
+    """
+    import matplotlib.pyplot as plt
+
+    if value not in _VALUES:
+        raise ValueError(f"value must be one of {list(_VALUES)}, not {value!r}")
+    if not 0 < fdr <= 1:
+        raise ValueError(f"fdr must be in (0, 1], not {fdr!r}")
+    table = _enrichment_table(data, key)
+    missing_cols = [c for c in ("trait", "group", value) if c not in table.columns]
+    if missing_cols:
+        raise KeyError(
+            f"the enrichment table lacks column(s) {missing_cols}; columns: {list(table.columns)}. "
+            "Is it the output of psysc.tl.disorder_enrichment?"
+        )
+    row_names = _ordered_levels(table["trait"], traits, "trait(s)")
+    col_names = _ordered_levels(table["group"], groups, "group(s)")
+    if not row_names or not col_names:
+        raise ValueError("nothing to plot: the enrichment table is empty")
+
+    tidy = table.assign(trait=table["trait"].astype(str), group=table["group"].astype(str))
+    if tidy.duplicated(["trait", "group"]).any():
+        raise ValueError("the enrichment table has more than one row per (trait, group)")
+    tidy = tidy.set_index(["trait", "group"])
+    full_index = pd.MultiIndex.from_product([row_names, col_names], names=["trait", "group"])
+
+    def grid(column: str) -> np.ndarray:
+        return tidy[column].astype(float).reindex(full_index).to_numpy().reshape(len(row_names), len(col_names))
+
+    transform, label, fdr_col = _VALUES[value]
+    raw = grid(value)
+    if transform == "nlog10":
+        with np.errstate(divide="ignore"):
+            values = -np.log10(raw)
+        # p = 0 would give +inf: draw it as the largest finite value
+        finite = values[np.isfinite(values)]
+        values[np.isposinf(values)] = finite.max() if finite.size else 0.0
+    else:
+        values = raw
+    shown = np.ma.masked_invalid(values)
+
+    markers = np.full(values.shape, "", dtype=object)
+    notes = []
+    if fdr_col in tidy.columns:
+        markers[grid(fdr_col) < fdr] += _ASSOC_MARKER
+        notes.append(f"{_ASSOC_MARKER} {fdr_col.split('_')[0]}. FDR < {fdr:g}")
+    if value.startswith("assoc") and "hetero_fdr" in tidy.columns:
+        markers[grid("hetero_fdr") < fdr] += _HETERO_MARKER
+        notes.append(f"{_HETERO_MARKER} heterog. FDR < {fdr:g}")
+
+    ax_given = ax is not None
+    if ax is None:
+        width = 2.8 + 0.5 * len(col_names) + 0.07 * max(len(t) for t in row_names)
+        height = 1.6 + 0.42 * len(row_names) + 0.07 * max(len(g) for g in col_names)
+        fig, ax = plt.subplots(figsize=(min(width, 30), min(height, 30)))
+    else:
+        fig = ax.figure
+
+    vmin = 0.0 if transform == "nlog10" else None
+    vmax = None
+    if transform == "nlog10" and (shown.count() == 0 or shown.max() <= 0):
+        vmax = 1.0
+    im = ax.imshow(shown, cmap=cmap, aspect="auto", interpolation="nearest", vmin=vmin, vmax=vmax)
+    cbar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)
+    cbar.set_label(label)
+
+    ax.set_xticks(np.arange(len(col_names)), labels=col_names, rotation=45, ha="right", rotation_mode="anchor")
+    ax.set_yticks(np.arange(len(row_names)), labels=row_names)
+    ax.set_xticks(np.arange(len(col_names) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(row_names) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", linewidth=1.0)
+    ax.tick_params(which="minor", length=0)
+    ax.set_xlabel("cell group" + (f"   ({', '.join(notes)})" if notes else ""))
+    ax.set_ylabel("trait")
+
+    # markers in black on light cells, white on dark ones
+    norm, colormap = im.norm, im.get_cmap()
+    for i, j in zip(*np.nonzero(markers != ""), strict=True):
+        level = norm(values[i, j]) if np.isfinite(values[i, j]) else 0.0
+        r, g, b, _ = colormap(level)
+        color = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
+        ax.text(j, i, markers[i, j], ha="center", va="center", color=color, fontsize=12, fontweight="bold")
+
+    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig)

@@ -1,0 +1,139 @@
+"""Per-cell disease scores drawn on an embedding."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._enrichment import _finish
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# default colouring per score column: signed scores diverge around 0, -log10 p-values are sequential
+_SIGNED = {"raw_score", "norm_score", "zscore"}
+
+
+def _scored_traits(adata: AnnData, key: str) -> list[str]:
+    """Traits scored under ``key`` (from the provenance in ``.uns``, else from the ``.obs`` column names)."""
+    ns = adata.uns.get(key)
+    info = ns.get("score_disorders") if isinstance(ns, Mapping) else None
+    traits = info.get("traits") if isinstance(info, Mapping) else None
+    if traits is not None and len(traits) > 0:
+        return [str(t) for t in traits]
+    suffix = "_norm_score"
+    prefix = f"{key}_"
+    return [c[len(prefix) : -len(suffix)] for c in adata.obs.columns if c.startswith(prefix) and c.endswith(suffix)]
+
+
+def scores(
+    adata: AnnData,
+    trait: str,
+    *,
+    basis: str = "umap",
+    key: str = "psysc",
+    value: str = "norm_score",
+    ax: Axes | None = None,
+    show: bool | None = None,
+    return_fig: bool = False,
+    **kwargs: Any,
+) -> Axes | Figure | None:
+    """Embedding of the cells coloured by their score for one trait.
+
+    Draws ``adata.obsm["X_" + basis]`` with :func:`scanpy.pl.embedding`, coloured by the per-cell column
+    ``adata.obs[f"{key}_{trait}_{value}"]`` written by :func:`psysc.tl.score_disorders`. Signed scores
+    (``norm_score``, ``zscore``, ``raw_score``) use a diverging colour map symmetric around 0, the others
+    (``nlog10_pval``, ``pval``, ``mc_pval``) a sequential one; ``kwargs`` override these choices.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix scored by :func:`psysc.tl.score_disorders`.
+    trait
+        Trait whose score is shown (a key of the gene sets that were scored, e.g. ``"SCZ"``).
+    basis
+        Embedding in ``adata.obsm["X_" + basis]``, e.g. ``"umap"`` or ``"pca"``.
+    key
+        ``key_added`` of :func:`psysc.tl.score_disorders`.
+    value
+        Score column: ``"norm_score"`` (default), ``"zscore"``, ``"nlog10_pval"``, ``"pval"``, ``"mc_pval"``
+        or ``"raw_score"``.
+    ax
+        Axes to draw into. Default: a new figure.
+    show
+        Show the figure (:func:`matplotlib.pyplot.show`). Default: only when neither ``ax`` nor ``return_fig``
+        is given, as in scanpy.
+    return_fig
+        Return the :class:`~matplotlib.figure.Figure` instead of the Axes.
+    **kwargs
+        Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``cmap``, ``vmax``, ``title``).
+
+    Returns
+    -------
+    The :class:`~matplotlib.axes.Axes` (the cells are ``ax.collections[0]``), the Figure with
+    ``return_fig=True``, or ``None`` when the figure was shown.
+
+    Examples
+    --------
+    >>> import scanpy as sc
+    >>> import psysc
+    >>> adata = psysc.datasets.darmanis2015()
+    >>> psysc.pp.prepare_scoring(adata)  # doctest: +SKIP
+    >>> psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=100)  # doctest: +SKIP
+    >>> sc.pp.pca(adata, n_comps=20, layer="psysc_norm")  # doctest: +SKIP
+    >>> sc.pp.neighbors(adata)  # doctest: +SKIP
+    >>> sc.tl.umap(adata)  # doctest: +SKIP
+    >>> ax = psysc.pl.scores(adata, "SCZ", show=False)  # doctest: +SKIP
+
+    """
+    import matplotlib.pyplot as plt
+    import scanpy as sc
+
+    basis = basis[2:] if basis.startswith("X_") else basis
+    obsm_key = f"X_{basis}"
+    if obsm_key not in adata.obsm:
+        fix = {
+            "umap": "run sc.tl.umap(adata) first (after sc.pp.neighbors)",
+            "pca": "run sc.pp.pca(adata) first",
+            "tsne": "run sc.tl.tsne(adata) first",
+            "draw_graph_fa": "run sc.tl.draw_graph(adata) first",
+        }.get(basis, f"compute the embedding first or choose another basis ({basis=!r})")
+        raise KeyError(f"adata.obsm[{obsm_key!r}] not found: {fix}; available: {list(adata.obsm)}")
+
+    column = f"{key}_{trait}_{value}"
+    if column not in adata.obs.columns:
+        scored = _scored_traits(adata, key)
+        if not scored:
+            hint = f"no trait is scored under key={key!r}: run psysc.tl.score_disorders(adata, gene_sets) first"
+        elif str(trait) not in scored:
+            hint = (
+                f"trait {trait!r} was not scored under key={key!r} (scored: {scored}): "
+                "run psysc.tl.score_disorders with its gene set first"
+            )
+        else:
+            hint = f"value {value!r} is not a score column of psysc.tl.score_disorders"
+        raise KeyError(f"adata.obs[{column!r}] not found; {hint}")
+
+    if value in _SIGNED:
+        kwargs.setdefault("cmap", "RdBu_r")
+        if not {"vmin", "vmax", "vcenter", "norm"} & kwargs.keys():
+            # symmetric, linear colour scale: 0 is the neutral colour
+            finite = np.abs(np.asarray(adata.obs[column], dtype=float))
+            finite = finite[np.isfinite(finite)]
+            bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+            kwargs["vmin"], kwargs["vmax"] = -bound, bound
+    else:
+        kwargs.setdefault("cmap", "Reds")
+    kwargs.setdefault("title", f"{trait} ({value})")
+
+    ax_given = ax is not None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    else:
+        fig = ax.figure
+    ax = sc.pl.embedding(adata, basis=basis, color=column, ax=ax, show=False, **kwargs)
+    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig)

@@ -1,0 +1,279 @@
+"""``psysc run``: the files it writes hold what the computation gave, and bad input fails cleanly."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import html
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import sparse
+from scipy.stats import norm
+
+import psysc
+from psysc.cli import main
+
+ENRICHMENT_COLUMNS = [
+    "trait",
+    "group",
+    "n_cells",
+    "assoc_pval",
+    "assoc_z",
+    "assoc_fdr",
+    "hetero_pval",
+    "hetero_z",
+    "hetero_fdr",
+    "frac_sig",
+    "n_fdr_0.05",
+    "n_fdr_0.1",
+    "n_fdr_0.2",
+]
+TRAITS = ["SCZ", "HEIGHT"]
+
+
+def _run(argv: list[str]) -> tuple[int, str]:
+    """Run the command, returning its exit status and everything it wrote on stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def darmanis():
+    return psysc.datasets.darmanis2015()
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("psysc-run") / "results"
+    rc, log = _run(["run", "--out", str(out), "--quick", "--traits", ",".join(TRAITS)])
+    assert rc == 0, log
+    return out, log
+
+
+def test_run_writes_every_file(quick_run):
+    out, _ = quick_run
+    expected = {"enrichment.tsv", "scores.tsv.gz", "heatmap.png", "summary.json", "report.html"}
+    expected |= {f"scores_{t}.png" for t in TRAITS}
+    assert {p.name for p in out.iterdir()} == expected
+    for name in expected:
+        assert (out / name).stat().st_size > 0
+    for name in [n for n in expected if n.endswith(".png")]:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_progress_is_logged_on_stderr_with_timestamps(quick_run):
+    _, log = quick_run
+    lines = [line for line in log.splitlines() if " INFO " in line]
+    assert lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO ", line) for line in lines)
+    assert any("QC: dropped" in line for line in lines)
+    assert "Traceback" not in log
+
+
+def test_qc_matches_an_independent_count(quick_run, darmanis):
+    out, _ = quick_run
+    X = sparse.csr_matrix(darmanis.X)
+    keep_cells = np.asarray((X > 0).sum(axis=1)).ravel() >= 200
+    n_genes = int((np.asarray((X[keep_cells] > 0).sum(axis=0)).ravel() >= 3).sum())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["data"]["n_cells"] == keep_cells.sum()
+    assert summary["data"]["n_genes"] == n_genes
+    assert summary["data"]["n_cells_dropped"] == (~keep_cells).sum()
+    assert summary["data"]["n_genes_dropped"] == darmanis.n_vars - n_genes
+    scores = pd.read_csv(out / "scores.tsv.gz", sep="\t")
+    assert scores["cell"].tolist() == darmanis.obs_names[keep_cells].tolist()
+
+
+def test_enrichment_table(quick_run, darmanis):
+    out, _ = quick_run
+    table = pd.read_csv(out / "enrichment.tsv", sep="\t")
+    assert list(table.columns) == ENRICHMENT_COLUMNS
+    groups = sorted(darmanis.obs["cell_type"].astype(str).unique())
+    assert len(table) == len(TRAITS) * len(groups)
+    assert set(zip(table["trait"], table["group"], strict=True)) == {(t, g) for t in TRAITS for g in groups}
+    for col in ("assoc_pval", "assoc_fdr", "hetero_pval", "hetero_fdr"):
+        assert table[col].between(0, 1).all()
+    # group sizes agree with the per-cell file
+    scores = pd.read_csv(out / "scores.tsv.gz", sep="\t")
+    sizes = scores["cell_type"].value_counts()
+    for _, row in table.iterrows():
+        assert row["n_cells"] == sizes[row["group"]]
+
+
+def test_scores_file(quick_run):
+    out, _ = quick_run
+    scores = pd.read_csv(out / "scores.tsv.gz", sep="\t")
+    expected = ["cell", "cell_type"] + [f"{t}_{c}" for t in TRAITS for c in ("norm_score", "pval", "zscore")]
+    assert list(scores.columns) == expected
+    for t in TRAITS:
+        assert scores[f"{t}_pval"].between(0, 1, inclusive="right").all()
+        # scDRS: the z-score is the standard-normal quantile of the p-value (upper tail), clipped to [-10, 10]
+        z = np.clip(norm.isf(scores[f"{t}_pval"]), -10, 10)
+        np.testing.assert_allclose(scores[f"{t}_zscore"], z, rtol=1e-4, atol=1e-4)
+
+
+def test_summary(quick_run):
+    out, _ = quick_run
+    summary = json.loads((out / "summary.json").read_text())
+    params = summary["parameters"]
+    assert params["n_ctrl"] == 200 and params["seed"] == 0 and params["quick"] is True
+    assert params["traits"] == TRAITS and params["groupby"] == "cell_type"
+    assert summary["versions"]["psysc"] == psysc.__version__
+    assert summary["runtime_s"] > 0
+    assert set(summary["files"]) == {p.name for p in out.iterdir()}
+    # the significant groups are those of the table at FDR < 0.1
+    table = pd.read_csv(out / "enrichment.tsv", sep="\t")
+    for t in TRAITS:
+        sig = table.query("trait == @t and assoc_fdr < 0.1")["group"]
+        assert sorted(summary["significant_groups"][t]) == sorted(sig)
+
+
+def test_report_is_self_contained(quick_run):
+    out, _ = quick_run
+    report = (out / "report.html").read_text(encoding="utf-8")
+    embedded = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', report)]
+    pngs = [(out / "heatmap.png").read_bytes()] + [(out / f"scores_{t}.png").read_bytes() for t in TRAITS]
+    assert embedded == pngs  # the very images of the files, in this order
+    assert not re.search(r'(src|href)="(?!data:)', report)  # nothing loaded from elsewhere
+    table = pd.read_csv(out / "enrichment.tsv", sep="\t")
+    assert report.count("<tr>") >= len(table)
+    summary = json.loads((out / "summary.json").read_text())
+    for t in TRAITS:
+        assert html.escape(summary["interpretation"][t]) in report
+    assert "<th>n_ctrl</th><td>200</td>" in report
+
+
+def test_interpretation_sentences():
+    from psysc._pipeline import interpret
+
+    table = pd.DataFrame(
+        {
+            "trait": ["SCZ", "SCZ", "SCZ", "LDL", "LDL"],
+            "group": ["neurons", "OPC", "microglia", "neurons", "OPC"],
+            "assoc_pval": [1e-4, 0.002, 0.5, 0.2, 0.03],
+            "assoc_fdr": [3e-4, 0.05, 0.5, 0.2, 0.15],
+            "hetero_fdr": [0.01, 0.9, 0.9, 0.9, 0.9],
+        }
+    )
+    s = interpret(table, ["SCZ", "LDL", "BIP"])
+    assert s["SCZ"].startswith("SCZ: 2 cell groups associated at FDR < 0.1: neurons (p = 0.0001")
+    assert "neurons (p = 0.0001, FDR = 0.0003, heterogeneous within the group); OPC" in s["SCZ"]
+    assert "microglia" not in s["SCZ"]
+    assert s["LDL"] == "LDL: no cell group is associated at FDR < 0.1 (strongest: OPC, p = 0.03, FDR = 0.15)."
+    assert s["BIP"] == "BIP: not tested."
+
+
+def test_run_with_input_layer_and_gene_set_file(tmp_path, darmanis):
+    """--input, --layer, --gene-sets (.gs) and --groupby on another column; also reproducible with --seed."""
+    sub = darmanis[np.sort(np.random.default_rng(0).choice(darmanis.n_obs, 150, replace=False))].copy()
+    sub.layers["counts"] = sub.X.copy()
+    sub.X = sparse.csr_matrix(sub.X.shape, dtype=np.float32)  # X is not the counts: --layer must be used
+    h5ad = tmp_path / "sub.h5ad"
+    sub.write_h5ad(h5ad)
+    gs = tmp_path / "two.gs"
+    psysc.gwas.write_gs(psysc.datasets.gwas_gene_sets(["BIP", "LDL"]), gs)
+
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"out{i}"
+        argv = ["run", "--input", str(h5ad), "--layer", "counts", "--gene-sets", str(gs), "--groupby", "stage"]
+        rc, log = _run([*argv, "--n-ctrl", "50", "--seed", "3", "--out", str(out), "-q"])
+        assert rc == 0, log
+        assert " INFO " not in log  # --quiet
+        outs.append(out)
+    table = pd.read_csv(outs[0] / "enrichment.tsv", sep="\t")
+    assert set(table["trait"]) == {"BIP", "LDL"}  # every trait of the file by default
+    assert set(table["group"]) == set(sub.obs["stage"].astype(str))
+    summary = json.loads((outs[0] / "summary.json").read_text())
+    assert summary["parameters"]["n_ctrl"] == 50 and summary["parameters"]["layer"] == "counts"
+    assert summary["data"]["n_cells_in"] == 150
+    # same seed, same results
+    pd.testing.assert_frame_equal(table, pd.read_csv(outs[1] / "enrichment.tsv", sep="\t"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(outs[0] / "scores.tsv.gz", sep="\t"), pd.read_csv(outs[1] / "scores.tsv.gz", sep="\t")
+    )
+
+
+# ------------------------------------------------------------------------------------ bad input
+
+
+@pytest.fixture(scope="module")
+def small_h5ad(tmp_path_factory, darmanis):
+    path = tmp_path_factory.mktemp("input") / "small.h5ad"
+    darmanis[:40].copy().write_h5ad(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--input", "does/not/exist.h5ad"], "no such file"),
+        (["--groupby", "celltype"], "available columns: cell_type"),
+        (["--traits", "SCZ,NOT_A_TRAIT"], "NOT_A_TRAIT"),
+        (["--traits", ","], "--traits is empty"),
+        (["--gene-sets", "missing.gs"], "no such file"),
+        (["--layer", "counts"], "available layers"),
+        (["--model", "geneformer"], "psysc.tl.embed"),
+        (["--n-ctrl", "0"], "--n-ctrl"),
+    ],
+)
+def test_bad_input_exits_2_without_traceback(tmp_path, small_h5ad, args, message):
+    argv = ["run", "--out", str(tmp_path / "out"), *args]
+    if "--input" not in args:
+        argv += ["--input", str(small_h5ad)]
+    rc, err = _run(argv)
+    assert rc == 2
+    assert message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing was computed
+
+
+def test_unknown_trait_lists_available(tmp_path, small_h5ad):
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path), "--traits", "FOO"])
+    assert rc == 2 and "SCZ" in err and "HEIGHT" in err
+
+
+def test_gene_set_file_trait_missing(tmp_path, small_h5ad):
+    gs = tmp_path / "one.gs"
+    psysc.gwas.write_gs(psysc.datasets.gwas_gene_sets(["SCZ"]), gs)
+    argv = ["run", "--input", str(small_h5ad), "--out", str(tmp_path / "o"), "--gene-sets", str(gs)]
+    rc, err = _run([*argv, "--traits", "BIP"])
+    assert rc == 2 and "available traits: SCZ" in err
+
+
+def test_gene_ids_not_matching_the_data(tmp_path, small_h5ad):
+    magma = Path(__file__).parent / "data" / "magma_ieu-a-298_AD_subset.genes.out"
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path / "o"), "--gene-sets", str(magma)])
+    assert rc == 2 and "var_names" in err and "Traceback" not in err
+
+
+def test_unreadable_input(tmp_path):
+    bad = tmp_path / "bad.h5ad"
+    bad.write_text("not hdf5")
+    rc, err = _run(["run", "--input", str(bad), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "could not be read" in err
+
+
+def test_usage_errors_and_version(capsys):
+    assert main([]) == 2
+    assert main(["run", "--bogus"]) == 2
+    assert main(["run", "--n-ctrl", "many"]) == 2
+    capsys.readouterr()
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"psysc {psysc.__version__}"
+
+
+def test_logging_state_is_restored(tmp_path):
+    import logging
+
+    logger = logging.getLogger("psysc")
+    before = (list(logger.handlers), logger.level, logger.propagate, psysc.settings.verbosity)
+    _run(["run", "--input", "nope.h5ad", "--out", str(tmp_path), "-q"])
+    assert (list(logger.handlers), logger.level, logger.propagate, psysc.settings.verbosity) == before
