@@ -10,6 +10,7 @@ from scipy import sparse, stats
 
 from .._core._control import sample_control_sets, trait_seed
 from .._core._scoring import correct_background, monte_carlo_pvalues, raw_scores, vs_weights
+from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
 from .._genesets import as_gene_sets, match_gene_sets
 from .._settings import settings
 from .._utils import get_matrix, uns_namespace
@@ -44,6 +45,7 @@ def score_disorders(
     inplace: bool = True,
     key_added: str = "psysc",
     block_size: int = 20_000,
+    device: str | None = None,
 ) -> dict[str, pd.DataFrame] | None:
     """Score every cell for the genetic risk of each trait (scDRS statistics).
 
@@ -81,6 +83,10 @@ def score_disorders(
         Prefix of the written keys; also the key of the statistics written by ``prepare_scoring``.
     block_size
         Rows read at a time (backed and dask-backed matrices are streamed).
+    device
+        ``"cpu"`` (compiled multi-threaded kernels), ``"cuda"``/``"cuda:N"`` (the same kernels in torch on
+        the GPU; needs ``psysc[torch]``) or ``"auto"`` (default ``psysc.settings.device``: CUDA when torch
+        sees a GPU).
 
     Returns
     -------
@@ -145,15 +151,22 @@ def score_disorders(
 
     from tqdm.auto import tqdm
 
-    with tqdm(total=adata.n_obs, desc=f"scoring {len(traits)} trait(s) x {n_ctrl + 1} gene sets", unit="cell",
-              disable=not settings.show_progress) as bar:
-        dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
+    device = resolve_device(device)
+    with tqdm(total=adata.n_obs, desc=f"scoring {len(traits)} trait(s) x {n_ctrl + 1} gene sets on {device}",
+              unit="cell", disable=not settings.show_progress) as bar:
+        if device == "cpu":
+            dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
+        else:
+            dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, progress=bar.update)
 
     results: dict[str, pd.DataFrame] = {}
     for t, trait in enumerate(traits):
         raw = dis[t].copy()
-        norm = correct_background(raw, ctrl[t], var_ratio[trait])
-        mc_pval, pval = monte_carlo_pvalues(norm, ctrl[t])
+        if device == "cpu":
+            norm = correct_background(raw, ctrl[t], var_ratio[trait])
+            mc_pval, pval = monte_carlo_pvalues(norm, ctrl[t])
+        else:
+            norm, mc_pval, pval = correct_and_test_torch(raw, ctrl[t], var_ratio[trait], device=device)
         zscore = -stats.norm.ppf(pval).clip(min=-10, max=10)
         results[trait] = pd.DataFrame(
             {
@@ -194,6 +207,7 @@ def score_disorders(
             "dtype": str(dtype),
             "min_genes": int(min_genes),
             "layer": layer,
+            "device": device,
         },
         "psysc_version": __version__,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

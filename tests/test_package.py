@@ -1,0 +1,57 @@
+"""Package-level guarantees: light import, no reads of files outside the package."""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import psysc
+
+HEAVY = ("torch", "transformers", "lightning", "pytorch_lightning", "scvi", "muon", "mudata")
+
+
+def test_import_does_not_pull_heavy_dependencies():
+    code = f"import sys, psysc; print([m for m in {HEAVY!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_import_changes_no_global_logging_state():
+    code = "import logging; before = len(logging.getLogger().handlers); import psysc; " \
+           "print(len(logging.getLogger().handlers) - before)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "0"
+
+
+def test_sources_do_not_reference_the_shared_folder():
+    src = pathlib.Path(psysc.__file__).parent
+    for path in src.rglob("*.py"):
+        assert "../shared" not in path.read_text(), path
+
+
+def test_torch_kernels_equal_the_compiled_cpu_kernels():
+    pytest.importorskip("torch")
+    from test_scoring import random_sets, synthetic_counts
+
+    adata = synthetic_counts(300, 1200, seed=3)
+    psysc.pp.prepare_scoring(adata)
+    sets = random_sets(adata, 2, size=80)
+    cpu = psysc.tl.score_disorders(adata, sets, n_ctrl=60, dtype="float64", inplace=False, device="cpu")
+    tor = psysc.tl.score_disorders(adata, sets, n_ctrl=60, dtype="float64", inplace=False, device="torch-cpu")
+    for trait in sets:
+        pd.testing.assert_frame_equal(cpu[trait], tor[trait], rtol=1e-6)
+    f32 = psysc.tl.score_disorders(adata, sets, n_ctrl=60, inplace=False, device="torch-cpu")
+    for trait in sets:
+        np.testing.assert_allclose(f32[trait]["norm_score"], cpu[trait]["norm_score"], rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_device_is_an_error():
+    from test_scoring import synthetic_counts
+
+    adata = synthetic_counts(50, 300)
+    psysc.pp.prepare_scoring(adata)
+    with pytest.raises(ValueError, match="device"):
+        psysc.tl.score_disorders(adata, {"t": list(adata.var_names[:30])}, device="tpu")
