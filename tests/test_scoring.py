@@ -286,3 +286,34 @@ def test_small_gene_sets_are_skipped_with_a_log(prepared, caplog):
     assert "tiny (3 genes)" in caplog.text
     with pytest.raises(ValueError, match="NaN"):
         psysc.tl.score_disorders(prepared, {"t": pd.Series([1.0, np.nan], index=prepared.var_names[:2])})
+
+
+def test_implicit_covariate_correction_equals_explicit_dense_regression():
+    adata = synthetic_counts(300, 1200, seed=4)
+    rng = np.random.default_rng(0)
+    cov = pd.DataFrame(
+        {"depth": rng.normal(size=300), "batch": rng.choice(["b1", "b2", "b3"], 300)}, index=adata.obs_names
+    )
+    psysc.pp.prepare_scoring(adata, covariates=cov)
+    assert adata.uns["psysc"]["prepare_scoring"]["covariates"] == ["depth", "batch_b2", "batch_b3", "const"]
+    # naive reference: dense least squares on the normalised data, residuals plus the gene means
+    X = adata.layers["psysc_norm"].toarray().astype(np.float64)
+    C = np.column_stack([cov["depth"], cov["batch"] == "b2", cov["batch"] == "b3", np.ones(300)]).astype(float)
+    resid = X - C @ np.linalg.lstsq(C, X, rcond=None)[0] + X.mean(axis=0)
+    explicit = ad.AnnData(resid, obs=adata.obs, var=pd.DataFrame(index=adata.var_names))
+    psysc.pp.prepare_scoring(explicit, normalize=False)
+    np.testing.assert_allclose(adata.var["psysc_mean"], explicit.var["psysc_mean"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(adata.var["psysc_var"], explicit.var["psysc_var"], rtol=1e-7, atol=1e-12)
+    sets = random_sets(adata, 2)
+    implicit = psysc.tl.score_disorders(adata, sets, n_ctrl=30, dtype="float64", inplace=False)
+    for col in ["mean", "var", "var_tech", "mean_var"]:  # same statistics, so same control sets
+        explicit.var[f"psysc_{col}"] = adata.var[f"psysc_{col}"].to_numpy()
+    dense = psysc.tl.score_disorders(explicit, sets, n_ctrl=30, dtype="float64", inplace=False)
+    for trait in sets:
+        pd.testing.assert_frame_equal(implicit[trait], dense[trait], rtol=1e-6)
+
+
+def test_covariates_must_cover_the_cells():
+    adata = synthetic_counts(100, 400)
+    with pytest.raises(ValueError, match="75%"):
+        psysc.pp.prepare_scoring(adata, covariates=pd.DataFrame({"x": [1.0, 2.0]}, index=["c0", "c1"]))

@@ -8,6 +8,9 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core._blocks import iter_row_blocks
+from .._core._covariates import corrected_mean_var
+from .._core._covariates import design_matrix as cov_design_matrix
+from .._core._covariates import fit as cov_fit
 from .._core._stats import gene_mean_var, mean_var_bins, technical_variance
 from .._utils import get_matrix, uns_namespace
 
@@ -49,7 +52,7 @@ def inspect_values(X, *, max_rows: int = 2_000) -> dict:
     }
 
 
-def check_expression(adata: AnnData, X, where: str) -> dict:
+def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False) -> dict:
     """Refuse data psysc cannot score and describe what it is."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(f"{where} is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
@@ -65,11 +68,14 @@ def check_expression(adata: AnnData, X, where: str) -> dict:
             f"{where} holds {info['n_nan']} NaN and {info['n_inf']} infinite values. psysc needs finite expression: "
             "fill or remove them (e.g. adata.X = np.nan_to_num(adata.X)) or choose another layer."
         )
-    if info["n_negative"]:
+    if info["n_negative"] and not allow_negative:
         raise ValueError(
             f"{where} holds {info['n_negative']} negative values: it looks scaled or centred (sc.pp.scale?). "
-            "Pass raw counts or log-normalised values (layer=...)."
+            "Pass raw counts or log-normalised values (layer=...); if it is log-normalised data with covariates "
+            "regressed out, pass normalize=False (or give the covariates to prepare_scoring instead)."
         )
+    if info["n_negative"]:
+        logger.warning("%s holds %d negative values; used as given (normalize=False)", where, info["n_negative"])
     return info
 
 
@@ -106,7 +112,10 @@ def prepare_scoring(
     target_sum
         Counts per cell after size-factor normalisation.
     covariates
-        Not supported yet: regress covariates out before calling this function.
+        Cells x covariates (e.g. sequencing depth, sex, age, batch), indexed by ``obs_names``; categorical
+        columns become indicators and a constant is added. Their effect is regressed out of every gene
+        (residuals plus the gene mean) implicitly: the data stay sparse and the correction is applied
+        to the statistics and, as a low-rank term, to the scores.
     n_mean_bin, n_var_bin
         Bins of mean expression, and of variance within each mean bin (scDRS uses 20 x 20; fewer when there
         are fewer than 4,000 genes).
@@ -130,17 +139,12 @@ def prepare_scoring(
     >>> psysc.pp.prepare_scoring(adata)
     >>> adata.var[["psysc_mean", "psysc_var_tech", "psysc_mean_var"]].head()  # doctest: +SKIP
     """
-    if covariates is not None:
-        raise NotImplementedError(
-            "covariate regression is not available yet; regress covariates out of the log-normalised layer "
-            "(e.g. sc.pp.regress_out) and call prepare_scoring(normalize=False, layer=...)"
-        )
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
     adata = adata.copy() if copy else adata
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = get_matrix(adata, layer)
-    info = check_expression(adata, X, where)
+    info = check_expression(adata, X, where, allow_negative=normalize is False)
     is_counts = info["integer"]
     if normalize is True and not is_counts:
         raise ValueError(
@@ -180,8 +184,25 @@ def prepare_scoring(
         logger.info("added layers[%r]", norm_layer)
     Xn = get_matrix(adata, norm_layer)
 
-    mean, var = gene_mean_var(Xn)
-    ct_mean, ct_var = gene_mean_var(Xn, expm1=True)
+    ns = uns_namespace(adata, key_added)
+    for stale in (f"{key_added}_covariates",):
+        adata.obsm.pop(stale, None)
+    adata.varm.pop(f"{key_added}_cov_beta", None)
+    cov_names: list[str] = []
+    if covariates is not None:
+        design = cov_design_matrix(covariates, adata.obs_names)
+        C = design.to_numpy()
+        beta, gene_mean = cov_fit(Xn, C)
+        mean, var = corrected_mean_var(Xn, C, beta, gene_mean)
+        ct_mean, ct_var = corrected_mean_var(Xn, C, beta, gene_mean, expm1=True)
+        adata.obsm[f"{key_added}_covariates"] = C
+        adata.varm[f"{key_added}_cov_beta"] = beta.T
+        adata.var[f"{key_added}_cov_gene_mean"] = gene_mean
+        cov_names = [str(c) for c in design.columns]
+        logger.info("regressed out %d covariate columns: %s", len(cov_names), ", ".join(cov_names))
+    else:
+        mean, var = gene_mean_var(Xn)
+        ct_mean, ct_var = gene_mean_var(Xn, expm1=True)
     ct_var_tech, var_tech = technical_variance(mean, var, ct_mean, ct_var)
     bins, n_mean_used, n_var_used = mean_var_bins(mean, var, n_mean_bin=n_mean_bin, n_var_bin=n_var_bin)
     if (n_mean_used, n_var_used) != (n_mean_bin, n_var_bin):
@@ -197,8 +218,8 @@ def prepare_scoring(
     }
     for name in GENE_STAT_COLUMNS:
         adata.var[f"{key_added}_{name}"] = stats[name]
-    ns = uns_namespace(adata, key_added)
     ns["prepare_scoring"] = {
+        "covariates": cov_names,
         "layer": norm_layer if norm_layer is not None else "X",
         "input": where,
         "normalized_here": bool(is_counts and normalize in ("auto", True)),

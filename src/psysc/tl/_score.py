@@ -8,6 +8,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse, stats
 
+from .._core._covariates import low_rank_scores
 from .._core._control import sample_control_sets, trait_seed
 from .._core._scoring import correct_background, monte_carlo_pvalues, raw_scores, vs_weights
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
@@ -158,6 +159,15 @@ def score_disorders(
             dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
         else:
             dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, progress=bar.update)
+
+    if len(adata.uns[key_added]["prepare_scoring"].get("covariates", [])) > 0:
+        C = np.asarray(adata.obsm[f"{key_added}_covariates"], dtype=np.float64)
+        beta = np.asarray(adata.varm[f"{key_added}_cov_beta"], dtype=np.float64).T
+        gene_mean = adata.var[f"{key_added}_cov_gene_mean"].to_numpy(dtype=np.float64)
+        for t in range(len(traits)):
+            low = low_rank_scores(C, beta, gene_mean, W[t * n_genes : (t + 1) * n_genes])
+            dis[t] += low[:, 0]
+            ctrl[t] += low[:, 1:].astype(ctrl.dtype)
 
     results: dict[str, pd.DataFrame] = {}
     for t, trait in enumerate(traits):

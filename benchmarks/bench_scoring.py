@@ -1,0 +1,692 @@
+"""Benchmark: per-cell disease scoring with scDRS 1.0.2 versus psysc, on the same synthetic data.
+
+Run from the repository root (see benchmarks/README.md)::
+
+    python benchmarks/bench_scoring.py                       # 50,000 cells x 20,000 genes, ~10% non-zero
+    python benchmarks/bench_scoring.py --n-ctrl 100          # quicker estimate
+    python benchmarks/bench_scoring.py --skip-scdrs          # psysc only
+
+What happens:
+
+1. synthetic raw counts are generated once (``benchmarks/_synthetic.py``), log-normalised
+   (``scanpy.pp.normalize_total(target_sum=1e4)`` + ``scanpy.pp.log1p``, CSR float32) and written to an h5ad
+   in a temporary directory, with the gene sets (1,000 genes, MAGMA-like z weights);
+2. each tool runs in its own Python subprocess (``--worker``), so that the peak resident memory
+   (``getrusage(RUSAGE_SELF).ru_maxrss``) is that tool's alone. The worker loads the h5ad (not timed), then times
+   only the computation:
+
+   - scdrs: ``scdrs.preprocess(adata)`` (no covariates) + ``scdrs.score_cell(adata, genes, gene_weight=weights,
+     n_ctrl=N, weight_opt="vs", return_ctrl_norm_score=True)``;
+   - psysc (1 trait): ``psysc.pp.prepare_scoring(adata)`` + ``psysc.tl.score_disorders(adata, {"T1": gs},
+     n_ctrl=N)``;
+   - psysc (6 traits): the same with 6 different gene sets at once (T1 is the same gene set as above).
+
+   Every worker gets the same thread count (``--threads``, default all cores) through the usual environment
+   variables (OMP/OpenBLAS/MKL/numba) and ``threadpoolctl``;
+3. the workers save their per-cell ``norm_score`` (and ``raw_score``) as .npy; the parent reports the Pearson
+   correlation between the scdrs and psysc scores (different random control gene sets, so high but not 1);
+4. a JSON and a markdown summary are written to ``benchmarks/results/scoring_<machine>[_<size>].json|md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+
+DEFAULTS = {"n_cells": 50_000, "n_genes": 20_000, "density": 0.10, "n_ctrl": 1_000, "n_traits": 6}
+THREAD_ENV = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "NUMBA_NUM_THREADS",
+)
+
+
+def _log(msg: str) -> None:
+    print(f"[{_dt.datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def _peak_rss_gb() -> float:
+    """Peak resident set size of this process so far, in GB (1e9 bytes); ru_maxrss is in KiB on Linux."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+
+
+def _current_rss_gb() -> float:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024 / 1e9
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    return float("nan")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# machine description
+# ----------------------------------------------------------------------------------------------------------------
+def machine_info() -> dict:
+    cpu_model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu_model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:  # pragma: no cover
+        pass
+    n_logical = os.cpu_count()
+    try:
+        n_avail = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n_avail = n_logical
+    mem_gb = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    mem_gb = round(int(line.split()[1]) * 1024 / 1e9, 1)
+                    break
+    except OSError:  # pragma: no cover
+        pass
+    return {
+        "cpu_model": cpu_model,
+        "n_cpus": n_logical,
+        "n_cpus_available": n_avail,
+        "mem_total_gb": mem_gb,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "hostname_tag": f"cpu-{n_avail}core",
+    }
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("psysc", "scdrs", "numpy", "scipy", "pandas", "anndata", "scanpy", "numba", "threadpoolctl"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _worker_env(threads: int) -> dict:
+    env = dict(os.environ)
+    for var in THREAD_ENV:
+        env[var] = str(threads)
+    env["PYTHONWARNINGS"] = "ignore"
+    env.setdefault("TQDM_MININTERVAL", "15")  # scdrs' progress bar: a line every 15 s is enough in a log
+    env.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "psysc-bench-numba-cache"))
+    # psysc from the source tree when it is not installed (e.g. the editable install is not possible yet)
+    import importlib.util
+
+    if importlib.util.find_spec("psysc") is None:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "src"), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# workers (run in their own process)
+# ----------------------------------------------------------------------------------------------------------------
+def _load_job(job_path: str):
+    import anndata as ad
+    import pandas as pd
+
+    job = json.loads(Path(job_path).read_text())
+    t0 = time.perf_counter()
+    adata = ad.read_h5ad(job["h5ad"])
+    load_s = time.perf_counter() - t0
+    gs_df = pd.read_csv(job["gene_sets"], index_col=0)  # columns: trait, weight (index = gene)
+    gene_sets = {t: df["weight"] for t, df in gs_df.groupby("trait", sort=False)}
+    gene_sets = {t: gene_sets[t] for t in job["traits"]}
+    return job, adata, gene_sets, load_s
+
+
+def _thread_info(threads: int) -> dict:
+    info = {"threads_requested": threads}
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["threadpools"] = [
+            {k: p.get(k) for k in ("user_api", "internal_api", "num_threads", "version")} for p in threadpool_info()
+        ]
+    except Exception as exc:  # pragma: no cover
+        info["threadpools"] = repr(exc)
+    try:
+        import numba
+
+        info["numba_num_threads"] = numba.get_num_threads()
+        try:
+            info["numba_threading_layer"] = numba.threading_layer()
+        except ValueError:  # no parallel numba function has run in this process
+            info["numba_threading_layer"] = None
+    except ImportError:  # pragma: no cover
+        info["numba_num_threads"] = None
+    return info
+
+
+def _warmup(job: dict, adata, run) -> float | None:
+    """Run the same calls once, untimed, on the first cells with few control sets.
+
+    This compiles psysc's numba kernels (JIT; cached on disk afterwards) and imports lazily loaded modules, so
+    that the timed run measures the computation, not one-off start-up costs. Same dtypes and genes as the real
+    run; it is done for both tools. Returns its wall time (None when disabled).
+    """
+    if not job.get("warmup", True):
+        return None
+    import gc
+
+    small = adata[: min(2_000, adata.n_obs)].copy()
+    t0 = time.perf_counter()
+    run(small, min(20, job["n_ctrl"]))
+    dt = time.perf_counter() - t0
+    del small
+    gc.collect()
+    return dt
+
+
+def worker_scdrs(job_path: str) -> None:
+    import numpy as np
+    import scdrs
+    from threadpoolctl import threadpool_limits
+
+    job, adata, gene_sets, load_s = _load_job(job_path)
+    threads, n_ctrl = job["threads"], job["n_ctrl"]
+    (trait,) = job["traits"]
+    gs = gene_sets[trait]
+    rss_loaded = _peak_rss_gb()
+    cur_loaded = _current_rss_gb()
+    _log(f"scdrs worker: data loaded in {load_s:.1f} s ({adata.n_obs} x {adata.n_vars}), RSS {cur_loaded:.2f} GB")
+
+    def run(ad_, n_ctrl_):
+        scdrs.preprocess(ad_)
+        t_ = time.perf_counter()
+        df_ = scdrs.score_cell(
+            ad_,
+            list(gs.index),
+            gene_weight=list(gs.values),
+            n_ctrl=n_ctrl_,
+            weight_opt="vs",
+            return_ctrl_norm_score=True,
+            random_seed=0,
+        )
+        return t_, df_
+
+    with threadpool_limits(limits=threads):
+        warmup_s = _warmup(job, adata, run)
+        load_before = os.getloadavg()[0]  # other processes on the machine would distort the timings
+        t0 = time.perf_counter()
+        t1, df = run(adata, n_ctrl)
+        t2 = time.perf_counter()
+        tinfo = _thread_info(threads)
+
+    out_dir = Path(job["out_dir"])
+    np.save(out_dir / "scdrs_norm_score.npy", df["norm_score"].to_numpy(np.float64))
+    np.save(out_dir / "scdrs_raw_score.npy", df["raw_score"].to_numpy(np.float64))
+    n_ctrl_cols = sum(c.startswith("ctrl_norm_score_") for c in df.columns)
+    res = {
+        "tool": "scdrs",
+        "traits": [trait],
+        "n_ctrl": n_ctrl,
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+        "preprocess_s": t1 - t0,
+        "score_s": t2 - t1,
+        "total_s": t2 - t0,
+        "peak_rss_gb": _peak_rss_gb(),
+        "peak_rss_after_load_gb": rss_loaded,
+        "loadavg_1min_before": load_before,
+        "rss_after_load_gb": cur_loaded,
+        "n_ctrl_norm_score_columns": n_ctrl_cols,
+        "threads": tinfo,
+    }
+    Path(job["result"]).write_text(json.dumps(res, indent=2))
+
+
+def worker_psysc(job_path: str) -> None:
+    import numpy as np
+    from threadpoolctl import threadpool_limits
+
+    import psysc
+
+    job, adata, gene_sets, load_s = _load_job(job_path)
+    threads, n_ctrl = job["threads"], job["n_ctrl"]
+    traits = job["traits"]
+    psysc.settings.n_jobs = threads
+    psysc.settings.verbosity = 1  # no progress bars in the timed section
+    rss_loaded = _peak_rss_gb()
+    cur_loaded = _current_rss_gb()
+    _log(
+        f"psysc worker ({len(traits)} trait(s)): data loaded in {load_s:.1f} s ({adata.n_obs} x {adata.n_vars}), "
+        f"RSS {cur_loaded:.2f} GB"
+    )
+
+    def run(ad_, n_ctrl_):
+        psysc.pp.prepare_scoring(ad_)
+        t_ = time.perf_counter()
+        psysc.tl.score_disorders(ad_, gene_sets, n_ctrl=n_ctrl_)
+        return t_, None
+
+    with threadpool_limits(limits=threads):
+        warmup_s = _warmup(job, adata, run)
+        load_before = os.getloadavg()[0]  # other processes on the machine would distort the timings
+        t0 = time.perf_counter()
+        t1, _ = run(adata, n_ctrl)
+        t2 = time.perf_counter()
+        tinfo = _thread_info(threads)
+
+    # check the AnnData contract of docs/design.md
+    problems = []
+    cols = ("raw_score", "norm_score", "mc_pval", "pval", "nlog10_pval", "zscore")
+    for t in traits:
+        for c in cols:
+            key = f"psysc_{t}_{c}"
+            if key not in adata.obs:
+                problems.append(f"missing obs[{key!r}]")
+            elif adata.obs[key].dtype != np.float32:
+                problems.append(f"obs[{key!r}] is {adata.obs[key].dtype}, not float32")
+            elif not np.isfinite(adata.obs[key].to_numpy()).all():
+                problems.append(f"obs[{key!r}] has non-finite values")
+        key = f"psysc_{t}_ctrl_norm_score"
+        if key not in adata.obsm:
+            problems.append(f"missing obsm[{key!r}]")
+        elif tuple(adata.obsm[key].shape) != (adata.n_obs, n_ctrl):
+            problems.append(f"obsm[{key!r}] has shape {adata.obsm[key].shape}, not {(adata.n_obs, n_ctrl)}")
+
+    out_dir = Path(job["out_dir"])
+    tag = job["tag"]
+    for t in traits:
+        for c in ("norm_score", "raw_score"):
+            key = f"psysc_{t}_{c}"
+            if key in adata.obs:
+                np.save(out_dir / f"{tag}_{t}_{c}.npy", adata.obs[key].to_numpy(np.float64))
+    res = {
+        "tool": "psysc",
+        "traits": traits,
+        "n_ctrl": n_ctrl,
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+        "preprocess_s": t1 - t0,
+        "score_s": t2 - t1,
+        "total_s": t2 - t0,
+        "peak_rss_gb": _peak_rss_gb(),
+        "peak_rss_after_load_gb": rss_loaded,
+        "loadavg_1min_before": load_before,
+        "rss_after_load_gb": cur_loaded,
+        "contract_problems": problems,
+        "psysc_file": psysc.__file__,
+        "psysc_version": getattr(psysc, "__version__", None),
+        "threads": tinfo,
+    }
+    Path(job["result"]).write_text(json.dumps(res, indent=2))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parent
+# ----------------------------------------------------------------------------------------------------------------
+def make_data(args, work: Path) -> tuple[Path, Path, dict]:
+    """Generate (or reuse) the log-normalised h5ad and the gene sets; return their paths and data stats."""
+    import numpy as np
+    import pandas as pd
+
+    sys.path.insert(0, str(HERE))
+    from _synthetic import gene_names, make_counts, make_gene_set
+
+    stem = f"synthetic_{args.n_cells}x{args.n_genes}_d{args.density:g}_s{args.seed}"
+    h5ad = work / f"{stem}.h5ad"
+    gs_csv = work / f"{stem}_genesets{args.n_traits}.csv"
+    stats_json = work / f"{stem}.stats.json"
+    if h5ad.exists() and stats_json.exists():
+        _log(f"reusing {h5ad}")
+        stats = json.loads(stats_json.read_text())
+    else:
+        import anndata as ad
+        import scanpy as sc
+
+        _log(f"generating {args.n_cells} x {args.n_genes} counts, density {args.density} ...")
+        t0 = time.perf_counter()
+        X, cell_type = make_counts(args.n_cells, args.n_genes, args.density, args.seed, return_cell_types=True)
+        gen_s = time.perf_counter() - t0
+        lib = np.asarray(X.sum(axis=1)).ravel()
+        n_zero_genes = int((np.diff(X.tocsc().indptr) == 0).sum())
+        stats = {
+            "n_cells": X.shape[0],
+            "n_genes": X.shape[1],
+            "nnz": int(X.nnz),
+            "density": X.nnz / (X.shape[0] * X.shape[1]),
+            "median_umi_per_cell": float(np.median(lib)),
+            "median_genes_per_cell": float(np.median(np.diff(X.indptr))),
+            "n_all_zero_genes": n_zero_genes,
+            "generation_s": gen_s,
+        }
+        _log(
+            f"generated in {gen_s:.1f} s: nnz {X.nnz:,} (density {stats['density']:.4f}), "
+            f"median UMI/cell {stats['median_umi_per_cell']:.0f}"
+        )
+        adata = ad.AnnData(
+            X=X,
+            obs=pd.DataFrame(
+                {"cell_type": pd.Categorical([f"type{t}" for t in cell_type])},
+                index=[f"cell{i:06d}" for i in range(X.shape[0])],
+            ),
+            var=pd.DataFrame(index=gene_names(X.shape[1])),
+        )
+        del X
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+        adata.X = adata.X.astype(np.float32)
+        adata.uns["benchmark_data"] = {"normalisation": "normalize_total(1e4) + log1p", "seed": args.seed}
+        adata.write_h5ad(h5ad)
+        del adata
+        stats_json.write_text(json.dumps(stats, indent=2))
+    if not gs_csv.exists():
+        names = gene_names(args.n_genes)
+        frames = []
+        for i in range(args.n_traits):
+            gs = make_gene_set(names, args.gs_size, seed=args.seed + 1000 + i)
+            frames.append(pd.DataFrame({"trait": f"T{i + 1}", "weight": gs}))
+        pd.concat(frames).to_csv(gs_csv)
+    return h5ad, gs_csv, stats
+
+
+def run_worker(kind: str, job: dict, work: Path, threads: int) -> dict:
+    job_path = work / f"job_{job['tag']}.json"
+    job_path.write_text(json.dumps(job))
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", kind, "--job", str(job_path)]
+    _log(f"running {job['tag']} worker ...")
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=_worker_env(threads), cwd=str(REPO))
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0 or not Path(job["result"]).exists():
+        _log(f"{job['tag']} worker FAILED (exit code {proc.returncode})")
+        return {"tool": kind, "traits": job["traits"], "failed": True, "returncode": proc.returncode, "wall_s": wall}
+    res = json.loads(Path(job["result"]).read_text())
+    res["process_wall_s"] = wall
+    _log(
+        f"{job['tag']}: prepare {res['preprocess_s']:.1f} s + score {res['score_s']:.1f} s = {res['total_s']:.1f} s, "
+        f"peak RSS {res['peak_rss_gb']:.2f} GB"
+    )
+    return res
+
+
+def _pearson(a_path: Path, b_path: Path):
+    import numpy as np
+
+    if not (a_path.exists() and b_path.exists()):
+        return None
+    a, b = np.load(a_path), np.load(b_path)
+    if a.shape != b.shape:
+        return None
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def _ok(res: dict | None) -> bool:
+    return bool(res) and not res.get("failed")
+
+
+def _fmt(x, spec=".2f", none="n/a"):
+    return none if x is None else format(x, spec)
+
+
+def _x(x, spec=".2f"):
+    """A ratio as ``1.23x`` (or ``n/a``)."""
+    return "n/a" if x is None else format(x, spec) + "x"
+
+
+def write_markdown(summary: dict, path: Path) -> None:
+    m, p, r = summary["machine"], summary["params"], summary["ratios"]
+    lines = [
+        "# Scoring benchmark: scDRS 1.0.2 vs psysc",
+        "",
+        f"Run {summary['date']} with `{summary['command']}`.",
+        "",
+        f"- Machine: {m['cpu_model']}, {m['n_cpus_available']} cores available ({m['n_cpus']} logical), "
+        f"{m['mem_total_gb']} GB RAM; {m['platform']}, Python {m['python']}",
+        f"- Threads per tool: {p['threads']} (OMP/OpenBLAS/MKL/numba env variables + threadpoolctl)",
+        "- Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items() if v),
+        f"- Data: {p['n_cells']:,} cells x {p['n_genes']:,} genes, synthetic negative-binomial counts, "
+        f"{summary['data']['density']:.1%} non-zero ({summary['data']['nnz']:,} entries), median "
+        f"{summary['data']['median_umi_per_cell']:.0f} UMI / cell; log-normalised (normalize_total 1e4 + log1p), "
+        "CSR float32",
+        f"- Gene sets: {p['gs_size']} genes, MAGMA-like weights (|N(0,1)|+3, clipped at 10); n_ctrl = {p['n_ctrl']}; "
+        "scdrs weight_opt='vs', return_ctrl_norm_score=True; no covariates",
+        "- Times: computation only (loading the h5ad excluded"
+        + (
+            "; after one untimed warm-up run of the same calls on 2,000 cells with 20 control sets, which compiles "
+            "psysc's numba kernels"
+            if p["warmup"]
+            else "; no warm-up: psysc's first call includes numba JIT compilation"
+        )
+        + "); peak RSS = `ru_maxrss` of the tool's own process (includes the loaded data)",
+        "",
+        "| run | prepare (s) | score (s) | total (s) | peak RSS (GB) | RSS after load (GB) | warm-up (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, res in summary["runs"].items():
+        if res is None:
+            continue
+        if res.get("failed"):
+            lines.append(f"| {name} | failed | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {res['preprocess_s']:.1f} | {res['score_s']:.1f} | {res['total_s']:.1f} | "
+            f"{res['peak_rss_gb']:.2f} | {res['rss_after_load_gb']:.2f} | {_fmt(res.get('warmup_s'), '.1f')} |"
+        )
+    lines += [
+        "",
+        f"- Speed-up (scdrs total / psysc total): **{_x(r['speedup_total'], '.1f')}** "
+        f"(prepare {_x(r['speedup_preprocess'], '.1f')}, score {_x(r['speedup_score'], '.1f')})",
+        f"- Memory ratio (scdrs peak RSS / psysc peak RSS): **{_x(r['memory_ratio'], '.2f')}**",
+        f"- psysc, {p['n_traits']} traits / 1 trait: score time {_x(r['multi_over_single_score'], '.2f')}, "
+        f"total {_x(r['multi_over_single_total'], '.2f')}",
+        f"- Parity: Pearson r of norm_score scdrs vs psysc = {_fmt(summary['parity']['pearson_norm_score'], '.4f')}"
+        f" (raw_score: {_fmt(summary['parity']['pearson_raw_score'], '.6f')}); different random control sets, "
+        "so not exactly 1",
+        f"- psysc T1, 1-trait run vs {p['n_traits']}-trait run: Pearson r of norm_score = "
+        f"{_fmt(summary['parity']['pearson_psysc_single_vs_multi'], '.6f')}",
+    ]
+    if summary.get("problems"):
+        lines += ["", "Problems:", ""] + [f"- {x}" for x in summary["problems"]]
+    lines += ["", "```", summary["final_line"], "```", ""]
+    path.write_text("\n".join(lines))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--n-cells", type=int, default=DEFAULTS["n_cells"])
+    ap.add_argument("--n-genes", type=int, default=DEFAULTS["n_genes"])
+    ap.add_argument("--density", type=float, default=DEFAULTS["density"])
+    ap.add_argument("--n-ctrl", type=int, default=DEFAULTS["n_ctrl"])
+    ap.add_argument("--n-traits", type=int, default=DEFAULTS["n_traits"], help="traits of the multi-trait psysc run")
+    ap.add_argument("--gs-size", type=int, default=1000, help="genes per gene set")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="threads per tool (default: all available cores)")
+    ap.add_argument("--skip-scdrs", action="store_true")
+    ap.add_argument("--skip-psysc", action="store_true")
+    ap.add_argument("--skip-multi", action="store_true", help="skip the multi-trait psysc run")
+    ap.add_argument("--workdir", type=Path, default=None, help="keep data and scores here (reused if present)")
+    ap.add_argument("--out-name", default=None, help="results file stem (default scoring_<machine>[_<size>])")
+    ap.add_argument("--no-save", action="store_true", help="do not write benchmarks/results/")
+    ap.add_argument(
+        "--no-warmup", action="store_true", help="time the first call (includes numba JIT compilation in psysc)"
+    )
+    ap.add_argument("--worker", choices=("scdrs", "psysc"), help=argparse.SUPPRESS)
+    ap.add_argument("--job", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+
+    if args.worker == "scdrs":
+        worker_scdrs(args.job)
+        return 0
+    if args.worker == "psysc":
+        worker_psysc(args.job)
+        return 0
+
+    machine = machine_info()
+    threads = args.threads or machine["n_cpus_available"]
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.mkdtemp(prefix="psysc-bench-")
+        work = Path(tmp)
+    else:
+        work = args.workdir
+        work.mkdir(parents=True, exist_ok=True)
+    run_dir = work / f"run_{os.getpid()}"
+    run_dir.mkdir()
+    problems: list[str] = []
+    try:
+        h5ad, gs_csv, data_stats = make_data(args, work)
+        base = {"h5ad": str(h5ad), "gene_sets": str(gs_csv), "threads": threads, "n_ctrl": args.n_ctrl,
+                "out_dir": str(run_dir), "warmup": not args.no_warmup}
+        runs: dict[str, dict | None] = {"scdrs": None, "psysc": None, f"psysc_{args.n_traits}traits": None}
+        if not args.skip_scdrs:
+            runs["scdrs"] = run_worker(
+                "scdrs", {**base, "tag": "scdrs", "traits": ["T1"], "result": str(run_dir / "res_scdrs.json")},
+                work, threads,
+            )
+        if not args.skip_psysc:
+            runs["psysc"] = run_worker(
+                "psysc", {**base, "tag": "psysc", "traits": ["T1"], "result": str(run_dir / "res_psysc.json")},
+                work, threads,
+            )
+            if not args.skip_multi and args.n_traits > 1:
+                tag = f"psysc_{args.n_traits}traits"
+                runs[tag] = run_worker(
+                    "psysc",
+                    {**base, "tag": tag, "traits": [f"T{i + 1}" for i in range(args.n_traits)],
+                     "result": str(run_dir / f"res_{tag}.json")},
+                    work, threads,
+                )
+        for name, res in runs.items():
+            if res is not None and res.get("failed"):
+                problems.append(f"{name} worker failed (exit code {res['returncode']})")
+            if _ok(res) and res.get("contract_problems"):
+                problems += [f"{name}: {x}" for x in res["contract_problems"]]
+
+        # ---- parity -----------------------------------------------------------------------------------------
+        multi_tag = f"psysc_{args.n_traits}traits"
+        parity = {
+            "pearson_norm_score": _pearson(run_dir / "scdrs_norm_score.npy", run_dir / "psysc_T1_norm_score.npy"),
+            "pearson_raw_score": _pearson(run_dir / "scdrs_raw_score.npy", run_dir / "psysc_T1_raw_score.npy"),
+            "pearson_psysc_single_vs_multi": _pearson(
+                run_dir / "psysc_T1_norm_score.npy", run_dir / f"{multi_tag}_T1_norm_score.npy"
+            ),
+        }
+
+        # ---- ratios -----------------------------------------------------------------------------------------
+        s, p, mt = runs["scdrs"], runs["psysc"], runs[multi_tag]
+
+        def ratio(a, b, key):
+            return a[key] / b[key] if _ok(a) and _ok(b) and b[key] > 0 else None
+
+        ratios = {
+            "speedup_total": ratio(s, p, "total_s"),
+            "speedup_preprocess": ratio(s, p, "preprocess_s"),
+            "speedup_score": ratio(s, p, "score_s"),
+            "memory_ratio": ratio(s, p, "peak_rss_gb"),
+            "multi_over_single_score": ratio(mt, p, "score_s"),
+            "multi_over_single_total": ratio(mt, p, "total_s"),
+        }
+
+        def part(name, res):
+            if not _ok(res):
+                return f"{name}: {'failed' if res else 'skipped'}"
+            return f"{name}: {res['total_s']:.1f} s, {res['peak_rss_gb']:.2f} GB"
+
+        final_line = (
+            f"{part('scdrs', s)} | {part('psysc', p)} | speed-up {_x(ratios['speedup_total'], '.1f')}, "
+            f"memory ratio {_x(ratios['memory_ratio'], '.2f')} | {args.n_traits} traits / 1 trait: "
+            f"{_x(ratios['multi_over_single_score'], '.2f')}"
+        )
+
+        # ---- report -----------------------------------------------------------------------------------------
+        print()
+        print(f"machine: {machine['cpu_model']}, {machine['n_cpus_available']} cores, {threads} threads per tool")
+        print(
+            f"data: {data_stats['n_cells']:,} x {data_stats['n_genes']:,}, density {data_stats['density']:.4f}, "
+            f"n_ctrl {args.n_ctrl}"
+        )
+        for name, res in runs.items():
+            if _ok(res):
+                print(
+                    f"{name:>16}: prepare {res['preprocess_s']:8.1f} s  score {res['score_s']:8.1f} s  "
+                    f"total {res['total_s']:8.1f} s  peak RSS {res['peak_rss_gb']:6.2f} GB "
+                    f"(after load {res['rss_after_load_gb']:.2f} GB)  warm-up {_fmt(res.get('warmup_s'), '.1f')} s"
+                )
+            elif res is not None:
+                print(f"{name:>16}: FAILED")
+        print(
+            f"speed-up (total): {_x(ratios['speedup_total'], '.2f')}  "
+            f"(prepare {_x(ratios['speedup_preprocess'], '.2f')}, score {_x(ratios['speedup_score'], '.2f')})"
+        )
+        print(f"memory ratio (scdrs / psysc peak RSS): {_x(ratios['memory_ratio'], '.2f')}")
+        print(f"psysc {args.n_traits} traits / 1 trait: score {_x(ratios['multi_over_single_score'], '.2f')}, "
+              f"total {_x(ratios['multi_over_single_total'], '.2f')}")
+        print(f"Pearson r norm_score scdrs vs psysc: {_fmt(parity['pearson_norm_score'], '.4f')} "
+              f"(raw_score {_fmt(parity['pearson_raw_score'], '.6f')}); psysc T1 1-trait vs {args.n_traits}-trait run: "
+              f"{_fmt(parity['pearson_psysc_single_vs_multi'], '.6f')}")
+        for x in problems:
+            print(f"PROBLEM: {x}")
+
+        summary = {
+            "date": _dt.datetime.now().isoformat(timespec="seconds"),
+            "command": " ".join(["python benchmarks/bench_scoring.py", *(sys.argv[1:] if argv is None else argv)]),
+            "loadavg_1_5_15min_at_end": list(os.getloadavg()),
+            "machine": machine,
+            "versions": package_versions(),
+            "params": {
+                "n_cells": args.n_cells, "n_genes": args.n_genes, "density": args.density, "n_ctrl": args.n_ctrl,
+                "n_traits": args.n_traits, "gs_size": args.gs_size, "seed": args.seed, "threads": threads,
+                "warmup": not args.no_warmup,
+                "normalisation": "scanpy normalize_total(target_sum=1e4) + log1p, CSR float32",
+                "scdrs_call": "scdrs.preprocess(adata); scdrs.score_cell(adata, genes, gene_weight=weights, "
+                              "n_ctrl=n_ctrl, weight_opt='vs', return_ctrl_norm_score=True)",
+                "psysc_call": "psysc.pp.prepare_scoring(adata); psysc.tl.score_disorders(adata, gene_sets, "
+                              "n_ctrl=n_ctrl)",
+            },
+            "data": data_stats,
+            "runs": runs,
+            "ratios": ratios,
+            "parity": parity,
+            "problems": problems,
+            "final_line": final_line,
+        }
+        if not args.no_save:
+            RESULTS.mkdir(exist_ok=True)
+            stem = args.out_name
+            if stem is None:
+                stem = f"scoring_{machine['hostname_tag']}"
+                if (args.n_cells, args.n_genes, args.density, args.n_ctrl) != (
+                    DEFAULTS["n_cells"], DEFAULTS["n_genes"], DEFAULTS["density"], DEFAULTS["n_ctrl"]
+                ):
+                    stem += f"_{args.n_cells}x{args.n_genes}_d{args.density:g}_ctrl{args.n_ctrl}"
+            (RESULTS / f"{stem}.json").write_text(json.dumps(summary, indent=2))
+            write_markdown(summary, RESULTS / f"{stem}.md")
+            print(f"results: {RESULTS / (stem + '.json')} and .md")
+        print(final_line)
+        return 0 if not problems else 1
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
