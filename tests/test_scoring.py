@@ -317,3 +317,12 @@ def test_covariates_must_cover_the_cells():
     adata = synthetic_counts(100, 400)
     with pytest.raises(ValueError, match="75%"):
         psysc.pp.prepare_scoring(adata, covariates=pd.DataFrame({"x": [1.0, 2.0]}, index=["c0", "c1"]))
+
+
+def test_in_memory_csr_row_blocks_are_views():
+    from psysc._core._blocks import iter_row_blocks
+
+    X = sparse.random(100, 30, density=0.2, format="csr", random_state=0)
+    blocks = list(iter_row_blocks(X, 32))
+    assert all(np.shares_memory(b.data, X.data) for _, _, b in blocks)
+    assert (sparse.vstack([b for _, _, b in blocks]) != X).nnz == 0

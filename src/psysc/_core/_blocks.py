@@ -29,8 +29,12 @@ def iter_row_blocks(X, block_size: int = 10_000) -> Iterator[tuple[int, int, obj
         stop = min(start + block_size, n)
         if in_memory_csr:  # a view on the rows, no copy of the data
             lo, hi = X.indptr[start], X.indptr[stop]
-            parts = (X.data[lo:hi], X.indices[lo:hi], X.indptr[start : stop + 1] - lo)
-            yield start, stop, sparse.csr_matrix(parts, shape=(stop - start, X.shape[1]), copy=False)
+            # scipy's constructor "prunes" slices of larger arrays into copies: set the arrays directly
+            view = sparse.csr_matrix((stop - start, X.shape[1]), dtype=X.dtype)
+            view.data = X.data[lo:hi]
+            view.indices = X.indices[lo:hi]
+            view.indptr = X.indptr[start : stop + 1] - lo
+            yield start, stop, view
             continue
         block = X[start:stop]
         if is_dask(block):

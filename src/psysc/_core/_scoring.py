@@ -118,8 +118,21 @@ def raw_scores(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype=np.float32, block_
     return dis, ctrl
 
 
+@numba.njit(parallel=True, cache=True)
+def _col_sums(M, n_parts):
+    n, m = M.shape
+    step = (n + n_parts - 1) // n_parts
+    partial = np.zeros((n_parts, m), dtype=np.float64)
+    for t in prange(n_parts):
+        for c in range(t * step, min(n, (t + 1) * step)):
+            for j in range(m):
+                partial[t, j] += M[c, j]
+    return partial.sum(axis=0)
+
+
 def _col_means(M):
-    return M.mean(axis=0, dtype=np.float64)
+    """float64 column means without a float64 copy of ``M``."""
+    return _col_sums(M, numba.get_num_threads()) / M.shape[0]
 
 
 @numba.njit(parallel=True, cache=True)

@@ -29,7 +29,7 @@ def inspect_values(X, *, max_rows: int = 2_000) -> dict:
     vmax = 0.0
     non_integer = False
     row_sums = np.empty(X.shape[0], dtype=np.float64)
-    for start, stop, block in iter_row_blocks(X, 10_000):
+    for start, stop, block in iter_row_blocks(X, 2_000):
         data = block.data if sparse.issparse(block) else block.ravel()
         n_bad = int(np.count_nonzero(~np.isfinite(data)))
         if n_bad:
