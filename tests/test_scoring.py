@@ -326,3 +326,45 @@ def test_in_memory_csr_row_blocks_are_views():
     blocks = list(iter_row_blocks(X, 32))
     assert all(np.shares_memory(b.data, X.data) for _, _, b in blocks)
     assert (sparse.vstack([b for _, _, b in blocks]) != X).nnz == 0
+
+
+def test_pooled_pvalues_with_ties_and_extremes_equal_naive_counts():
+    rng = np.random.default_rng(1)
+    norm = np.round(rng.normal(size=500), 2)  # many exact ties among cells
+    ctrl = np.round(rng.normal(size=(500, 40)) * 1.5, 2)  # ties with cells, values beyond the cells' range
+    ctrl[0, :5] = norm.min()
+    ctrl[1, :5] = norm.max()
+    _, pooled = monte_carlo_pvalues(norm, ctrl)
+    null = ctrl.ravel()
+    naive = np.array([(1 + np.sum(null >= v)) / (1 + null.size) for v in norm])
+    np.testing.assert_array_equal(pooled, naive)
+
+
+def test_shared_kernel_equals_explicit_weight_kernel():
+    """The one-pass multi-trait kernel against the per-trait sparse product on the same control draws."""
+    from psysc._core._scoring import raw_scores
+    from psysc._core._shared import SharedControls, shared_raw_scores
+    from psysc.tl._score import _explicit_weights
+
+    adata = synthetic_counts(200, 1500, seed=7)
+    psysc.pp.prepare_scoring(adata)
+    X = adata.layers["psysc_norm"]
+    rng = np.random.default_rng(0)
+    disease = [(np.sort(rng.choice(1500, 60, replace=False)), rng.uniform(1, 5, 60)) for _ in range(3)]
+    shared = SharedControls(adata.var_names, adata.var["psysc_mean_var"], disease, n_ctrl=25, seed=0)
+    var = adata.var["psysc_var"].to_numpy(np.float64)
+    factor = 1 / np.sqrt(adata.var["psysc_var_tech"].to_numpy() + 0.01)
+    dw = np.zeros((1500, 3))
+    for t, (idx, w) in enumerate(disease):
+        dw[idx, t] = factor[idx] * w / (factor[idx] * w).sum()
+        ctrl_idx, ctrl_w = shared.explicit(t)
+        # every control set takes, bin by bin, as many genes as the trait has disease genes there
+        bins = adata.var["psysc_mean_var"].to_numpy()
+        for b in range(25):
+            assert sorted(bins[ctrl_idx[b]]) == sorted(bins[idx])
+        np.testing.assert_array_equal(np.sort(ctrl_w), np.sort(w))
+    dis, ctrl = shared_raw_scores(X, shared, factor, dw, dtype=np.float64, block_size=70)
+    W, _ = _explicit_weights([shared.explicit(t) for t in range(3)], factor, var, dw, np.ones(3), ["a", "b", "c"])
+    dis2, ctrl2 = raw_scores(X, W, 25, dtype=np.float64)
+    np.testing.assert_allclose(dis, dis2, rtol=1e-12)
+    np.testing.assert_allclose(ctrl, ctrl2, rtol=1e-12)

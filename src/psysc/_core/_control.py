@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
-
 import numpy as np
 
 
@@ -14,11 +12,6 @@ def _bins_in_order(bin_labels: np.ndarray):
     uniq, starts = np.unique(labels[order], return_index=True)
     bounds = list(starts) + [len(labels)]
     return [(uniq[i], order[bounds[i] : bounds[i + 1]]) for i in range(len(uniq))]
-
-
-def trait_seed(seed: int, trait: str) -> np.random.SeedSequence:
-    """Seed of a trait's control sets: depends on the seed and the trait name only."""
-    return np.random.SeedSequence([int(seed), zlib.crc32(str(trait).encode())])
 
 
 def sample_control_sets(

@@ -204,17 +204,29 @@ def _mc_counts(norm, ctrl, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _pooled_hist(sorted_q, ctrl, n_threads):
-    # hist[t, j] += 1 for each null value v with exactly j queries <= v
+def _pooled_hist(sorted_q, ctrl, starts, lo, width, n_threads):
+    # hist[j] += 1 for each null value v with exactly j queries <= v. A uniform bucket index over the query
+    # range narrows each binary search to the queries of three neighbouring buckets (exact: rounding of the
+    # bucket number is at most one bucket off).
     n, b = ctrl.shape
     m = sorted_q.shape[0]
+    n_buckets = starts.shape[0] - 1
     hist = np.zeros((n_threads, m + 1), dtype=np.int64)
     step = (n + n_threads - 1) // n_threads
     for t in prange(n_threads):
         for c in range(t * step, min(n, (t + 1) * step)):
             for j in range(b):
                 v = np.float64(ctrl[c, j])
-                hist[t, np.searchsorted(sorted_q, v, side="right")] += 1
+                if v < sorted_q[0]:
+                    pos = 0
+                elif v >= sorted_q[m - 1]:
+                    pos = m
+                else:
+                    k = int((v - lo) / width)
+                    a = starts[max(k - 1, 0)]
+                    z = starts[min(k + 2, n_buckets)]
+                    pos = a + np.searchsorted(sorted_q[a:z], v, side="right")
+                hist[t, pos] += 1
     return hist.sum(axis=0)
 
 
@@ -231,7 +243,11 @@ def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray):
     mc_pval = (1.0 + counts) / (1.0 + b)
     order = np.argsort(norm, kind="stable")
     sorted_q = norm[order]
-    hist = _pooled_hist(sorted_q, ctrl, numba.get_num_threads())
+    n_buckets = 4 * n
+    lo, hi = float(sorted_q[0]), float(sorted_q[-1])
+    width = (hi - lo) / n_buckets if hi > lo else 1.0
+    starts = np.searchsorted(sorted_q, lo + width * np.arange(n_buckets + 1), side="left")
+    hist = _pooled_hist(sorted_q, ctrl, starts, lo, width, numba.get_num_threads())
     # a null value with j queries <= it counts for the queries at sorted positions 0..j-1
     ge = np.cumsum(hist[::-1])[::-1][1:]  # ge[i] = sum_{j > i} hist[j]
     pooled = np.empty(n, dtype=np.float64)

@@ -9,7 +9,8 @@ from anndata import AnnData
 from scipy import sparse, stats
 
 from .._core._covariates import low_rank_scores
-from .._core._control import sample_control_sets, trait_seed
+from .._core._control import sample_control_sets
+from .._core._shared import SharedControls, shared_raw_scores
 from .._core._scoring import correct_background, monte_carlo_pvalues, raw_scores, vs_weights
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
 from .._genesets import as_gene_sets, match_gene_sets
@@ -31,6 +32,36 @@ def _gene_stats(adata: AnnData, key: str) -> pd.DataFrame:
             "before psysc.tl.score_disorders."
         )
     return pd.DataFrame({name: adata.var[col].to_numpy() for name, col in cols.items()}, index=adata.var_names)
+
+
+def _explicit_weights(per_trait, factor, var64, disease_w, disease_var, traits):
+    """Stacked genes x sets weight matrix (trait by trait; column 0 the disease set) and variance ratios."""
+    n_genes = len(factor)
+    rows, cols, vals, var_ratio = [], [], [], {}
+    for t, (ctrl_idx, ctrl_w) in enumerate(per_trait):
+        n_ctrl = ctrl_idx.shape[0]
+        idx = np.flatnonzero(disease_w[:, t])
+        cw = factor[ctrl_idx] * ctrl_w[None, :]
+        cw = cw / cw.sum(axis=1, keepdims=True)
+        var_ratio[traits[t]] = (var64[ctrl_idx] * cw**2).sum(axis=1) / disease_var[t]
+        rows += [t * n_genes + idx, t * n_genes + ctrl_idx.ravel()]
+        cols += [np.zeros(len(idx), dtype=np.int64), 1 + np.repeat(np.arange(n_ctrl), ctrl_idx.shape[1])]
+        vals += [disease_w[idx, t], cw.ravel()]
+    W = sparse.coo_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(len(per_trait) * n_genes, per_trait[0][0].shape[0] + 1),
+    ).tocsr()
+    W.sum_duplicates()
+    return W, var_ratio
+
+
+def _trait_weights(t, shared, factor, disease_w, W, n_genes):
+    """Trait ``t``'s genes x (1 + n_ctrl) weight matrix."""
+    if W is not None:
+        return W[t * n_genes : (t + 1) * n_genes]
+    per_trait = [shared.explicit(t)]
+    W_t, _ = _explicit_weights(per_trait, factor, np.zeros(n_genes), disease_w[:, [t]], np.ones(1), ["t"])
+    return W_t
 
 
 def score_disorders(
@@ -129,43 +160,47 @@ def score_disorders(
     var64 = var.astype(np.float64)
     var_tech = gstats["var_tech"].to_numpy(dtype=np.float64)
 
-    rows, cols, vals, var_ratio = [], [], [], {}
+    device = resolve_device(device)
     n_genes = adata.n_vars
+    factor = vs_weights(np.ones(n_genes), var_tech, var64, weight)  # per-gene part of the score weights
+    disease_w = np.zeros((n_genes, len(traits)))
     for t, trait in enumerate(traits):
         idx, w = kept[trait]
-        cseed = seed if rng == "scdrs" else trait_seed(seed, trait)
-        ctrl_idx, ctrl_w = sample_control_sets(names, bins, idx, w, n_ctrl=n_ctrl, seed=cseed, rng=rng)
-        dw = vs_weights(w, var_tech[idx], var64[idx], weight)
-        dw = dw / dw.sum()
-        cw = vs_weights(ctrl_w[None, :], var_tech[ctrl_idx], var64[ctrl_idx], weight)
-        cw = cw / cw.sum(axis=1, keepdims=True)
-        var_ratio[trait] = (var64[ctrl_idx] * cw**2).sum(axis=1) / (var64[idx] * dw**2).sum()
-        # trait t owns rows t * n_genes ...; column 0 = disease set, 1 + b = control set b
-        rows += [t * n_genes + idx, t * n_genes + ctrl_idx.ravel()]
-        cols += [np.zeros(len(idx), dtype=np.int64), 1 + np.repeat(np.arange(n_ctrl), ctrl_idx.shape[1])]
-        vals += [dw, cw.ravel()]
-    W = sparse.coo_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(len(traits) * n_genes, n_ctrl + 1),
-    ).tocsr()
-    W.sum_duplicates()
+        dw = factor[idx] * w
+        disease_w[idx, t] = dw / dw.sum()
+    disease_var = (var64[:, None] * disease_w**2).sum(axis=0)
+
+    shared, W = None, None
+    if rng == "numpy":
+        shared = SharedControls(names, bins, [kept[t] for t in traits], n_ctrl=n_ctrl, seed=seed)
+        ratios = shared.variance_sums(factor, var64, shared.set_weights(factor)) / disease_var
+        var_ratio = {trait: ratios[:, t] for t, trait in enumerate(traits)}
+        per_trait = [shared.explicit(t) for t in range(len(traits))] if device != "cpu" else None
+    else:
+        per_trait = [
+            sample_control_sets(names, bins, *kept[trait], n_ctrl=n_ctrl, seed=seed, rng="scdrs") for trait in traits
+        ]
+    if per_trait is not None:
+        W, var_ratio = _explicit_weights(per_trait, factor, var64, disease_w, disease_var, traits)
 
     from tqdm.auto import tqdm
 
-    device = resolve_device(device)
     with tqdm(total=adata.n_obs, desc=f"scoring {len(traits)} trait(s) x {n_ctrl + 1} gene sets on {device}",
               unit="cell", disable=not settings.show_progress) as bar:
-        if device == "cpu":
-            dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
-        else:
+        if device != "cpu":
             dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, progress=bar.update)
+        elif shared is not None:
+            dis, ctrl = shared_raw_scores(X, shared, factor, disease_w, dtype=dtype, block_size=block_size,
+                                          progress=bar.update)
+        else:
+            dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
 
     if len(adata.uns[key_added]["prepare_scoring"].get("covariates", [])) > 0:
         C = np.asarray(adata.obsm[f"{key_added}_covariates"], dtype=np.float64)
         beta = np.asarray(adata.varm[f"{key_added}_cov_beta"], dtype=np.float64).T
         gene_mean = adata.var[f"{key_added}_cov_gene_mean"].to_numpy(dtype=np.float64)
         for t in range(len(traits)):
-            low = low_rank_scores(C, beta, gene_mean, W[t * n_genes : (t + 1) * n_genes])
+            low = low_rank_scores(C, beta, gene_mean, _trait_weights(t, shared, factor, disease_w, W, n_genes))
             dis[t] += low[:, 0]
             ctrl[t] += low[:, 1:].astype(ctrl.dtype)
 
@@ -190,7 +225,7 @@ def score_disorders(
             index=adata.obs_names.copy(),
             dtype=np.float32,
         )
-    n_genes = {trait: len(kept[trait][0]) for trait in traits}
+    n_genes_used = {trait: len(kept[trait][0]) for trait in traits}
     if not inplace:
         return results
 
@@ -207,7 +242,7 @@ def score_disorders(
     all_traits = list(dict.fromkeys(list(previous.get("traits", [])) + traits))
     ns["score_disorders"] = {
         "traits": all_traits,
-        "n_genes": {**dict(previous.get("n_genes", {})), **n_genes},
+        "n_genes": {**dict(previous.get("n_genes", {})), **n_genes_used},
         "skipped": {str(k): int(v) for k, v in skipped.items()},
         "params": {
             "n_ctrl": int(n_ctrl),
