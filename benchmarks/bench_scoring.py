@@ -204,10 +204,25 @@ def _warmup(job: dict, adata, run) -> float | None:
     return dt
 
 
+def _timed_run(job: dict, adata, run, threads: int):
+    """Warm up, then time ``run`` on the whole data; ``None`` for a compile-only job (result written)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=threads):
+        warmup_s = _warmup(job, adata, run)
+        if job.get("compile_only"):
+            Path(job["result"]).write_text(json.dumps({"compile_s": warmup_s, "peak_rss_gb": _peak_rss_gb()}))
+            return None
+        load_before = os.getloadavg()[0]  # other processes on the machine would distort the timings
+        t0 = time.perf_counter()
+        t1, out = run(adata, job["n_ctrl"])
+        t2 = time.perf_counter()
+        return warmup_s, load_before, t0, t1, t2, out, _thread_info(threads)
+
+
 def worker_scdrs(job_path: str) -> None:
     import numpy as np
     import scdrs
-    from threadpoolctl import threadpool_limits
 
     job, adata, gene_sets, load_s = _load_job(job_path)
     threads, n_ctrl = job["threads"], job["n_ctrl"]
@@ -231,16 +246,10 @@ def worker_scdrs(job_path: str) -> None:
         )
         return t_, df_
 
-    with threadpool_limits(limits=threads):
-        warmup_s = _warmup(job, adata, run)
-        if job.get("compile_only"):
-            Path(job["result"]).write_text(json.dumps({"compile_s": warmup_s, "peak_rss_gb": _peak_rss_gb()}))
-            return
-        load_before = os.getloadavg()[0]  # other processes on the machine would distort the timings
-        t0 = time.perf_counter()
-        t1, df = run(adata, n_ctrl)
-        t2 = time.perf_counter()
-        tinfo = _thread_info(threads)
+    timed = _timed_run(job, adata, run, threads)
+    if timed is None:
+        return
+    warmup_s, load_before, t0, t1, t2, df, tinfo = timed
 
     out_dir = Path(job["out_dir"])
     np.save(out_dir / "scdrs_norm_score.npy", df["norm_score"].to_numpy(np.float64))
@@ -267,7 +276,6 @@ def worker_scdrs(job_path: str) -> None:
 
 def worker_psysc(job_path: str) -> None:
     import numpy as np
-    from threadpoolctl import threadpool_limits
 
     import psysc
 
@@ -289,16 +297,10 @@ def worker_psysc(job_path: str) -> None:
         psysc.tl.score_disorders(ad_, gene_sets, n_ctrl=n_ctrl_)
         return t_, None
 
-    with threadpool_limits(limits=threads):
-        warmup_s = _warmup(job, adata, run)
-        if job.get("compile_only"):
-            Path(job["result"]).write_text(json.dumps({"compile_s": warmup_s, "peak_rss_gb": _peak_rss_gb()}))
-            return
-        load_before = os.getloadavg()[0]  # other processes on the machine would distort the timings
-        t0 = time.perf_counter()
-        t1, _ = run(adata, n_ctrl)
-        t2 = time.perf_counter()
-        tinfo = _thread_info(threads)
+    timed = _timed_run(job, adata, run, threads)
+    if timed is None:
+        return
+    warmup_s, load_before, t0, t1, t2, _, tinfo = timed
 
     # check the AnnData contract of docs/design.md
     problems = []
