@@ -1,0 +1,145 @@
+"""The embedding engine shared by every foundation model.
+
+Row blocks of the AnnData are tokenised by the model and embedded in batches of cells of similar
+length (sorted by length, so almost no padding is computed); a batch that runs out of GPU memory is
+split and the smaller batch size kept. Finished blocks can be written to a chunk store so that an
+interrupted run resumes where it stopped. Output rows are in the order of the cells.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .._settings import settings
+
+logger = logging.getLogger("psysc")
+
+
+def pick_device_dtype(device: str | None, dtype: str | None):
+    """``device``/``dtype`` strings -> torch objects. Auto: CUDA + bfloat16 autocast when present, else CPU fp32."""
+    import torch
+
+    device = settings.device if device is None else device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device={str(device)!r} was requested but torch sees no CUDA device; use device='cpu'")
+    if dtype is None or dtype == "auto":
+        dtype = "bfloat16" if device.type == "cuda" else "float32"
+    table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in table:
+        raise ValueError(f"dtype must be one of {list(table)} or 'auto', not {dtype!r}")
+    return device, table[dtype]
+
+
+def _is_oom(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, torch.cuda.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+class BatchSizer:
+    """A batch size that halves when a batch runs out of memory and stays at the size that worked."""
+
+    def __init__(self, size: int):
+        if size < 1:
+            raise ValueError(f"batch_size must be positive, not {size}")
+        self.size = int(size)
+
+    def shrink(self) -> None:
+        if self.size == 1:
+            raise MemoryError("a single cell does not fit in the device memory; use a smaller model or the CPU")
+        self.size = max(1, self.size // 2)
+        logger.warning("out of device memory: batch size lowered to %d", self.size)
+
+
+def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=None) -> np.ndarray:
+    """Embeddings (float32, NaN rows for empty cells) of the cells of one :class:`~psysc.models.Tokens` block."""
+    import torch
+
+    n = tokens.n_cells
+    lengths = tokens.lengths
+    out = np.full((n, model.embedding_dim), np.nan, dtype=np.float32)
+    order = np.argsort(-lengths, kind="stable")
+    order = order[lengths[order] > 0]
+    autocast = device.type == "cuda" and dtype != torch.float32
+    pos = 0
+    while pos < len(order):
+        idx = order[pos : pos + sizer.size]
+        width = int(lengths[idx].max())
+        ids = np.full((len(idx), width), model.pad_id, dtype=np.int64)
+        mask = np.zeros((len(idx), width), dtype=np.int64)
+        vals = None if tokens.values is None else np.zeros((len(idx), width), dtype=np.float32)
+        for row, i in enumerate(idx):
+            seq = tokens.cell(i)
+            ids[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+            if vals is not None:
+                vals[row, : len(seq)] = tokens.values[tokens.offsets[i] : tokens.offsets[i + 1]]
+        try:
+            with torch.inference_mode(), torch.autocast(device_type=device.type, dtype=dtype, enabled=autocast):
+                t_ids = torch.from_numpy(ids).to(device)
+                t_mask = torch.from_numpy(mask).to(device)
+                t_vals = None if vals is None else torch.from_numpy(vals).to(device)
+                emb = model.embed_batch(t_ids, t_mask, t_vals) if vals is not None else model.embed_batch(t_ids, t_mask)
+                out[idx] = emb.float().cpu().numpy()
+        except (RuntimeError, MemoryError) as err:
+            if device.type != "cuda" or not _is_oom(err):
+                raise
+            torch.cuda.empty_cache()
+            sizer.shrink()
+            continue
+        pos += len(idx)
+        if progress is not None:
+            progress(len(idx))
+    if progress is not None:
+        progress(n - len(order))  # empty cells
+    return out
+
+
+class ChunkStore:
+    """Finished row blocks on disk (``block_<start>_<stop>.npy``), tied to the run's parameters."""
+
+    def __init__(self, path: str | os.PathLike, manifest: dict):
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        meta = self.path / "manifest.json"
+        if meta.exists():
+            previous = json.loads(meta.read_text())
+            if previous != manifest:
+                diff = sorted(k for k in set(previous) | set(manifest) if previous.get(k) != manifest.get(k))
+                raise ValueError(
+                    f"resume={str(self.path)!r} holds a run with other parameters ({', '.join(diff)} differ); "
+                    "use a new resume directory or delete this one."
+                )
+            logger.info("resuming from %s", self.path)
+        else:
+            meta.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+
+    def _file(self, start: int, stop: int) -> Path:
+        return self.path / f"block_{start:012d}_{stop:012d}.npy"
+
+    def get(self, start: int, stop: int) -> np.ndarray | None:
+        f = self._file(start, stop)
+        return np.load(f) if f.exists() else None
+
+    def put(self, start: int, stop: int, emb: np.ndarray) -> None:
+        tmp = self.path / f".tmp_{start}_{stop}_{os.getpid()}.npy"
+        np.save(tmp, emb)
+        os.replace(tmp, self._file(start, stop))  # atomic: a killed run never leaves half a block
+
+
+def cells_digest(obs_names) -> str:
+    """A short hash of the cell names and their order (to refuse resuming on other data)."""
+    h = hashlib.sha256()
+    for name in obs_names:
+        h.update(str(name).encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]

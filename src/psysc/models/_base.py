@@ -1,0 +1,115 @@
+"""The small protocol every foundation model implements, so that adding one is adding a folder.
+
+A model is three pieces:
+
+- a **tokenizer**: rows of an AnnData (raw counts, harmonised genes) -> token sequences, pure NumPy,
+  exact to the official preprocessing, applied to row blocks;
+- a **network**: a ``torch.nn.Module`` whose ``state_dict`` keys match the official checkpoint;
+- a **checkpoint**: a registry entry (URL at a pinned revision, sha256, size, licence) and a safe loader.
+
+``psysc.tl.embed`` owns everything shared: device and dtype, length-bucketed batching, streaming of
+row blocks, progress, resumable chunked output and provenance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Tokens:
+    """Token sequences of a block of cells (ragged, stored flat).
+
+    Attributes
+    ----------
+    ids
+        All token ids of all cells, concatenated (int64).
+    offsets
+        ``(n_cells + 1,)``: cell ``i`` is ``ids[offsets[i]:offsets[i + 1]]``. An empty cell has an empty
+        sequence (no vocabulary gene expressed); the engine gives it a row of NaN.
+    values
+        Optional per-token values of the same length as ``ids`` (e.g. scGPT's binned expression).
+    """
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    values: np.ndarray | None = None
+
+    @property
+    def n_cells(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def cell(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+
+    @classmethod
+    def from_list(cls, seqs: list[np.ndarray], values: list[np.ndarray] | None = None) -> Tokens:
+        offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
+        np.cumsum([len(s) for s in seqs], out=offsets[1:])
+        ids = np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, dtype=np.int64)
+        vals = None
+        if values is not None:
+            vals = np.concatenate(values) if values else np.zeros(0)
+        return cls(ids=ids, offsets=offsets, values=vals)
+
+
+@dataclass
+class ModelInfo:
+    """What a loaded model is, for provenance (``adata.uns["psysc"]["embed"]``)."""
+
+    name: str
+    family: str  # "geneformer", "scgpt", "scvi", ...
+    version: str  # e.g. "V1", "V2"
+    revision: str | None = None  # pinned upstream revision
+    sha256: dict[str, str] = field(default_factory=dict)  # file name -> sha256 of the weights used
+    licence: str | None = None
+    source: str | None = None  # URL or local directory
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class FoundationModel:
+    """Base class of the loaded models (``psysc.models.load(name)`` returns one).
+
+    Subclasses set :attr:`info`, :attr:`embedding_dim`, :attr:`pad_id`, and implement :meth:`tokenize`,
+    :meth:`network` and :meth:`embed_batch`.
+    """
+
+    info: ModelInfo
+    embedding_dim: int
+    pad_id: int = 0
+    #: True when tokenize() needs raw counts (an error is raised for normalised input)
+    needs_counts: bool = True
+
+    def tokenize(self, adata, *, rows: slice | None = None, layer: str | None = None) -> Tokens:
+        """Token sequences of the cells of ``adata`` (or of the row slice ``rows``), in row order.
+
+        ``layer`` names the layer with raw counts (default ``adata.X``). Works on backed AnnData: only
+        the requested rows are read.
+        """
+        raise NotImplementedError
+
+    def network(self):
+        """The ``torch.nn.Module`` (weights loaded, ``eval()`` mode)."""
+        raise NotImplementedError
+
+    def embed_batch(self, input_ids, attention_mask, values=None):
+        """Cell embeddings ``(batch, embedding_dim)`` of one padded batch (torch tensors on the model's device).
+
+        ``input_ids`` is ``(batch, length)`` right-padded with :attr:`pad_id`; ``attention_mask`` is 1 on real
+        tokens. Pooling follows the model's official semantics and the options given to ``load``.
+        """
+        raise NotImplementedError
+
+    def to(self, device, dtype=None) -> FoundationModel:
+        """Move the network to ``device`` (and floating ``dtype``); returns ``self``."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.info.name} ({self.info.family} {self.info.version})>"

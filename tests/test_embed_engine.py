@@ -1,0 +1,164 @@
+"""The shared embedding engine with a small model written here (independent of any real checkpoint)."""
+
+import logging
+
+import anndata as ad
+import numpy as np
+import pytest
+from scipy import sparse
+
+torch = pytest.importorskip("torch")
+
+import psysc  # noqa: E402
+from psysc.models._base import FoundationModel, ModelInfo, Tokens  # noqa: E402
+
+
+class ToyModel(FoundationModel):
+    """Tokens = expressed genes by decreasing count; network = embedding + one transformer layer + masked mean."""
+
+    needs_counts = True
+
+    def __init__(self, n_genes, dim=8, fail_after=None):
+        torch.manual_seed(0)
+        self.info = ModelInfo(name="toy", family="toy", version="1", revision="r1", sha256={"w": "0" * 64})
+        self.embedding_dim = dim
+        self.pad_id = 0
+        self.emb = torch.nn.Embedding(n_genes + 1, dim, padding_idx=0)
+        self.layer = torch.nn.TransformerEncoderLayer(dim, 2, 16, dropout=0.0, batch_first=True)
+        self.layer.eval()
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def tokenize(self, adata, *, rows=None, layer=None):
+        X = adata.X if layer is None else adata.layers[layer]
+        X = X[rows] if rows is not None else X
+        X = sparse.csr_matrix(X)
+        seqs = []
+        for i in range(X.shape[0]):
+            row = X.getrow(i)
+            order = np.argsort(-row.data, kind="stable")
+            seqs.append(row.indices[order] + 1)
+        return Tokens.from_list(seqs)
+
+    def to(self, device, dtype=None):
+        self.emb.to(device)
+        self.layer.to(device)
+        return self
+
+    def embed_batch(self, input_ids, attention_mask):
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt("simulated kill")
+        h = self.layer(self.emb(input_ids), src_key_padding_mask=attention_mask == 0)
+        m = attention_mask.unsqueeze(-1).to(h.dtype)
+        return (h * m).sum(1) / m.sum(1)
+
+
+def counts(n_cells=90, n_genes=40, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.poisson(rng.uniform(0.05, 2, n_genes), size=(n_cells, n_genes)).astype(np.float32)
+    X[5] = 0  # an empty cell
+    a = ad.AnnData(sparse.csr_matrix(X))
+    a.obs_names = [f"c{i}" for i in range(n_cells)]
+    return a
+
+
+def reference(model, adata):
+    """Each cell alone, no padding at all."""
+    toks = model.tokenize(adata)
+    out = np.full((adata.n_obs, model.embedding_dim), np.nan, dtype=np.float32)
+    with torch.inference_mode():
+        for i in range(adata.n_obs):
+            seq = toks.cell(i)
+            if len(seq):
+                ids = torch.from_numpy(seq[None, :])
+                out[i] = model.embed_batch(ids, torch.ones_like(ids)).numpy()
+    return out
+
+
+@pytest.mark.parametrize(("batch_size", "block_size"), [(1, 1000), (7, 13), (64, 32)])
+def test_embeddings_do_not_depend_on_batching(batch_size, block_size, caplog):
+    adata = counts()
+    model = ToyModel(adata.n_vars)
+    expected = reference(model, adata)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.embed(adata, model, batch_size=batch_size, block_size=block_size, device="cpu")
+    got = adata.obsm["X_toy"]
+    assert got.dtype == np.float32 and got.shape == (90, 8)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.isnan(got[5]).all() and not np.isnan(np.delete(got, 5, axis=0)).any()
+    assert "1 of 90 cells express no gene" in caplog.text
+    prov = adata.uns["psysc"]["embed"]["X_toy"]
+    assert prov["model"] == "toy" and prov["revision"] == "r1" and prov["n_empty_cells"] == 1
+
+
+def test_cell_order_is_kept():
+    adata = counts()
+    model = ToyModel(adata.n_vars)
+    psysc.tl.embed(adata, model, device="cpu", key_added="e")
+    perm = np.random.default_rng(1).permutation(adata.n_obs)
+    shuffled = adata[perm].copy()
+    psysc.tl.embed(shuffled, model, device="cpu", key_added="e")
+    np.testing.assert_allclose(shuffled.obsm["e"], adata.obsm["e"][perm], atol=1e-5)
+
+
+def test_backed_input_and_raw_counts_layer(tmp_path):
+    adata = counts()
+    model = ToyModel(adata.n_vars)
+    psysc.tl.embed(adata, model, device="cpu")
+    layered = adata.copy()
+    layered.layers["counts"] = layered.X.copy()
+    layered.X = sparse.csr_matrix(layered.X.log1p())
+    psysc.tl.embed(layered, model, device="cpu", layer="counts", key_added="from_layer")
+    np.testing.assert_allclose(layered.obsm["from_layer"], adata.obsm["X_toy"], atol=1e-6)
+    counts().write_h5ad(tmp_path / "c.h5ad")
+    backed = ad.read_h5ad(tmp_path / "c.h5ad", backed="r")
+    psysc.tl.embed(backed, model, device="cpu", block_size=16)
+    np.testing.assert_allclose(backed.obsm["X_toy"], adata.obsm["X_toy"], atol=1e-6)
+
+
+def test_resume_after_an_interrupted_run(tmp_path):
+    adata = counts()
+    expected_model = ToyModel(adata.n_vars)
+    psysc.tl.embed(adata, expected_model, device="cpu", block_size=20, batch_size=8)
+    expected = adata.obsm["X_toy"].copy()
+
+    dying = ToyModel(adata.n_vars, fail_after=7)  # 3 batches per block of 20: dies inside the third block
+    with pytest.raises(KeyboardInterrupt):
+        psysc.tl.embed(adata.copy(), dying, device="cpu", block_size=20, batch_size=8, resume=tmp_path / "run")
+    assert len(list((tmp_path / "run").glob("block_*.npy"))) == 2
+    resumed = ToyModel(adata.n_vars)
+    fresh = adata.copy()
+    psysc.tl.embed(fresh, resumed, device="cpu", block_size=20, batch_size=8, resume=tmp_path / "run")
+    np.testing.assert_array_equal(fresh.obsm["X_toy"], expected)
+    lengths = np.diff(resumed.tokenize(adata).offsets)
+    missing = [(lengths[s : s + 20] > 0).sum() for s in range(40, 90, 20)]
+    assert resumed.calls == sum(int(np.ceil(k / 8)) for k in missing)  # only the missing blocks were computed
+    with pytest.raises(ValueError, match="other parameters"):
+        psysc.tl.embed(adata.copy(), resumed, device="cpu", block_size=30, resume=tmp_path / "run")
+
+
+def test_mudata_needs_a_modality():
+    class FakeMuData:
+        def __init__(self, rna):
+            self.mod = {"rna": rna}
+
+    rna = counts()
+    mdata = FakeMuData(rna)
+    model = ToyModel(rna.n_vars)
+    with pytest.raises(ValueError, match="mod='rna'"):
+        psysc.tl.embed(mdata, model, device="cpu")
+    psysc.tl.embed(mdata, model, device="cpu", mod="rna")
+    assert "X_toy" in rna.obsm
+
+
+def test_bad_device_and_sizes():
+    adata = counts()
+    model = ToyModel(adata.n_vars)
+    with pytest.raises(ValueError, match="dtype"):
+        psysc.tl.embed(adata, model, device="cpu", dtype="int8")
+    with pytest.raises(ValueError, match="batch_size"):
+        psysc.tl.embed(adata, model, device="cpu", batch_size=0)
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA"):
+            psysc.tl.embed(adata, model, device="cuda")
