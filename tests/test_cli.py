@@ -220,7 +220,7 @@ def small_h5ad(tmp_path_factory, darmanis):
         (["--traits", ","], "--traits is empty"),
         (["--gene-sets", "missing.gs"], "no such file"),
         (["--layer", "counts"], "available layers"),
-        (["--model", "geneformer"], "psysc.tl.embed"),
+        (["--model", "geneformer"], "geneformer-v2-104m"),
         (["--n-ctrl", "0"], "--n-ctrl"),
     ],
 )

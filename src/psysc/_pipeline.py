@@ -116,9 +116,28 @@ def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int]]:
     return adata[keep_cells, keep_genes].copy(), stats
 
 
-def _graph(adata: AnnData, *, seed: int) -> None:
-    """PCA of the normalised layer, kNN graph and UMAP, written into ``adata``."""
+def _graph(adata: AnnData, *, seed: int, model=None, layer: str | None = None) -> str:
+    """kNN graph and UMAP, written into ``adata``: on a foundation-model embedding, or on PCA of the normalised layer.
+
+    Returns the representation used (an ``obsm`` key).
+    """
     import scanpy as sc
+
+    if model is not None:
+        from .tl import embed
+
+        key = "X_embedding"
+        embed(adata, model, layer=layer, key_added=key)
+        usable = ~np.isnan(adata.obsm[key]).any(axis=1)
+        if not usable.all():
+            raise InputError(
+                f"{int((~usable).sum())} cells express no gene of the model's vocabulary and have no embedding; "
+                "filter them out first or run without --model"
+            )
+        sc.pp.neighbors(adata, n_neighbors=N_NEIGHBORS, use_rep=key, random_state=seed)
+        sc.tl.umap(adata, random_state=seed)
+        logger.info("graph: %d-NN graph and UMAP on the %s embedding (obsm[%r])", N_NEIGHBORS, model, key)
+        return key
 
     n_pcs = min(N_PCS, adata.n_obs - 1, adata.n_vars - 1)
     n_top = min(N_TOP_GENES, adata.n_vars)
@@ -133,6 +152,7 @@ def _graph(adata: AnnData, *, seed: int) -> None:
         n_top,
         N_NEIGHBORS,
     )
+    return "X_pca"
 
 
 def _png(fig) -> bytes:
@@ -277,6 +297,7 @@ def run_pipeline(
     seed: int = 0,
     traits: Sequence[str] | None = None,
     extra_params: Mapping[str, Any] | None = None,
+    model: str | None = None,
 ) -> dict[str, Any]:
     """Run the whole psysc job on one dataset and write its results.
 
@@ -305,6 +326,10 @@ def run_pipeline(
         Traits of ``gene_sets`` to score; default all.
     extra_params
         More parameters to record in ``summary.json`` (e.g. the input path).
+    model
+        A foundation model (name from :func:`psysc.models.available` or a local checkpoint directory):
+        the kNN graph is built on its cell embedding (:func:`psysc.tl.embed` of the raw counts) instead
+        of PCA.
 
     Returns
     -------
@@ -355,7 +380,7 @@ def run_pipeline(
     logger.info("prepare_scoring done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
-    _graph(adata, seed=seed)
+    representation = _graph(adata, seed=seed, model=model, layer=layer)
     logger.info("graph done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
@@ -420,8 +445,12 @@ def run_pipeline(
         "n_pcs": N_PCS,
         "n_neighbors": N_NEIGHBORS,
         "report_fdr": REPORT_FDR,
+        "graph_representation": representation,
         **dict(extra_params or {}),
+        "model": str(model) if model is not None else None,
     }
+    if model is not None:
+        params["embedding"] = adata.uns["psysc"]["embed"][representation]
     summary = {
         "parameters": params,
         "data": {

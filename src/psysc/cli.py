@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--model",
         default=None,
-        help="foundation model whose cell embedding builds the cell graph (needs psysc.tl.embed; default: PCA graph)",
+        help="foundation model (a name from psysc.models.available() or a checkpoint directory) whose cell embedding "
+        "builds the cell graph (default: PCA of the normalised expression)",
     )
     run.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_N_CTRL} control gene sets")
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
@@ -180,12 +181,6 @@ def _setup_logging(quiet: bool):
 def _run(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
-    if args.model is not None:
-        raise _InputError(
-            f"--model {args.model!r}: building the cell graph from a foundation model embedding needs "
-            "psysc.tl.embed, which is not available in this version of psysc; run without --model "
-            "(the PCA graph of the normalised expression is used)"
-        )
     n_ctrl = args.n_ctrl if args.n_ctrl is not None else (QUICK_N_CTRL if args.quick else DEFAULT_N_CTRL)
     if n_ctrl < 1:
         raise _InputError(f"--n-ctrl must be a positive integer, not {n_ctrl}")
@@ -195,6 +190,15 @@ def _run(args: argparse.Namespace) -> int:
         raise _InputError(f"--out {args.out!r} exists and is not a directory")
 
     from ._pipeline import InputError, check_inputs, run_pipeline
+
+    if args.model is not None and not Path(args.model).expanduser().is_dir():
+        from ._registry import REGISTRY
+
+        if args.model not in REGISTRY:
+            raise _InputError(
+                f"--model {args.model!r} is neither a model name ({', '.join(sorted(REGISTRY))}; see "
+                "psysc.models.available()) nor a checkpoint directory (config.json + model.safetensors)"
+            )
 
     adata = _read_input(args.input)
     # check the cheap things before reading gene sets and computing
@@ -213,7 +217,6 @@ def _run(args: argparse.Namespace) -> int:
         "input": args.input or "psysc.datasets.darmanis2015()",
         "gene_sets": args.gene_sets or "psysc.datasets.gwas_gene_sets()",
         "quick": bool(args.quick),
-        "model": None,
     }
     try:
         with plt.ioff():
@@ -227,9 +230,14 @@ def _run(args: argparse.Namespace) -> int:
                 seed=args.seed,
                 traits=traits,
                 extra_params=params,
+                model=args.model,
             )
     except InputError as err:
         raise _InputError(str(err)) from None
+    except (FileNotFoundError, ImportError, ValueError, ConnectionError) as err:
+        if args.model is None:
+            raise
+        raise _InputError(f"--model {args.model!r}: {err}") from None
     logger.info("done in %.1f s; open %s", time.perf_counter() - t0, result["files"]["report.html"])
     return EXIT_OK
 

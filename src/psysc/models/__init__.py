@@ -1,0 +1,136 @@
+"""Pretrained single-cell foundation models: the registry, the loader and the model protocol.
+
+Importing :mod:`psysc.models` is light (no torch, no transformers): torch is imported by :func:`load`.
+
+- :func:`available` lists the models psysc can download (pinned revision, sha256, licence, cached or not);
+- :func:`load` returns a :class:`FoundationModel` from a registry name (downloaded once into
+  ``psysc.settings.cachedir``, hash-checked) or from a local directory in the official layout;
+- :class:`Tokens`, :class:`FoundationModel` and :class:`ModelInfo` are the protocol every model implements
+  (see :mod:`psysc.models._base`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from .._registry import available
+from ._base import FoundationModel, ModelInfo, Tokens
+
+__all__ = ["FoundationModel", "ModelInfo", "Tokens", "available", "load"]
+
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def _torch_dtype(dtype):
+    import torch
+
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in _DTYPES:
+        raise ValueError(f"dtype must be one of {list(_DTYPES)}, a torch.dtype or None, not {dtype!r}")
+    return getattr(torch, dtype)
+
+
+def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | None = None, device: str | None = None,
+         dtype=None, base_url: str | None = None) -> FoundationModel:
+    """Load a pretrained foundation model (weights read safely, ready for :func:`psysc.tl.embed`).
+
+    Parameters
+    ----------
+    name_or_path
+        A name from :func:`available` (downloaded on first use into ``psysc.settings.cachedir / "models"``,
+        every file checked against its sha256 each time it is used; ``config.json`` has no published hash,
+        so the sha256 seen at its first download is recorded in the cache and checked from then on), or a
+        local directory in the official layout: ``config.json`` + ``model.safetensors`` (or
+        ``pytorch_model.bin``). Geneformer V1 and V2 are told apart by ``config.json``'s ``vocab_size``
+        (25,426 vs 20,275).
+    layer
+        Hidden layer to read. ``-1`` (default) is the official ``EmbExtractor`` default ``emb_layer=-1``: the
+        output of the **second-to-last** encoder layer, ``hidden_states[L - 1]``. ``0`` is the last layer;
+        ``-k`` is ``hidden_states[L - k]``. A positive ``k`` indexes ``hidden_states`` directly
+        (``1`` = first encoder layer, ``L`` = last). Layers after the requested one are not computed.
+    pooling
+        ``"mean"``: average over the real gene tokens (V2 without ``<cls>`` and ``<eos>``; the official
+        ``emb_mode="cell"``). ``"cls"``: the ``<cls>`` token (V2 only). ``None``: the official default,
+        ``"cls"`` for V2 and ``"mean"`` for V1 (which has no ``<cls>``).
+    device
+        ``"cpu"``, ``"cuda[:N]"`` or ``"auto"``; ``None`` uses ``psysc.settings.device``.
+    dtype
+        ``"float32"`` (weights as published), ``"bfloat16"``, ``"float16"`` or a ``torch.dtype``; ``None``
+        keeps float32.
+    base_url
+        Download from this mirror (``<base_url>/<revision>/<folder>/<file>``) instead of
+        ``$PSYSC_MODEL_BASE_URL`` or Hugging Face.
+
+    Returns
+    -------
+    The model (:class:`FoundationModel`); ``model.info`` holds the provenance (revision, sha256 of the files).
+
+    Raises
+    ------
+    ValueError
+        For a checkpoint that is not a Geneformer BERT (unknown vocabulary size, missing or misshaped
+        weights) and for a ``pytorch_model.bin`` that is not a plain tensor pickle (it is never unpickled).
+
+    Examples
+    --------
+    >>> import psysc
+    >>> model = psysc.models.load("geneformer-v2-104m")  # doctest: +SKIP
+    >>> model.info.revision  # doctest: +SKIP
+    '05fcbeb8a27d49e0a7a4349152202ee2c1cbfd28'
+    >>> v1 = psysc.models.load("/data/Geneformer-V1-10M", layer=0)  # a local folder  # doctest: +SKIP
+    """
+    from .._registry import REGISTRY, expected_sha256, fetch_model
+
+    if isinstance(name_or_path, str) and name_or_path in REGISTRY:
+        entry = REGISTRY[name_or_path]
+        if entry.family != "geneformer":  # pragma: no cover - only Geneformer is registered so far
+            raise NotImplementedError(f"no loader for model family {entry.family!r}")
+        directory = fetch_model(entry.name, base_url=base_url)
+        info = ModelInfo(
+            name=entry.name,
+            family=entry.family,
+            version=entry.version,
+            revision=entry.revision,
+            sha256={f.name: expected_sha256(entry, f) or "" for f in entry.files},
+            licence=entry.licence,
+            source=entry.url(entry.weights.name, base_url),
+            extra={"weights": entry.weights.name},
+        )
+    else:
+        directory = Path(name_or_path).expanduser()
+        if not directory.exists():
+            raise ValueError(
+                f"{str(name_or_path)!r} is neither a model name ({sorted(REGISTRY)}; see psysc.models.available()) "
+                "nor an existing directory"
+            )
+        if not directory.is_dir():
+            raise ValueError(f"{directory} is a file: give the model directory (config.json + weights)")
+        entry, info = None, None
+        cfg = directory / "config.json"
+        if not cfg.is_file():
+            raise FileNotFoundError(
+                f"{directory} has no config.json (official layout: config.json + model.safetensors)"
+            )
+        model_type = json.loads(cfg.read_text()).get("model_type", "bert")
+        if model_type != "bert":
+            raise ValueError(f"{cfg}: model_type={model_type!r} is not a model psysc can load (Geneformer: 'bert')")
+
+    from .geneformer._model import Geneformer
+
+    model = Geneformer.from_directory(directory, layer=layer, pooling=pooling, info=info)
+    if entry is not None and model.version != entry.version:
+        raise ValueError(
+            f"{directory}/config.json describes Geneformer {model.version}, but {entry.name} is {entry.version}: "
+            "the cached files do not belong to this model; delete the folder to download it again"
+        )
+    from .._core._torch import resolve_device
+
+    tdtype = _torch_dtype(dtype)
+    dev = resolve_device(device)
+    dev = "cpu" if dev == "torch-cpu" else dev
+    if dev != "cpu" or tdtype is not None:
+        model.to(dev, tdtype)
+    return model

@@ -1,0 +1,357 @@
+"""The model registry against a local HTTP server (127.0.0.1 only), and the safe weight loader.
+
+A tiny checkpoint in the official layout is served at ``/<revision>/<folder>/<file>``, the URL scheme the
+registry builds from its base URL. Every socket the tests open is checked to be a loopback one.
+"""
+
+import functools
+import hashlib
+import http.server
+import json
+import logging
+import os
+import pickle
+import shlex
+import socket
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+pytest.importorskip("pooch")
+
+import psysc  # noqa: E402
+import psysc.models  # noqa: E402
+from psysc import _registry  # noqa: E402
+from psysc._registry import DownloadError, ModelEntry, RemoteFile  # noqa: E402
+
+REV = "0123456789abcdef0123456789abcdef01234567"
+FOLDER = "Tiny-Geneformer-V2"
+NAME = "tiny-geneformer-v2"
+CONFIG = dict(
+    architectures=["BertForMaskedLM"], model_type="bert", vocab_size=20_275, hidden_size=8, num_hidden_layers=2,
+    num_attention_heads=2, intermediate_size=16, hidden_act="relu", max_position_embeddings=4096,
+    type_vocab_size=2, layer_norm_eps=1e-12, pad_token_id=0, position_embedding_type="absolute",
+)
+
+
+def sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# -- network guard: loopback only ------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def loopback_only(monkeypatch):
+    """Fail any test that tries to connect anywhere but 127.0.0.1 / ::1 (proxies disabled too)."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv(_registry.ENV_BASE_URL, raising=False)
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if host not in ("127.0.0.1", "::1", "localhost"):
+            raise AssertionError(f"test tried to reach {address!r}: only loopback is allowed")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    path = tmp_path / "cache"
+    monkeypatch.setenv("PSYSC_CACHE_DIR", str(path))
+    monkeypatch.setattr(psysc.settings, "cachedir", path)
+    return path
+
+
+def make_checkpoint(folder, seed=0):
+    """An official-layout V2-shaped checkpoint (BertForMaskedLM key names, with an MLM-head key)."""
+    from safetensors.torch import save_file
+
+    from psysc.models.geneformer._network import GeneformerNetwork
+
+    torch.manual_seed(seed)
+    net = GeneformerNetwork(CONFIG)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    sd = {"bert." + k: v.contiguous() for k, v in net.state_dict().items()}
+    sd["cls.predictions.bias"] = torch.zeros(CONFIG["vocab_size"])
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(sd, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    (folder / "config.json").write_text(json.dumps(CONFIG, indent=2))
+    return folder
+
+
+class Server:
+    def __init__(self, root):
+        self.root = root
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests.append(self.path)
+                super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def server(tmp_path):
+    srv = Server(tmp_path / "srv")
+    make_checkpoint(tmp_path / "srv" / REV / FOLDER)
+    yield srv
+    srv.stop()
+
+
+def register(monkeypatch, server=None, *, weights_sha=None, base_url="http://127.0.0.1:9/never-used"):
+    """Add a test entry to the registry: published sha256 for the weights, none for config.json."""
+    files = server.root / REV / FOLDER if server is not None else None
+    sha = weights_sha or sha256(files / "model.safetensors")
+    size = (files / "model.safetensors").stat().st_size if files is not None else None
+    entry = ModelEntry(
+        name=NAME, family="geneformer", version="V2", folder=FOLDER, revision=REV,
+        files=(RemoteFile("config.json"), RemoteFile("model.safetensors", sha, size)),
+        layers=2, hidden_size=8, n_heads=2, max_length=4096, base_url=base_url,
+    )
+    monkeypatch.setitem(_registry.REGISTRY, NAME, entry)
+    return entry
+
+
+def embed(model):
+    ids = torch.tensor([[2, 100, 7000, 55, 3, 0], [2, 4000, 3, 0, 0, 0]])
+    mask = (ids != 0).long()
+    return model.embed_batch(ids, mask)
+
+
+# -- the registry ----------------------------------------------------------------------------------------
+def test_real_entries_are_pinned_huggingface_files():
+    df = psysc.models.available()
+    assert list(df.name) == ["geneformer-v1-10m", "geneformer-v1-12l", "geneformer-v2-104m", "geneformer-v2-316m"]
+    assert set(df.columns) >= {"name", "family", "version", "layers", "hidden_size", "size_mb", "licence",
+                               "revision", "cached"}
+    assert df.set_index("name").loc["geneformer-v2-316m", "size_mb"] == 1265.5
+    assert (df.licence == "Apache-2.0").all()
+    e = _registry.REGISTRY["geneformer-v1-12l"]
+    assert e.url("pytorch_model.bin") == (
+        "https://huggingface.co/ctheodoris/Geneformer/resolve/933ca80e39d421c47a12168699766bb7e4e2c197/"
+        "gf-12L-30M-i2048/pytorch_model.bin"
+    )
+    for entry in _registry.REGISTRY.values():
+        assert len(entry.weights.sha256) == 64 and entry.weights.size > 0
+        assert [f.name for f in entry.files if f.sha256 is None] == ["config.json"]
+
+
+def test_download_verify_and_reuse_the_cache(cache, server, monkeypatch):
+    register(monkeypatch, server, base_url=server.url)
+    assert not psysc.models.available().set_index("name").loc[NAME, "cached"]
+    model = psysc.models.load(NAME)
+    assert sorted(server.requests) == [f"/{REV}/{FOLDER}/config.json", f"/{REV}/{FOLDER}/model.safetensors"]
+    folder = cache / "models" / NAME
+    src = server.root / REV / FOLDER
+    assert sha256(folder / "model.safetensors") == sha256(src / "model.safetensors")
+    # config.json has no published hash: the one seen at the first download is recorded
+    record = json.loads((folder / _registry.RECORD_NAME).read_text())
+    assert record == {"config.json": sha256(src / "config.json")}
+    assert model.info.sha256 == {
+        "config.json": record["config.json"], "model.safetensors": sha256(src / "model.safetensors")
+    }
+    assert model.info.revision == REV and model.info.source == f"{server.url}/{REV}/{FOLDER}/model.safetensors"
+    assert psysc.models.available().set_index("name").loc[NAME, "cached"]
+    # the downloaded model is the served one: same embeddings as loading the server's folder directly
+    np.testing.assert_array_equal(embed(model).numpy(), embed(psysc.models.load(src)).numpy())
+
+    n = len(server.requests)
+    again = psysc.models.load(NAME)  # from the cache: no request at all
+    assert len(server.requests) == n
+    np.testing.assert_array_equal(embed(again).numpy(), embed(model).numpy())
+
+
+def test_base_url_from_the_environment_and_the_argument(cache, server, monkeypatch):
+    register(monkeypatch, server)  # its default base URL (port 9) serves nothing
+    monkeypatch.setenv(_registry.ENV_BASE_URL, server.url)
+    psysc.models.load(NAME)
+    assert len(server.requests) == 2
+    monkeypatch.delenv(_registry.ENV_BASE_URL)
+    (cache / "models" / NAME / "model.safetensors").unlink()
+    psysc.models.load(NAME, base_url=server.url + "/")
+    assert server.requests[-1] == f"/{REV}/{FOLDER}/model.safetensors"
+
+
+def flip_bytes(path, at=1000):
+    data = bytearray(path.read_bytes())
+    data[at : at + 8] = bytes(b ^ 0xFF for b in data[at : at + 8])
+    path.write_bytes(bytes(data))
+
+
+def test_corrupt_cached_weights_are_detected_logged_and_fetched_again(cache, server, monkeypatch, caplog):
+    register(monkeypatch, server, base_url=server.url)
+    good = embed(psysc.models.load(NAME)).numpy()
+    cached = cache / "models" / NAME / "model.safetensors"
+    flip_bytes(cached, at=cached.stat().st_size - 100)  # inside the tensor data: still a readable file
+    n = len(server.requests)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        model = psysc.models.load(NAME)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any(str(cached) in w and "corrupt" in w for w in warnings), warnings
+    assert server.requests[n:] == [f"/{REV}/{FOLDER}/model.safetensors"]  # only the bad file again
+    assert sha256(cached) == sha256(server.root / REV / FOLDER / "model.safetensors")
+    np.testing.assert_array_equal(embed(model).numpy(), good)
+
+
+def test_corrupt_cached_config_is_caught_by_the_recorded_hash(cache, server, monkeypatch, caplog):
+    register(monkeypatch, server, base_url=server.url)
+    psysc.models.load(NAME)
+    cfg = cache / "models" / NAME / "config.json"
+    cfg.write_text(cfg.read_text().replace('"hidden_act": "relu"', '"hidden_act": "gelu"'))
+    n = len(server.requests)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.models.load(NAME)
+    assert any(str(cfg) in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert server.requests[n:] == [f"/{REV}/{FOLDER}/config.json"]
+    assert json.loads(cfg.read_text())["hidden_act"] == "relu"
+
+
+def test_server_that_changes_an_unpinned_file_is_an_error(cache, server, monkeypatch):
+    register(monkeypatch, server, base_url=server.url)
+    psysc.models.load(NAME)
+    served = server.root / REV / FOLDER / "config.json"
+    served.write_text(served.read_text().replace('"relu"', '"gelu"'))
+    (cache / "models" / NAME / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"does not match the sha256 recorded in .*psysc-sha256\.json"):
+        psysc.models.load(NAME)
+    assert not (cache / "models" / NAME / "config.json").exists()
+
+
+def test_wrong_sha256_on_the_server_is_an_error_and_nothing_is_kept(cache, server, monkeypatch):
+    register(monkeypatch, server, weights_sha="0" * 64, base_url=server.url)
+    with pytest.raises(ValueError, match=r"does not match the sha256 pinned in psysc's registry \(0{64}\)"):
+        psysc.models.load(NAME)
+    assert f"/{REV}/{FOLDER}/model.safetensors" in server.requests  # it was downloaded, then refused
+    assert not (cache / "models" / NAME / "model.safetensors").exists()
+
+
+def closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def test_no_network_is_a_clear_error(cache, server, monkeypatch):
+    url = f"http://127.0.0.1:{closed_port()}"
+    register(monkeypatch, server, base_url=url)
+    with pytest.raises(DownloadError) as err:
+        psysc.models.load(NAME)
+    msg = str(err.value)
+    assert f"{url}/{REV}/{FOLDER}/config.json" in msg
+    assert str(cache / "models" / NAME / "config.json") in msg
+    assert "place it at" in msg and "psysc.models.load('/path/to/" in msg and "PSYSC_MODEL_BASE_URL" in msg
+
+
+def test_missing_file_on_the_server_is_a_clear_error(cache, server, monkeypatch):
+    register(monkeypatch, server, base_url=server.url)
+    (server.root / REV / FOLDER / "model.safetensors").rename(server.root / "elsewhere")
+    with pytest.raises(DownloadError, match=r"could not download .*model\.safetensors.*404"):
+        psysc.models.load(NAME)
+
+
+def test_files_placed_by_hand_are_verified_and_used_offline(cache, server, monkeypatch, caplog):
+    entry = register(monkeypatch, server, base_url=f"http://127.0.0.1:{closed_port()}")
+    folder = cache / "models" / NAME
+    folder.mkdir(parents=True)
+    src = server.root / REV / FOLDER
+    for f in ("config.json", "model.safetensors"):
+        (folder / f).write_bytes((src / f).read_bytes())
+    model = psysc.models.load(NAME)
+    assert server.requests == []
+    assert model.info.sha256["model.safetensors"] == entry.weights.sha256
+    # a hand-placed file with other bytes than the pinned hash is not used
+    flip_bytes(folder / "model.safetensors")
+    with caplog.at_level(logging.WARNING, logger="psysc"), pytest.raises(DownloadError):
+        psysc.models.load(NAME)
+    assert any("corrupt" in r.getMessage() for r in caplog.records)
+    assert not (folder / "model.safetensors").exists()
+
+
+# -- safe loading ----------------------------------------------------------------------------------------
+class RunsCommand:
+    """Unpickling this runs a shell command that writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"echo pwned > {shlex.quote(self.marker)}",))
+
+
+class WritesFile:
+    """Unpickling this writes a marker file from Python."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
+
+
+@pytest.mark.parametrize("payload", [RunsCommand, WritesFile])
+@pytest.mark.parametrize("container", ["raw-pickle", "raw-pickle-protocol-2", "torch-zip"])
+def test_malicious_pytorch_model_bin_is_refused_and_never_run(tmp_path, payload, container):
+    # the payload is live: a plain unpickle runs it
+    probe = tmp_path / "probe"
+    pickle.loads(pickle.dumps(payload(probe)))
+    assert probe.exists()
+
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(CONFIG))
+    if container.startswith("raw-pickle"):
+        protocol = 2 if container.endswith("2") else pickle.DEFAULT_PROTOCOL
+        (folder / "pytorch_model.bin").write_bytes(pickle.dumps(payload(marker), protocol=protocol))
+    else:  # what torch.save writes: a zip with data.pkl inside
+        torch.save({"bert.embeddings.word_embeddings.weight": payload(marker)}, folder / "pytorch_model.bin")
+    with pytest.raises(ValueError, match=r"refusing to load .*pytorch_model\.bin.*never unpickles"):
+        psysc.models.load(folder)
+    assert not marker.exists()
+
+
+def test_plain_pytorch_model_bin_loads(tmp_path):
+    src = make_checkpoint(tmp_path / "st")
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / "config.json").write_text((src / "config.json").read_text())
+    torch.save(load_file(str(src / "model.safetensors")), folder / "pytorch_model.bin")
+    np.testing.assert_array_equal(embed(psysc.models.load(folder)).numpy(), embed(psysc.models.load(src)).numpy())
+
+
+def test_importing_psysc_models_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, psysc, psysc.models; psysc.models.available(); "
+        "print('torch' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
