@@ -1,0 +1,104 @@
+"""psysc.tl.embed with Geneformer-layout checkpoints on the embedded brain data, end to end."""
+
+import contextlib
+import dataclasses
+import hashlib
+import io
+
+import numpy as np
+import pytest
+import scanpy as sc
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("safetensors")
+
+import psysc  # noqa: E402
+from psysc.testing import random_geneformer_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cells():
+    adata = psysc.datasets.darmanis2015()
+    keep = np.concatenate([np.flatnonzero(adata.obs["cell_type"] == ct)[:12] for ct in
+                           ["neurons", "astrocytes", "oligodendrocytes", "microglia", "OPC"]])
+    return adata[keep].copy()
+
+
+@pytest.fixture(scope="module", params=["V1", "V2"])
+def checkpoint(request, tmp_path_factory):
+    return random_geneformer_checkpoint(tmp_path_factory.mktemp(request.param), version=request.param, seed=1)
+
+
+def test_embedding_is_deterministic_and_independent_of_batching(cells, checkpoint):
+    a, b = cells.copy(), cells.copy()
+    psysc.tl.embed(a, checkpoint, device="cpu", batch_size=64, key_added="e")
+    psysc.tl.embed(b, checkpoint, device="cpu", batch_size=3, block_size=7, key_added="e")
+    assert a.obsm["e"].shape == (cells.n_obs, 32) and not np.isnan(a.obsm["e"]).any()
+    np.testing.assert_allclose(a.obsm["e"], b.obsm["e"], atol=1e-5)
+    c = cells.copy()
+    psysc.tl.embed(c, checkpoint, device="cpu", batch_size=64, key_added="e")
+    np.testing.assert_array_equal(a.obsm["e"], c.obsm["e"])
+    prov = a.uns["psysc"]["embed"]["e"]
+    weights = checkpoint / "model.safetensors"
+    assert prov["sha256"]["model.safetensors"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert prov["family"] == "geneformer" and prov["version"] in ("V1", "V2")
+
+
+def test_embedding_graph_feeds_the_disorder_enrichment(cells, checkpoint):
+    adata = cells.copy()
+    psysc.tl.embed(adata, checkpoint, device="cpu", key_added="X_gf")
+    sc.pp.neighbors(adata, use_rep="X_gf", n_neighbors=10, random_state=0)
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=50)
+    table = psysc.tl.disorder_enrichment(adata, groupby="cell_type", inplace=False)
+    assert table["hetero_pval"].notna().all() and len(table) == 5
+
+
+def test_bad_input_gives_clear_errors(cells, checkpoint):
+    normalised = cells.copy()
+    sc.pp.normalize_total(normalised, target_sum=1e4)
+    sc.pp.log1p(normalised)
+    with pytest.raises(ValueError, match="raw counts"):
+        psysc.tl.embed(normalised, checkpoint, device="cpu")
+    unknown = cells.copy()
+    unknown.var_names = [f"gene{i}" for i in range(unknown.n_vars)]
+    unknown.var = unknown.var.drop(columns=["gene_ids"])
+    with pytest.raises(ValueError, match="vocabulary"):
+        psysc.tl.embed(unknown, checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="neither a model name"):
+        psysc.tl.embed(cells.copy(), "no-such-model", device="cpu")
+
+
+def test_cli_run_with_a_model_directory_and_a_cached_registry_model(tmp_path, monkeypatch, checkpoint):
+    from psysc import _registry
+    from psysc.cli import main
+
+    small = psysc.datasets.darmanis2015()[::4].copy()
+    small.write_h5ad(tmp_path / "in.h5ad")
+    argv = ["run", "--input", str(tmp_path / "in.h5ad"), "--traits", "SCZ,AD", "--quick", "-q"]
+    with contextlib.redirect_stderr(io.StringIO()):
+        assert main([*argv, "--out", str(tmp_path / "dir"), "--model", str(checkpoint)]) == 0
+    summary = (tmp_path / "dir" / "summary.json").read_text()
+    assert '"graph_representation": "X_embedding"' in summary
+
+    # a registry name whose files are in the cache is used offline (no base URL is reachable here)
+    name = "geneformer-v2-104m" if "V2" in str(checkpoint) else "geneformer-v1-10m"
+    entry = _registry.REGISTRY[name]
+    cache = tmp_path / "cache"
+    monkeypatch.setattr(psysc.settings, "cachedir", cache)
+    target = _registry.model_dir(name)
+    target.mkdir(parents=True)
+    for f in entry.files:
+        (target / f.name).write_bytes((checkpoint / f.name).read_bytes())
+    weights_sha = hashlib.sha256((checkpoint / entry.weights.name).read_bytes()).hexdigest()
+    files = tuple(
+        dataclasses.replace(f, sha256=weights_sha, size=(checkpoint / f.name).stat().st_size)
+        if f is entry.weights else f
+        for f in entry.files
+    )
+    patched = dataclasses.replace(entry, files=files, base_url="http://127.0.0.1:9/unreachable")
+    monkeypatch.setitem(_registry.REGISTRY, name, patched)
+    with contextlib.redirect_stderr(io.StringIO()):
+        rc = main([*argv, "--out", str(tmp_path / "named"), "--model", name])
+    assert rc == 0
+    assert name in (tmp_path / "named" / "summary.json").read_text()
