@@ -55,3 +55,9 @@ def test_unknown_device_is_an_error():
     psysc.pp.prepare_scoring(adata)
     with pytest.raises(ValueError, match="device"):
         psysc.tl.score_disorders(adata, {"t": list(adata.var_names[:30])}, device="tpu")
+
+
+def test_models_are_reachable_lazily_without_torch():
+    code = "import sys, psysc; psysc.models.available(); print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

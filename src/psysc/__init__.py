@@ -21,4 +21,17 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["datasets", "gwas", "pl", "pp", "settings", "tl", "__version__"]
+__all__ = ["datasets", "gwas", "models", "pl", "pp", "settings", "testing", "tl", "__version__"]
+
+_LAZY = ("models", "testing")
+
+
+def __getattr__(name: str):
+    # psysc.models and psysc.testing are imported on first use (they lead to torch only when a model runs)
+    if name in _LAZY:
+        import importlib
+
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'psysc' has no attribute {name!r}")
