@@ -162,3 +162,32 @@ def test_bad_device_and_sizes():
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
             psysc.tl.embed(adata, model, device="cuda")
+
+
+def test_out_of_memory_batches_are_split_and_the_smaller_size_kept(caplog):
+    from psysc._core._engine import BatchSizer, embed_tokens
+
+    adata = counts()
+    model = ToyModel(adata.n_vars)
+    expected = reference(model, adata)
+    sizes = []
+    plain = model.embed_batch
+
+    def limited(ids, mask):
+        sizes.append(ids.shape[0])
+        if ids.shape[0] > 5:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return plain(ids, mask)
+
+    model.embed_batch = limited
+    sizer = BatchSizer(32)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        got = embed_tokens(model, model.tokenize(adata), device=torch.device("cpu"), dtype=torch.float32,
+                           sizer=sizer, retry_oom=True)
+    assert sizer.size == 4 and sizes[:4] == [32, 16, 8, 4] and max(sizes[4:]) == 4
+    assert "batch size lowered to 4" in caplog.text
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    model.embed_batch = lambda ids, mask: (_ for _ in ()).throw(RuntimeError("some other error"))
+    with pytest.raises(RuntimeError, match="some other error"):
+        embed_tokens(model, model.tokenize(adata), device=torch.device("cpu"), dtype=torch.float32,
+                     sizer=BatchSizer(8), retry_oom=True)

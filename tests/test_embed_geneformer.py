@@ -102,3 +102,13 @@ def test_cli_run_with_a_model_directory_and_a_cached_registry_model(tmp_path, mo
         rc = main([*argv, "--out", str(tmp_path / "named"), "--model", name])
     assert rc == 0
     assert name in (tmp_path / "named" / "summary.json").read_text()
+
+
+def test_dask_backed_counts_are_streamed_with_the_same_result(cells, checkpoint):
+    da = pytest.importorskip("dask.array")
+    in_memory = cells.copy()
+    psysc.tl.embed(in_memory, checkpoint, device="cpu", key_added="e")
+    lazy = cells.copy()
+    lazy.X = da.from_array(cells.X.toarray(), chunks=(16, -1))
+    psysc.tl.embed(lazy, checkpoint, device="cpu", key_added="e", block_size=16)
+    np.testing.assert_allclose(lazy.obsm["e"], in_memory.obsm["e"], atol=1e-6)

@@ -368,3 +368,14 @@ def test_shared_kernel_equals_explicit_weight_kernel():
     dis2, ctrl2 = raw_scores(X, W, 25, dtype=np.float64)
     np.testing.assert_allclose(dis, dis2, rtol=1e-12)
     np.testing.assert_allclose(ctrl, ctrl2, rtol=1e-12)
+
+
+def test_dask_backed_matrix_is_scored_block_by_block(prepared):
+    da = pytest.importorskip("dask.array")
+    sets = random_sets(prepared, 2)
+    expected = psysc.tl.score_disorders(prepared, sets, n_ctrl=30, inplace=False, dtype="float64")
+    lazy = prepared.copy()
+    lazy.layers["psysc_norm"] = da.from_array(prepared.layers["psysc_norm"].toarray(), chunks=(64, -1))
+    got = psysc.tl.score_disorders(lazy, sets, n_ctrl=30, inplace=False, dtype="float64", block_size=64)
+    for trait in sets:
+        pd.testing.assert_frame_equal(got[trait], expected[trait], rtol=1e-6)

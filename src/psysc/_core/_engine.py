@@ -60,10 +60,16 @@ class BatchSizer:
         logger.warning("out of device memory: batch size lowered to %d", self.size)
 
 
-def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=None) -> np.ndarray:
-    """Embeddings (float32, NaN rows for empty cells) of the cells of one :class:`~psysc.models.Tokens` block."""
+def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=None, retry_oom: bool | None = None
+                 ) -> np.ndarray:
+    """Embeddings (float32, NaN rows for empty cells) of the cells of one :class:`~psysc.models.Tokens` block.
+
+    A batch that runs out of memory (on CUDA; ``retry_oom`` overrides) is retried at half the batch size.
+    """
     import torch
 
+    if retry_oom is None:
+        retry_oom = device.type == "cuda"
     n = tokens.n_cells
     lengths = tokens.lengths
     out = np.full((n, model.embedding_dim), np.nan, dtype=np.float32)
@@ -91,9 +97,10 @@ def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=No
                 emb = model.embed_batch(t_ids, t_mask, t_vals) if vals is not None else model.embed_batch(t_ids, t_mask)
                 out[idx] = emb.float().cpu().numpy()
         except (RuntimeError, MemoryError) as err:
-            if device.type != "cuda" or not _is_oom(err):
+            if not retry_oom or not _is_oom(err):
                 raise
-            torch.cuda.empty_cache()
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
             sizer.shrink()
             continue
         pos += len(idx)

@@ -207,6 +207,8 @@ class Geneformer(FoundationModel):
         X = adata.X if layer is None else adata.layers[layer]
         sel = slice(None) if rows is None else rows
         block = X[sel]
+        if hasattr(block, "compute"):  # a dask-backed matrix: only these rows are computed
+            block = block.compute()
         n_counts = None
         if "n_counts" in adata.obs.columns:
             n_counts = np.asarray(adata.obs["n_counts"].to_numpy()[sel], dtype=np.float64)
