@@ -43,7 +43,7 @@ def test_gene_statistics_match_scdrs_on_toy_data():
 
 
 def test_control_sets_equal_scdrs_draws(darmanis_pair):
-    from psysc._core._control import sample_control_sets
+    from psysc._core._control import scdrs_control_sets
 
     ours, ref = darmanis_pair
     s = psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"]
@@ -52,9 +52,9 @@ def test_control_sets_equal_scdrs_draws(darmanis_pair):
     weights = s[genes].tolist()
     ctrl_ref, w_ref = scdrs.method._select_ctrl_geneset(df_gene, genes, weights, "mean_var", 50, 200, 0)
     pos = pd.Series(np.arange(ours.n_vars), index=ours.var_names)
-    idx, w = sample_control_sets(
+    idx, w = scdrs_control_sets(
         ours.var_names.to_numpy(), ours.var["psysc_mean_var"].to_numpy(), pos[genes].to_numpy(), np.array(weights),
-        n_ctrl=50, seed=0, rng="scdrs",
+        n_ctrl=50, seed=0,
     )
     for i in range(50):
         assert list(ours.var_names[idx[i]]) == list(ctrl_ref[i])

@@ -14,38 +14,23 @@ def _bins_in_order(bin_labels: np.ndarray):
     return [(uniq[i], order[bounds[i] : bounds[i + 1]]) for i in range(len(uniq))]
 
 
-def sample_control_sets(
+def scdrs_control_sets(
     gene_names: np.ndarray,
     bin_labels: np.ndarray,
     disease_idx: np.ndarray,
     disease_weight: np.ndarray,
     *,
     n_ctrl: int,
-    seed: int | np.random.SeedSequence,
-    rng: str = "numpy",
+    seed: int,
 ):
-    """Draw ``n_ctrl`` control gene sets matching the disease genes bin by bin.
+    """The control gene sets scDRS 1.0.2 draws for one trait, for one-to-one comparison with scDRS.
 
     In each bin holding ``k`` disease genes, each control set takes ``k`` genes of that bin drawn
     without replacement (the disease genes themselves included in the pool), and the disease genes'
-    weights, in the order of their names, are carried over to the drawn genes.
-
-    Parameters
-    ----------
-    gene_names
-        Names of all genes (to order genes within bins as scDRS does).
-    bin_labels
-        Bin label of every gene.
-    disease_idx, disease_weight
-        Indices and weights of the disease genes.
-    n_ctrl
-        Number of control sets.
-    seed
-        Integer seed (``rng="scdrs"``) or a seed sequence / integer (``rng="numpy"``).
-    rng
-        ``"numpy"``: a vectorised draw from ``numpy.random.Generator``.
-        ``"scdrs"``: the draws of scDRS 1.0.2 (legacy ``RandomState(seed)``, one ``choice`` per bin and
-        control set, bins in label order, genes sorted by name), for one-to-one comparisons.
+    weights, in the order of their names, are carried over to the drawn genes. The draws replay
+    scDRS's legacy ``RandomState(seed)`` calls in scDRS's order: bins in the sorted order of their
+    labels, genes sorted by name, one ``choice`` per bin and control set. (psysc's default draws are
+    in :class:`psysc._core._shared.SharedControls`.)
 
     Returns
     -------
@@ -59,15 +44,9 @@ def sample_control_sets(
     weight_of = dict(zip(disease_idx.tolist(), np.asarray(disease_weight, dtype=np.float64).tolist(), strict=True))
     is_disease = np.zeros(len(gene_names), dtype=bool)
     is_disease[disease_idx] = True
-    if rng == "scdrs":
-        if not isinstance(seed, int | np.integer):
-            raise TypeError("rng='scdrs' needs an integer seed")
-        state = np.random.RandomState(int(seed))
-    elif rng == "numpy":
-        state = np.random.default_rng(seed)
-    else:
-        raise ValueError(f"rng must be 'numpy' or 'scdrs', not {rng!r}")
-
+    if not isinstance(seed, int | np.integer):
+        raise TypeError("scDRS's control draws need an integer seed")
+    state = np.random.RandomState(int(seed))
     idx_parts, w_parts = [], []
     for _, members in _bins_in_order(bin_labels):
         members = members[np.argsort(gene_names[members], kind="stable")]  # sorted by name
@@ -75,14 +54,10 @@ def sample_control_sets(
         k = len(dis)
         if k == 0:
             continue
-        n_pool = len(members)
-        if rng == "scdrs":
-            picks = np.empty((n_ctrl, k), dtype=np.int64)
-            for i in range(n_ctrl):
-                # legacy RandomState.choice(pool, k, replace=False) == pool[permutation(n_pool)[:k]]
-                picks[i] = state.permutation(n_pool)[:k]
-        else:
-            picks = np.argsort(state.random((n_ctrl, n_pool)), axis=1)[:, :k]
+        picks = np.empty((n_ctrl, k), dtype=np.int64)
+        for i in range(n_ctrl):
+            # legacy RandomState.choice(pool, k, replace=False) == pool[permutation(len(pool))[:k]]
+            picks[i] = state.permutation(len(members))[:k]
         idx_parts.append(members[picks])
         w_parts.append([weight_of[g] for g in dis.tolist()])
     ctrl_idx = np.concatenate(idx_parts, axis=1)

@@ -29,16 +29,6 @@ def vs_weights(gene_weight: np.ndarray, var_tech: np.ndarray, var: np.ndarray, w
     raise ValueError(f"weight must be 'vs', 'inv_std' or 'uniform', not {weight!r}")
 
 
-def weight_matrix(set_genes: list[np.ndarray], set_weights: list[np.ndarray], n_genes: int) -> sparse.csr_matrix:
-    """Genes x sets CSR matrix from per-set gene indices and weights (duplicates summed)."""
-    rows = np.concatenate(set_genes)
-    cols = np.concatenate([np.full(len(g), j, dtype=np.int64) for j, g in enumerate(set_genes)])
-    vals = np.concatenate(set_weights).astype(np.float64)
-    W = sparse.coo_matrix((vals, (rows, cols)), shape=(n_genes, len(set_genes))).tocsr()
-    W.sum_duplicates()
-    return W
-
-
 @numba.njit(parallel=True, cache=True)
 def _spmm_csr_csr(indptr, indices, data, n_genes, w_indptr, w_cols, w_vals, dis, ctrl, row0, chunk):
     # trait by trait (its weights stay in cache), one pass over the non-zeros of X per trait:

@@ -9,7 +9,7 @@ from anndata import AnnData
 from scipy import sparse, stats
 
 from .._core._covariates import low_rank_scores
-from .._core._control import sample_control_sets
+from .._core._control import scdrs_control_sets
 from .._core._shared import SharedControls, shared_raw_scores
 from .._core._scoring import correct_background, monte_carlo_pvalues, raw_scores, vs_weights
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
@@ -178,7 +178,7 @@ def score_disorders(
         per_trait = [shared.explicit(t) for t in range(len(traits))] if device != "cpu" else None
     else:
         per_trait = [
-            sample_control_sets(names, bins, *kept[trait], n_ctrl=n_ctrl, seed=seed, rng="scdrs") for trait in traits
+            scdrs_control_sets(names, bins, *kept[trait], n_ctrl=n_ctrl, seed=seed) for trait in traits
         ]
     if per_trait is not None:
         W, var_ratio = _explicit_weights(per_trait, factor, var64, disease_w, disease_var, traits)
