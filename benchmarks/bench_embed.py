@@ -227,7 +227,7 @@ def save_checkpoint(directory: Path, shape: dict, seed: int) -> dict:
 
 # ------------------------------------------------------------------------------------------------ reference
 def reference_embed(model_dir, tokens, *, version: str, order: str = "input", batch: int = 100,
-                    emb_layer: int = -1, logits_gb: float = 4.0, encoder_only: bool = False):
+                    emb_layer: int = -1, logits_gb: float = 4.0, encoder_only: bool = False, device: str = "cpu"):
     """What the official ``EmbExtractor`` computes, from psysc's token ids; returns (embeddings, timings, stats).
 
     ``from_pretrained(dir, output_hidden_states=True)``, fp32, eval, no_grad, batches of ``batch`` cells right-padded
@@ -240,6 +240,7 @@ def reference_embed(model_dir, tokens, *, version: str, order: str = "input", ba
     t0 = time.perf_counter()
     model = BertForMaskedLM.from_pretrained(str(model_dir), output_hidden_states=True)
     model.eval()
+    model.to(device)
     t_load = time.perf_counter() - t0
     if next(model.parameters()).dtype != torch.float32:
         raise RuntimeError(f"from_pretrained gave {next(model.parameters()).dtype}, not float32")
@@ -270,8 +271,8 @@ def reference_embed(model_dir, tokens, *, version: str, order: str = "input", ba
             # row slices of the padded batch (same width) so that the masked-LM logits fit in memory
             per_pass = len(idx) if encoder_only else max(1, int(logits_gb * GB // (width * cfg.vocab_size * 4)))
             for r in range(0, len(idx), per_pass):
-                t_ids = torch.from_numpy(ids[r : r + per_pass])
-                t_mask = torch.from_numpy(mask[r : r + per_pass])
+                t_ids = torch.from_numpy(ids[r : r + per_pass]).to(device)
+                t_mask = torch.from_numpy(mask[r : r + per_pass]).to(device)
                 if encoder_only:
                     outputs = model.bert(input_ids=t_ids, attention_mask=t_mask, output_hidden_states=True)
                 else:
@@ -282,7 +283,7 @@ def reference_embed(model_dir, tokens, *, version: str, order: str = "input", ba
                 else:  # mean_nonpadding_embs
                     m = t_mask.unsqueeze(2).to(h.dtype)
                     emb = (h * m).sum(1) / t_mask.sum(1, keepdim=True).to(h.dtype)
-                out[idx[r : r + per_pass]] = emb.numpy()
+                out[idx[r : r + per_pass]] = emb.float().cpu().numpy()
                 n_passes += 1
                 del outputs, h
     t_forward = time.perf_counter() - t0
@@ -344,7 +345,8 @@ def run_speed(args) -> dict:
     orders = [o.strip() for o in args.ref_order.split(",") if o.strip()]
     result = {"settings": {"ref_batch": args.ref_batch, "ref_order": orders, "ref_logits_gb": args.ref_logits_gb,
                            "psysc_block_size": 2048, "psysc_batch_size": "default (16 on the CPU)",
-                           "device": "cpu", "dtype": "float32", "emb_layer": -1, "seed": args.seed,
+                           "device": args.device, "dtype": "auto (float32 on the CPU, bfloat16 on CUDA)",
+                           "emb_layer": -1, "seed": args.seed,
                            "encoder_only_reference": args.ref_encoder_only},
               "torch": _torch_info(), "models": {}}
     _log(f"torch threads: {torch.get_num_threads()} (interop {torch.get_num_interop_threads()}); workdir {workdir}")
@@ -374,17 +376,17 @@ def run_speed(args) -> dict:
             warm = adata[:1].copy()
             warm.X = sp.csr_matrix((warm.X.data[:64], warm.X.indices[:64], [0, 64]), shape=warm.shape)
             warm.obs["n_counts"] = float(warm.X.sum())
-            psysc.tl.embed(warm, model=str(mdir), device="cpu")
+            psysc.tl.embed(warm, model=str(mdir), device=args.device)
             m0 = psysc.models.load(str(mdir))
             reference_embed(mdir, m0.tokenize(warm), version=version, batch=args.ref_batch,
-                            logits_gb=args.ref_logits_gb, encoder_only=args.ref_encoder_only)
+                            logits_gb=args.ref_logits_gb, encoder_only=args.ref_encoder_only, device=args.device)
             del m0, warm
 
             # (a) psysc, everything included
             _log(f"{name}: psysc.tl.embed ...")
             res["loadavg_before_psysc"] = _loadavg()
             t = time.perf_counter()
-            psysc.tl.embed(adata, model=str(mdir), device="cpu")
+            psysc.tl.embed(adata, model=str(mdir), device=args.device)
             t_psysc = time.perf_counter() - t
             key = [k for k in adata.obsm if k.startswith("X_")][0]
             emb_psysc = np.asarray(adata.obsm[key])
@@ -424,7 +426,7 @@ def run_speed(args) -> dict:
                 load_before = _loadavg()
                 emb_ref, times, stats = reference_embed(mdir, tokens, version=version, order=order,
                                                         batch=args.ref_batch, logits_gb=args.ref_logits_gb,
-                                                        encoder_only=args.ref_encoder_only)
+                                                        encoder_only=args.ref_encoder_only, device=args.device)
                 total = t_tok + times["load_s"] + times["forward_s"]
                 both = np.isfinite(emb_ref[:, 0]) & np.isfinite(emb_psysc[:, 0])
                 diff = np.abs(emb_ref[both] - emb_psysc[both])
@@ -718,6 +720,8 @@ def main(argv=None) -> int:
     p.add_argument("--limit-gb", type=float, default=3.0, help="memory: peak RSS limit checked (GB = 1e9 B)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
+    p.add_argument("--device", default="cpu",
+                   help="speed: 'cpu' or 'cuda' (psysc: bfloat16 autocast on CUDA; reference: fp32 as the official code)")
     p.add_argument("--workdir", help="keep the checkpoints and data here (reused on the next run)")
     p.add_argument("--out-name", help="stem of the result files (default embed_<machine>)")
     p.add_argument("--no-save", action="store_true")

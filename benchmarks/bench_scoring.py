@@ -294,7 +294,7 @@ def worker_psysc(job_path: str) -> None:
     def run(ad_, n_ctrl_):
         psysc.pp.prepare_scoring(ad_)
         t_ = time.perf_counter()
-        psysc.tl.score_disorders(ad_, gene_sets, n_ctrl=n_ctrl_)
+        psysc.tl.score_disorders(ad_, gene_sets, n_ctrl=n_ctrl_, device=job.get("device", "cpu"))
         return t_, None
 
     timed = _timed_run(job, adata, run, threads)
@@ -532,6 +532,7 @@ def main(argv=None) -> int:
     ap.add_argument("--density", type=float, default=DEFAULTS["density"])
     ap.add_argument("--n-ctrl", type=int, default=DEFAULTS["n_ctrl"])
     ap.add_argument("--n-traits", type=int, default=DEFAULTS["n_traits"], help="traits of the multi-trait psysc run")
+    ap.add_argument("--device", default="cpu", help="psysc's device: 'cpu' or 'cuda' (the torch kernels on the GPU)")
     ap.add_argument("--gs-size", type=int, default=1000, help="genes per gene set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="threads per tool (default: all available cores)")
@@ -570,6 +571,7 @@ def main(argv=None) -> int:
     try:
         h5ad, gs_csv, data_stats = make_data(args, work)
         base = {"h5ad": str(h5ad), "gene_sets": str(gs_csv), "threads": threads, "n_ctrl": args.n_ctrl,
+                "device": args.device,
                 "out_dir": str(run_dir), "warmup": not args.no_warmup}
         runs: dict[str, dict | None] = {"scdrs": None, "psysc": None, f"psysc_{args.n_traits}traits": None}
         first_call = None
