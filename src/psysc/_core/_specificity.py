@@ -1,0 +1,224 @@
+"""Cell-type expression specificity (seismic) and its regression on gene-level GWAS z-scores.
+
+Array kernels only, no AnnData. The specificity score is the one of seismic (Lai et al., Nat Commun
+2025; ``seismicGWAS::calc_specificity``); the association is the per-cell-type ordinary least squares
+regression of gene z-scores on specificity with a one-sided p-value (``get_ct_trait_associations``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy import stats as sstats
+
+from ._blocks import iter_row_blocks
+
+logger = logging.getLogger("psysc")
+
+
+@dataclass
+class GroupMoments:
+    """Per group and gene sums over the cells of each group (float64).
+
+    ``n``: cells per group (n_groups,); ``sum``, ``sumsq``, ``nnz``: (n_groups, n_genes).
+    """
+
+    n: np.ndarray
+    sum: np.ndarray
+    sumsq: np.ndarray
+    nnz: np.ndarray
+
+
+def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMoments:
+    """Accumulate per group and gene: cell count, sum, sum of squares and non-zero count.
+
+    Parameters
+    ----------
+    X
+        Cells x genes matrix: CSR/dense in memory, backed or dask (read in row blocks, never densified
+        as a whole; sparse blocks stay sparse).
+    labels
+        Integer group code per cell in ``0..n_groups-1``; negative codes (no group) are skipped.
+    n_groups
+        Number of groups.
+    block_size
+        Rows per block.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape[0] != X.shape[0]:
+        raise ValueError(f"labels has {labels.shape[0]} entries for {X.shape[0]} cells")
+    if labels.size and labels.max() >= n_groups:
+        raise ValueError(f"label code {labels.max()} >= n_groups={n_groups}")
+    n_genes = int(X.shape[1])
+    s = np.zeros((n_groups, n_genes))
+    ss = np.zeros((n_groups, n_genes))
+    nz = np.zeros((n_groups, n_genes))
+    ok_all = labels >= 0
+    n = np.bincount(labels[ok_all], minlength=n_groups).astype(np.float64)
+    for start, stop, block in iter_row_blocks(X, block_size):
+        lab = labels[start:stop]
+        ok = lab >= 0
+        rows = np.flatnonzero(ok)
+        if rows.size == 0:
+            continue
+        # group indicator (n_groups x block rows): one sparse product per statistic
+        G = sparse.csr_matrix(
+            (np.ones(rows.size), (lab[rows], rows)), shape=(n_groups, stop - start)
+        )
+        if sparse.issparse(block):
+            B = sparse.csr_matrix(block, dtype=np.float64)
+            B.sum_duplicates()
+            s += np.asarray((G @ B).todense())
+            B2 = B.copy()
+            B2.data = B2.data * B2.data
+            ss += np.asarray((G @ B2).todense())
+            B2.data = (B.data != 0).astype(np.float64)
+            nz += np.asarray((G @ B2).todense())
+        else:
+            B = np.asarray(block, dtype=np.float64)
+            s += G @ B
+            ss += G @ (B * B)
+            nz += G @ (B != 0).astype(np.float64)
+    return GroupMoments(n=n, sum=s, sumsq=ss, nnz=nz)
+
+
+@dataclass
+class Specificity:
+    """Result of :func:`seismic_specificity`.
+
+    ``spec``: (n_kept_groups, n_kept_genes) specificity, each gene's column summing to 1;
+    ``groups``/``genes``: indices of the kept groups and genes; ``n_groups_dropped``,
+    ``n_genes_dropped_expressed``, ``n_genes_dropped_mean``: what the filters removed.
+    """
+
+    spec: np.ndarray
+    groups: np.ndarray
+    genes: np.ndarray
+    n_groups_dropped: int
+    n_genes_dropped_expressed: int
+    n_genes_dropped_mean: int
+
+
+def _var(s, ss, n):
+    """Unbiased variance from sum and sum of squares (clipped at 0 against rounding)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        v = (ss - s * s / n) / (n - 1)
+    return np.maximum(v, 0.0)
+
+
+def seismic_specificity(
+    moments: GroupMoments,
+    *,
+    min_cells_per_group: int = 20,
+    min_cells_expressed: int = 10,
+    min_mean: float = 0.1,
+) -> Specificity:
+    """seismic's specificity score from per-group moments.
+
+    Filters, in seismic's order: groups with fewer than ``min_cells_per_group`` cells are dropped;
+    then, over the cells of the kept groups, genes expressed (non-zero) in fewer than
+    ``min_cells_expressed`` cells and genes whose mean of the group means is below ``min_mean``
+    are dropped. Per kept gene g and group c, with the out-group being all other cells of the kept
+    groups::
+
+        rel = (mu_gc - mu_g,-c) / sqrt(s2_gc / (n_c - 1) + s2_g,-c / (n_-c - 1))
+        spec = Phi(rel) * ratio_gc,      ratio_gc = fraction of cells of c expressing g
+
+    (variances unbiased; the extra ``/(n-1)`` is seismic's), normalised per gene to sum 1 over
+    groups. When both variances are 0 the z is +-inf by the sign of the mean difference, or 0
+    (Phi = 0.5) when the means are equal too.
+    """
+    n = np.asarray(moments.n, dtype=np.float64)
+    keep_g = np.flatnonzero(n >= min_cells_per_group)
+    n_dropped = int(n.size - keep_g.size)
+    if keep_g.size < 2:
+        raise ValueError(
+            f"{keep_g.size} group(s) have at least {min_cells_per_group} cells; specificity needs 2 or more "
+            f"(group sizes: {n.astype(int).tolist()})"
+        )
+    n_c = n[keep_g][:, None]
+    s = moments.sum[keep_g]
+    ss = moments.sumsq[keep_g]
+    nz = moments.nnz[keep_g]
+    expressed = nz.sum(axis=0) >= min_cells_expressed
+    mean_c = s / n_c
+    high = mean_c.mean(axis=0) >= min_mean
+    genes = np.flatnonzero(expressed & high)
+    n_drop_expr = int((~expressed).sum())
+    n_drop_mean = int((expressed & ~high).sum())
+    s, ss, nz, mean_c = s[:, genes], ss[:, genes], nz[:, genes], mean_c[:, genes]
+
+    N = n_c.sum()
+    s_out = s.sum(axis=0)[None, :] - s
+    ss_out = ss.sum(axis=0)[None, :] - ss
+    n_out = N - n_c
+    var_c = _var(s, ss, n_c)
+    var_out = _var(s_out, ss_out, n_out)
+    mean_out = s_out / n_out
+    diff = mean_c - mean_out
+    denom = np.sqrt(var_c / (n_c - 1) + var_out / (n_out - 1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = diff / denom
+    rel = np.where(denom > 0, rel, np.sign(diff) * np.inf)
+    rel = np.where((denom > 0) | (diff != 0), rel, 0.0)
+    ratio = nz / n_c
+    spec = sstats.norm.cdf(rel) * ratio
+    tot = spec.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        spec = np.where(tot > 0, spec / tot, 0.0)
+    return Specificity(
+        spec=spec,
+        groups=keep_g,
+        genes=genes,
+        n_groups_dropped=n_dropped,
+        n_genes_dropped_expressed=n_drop_expr,
+        n_genes_dropped_mean=n_drop_mean,
+    )
+
+
+def ols_one_sided(z, s):
+    """Per column of ``s``: OLS of ``z`` on that column with an intercept.
+
+    Parameters
+    ----------
+    z
+        (n_genes,) gene z-scores.
+    s
+        (n_genes,) or (n_genes, n_groups) specificity.
+
+    Returns
+    -------
+    ``(beta, se, t, p)``, each (n_groups,) (or scalars for 1-D ``s``): slope, its standard error,
+    t statistic and the one-sided p-value P(T >= t) for beta > 0, T ~ Student t with n - 2 df.
+    NaN where fewer than 3 genes or a constant column.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    s_arr = np.asarray(s, dtype=np.float64)
+    one_d = s_arr.ndim == 1
+    S = s_arr[:, None] if one_d else s_arr
+    n = z.shape[0]
+    if S.shape[0] != n:
+        raise ValueError(f"z has {n} genes, s has {S.shape[0]}")
+    if n < 3:
+        nan = np.full(S.shape[1], np.nan)
+        out = (nan, nan.copy(), nan.copy(), nan.copy())
+        return tuple(float(a[0]) for a in out) if one_d else out
+    zc = z - z.mean()
+    Sc = S - S.mean(axis=0)
+    sxx = np.einsum("ij,ij->j", Sc, Sc)
+    sxy = Sc.T @ zc
+    syy = zc @ zc
+    with np.errstate(invalid="ignore", divide="ignore"):
+        beta = sxy / sxx
+        ssr = np.maximum(syy - beta * sxy, 0.0)
+        se = np.sqrt(ssr / (n - 2) / sxx)
+        t = beta / se
+    bad = ~(sxx > 0)
+    beta[bad] = se[bad] = t[bad] = np.nan
+    p = sstats.t.sf(t, n - 2)
+    if one_d:
+        return float(beta[0]), float(se[0]), float(t[0]), float(p[0])
+    return beta, se, t, p
