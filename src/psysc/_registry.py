@@ -157,6 +157,24 @@ def get_entry(name: str) -> ModelEntry:
         raise KeyError(f"{name!r} is not in psysc's model registry; known models: {sorted(REGISTRY)}") from None
 
 
+def check_model_ref(name_or_path) -> Path | None:
+    """Validate ``model=``: a registry name (returns ``None``) or a checkpoint directory (returns its path).
+
+    Raises ``ValueError`` naming the registered models for anything else.
+    """
+    if isinstance(name_or_path, str) and name_or_path in REGISTRY:
+        return None
+    directory = Path(name_or_path).expanduser()
+    if not directory.exists():
+        raise ValueError(
+            f"{str(name_or_path)!r} is neither a model name ({', '.join(sorted(REGISTRY))}; see "
+            "psysc.models.available()) nor an existing directory (config.json + model.safetensors)"
+        )
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is a file: give the model directory (config.json + weights)")
+    return directory
+
+
 def model_dir(name: str) -> Path:
     """Cache folder of model ``name``: ``settings.cachedir / "models" / name``."""
     return Path(settings.cachedir) / "models" / name

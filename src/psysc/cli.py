@@ -191,14 +191,13 @@ def _run(args: argparse.Namespace) -> int:
 
     from ._pipeline import InputError, check_inputs, run_pipeline
 
-    if args.model is not None and not Path(args.model).expanduser().is_dir():
-        from ._registry import REGISTRY
+    if args.model is not None:  # fail before any work or output
+        from ._registry import check_model_ref
 
-        if args.model not in REGISTRY:
-            raise _InputError(
-                f"--model {args.model!r} is neither a model name ({', '.join(sorted(REGISTRY))}; see "
-                "psysc.models.available()) nor a checkpoint directory (config.json + model.safetensors)"
-            )
+        try:
+            check_model_ref(args.model)
+        except ValueError as err:
+            raise _InputError(f"--model: {err}") from None
 
     adata = _read_input(args.input)
     # check the cheap things before reading gene sets and computing

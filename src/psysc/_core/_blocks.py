@@ -44,13 +44,3 @@ def iter_row_blocks(X, block_size: int = 10_000) -> Iterator[tuple[int, int, obj
         else:
             block = np.ascontiguousarray(np.asarray(block))
         yield start, stop, block
-
-
-def is_sparse_like(X) -> bool:
-    """True for scipy sparse matrices, backed sparse datasets and dask arrays of sparse chunks."""
-    if sparse.issparse(X):
-        return True
-    if is_dask(X):
-        meta = getattr(X, "_meta", None)
-        return sparse.issparse(meta)
-    return type(X).__name__ in {"CSRDataset", "CSCDataset", "SparseDataset", "_CSRDataset", "_CSCDataset"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 
 from .._registry import available
 from ._base import FoundationModel, ModelInfo, Tokens
@@ -82,9 +81,10 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
     '05fcbeb8a27d49e0a7a4349152202ee2c1cbfd28'
     >>> v1 = psysc.models.load("/data/Geneformer-V1-10M", layer=0)  # a local folder  # doctest: +SKIP
     """
-    from .._registry import REGISTRY, expected_sha256, fetch_model
+    from .._registry import REGISTRY, check_model_ref, expected_sha256, fetch_model
 
-    if isinstance(name_or_path, str) and name_or_path in REGISTRY:
+    directory = check_model_ref(name_or_path)
+    if directory is None:
         entry = REGISTRY[name_or_path]
         if entry.family != "geneformer":  # pragma: no cover - only Geneformer is registered so far
             raise NotImplementedError(f"no loader for model family {entry.family!r}")
@@ -100,14 +100,6 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
             extra={"weights": entry.weights.name},
         )
     else:
-        directory = Path(name_or_path).expanduser()
-        if not directory.exists():
-            raise ValueError(
-                f"{str(name_or_path)!r} is neither a model name ({sorted(REGISTRY)}; see psysc.models.available()) "
-                "nor an existing directory"
-            )
-        if not directory.is_dir():
-            raise ValueError(f"{directory} is a file: give the model directory (config.json + weights)")
         entry, info = None, None
         cfg = directory / "config.json"
         if not cfg.is_file():
