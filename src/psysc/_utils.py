@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-
 logger = logging.getLogger("psysc")
 
 
