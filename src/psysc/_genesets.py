@@ -17,12 +17,16 @@ _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
     """Turn the accepted gene-set inputs into ``{trait: Series(gene -> weight)}``.
 
-    Accepts a dict of Series, of dicts gene->weight or of gene lists (weight 1); a single Series is one
-    trait named by its ``name``. Duplicated genes in a set keep their last weight (as scDRS), counted
-    in the log. NaN or infinite weights are an error.
+    Accepts a dict of Series, of dicts gene->weight, of gene lists (weight 1) or of MAGMA-like tables
+    (a ``ZSTAT`` column, as :func:`psysc.gwas.read_magma` with ``table=True`` and
+    :func:`psysc.gwas.sumstats_to_genes` return); a single Series is one trait named by its ``name``,
+    a single table one trait named by its ``attrs["trait"]``. Duplicated genes in a set keep their last
+    weight (as scDRS), counted in the log. NaN or infinite weights are an error.
     """
     if isinstance(gene_sets, pd.Series):
         gene_sets = {gene_sets.name or "trait": gene_sets}
+    elif isinstance(gene_sets, pd.DataFrame):
+        gene_sets = {gene_sets.attrs.get("trait") or "trait": gene_sets}
     if not isinstance(gene_sets, Mapping):
         raise TypeError(
             "gene_sets must be a dict {trait: genes}; psysc.datasets.gwas_gene_sets() and psysc.gwas.read_gs() "
@@ -30,7 +34,14 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
         )
     out: dict[str, pd.Series] = {}
     for trait, genes in gene_sets.items():
-        if isinstance(genes, pd.Series):
+        if isinstance(genes, pd.DataFrame):
+            if "ZSTAT" not in genes.columns:
+                raise TypeError(
+                    f"gene set {trait!r} is a table without a ZSTAT column; pass a Series gene -> weight or a "
+                    "MAGMA-like table (psysc.gwas.read_magma(..., table=True), psysc.gwas.sumstats_to_genes)"
+                )
+            s = genes["ZSTAT"].astype(np.float64)
+        elif isinstance(genes, pd.Series):
             s = genes.astype(np.float64)
         elif isinstance(genes, Mapping):
             s = pd.Series(genes, dtype=np.float64)

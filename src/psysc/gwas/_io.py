@@ -179,6 +179,7 @@ def read_gs(path: str | os.PathLike, *, traits: str | Iterable[str] | None = Non
     {'APOE': 1.0, 'TREM2': 1.0}
     >>> list(psysc.gwas.read_gs(path, traits="AD"))
     ['AD']
+
     """
     where = str(path)
     text = _read_text(path)
@@ -300,6 +301,7 @@ def write_gs(gene_sets: Mapping[str, pd.Series], path: str | os.PathLike) -> Non
     ['TRAIT\tGENESET', 'SCZ\tDRD2:3.5,GRIN2A:2.0']
     >>> psysc.gwas.read_gs(path)["SCZ"].to_dict()
     {'DRD2': 3.5, 'GRIN2A': 2.0}
+
     """
     if not isinstance(gene_sets, Mapping):
         raise ValueError(f"gene_sets must be a dict trait -> pandas Series, not {type(gene_sets).__name__}")
@@ -345,11 +347,12 @@ def _magma_trait_name(path: str | os.PathLike) -> str:
 def read_magma(
     path: str | os.PathLike,
     *,
-    n_top: int = 1000,
+    n_top: int | None = 1000,
     fdr: float | None = None,
     weight: str = "zscore",
     trait: str | None = None,
-) -> dict[str, pd.Series]:
+    table: bool = False,
+) -> dict[str, pd.Series] | dict[str, pd.DataFrame]:
     r"""Read a MAGMA gene-level result (``.genes.out``) as a weighted gene set.
 
     Genes are selected as ``scdrs munge-gs`` does: the ``n_top`` genes with the smallest MAGMA
@@ -363,19 +366,28 @@ def read_magma(
         MAGMA ``.genes.out`` file (whitespace-separated, header with at least ``GENE``, ``ZSTAT``
         and ``P``; usually ``GENE CHR START STOP NSNPS NPARAM N ZSTAT P``); may be gzip-compressed.
     n_top
-        Maximum number of genes kept (the number kept without ``fdr``).
+        Maximum number of genes kept (the number kept without ``fdr``); ``None`` keeps every gene
+        (the genome-wide input of :func:`psysc.tl.celltype_enrichment`, as seismic and MAGMA's
+        gene-property analysis use).
     fdr
         Optional FDR level in (0, 1]; the number of genes is then the number of BH discoveries,
         capped to ``[min(100, n_top), n_top]``.
     weight
-        ``"zscore"`` (MAGMA z-score clipped to 10) or ``"uniform"`` (1.0 for every gene).
+        ``"zscore"`` (MAGMA z-score clipped to 10, as scDRS), ``"zstat"`` (the z-score as is) or
+        ``"uniform"`` (1.0 for every gene).
     trait
         Name of the trait; by default the file name without ``.genes.out`` (or ``.out``).
+    table
+        Return the selected rows as a table (``GENE`` as index; ``CHR``, ``START``, ``STOP``,
+        ``NSNPS`` where present, ``ZSTAT`` as weighted, ``P``) instead of a Series: gene length
+        and SNP count then enter :func:`psysc.tl.celltype_enrichment` (``method="magma"``) as
+        covariates.
 
     Returns
     -------
     dict[str, pandas.Series]
-        ``{trait: Series}`` indexed by gene (as strings, e.g. Entrez IDs), sorted by increasing P.
+        ``{trait: Series}`` indexed by gene (as strings, e.g. Entrez IDs), sorted by increasing P
+        (``{trait: DataFrame}`` with ``table=True``).
 
     Raises
     ------
@@ -405,14 +417,14 @@ def read_magma(
     >>> gs = psysc.gwas.read_magma(path, n_top=2)
     >>> gs["AD"].to_dict()
     {'348': 10.0, '54209': 4.2}
+
     """
-    if isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1:
-        raise ValueError(f"n_top must be a positive integer, got {n_top!r}")
-    n_top = int(n_top)
+    if n_top is not None and (isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1):
+        raise ValueError(f"n_top must be a positive integer or None (all genes), got {n_top!r}")
     if fdr is not None and (isinstance(fdr, bool) or not isinstance(fdr, int | float) or not 0 < fdr <= 1):
         raise ValueError(f"fdr must be a number in (0, 1] or None, got {fdr!r}")
-    if weight not in ("zscore", "uniform"):
-        raise ValueError(f"weight must be 'zscore' or 'uniform', got {weight!r}")
+    if weight not in ("zscore", "zstat", "uniform"):
+        raise ValueError(f"weight must be 'zscore', 'zstat' or 'uniform', got {weight!r}")
     where = str(path)
     if trait is None:
         trait = _magma_trait_name(path)
@@ -458,6 +470,7 @@ def read_magma(
         raise ValueError(f"{where}: duplicated genes {dup[:10]}; keep one row per gene")
 
     n_genes = len(genes)
+    n_top = n_genes if n_top is None else int(n_top)
     if fdr is None:
         n_sel = n_top
     else:
@@ -474,8 +487,21 @@ def read_magma(
         n_neg = int((weights < 0).sum())
         if n_neg:
             logger.info("%s: %d selected gene(s) have a negative MAGMA z-score (weights < 0)", where, n_neg)
+    elif weight == "zstat":
+        weights = z[order]
     else:
         weights = np.ones(n_sel, dtype=np.float64)
+    if table:
+        cols = [c for c in ("CHR", "START", "STOP", "NSNPS") if c in df.columns]
+        out = df.iloc[order][cols].apply(pd.to_numeric, errors="coerce")
+        if "CHR" in out.columns:
+            out["CHR"] = df["CHR"].iloc[order].to_numpy()
+        out["ZSTAT"] = weights.astype(np.float64)
+        out["P"] = p[order]
+        out.index = pd.Index(sel_genes, dtype=object, name="GENE")
+        out.attrs["trait"] = trait
+        logger.info("read MAGMA gene table %r: %d of %d genes", trait, n_sel, n_genes)
+        return {trait: out}
     s = pd.Series(weights.astype(np.float64), index=pd.Index(sel_genes, dtype=object, name="gene"), name=trait)
     if all(g.isdigit() for g in sel_genes):
         logger.info(
@@ -568,6 +594,7 @@ def read_gene_list(
     >>> gs = psysc.gwas.read_gene_list(path, column="gene-symbol", weight_column="gene-score")
     >>> gs["sfari"].to_dict()
     {'SHANK3': 1.0, 'CHD8': 1.0, 'NRXN1': 2.0}
+
     """
     if trait is not None and (not isinstance(trait, str) or not trait):
         raise ValueError(f"trait must be a non-empty string, got {trait!r}")

@@ -1,0 +1,1442 @@
+"""GWAS summary statistics: a tolerant reader and a fast SNP-to-gene aggregation.
+
+- :func:`read_sumstats` reads a summary-statistics file (or DataFrame) with any of the common
+  column spellings into standard columns ``SNP CHR BP A1 A2 P Z BETA SE OR N``;
+- :func:`sumstats_to_genes` maps SNPs to gene windows and combines their P-values into one gene
+  P-value (ACAT, Sidak-corrected minimum P, or Stouffer), returning a MAGMA ``.genes.out``-like
+  table;
+- :func:`genes_to_gene_set` turns that table into psysc's gene-set contract, selecting genes as
+  ``scdrs munge-gs`` (and :func:`psysc.gwas.read_magma`) do.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import os
+import re
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+from .._core._cauchy import cauchy_sf, cauchy_terms
+from ._genes import gene_table
+from ._io import _MAX_ZSCORE, _base_name, _read_text
+
+logger = logging.getLogger("psysc")
+
+#: Standard output columns of :func:`read_sumstats`, in output order.
+STANDARD_COLUMNS = ("SNP", "CHR", "BP", "A1", "A2", "P", "Z", "BETA", "SE", "OR", "N")
+
+#: Recognised spellings of each standard column, compared after lower-casing and removing every
+#: character that is not a letter or a digit ("P-value", "p_value" and "PVALUE" all read "pvalue").
+#: Within a standard column the first spelling found wins; ``LP`` is -log10(P), used when no P.
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "SNP": (
+        "snp",
+        "rsid",
+        "rsids",
+        "markername",
+        "snpid",
+        "rsnumber",
+        "rs",
+        "snpname",
+        "marker",
+        "variantid",
+        "variant",
+        "id",
+        "rsidhg19",
+        "rsidhg38",
+    ),
+    "CHR": (
+        "chr",
+        "chrom",
+        "chromosome",
+        "chromosomename",
+        "chrname",
+        "chrid",
+        "hg19chr",
+        "hg38chr",
+        "chrb37",
+        "chrb38",
+    ),
+    "BP": (
+        "bp",
+        "pos",
+        "position",
+        "basepairlocation",
+        "basepair",
+        "bppos",
+        "posb37",
+        "posb38",
+        "posgrch37",
+        "posgrch38",
+        "poshg19",
+        "poshg38",
+        "bphg19",
+        "bphg38",
+        "bpb37",
+        "bpb38",
+        "bpgrch37",
+        "bpgrch38",
+        "chrpos",
+        "physicalposition",
+    ),
+    "A1": (
+        "a1",
+        "effectallele",
+        "allele1",
+        "alt",
+        "ea",
+        "testedallele",
+        "effallele",
+        "riskallele",
+        "incallele",
+        "altallele",
+        "codedallele",
+        "a1effect",
+    ),
+    "A2": (
+        "a2",
+        "otherallele",
+        "noneffectallele",
+        "allele2",
+        "ref",
+        "nea",
+        "refallele",
+        "otherallele",
+        "noncodedallele",
+        "a2other",
+    ),
+    "P": (
+        "p",
+        "pval",
+        "pvalue",
+        "pvalues",
+        "pvals",
+        "pvalgc",
+        "pgc",
+        "pbolt",
+        "pboltlmm",
+        "pboltlmminf",
+        "pvaluegc",
+        "pdl",
+        "pmeta",
+    ),
+    "LP": (
+        "lp",
+        "log10p",
+        "mlog10p",
+        "neglog10p",
+        "neglog10pval",
+        "neglog10pvalue",
+        "minuslog10p",
+        "minuslog10pval",
+        "mlogp",
+        "logp10",
+    ),
+    "Z": ("z", "zscore", "zstat", "zstatistic", "zscores", "zval", "zvalue"),
+    "BETA": ("beta", "b", "effect", "logor", "effects", "betas", "effectsize", "es", "lnor", "logodds"),
+    "SE": ("se", "stderr", "standarderror", "sebeta", "betase", "stderror", "selogor", "lnorse", "seor"),
+    "OR": ("or", "oddsratio", "ors"),
+    "N": (
+        "n",
+        "ntotal",
+        "neff",
+        "samplesize",
+        "nsum",
+        "totaln",
+        "nsample",
+        "nsamples",
+        "nobs",
+        "neffective",
+        "totalsamplesize",
+        "weight",
+    ),
+}
+#: Internal standard names that ``columns=`` may target (LP is read and turned into P).
+_TARGETS = (*STANDARD_COLUMNS, "LP")
+
+#: Cell values read as missing (compared lower-case, stripped).
+_MISSING = frozenset({"", "na", "nan", "n/a", "null", "none", ".", "-", "#n/a", "nil"})
+
+_MISSING_SPELLINGS = frozenset(
+    {x for m in _MISSING for x in (m, m.upper(), m.capitalize())} | {"NaN", "N/A", "#N/A", " "}
+)
+_NUMERIC = ("BP", "P", "LP", "Z", "BETA", "SE", "OR", "N")
+
+#: Smallest positive normal double, used in place of P = 0 (underflow) and as the floor of gene P-values.
+_P_FLOOR = float(np.finfo(np.float64).tiny)
+
+#: Chromosome codes used internally (sorting and interval keys).
+_CHROM_ORDER = tuple(str(i) for i in range(1, 23)) + ("X", "Y", "MT")
+_CHROM_CODE = {c: i + 1 for i, c in enumerate(_CHROM_ORDER)}
+_KEY_SHIFT = np.int64(1) << np.int64(32)  # chromosome code * 2**32 + position: one sortable int64 key
+
+_BUILDS = {
+    "grch38": "GRCh38",
+    "hg38": "GRCh38",
+    "b38": "GRCh38",
+    "38": "GRCh38",
+    "grch37": "GRCh37",
+    "hg19": "GRCh37",
+    "b37": "GRCh37",
+    "37": "GRCh37",
+}
+_METHODS = ("acat", "minp", "stouffer")
+
+
+# --------------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------------
+def _norm_name(name) -> str:
+    """Column name reduced to lower-case letters and digits (``'#CHROM'`` -> ``'chrom'``)."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def _normalise_chrom_value(value: str) -> str | None:
+    """One chromosome name in psysc's spelling ('1'..'22', 'X', 'Y', 'MT'), or None if unknown.
+
+    Accepts a ``chr`` prefix, leading zeros, integer-valued floats ('1.0'), and PLINK's numeric codes
+    23 = X, 24 = Y, 25 = XY (the pseudo-autosomal region, which lies on X), 26 = MT; ``M`` is MT.
+    """
+    s = str(value).strip().lower()
+    if s.startswith("chr"):
+        s = s[3:]
+    if s.endswith(".0") and s[:-2].isdigit():
+        s = s[:-2]
+    if s.isdigit():
+        i = int(s)
+        if 1 <= i <= 22:
+            return str(i)
+        return {23: "X", 24: "Y", 25: "X", 26: "MT"}.get(i)
+    return {"x": "X", "y": "Y", "xy": "X", "m": "MT", "mt": "MT"}.get(s)
+
+
+def _normalise_chroms(values: pd.Series) -> np.ndarray:
+    """Vectorised :func:`_normalise_chrom_value` (maps the unique values only); unknown -> None."""
+    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
+    mapped = np.array([_normalise_chrom_value(u) for u in uniques], dtype=object)
+    return mapped[codes] if len(uniques) else np.array([], dtype=object)
+
+
+def _chrom_codes(chroms: np.ndarray) -> np.ndarray:
+    """Integer code of each normalised chromosome (0 for None)."""
+    codes, uniques = pd.factorize(pd.Series(chroms, dtype=object), use_na_sentinel=False)
+    table = np.array([_CHROM_CODE.get(u, 0) for u in uniques], dtype=np.int64)
+    return table[codes] if len(uniques) else np.array([], dtype=np.int64)
+
+
+def _is_number_column(col: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
+
+
+def _map_unique(col: pd.Series, func) -> np.ndarray:
+    """``func`` applied to the string form of each distinct value (NaN/None -> ``func(None)``)."""
+    codes, uniques = pd.factorize(col, use_na_sentinel=False)
+    mapped = np.array(
+        [func(None if (u is None or (isinstance(u, float) and math.isnan(u))) else str(u)) for u in uniques],
+        dtype=object,
+    )
+    return mapped[codes] if len(uniques) else np.array([], dtype=object)
+
+
+def _is_missing_token(value: str | None) -> bool:
+    return value is None or value.strip().lower() in _MISSING
+
+
+def _missing_mask(col: pd.Series) -> np.ndarray:
+    """True where a cell is missing (NaN/None or one of the missing tokens)."""
+    if _is_number_column(col):
+        return col.isna().to_numpy()
+    return _map_unique(col, _is_missing_token).astype(bool)
+
+
+def _parse_numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Float values of a column and a mask of present-but-not-numeric cells (missing cells -> NaN)."""
+    if _is_number_column(col):
+        return col.to_numpy(dtype=np.float64, na_value=np.nan), np.zeros(len(col), dtype=bool)
+    # Python's float() (through numpy) rounds correctly; pandas.to_numeric's fast parser can be off
+    # by a few units in the last place, so it only locates the cells that are not numbers.
+    try:
+        return col.to_numpy(dtype=object).astype(np.float64), np.zeros(len(col), dtype=bool)
+    except (ValueError, TypeError):
+        pass
+    parsed = pd.to_numeric(col, errors="coerce").notna().to_numpy()
+    values = np.full(len(col), np.nan)
+    values[parsed] = col.to_numpy(dtype=object)[parsed].astype(np.float64)
+    rest = np.flatnonzero(~parsed)
+    cells = col.iloc[rest]
+    is_missing = _missing_mask(cells)
+    bad = np.zeros(len(col), dtype=bool)
+    for k, (i, cell) in enumerate(zip(rest, cells, strict=True)):  # only the cells pandas could not parse
+        if is_missing[k]:
+            continue
+        try:
+            values[i] = float(str(cell).strip())
+        except ValueError:
+            bad[i] = True
+    return values, bad
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
+def _p_from_z(z: np.ndarray) -> np.ndarray:
+    """Two-sided P-value of z: ``2 * (1 - Phi(|z|))`` (``norm.sf``, exact far in the tail)."""
+    return 2.0 * stats.norm.sf(np.abs(z))
+
+
+# --------------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------------
+class _RowNames:
+    """Names rows of the input in error messages: 'data row k (line L)' for files, 'row k' for frames."""
+
+    def __init__(self, header_line: int | None, index: pd.Index | None = None):
+        self.header_line = header_line
+        self.index = index
+
+    def __call__(self, i: int) -> str:
+        if self.header_line is not None:
+            return f"data row {i + 1} (line {self.header_line + 1 + i} of the file)"
+        label = self.index[i] if self.index is not None else i
+        return f"row {i + 1} (index {label!r})"
+
+
+def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame, int, dict]:
+    """Read a delimited text file as strings; return (table, 1-based header line, field-count info)."""
+    where = str(path)
+    text = _read_text(path)
+    # skip VCF-style '##' meta lines and blank lines before the header
+    pos, n_before = 0, 0
+    while pos < len(text):
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end].strip()
+        if line and not line.startswith("##"):
+            break
+        pos, n_before = end + 1, n_before + 1
+    body = text[pos:]
+    if not body.strip():
+        raise ValueError(f"{where} is empty; expected a header line and one line per SNP")
+    header = body.split("\n", 1)[0].rstrip("\r")
+    if sep is None:
+        sep = "\t" if "\t" in header else "," if "," in header else r"\s+"
+    info = {"n_short": 0, "first_short": None}
+    # Count the fields of every line (vectorised over the bytes) for single-character separators:
+    # rows with fewer fields than the header are reported; rows with more are an error.
+    if len(sep) == 1 and '"' not in body:
+        raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+        newlines = np.flatnonzero(raw == 10)
+        starts = np.concatenate(([0], newlines + 1))
+        ends = np.concatenate((newlines, [len(raw)]))
+        line_of_sep = np.searchsorted(newlines, np.flatnonzero(raw == ord(sep)))
+        n_fields = np.bincount(line_of_sep, minlength=len(starts)) + 1
+        length = ends - starts - (raw[np.maximum(ends - 1, 0)] == 13)  # ignore a '\r' before '\n'
+        blank = length <= 0
+        n_header = n_fields[0]
+        data_fields, data_blank = n_fields[1:], blank[1:]
+        long = np.flatnonzero((data_fields > n_header) & ~data_blank)
+        if len(long):
+            i = int(long[0])
+            raise ValueError(
+                f"{where}, line {n_before + 2 + i}: {data_fields[i]} fields but the header has {n_header} "
+                f"({_plural(len(long), 'line')} too long); fix those lines, or pass sep= if {sep!r} is not "
+                "the file's separator"
+            )
+        short = np.flatnonzero((data_fields < n_header) & ~data_blank)
+        info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None}
+    try:
+        table = pd.read_csv(
+            io.StringIO(body),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            index_col=False,
+            engine="c",
+        )
+    except (pd.errors.ParserError, ValueError) as err:
+        raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
+    table.columns = [str(c).strip() for c in table.columns]
+    return table, n_before + 1, info
+
+
+def _recognise_columns(names: list[str], columns: Mapping | None, where: str) -> tuple[dict[str, str], list[str]]:
+    """Map source columns to standard names; return ({standard: source}, ignored sources)."""
+    found: dict[str, str] = {}
+    used: set[str] = set()
+    if columns is not None:
+        if not isinstance(columns, Mapping):
+            raise ValueError(f"columns must be a dict source column -> standard name, not {type(columns).__name__}")
+        for src, std in columns.items():
+            if src not in names:
+                raise ValueError(
+                    f"columns={{{src!r}: {std!r}}}: {where} has no column {src!r}; its columns are {names}"
+                )
+            if std is None:  # explicitly ignored
+                used.add(src)
+                continue
+            std_up = str(std).upper()
+            if std_up not in _TARGETS:
+                raise ValueError(
+                    f"columns={{{src!r}: {std!r}}}: {std!r} is not a standard column; use one of {list(_TARGETS)} "
+                    "(LP = -log10 P), or None to ignore the column"
+                )
+            if std_up in found:
+                raise ValueError(
+                    f"columns= maps both {found[std_up]!r} and {src!r} to {std_up!r}; map one column per name"
+                )
+            found[std_up] = src
+            used.add(src)
+    normed = {n: _norm_name(n) for n in names}
+    for std, spellings in _SYNONYMS.items():
+        if std in found:
+            continue
+        for spelling in spellings:
+            hit = next((n for n in names if n not in used and normed[n] == spelling), None)
+            if hit is not None:
+                found[std] = hit
+                used.add(hit)
+                break
+    ignored = [n for n in names if n not in used]
+    return found, ignored
+
+
+def _check_required(found: dict[str, str], names: list[str], where: str) -> None:
+    has_stat = (
+        "P" in found
+        or "LP" in found
+        or "Z" in found
+        or ("BETA" in found and "SE" in found)
+        or ("OR" in found and "SE" in found)
+    )
+    missing = [c for c in ("CHR", "BP") if c not in found]
+    if not has_stat:
+        missing.append("one of P / Z / BETA+SE / OR+SE")
+    if missing:
+        recognised = ", ".join(f"{src} -> {std}" for std, src in found.items()) or "none"
+        raise ValueError(
+            f"{where}: cannot find {' and '.join(missing)}. SNP-to-gene mapping needs CHR, BP and one of "
+            f"P / Z / BETA+SE / OR+SE. Columns present: {names}; recognised: {recognised}. If a column is there "
+            "under another name, say which, e.g. read_sumstats(path, columns={'my_pos_col': 'BP', "
+            "'my_p_col': 'P'})"
+        )
+
+
+def _trait_from_path(path) -> str:
+    name = _base_name(path)
+    for ext in (".tsv", ".txt", ".csv", ".tab", ".sumstats", ".ma", ".assoc", ".vcf"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
+
+
+def read_sumstats(
+    path_or_frame,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    sep: str | None = None,
+    trait: str | None = None,
+) -> pd.DataFrame:
+    r"""Read GWAS summary statistics into standard columns.
+
+    Column names are recognised case-insensitively, ignoring punctuation, among the usual
+    spellings: ``SNP`` (SNP, rsid, MarkerName, SNPID, variant_id, ID...), ``CHR`` (CHR, chrom,
+    chromosome, #CHROM...), ``BP`` (BP, POS, position, base_pair_location, pos_b37...), ``A1`` the
+    effect allele (A1, effect_allele, ALT, Allele1...), ``A2`` (A2, other_allele,
+    non_effect_allele, REF, Allele2...), ``P`` (P, pval, p_value, PVALUE, P-value...), ``Z`` (Z,
+    zscore, Z_STAT...), ``BETA`` (BETA, b, effect, logOR...), ``SE`` (SE, stderr,
+    standard_error...), ``OR`` (OR, odds_ratio), ``N`` (N, n_total, Neff...), and ``LP``
+    (-log10 P, used when there is no P column). What was recognised as what, and what was
+    ignored, is logged (INFO).
+
+    Parameters
+    ----------
+    path_or_frame
+        A path to a CSV, TSV or whitespace-separated file (gzip-compressed or not; VCF-style
+        ``##`` lines before the header are skipped), or a :class:`pandas.DataFrame`.
+    columns
+        Overrides of the recognition, source column -> standard name, e.g.
+        ``{"my_col": "P"}``; map a column to ``None`` to ignore it.
+    sep
+        Field separator; detected from the header line when ``None`` (tab, then comma, else runs of
+        whitespace).
+    trait
+        Trait name stored in ``attrs["trait"]``; defaults to the file name without its extensions
+        (or ``frame.attrs["trait"]``, else ``"sumstats"``, for a DataFrame).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per SNP, in input order, with the standard columns that are available:
+        ``SNP`` (``"CHR:BP[:A1:A2]"`` when the input has no SNP column), ``CHR`` (strings
+        ``'1'``..``'22'``, ``'X'``, ``'Y'``, ``'MT'``), ``BP`` (int64), ``A1``, ``A2``
+        (upper-case), ``P``, ``Z``, ``BETA``, ``SE``, ``OR``, ``N`` (float64). ``Z`` is derived when
+        absent, from ``BETA/SE``, ``log(OR)/SE``, or from ``P`` with the sign of ``BETA`` or
+        ``log(OR)`` (two-sided); ``P`` is derived from ``Z`` (two-sided) or ``LP`` when absent.
+        ``attrs`` holds ``"trait"``, ``"columns_recognised"`` (source -> standard) and ``"qc"``
+        (counts of the rows dropped, filled or replaced below).
+
+    Raises
+    ------
+    ValueError
+        If ``CHR``, ``BP`` or every statistic (P, Z, BETA+SE, OR+SE) is missing (the message lists
+        the columns present and the ``columns=`` fix); if a value is impossible: P outside
+        [0, 1], SE <= 0, OR <= 0, N <= 0, BP < 1 or not an integer, an unknown chromosome, or a
+        non-numeric number (the message names the first bad row, as the 1-based data row and line
+        of the file, and its value).
+
+    Notes
+    -----
+    Cleaning, every step counted in ``attrs["qc"]`` and logged:
+
+    - blank lines and repeated header lines (e.g. from concatenated files) are dropped;
+    - rows with fewer fields than the header are read with the missing fields empty;
+    - rows without a chromosome, a position or any statistic are dropped;
+    - a missing P is filled from ``LP``, else from ``Z`` / ``BETA/SE``;
+    - P = 0 (underflow in the source) is replaced by the P-value of ``Z`` where ``Z`` (or
+      ``BETA/SE``) is known, else by the smallest positive normal double (about 2.2e-308);
+    - duplicated SNP IDs, then duplicated ``CHR:BP:A1:A2``, keep the row with the smallest P.
+
+    Chromosome codes: a ``chr`` prefix is dropped, ``M`` is ``MT`` and the numeric codes of
+    PLINK 1.9 are read as 23 = X, 24 = Y, 25 = XY (pseudo-autosomal, on X) and 26 = MT.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import psysc
+    >>> path = os.path.join(tempfile.mkdtemp(), "scz.tsv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write(
+    ...         "MarkerName\tchromosome\tbase_pair_location\teffect_allele\tother_allele\t"
+    ...         "beta\tstandard_error\tp_value\n"
+    ...         "rs1\tchr1\t1000\ta\tg\t0.05\t0.01\t5.7e-07\n"
+    ...         "rs2\t23\t2000\tT\tC\t-0.02\t0.01\t0.0455\n"
+    ...     )
+    >>> df = psysc.gwas.read_sumstats(path)
+    >>> df[["SNP", "CHR", "BP", "A1", "A2", "Z"]]
+       SNP CHR    BP A1 A2    Z
+    0  rs1   1  1000  A  G  5.0
+    1  rs2   X  2000  T  C -2.0
+    >>> df.attrs["trait"], df.attrs["columns_recognised"]["p_value"]
+    ('scz', 'P')
+
+    """
+    if isinstance(path_or_frame, pd.DataFrame):
+        raw = path_or_frame.reset_index(drop=True)
+        raw.columns = [str(c).strip() for c in raw.columns]
+        where = "the DataFrame"
+        rows = _RowNames(None, path_or_frame.index)
+        short = {"n_short": 0, "first_short": None}
+        default_trait = path_or_frame.attrs.get("trait") or "sumstats"
+    elif isinstance(path_or_frame, str | os.PathLike):
+        raw, header_line, short = _read_table(path_or_frame, sep)
+        where = str(path_or_frame)
+        rows = _RowNames(header_line)
+        default_trait = _trait_from_path(path_or_frame)
+    else:
+        raise ValueError(f"path_or_frame must be a file path or a pandas DataFrame, not {type(path_or_frame).__name__}")
+    if trait is None:
+        trait = default_trait
+    if not isinstance(trait, str) or not trait:
+        raise ValueError(f"trait must be a non-empty string, got {trait!r}")
+    if len(set(raw.columns)) != raw.shape[1]:
+        dup = pd.Index(raw.columns)[pd.Index(raw.columns).duplicated()].unique().tolist()
+        raise ValueError(f"{where}: duplicated column names {dup}; rename them")
+
+    names = list(raw.columns)
+    found, ignored = _recognise_columns(names, columns, where)
+    _check_required(found, names, where)
+    logger.info(
+        "%s: recognised columns %s; ignored %s",
+        where,
+        ", ".join(f"{src} -> {std}" for std, src in sorted(found.items(), key=lambda kv: _TARGETS.index(kv[0]))),
+        ignored if ignored else "none",
+    )
+    n_read = len(raw)
+    qc: dict[str, int] = {"n_rows_read": n_read}
+    keep_idx = np.arange(n_read)
+
+    # 1. blank rows and repeated header lines
+    numeric = {std: _parse_numeric(raw[src]) for std, src in found.items() if std in _NUMERIC}
+    missing = {std: np.isnan(v) & ~bad for std, (v, bad) in numeric.items()}
+    for std in ("CHR", "A1", "A2"):
+        if std in found:
+            missing[std] = _missing_mask(raw[found[std]])
+    if "SNP" in found:  # many distinct values: compare with the usual spellings of missing only
+        col = raw[found["SNP"]]
+        missing["SNP"] = (col.isna() | col.isin(_MISSING_SPELLINGS)).to_numpy()
+    blank = np.logical_and.reduce([missing[s] for s in found])
+    chr_src, bp_src = found["CHR"], found["BP"]
+    header_like = np.zeros(n_read, dtype=bool)
+    if not _is_number_column(raw[chr_src]):
+        header_like = _map_unique(raw[chr_src], lambda v: v is not None and _norm_name(v) == _norm_name(chr_src))
+        header_like = header_like.astype(bool)
+        cand = np.flatnonzero(header_like)
+        header_like[cand] = [_norm_name(v) == _norm_name(bp_src) for v in raw[bp_src].iloc[cand].astype(str)]
+    qc["n_blank_rows"] = int(blank.sum())
+    qc["n_header_rows"] = int(header_like.sum())
+    if qc["n_header_rows"]:
+        logger.info(
+            "%s: %s repeating the header dropped (first: %s)",
+            where,
+            _plural(qc["n_header_rows"], "row"),
+            rows(int(np.argmax(header_like))),
+        )
+    qc["n_short_rows"] = int(short["n_short"])
+    if short["n_short"]:
+        logger.warning(
+            "%s: %s fewer fields than the header (first: %s); their missing fields were read as empty",
+            where,
+            _plural(short["n_short"], "row has", "rows have"),
+            rows(short["first_short"]),
+        )
+    keep = ~blank & ~header_like
+
+    # 2. rows missing an essential value
+    def present(std: str) -> np.ndarray:
+        return ~missing[std] if std in missing else np.zeros(n_read, dtype=bool)
+
+    has_stat = (
+        present("P")
+        | present("LP")
+        | present("Z")
+        | (present("BETA") & present("SE"))
+        | (present("OR") & present("SE"))
+    )
+    essential = present("CHR") & present("BP") & has_stat
+    dropped = keep & ~essential
+    qc["n_dropped_missing"] = int(dropped.sum())
+    if qc["n_dropped_missing"]:
+        first = int(np.argmax(dropped))
+        logger.warning(
+            "%s: %s without chromosome, position or any statistic dropped (first: %s)",
+            where,
+            _plural(qc["n_dropped_missing"], "row"),
+            rows(first),
+        )
+    keep &= essential
+    keep_idx = np.flatnonzero(keep)
+    if len(keep_idx) == 0:
+        raise ValueError(f"{where}: no row has a chromosome, a position and a statistic; check the file")
+    sub = raw.iloc[keep_idx]
+    sub_missing = {std: m[keep_idx] for std, m in missing.items()}
+
+    # 3. values: numbers, chromosomes, alleles
+    values: dict[str, np.ndarray] = {}
+    for std in _NUMERIC:
+        if std not in found:
+            continue
+        v, bad = numeric[std][0][keep_idx], numeric[std][1][keep_idx]
+        if bad.any():
+            i = int(np.argmax(bad))
+            raise ValueError(
+                f"{where}, {rows(int(keep_idx[i]))}: {found[std]} ({std}) is {sub[found[std]].iloc[i]!r}, not a "
+                f"number ({_plural(int(bad.sum()), 'row')}); fix or remove those rows, or map another column with "
+                f"columns="
+            )
+        values[std] = v
+    chrom = _normalise_chroms(sub[found["CHR"]])
+    bad_chr = pd.isna(chrom)
+    if bad_chr.any():
+        i = int(np.argmax(bad_chr))
+        raise ValueError(
+            f"{where}, {rows(int(keep_idx[i]))}: unknown chromosome {sub[found['CHR']].iloc[i]!r} "
+            f"({_plural(int(bad_chr.sum()), 'row')}); psysc reads 1-22, X, Y, MT (with or without 'chr'; 23 = X, "
+            "24 = Y, 25 = XY, 26 = MT). Remove rows on other contigs before reading"
+        )
+
+    def fail_if(mask: np.ndarray, std: str, rule: str) -> None:
+        if mask.any():
+            i = int(np.argmax(mask))
+            raise ValueError(
+                f"{where}, {rows(int(keep_idx[i]))}: {found[std]} ({std}) = {sub[found[std]].iloc[i]!r} {rule} "
+                f"({_plural(int(mask.sum()), 'row')}). Is {found[std]!r} really the {std} column? If so, fix or "
+                "remove those rows"
+            )
+
+    def known(std: str) -> np.ndarray:
+        return ~np.isnan(values[std])
+
+    bp = values["BP"]
+    fail_if((bp < 1) | (bp != np.floor(bp)) | ~np.isfinite(bp), "BP", "is not a position (an integer >= 1)")
+    if "P" in values:
+        p_src = values["P"]
+        fail_if(known("P") & ((p_src < 0) | (p_src > 1)), "P", "is outside [0, 1]")
+    if "LP" in values:
+        fail_if(known("LP") & (values["LP"] < 0), "LP", "is negative (LP = -log10 P must be >= 0)")
+    if "SE" in values:
+        fail_if(known("SE") & ~(values["SE"] > 0), "SE", "is not > 0")
+        fail_if(known("SE") & np.isinf(values["SE"]), "SE", "is not finite")
+    if "OR" in values:
+        fail_if(known("OR") & ~(values["OR"] > 0), "OR", "is not > 0")
+        fail_if(known("OR") & np.isinf(values["OR"]), "OR", "is not finite")
+    if "N" in values:
+        fail_if(known("N") & ~(values["N"] > 0), "N", "is not > 0")
+    for std in ("Z", "BETA"):
+        if std in values:
+            fail_if(known(std) & np.isinf(values[std]), std, "is not finite")
+
+    # 4. Z and P
+    n = len(keep_idx)
+    nan = np.full(n, np.nan)
+    z_se = nan.copy()
+    sign = nan.copy()
+    if "BETA" in values:
+        sign = np.sign(values["BETA"])
+        if "SE" in values:
+            z_se = values["BETA"] / values["SE"]
+    if "OR" in values:
+        log_or = np.log(values["OR"])
+        sign = np.where(np.isnan(sign), np.sign(log_or), sign)
+        if "SE" in values:
+            z_se = np.where(np.isnan(z_se), log_or / values["SE"], z_se)
+    z = values["Z"].copy() if "Z" in values else nan.copy()
+    z_given = ~np.isnan(z)
+    z = np.where(np.isnan(z), z_se, z)
+
+    p = values["P"].copy() if "P" in values else nan.copy()
+    qc["n_p_filled"] = 0
+    lp_z = nan.copy()
+    if "LP" in values:
+        lp = values["LP"]
+        fill = np.isnan(p) & ~np.isnan(lp)
+        if "P" in found and fill.any():
+            logger.info("%s: P filled from %s (-log10 P) for %s", where, found["LP"], _plural(int(fill.sum()), "row"))
+            qc["n_p_filled"] += int(fill.sum())
+        p = np.where(fill, 10.0**-lp, p)
+        # |z| of -log10 P without underflow: Phi^-1(P/2) computed from log(P/2)
+        with np.errstate(invalid="ignore"):
+            lp_z = -special.ndtri_exp(-lp * math.log(10.0) - math.log(2.0))
+    fill = np.isnan(p) & ~np.isnan(z)
+    if fill.any():
+        if "P" in found or "LP" in found:
+            logger.info("%s: P computed from Z (two-sided) for %s", where, _plural(int(fill.sum()), "row"))
+            qc["n_p_filled"] += int(fill.sum())
+        p = np.where(fill, _p_from_z(z), p)
+    # P = 0: underflow in the source (or in 10^-LP, or in the P of a huge Z)
+    zero = p == 0
+    qc["n_p_zero"] = int(zero.sum())
+    if zero.any():
+        with np.errstate(invalid="ignore"):
+            from_z = _p_from_z(z)
+        p = np.where(zero, np.where(from_z > 0, from_z, _P_FLOOR), p)
+        logger.warning(
+            "%s: %s P = 0 (numerical underflow); replaced by the P-value of Z where Z or BETA/SE is known, "
+            "else by %.3g",
+            where,
+            _plural(qc["n_p_zero"], "row has", "rows have"),
+            _P_FLOOR,
+        )
+    # Z from P with the sign of BETA / log(OR), where Z is still unknown (from LP where P underflowed)
+    z_from_p = np.isnan(z) & ~np.isnan(sign) & ~np.isnan(p)
+    if z_from_p.any():
+        abs_z = np.where(zero & ~np.isnan(lp_z), lp_z, stats.norm.isf(np.maximum(p, _P_FLOOR) / 2.0))
+        z = np.where(z_from_p, sign * abs_z, z)
+    p = np.maximum(p, _P_FLOOR)
+    have_z = "Z" in found or "BETA" in found or "OR" in found
+    if not have_z:
+        logger.info("%s: no Z, BETA or OR column: Z is left out (the sign of the effect is unknown)", where)
+    elif not z_given.all() and "Z" not in found:
+        logger.info(
+            "%s: Z derived from %s",
+            where,
+            "BETA/SE"
+            if "BETA" in found and "SE" in found
+            else "log(OR)/SE"
+            if "OR" in found and "SE" in found
+            else "P and the sign of BETA / log(OR)",
+        )
+
+    # 5. assemble
+    out = pd.DataFrame(index=pd.RangeIndex(n))
+    out["CHR"] = pd.array(chrom.astype(str), dtype=object)
+    out["BP"] = bp.astype(np.int64)
+    for std in ("A1", "A2"):
+        if std in found:
+            a = _map_unique(sub[found[std]], lambda v: "" if v is None else v.strip().upper())
+            a = np.where(sub_missing[std], "", a)
+            out[std] = a
+    if "SNP" in found:
+        snp = sub[found["SNP"]].astype(str).str.strip().to_numpy()
+        no_id = sub_missing["SNP"]
+    else:
+        snp = np.full(n, "", dtype=object)
+        no_id = np.ones(n, dtype=bool)
+    if no_id.any():
+        made = out["CHR"] + ":" + out["BP"].astype(str)
+        if "A1" in out and "A2" in out:
+            made = made + ":" + out["A1"] + ":" + out["A2"]
+        snp = np.where(no_id, made.to_numpy(), snp)
+        logger.info(
+            "%s: %s without SNP ID named CHR:BP%s",
+            where,
+            _plural(int(no_id.sum()), "row"),
+            ":A1:A2" if "A1" in out and "A2" in out else "",
+        )
+    out.insert(0, "SNP", snp)
+    out["P"] = p
+    if have_z:
+        out["Z"] = z
+    for std in ("BETA", "SE", "OR", "N"):
+        if std in values:
+            out[std] = values[std]
+    order_rows = keep_idx
+
+    # 6. duplicates: keep the smallest P
+    n_dup = 0
+    keys = [["SNP"]]
+    if "A1" in out and "A2" in out:
+        keys.append(["CHR", "BP", "A1", "A2"])
+    for key in keys:
+        if out.duplicated(subset=key).any():
+            by_p = np.lexsort((np.arange(len(out)), out["P"].to_numpy()))
+            first = ~out.iloc[by_p].duplicated(subset=key).to_numpy()
+            kept = np.sort(by_p[first])
+            n_dup += len(out) - len(kept)
+            out = out.iloc[kept].reset_index(drop=True)
+            order_rows = order_rows[kept]
+    qc["n_duplicates"] = n_dup
+    if n_dup:
+        logger.warning(
+            "%s: %s duplicated SNP (same ID or same CHR:BP:A1:A2) dropped; the row with the smallest P was kept",
+            where,
+            _plural(n_dup, "row of a", "rows of a"),
+        )
+    qc["n_rows_kept"] = len(out)
+    out.attrs["trait"] = trait
+    out.attrs["columns_recognised"] = {src: std for std, src in found.items()}
+    out.attrs["qc"] = qc
+    logger.info("read %s of trait %r from %s", _plural(len(out), "SNP"), trait, where)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# gene locations
+# --------------------------------------------------------------------------------------------------
+_GENE_LOC_ALIASES = {
+    "GENE": ("gene", "geneid", "id", "entrez", "entrezid", "ensembl", "ensemblid"),
+    "CHR": ("chr", "chrom", "chromosome"),
+    "START": ("start", "txstart", "genestart"),
+    "STOP": ("stop", "end", "txend", "geneend"),
+    "STRAND": ("strand",),
+    "NAME": ("name", "symbol", "genename", "genesymbol", "hgnc"),
+}
+
+
+def _read_gene_loc(gene_loc) -> tuple[pd.DataFrame, str]:
+    """User gene locations as columns GENE CHR START STOP STRAND NAME (strings / int64)."""
+    if isinstance(gene_loc, pd.DataFrame):
+        where = "gene_loc"
+        df = gene_loc.reset_index(drop=True)
+        normed = {c: _norm_name(c) for c in df.columns}
+        named = {}
+        for std, aliases in _GENE_LOC_ALIASES.items():
+            hit = next((c for a in aliases for c in df.columns if normed[c] == a), None)
+            if hit is not None:
+                named[std] = hit
+        if all(k in named for k in ("GENE", "CHR", "START", "STOP")):
+            df = pd.DataFrame({std: df[src] for std, src in named.items()})
+        elif df.shape[1] >= 4 and not named:
+            df = df.iloc[:, :6].copy()
+            df.columns = ["GENE", "CHR", "START", "STOP", "STRAND", "NAME"][: df.shape[1]]
+        else:
+            raise ValueError(
+                f"gene_loc DataFrame needs columns GENE, CHR, START, STOP (optionally STRAND, NAME), found "
+                f"{list(gene_loc.columns)}; rename them (psysc.gwas.gene_table() columns gene_id, symbol, chrom, "
+                "start, end, strand are also accepted)"
+            )
+    elif isinstance(gene_loc, str | os.PathLike):
+        where = str(gene_loc)
+        text = _read_text(gene_loc)
+        lines = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
+        if not lines:
+            raise ValueError(f"{where} is empty; expected MAGMA gene.loc lines 'GENE CHR START STOP STRAND NAME'")
+        first = lines[0].split()
+        has_header = len(first) < 3 or not first[2].isdigit()
+        df = pd.read_csv(
+            io.StringIO("\n".join(lines)),
+            sep=r"\s+",
+            header=None,
+            dtype=str,
+            skiprows=1 if has_header else 0,
+            keep_default_na=False,
+        )
+        if df.shape[1] < 4:
+            raise ValueError(
+                f"{where}: {df.shape[1]} column(s); a MAGMA gene.loc has 'GENE CHR START STOP STRAND [NAME]' "
+                "separated by whitespace"
+            )
+        df = df.iloc[:, :6]
+        df.columns = ["GENE", "CHR", "START", "STOP", "STRAND", "NAME"][: df.shape[1]]
+    else:
+        raise ValueError(f"gene_loc must be a path or a DataFrame, not {type(gene_loc).__name__}")
+    out = pd.DataFrame({"GENE": df["GENE"].astype(str).str.strip()})
+    out["CHR"] = _normalise_chroms(df["CHR"])
+    for c in ("START", "STOP"):
+        v, bad = _parse_numeric(df[c])
+        if bad.any() or np.isnan(v).any() or (v != np.floor(v)).any():
+            i = int(np.argmax(bad | np.isnan(v) | (v != np.floor(v))))
+            raise ValueError(f"{where}, gene row {i + 1}: {c} = {df[c].iloc[i]!r} is not an integer position")
+        out[c] = v.astype(np.int64)
+    out["STRAND"] = df["STRAND"].astype(str).str.strip().to_numpy() if "STRAND" in df else "+"
+    out["NAME"] = df["NAME"].astype(str).str.strip().to_numpy() if "NAME" in df else ""
+    bad = (out["START"] < 1) | (out["STOP"] < out["START"])
+    if bad.any():
+        i = int(np.argmax(bad.to_numpy()))
+        raise ValueError(
+            f"{where}, gene {out['GENE'].iloc[i]!r}: START {out['START'].iloc[i]} / STOP {out['STOP'].iloc[i]} "
+            "is not an interval with 1 <= START <= STOP; fix the gene locations"
+        )
+    n_other = int(out["CHR"].isna().sum())
+    if n_other:
+        logger.info("%s: %s on chromosomes other than 1-22, X, Y, MT ignored", where, _plural(n_other, "gene"))
+        out = out[out["CHR"].notna()].reset_index(drop=True)
+    if len(out) == 0:
+        raise ValueError(
+            f"{where}: no gene is on a chromosome psysc knows (1-22, X, Y, MT, with or without 'chr'; found e.g. "
+            f"{df['CHR'].astype(str).unique()[:5].tolist()}); rename the chromosomes of the gene locations"
+        )
+    return out, where
+
+
+def _bundled_gene_loc(biotypes) -> pd.DataFrame:
+    table = gene_table("human")
+    if biotypes is not None:
+        if isinstance(biotypes, str):
+            biotypes = (biotypes,)
+        biotypes = tuple(biotypes)
+        unknown = sorted(set(biotypes) - set(table["biotype"]))
+        if unknown:
+            raise ValueError(
+                f"biotypes {unknown} are not in the bundled GENCODE v48 table; common ones: protein_coding, lncRNA "
+                "(pass biotypes=None for every gene)"
+            )
+        table = table[table["biotype"].isin(biotypes)]
+    out = pd.DataFrame(
+        {
+            "GENE": table["gene_id"].to_numpy(),
+            "CHR": _normalise_chroms(table["chrom"]),
+            "START": table["start"].to_numpy(np.int64),
+            "STOP": table["end"].to_numpy(np.int64),
+            "STRAND": table["strand"].to_numpy(),
+            "NAME": table["symbol"].to_numpy(),
+        }
+    )
+    # contigs (GL..., KI...) carry no GWAS SNPs of 1-22, X, Y, MT
+    return out[out["CHR"].notna()].reset_index(drop=True)
+
+
+def _gene_windows(genes: pd.DataFrame, window) -> tuple[np.ndarray, np.ndarray]:
+    """[lo, hi] (1-based, inclusive) of every gene window; (upstream, downstream) follows the strand."""
+    if isinstance(window, tuple | list):
+        if len(window) != 2:
+            raise ValueError(f"window must be an integer or a pair (upstream, downstream), got {window!r}")
+        up, down = window
+    else:
+        up = down = window
+    for w in (up, down):
+        if isinstance(w, bool) or not isinstance(w, int | np.integer) or w < 0:
+            raise ValueError(f"window must be a non-negative integer number of bases (or a pair), got {window!r}")
+    start, stop = genes["START"].to_numpy(np.int64), genes["STOP"].to_numpy(np.int64)
+    minus = (genes["STRAND"].astype(str) == "-").to_numpy()
+    lo = start - np.where(minus, down, up)
+    hi = stop + np.where(minus, up, down)
+    return np.maximum(lo, 1), hi
+
+
+# --------------------------------------------------------------------------------------------------
+# liftover with a user-supplied UCSC chain file
+# --------------------------------------------------------------------------------------------------
+def _read_chain(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Aligned blocks of a UCSC chain file, sorted by source position.
+
+    Format (https://genome.ucsc.edu/goldenPath/help/chain.html): a header line
+    ``chain score tName tSize tStrand tStart tEnd qName qSize qStrand qStart qEnd id`` followed by
+    lines ``size dt dq`` (an ungapped block of ``size`` bases, then gaps of ``dt`` / ``dq`` bases)
+    and a last line ``size``; coordinates are 0-based, and on the reverse strand when
+    ``qStrand == '-'``. ``t`` is the source assembly (e.g. hg19 in hg19ToHg38), ``q`` the target.
+    """
+    text = _read_text(path)
+    t_code, t_start, size, q_chrom, q_start, q_minus, q_size = [], [], [], [], [], [], []
+    tc = 0
+    tpos = qpos = 0
+    qname, qminus, qsz = None, False, 0
+    for ln, line in enumerate(text.split("\n"), start=1):
+        f = line.split()
+        if not f or f[0].startswith("#"):
+            continue
+        if f[0] == "chain":
+            if len(f) < 12:
+                raise ValueError(f"{path}, line {ln}: a chain header needs 12 fields; is this a UCSC chain file?")
+            tname = _normalise_chrom_value(f[2])
+            tc = _CHROM_CODE.get(tname, 0) if tname else 0
+            tpos, qname, qsz, qminus, qpos = int(f[5]), _normalise_chrom_value(f[7]), int(f[8]), f[9] == "-", int(f[10])
+            continue
+        try:
+            nums = [int(x) for x in f]
+        except ValueError:
+            raise ValueError(f"{path}, line {ln}: expected 'size dt dq' numbers, found {line[:60]!r}") from None
+        if tc and qname:
+            t_code.append(tc)
+            t_start.append(tpos)
+            size.append(nums[0])
+            q_chrom.append(qname)
+            q_start.append(qpos)
+            q_minus.append(qminus)
+            q_size.append(qsz)
+        if len(nums) == 3:
+            tpos += nums[0] + nums[1]
+            qpos += nums[0] + nums[2]
+    if not t_code:
+        raise ValueError(f"{path}: no aligned block between chromosomes 1-22, X, Y, MT; is this a UCSC chain file?")
+    key = np.asarray(t_code, np.int64) * _KEY_SHIFT + np.asarray(t_start, np.int64)
+    order = np.argsort(key, kind="stable")
+    blocks = {
+        "key": key[order],
+        "size": np.asarray(size, np.int64)[order],
+        "q_chrom": np.asarray(q_chrom, dtype=object)[order],
+        "q_start": np.asarray(q_start, np.int64)[order],
+        "q_minus": np.asarray(q_minus, bool)[order],
+        "q_size": np.asarray(q_size, np.int64)[order],
+    }
+    ends = blocks["key"] + blocks["size"]
+    blocks["overlapping"] = bool((blocks["key"][1:] < np.maximum.accumulate(ends)[:-1]).any())
+    blocks["sorted_ends"] = np.sort(ends)
+    return blocks
+
+
+def _liftover(chrom: np.ndarray, bp: np.ndarray, blocks: dict) -> tuple[np.ndarray, np.ndarray]:
+    """New (chromosome, 1-based position) of each SNP; None / -1 where unmapped. Vectorised."""
+    x = _chrom_codes(chrom) * _KEY_SHIFT + (bp.astype(np.int64) - 1)  # 0-based key
+    i = np.searchsorted(blocks["key"], x, side="right") - 1
+    ok = (i >= 0) & (_chrom_codes(chrom) > 0)
+    i = np.where(ok, i, 0)
+    ok &= x < blocks["key"][i] + blocks["size"][i]
+    if blocks["overlapping"]:  # a position in more than one block is ambiguous: unmapped (as liftOver)
+        n_cover = np.searchsorted(blocks["key"], x, side="right") - np.searchsorted(blocks["sorted_ends"], x, "right")
+        ok &= n_cover == 1
+    offset = x - blocks["key"][i]
+    q0 = blocks["q_start"][i] + offset
+    q0 = np.where(blocks["q_minus"][i], blocks["q_size"][i] - 1 - q0, q0)
+    new_chrom = np.where(ok, blocks["q_chrom"][i], None)
+    return new_chrom, np.where(ok, q0 + 1, -1)
+
+
+# --------------------------------------------------------------------------------------------------
+# gene P-values
+# --------------------------------------------------------------------------------------------------
+def _gene_pvalues(p: np.ndarray, starts: np.ndarray, counts: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+    """Gene (P, ZSTAT) from the SNP P-values ``p`` grouped contiguously (``starts``, ``counts``)."""
+    m = counts.astype(np.float64)
+    if method == "acat":
+        m_rep = np.repeat(counts, counts)
+        # a P-value of exactly 1 would make the Cauchy sum -inf (gene P = 1 whatever the other SNPs):
+        # it is set to 1 - 1/m, m the gene's number of SNPs (m >= 2), a common convention of ACAT code
+        p_use = np.where((p >= 1.0) & (m_rep > 1), 1.0 - 1.0 / np.maximum(m_rep, 2), p)
+        t = np.add.reduceat(cauchy_terms(p_use), starts) / m
+        p_gene = cauchy_sf(t)
+    elif method == "minp":
+        pmin = np.minimum.reduceat(p, starts)
+        p_gene = -np.expm1(m * np.log1p(-np.minimum(pmin, 1.0)))  # 1 - (1 - pmin)^m, exact for tiny pmin
+        p_gene = np.where(pmin >= 1.0, 1.0, p_gene)
+    elif method == "stouffer":
+        z = stats.norm.isf(np.minimum(p, np.nextafter(1.0, 0.0)))  # P = 1 would give z = -inf
+        zstat = np.add.reduceat(z, starts) / np.sqrt(m)
+        return np.maximum(stats.norm.sf(zstat), _P_FLOOR), zstat
+    else:  # pragma: no cover - checked by the caller
+        raise ValueError(method)
+    p_gene = np.clip(p_gene, _P_FLOOR, 1.0)
+    zstat = stats.norm.isf(np.minimum(p_gene, np.nextafter(1.0, 0.0)))
+    return p_gene, zstat
+
+
+def sumstats_to_genes(
+    sumstats,
+    *,
+    build: str = "GRCh38",
+    window: int | tuple[int, int] = 10_000,
+    method: str = "acat",
+    gene_loc=None,
+    gene_id: str = "symbol",
+    biotypes: tuple[str, ...] | None = ("protein_coding",),
+    min_snps: int = 1,
+    chain: str | os.PathLike | None = None,
+    trait: str | None = None,
+) -> pd.DataFrame:
+    r"""Gene-level P-values from GWAS summary statistics (a fast approximation of MAGMA).
+
+    Each SNP is assigned to every gene whose window ``[start - window, end + window]`` contains
+    it, and the P-values of a gene's SNPs are combined into one gene P-value; the gene z-score is
+    ``ZSTAT = Phi^-1(1 - P)``, as MAGMA's. Gene windows come from the bundled GENCODE v48 table
+    (GRCh38; protein-coding genes by default) or from a MAGMA ``gene.loc`` file.
+
+    Parameters
+    ----------
+    sumstats
+        The output of :func:`read_sumstats`, or anything it reads (a path or a DataFrame).
+    build
+        Genome build of the SNP positions: ``"GRCh38"`` (``"hg38"``) or ``"GRCh37"`` (``"hg19"``).
+        The bundled gene table is GRCh38; GRCh37 positions need ``gene_loc`` (e.g. MAGMA's
+        ``NCBI37.3.gene.loc``) or ``chain``. With ``gene_loc``, the positions must be on the build of
+        ``gene_loc``; ``build`` is then only recorded.
+    window
+        Bases added on each side of a gene (MAGMA's ``window=10`` is ``10_000``), or a pair
+        ``(upstream, downstream)`` oriented by the gene's strand (MAGMA.Celltyping's 35 kb up / 10 kb
+        down is ``(35_000, 10_000)``).
+    method
+        ``"acat"`` (Cauchy combination), ``"minp"`` (Sidak-corrected top SNP) or ``"stouffer"``;
+        see Notes.
+    gene_loc
+        Gene locations instead of the bundled table: a MAGMA ``gene.loc`` path (whitespace, no
+        header: ``GENE CHR START STOP STRAND [NAME]``) or a DataFrame with those columns
+        (case-insensitive; :func:`psysc.gwas.gene_table` columns are accepted too).
+    gene_id
+        Index of the result: ``"symbol"`` (gene symbol; with ``gene_loc``, its NAME column when
+        there is one, else GENE) or ``"gene_id"`` (Ensembl ID of the bundled table, or GENE of
+        ``gene_loc``).
+    biotypes
+        GENCODE biotypes of the bundled table to keep (``None``: all genes). MAGMA's gene.loc files
+        hold protein-coding genes, hence the default.
+    min_snps
+        Genes with fewer SNPs are left out.
+    chain
+        Path to a UCSC chain file that lifts the SNP positions onto GRCh38 (the bundled table)
+        before mapping, e.g. ``hg19ToHg38.over.chain.gz`` from
+        https://hgdownload.soe.ucsc.edu/goldenPath/hg19/liftOver/. psysc does not ship one: UCSC
+        licenses its chain files for non-commercial use only, so you download it under UCSC's
+        terms. A position lifts when it lies in exactly one aligned block (reverse-strand chains
+        are handled); the others are counted, logged and left out. Alleles are not complemented
+        (gene P-values do not use them).
+    trait
+        Name stored in ``attrs["trait"]``; defaults to ``sumstats.attrs["trait"]``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Indexed by gene (``index.name == "GENE"``), sorted by ``P``, like MAGMA's ``.genes.out``:
+        ``CHR``, ``START``, ``STOP`` (the gene window, as MAGMA reports it), ``NSNPS``, ``ZSTAT``,
+        ``P`` and ``TOP_SNP`` (the gene's SNP with the smallest P). ``attrs``: ``"trait"``,
+        ``"method"``, ``"build"`` (of the output coordinates), ``"window"``.
+
+    Raises
+    ------
+    ValueError
+        If no SNP lies in any gene window (the message tells whether the chromosome names or the
+        build look wrong, and what to pass), or an argument is invalid. Fewer than 1 % of the
+        SNPs in gene windows gives a warning.
+
+    Notes
+    -----
+    What each method assumes about linkage disequilibrium (LD) between a gene's SNPs:
+
+    - ``"acat"``: the Cauchy combination test (ACAT; Liu & Xie 2020 JASA 115:393; Liu et al. 2019
+      AJHG 104:410, ACAT-V), equal weights. Its P-value stays valid under arbitrary dependence for
+      small P-values, so it suits SNPs in LD; it is driven by the strongest SNPs. A SNP P-value of
+      exactly 1 is set to ``1 - 1/m`` (m SNPs in the gene) so that it cannot force the gene to P = 1.
+    - ``"minp"``: ``1 - (1 - p_min)^m``, the Sidak correction of the top SNP for m independent
+      tests. Under LD the effective number of tests is smaller than m, so it is conservative.
+    - ``"stouffer"``: ``sum(z_i) / sqrt(m)`` with ``z_i = Phi^-1(1 - p_i)``. It assumes independent
+      SNPs; under LD the sum's variance exceeds m, so it is anti-conservative, more so for large
+      genes in strong LD.
+
+    None of them models LD the way MAGMA does (SNP-wise mean model with an LD reference panel,
+    gene size and density corrected in gene-property analyses). When a real MAGMA run (or the
+    MAGMA gene z-scores that scDRS and seismic take as input) is available, use it
+    (:func:`psysc.gwas.read_magma`); this function is a fast approximation for when only summary
+    statistics are at hand. SNP-to-gene assignment is vectorised: SNPs are sorted once and each
+    window is located with :func:`numpy.searchsorted`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import psysc
+    >>> ss = psysc.gwas.read_sumstats(
+    ...     pd.DataFrame({"SNP": ["rs429358", "rs7412", "rs1"], "CHR": [19, 19, 1],
+    ...                   "BP": [44908684, 44908822, 1_000_000], "P": [1e-300, 1e-40, 0.5]}),
+    ...     trait="AD",
+    ... )
+    >>> genes = psysc.gwas.sumstats_to_genes(ss, window=0)
+    >>> genes.loc["APOE", ["CHR", "TOP_SNP"]].tolist(), int(genes.loc["APOE", "NSNPS"])
+    (['19', 'rs429358'], 2)
+    >>> genes.attrs["method"], genes.attrs["build"]
+    ('acat', 'GRCh38')
+
+    """
+    if not (isinstance(sumstats, pd.DataFrame) and "columns_recognised" in sumstats.attrs):
+        sumstats = read_sumstats(sumstats)
+    for col in ("CHR", "BP", "P"):
+        if col not in sumstats.columns:
+            raise ValueError(f"sumstats has no {col} column; read it with psysc.gwas.read_sumstats")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if gene_id not in ("symbol", "gene_id"):
+        raise ValueError(f"gene_id must be 'symbol' or 'gene_id', got {gene_id!r}")
+    if isinstance(min_snps, bool) or not isinstance(min_snps, int | np.integer) or min_snps < 1:
+        raise ValueError(f"min_snps must be a positive integer, got {min_snps!r}")
+    build_std = _BUILDS.get(str(build).lower())
+    if build_std is None:
+        raise ValueError(f"build must be 'GRCh38' (hg38) or 'GRCh37' (hg19), got {build!r}")
+    if trait is None:
+        trait = sumstats.attrs.get("trait") or "sumstats"
+
+    # gene locations
+    if gene_loc is None:
+        genes = _bundled_gene_loc(biotypes)
+        where_genes = "the bundled GENCODE v48 GRCh38 table"
+        if build_std != "GRCh38" and chain is None:
+            raise ValueError(
+                f"build={build!r}: the bundled gene table is on GRCh38. For GRCh37/hg19 positions pass "
+                "gene_loc= a GRCh37 gene table, e.g. MAGMA's NCBI37.3.gene.loc (https://cncr.nl/research/magma, "
+                "'Gene locations, build 37'), or chain= a UCSC hg19ToHg38.over.chain.gz that you downloaded, or "
+                "lift the positions to GRCh38 first"
+            )
+        if build_std == "GRCh38" and chain is not None:
+            raise ValueError("build='GRCh38' positions match the bundled table already; drop chain=")
+    else:
+        if chain is not None:
+            raise ValueError(
+                "chain= lifts positions onto the bundled GRCh38 gene table; with gene_loc=, give positions on the "
+                "build of gene_loc and drop chain="
+            )
+        genes, where_genes = _read_gene_loc(gene_loc)
+    if gene_id == "symbol":
+        has_name = (genes["NAME"] != "").any()
+        if gene_loc is not None and not has_name:
+            logger.info("%s has no gene names: genes are named by its GENE column", where_genes)
+            genes["ID"] = genes["GENE"]
+        else:
+            no_name = genes["NAME"] == ""
+            if no_name.any():
+                logger.info(
+                    "%s: %s without a symbol left out (gene_id='gene_id' keeps them)",
+                    where_genes,
+                    _plural(int(no_name.sum()), "gene"),
+                )
+            genes = genes[~no_name].reset_index(drop=True)
+            genes["ID"] = genes["NAME"]
+    else:
+        genes["ID"] = genes["GENE"]
+    genes["code"] = _chrom_codes(genes["CHR"].to_numpy())
+    genes = genes.sort_values(["code", "START", "STOP"], kind="stable").reset_index(drop=True)
+    dup = genes["ID"].duplicated()
+    if dup.any():
+        logger.info(
+            "%s: %s with an ID already used kept only at the first location (%s)",
+            where_genes,
+            _plural(int(dup.sum()), "gene"),
+            ", ".join(genes.loc[dup, "ID"].head(5)),
+        )
+        genes = genes[~dup].reset_index(drop=True)
+    lo, hi = _gene_windows(genes, window)
+
+    # SNP positions (lifted when a chain is given)
+    chrom = sumstats["CHR"].astype(str).to_numpy()
+    bp = sumstats["BP"].to_numpy(np.int64)
+    p = sumstats["P"].to_numpy(np.float64)
+    snp_ids = (
+        sumstats["SNP"].astype(str).to_numpy()
+        if "SNP" in sumstats
+        else np.array([f"{c}:{b}" for c, b in zip(chrom, bp, strict=True)], dtype=object)
+    )
+    n_snps = len(bp)
+    bad_p = ~((p > 0) & (p <= 1))
+    if bad_p.any():
+        raise ValueError(
+            f"sumstats has {_plural(int(bad_p.sum()), 'P-value')} outside (0, 1] or missing; read the table with "
+            "psysc.gwas.read_sumstats, which checks and cleans them"
+        )
+    out_build = build_std
+    if chain is not None:
+        blocks = _read_chain(chain)
+        chrom, bp = _liftover(chrom, bp, blocks)
+        unmapped = bp < 0
+        logger.info(
+            "lifted %s of %s with %s; %s did not map and are left out",
+            _plural(int((~unmapped).sum()), "SNP"),
+            n_snps,
+            chain,
+            _plural(int(unmapped.sum()), "SNP"),
+        )
+        if unmapped.all():
+            raise ValueError(f"no SNP could be lifted with {chain}; is build={build!r} the build of the positions?")
+        keep = ~unmapped
+        chrom, bp, p, snp_ids = chrom[keep], bp[keep], p[keep], snp_ids[keep]
+        out_build = "GRCh38"
+
+    # SNP -> gene windows: one sorted int64 key (chromosome code * 2**32 + position), two searchsorted
+    codes = _chrom_codes(chrom)
+    key = codes * _KEY_SHIFT + bp
+    order = np.argsort(key, kind="stable")
+    key_sorted = key[order]
+    g_code = genes["code"].to_numpy(np.int64)
+    i0 = np.searchsorted(key_sorted, g_code * _KEY_SHIFT + lo, side="left")
+    i1 = np.searchsorted(key_sorted, g_code * _KEY_SHIFT + hi, side="right")
+    counts = i1 - i0
+    has = counts >= min_snps
+    n_pairs = int(counts.sum())
+    in_any = np.zeros(len(key), dtype=bool)
+    if n_pairs:
+        seg = np.zeros(len(key) + 1, dtype=np.int64)  # mark sorted SNPs covered by some window
+        np.add.at(seg, i0, 1)
+        np.add.at(seg, i1, -1)
+        in_any[order] = np.cumsum(seg[:-1]) > 0
+    n_in = int(in_any.sum())
+    shared = sorted(set(chrom[codes > 0]) & set(genes["CHR"]), key=lambda c: _CHROM_CODE[c])
+    if n_in == 0:
+        snp_chroms = sorted({str(c) for c in chrom}, key=lambda c: _CHROM_CODE.get(c, 99))
+        if not shared:
+            cause = (
+                f"no chromosome is shared: SNPs are on {snp_chroms[:10]}, genes on "
+                f"{sorted(set(genes['CHR']), key=lambda c: _CHROM_CODE[c])[:10]}... Check the chromosome column "
+                "(read the table with psysc.gwas.read_sumstats, which normalises 'chr1'/'1', 23/X) and the "
+                "gene locations"
+            )
+        else:
+            cause = (
+                f"SNPs on chromosomes {shared[:10]} are all outside the gene windows of {where_genes} (window = "
+                f"{window}). The positions are probably on another genome build than the gene locations "
+                f"(build={build!r}): pass build='GRCh37' with gene_loc= (e.g. MAGMA's NCBI37.3.gene.loc) or "
+                "chain= for hg19 positions, or check that BP is the base-pair position"
+            )
+        raise ValueError(f"none of the {n_snps} SNPs lies in a gene window: {cause}")
+    n_used = len(key)
+    frac = n_in / n_used
+    logger.info(
+        "%s of %d (%.1f%%) lie in no gene window of %s (window %s); they are left out",
+        _plural(n_used - n_in, "SNP"),
+        n_used,
+        100 * (1 - frac),
+        where_genes,
+        window,
+    )
+    if frac < 0.01:
+        msg = (
+            f"only {n_in} of {n_used} SNPs ({100 * frac:.2f}%) lie in a gene window; genome-wide summary "
+            "statistics usually have 30-70% in +/-10 kb windows. Check that build= matches the positions"
+        )
+        logger.warning(msg)
+        warnings.warn(msg, UserWarning, stacklevel=2)
+
+    # pairs (gene, SNP), contiguous per gene in gene order
+    sel = np.flatnonzero(has)
+    if len(sel) == 0:
+        raise ValueError(f"no gene has at least min_snps={min_snps} SNPs; lower min_snps")
+    c_sel = counts[sel]
+    starts = np.concatenate(([0], np.cumsum(c_sel)[:-1]))
+    within = np.arange(int(c_sel.sum())) - np.repeat(starts, c_sel)
+    snp_idx = order[np.repeat(i0[sel], c_sel) + within]
+    p_pairs = p[snp_idx]
+    p_gene, zstat = _gene_pvalues(p_pairs, starts, c_sel, method)
+    # top SNP: the smallest P within each gene (ties: the first by position)
+    grp = np.repeat(np.arange(len(sel)), c_sel)
+    best = np.lexsort((np.arange(len(p_pairs)), p_pairs, grp))[starts]
+    top = snp_ids[snp_idx[best]]
+
+    g = genes.iloc[sel]
+    result = pd.DataFrame(
+        {
+            "CHR": g["CHR"].to_numpy(dtype=object),
+            "START": lo[sel],
+            "STOP": hi[sel],
+            "NSNPS": c_sel.astype(np.int64),
+            "ZSTAT": zstat,
+            "P": p_gene,
+            "TOP_SNP": top,
+        },
+        index=pd.Index(g["ID"].to_numpy(dtype=object), name="GENE"),
+    )
+    result = result.iloc[np.argsort(p_gene, kind="stable")]
+    result.attrs.update({"trait": trait, "method": method, "build": out_build, "window": window})
+    logger.info(
+        "%s: %s with >= %d SNP(s) in a window (method %r); top gene %s (P = %.3g)",
+        trait,
+        _plural(len(result), "gene"),
+        min_snps,
+        method,
+        result.index[0],
+        result["P"].iloc[0],
+    )
+    return result
+
+
+def genes_to_gene_set(
+    table: pd.DataFrame,
+    *,
+    n_top: int = 1000,
+    weight: str = "zscore",
+    trait: str | None = None,
+) -> dict[str, pd.Series]:
+    r"""Turn a gene table (from :func:`sumstats_to_genes`) into a weighted gene set.
+
+    Genes are selected as :func:`psysc.gwas.read_magma` and ``scdrs munge-gs`` do: the ``n_top``
+    genes with the smallest ``P`` (ties kept in table order), weighted by ``ZSTAT`` clipped at 10.
+
+    Parameters
+    ----------
+    table
+        A DataFrame indexed by gene with columns ``P`` and ``ZSTAT`` (e.g. the output of
+        :func:`sumstats_to_genes`).
+    n_top
+        Number of genes to keep (all of them when the table is shorter).
+    weight
+        ``"zscore"`` (ZSTAT clipped at 10) or ``"uniform"`` (every weight 1.0).
+    trait
+        Name of the gene set; defaults to ``table.attrs["trait"]``.
+
+    Returns
+    -------
+    dict[str, pandas.Series]
+        ``{trait: Series}`` indexed by gene (``index.name == "gene"``) with float64 weights, by
+        increasing P.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import psysc
+    >>> table = pd.DataFrame({"ZSTAT": [12.1, 4.2, 2.9], "P": [5e-34, 1.3e-5, 1.9e-3]},
+    ...                      index=pd.Index(["APOE", "TREM2", "CLU"], name="GENE"))
+    >>> table.attrs["trait"] = "AD"
+    >>> psysc.gwas.genes_to_gene_set(table, n_top=2)["AD"].to_dict()
+    {'APOE': 10.0, 'TREM2': 4.2}
+
+    """
+    if not isinstance(table, pd.DataFrame):
+        raise ValueError(f"table must be a DataFrame (the output of sumstats_to_genes), not {type(table).__name__}")
+    missing = [c for c in ("P", "ZSTAT") if c not in table.columns]
+    if missing:
+        raise ValueError(
+            f"table has no column(s) {missing} (found {list(table.columns)}); pass the output of "
+            "psysc.gwas.sumstats_to_genes"
+        )
+    if isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1:
+        raise ValueError(f"n_top must be a positive integer, got {n_top!r}")
+    if weight not in ("zscore", "uniform"):
+        raise ValueError(f"weight must be 'zscore' or 'uniform', got {weight!r}")
+    if trait is None:
+        trait = table.attrs.get("trait")
+    if not isinstance(trait, str) or not trait:
+        raise ValueError("the table has no attrs['trait']; pass trait=")
+    if table.index.has_duplicates:
+        dup = table.index[table.index.duplicated()].unique().tolist()
+        raise ValueError(f"table has duplicated genes {dup[:10]}; keep one row per gene")
+    p = table["P"].to_numpy(dtype=np.float64)
+    z = table["ZSTAT"].to_numpy(dtype=np.float64)
+    if not (np.isfinite(p).all() and np.isfinite(z).all()):
+        raise ValueError("table has missing or non-finite P / ZSTAT values; drop those genes")
+    order = np.argsort(p, kind="stable")[: min(int(n_top), len(p))]
+    weights = np.minimum(z[order], _MAX_ZSCORE) if weight == "zscore" else np.ones(len(order))
+    genes = pd.Index([str(g) for g in table.index[order]], dtype=object, name="gene")
+    logger.info("gene set %r: %d of %d genes", trait, len(order), len(p))
+    return {trait: pd.Series(weights.astype(np.float64), index=genes, name=trait)}
+
+
+__all__ = ["genes_to_gene_set", "read_sumstats", "sumstats_to_genes", "STANDARD_COLUMNS"]
