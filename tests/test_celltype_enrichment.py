@@ -11,8 +11,10 @@ import pytest
 from scipy import sparse, stats
 
 import psysc
+from psysc._core._cauchy import cauchy_combine
 from psysc._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from psysc.tl._celltype import celltype_enrichment, celltype_specificity
+from psysc.tl._contrast import disorder_contrast
 
 
 def _random_data(seed=0, n_cells=150, n_genes=60, sizes=(50, 40, 35, 25)):
@@ -31,7 +33,8 @@ def _random_data(seed=0, n_cells=150, n_genes=60, sizes=(50, 40, 35, 25)):
     return sparse.csr_matrix(dense), labels
 
 
-def naive_specificity(dense, labels, *, min_cells_per_group=20, min_cells_expressed=10, min_mean=0.1):
+def naive_specificity(dense, labels, *, min_cells_per_group=20, min_cells_expressed=10, min_mean=0.1,
+                      return_all=False):
     """seismic's formula written directly with pandas/numpy/scipy."""
     df = pd.DataFrame(dense)
     lab = pd.Series(labels)
@@ -43,6 +46,8 @@ def naive_specificity(dense, labels, *, min_cells_per_group=20, min_cells_expres
     high = df.groupby(lab).mean().mean(axis=0) >= min_mean
     genes = np.flatnonzero((expressed & high).to_numpy())
     out = np.zeros((len(keep), genes.size))
+    rels = np.zeros_like(out)
+    means = np.zeros_like(out)
     for i, c in enumerate(keep):
         inn = (lab == c).to_numpy()
         for j, g in enumerate(genes):
@@ -52,7 +57,11 @@ def naive_specificity(dense, labels, *, min_cells_per_group=20, min_cells_expres
                 np.var(a, ddof=1) / (a.size - 1) + np.var(b, ddof=1) / (b.size - 1)
             )
             out[i, j] = stats.norm.cdf(rel) * np.mean(a != 0)
+            rels[i, j] = rel
+            means[i, j] = a.mean()
     out /= out.sum(axis=0)
+    if return_all:
+        return out, np.asarray(keep), genes, rels, means
     return out, np.asarray(keep), genes
 
 
@@ -122,6 +131,157 @@ def test_ols_matches_linregress_and_statsmodels():
     assert np.isnan(ols_one_sided(z, np.ones(n))[0])
 
 
+def _named_adata(seed=1):
+    X, labels = _random_data(seed=seed, n_genes=80)
+    names = np.array(["a", "b", "c", "d"])
+    return ad.AnnData(X, obs=pd.DataFrame({"ct": pd.Categorical(names[labels])},
+                                          index=[f"c{i}" for i in range(X.shape[0])]),
+                      var=pd.DataFrame(index=[f"g{i}" for i in range(X.shape[1])])), labels, names
+
+
+def _lstsq_slope(y, design, col):
+    """Slope, standard error and one-sided p of column ``col`` of a full design (with intercept) by lstsq."""
+    A = np.column_stack([np.ones(len(y)), design])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    resid = y - A @ coef
+    df = len(y) - A.shape[1]
+    cov = resid @ resid / df * np.linalg.inv(A.T @ A)
+    se = np.sqrt(cov[col + 1, col + 1])
+    return coef[col + 1], se, stats.t.sf(coef[col + 1] / se, df)
+
+
+def test_ols_covariates_match_full_least_squares():
+    rng = np.random.default_rng(9)
+    n = 200
+    S = rng.random((n, 3))
+    C = rng.normal(size=(n, 2))
+    z = 0.5 * S[:, 1] + C @ [0.3, -0.2] + rng.normal(size=n)
+    beta, se, t, p = ols_one_sided(z, S, covariates=C)
+    for j in range(3):
+        b, s_, pp = _lstsq_slope(z, np.column_stack([S[:, j], C]), 0)
+        assert beta[j] == pytest.approx(b, rel=1e-9)
+        assert se[j] == pytest.approx(s_, rel=1e-9)
+        assert p[j] == pytest.approx(pp, rel=1e-7)
+    # a column collinear with a covariate has no slope
+    assert np.isnan(ols_one_sided(z, 2 * C[:, 0] + 1, covariates=C)[0])
+
+
+@pytest.mark.parametrize("universe", ["all", "set"])
+def test_three_methods_match_naive(universe):
+    adata, labels, names = _named_adata()
+    rng = np.random.default_rng(4)
+    set_genes = [f"g{i}" for i in rng.choice(80, size=30, replace=False)]
+    s = pd.Series(rng.normal(1.0, 1.5, size=30), index=set_genes)
+    cov = pd.DataFrame({"len": rng.normal(size=80)}, index=adata.var_names)
+    t = celltype_enrichment(adata, {"T": s}, groupby="ct", method="all", universe=universe, covariates=cov,
+                            inplace=False, top_fraction=0.2)
+    spec, keep, genes, rel, mean = naive_specificity(adata.X.toarray(), labels, return_all=True)
+    gnames = adata.var_names[genes]
+    if universe == "all":
+        z = pd.Series(0.0, index=gnames)
+        inter = gnames.intersection(s.index)
+        z[inter] = s[inter]
+    else:
+        z = s[gnames.intersection(s.index)]
+    pos = pd.Series(np.arange(len(gnames)), index=gnames)[z.index].to_numpy()
+    y, c = z.to_numpy(), cov.loc[z.index, "len"].to_numpy()
+    n_top = int(np.ceil(0.2 * len(gnames)))
+    for k, grp in enumerate(names[keep]):
+        top = set(gnames[np.argsort(-rel[k], kind="stable")[:n_top]])
+        designs = {
+            "seismic": np.column_stack([spec[k, pos], c]),
+            "magma": np.column_stack([mean[k, pos], mean[:, pos].mean(axis=0), c]),
+            "top10": np.column_stack([z.index.isin(top).astype(float), c]),
+        }
+        for m, d in designs.items():
+            row = t[(t.method == m) & (t.group == grp)].iloc[0]
+            b, se, p = _lstsq_slope(y, d, 0)
+            assert row["beta"] == pytest.approx(b, rel=1e-7), (m, grp)
+            assert row["se"] == pytest.approx(se, rel=1e-7)
+            assert row["pval"] == pytest.approx(p, rel=1e-6, abs=1e-12)
+            assert row["n_genes"] == len(z)
+    # BH within each method, from scipy
+    for _, d in t.groupby("method"):
+        np.testing.assert_allclose(d["fdr"], stats.false_discovery_control(d["pval"].to_numpy()), rtol=1e-12)
+
+
+def test_universe_auto_and_magma_table_covariates(caplog):
+    adata, labels, names = _named_adata(seed=6)
+    rng = np.random.default_rng(1)
+    genome_wide = pd.Series(rng.normal(size=80), index=adata.var_names)
+    small = genome_wide.iloc[:10]
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        celltype_enrichment(adata, {"GW": genome_wide, "TOP": small}, groupby="ct")
+    params = adata.uns["psysc"]["celltype_enrichment_params"]
+    assert params["universe"] == {"GW": "set", "TOP": "all"}
+    assert "z = 0 outside the set" in caplog.text
+    # a MAGMA-like table: START/STOP/NSNPS become covariates of every method
+    table = pd.DataFrame({"START": rng.integers(1, 10**6, 80), "NSNPS": rng.integers(1, 50, 80)},
+                         index=adata.var_names)
+    table["STOP"] = table["START"] + rng.integers(100, 10**5, 80)
+    table["ZSTAT"] = genome_wide.to_numpy()
+    a = celltype_enrichment(adata, {"GW": table}, groupby="ct", method="seismic", inplace=False)
+    cov = pd.DataFrame({"l": np.log(table["STOP"] - table["START"] + 1.0), "n": np.log(table["NSNPS"] * 1.0)})
+    b = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method="seismic", covariates=cov, inplace=False)
+    pd.testing.assert_frame_equal(a, b)
+    c = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method="seismic", inplace=False)
+    assert not np.allclose(a["beta"], c["beta"])
+
+
+def test_contrast_is_regression_of_scaled_difference():
+    adata, labels, names = _named_adata(seed=2)
+    rng = np.random.default_rng(3)
+    gs = {t: pd.Series(rng.normal(1, 2, 25), index=[f"g{i}" for i in rng.choice(80, 25, replace=False)])
+          for t in ("A", "B", "C")}
+    t = disorder_contrast(adata, gs, groupby="ct", contrasts=[("A", "B")], shared=["A", "B", "C"], inplace=False)
+    assert set(t["contrast"]) == {"A - B", "shared", "A - shared", "B - shared", "C - shared"}
+    spec, keep, genes, _, _ = naive_specificity(adata.X.toarray(), labels, return_all=True)
+    gnames = adata.var_names[genes]
+    Z = pd.DataFrame(0.0, index=gnames, columns=list(gs))
+    for k, s in gs.items():
+        inter = gnames.intersection(s.index)
+        Z.loc[inter, k] = s[inter]
+    Z = Z / Z.std(ddof=0)
+    for k, grp in enumerate(names[keep]):
+        x = spec[k]
+        lr = stats.linregress(x, Z["A"] - Z["B"])
+        row = t[(t.contrast == "A - B") & (t.group == grp)].iloc[0]
+        assert row["beta"] == pytest.approx(lr.slope, rel=1e-9)
+        assert row["pval"] == pytest.approx(lr.pvalue, rel=1e-7)  # two-sided
+        assert row["beta_a"] == pytest.approx(stats.linregress(x, Z["A"]).slope, rel=1e-9)
+        assert row["beta_b"] == pytest.approx(stats.linregress(x, Z["B"]).slope, rel=1e-9)
+        lr = stats.linregress(x, Z.mean(axis=1))
+        row = t[(t.contrast == "shared") & (t.group == grp)].iloc[0]
+        assert row["pval"] == pytest.approx(lr.pvalue / 2 if lr.slope > 0 else 1 - lr.pvalue / 2, rel=1e-7)
+        lr = stats.linregress(x, Z["C"] - Z[["A", "B"]].mean(axis=1))
+        row = t[(t.contrast == "C - shared") & (t.group == grp)].iloc[0]
+        assert row["beta"] == pytest.approx(lr.slope, rel=1e-9)
+        assert row["pval"] == pytest.approx(lr.pvalue, rel=1e-7)
+
+
+def test_cauchy_combination():
+    # equal p-values combine to themselves; the formula written directly; tails keep precision
+    for p in (1e-300, 1e-20, 0.003, 0.5, 0.97):
+        assert cauchy_combine([p, p, p]) == pytest.approx(p, rel=1e-9)
+    p = np.array([0.01, 0.2, 0.7])
+    w = np.array([1.0, 2.0, 1.0])
+    T = np.sum(w * np.tan((0.5 - p) * np.pi)) / w.sum()
+    assert cauchy_combine(p, w) == pytest.approx(0.5 - np.arctan(T) / np.pi, rel=1e-12)
+    assert cauchy_combine([1e-300, 0.5]) == pytest.approx(2e-300, rel=1e-9)
+    assert cauchy_combine([np.nan, 0.04]) == pytest.approx(0.04, rel=1e-12)
+    assert np.isnan(cauchy_combine([np.nan, np.nan]))
+    assert cauchy_combine([0.0, 0.5]) == 0.0
+    # P = 1 is moved to 1 - 1/m instead of forcing the combined P to 1
+    assert cauchy_combine([1.0, 0.01]) == pytest.approx(cauchy_combine([0.5, 0.01]), rel=1e-12)
+    np.testing.assert_allclose(cauchy_combine(np.array([[0.1, 0.1], [0.3, 0.3]]), axis=1), [0.1, 0.3])
+    # under independence the combined p is close to uniform
+    rng = np.random.default_rng(0)
+    comb = cauchy_combine(rng.random((20000, 4)), axis=1)
+    assert abs(np.mean(comb < 0.05) - 0.05) < 0.01
+    with pytest.raises(ValueError, match="0, 1"):
+        cauchy_combine([1.5])
+
+
 # ---------------------------------------------------------------- biology on Darmanis 2015
 
 ADULT = ["neurons", "astrocytes", "oligodendrocytes", "OPC", "microglia", "endothelial"]
@@ -129,44 +289,78 @@ GLIA = ["astrocytes", "oligodendrocytes", "OPC", "microglia"]
 
 
 @pytest.fixture(scope="module")
-def darmanis_table():
+def darmanis():
     adata = psysc.datasets.darmanis2015()
     psysc.pp.prepare_scoring(adata)
-    gs = psysc.datasets.gwas_gene_sets(["SCZ", "AD", "HEIGHT"])
+    gs = psysc.gwas.panel("psychiatric")
     # microglia (16 cells) and OPC (18) are below seismic's 20-cell default: lower it to keep them
-    celltype_enrichment(adata, gs, groupby="cell_type", min_cells_per_group=10)
-    table = adata.uns["psysc"]["celltype_enrichment"]
+    celltype_enrichment(adata, gs, groupby="cell_type", method="all", min_cells_per_group=10)
+    disorder_contrast(adata, gs, groupby="cell_type", contrasts=[("SCZ", "AD")], method="all",
+                      min_cells_per_group=10)
+    return adata
+
+
+@pytest.fixture(scope="module")
+def darmanis_table(darmanis):
+    table = darmanis.uns["psysc"]["celltype_enrichment"]
     assert set(ADULT) <= set(table["group"])
-    return table.set_index(["trait", "group"])
+    return table.set_index(["trait", "method", "group"]).sort_index()
 
 
-def test_darmanis_table_shape(darmanis_table):
-    t = darmanis_table.reset_index()
-    assert list(t.columns) == ["trait", "group", "method", "beta", "se", "pval", "fdr", "n_genes"]
-    assert (t["method"] == "seismic").all()
+def test_darmanis_table_shape(darmanis):
+    t = darmanis.uns["psysc"]["celltype_enrichment"]
+    assert list(t.columns) == ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", "n_genes"]
+    assert set(t["method"]) == {"seismic", "magma", "top10"}
+    assert set(t["trait"]) == {"SCZ", "BIP", "MDD", "ADHD", "ASD", "AD", "HEIGHT"}
     assert t.groupby("trait")["n_genes"].nunique().eq(1).all()
-    assert (t["n_genes"] > 300).all()
+    assert (t["n_genes"] > 5000).all()  # the top-1,000 sets are regressed genome-wide (z = 0 outside)
 
 
-# With the bundled top-1,000 gene sets the regression runs over the set's genes only (z of other genes is not
-# known). Observed betas (min_cells_per_group=10): SCZ oligodendrocytes 0.44 > hybrid 0.36 > OPC 0.13 >
-# neurons 0.06 > ... microglia -0.84; AD oligodendrocytes 0.65 > ... astrocytes 0.01 > microglia -0.05 >
-# neurons -0.08 > OPC -0.76. The expected biology does not come out within the top genes; the assertions
-# are kept as they are and marked as known failures.
-@pytest.mark.xfail(strict=True, reason="top-1000-only regression: SCZ oligodendrocytes (0.44) > neurons (0.06)")
-def test_darmanis_scz_neurons_above_glia(darmanis_table):
-    beta = darmanis_table.loc["SCZ", "beta"]
-    assert all(beta["neurons"] > beta[g] for g in GLIA), beta.sort_values(ascending=False).to_dict()
+@pytest.mark.parametrize("method", ["seismic", "magma", "top10"])
+def test_darmanis_scz_neurons_above_glia(darmanis_table, method):
+    t = darmanis_table.loc[("SCZ", method), "t"]
+    assert all(t["neurons"] > t[g] for g in GLIA), t.sort_values(ascending=False).to_dict()
+    assert darmanis_table.loc[("SCZ", method, "neurons"), "pval"] < 0.05
 
 
-@pytest.mark.xfail(strict=True, reason="top-1000-only regression: AD oligodendrocytes (0.65) first, microglia -0.05")
-def test_darmanis_ad_microglia_first(darmanis_table):
-    beta = darmanis_table.loc["AD", "beta"].loc[ADULT]
-    assert beta.idxmax() == "microglia", beta.sort_values(ascending=False).to_dict()
+@pytest.mark.parametrize("method", ["seismic", "magma", "top10"])
+def test_darmanis_ad_microglia_first(darmanis_table, method):
+    t = darmanis_table.loc[("AD", method), "t"]
+    assert t.idxmax() == "microglia", t.sort_values(ascending=False).to_dict()
+    assert darmanis_table.loc[("AD", method, "microglia"), "pval"] < 0.05
 
 
-def test_darmanis_height_neurons_not_significant(darmanis_table):
-    assert darmanis_table.loc[("HEIGHT", "neurons"), "pval"] > 0.05
+@pytest.mark.parametrize("method", ["seismic", "magma", "top10"])
+def test_darmanis_height_no_neuronal_enrichment(darmanis_table, method):
+    assert darmanis_table.loc[("HEIGHT", method, "neurons"), "pval"] > 0.05
+
+
+@pytest.mark.parametrize("method", ["seismic", "magma", "top10"])
+def test_darmanis_scz_vs_ad_separates_neurons_from_microglia(darmanis, method):
+    c = darmanis.uns["psysc"]["disorder_contrast"]
+    c = c[(c.contrast == "SCZ - AD") & (c.method == method)].set_index("group")
+    assert c.loc["neurons", "beta"] > 0 > c.loc["microglia", "beta"]
+    assert c.loc["microglia", "fdr"] < 0.05
+    assert c.loc["neurons", "t"] - c.loc["microglia", "t"] > 3
+
+
+def test_darmanis_combined_evidence(darmanis):
+    adata = darmanis.copy()
+    gs = psysc.gwas.panel("psychiatric")
+    psysc.tl.score_disorders(adata, {k: gs[k] for k in ("SCZ", "AD")}, n_ctrl=100, seed=0)
+    psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None)
+    psysc.tl.combine_evidence(adata)
+    comb = adata.uns["psysc"]["combined_enrichment"]
+    assert {"pval_cells", "pval_seismic", "pval_magma", "pval_top10"} <= set(comb.columns)
+    both = comb[comb.trait.isin(["SCZ", "AD"])]
+    P = both[["pval_cells", "pval_seismic", "pval_magma", "pval_top10"]].to_numpy()
+    P = np.where(P == 1.0, 1 - 1 / 4, P)  # the documented rule for P = 1 (1 - 1/m, m = 4 tests)
+    T = np.tan((0.5 - P) * np.pi).mean(axis=1)
+    np.testing.assert_allclose(both["pval"], 0.5 - np.arctan(T) / np.pi, rtol=1e-9)
+    ad_ = comb[comb.trait == "AD"].set_index("group")
+    assert ad_["pval"].idxmin() == "microglia"
+    # traits without per-cell scores are combined from the cell-type tests alone
+    assert (comb.loc[comb.trait == "HEIGHT", "n_tests"] == 3).all()
 
 
 # ---------------------------------------------------------------- bad input
@@ -186,7 +380,13 @@ def test_missing_groupby():
     with pytest.raises(KeyError, match="nope"):
         celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="nope")
     with pytest.raises(ValueError, match="method"):
-        celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method="magma")
+        celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method="ldsc")
+    with pytest.raises(ValueError, match="gene names do not match"):
+        celltype_enrichment(adata, {"T": pd.Series({"Gfap": 1.0, "Snap25": 2.0})}, groupby="ct")
+    with pytest.raises(KeyError, match="not in gene_sets"):
+        disorder_contrast(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", contrasts=[("T", "U")])
+    with pytest.raises(ValueError, match="nothing to contrast"):
+        disorder_contrast(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct")
 
 
 def test_small_groups_dropped_and_logged(caplog):
@@ -214,3 +414,34 @@ def test_default_layer_from_prepare_scoring():
     a = celltype_specificity(adata, "ct", inplace=False)
     b = celltype_specificity(adata, "ct", layer="lognorm", inplace=False)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_group_moments_non_canonical_csr_and_backed(tmp_path):
+    # duplicated entries (summed, as scipy does) and unsorted indices give the dense result
+    rng = np.random.default_rng(11)
+    rows = rng.integers(0, 40, 400)
+    cols = rng.integers(0, 15, 400)
+    vals = rng.random(400)
+    X = sparse.csr_matrix((vals, (rows, cols)), shape=(40, 15))
+    X_dup = sparse.csr_matrix((40, 15))
+    X_dup.data, X_dup.indices = vals[np.lexsort((cols, rows))], cols[np.lexsort((cols, rows))].astype(np.int32)
+    X_dup.indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=40))]).astype(np.int32)
+    X_dup.has_canonical_format = False
+    labels = rng.integers(-1, 3, 40)
+    dense = X.toarray()
+    for M in (X, X_dup):
+        m = group_moments(M, labels, 3, block_size=7)
+        for g in range(3):
+            D = dense[labels == g]
+            np.testing.assert_allclose(m.sum[g], D.sum(axis=0), rtol=1e-12)
+            np.testing.assert_allclose(m.sumsq[g], (D * D).sum(axis=0), rtol=1e-12)
+            np.testing.assert_array_equal(m.nnz[g], (D != 0).sum(axis=0))
+    # a backed h5ad is streamed the same way
+    adata = ad.AnnData(X.astype(np.float32), obs=pd.DataFrame({"ct": pd.Categorical(labels)},
+                                                             index=[f"c{i}" for i in range(40)]))
+    adata.write_h5ad(tmp_path / "x.h5ad")
+    backed = ad.read_h5ad(tmp_path / "x.h5ad", backed="r")
+    mb = group_moments(backed.X, labels, 3, block_size=9)
+    mm = group_moments(X.astype(np.float32), labels, 3, block_size=9)
+    np.testing.assert_array_equal(mb.sum, mm.sum)
+    np.testing.assert_array_equal(mb.nnz, mm.nnz)

@@ -349,3 +349,27 @@ def test_read_gene_list_bad_weight_and_direct_input(tmp_path):
     one.write_text("symbol\nAPOE\nTREM2\n")
     assert read_gene_list(one, column="symbol")["one"].index.tolist() == ["APOE", "TREM2"]
     assert math.isclose(read_gene_list(one)["one"].sum(), 3.0)  # without column=: every line is a gene
+
+
+def test_read_magma_all_genes_raw_z_and_table():
+    from pathlib import Path
+
+    path = Path(__file__).parent / "data" / "magma_celltyping_ieu-a-298_AD_subset.genes.out"
+    raw = pd.read_csv(path, sep=r"\s+", dtype={"GENE": str})
+    s = read_magma(path, n_top=None, weight="zstat", trait="AD")["AD"]
+    assert len(s) == len(raw) == 1355
+    assert s.to_dict() == dict(zip(raw["GENE"], raw["ZSTAT"], strict=True))
+    assert list(s.index) == list(raw.sort_values("P", kind="stable")["GENE"])
+    assert read_magma(path, n_top=None, trait="AD")["AD"].equals(s)  # no z above 10 to clip in this file
+    assert raw["ZSTAT"].max() < 10
+    t = read_magma(path, n_top=5, weight="zstat", table=True)
+    (trait, table), = t.items()
+    assert table.attrs["trait"] == trait
+    top = raw.sort_values("P", kind="stable").head(5).set_index("GENE")
+    np.testing.assert_array_equal(table["START"], top["START"])
+    np.testing.assert_array_equal(table["NSNPS"], top["NSNPS"])
+    np.testing.assert_array_equal(table["ZSTAT"], top["ZSTAT"])
+    # a table is a gene set for every tool
+    from psysc._genesets import as_gene_sets
+
+    assert as_gene_sets(t)[trait].to_dict() == top["ZSTAT"].to_dict()

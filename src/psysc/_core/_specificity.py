@@ -10,7 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numba
 import numpy as np
+from numba import prange
 from scipy import sparse
 from scipy import stats as sstats
 
@@ -32,6 +34,34 @@ class GroupMoments:
     nnz: np.ndarray
 
 
+# per-thread accumulators beyond this many bytes in total: fewer threads
+_ACC_BUDGET = 1 << 29
+
+
+@numba.njit(parallel=True, cache=True)
+def _csr_group_moments(data, indices, indptr, lab, n_groups, n_genes, n_parts, s, ss, nz):  # pragma: no cover
+    """Add each row's values, squares and non-zero counts to its group's row (labels < 0 skipped)."""
+    n_rows = indptr.shape[0] - 1
+    acc = np.zeros((n_parts, 3, n_groups, n_genes))
+    step = (n_rows + n_parts - 1) // n_parts
+    for t in prange(n_parts):
+        for r in range(t * step, min(n_rows, (t + 1) * step)):
+            g = lab[r]
+            if g < 0:
+                continue
+            for k in range(indptr[r], indptr[r + 1]):
+                v = np.float64(data[k])
+                if v != 0.0:
+                    j = indices[k]
+                    acc[t, 0, g, j] += v
+                    acc[t, 1, g, j] += v * v
+                    acc[t, 2, g, j] += 1.0
+    for t in range(n_parts):
+        s += acc[t, 0]
+        ss += acc[t, 1]
+        nz += acc[t, 2]
+
+
 def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMoments:
     """Accumulate per group and gene: cell count, sum, sum of squares and non-zero count.
 
@@ -46,6 +76,7 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
         Number of groups.
     block_size
         Rows per block.
+
     """
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape[0] != X.shape[0]:
@@ -64,24 +95,21 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
         rows = np.flatnonzero(ok)
         if rows.size == 0:
             continue
-        # group indicator (n_groups x block rows): one sparse product per statistic
+        if sparse.issparse(block):
+            B = block if block.has_canonical_format else sparse.csr_matrix(block, copy=True)
+            B.sum_duplicates()
+            n_parts = max(1, min(numba.get_num_threads(), _ACC_BUDGET // max(1, 24 * n_groups * n_genes),
+                                 (stop - start) // 256 + 1))
+            _csr_group_moments(B.data, B.indices, B.indptr, lab, n_groups, n_genes, n_parts, s, ss, nz)
+            continue
+        # dense block: one product with a group indicator (n_groups x block rows) per statistic
         G = sparse.csr_matrix(
             (np.ones(rows.size), (lab[rows], rows)), shape=(n_groups, stop - start)
         )
-        if sparse.issparse(block):
-            B = sparse.csr_matrix(block, dtype=np.float64)
-            B.sum_duplicates()
-            s += np.asarray((G @ B).todense())
-            B2 = B.copy()
-            B2.data = B2.data * B2.data
-            ss += np.asarray((G @ B2).todense())
-            B2.data = (B.data != 0).astype(np.float64)
-            nz += np.asarray((G @ B2).todense())
-        else:
-            B = np.asarray(block, dtype=np.float64)
-            s += G @ B
-            ss += G @ (B * B)
-            nz += G @ (B != 0).astype(np.float64)
+        B = np.asarray(block, dtype=np.float64)
+        s += G @ B
+        ss += G @ (B * B)
+        nz += G @ (B != 0).astype(np.float64)
     return GroupMoments(n=n, sum=s, sumsq=ss, nnz=nz)
 
 
@@ -90,11 +118,15 @@ class Specificity:
     """Result of :func:`seismic_specificity`.
 
     ``spec``: (n_kept_groups, n_kept_genes) specificity, each gene's column summing to 1;
+    ``tstat``: the same shape, the Welch-type statistic ``rel`` of the group against all other cells
+    (the ranking of LDSC-SEG style top-specific gene sets); ``mean``: the group means;
     ``groups``/``genes``: indices of the kept groups and genes; ``n_groups_dropped``,
     ``n_genes_dropped_expressed``, ``n_genes_dropped_mean``: what the filters removed.
     """
 
     spec: np.ndarray
+    tstat: np.ndarray
+    mean: np.ndarray
     groups: np.ndarray
     genes: np.ndarray
     n_groups_dropped: int
@@ -116,7 +148,7 @@ def seismic_specificity(
     min_cells_expressed: int = 10,
     min_mean: float = 0.1,
 ) -> Specificity:
-    """seismic's specificity score from per-group moments.
+    """Seismic's specificity score from per-group moments.
 
     Filters, in seismic's order: groups with fewer than ``min_cells_per_group`` cells are dropped;
     then, over the cells of the kept groups, genes expressed (non-zero) in fewer than
@@ -149,6 +181,12 @@ def seismic_specificity(
     genes = np.flatnonzero(expressed & high)
     n_drop_expr = int((~expressed).sum())
     n_drop_mean = int((expressed & ~high).sum())
+    if genes.size == 0:
+        raise ValueError(
+            f"no gene passes the specificity filters: {n_drop_expr} genes are expressed in fewer than "
+            f"{min_cells_expressed} cells and {n_drop_mean} have a mean of group means below {min_mean}; is the "
+            "matrix log-normalised (psysc.pp.prepare_scoring)? Lower min_cells_expressed / min_mean if intended"
+        )
     s, ss, nz, mean_c = s[:, genes], ss[:, genes], nz[:, genes], mean_c[:, genes]
 
     N = n_c.sum()
@@ -171,6 +209,8 @@ def seismic_specificity(
         spec = np.where(tot > 0, spec / tot, 0.0)
     return Specificity(
         spec=spec,
+        tstat=rel,
+        mean=mean_c,
         groups=keep_g,
         genes=genes,
         n_groups_dropped=n_dropped,
@@ -179,21 +219,31 @@ def seismic_specificity(
     )
 
 
-def ols_one_sided(z, s):
-    """Per column of ``s``: OLS of ``z`` on that column with an intercept.
+def ols_one_sided(z, s, covariates=None):
+    """Per column of ``s``: OLS of ``z`` on that column, an intercept and optional covariates.
 
     Parameters
     ----------
     z
         (n_genes,) gene z-scores.
     s
-        (n_genes,) or (n_genes, n_groups) specificity.
+        (n_genes,) or (n_genes, n_groups) regressors, each tested in its own model.
+    covariates
+        Optional (n_genes, k) covariates shared by every model (the intercept is always added).
 
     Returns
     -------
-    ``(beta, se, t, p)``, each (n_groups,) (or scalars for 1-D ``s``): slope, its standard error,
-    t statistic and the one-sided p-value P(T >= t) for beta > 0, T ~ Student t with n - 2 df.
-    NaN where fewer than 3 genes or a constant column.
+    ``(beta, se, t, p)``, each (n_groups,) (or scalars for 1-D ``s``): the slope of the column, its
+    standard error, t statistic and the one-sided p-value P(T >= t) for beta > 0, T ~ Student t with
+    n - 2 - k degrees of freedom. NaN where fewer than 3 + k genes or where the column is constant
+    (or collinear with the covariates).
+
+    Notes
+    -----
+    Each model is fitted through the Frisch-Waugh-Lovell theorem: ``z`` and the columns are
+    residualised on ``[1, covariates]`` once, and each slope is then a simple regression of
+    residuals; this gives the coefficient, standard error and degrees of freedom of the full model.
+
     """
     z = np.asarray(z, dtype=np.float64)
     s_arr = np.asarray(s, dtype=np.float64)
@@ -202,23 +252,35 @@ def ols_one_sided(z, s):
     n = z.shape[0]
     if S.shape[0] != n:
         raise ValueError(f"z has {n} genes, s has {S.shape[0]}")
-    if n < 3:
+    C = np.ones((n, 1))
+    if covariates is not None:
+        cov = np.asarray(covariates, dtype=np.float64).reshape(n, -1)
+        if not np.isfinite(cov).all():
+            raise ValueError("covariates contain NaN or infinite values")
+        C = np.column_stack([C, cov])
+    Q, R = np.linalg.qr(C) if n else (C, np.zeros((C.shape[1], C.shape[1])))
+    rank = int(np.sum(np.abs(np.diag(R)) > 1e-10 * max(1.0, np.abs(R).max()))) if n else 0
+    df = n - rank - 1
+    if df < 1:
         nan = np.full(S.shape[1], np.nan)
         out = (nan, nan.copy(), nan.copy(), nan.copy())
         return tuple(float(a[0]) for a in out) if one_d else out
-    zc = z - z.mean()
-    Sc = S - S.mean(axis=0)
+    if rank < C.shape[1]:  # drop collinear covariates
+        Q, _ = np.linalg.qr(C[:, np.abs(np.diag(R)) > 1e-10 * max(1.0, np.abs(R).max())])
+    zc = z - Q @ (Q.T @ z)
+    Sc = S - Q @ (Q.T @ S)
     sxx = np.einsum("ij,ij->j", Sc, Sc)
     sxy = Sc.T @ zc
     syy = zc @ zc
     with np.errstate(invalid="ignore", divide="ignore"):
         beta = sxy / sxx
         ssr = np.maximum(syy - beta * sxy, 0.0)
-        se = np.sqrt(ssr / (n - 2) / sxx)
+        se = np.sqrt(ssr / df / sxx)
         t = beta / se
-    bad = ~(sxx > 0)
+    # a column constant or collinear with the covariates keeps only rounding noise after residualising
+    bad = ~(sxx > 1e-12 * np.maximum(np.einsum("ij,ij->j", S, S), np.finfo(float).tiny))
     beta[bad] = se[bad] = t[bad] = np.nan
-    p = sstats.t.sf(t, n - 2)
+    p = sstats.t.sf(t, df)
     if one_d:
         return float(beta[0]), float(se[0]), float(t[0]), float(p[0])
     return beta, se, t, p

@@ -1,8 +1,10 @@
-"""Cell-type level enrichment of GWAS signal: seismic specificity and regression."""
+"""Cell-type level enrichment of GWAS signal: specificity, three regression tests and contrasts."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -15,7 +17,14 @@ from .._utils import get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
 
-METHODS = ("seismic",)
+METHODS = ("seismic", "magma", "top10")
+_TABLE_COLUMNS = ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", "n_genes"]
+
+
+def _filters(min_cells_per_group, min_cells_expressed, min_mean) -> dict:
+    """Seismic's filters as stored in ``uns`` (and compared to decide whether a stored specificity fits)."""
+    return {"min_cells_per_group": int(min_cells_per_group), "min_cells_expressed": int(min_cells_expressed),
+            "min_mean": float(min_mean)}
 
 
 def _default_layer(adata: AnnData, key: str) -> str | None:
@@ -38,6 +47,58 @@ def _labels(adata: AnnData, groupby: str):
     return np.asarray(cat.codes, dtype=np.int64), names
 
 
+@dataclass
+class _SpecTables:
+    """Genes x groups tables of the kept genes and groups."""
+
+    spec: pd.DataFrame
+    tstat: pd.DataFrame
+    mean: pd.DataFrame
+    info: dict
+
+
+def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _SpecTables:
+    X = get_matrix(adata, layer)
+    codes, names = _labels(adata, groupby)
+    mom = group_moments(X, codes, len(names), block_size=block_size)
+    res = seismic_specificity(mom, **filters)
+    if res.n_groups_dropped:
+        kept = set(res.groups.tolist())
+        dropped = [f"{names[i]} ({int(mom.n[i])} cells)" for i in range(len(names)) if i not in kept]
+        logger.warning(
+            "%d group(s) with fewer than %d cells dropped from the specificity: %s (lower min_cells_per_group to "
+            "keep them)",
+            res.n_groups_dropped, filters["min_cells_per_group"], ", ".join(dropped),
+        )
+    logger.info(
+        "specificity of %d genes x %d groups; dropped %d genes expressed in < %d cells and %d with mean of group "
+        "means < %g",
+        res.genes.size, res.groups.size, res.n_genes_dropped_expressed, filters["min_cells_expressed"],
+        res.n_genes_dropped_mean, filters["min_mean"],
+    )
+    groups = [str(names[i]) for i in res.groups]
+    index = adata.var_names[res.genes]
+    info = {
+        "n_groups_dropped": int(res.n_groups_dropped),
+        "n_genes_dropped_expressed": int(res.n_genes_dropped_expressed),
+        "n_genes_dropped_mean": int(res.n_genes_dropped_mean),
+    }
+    frame = lambda a: pd.DataFrame(a.T, index=index, columns=groups)  # noqa: E731
+    return _SpecTables(frame(res.spec), frame(res.tstat), frame(res.mean), info)
+
+
+def top_specific_genes(tstat: pd.DataFrame, fraction: float = 0.1) -> dict[str, list[str]]:
+    """The ``fraction`` of genes with the highest specificity statistic of each group (LDSC-SEG style)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"top_fraction must be in (0, 1), got {fraction}")
+    n_top = max(1, int(np.ceil(fraction * tstat.shape[0])))
+    out = {}
+    for g in tstat.columns:
+        order = np.argsort(-tstat[g].to_numpy(), kind="stable")[:n_top]
+        out[str(g)] = [str(x) for x in tstat.index[order]]
+    return out
+
+
 def celltype_specificity(
     adata: AnnData,
     groupby: str,
@@ -48,9 +109,10 @@ def celltype_specificity(
     min_cells_per_group: int = 20,
     min_cells_expressed: int = 10,
     min_mean: float = 0.1,
+    top_fraction: float = 0.1,
     inplace: bool = True,
 ) -> pd.DataFrame | None:
-    """seismic's cell-type specificity score of every gene.
+    """Seismic's cell-type specificity score of every gene, and the top-specific gene sets.
 
     For each gene g and group c (Lai et al., Nat Commun 2025; ``seismicGWAS::calc_specificity``)::
 
@@ -62,91 +124,194 @@ def celltype_specificity(
     gene's scores are normalised to sum 1 over groups. As in seismic, groups with fewer than
     ``min_cells_per_group`` cells are dropped, then genes expressed in fewer than
     ``min_cells_expressed`` cells or with a mean of group means below ``min_mean``; the numbers
-    removed are logged and stored. One streaming pass over row blocks of the matrix (in-memory,
-    backed or dask; sparse blocks are never densified).
+    removed are logged and stored. The statistic ``rel`` also ranks genes for the top-specific gene
+    sets of LDSC-SEG style analyses (Finucane et al., Nat Genet 2018: the top 10 % of genes by a
+    t-statistic of the group against all other cells). One streaming pass over row blocks of the
+    matrix (in-memory, backed or dask; sparse blocks are never densified).
 
     Parameters
     ----------
     adata
-        Annotated data with log-normalised expression.
+        Annotated data with log-normalised expression (for a MuData, pass the RNA modality).
     groupby
-        Column of ``adata.obs`` with the groups (cell types); cells with no label are skipped.
+        Column of ``adata.obs`` with the groups (cell types, clusters, states); cells with no label
+        are skipped.
     layer
         Layer of log-normalised expression. Default: the layer written by
         :func:`psysc.pp.prepare_scoring` (``adata.uns[key_added]["prepare_scoring"]["layer"]``) when
         present, else ``X``.
     key_added
-        Namespace: the table goes to ``adata.varm[f"{key_added}_specificity"]`` and the group names
-        and filter counts to ``adata.uns[key_added]``.
+        Namespace of the stored results (see Returns).
     block_size
         Cells per row block.
     min_cells_per_group, min_cells_expressed, min_mean
         seismic's filters (defaults 20, 10, 0.1).
+    top_fraction
+        Fraction of the kept genes in each group's top-specific gene set.
     inplace
-        Store the result (default) or return it.
+        Store the results (default) or return the specificity table.
 
     Returns
     -------
-    With ``inplace=False``, a genes x groups DataFrame of the kept genes and groups. With
-    ``inplace=True``, ``adata.varm[f"{key_added}_specificity"]`` (all genes x kept groups; filtered
-    genes are NaN) and ``adata.uns[key_added]["specificity_groups"]`` and
-    ``adata.uns[key_added]["specificity_params"]``.
+    With ``inplace=False``, a genes x groups DataFrame of the specificity score of the kept genes
+    and groups. With ``inplace=True`` (all genes x kept groups; filtered genes are NaN):
+
+    - ``adata.varm[f"{key_added}_specificity"]``: the seismic specificity score;
+    - ``adata.varm[f"{key_added}_specificity_t"]``: the statistic ``rel``;
+    - ``adata.varm[f"{key_added}_group_mean"]``: the mean expression of each group;
+    - ``adata.uns[key_added]["specific_genes"]``: ``{group: top-specific genes}``;
+    - ``adata.uns[key_added]["specificity_groups"]`` and ``["specificity_params"]``.
 
     Examples
     --------
     >>> import psysc
     >>> adata = psysc.datasets.darmanis2015()
     >>> psysc.pp.prepare_scoring(adata)
-    >>> psysc.tl.celltype_specificity(adata, "cell_type")
-    >>> adata.varm["psysc_specificity"].loc["GFAP"].idxmax()  # doctest: +SKIP
+    >>> psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    >>> adata.varm["psysc_specificity"].loc["GFAP"].idxmax()
     'astrocytes'
+    >>> "AIF1" in adata.uns["psysc"]["specific_genes"]["microglia"]
+    True
+
     """
     if layer is None:
         layer = _default_layer(adata, key_added)
-    X = get_matrix(adata, layer)
-    codes, names = _labels(adata, groupby)
-    mom = group_moments(X, codes, len(names), block_size=block_size)
-    res = seismic_specificity(
-        mom, min_cells_per_group=min_cells_per_group, min_cells_expressed=min_cells_expressed, min_mean=min_mean
-    )
-    if res.n_groups_dropped:
-        dropped = [f"{names[i]} ({int(mom.n[i])} cells)" for i in range(len(names)) if i not in set(res.groups)]
-        logger.warning(
-            "%d group(s) with fewer than %d cells dropped from the specificity: %s",
-            res.n_groups_dropped, min_cells_per_group, ", ".join(dropped),
-        )
-    logger.info(
-        "specificity of %d genes x %d groups; dropped %d genes expressed in < %d cells and %d with mean of group "
-        "means < %g",
-        res.genes.size, res.groups.size, res.n_genes_dropped_expressed, min_cells_expressed,
-        res.n_genes_dropped_mean, min_mean,
-    )
-    groups = [str(names[i]) for i in res.groups]
-    table = pd.DataFrame(res.spec.T, index=adata.var_names[res.genes], columns=groups)
+    filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
+    tables = _compute_specificity(adata, groupby, layer=layer, block_size=block_size, filters=filters)
+    top = top_specific_genes(tables.tstat, top_fraction)
     if not inplace:
-        table.attrs.update(
-            n_groups_dropped=res.n_groups_dropped,
-            n_genes_dropped_expressed=res.n_genes_dropped_expressed,
-            n_genes_dropped_mean=res.n_genes_dropped_mean,
-        )
-        return table
-    full = pd.DataFrame(np.nan, index=adata.var_names, columns=groups)
-    full.iloc[res.genes, :] = res.spec.T
-    adata.varm[f"{key_added}_specificity"] = full
+        tables.spec.attrs.update(tables.info)
+        return tables.spec
+    for suffix, table in (("specificity", tables.spec), ("specificity_t", tables.tstat), ("group_mean", tables.mean)):
+        full = pd.DataFrame(np.nan, index=adata.var_names, columns=table.columns)
+        full.loc[table.index, :] = table.to_numpy()
+        adata.varm[f"{key_added}_{suffix}"] = full
     ns = uns_namespace(adata, key_added)
-    ns["specificity_groups"] = np.asarray(groups, dtype=object)
+    ns["specificity_groups"] = np.asarray(list(tables.spec.columns), dtype=object)
+    ns["specific_genes"] = {g: np.asarray(v, dtype=object) for g, v in top.items()}
     ns["specificity_params"] = {
         "groupby": groupby,
         "layer": layer or "X",
-        "min_cells_per_group": int(min_cells_per_group),
-        "min_cells_expressed": int(min_cells_expressed),
-        "min_mean": float(min_mean),
-        "n_genes": int(res.genes.size),
-        "n_groups_dropped": int(res.n_groups_dropped),
-        "n_genes_dropped_expressed": int(res.n_genes_dropped_expressed),
-        "n_genes_dropped_mean": int(res.n_genes_dropped_mean),
+        **filters,
+        "top_fraction": float(top_fraction),
+        "n_genes": int(tables.spec.shape[0]),
+        **tables.info,
     }
+    logger.info(
+        "added varm[%r], varm[%r], varm[%r] and uns[%r]['specific_genes']",
+        f"{key_added}_specificity", f"{key_added}_specificity_t", f"{key_added}_group_mean", key_added,
+    )
     return None
+
+
+def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _SpecTables:
+    """The stored specificity when it matches the arguments, else computed (and stored when ``inplace``)."""
+    ns = adata.uns.get(key_added)
+    params = ns.get("specificity_params") if isinstance(ns, dict) else None
+    keys = [f"{key_added}_{s}" for s in ("specificity", "specificity_t", "group_mean")]
+    cached = (
+        all(k in adata.varm for k in keys)
+        and isinstance(params, dict)
+        and params.get("groupby") == groupby
+        and (layer is None or params.get("layer") == layer)
+        and all(params.get(k) == v for k, v in filters.items())
+    )
+    if not cached:
+        if layer is None:
+            layer = _default_layer(adata, key_added)
+        if not inplace:
+            return _compute_specificity(adata, groupby, layer=layer, block_size=10_000, filters=filters)
+        celltype_specificity(adata, groupby, layer=layer, key_added=key_added, inplace=True, **filters)
+        ns = adata.uns[key_added]
+    groups = [str(c) for c in ns["specificity_groups"]]
+    frames = [
+        pd.DataFrame(np.asarray(adata.varm[k], dtype=np.float64), index=adata.var_names, columns=groups).dropna(
+            how="all"
+        )
+        for k in keys
+    ]
+    return _SpecTables(*frames, info={})
+
+
+# ---------------------------------------------------------------- gene z-scores and covariates
+
+
+def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
+    """Gene sets and, for MAGMA-like tables, their gene covariates (log gene length, log number of SNPs)."""
+    sets = as_gene_sets(gene_sets)
+    if isinstance(gene_sets, pd.DataFrame):
+        gene_sets = {next(iter(sets)): gene_sets}
+    tables = {}
+    if isinstance(gene_sets, Mapping):
+        for trait, value in gene_sets.items():
+            if not isinstance(value, pd.DataFrame):
+                continue
+            cov = {}
+            if {"START", "STOP"} <= set(value.columns):
+                length = pd.to_numeric(value["STOP"]) - pd.to_numeric(value["START"]) + 1
+                cov["log_gene_length"] = np.log(np.maximum(length.astype(float), 1.0))
+            if "NSNPS" in value.columns:
+                cov["log_nsnps"] = np.log(np.maximum(pd.to_numeric(value["NSNPS"]).astype(float), 1.0))
+            if cov:
+                frame = pd.DataFrame(cov)
+                frame.index = value.index.astype(str)
+                tables[str(trait)] = frame[~frame.index.duplicated(keep="last")]
+    return sets, tables
+
+
+_UNIVERSES = ("auto", "all", "set")
+
+
+def _gene_z(s: pd.Series, genes: pd.Index, universe: str, trait: str) -> tuple[pd.Series, str]:
+    """Gene z-scores over the regression universe.
+
+    ``"set"``: the genes of the set that have a specificity; ``"all"``: every gene with a specificity,
+    z = 0 for genes outside the set; ``"auto"``: ``"set"`` when the set covers at least half of
+    those genes (a genome-wide MAGMA table), else ``"all"``.
+    """
+    common = genes.intersection(s.index)
+    if universe == "auto":
+        universe = "set" if len(common) >= 0.5 * len(genes) else "all"
+    if universe == "set":
+        return s.loc[common].astype(np.float64), universe
+    z = pd.Series(0.0, index=genes)
+    z.loc[common] = s.loc[common].to_numpy(dtype=np.float64)
+    return z, universe
+
+
+def _covariate_matrix(index: pd.Index, table: pd.DataFrame | None, user: pd.DataFrame | None, trait: str):
+    parts = [t for t in (table, user) if t is not None]
+    if not parts:
+        return None, []
+    cov = pd.concat(parts, axis=1)
+    cov = cov.loc[:, ~cov.columns.duplicated()]
+    cov = cov.reindex(index)
+    missing = cov.isna().any(axis=1)
+    if missing.any():
+        # genes outside a top-N table have no covariate: fill with the mean (a neutral value)
+        logger.info("%s: %d genes without covariates get the covariate means", trait, int(missing.sum()))
+        cov = cov.fillna(cov.mean())
+    cov = cov.fillna(0.0)
+    return cov.to_numpy(dtype=np.float64), list(cov.columns)
+
+
+def _design(method: str, tables: _SpecTables, genes: pd.Index, top: dict[str, list[str]]):
+    """Regressors (genes x groups) of a method, and the covariates it adds itself."""
+    if method == "seismic":
+        return tables.spec.loc[genes].to_numpy(), None
+    if method == "magma":
+        mean = tables.mean.loc[genes].to_numpy()
+        return mean, mean.mean(axis=1, keepdims=True)
+    X = np.column_stack([genes.isin(top[g]).astype(np.float64) for g in tables.spec.columns])
+    return X, None
+
+
+def _check_methods(method) -> list[str]:
+    methods = list(METHODS) if method == "all" else [method] if isinstance(method, str) else list(method)
+    bad = [m for m in methods if m not in METHODS]
+    if bad or not methods:
+        raise ValueError(f"method={method!r} is not supported; choose from {METHODS} (or 'all', or a list)")
+    return methods
 
 
 def celltype_enrichment(
@@ -154,7 +319,10 @@ def celltype_enrichment(
     gene_sets,
     *,
     groupby: str,
-    method: str = "seismic",
+    method: str | Sequence[str] = "seismic",
+    universe: str = "auto",
+    covariates: pd.DataFrame | None = None,
+    top_fraction: float = 0.1,
     layer: str | None = None,
     key_added: str = "psysc",
     min_cells_per_group: int = 20,
@@ -162,35 +330,56 @@ def celltype_enrichment(
     min_mean: float = 0.1,
     inplace: bool = True,
 ) -> pd.DataFrame | None:
-    """Which cell types' specifically expressed genes carry each trait's GWAS signal (seismic).
+    """Which cell types' specifically expressed genes carry each trait's GWAS signal.
 
-    Per trait and group, the gene z-scores are regressed on the group's specificity score (from
-    :func:`celltype_specificity`) by ordinary least squares with an intercept; the group is
-    enriched when the slope is positive (one-sided p-value from the t distribution with
-    n_genes - 2 degrees of freedom; Benjamini-Hochberg FDR across the groups of each trait).
+    Three tests the field uses, on the same groups and the same gene z-scores; each regresses the
+    gene z-scores (the weights of the gene set, e.g. MAGMA z) on a per-gene property of the group,
+    with an intercept, and tests a positive slope (one-sided p-value from the t distribution;
+    Benjamini-Hochberg FDR across the groups of each trait and method):
 
-    **Which genes enter the regression.** The gene z-scores are the weights of the gene set, and only
-    the genes of the set that are in the data and passed the specificity filters are used; genes
-    outside the set are *not* added (with z = 0 or otherwise). seismic itself regresses MAGMA z-scores
-    of *all* genes (a MAGMA ``.genes.out`` table): pass such a table (``psysc.gwas.read_magma``) as
-    the gene set to reproduce it. With a top-1,000 gene set (as ``psysc.datasets.gwas_gene_sets``
-    returns, z capped at 10) the regression runs over those genes only, so it asks whether, *among the
-    trait's top genes*, the more strongly associated ones are more specific to the group: a narrower
-    question with less power than seismic's genome-wide regression.
+    - ``"seismic"`` (Lai et al., Nat Commun 2025): ``z ~ 1 + spec_c``, with ``spec_c`` seismic's
+      specificity score (:func:`celltype_specificity`).
+    - ``"magma"``: the MAGMA gene-property model of cell-type analyses (de Leeuw et al., PLoS Comput
+      Biol 2015; Watanabe et al., Nat Commun 2019): ``z ~ 1 + E_c + E_avg [+ covariates]``, with
+      ``E_c`` the mean log expression in group c and ``E_avg`` its average over the groups. Gene
+      covariates are added where the input has them: ``log_gene_length`` and ``log_nsnps`` from a
+      MAGMA-like table (``START``/``STOP``/``NSNPS`` columns, as :func:`psysc.gwas.read_magma`
+      with ``table=True`` or :func:`psysc.gwas.sumstats_to_genes` return), and any ``covariates``.
+      MAGMA fits this model by generalised least squares with the gene-gene correlations of its LD
+      reference; without them this is ordinary least squares, so p-values of neighbouring,
+      correlated genes are treated as independent.
+    - ``"top10"``: a competitive gene-set test (MAGMA gene-set analysis, LDSC-SEG's top 10 %
+      sets): ``z ~ 1 + 1[g in top_c]`` with ``top_c`` the ``top_fraction`` most specific genes of
+      c by the statistic of :func:`celltype_specificity`.
 
-    The specificity is computed (and stored when ``inplace``) unless ``adata.varm[f"{key_added}_specificity"]``
-    holds one computed for the same ``groupby``, filters (and ``layer``, when given).
+    **Which genes enter the regression** (``universe``). seismic and MAGMA regress the z-scores of
+    all genes. A genome-wide table (a MAGMA ``.genes.out`` read with ``n_top=None``,
+    :func:`psysc.gwas.sumstats_to_genes`) is used as is (``"set"``: its genes that have a
+    specificity). A top-N gene set (the bundled MAGMA top-1,000 sets, an exome gene list) covers a
+    small part of the genome: genes outside it get z = 0 (``"all"``), the null expectation of a
+    gene z-score. ``"auto"`` (default) picks ``"set"`` when the set covers at least half of the
+    genes with a specificity, else ``"all"``; the choice is logged and stored.
+
+    The specificity is computed (and stored when ``inplace``) unless the one in ``adata.varm`` was
+    computed for the same ``groupby``, filters (and ``layer``, when given).
 
     Parameters
     ----------
     adata
         Annotated data with log-normalised expression.
     gene_sets
-        ``{trait: Series(gene -> z-score)}`` (see :mod:`psysc.gwas`, :func:`psysc.datasets.gwas_gene_sets`).
+        ``{trait: Series(gene -> z-score)}`` (:mod:`psysc.gwas`, :func:`psysc.gwas.panel`,
+        :func:`psysc.datasets.gwas_gene_sets`), or MAGMA-like tables with a ``ZSTAT`` column.
     groupby
         Column of ``adata.obs`` with the groups.
     method
-        ``"seismic"`` (the only method for now).
+        ``"seismic"``, ``"magma"``, ``"top10"``, a list of them, or ``"all"``.
+    universe
+        ``"auto"``, ``"all"`` or ``"set"`` (see above).
+    covariates
+        Optional genes x covariates table added to every model (e.g. gene length, SNP density).
+    top_fraction
+        Fraction of genes in the top-specific sets of ``"top10"``.
     layer
         Expression layer for the specificity, as in :func:`celltype_specificity`.
     key_added
@@ -202,68 +391,69 @@ def celltype_enrichment(
 
     Returns
     -------
-    A tidy DataFrame (returned with ``inplace=False``) with one row per trait and group: ``trait``,
-    ``group``, ``method``, ``beta``, ``se``, ``pval`` (one-sided, beta > 0), ``fdr``, ``n_genes``.
+    A tidy DataFrame (returned with ``inplace=False``) with one row per trait, method and group:
+    ``trait``, ``group``, ``method``, ``beta`` (slope), ``se``, ``t``, ``pval`` (one-sided,
+    beta > 0), ``fdr``, ``n_genes`` (genes in the regression).
 
     Examples
     --------
     >>> import psysc
     >>> adata = psysc.datasets.darmanis2015()
     >>> psysc.pp.prepare_scoring(adata)
-    >>> gs = psysc.datasets.gwas_gene_sets(["SCZ", "AD"])
-    >>> psysc.tl.celltype_enrichment(adata, gs, groupby="cell_type")
-    >>> adata.uns["psysc"]["celltype_enrichment"].sort_values("pval").head()  # doctest: +SKIP
+    >>> gs = psysc.gwas.panel("psychiatric")
+    >>> psysc.tl.celltype_enrichment(adata, gs, groupby="cell_type", method="all", min_cells_per_group=10)
+    >>> t = adata.uns["psysc"]["celltype_enrichment"]
+    >>> t[(t.trait == "AD") & (t.method == "seismic")].sort_values("pval").iloc[0]["group"]
+    'microglia'
+
     """
-    if method not in METHODS:
-        raise ValueError(f"method={method!r} is not supported; choose from {METHODS}")
+    methods = _check_methods(method)
+    if universe not in _UNIVERSES:
+        raise ValueError(f"universe={universe!r}; choose from {_UNIVERSES}")
     if groupby not in adata.obs:
         raise KeyError(f"groupby={groupby!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}")
-    gene_sets = as_gene_sets(gene_sets)
-    key = f"{key_added}_specificity"
-    ns = adata.uns.get(key_added)
-    params = ns.get("specificity_params") if isinstance(ns, dict) else None
-    filters = {"min_cells_per_group": int(min_cells_per_group), "min_cells_expressed": int(min_cells_expressed),
-               "min_mean": float(min_mean)}
-    cached = (
-        key in adata.varm
-        and isinstance(params, dict)
-        and params.get("groupby") == groupby
-        and (layer is None or params.get("layer") == layer)
-        and all(params.get(k) == v for k, v in filters.items())
-    )
-    if cached:
-        spec = pd.DataFrame(np.asarray(adata.varm[key], dtype=np.float64), index=adata.var_names,
-                            columns=[str(c) for c in ns["specificity_groups"]]).dropna(how="all")
-    elif inplace:
-        celltype_specificity(adata, groupby, layer=layer, key_added=key_added, inplace=True, **filters)
-        ns = adata.uns[key_added]
-        spec = pd.DataFrame(np.asarray(adata.varm[key], dtype=np.float64), index=adata.var_names,
-                            columns=[str(c) for c in ns["specificity_groups"]]).dropna(how="all")
-    else:
-        spec = celltype_specificity(adata, groupby, layer=layer, key_added=key_added, inplace=False, **filters)
-    groups = list(spec.columns)
-    rows = []
+    gene_sets, gene_tables = _split_inputs(gene_sets)
+    if covariates is not None:
+        covariates = pd.DataFrame(covariates)
+        covariates.index = covariates.index.astype(str)
+    filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
+    tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace)
+    top = top_specific_genes(tables.tstat, top_fraction)
+    groups = list(tables.spec.columns)
+    rows, universes = [], {}
     for trait, s in gene_sets.items():
-        common = spec.index.intersection(s.index)
-        n_in_data = int(adata.var_names.isin(s.index).sum())
+        z, used = _gene_z(s, tables.spec.index, universe, trait)
+        universes[trait] = used
+        n_in = int(tables.spec.index.isin(s.index).sum())
         logger.info(
-            "%s: %d of %d genes in the data, %d of them pass the specificity filters",
-            trait, n_in_data, len(s), len(common),
+            "%s: %d of %d genes have a specificity; regression over %d genes (universe=%r%s)",
+            trait, n_in, len(s), len(z), used, ", z = 0 outside the set" if used == "all" else "",
         )
-        if len(common) < 3:
-            logger.warning("%s: %d genes with a specificity score; no regression", trait, len(common))
-        z = s.loc[common].to_numpy(dtype=np.float64)
-        S = spec.loc[common].to_numpy(dtype=np.float64)
-        beta, se, _, p = ols_one_sided(z, S)
-        fdr = bh_fdr(p)
-        for j, g in enumerate(groups):
-            rows.append({"trait": trait, "group": g, "method": method, "beta": beta[j], "se": se[j],
-                         "pval": p[j], "fdr": fdr[j], "n_genes": len(common)})
-    table = pd.DataFrame(rows, columns=["trait", "group", "method", "beta", "se", "pval", "fdr", "n_genes"])
+        if n_in == 0:
+            raise ValueError(
+                f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names "
+                f"(set: {list(s.index[:3])}, data: {list(adata.var_names[:3])}); map them with "
+                "psysc.gwas.to_symbols / to_ensembl / to_species"
+            )
+        cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
+        for m in methods:
+            X, extra = _design(m, tables, z.index, top)
+            C = extra if cov is None else (cov if extra is None else np.column_stack([extra, cov]))
+            beta, se, t, p = ols_one_sided(z.to_numpy(), X, covariates=C)
+            fdr = bh_fdr(p)
+            for j, g in enumerate(groups):
+                rows.append((trait, g, m, beta[j], se[j], t[j], p[j], fdr[j], len(z)))
+    table = pd.DataFrame(rows, columns=_TABLE_COLUMNS)
     if not inplace:
         return table
     ns = uns_namespace(adata, key_added)
     ns["celltype_enrichment"] = table
-    ns["celltype_enrichment_params"] = {"groupby": groupby, "method": method, "traits": list(gene_sets)}
-    logger.info("added uns[%r]['celltype_enrichment'] (%d traits x %d groups)", key_added, len(gene_sets), len(groups))
+    ns["celltype_enrichment_params"] = {
+        "groupby": groupby, "methods": methods, "traits": list(gene_sets), "universe": universes,
+        "top_fraction": float(top_fraction),
+    }
+    logger.info(
+        "added uns[%r]['celltype_enrichment'] (%d traits x %d methods x %d groups)",
+        key_added, len(gene_sets), len(methods), len(groups),
+    )
     return None

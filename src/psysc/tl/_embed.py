@@ -92,6 +92,7 @@ def embed(
     >>> adata = psysc.datasets.darmanis2015()
     >>> psysc.tl.embed(adata, model="geneformer-v2-104m")  # doctest: +SKIP
     >>> sc.pp.neighbors(adata, use_rep="X_geneformer-v2-104m")  # doctest: +SKIP
+
     """
     from tqdm.auto import tqdm
 

@@ -107,6 +107,7 @@ def disorder_enrichment(
     >>> psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ", "AD"]), n_ctrl=200)
     >>> psysc.tl.disorder_enrichment(adata, groupby="cell_type")
     >>> adata.uns["psysc"]["enrichment"].head()  # doctest: +SKIP
+
     """
     scored = _scored_traits(adata, key)
     if traits is None:

@@ -8,10 +8,10 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse, stats
 
-from .._core._covariates import low_rank_scores
 from .._core._control import scdrs_control_sets
-from .._core._shared import SharedControls, shared_raw_scores
+from .._core._covariates import low_rank_scores
 from .._core._scoring import correct_background, monte_carlo_pvalues, raw_scores, vs_weights
+from .._core._shared import SharedControls, shared_raw_scores
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
 from .._genesets import as_gene_sets, match_gene_sets
 from .._settings import settings
@@ -138,6 +138,7 @@ def score_disorders(
     >>> gene_sets = psysc.datasets.gwas_gene_sets(["SCZ", "AD"])
     >>> psysc.tl.score_disorders(adata, gene_sets, n_ctrl=200)
     >>> adata.obs[["psysc_SCZ_norm_score", "psysc_SCZ_pval"]].head()  # doctest: +SKIP
+
     """
     seed = settings.seed if seed is None else int(seed)
     dtype = np.dtype(dtype)

@@ -1,0 +1,71 @@
+"""psysc.pl.enrichment_dotplot and psysc.pl.contrast draw what the tables hold (read back from the artists)."""
+
+from __future__ import annotations
+
+import anndata as ad
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+
+import psysc
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture
+def table():
+    rows = []
+    for i, trait in enumerate(["SCZ", "AD", "HEIGHT"]):
+        for j, group in enumerate(["neurons", "astrocytes", "microglia"]):
+            for m in ("seismic", "magma"):
+                p = 10.0 ** -((i + 2 * j) % 4 + (m == "magma"))
+                rows.append({"trait": trait, "group": group, "method": m, "t": float(i - j), "pval": p,
+                             "fdr": min(1.0, 2 * p)})
+    return pd.DataFrame(rows)
+
+
+def test_dotplot_sizes_colours_rings(table):
+    ax = psysc.pl.enrichment_dotplot(table, method="magma", show=False)
+    dots = ax.collections[0]
+    sub = table[table.method == "magma"]
+    nlp = -np.log10(sub["pval"].to_numpy())
+    sizes = dots.get_sizes()
+    # larger -log10 p, larger dot; same -log10 p, same size
+    assert np.array_equal(np.argsort(sizes, kind="stable"), np.argsort(nlp, kind="stable"))
+    np.testing.assert_allclose(dots.get_array(), sub["t"].to_numpy())
+    rings = dots.get_edgecolors()[:, 3] > 0
+    np.testing.assert_array_equal(rings, sub["fdr"].to_numpy() < 0.05)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["SCZ", "AD", "HEIGHT"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["neurons", "astrocytes", "microglia"]
+
+
+def test_dotplot_errors_and_anndata(table):
+    with pytest.raises(KeyError, match="method 'ldsc'"):
+        psysc.pl.enrichment_dotplot(table, method="ldsc", show=False)
+    adata = ad.AnnData(np.zeros((2, 2)))
+    with pytest.raises(KeyError, match="celltype_enrichment"):
+        psysc.pl.enrichment_dotplot(adata, show=False)
+    adata.uns["psysc"] = {"celltype_enrichment": table}
+    fig = psysc.pl.enrichment_dotplot(adata, traits=["AD"], return_fig=True, show=False)
+    assert len(fig.axes[0].collections[0].get_offsets()) == 3
+
+
+def test_contrast_bars():
+    t = pd.DataFrame({"contrast": "SCZ - AD", "trait_a": "SCZ", "trait_b": "AD", "method": "seismic",
+                      "group": ["neurons", "microglia", "astrocytes"], "beta": [0.2, -1.0, 0.05],
+                      "se": [0.1, 0.16, 0.1], "pval": [0.07, 1e-9, 0.6], "fdr": [0.01, 2e-9, 0.6],
+                      "beta_a": [0.18, -0.5, 0.0], "beta_b": [0.0, 0.5, -0.05]})
+    ax = psysc.pl.contrast(t, show=False)
+    widths = [p.get_width() for p in ax.patches]
+    assert widths == sorted(t["beta"])  # groups sorted by the contrast
+    labels = [x.get_text() for x in ax.get_yticklabels()]
+    assert labels == ["microglia", "astrocytes", "neurons"]
+    alphas = [p.get_alpha() for p in ax.patches]
+    assert alphas == [1.0, 0.35, 1.0]
+    with pytest.raises(KeyError, match="available"):
+        psysc.pl.contrast(t, "SCZ - BIP", show=False)
