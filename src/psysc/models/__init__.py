@@ -32,6 +32,40 @@ def _torch_dtype(dtype):
     return getattr(torch, dtype)
 
 
+def _geneformer_class():
+    from .geneformer._model import Geneformer
+
+    return Geneformer
+
+
+#: model family -> a function returning its class (imported on use, so torch loads only when needed).
+#: Every class has ``from_directory(directory, *, layer, pooling, info) -> FoundationModel``.
+_FAMILIES = {"geneformer": _geneformer_class}
+
+#: (family, files that identify a local checkpoint folder of that family), checked in order.
+_LAYOUTS: list[tuple[str, tuple[str, ...]]] = [("geneformer", ("config.json",))]
+
+
+def detect_family(directory) -> str:
+    """The model family of a local checkpoint folder, from the files of its official layout."""
+    from pathlib import Path
+
+    directory = Path(directory)
+    for family, files in _LAYOUTS:
+        if all((directory / f).is_file() for f in files):
+            if family == "geneformer":
+                cfg = json.loads((directory / "config.json").read_text())
+                model_type = cfg.get("model_type", "bert")
+                if model_type != "bert":
+                    raise ValueError(
+                        f"{directory / 'config.json'}: model_type={model_type!r} is not a model psysc can load "
+                        "(Geneformer: 'bert')"
+                    )
+            return family
+    layouts = "; ".join(f"{fam}: {' + '.join(files)}" for fam, files in _LAYOUTS)
+    raise FileNotFoundError(f"{directory} is not a model folder in an official layout ({layouts})")
+
+
 def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | None = None, device: str | None = None,
          dtype=None, base_url: str | None = None) -> FoundationModel:
     """Load a pretrained foundation model (weights read safely, ready for :func:`psysc.tl.embed`).
@@ -86,8 +120,6 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
     directory = check_model_ref(name_or_path)
     if directory is None:
         entry = REGISTRY[name_or_path]
-        if entry.family != "geneformer":  # pragma: no cover - only Geneformer is registered so far
-            raise NotImplementedError(f"no loader for model family {entry.family!r}")
         directory = fetch_model(entry.name, base_url=base_url)
         info = ModelInfo(
             name=entry.name,
@@ -99,23 +131,15 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
             source=entry.url(entry.weights.name, base_url),
             extra={"weights": entry.weights.name},
         )
+        family = entry.family
     else:
         entry, info = None, None
-        cfg = directory / "config.json"
-        if not cfg.is_file():
-            raise FileNotFoundError(
-                f"{directory} has no config.json (official layout: config.json + model.safetensors)"
-            )
-        model_type = json.loads(cfg.read_text()).get("model_type", "bert")
-        if model_type != "bert":
-            raise ValueError(f"{cfg}: model_type={model_type!r} is not a model psysc can load (Geneformer: 'bert')")
+        family = detect_family(directory)
 
-    from .geneformer._model import Geneformer
-
-    model = Geneformer.from_directory(directory, layer=layer, pooling=pooling, info=info)
-    if entry is not None and model.version != entry.version:
+    model = _FAMILIES[family]().from_directory(directory, layer=layer, pooling=pooling, info=info)
+    if entry is not None and model.info.version != entry.version:
         raise ValueError(
-            f"{directory}/config.json describes Geneformer {model.version}, but {entry.name} is {entry.version}: "
+            f"{directory} holds {family} {model.info.version}, but {entry.name} is {entry.version}: "
             "the cached files do not belong to this model; delete the folder to download it again"
         )
     from .._core._torch import resolve_device
