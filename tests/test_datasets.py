@@ -127,3 +127,26 @@ def test_datasets_namespace():
     assert psysc.datasets.gwas_gene_sets is gwas_gene_sets
     assert psysc.datasets.PSYCHIATRIC_TRAITS == ("SCZ", "BIP", "MDD", "ADHD", "ASD")
     assert psysc.datasets.CONTRAST_TRAITS == ("AD", "HEIGHT", "LDL")
+
+
+def test_ad_gwas_subset_files():
+    import gzip
+    import hashlib
+
+    import pandas as pd
+
+    ex = psysc.datasets.ad_gwas_subset()
+    assert ex["build"] == "GRCh37"
+    # byte-identical to MungeSumstats' file (sha256 of the MANIFEST)
+    digest = hashlib.sha256(ex["sumstats"].read_bytes()).hexdigest()
+    assert digest == "2277d01af0c4e2bfb45ca42f783109f52403ae5f8685a1d5d68872983e77f4f5"
+    with gzip.open(ex["sumstats"], "rt") as fh:
+        assert fh.readline().split() == ["SNP", "CHR", "BP", "A1", "A2", "INFO", "BETA", "SE", "LP", "N", "ID", "P"]
+    loc = pd.read_csv(ex["gene_loc"], sep="\t", header=None, dtype=str)
+    assert loc.shape == (1355, 6)
+    names = dict(zip(loc[0], loc[5], strict=True))
+    # Entrez -> HGNC symbol (NCBI Gene records): 79906 MORN1, 8514 KCNAB2
+    assert names["79906"] == "MORN1" and names["8514"] == "KCNAB2"
+    genes = psysc.gwas.sumstats_to_genes(psysc.gwas.read_sumstats(ex["sumstats"]), build="GRCh37",
+                                         gene_loc=ex["gene_loc"], window=0)
+    assert set(genes["CHR"].astype(str)) <= {"1", "22"}

@@ -244,14 +244,18 @@ def contrast(
         patch.set_alpha(1.0 if s else 0.35)
     a_name = str(tab["trait_a"].iloc[0]) if "trait_a" in tab else "A"
     b_name = str(tab["trait_b"].iloc[0]) if "trait_b" in tab else "B"
-    if "beta_a" in tab:
+    one_sided = not b_name  # the shared component: one slope, no difference
+    if "beta_a" in tab and not one_sided:
         ax.scatter(tab["beta_a"], y, marker="o", facecolors="none", edgecolors="black", s=25, zorder=3,
                    label=f"{a_name} alone")
     if "beta_b" in tab and b_name and tab["beta_b"].notna().any():
         ax.scatter(tab["beta_b"], y, marker="x", color="black", s=25, zorder=3, label=f"{b_name} alone")
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, order)
-    ax.set_xlabel(f"slope difference ({method}); right: {a_name}" + (f", left: {b_name}" if b_name else ""))
+    if one_sided:
+        ax.set_xlabel(f"slope ({method}) of the mean scaled z of {a_name.replace('+', ', ')}")
+    else:
+        ax.set_xlabel(f"slope difference ({method}); right: {a_name}, left: {b_name}")
     ax.set_title(f"{contrast}: solid bars FDR < {fdr:g}", fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best", frameon=False)
