@@ -383,6 +383,12 @@ def test_missing_groupby():
         celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method="ldsc")
     with pytest.raises(ValueError, match="gene names do not match"):
         celltype_enrichment(adata, {"T": pd.Series({"Gfap": 1.0, "Snap25": 2.0})}, groupby="ct")
+    # mouse genes against human data: the message says so and names the fix
+    human = _small_adata()
+    human.var_names = ["GFAP", "SNAP25", "AQP4", "PLP1"] + [f"GENE{i}" for i in range(human.n_vars - 4)]
+    mouse = {"T": pd.Series(1.0, index=["Gfap", "Snap25", "Aqp4", "Plp1", "Mbp"])}
+    with pytest.raises(ValueError, match="different species.*to_species"):
+        celltype_enrichment(human, mouse, groupby="ct")
     with pytest.raises(KeyError, match="not in gene_sets"):
         disorder_contrast(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", contrasts=[("T", "U")])
     with pytest.raises(ValueError, match="nothing to contrast"):

@@ -12,7 +12,7 @@ from anndata import AnnData
 
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
-from .._genesets import as_gene_sets
+from .._genesets import as_gene_sets, overlap_hint
 from .._utils import get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
@@ -432,8 +432,9 @@ def celltype_enrichment(
         if n_in == 0:
             raise ValueError(
                 f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names "
-                f"(set: {list(s.index[:3])}, data: {list(adata.var_names[:3])}); map them with "
-                "psysc.gwas.to_symbols / to_ensembl / to_species"
+                f"(set: {list(s.index[:3])}, data: {list(adata.var_names[:3])}); "
+                + overlap_hint(s.index, adata.var_names)
+                + ". Map them with psysc.gwas.to_symbols / to_ensembl / to_species"
             )
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
         for m in methods:
