@@ -33,6 +33,25 @@ anndata's ``write_elem`` + ``sparse_dataset().append``) is embedded by a separat
 block_size=2048)``; the worker reports ``getrusage(RUSAGE_SELF).ru_maxrss`` and the largest VmRSS sampled every
 20 ms by a thread.
 
+scGPT (``--models scGPT-brain``; e.g. ``python benchmarks/bench_embed.py --models scGPT-brain --out-name
+cpu-2core_scgpt``): a randomly initialised checkpoint shaped like the brain model (12 layers, 512 dimensions, 8 heads,
+``d_hid`` 512, the official 60,697-token vocabulary; ``best_model.pt`` + ``vocab.json`` + ``args.json`` written by
+``psysc.testing.random_scgpt_checkpoint`` with the official key names) and brain-like raw counts over the vocabulary's
+gene symbols (~2,000 detected genes per cell, so most cells are sampled down to 1,200 tokens):
+
+1. psysc: ``psysc.tl.embed(adata, model=<dir>, device="cpu")``, timed as a whole (loading with the sha256 of the
+   files, tokenisation, forward passes);
+2. reference: what the official ``scgpt.tasks.embed_data`` does on a CPU, written here from the official code
+   (no ``scgpt`` import): vocabulary match by symbol, ``adata.X.A`` (dense), per cell the non-zero genes with
+   ``<cls>`` first (value ``pad_value`` -2), ``DataCollator`` binning (``np.quantile`` edges, ``np.digitize`` both
+   ways, ``np.random.rand`` tie breaking) and ``torch.randperm`` sampling to 1,200 tokens, batches of 64 (in input
+   order) padded with ``<pad>`` / -2; the model is the official ``TransformerModel`` on its PyTorch path
+   (``nn.TransformerEncoder`` of ``nn.TransformerEncoderLayer(batch_first=True)``, the state dict loaded after the
+   official ``Wqkv`` -> ``in_proj`` renaming), ``eval()``, ``torch.no_grad()``, ``_encode`` with
+   ``src_key_padding_mask``, position 0, L2 normalisation. Preprocessing, loading and forward passes are timed;
+3. correctness: psysc's token sequences of some cells are run through the reference network (not timed) and the
+   embeddings compared (the two pipelines draw different random numbers, so their own outputs differ by design).
+
 Results: ``benchmarks/results/embed_<machine>.json`` and ``.md`` (``<machine>`` = ``cpu-<cores>core``); the speed and
 memory runs each update their own section of the same files.
 """
@@ -450,6 +469,9 @@ def run_speed(args) -> dict:
                                                        psysc_batch=int(prov.get("batch_size") or 16))
             result["models"][name] = res
             del adata, tokens, toks, emb_psysc
+        if SCGPT_NAME in args.models and args.n_cells_scgpt > 0:
+            result["settings"]["scgpt_ref_batch"] = args.scgpt_ref_batch
+            result["scgpt"] = run_scgpt_speed(args, workdir)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -457,6 +479,10 @@ def run_speed(args) -> dict:
 
 
 def print_speed(res: dict) -> None:
+    if not res["models"]:  # a scGPT-only run
+        if "scgpt" in res:
+            print_scgpt(res["scgpt"])
+        return
     print()
     print(f"Speed, CPU: torch threads {res['torch']['num_threads']}; token ids from psysc's tokenizer in both "
           "pipelines, so only model loading and the forward passes differ (tokenisation time is added to the "
@@ -488,6 +514,295 @@ def print_speed(res: dict) -> None:
         limit = "2,048" if m["version"] == "V1" else "4,096"
         print(f"  {name} tokens/cell: median {t['length']['median']:.0f}, {t['length']['min']:.0f}-"
               f"{t['length']['max']:.0f}; {t['n_truncated']} cells at the {limit}-token limit")
+    if "scgpt" in res:
+        print_scgpt(res["scgpt"])
+
+
+# ------------------------------------------------------------------------------------------------ scGPT
+#: the brain checkpoint's architecture (args.json of scGPT_brain; identical for whole-human)
+SCGPT_SHAPE = dict(nlayers=12, embsize=512, nheads=8, d_hid=512)
+SCGPT_NAME = "scGPT-brain"
+
+
+def scgpt_reference_model(model_dir: Path):
+    """The official ``TransformerModel`` as built by ``embed_data`` on the PyTorch path, loaded from best_model.pt.
+
+    Module names are the official ones (``encoder``, ``value_encoder``, ``transformer_encoder``, ``decoder``,
+    ``mvc_decoder``, ``flag_encoder``), so the checkpoint loads with ``strict=True`` after the official renaming
+    ``self_attn.Wqkv.`` -> ``self_attn.in_proj_``.
+    """
+    import torch
+    from torch import nn
+
+    args = json.loads((model_dir / "args.json").read_text())
+    ntoken = len(json.loads((model_dir / "vocab.json").read_text()))
+    d, dropout = args["embsize"], args["dropout"]
+
+    class GeneEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embedding = nn.Embedding(ntoken, d)
+            self.enc_norm = nn.LayerNorm(d)
+
+        def forward(self, x):
+            return self.enc_norm(self.embedding(x))
+
+    class ContinuousValueEncoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dropout = nn.Dropout(dropout)
+            self.linear1 = nn.Linear(1, d)
+            self.activation = nn.ReLU()
+            self.linear2 = nn.Linear(d, d)
+            self.norm = nn.LayerNorm(d)
+
+        def forward(self, x):
+            x = torch.clamp(x.unsqueeze(-1), max=512)
+            return self.dropout(self.norm(self.linear2(self.activation(self.linear1(x)))))
+
+    class MVCDecoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.gene2query = nn.Linear(d, d)
+            self.W = nn.Linear(d, d, bias=False)
+
+    class ExprDecoder(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Sequential(nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, d), nn.LeakyReLU(), nn.Linear(d, 1))
+
+    class TransformerModel(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = GeneEncoder()
+            self.flag_encoder = nn.Embedding(2, d)
+            self.value_encoder = ContinuousValueEncoder()
+            layer = nn.TransformerEncoderLayer(d, args["nheads"], args["d_hid"], dropout, batch_first=True)
+            self.transformer_encoder = nn.TransformerEncoder(layer, args["nlayers"])
+            self.decoder = ExprDecoder()
+            self.mvc_decoder = MVCDecoder()
+
+        def _encode(self, src, values, src_key_padding_mask):
+            total = self.encoder(src) + self.value_encoder(values)
+            return self.transformer_encoder(total, src_key_padding_mask=src_key_padding_mask)
+
+    model = TransformerModel()
+    state = torch.load(model_dir / "best_model.pt", map_location="cpu", weights_only=True)
+    state = {k.replace("self_attn.Wqkv.", "self_attn.in_proj_"): v for k, v in state.items()}
+    model.load_state_dict(state, strict=True)
+    return model.eval(), args
+
+
+def _official_binning(row: np.ndarray, n_bins: int) -> np.ndarray:
+    """``scgpt.preprocess.binning`` of the values of one cell (all non-zero here), with ``np.random`` ties."""
+    bins = np.quantile(row, np.linspace(0, 1, n_bins - 1))
+    left = np.digitize(row, bins)
+    right = np.digitize(row, bins, right=True)
+    rands = np.random.rand(len(row))
+    return np.ceil(rands * (right - left) + left).astype(np.int64)
+
+
+def scgpt_reference_embed(model_dir: Path, adata, *, batch: int = 64, max_length: int = 1200, seed: int = 0):
+    """``embed_data`` on the CPU, from the official code's steps; returns (embeddings, timings, stats)."""
+    import torch
+
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    model, args = scgpt_reference_model(model_dir)
+    t_load = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    vocab = json.loads((model_dir / "vocab.json").read_text())
+    id_in_vocab = np.array([vocab.get(g, -1) for g in adata.var_names])
+    sub = adata[:, id_in_vocab >= 0]
+    gene_ids = id_in_vocab[id_in_vocab >= 0]
+    count_matrix = sub.X.toarray() if sp.issparse(sub.X) else np.asarray(sub.X)  # the official `.A`
+    cls_id, pad_id, pad_value = vocab["<cls>"], vocab[args["pad_token"]], args["pad_value"]
+    batches = []
+    for b in range(0, len(count_matrix), batch):
+        examples = []
+        for row in count_matrix[b : b + batch]:  # Dataset.__getitem__
+            nz = np.nonzero(row)[0]
+            genes = torch.from_numpy(np.insert(gene_ids[nz], 0, cls_id)).long()
+            values = torch.from_numpy(np.insert(row[nz], 0, pad_value)).float()
+            examples.append((genes, values))
+        max_len = min(max_length, max(len(g) for g, _ in examples))
+        g_out, v_out = [], []
+        for genes, values in examples:  # DataCollator(do_binning=True, sampling=True, keep_first_n_tokens=1)
+            values[1:] = torch.from_numpy(_official_binning(values[1:].numpy(), args["n_bins"])).float()
+            if len(genes) > max_len:
+                idx = torch.randperm(len(genes) - 1)[: max_len - 1]
+                idx = torch.cat([torch.arange(1), idx + 1])
+                genes, values = genes[idx], values[idx]
+            elif len(genes) < max_len:
+                genes = torch.cat([genes, torch.full((max_len - len(genes),), pad_id, dtype=genes.dtype)])
+                values = torch.cat([values, torch.full((max_len - len(values),), pad_value, dtype=values.dtype)])
+            g_out.append(genes)
+            v_out.append(values)
+        batches.append((torch.stack(g_out), torch.stack(v_out)))
+    t_pre = time.perf_counter() - t0
+
+    out = np.zeros((len(count_matrix), args["embsize"]), dtype=np.float32)
+    padded = real = 0
+    t0 = time.perf_counter()
+    with torch.no_grad():  # (the official autocast context is CUDA-only: a no-op on the CPU)
+        count = 0
+        for genes, values in batches:
+            mask = genes.eq(pad_id)
+            emb = model._encode(genes, values, src_key_padding_mask=mask)[:, 0, :].cpu().numpy()
+            out[count : count + len(emb)] = emb
+            count += len(emb)
+            padded += genes.numel()
+            real += int((~mask).sum())
+    out = out / np.linalg.norm(out, axis=1, keepdims=True)
+    t_fwd = time.perf_counter() - t0
+    stats = {"padded_tokens": int(padded), "real_tokens": int(real), "padding_fraction": 1 - real / max(padded, 1),
+             "forward_calls": len(batches)}
+    return out, {"load_s": t_load, "preprocess_s": t_pre, "forward_s": t_fwd}, stats, model
+
+
+def scgpt_reference_on_tokens(model, tokens, rows, pad_id: int, pad_value: float) -> np.ndarray:
+    """The reference network on psysc's own token sequences (for the correctness check; not timed)."""
+    import torch
+
+    width = int(tokens.lengths[rows].max())
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    vals = torch.full((len(rows), width), float(pad_value))
+    for r, i in enumerate(rows):
+        seq = tokens.cell(i)
+        ids[r, : len(seq)] = torch.from_numpy(seq)
+        vals[r, : len(seq)] = torch.from_numpy(tokens.values[tokens.offsets[i] : tokens.offsets[i + 1]])
+    with torch.no_grad():
+        emb = model._encode(ids, vals, src_key_padding_mask=ids.eq(pad_id))[:, 0].numpy()
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def run_scgpt_speed(args, workdir: Path) -> dict:
+    from _brainlike import BrainLikeCounts
+
+    import psysc
+    from psysc.models.scgpt import official_vocab
+    from psysc.testing import random_scgpt_checkpoint
+
+    n_cells = args.n_cells_scgpt
+    res = {"n_cells": n_cells, "shape": SCGPT_SHAPE, "ref_batch": args.scgpt_ref_batch}
+    mdir = workdir / "scGPT_brain-shaped"
+    t = time.perf_counter()
+    if not (mdir / "best_model.pt").exists():
+        random_scgpt_checkpoint(mdir, vocab="brain", seed=args.seed, **SCGPT_SHAPE)
+    res["checkpoint"] = {"files": sorted(p.name for p in mdir.iterdir()),
+                         "best_model_bytes": (mdir / "best_model.pt").stat().st_size,
+                         "write_s": time.perf_counter() - t}
+    genes = [g for g in official_vocab("brain") if not g.startswith("<")]
+    gen = BrainLikeCounts(genes, n_cells, seed=args.seed + 2)
+    adata = gen.anndata()
+    det = np.diff(adata.X.indptr)
+    res["data"] = {"n_genes": adata.n_vars, "detected_genes_per_cell": _summary(det),
+                   "umis_per_cell": _summary(np.asarray(adata.X.sum(axis=1)).ravel()),
+                   "genes_source": "psysc.models.scgpt.official_vocab('brain') (gene symbols)"}
+    _log(f"{SCGPT_NAME}: {n_cells} cells x {adata.n_vars} genes, detected genes/cell median {np.median(det):.0f} "
+         f"({det.min()}-{det.max()}); checkpoint in {mdir} ({res['checkpoint']['best_model_bytes'] / 1e6:.0f} MB)")
+
+    # warm-up of both pipelines on two short cells (kernels, page cache), not timed
+    warm = adata[:2].copy()
+    warm.X = sp.csr_matrix(warm.X.toarray() * (np.arange(warm.n_vars) < 3000))
+    psysc.tl.embed(warm, model=str(mdir), device=args.device)
+    scgpt_reference_embed(mdir, warm, batch=args.scgpt_ref_batch, seed=args.seed)
+
+    _log(f"{SCGPT_NAME}: psysc.tl.embed ...")
+    res["loadavg_before_psysc"] = _loadavg()
+    t = time.perf_counter()
+    psysc.tl.embed(adata, model=str(mdir), device=args.device, key_added="X_scgpt")
+    t_psysc = time.perf_counter() - t
+    emb_psysc = np.asarray(adata.obsm["X_scgpt"])
+    prov = adata.uns["psysc"]["embed"]["X_scgpt"]
+    t = time.perf_counter()
+    model = psysc.models.load(str(mdir))
+    t_load = time.perf_counter() - t
+    t = time.perf_counter()
+    tokens = model.tokenize(adata)
+    t_tok = time.perf_counter() - t
+    lengths = tokens.lengths
+    res["tokens"] = {"length": _summary(lengths), "n_sampled": int((det > 1199).sum()),
+                     "n_empty": int((lengths == 0).sum())}
+    res["psysc"] = {"total_s": t_psysc, "cells_per_s": n_cells / t_psysc, "load_s": t_load, "tokenize_s": t_tok,
+                    "forward_s_est": t_psysc - t_load - t_tok, "batch_size": prov.get("batch_size"),
+                    "options": prov.get("options"),
+                    "padding": psysc_padding(lengths, block_size=2048, batch_size=int(prov.get("batch_size") or 16))}
+    _log(f"{SCGPT_NAME}: psysc {t_psysc:.1f} s = {n_cells / t_psysc:.3f} cells/s")
+
+    _log(f"{SCGPT_NAME}: reference (official embed_data steps, nn.TransformerEncoder, batches of "
+         f"{args.scgpt_ref_batch}) ...")
+    load_before = _loadavg()
+    emb_ref, times, stats, ref_model = scgpt_reference_embed(mdir, adata, batch=args.scgpt_ref_batch,
+                                                             seed=args.seed)
+    total = times["load_s"] + times["preprocess_s"] + times["forward_s"]
+    res["reference"] = {**times, "total_s": total, "cells_per_s": n_cells / total, **stats,
+                        "loadavg_before": load_before, "loadavg_after": _loadavg(),
+                        "speedup_psysc_total": total / t_psysc,
+                        "speedup_psysc_forward_est": times["forward_s"] / max(t_psysc - t_load - t_tok, 1e-9)}
+    # correctness: the reference network on psysc's token sequences (same random draws), not timed
+    rows = np.arange(min(n_cells, args.scgpt_check_cells))
+    same_tokens = scgpt_reference_on_tokens(ref_model, tokens, rows, model.pad_id, model.tokenizer.pad_value)
+    diff = np.abs(same_tokens - emb_psysc[rows])
+    cos_own = np.sum(emb_ref * emb_psysc, axis=1)  # both L2-normalised; differ by their random draws
+    res["check"] = {"n_cells": len(rows), "max_abs_diff_same_tokens": float(diff.max()),
+                    "mean_abs_diff_same_tokens": float(diff.mean()),
+                    "cosine_own_pipelines": _summary(cos_own)}
+    _log(f"{SCGPT_NAME}: reference {total:.1f} s = {n_cells / total:.3f} cells/s; psysc is "
+         f"{res['reference']['speedup_psysc_total']:.2f}x; same tokens max |diff| {diff.max():.2e}")
+    return res
+
+
+def print_scgpt(r: dict) -> None:
+    p, f = r["psysc"], r["reference"]
+    t = r["tokens"]["length"]
+    print()
+    print(f"{SCGPT_NAME} ({r['n_cells']} cells, tokens/cell median {t['median']:.0f}, {t['min']:.0f}-{t['max']:.0f}; "
+          f"{r['tokens']['n_sampled']} cells sampled to 1,200 tokens)")
+    print(f"  psysc.tl.embed: load {p['load_s']:.2f} s, tokenise {p['tokenize_s']:.2f} s, forward ~"
+          f"{p['forward_s_est']:.1f} s, total {p['total_s']:.1f} s = {p['cells_per_s']:.3f} cells/s "
+          f"(batch {p['batch_size']}, padding {100 * p['padding']['padding_fraction']:.1f}%)")
+    print(f"  reference embed_data steps: load {f['load_s']:.2f} s, preprocess {f['preprocess_s']:.2f} s, forward "
+          f"{f['forward_s']:.1f} s, total {f['total_s']:.1f} s = {f['cells_per_s']:.3f} cells/s "
+          f"(batch {r['ref_batch']}, padding {100 * f['padding_fraction']:.1f}%)")
+    print(f"  psysc / reference = {f['speedup_psysc_total']:.2f}x (total), ~{f['speedup_psysc_forward_est']:.2f}x "
+          f"(forward only); reference network on psysc's tokens: max |diff| "
+          f"{r['check']['max_abs_diff_same_tokens']:.2e} ({r['check']['n_cells']} cells)")
+
+
+def scgpt_markdown(r: dict) -> list[str]:
+    p, f = r["psysc"], r["reference"]
+    t = r["tokens"]["length"]
+    tl = f"{t['median']:.0f} ({t['min']:.0f}-{t['max']:.0f})"
+    sh = r["shape"]
+    return [
+        f"### {SCGPT_NAME}", "",
+        f"Random weights shaped like the scGPT brain checkpoint ({sh['nlayers']} layers, {sh['embsize']} dimensions, "
+        f"{sh['nheads']} heads, d_hid {sh['d_hid']}, 60,697-token vocabulary; `best_model.pt` "
+        f"{r['checkpoint']['best_model_bytes'] / 1e6:.0f} MB with the official keys), brain-like raw counts over the "
+        f"vocabulary's gene symbols ({r['data']['detected_genes_per_cell']['median']:.0f} detected genes per cell, "
+        f"median; {r['tokens']['n_sampled']} of {r['n_cells']} cells above 1,199 genes, sampled to 1,200 tokens). "
+        "Reference: the official `embed_data` steps written from the scGPT code (dense `.A`, per-cell numpy "
+        "binning with `np.random` ties, `torch.randperm` sampling, batches of "
+        f"{r['ref_batch']} in input order, `TransformerModel` on the PyTorch path = `nn.TransformerEncoder`, "
+        "`_encode`, position 0, L2). Both include loading; psysc's total also includes the sha256 of the files.", "",
+        "| pipeline | cells | tokens/cell (median, range) | load s | preprocess / tokenise s | forward s | total s "
+        "| cells/s | padding | psysc speed-up |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| psysc.tl.embed | {r['n_cells']} | {tl} | {p['load_s']:.2f} | {p['tokenize_s']:.2f} | "
+        f"{p['forward_s_est']:.1f} (est.) | {p['total_s']:.1f} | {p['cells_per_s']:.3f} | "
+        f"{100 * p['padding']['padding_fraction']:.1f}% | |",
+        f"| reference (official steps) | {r['n_cells']} | {tl} | {f['load_s']:.2f} | {f['preprocess_s']:.2f} | "
+        f"{f['forward_s']:.1f} | {f['total_s']:.1f} | {f['cells_per_s']:.3f} | {100 * f['padding_fraction']:.1f}% | "
+        f"{f['speedup_psysc_total']:.2f}x |", "",
+        f"Correctness: the reference network run on psysc's token sequences of {r['check']['n_cells']} cells gives "
+        f"the same embeddings up to {r['check']['max_abs_diff_same_tokens']:.1e} (max abs difference, fp32). The two "
+        "pipelines' own outputs differ by design (independent random draws for ties and gene sampling): cosine "
+        f"median {r['check']['cosine_own_pipelines']['median']:.4f}. Load average before psysc: "
+        f"{r.get('loadavg_before_psysc')}.", "",
+    ]
 
 
 # ------------------------------------------------------------------------------------------------ memory
@@ -615,6 +930,11 @@ def one_line(doc: dict) -> str:
             parts.append(f"{name}: psysc {m['psysc']['cells_per_s']:.2f} cells/s vs reference ({order}) "
                          f"{r['cells_per_s']:.2f} cells/s = {r['speedup_psysc_total']:.2f}x, max|diff| "
                          f"{r['max_abs_diff_vs_psysc']:.1e}")
+    sg = doc.get("speed", {}).get("scgpt")
+    if sg:
+        parts.append(f"{SCGPT_NAME}: psysc {sg['psysc']['cells_per_s']:.3f} cells/s vs reference (official steps) "
+                     f"{sg['reference']['cells_per_s']:.3f} cells/s = {sg['reference']['speedup_psysc_total']:.2f}x, "
+                     f"same-token max|diff| {sg['check']['max_abs_diff_same_tokens']:.1e}")
     if "memory" in doc:
         w = doc["memory"]["worker"]
         parts.append(f"{w['n_cells']:,} backed cells: peak RSS {w['peak_rss_gb']:.2f} GB "
@@ -628,7 +948,12 @@ def write_markdown(doc: dict, path: Path) -> None:
     lines = [f"# Embedding benchmark ({doc['machine']})", "",
              f"CPU: {env['cpu_model']}, {env['cores']} cores, {env['memory_gb']:.0f} GB RAM. "
              f"Versions: " + ", ".join(f"{k} {v}" for k, v in env["versions"].items()) + ".", ""]
-    if "speed" in doc:
+    if "speed" in doc and not doc["speed"].get("models"):  # a scGPT-only run
+        s = doc["speed"]
+        lines += [f"## Speed ({s['date']}, torch threads {s['torch']['num_threads']})", ""]
+        if s.get("scgpt"):
+            lines += scgpt_markdown(s["scgpt"]) + [f"Settings: `{json.dumps(s['settings'])}`.", ""]
+    elif "speed" in doc:
         s = doc["speed"]
         lines += [f"## Speed ({s['date']}, torch threads {s['torch']['num_threads']})", "",
                   "Randomly initialised `BertForMaskedLM` checkpoints shaped like Geneformer (saved with "
@@ -661,6 +986,8 @@ def write_markdown(doc: dict, path: Path) -> None:
         lines += ["", f"Settings: `{json.dumps(s['settings'])}`. Load average (1, 5, 15 min) before the psysc runs: "
                   + "; ".join(f"{n} {m.get('loadavg_before_psysc')}" for n, m in s["models"].items())
                   + " (other processes shared the machine when it was above the core count).", ""]
+        if s.get("scgpt"):
+            lines += scgpt_markdown(s["scgpt"])
     if "memory" in doc:
         mm = doc["memory"]
         w, d = mm["worker"], mm["data"]
@@ -703,9 +1030,16 @@ def save(section: str, res: dict, args) -> None:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--memory", action="store_true", help="run the memory benchmark instead of the speed one")
-    p.add_argument("--models", default="V1-10M,V2-104M", help="speed: which shapes (comma-separated)")
+    p.add_argument("--models", default="V1-10M,V2-104M",
+                   help=f"speed: which shapes (comma-separated; also {SCGPT_NAME})")
     p.add_argument("--n-cells-v1", type=int, default=300, help="speed: cells for the V1-10M shape (default 300)")
     p.add_argument("--n-cells-v2", type=int, default=24, help="speed: cells for the V2-104M shape (default 24)")
+    p.add_argument("--n-cells-scgpt", type=int, default=32,
+                   help=f"speed: cells for the {SCGPT_NAME} shape (with --models {SCGPT_NAME}; default 32)")
+    p.add_argument("--scgpt-ref-batch", type=int, default=64,
+                   help="scGPT reference batch size (official embed_data default 64)")
+    p.add_argument("--scgpt-check-cells", type=int, default=8,
+                   help="scGPT: cells whose psysc tokens are run through the reference network (correctness)")
     p.add_argument("--scale-cells", type=int, default=10_000,
                    help="speed: cells whose token lengths give the padding of each batching at scale (0: skip)")
     p.add_argument("--ref-batch", type=int, default=100, help="reference forward batch size (official default 100)")

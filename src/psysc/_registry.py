@@ -13,8 +13,16 @@ sha256 is checked by pooch while downloading and by psysc every time a cached fi
   record is treated like any corrupt file; a server that later serves other bytes is an error.
 
 Downloads only go to the URL of the entry: ``<base_url>/<revision>/<folder>/<file>`` where
-``base_url`` is ``https://huggingface.co/ctheodoris/Geneformer/resolve`` unless the ``base_url``
+``base_url`` is ``https://huggingface.co/ctheodoris/Geneformer/resolve`` (the CELLxGENE Census bucket
+``https://cellxgene-contrib-public.s3.amazonaws.com/models/scvi`` for ``scvi-census``) unless the ``base_url``
 argument or the ``PSYSC_MODEL_BASE_URL`` environment variable names a mirror (with the same layout).
+
+scGPT (``scgpt-human``, ``scgpt-brain``) is hosted on Google Drive, which offers no stable direct-download
+URL. ``scgpt-human`` downloads by default from the public S3 copy used by CZI scGenePT
+(``https://czi-scgenept-public.s3.amazonaws.com/models/pretrained/scgpt/<file>``); ``scgpt-brain`` has no
+direct-download host: place its files by hand (the error message names the Drive folder and the cache path) or
+use a mirror. A mirror (``base_url`` / ``$PSYSC_MODEL_BASE_URL``) has the same layout for every model; for
+scGPT ``<revision>`` is the id of the official Drive folder and ``<folder>`` ``scGPT_human`` / ``scGPT_brain``.
 
 Without network, place the files yourself at the cache path given in the error message (known hashes
 are still checked), or give :func:`psysc.models.load` a local directory in the official layout.
@@ -41,6 +49,8 @@ RECORD_NAME = "psysc-sha256.json"
 
 _GENEFORMER_REV = "05fcbeb8a27d49e0a7a4349152202ee2c1cbfd28"  # HF revision of 2026-02-06
 _GENEFORMER_12L_REV = "933ca80e39d421c47a12168699766bb7e4e2c197"  # last HF revision with the V1 12L model
+#: CELLxGENE Census scVI models: <base>/<census release>/<organism>/model.pt (public S3 bucket, over HTTPS)
+CENSUS_SCVI_BASE_URL = "https://cellxgene-contrib-public.s3.amazonaws.com/models/scvi"
 
 
 class DownloadError(OSError):
@@ -87,7 +97,14 @@ class ModelEntry:
     licence
         Licence of the weights.
     base_url
-        Default base of the download URLs, ``<base_url>/<revision>/<folder>/<file>``.
+        Default base of the download URLs, ``<base_url>/<revision>/<folder>/<file>``; ``None`` when there is none.
+    weights_file
+        Name of the weight file when the entry has several files besides ``config.json`` (scGPT: ``best_model.pt``).
+    file_url
+        Default download URL of each file when the default host does not use the mirror layout: a template with
+        ``{file}``. Not used when a mirror is given (``base_url=`` or ``$PSYSC_MODEL_BASE_URL``).
+    manual_source
+        Where the files can be fetched by hand (shown in download errors), e.g. the official Google Drive folder.
     """
 
     name: str
@@ -101,16 +118,30 @@ class ModelEntry:
     n_heads: int
     max_length: int
     licence: str = "Apache-2.0"
-    base_url: str = GENEFORMER_BASE_URL
+    base_url: str | None = GENEFORMER_BASE_URL
+    weights_file: str | None = None
+    file_url: str | None = None
+    manual_source: str | None = None
 
     @property
     def weights(self) -> RemoteFile:
-        """The weight file (the one file that is not ``config.json``)."""
+        """The weight file (``weights_file``, else the one file that is not ``config.json``)."""
+        if self.weights_file is not None:
+            return next(f for f in self.files if f.name == self.weights_file)
         return next(f for f in self.files if f.name != "config.json")
 
-    def url(self, file: str, base_url: str | None = None) -> str:
-        """Download URL of ``file`` (``base_url`` argument > ``$PSYSC_MODEL_BASE_URL`` > the entry's default)."""
-        base = base_url or os.environ.get(ENV_BASE_URL) or self.base_url
+    def url(self, file: str, base_url: str | None = None) -> str | None:
+        """Download URL of ``file`` (``base_url`` argument > ``$PSYSC_MODEL_BASE_URL`` > the entry's default).
+
+        ``None`` when no mirror is given and the entry has no direct-download host (files placed by hand).
+        """
+        base = base_url or os.environ.get(ENV_BASE_URL)
+        if not base:
+            if self.file_url is not None:
+                return self.file_url.format(file=file)
+            base = self.base_url
+            if not base:
+                return None
         return f"{base.rstrip('/')}/{self.revision}/{self.folder}/{file}"
 
 
@@ -126,6 +157,23 @@ def _geneformer(name, version, folder, weights, sha256, size, layers, hidden, he
         hidden_size=hidden,
         n_heads=heads,
         max_length=max_length,
+    )
+
+
+#: scGPT: public S3 copy of the whole-human folder (CZI scGenePT; ``aws s3 sync --no-sign-request
+#: s3://czi-scgenept-public/models/pretrained/scgpt``), over HTTPS
+SCGPT_HUMAN_S3_URL = "https://czi-scgenept-public.s3.amazonaws.com/models/pretrained/scgpt/{file}"
+#: official Google Drive folders of the scGPT model zoo (bowang-lab/scGPT README); their ids are the "revisions"
+_SCGPT_HUMAN_DRIVE = "1oWh_-ZRdhtoGQ2Fw24HP41FgLoomVo-y"
+_SCGPT_BRAIN_DRIVE = "1vf1ijfQSk7rGdDGpBntR5bi5g6gNt-Gx"
+
+
+def _scgpt(name, version, folder, drive_id, files, file_url):
+    return ModelEntry(
+        name=name, family="scgpt", version=version, folder=folder, revision=drive_id, files=files,
+        layers=12, hidden_size=512, n_heads=8, max_length=1200, licence="MIT", base_url=None,
+        weights_file="best_model.pt", file_url=file_url,
+        manual_source=f"https://drive.google.com/drive/folders/{drive_id}",
     )
 
 
@@ -145,6 +193,28 @@ REGISTRY: dict[str, ModelEntry] = {
         _geneformer("geneformer-v2-316m", "V2", "Geneformer-V2-316M", "model.safetensors",
                     "965ceccea81953d362081ef3843560a0e4fef88d396c28017881f1e94b1246f3", 1_265_455_076,
                     18, 1152, 18, 4096, _GENEFORMER_REV),
+        # CELLxGENE Census scVI (homo sapiens, Census LTS 2024-07-01): SCVI on the 8,000 Census HVGs (Ensembl IDs),
+        # 2 layers x 512 hidden, latent 50; ~7.1 M parameters. No sha256 or size is published: the hash is recorded
+        # at the first download and checked on every later use. The encoder does not use the batch
+        # (encode_covariates=False). Layers/hidden: encoder; n_heads: none; max_length: input genes.
+        ModelEntry(name="scvi-census", family="scvi", version="SCVI", folder="homo_sapiens", revision="2024-07-01",
+                   files=(RemoteFile("model.pt"),), layers=2, hidden_size=512, n_heads=0, max_length=8000,
+                   licence="CC-BY-4.0", base_url=CENSUS_SCVI_BASE_URL),
+        # scGPT whole-human and brain (bowang-lab/scGPT, MIT): vocab.json / args.json sha256 verified from the real
+        # files (psysc ships them, see psysc/models/scgpt/data). The whole-human best_model.pt sha256 and size come
+        # from a third-party audit note in the public code index, not from the authors (none published); the brain
+        # best_model.pt has no known hash: recorded at its first use and checked from then on.
+        _scgpt("scgpt-human", "human", "scGPT_human", _SCGPT_HUMAN_DRIVE, (
+            RemoteFile("best_model.pt", "6cb5d451ab5c4b33eb673adbe4fddc61d2389df1b89b7651a9fe2e557572b922",
+                       205_385_258),
+            RemoteFile("vocab.json", "acca93d114ca62c3f0f50debbd23e8c87f0714f4737764454f6b2b13f2e8580f", 1_317_639),
+            RemoteFile("args.json", "c18e075e018140cb8b2d9029387b9de26607a5ce6a8ccabd6ead70cd76b95d60", 1_300),
+        ), SCGPT_HUMAN_S3_URL),
+        _scgpt("scgpt-brain", "brain", "scGPT_brain", _SCGPT_BRAIN_DRIVE, (
+            RemoteFile("best_model.pt"),
+            RemoteFile("vocab.json", "ee2b2c90158eedb97c2318e49abaaed0a02c6fdf7e3f7ca6a821906413c4d2a4", 1_317_639),
+            RemoteFile("args.json", "3595103bfdfcff6194254787b79292e206c94893a9d25bb323c6220bbe3003ea", 1_043),
+        ), None),
     )
 }
 
@@ -215,13 +285,16 @@ def expected_sha256(entry: ModelEntry, file: RemoteFile) -> str | None:
     return _read_record(model_dir(entry.name)).get(file.name)
 
 
-def _manual_help(entry: ModelEntry, file: RemoteFile, url: str, path: Path, expected: str | None) -> str:
+def _manual_help(entry: ModelEntry, file: RemoteFile, url: str | None, path: Path, expected: str | None) -> str:
     check = f"sha256 {expected}" if expected else "its sha256 is recorded at first use"
+    layout = ("config.json + model.safetensors or pytorch_model.bin" if entry.family == "geneformer"
+              else " + ".join(f.name for f in entry.files))
+    where = url if url is not None else f"{file.name} from {entry.manual_source or 'the upstream release'}"
     return (
-        f"To use it offline, download {url} elsewhere and place it at {path} ({check}), "
+        f"To use it offline, download {where} elsewhere and place it at {path} ({check}), "
         f"or set ${ENV_BASE_URL} (or base_url=) to a mirror with the layout <base>/<revision>/<folder>/<file>, "
-        f"or pass a local directory in the official layout (config.json + model.safetensors or "
-        f"pytorch_model.bin) to psysc.models.load('/path/to/{entry.folder}')."
+        f"or pass a local directory in the official layout ({layout}) to "
+        f"psysc.models.load('/path/to/{entry.folder}')."
     )
 
 
@@ -264,6 +337,12 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
     import requests
 
     url = entry.url(file.name, base_url)
+    if url is None:  # no direct-download host (e.g. Google Drive only): never fetch a web page instead
+        raise DownloadError(
+            f"{entry.name}: {file.name} is not in the cache and has no direct-download URL (the official files are "
+            f"on {entry.manual_source or 'an upstream page'}). It is needed at {path}. "
+            + _manual_help(entry, file, None, path, expected)
+        )
     key = f"{entry.name}/{file.name}"
     pup = pooch.create(
         path=folder.parent,

@@ -5,6 +5,8 @@ Importing :mod:`psysc.models` is light (no torch, no transformers): torch is imp
 - :func:`available` lists the models psysc can download (pinned revision, sha256, licence, cached or not);
 - :func:`load` returns a :class:`FoundationModel` from a registry name (downloaded once into
   ``psysc.settings.cachedir``, hash-checked) or from a local directory in the official layout;
+  scvi-tools ``SCVI`` models (a folder with ``model.pt``, or ``"scvi-census"``) load the same way and embed with
+  the encoder's latent mean (:mod:`psysc.models.scvi`);
 - :class:`Tokens`, :class:`FoundationModel` and :class:`ModelInfo` are the protocol every model implements
   (see :mod:`psysc.models._base`).
 """
@@ -38,12 +40,25 @@ def _geneformer_class():
     return Geneformer
 
 
+def _scvi_class():
+    from .scvi._model import ScVI
+
+    return ScVI
+
+
+def _scgpt_class():
+    from .scgpt._model import ScGPT
+
+    return ScGPT
+
+
 #: model family -> a function returning its class (imported on use, so torch loads only when needed).
 #: Every class has ``from_directory(directory, *, layer, pooling, info) -> FoundationModel``.
-_FAMILIES = {"geneformer": _geneformer_class}
+_FAMILIES = {"geneformer": _geneformer_class, "scvi": _scvi_class, "scgpt": _scgpt_class}
 
 #: (family, files that identify a local checkpoint folder of that family), checked in order.
-_LAYOUTS: list[tuple[str, tuple[str, ...]]] = [("geneformer", ("config.json",))]
+_LAYOUTS: list[tuple[str, tuple[str, ...]]] = [("geneformer", ("config.json",)), ("scvi", ("model.pt",)),
+                                              ("scgpt", ("best_model.pt", "vocab.json", "args.json"))]
 
 
 def detect_family(directory) -> str:
@@ -78,16 +93,24 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
         so the sha256 seen at its first download is recorded in the cache and checked from then on), or a
         local directory in the official layout: ``config.json`` + ``model.safetensors`` (or
         ``pytorch_model.bin``). Geneformer V1 and V2 are told apart by ``config.json``'s ``vocab_size``
-        (25,426 vs 20,275).
+        (25,426 vs 20,275). scGPT (``"scgpt-human"``, ``"scgpt-brain"``, or a local folder): ``best_model.pt`` +
+        ``vocab.json`` + ``args.json``; whole-human and brain are told apart by the training data named in
+        ``args.json``. ``best_model.pt`` is read with ``torch.load(weights_only=True)`` only, and every encoder
+        weight must be present with the right shape.
     layer
         Hidden layer to read. ``-1`` (default) is the official ``EmbExtractor`` default ``emb_layer=-1``: the
         output of the **second-to-last** encoder layer, ``hidden_states[L - 1]``. ``0`` is the last layer;
         ``-k`` is ``hidden_states[L - k]``. A positive ``k`` indexes ``hidden_states`` directly
         (``1`` = first encoder layer, ``L`` = last). Layers after the requested one are not computed.
+        **scGPT**: ``-1`` (default) is the official cell embedding, the output of the **last** encoder layer;
+        ``-k`` is the ``k``-th layer from the end, ``k > 0`` the output of layer ``k``; ``0`` is refused.
     pooling
         ``"mean"``: average over the real gene tokens (V2 without ``<cls>`` and ``<eos>``; the official
         ``emb_mode="cell"``). ``"cls"``: the ``<cls>`` token (V2 only). ``None``: the official default,
-        ``"cls"`` for V2 and ``"mean"`` for V1 (which has no ``<cls>``).
+        ``"cls"`` for V2 and ``"mean"`` for V1 (which has no ``<cls>``). **scGPT**: ``None`` / ``"cls"`` (official):
+        the ``<cls>`` position; ``"mean"``: mean over the gene tokens (not an official mode); both L2-normalised
+        as the official embedding. The seed of scGPT's per-cell random streams (tie breaking of the binning, gene
+        sampling above 1,199 genes) is ``model.seed`` (default 0).
     device
         ``"cpu"``, ``"cuda[:N]"`` or ``"auto"``; ``None`` uses ``psysc.settings.device``.
     dtype
@@ -114,6 +137,8 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
     >>> model.info.revision  # doctest: +SKIP
     '05fcbeb8a27d49e0a7a4349152202ee2c1cbfd28'
     >>> v1 = psysc.models.load("/data/Geneformer-V1-10M", layer=0)  # a local folder  # doctest: +SKIP
+    >>> brain = psysc.models.load("scgpt-brain")  # best_model.pt placed in the cache by hand  # doctest: +SKIP
+    >>> brain.seed = 1  # doctest: +SKIP
     """
     from .._registry import REGISTRY, check_model_ref, expected_sha256, fetch_model
 
