@@ -39,6 +39,10 @@ def embed(
     resume: str | os.PathLike | None = None,
     mod: str | None = None,
     copy: bool = False,
+    batch_key: str | None = None,
+    train_kwargs: dict | None = None,
+    model_kwargs: dict | None = None,
+    seed: int | None = None,
 ):
     """Embed every cell with a pretrained single-cell foundation model.
 
@@ -53,7 +57,10 @@ def embed(
         Cells x genes with raw counts (AnnData, backed AnnData, or a MuData with ``mod=``).
     model
         A name from :func:`psysc.models.available` (downloaded once, hash-checked and cached), a local
-        directory in the official layout, or a model returned by :func:`psysc.models.load`.
+        directory in the official layout (Geneformer: ``config.json`` + weights; scvi-tools: ``model.pt``), a
+        model returned by :func:`psysc.models.load`, or ``"scvi"``: train an scvi-tools ``SCVI`` model on
+        ``adata`` (needs ``pip install scvi-tools``) and embed with the mean of its latent posterior. A local
+        folder literally named ``scvi`` must be given as ``"./scvi"``.
     layer
         Layer holding the raw counts (default ``adata.X``).
     emb_layer
@@ -65,13 +72,14 @@ def embed(
     key_added
         Key in ``adata.obsm`` (default ``"X_<model name>"``).
     batch_size
-        Cells per forward pass (default 64 on a GPU, 16 on the CPU); lowered automatically when the GPU
-        runs out of memory.
+        Cells per forward pass (default 64 on a GPU, 16 on the CPU; scVI: 1,024); lowered automatically when
+        the GPU runs out of memory.
     block_size
         Cells read and tokenised at a time.
     device, dtype
         ``"auto"`` (default ``psysc.settings.device``), ``"cpu"``, ``"cuda[:N]"``; ``"float32"``,
-        ``"bfloat16"``, ``"float16"`` or ``"auto"`` (bfloat16 on CUDA, float32 on the CPU).
+        ``"bfloat16"``, ``"float16"`` or ``"auto"`` (bfloat16 on CUDA, float32 on the CPU). Default ``None``:
+        ``"auto"``, except float32 for scVI (a small network: bfloat16 would only lose accuracy).
     resume
         A directory for finished blocks: a run that is interrupted continues where it stopped, with
         identical results. Refused if it holds a run with other parameters.
@@ -79,6 +87,23 @@ def embed(
         Modality to embed when ``adata`` is a MuData (``obsm`` is written into that modality).
     copy
         Return a copy instead of writing into ``adata``.
+    batch_key
+        scVI only. With ``model="scvi"``: the ``obs`` column of the batches to correct for (``None``: one
+        batch). With a saved scVI model that encodes the batch (``encode_covariates=True``): the ``obs``
+        column holding the model's batch categories (default: the column name it was trained with); cells of
+        categories the model has not seen get an all-zero batch one-hot (logged). Ignored by models whose
+        encoder does not see the batch (e.g. ``"scvi-census"``).
+    train_kwargs
+        ``model="scvi"`` only: keyword arguments of ``scvi.model.SCVI.train`` (e.g. ``{"max_epochs": 50}``;
+        default: scvi-tools' defaults, on ``device``).
+    model_kwargs
+        ``model="scvi"`` only: keyword arguments of ``scvi.model.SCVI`` (e.g. ``{"n_latent": 30}``).
+    seed
+        scGPT: the seed of its per-cell random steps (value-binning ties, sampling of long cells; default the
+        model's ``seed``, 0); a cell's embedding depends only on the seed and its ``obs_name``, not on batch
+        size, chunking or the other cells. ``model="scvi"``: ``scvi.settings.seed`` for training (default
+        ``psysc.settings.seed``); the same seed, data and arguments give the same model and embedding on the
+        same machine.
 
     Returns
     -------
@@ -92,6 +117,8 @@ def embed(
     >>> adata = psysc.datasets.darmanis2015()
     >>> psysc.tl.embed(adata, model="geneformer-v2-104m")  # doctest: +SKIP
     >>> sc.pp.neighbors(adata, use_rep="X_geneformer-v2-104m")  # doctest: +SKIP
+    >>> psysc.tl.embed(adata, model="scvi", batch_key="donor", train_kwargs={"max_epochs": 100})  # doctest: +SKIP
+    >>> psysc.tl.embed(adata, model="scvi-census")  # var_names: Ensembl IDs  # doctest: +SKIP
 
     """
     from tqdm.auto import tqdm
@@ -106,15 +133,35 @@ def embed(
         raise ValueError("adata has no cells")
     if block_size < 1:
         raise ValueError(f"block_size must be positive, not {block_size}")
-    if isinstance(model, str | os.PathLike):
+    train = isinstance(model, str) and model == "scvi"
+    if not train:
+        for name, value in (("train_kwargs", train_kwargs), ("model_kwargs", model_kwargs)):
+            if value is not None:
+                raise ValueError(f"{name}= is for model='scvi' (training an scVI model on adata)")
+    if train:
+        if emb_layer != -1 or pooling is not None:
+            raise ValueError("emb_layer= and pooling= do not apply to scVI (it embeds with the latent mean)")
+        m = _train_scvi(target, layer=layer, batch_key=batch_key, train_kwargs=train_kwargs,
+                        model_kwargs=model_kwargs, seed=seed, device=device)
+    elif isinstance(model, str | os.PathLike):
         from ..models import load
 
         m = load(model, layer=emb_layer, pooling=pooling)
     else:
         m = model
-    dev, tdtype = pick_device_dtype(device, dtype)
+    if seed is not None and not train:
+        if not hasattr(m, "seed"):
+            raise ValueError(f"seed= is for models with random steps (scGPT) and model='scvi'; {m.info.name} is "
+                             "deterministic")
+        m.seed = int(seed)
+    is_scvi = m.info.family == "scvi"
+    if batch_key is not None and not is_scvi:
+        raise ValueError(f"batch_key= is for scVI models; {m.info.name} ({m.info.family}) takes no batch")
+    tok_kwargs = {"batch_key": batch_key} if is_scvi and batch_key is not None else {}
+    dev, tdtype = pick_device_dtype(device, dtype if dtype is not None else getattr(m, "default_dtype", None))
     m.to(dev)
-    sizer = BatchSizer(batch_size if batch_size is not None else (64 if dev.type == "cuda" else 16))
+    default_bs = getattr(m, "default_batch_size", None) or (64 if dev.type == "cuda" else 16)
+    sizer = BatchSizer(batch_size if batch_size is not None else default_bs)
     key = key_added or f"X_{m.info.name}"
     n = target.n_obs
     store = None
@@ -129,6 +176,10 @@ def embed(
             "block_size": int(block_size),
             "layer": layer,
         }
+        if is_scvi:
+            manifest["batch_key"] = batch_key
+        if getattr(m, "seed", None) is not None:
+            manifest["seed"] = int(m.seed)
         store = ChunkStore(resume, manifest)
 
     out = np.empty((n, m.embedding_dim), dtype=np.float32)
@@ -138,7 +189,7 @@ def embed(
             stop = min(start + block_size, n)
             done = store.get(start, stop) if store is not None else None
             if done is None:
-                tokens = m.tokenize(target, rows=slice(start, stop), layer=layer)
+                tokens = m.tokenize(target, rows=slice(start, stop), layer=layer, **tok_kwargs)
                 done = embed_tokens(m, tokens, device=dev, dtype=tdtype, sizer=sizer, progress=bar.update)
                 if store is not None:
                     store.put(start, stop, done)
@@ -172,5 +223,85 @@ def embed(
         "psysc_version": __version__,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    if is_scvi:
+        ns["embed"][key]["batch_key"] = batch_key or m.config.batch_key or ""
     logger.info("added obsm[%r] (%d x %d) and uns['psysc']['embed'][%r]", key, n, m.embedding_dim, key)
     return adata if copy else None
+
+
+def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, device):
+    """Train ``scvi.model.SCVI`` on the counts of ``target`` and return it as a psysc model (:class:`ScVI`).
+
+    The model is trained on a light AnnData (the counts, ``var_names`` and the batch column only), so
+    ``target`` is not modified by scvi-tools' ``setup_anndata``; it is saved with ``model.save`` into a
+    temporary folder and read back by psysc's own loader, so the embedding runs on psysc's engine.
+    """
+    import json
+    import tempfile
+
+    import pandas as pd
+    from scipy import sparse
+
+    try:
+        import scvi
+    except ImportError as err:
+        raise ImportError(
+            "model='scvi' trains an scVI model with scvi-tools, which is not installed: pip install scvi-tools "
+            "(or pip install 'psysc[scvi]'). A saved scVI model (a folder with model.pt) or 'scvi-census' "
+            "embeds without it."
+        ) from err
+    from ..models import ModelInfo
+    from ..models.scvi._model import ScVI, check_counts
+
+    if getattr(target, "isbacked", False):
+        raise ValueError("model='scvi' trains on data in memory: load it first (adata = adata.to_memory())")
+    X = target.X if layer is None else target.layers[layer]
+    if hasattr(X, "compute"):
+        raise ValueError("model='scvi' trains on data in memory: compute the dask array first "
+                         "(adata.X = adata.X.compute())")
+    check_counts(X.data if sparse.issparse(X) else np.asarray(X))
+    totals = np.asarray(X.sum(axis=1)).ravel()
+    if (totals == 0).any():
+        logger.warning("%d cells have no counts: scVI cannot model them well; filter them first "
+                       "(sc.pp.filter_cells(adata, min_counts=1))", int((totals == 0).sum()))
+    obs = pd.DataFrame(index=pd.Index(target.obs_names.astype(str)))
+    if batch_key is not None:
+        if batch_key not in target.obs.columns:
+            raise KeyError(f"batch_key={batch_key!r} is not a column of adata.obs ({list(target.obs.columns)[:10]})")
+        if target.obs[batch_key].isna().any():
+            raise ValueError(f"adata.obs[{batch_key!r}] has missing values: every cell needs a batch")
+        obs[batch_key] = target.obs[batch_key].astype(str).to_numpy()
+    train_ad = AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(target.var_names.astype(str))))
+    seed = settings.seed if seed is None else int(seed)
+    scvi.settings.seed = seed
+    scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
+    vae = scvi.model.SCVI(train_ad, **(model_kwargs or {}))
+    from .._core._engine import pick_device_dtype
+
+    dev, _ = pick_device_dtype(device, "float32")
+    kwargs = {"accelerator": "gpu" if dev.type == "cuda" else "cpu", "enable_progress_bar": settings.show_progress}
+    if dev.type == "cuda":
+        kwargs["devices"] = [dev.index or 0]
+    kwargs.update(train_kwargs or {})
+    logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d", scvi.__version__,
+                train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "", seed)
+    vae.train(**kwargs)
+    n_epochs = int(len(vae.history["elbo_train"])) if "elbo_train" in vae.history else 0
+    with tempfile.TemporaryDirectory(prefix="psysc-scvi-") as tmp:
+        vae.save(tmp, overwrite=True)
+        info = ModelInfo(name="scvi", family="scvi", version="SCVI", licence=None,
+                         source=f"trained by psysc.tl.embed with scvi-tools {scvi.__version__}")
+        m = ScVI.from_directory(tmp, info=info)
+    from ..models.scvi._format import state_digest
+
+    m.info.sha256 = {"state_dict": state_digest(vae.module.state_dict())}
+    m.info.extra.pop("weights", None)
+    m.info.extra.update({
+        "trained": True,
+        "seed": seed,
+        "n_epochs": n_epochs,
+        "n_cells_trained": int(train_ad.n_obs),
+        "model_kwargs": json.dumps(model_kwargs or {}, sort_keys=True, default=str),
+        "train_kwargs": json.dumps(kwargs, sort_keys=True, default=str),
+    })
+    return m
