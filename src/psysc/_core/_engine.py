@@ -76,19 +76,39 @@ def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=No
     order = np.argsort(-lengths, kind="stable")
     order = order[lengths[order] > 0]
     autocast = device.type == "cuda" and dtype != torch.float32
+    # models with embed_flat (e.g. scVI's sum over genes) take unpadded cells; the others a padded batch
+    flat = callable(getattr(model, "embed_flat", None)) and not autocast
     pos = 0
     while pos < len(order):
         idx = order[pos : pos + sizer.size]
         width = int(lengths[idx].max())
+        lens = lengths[idx]
+        if flat:  # the model takes unpadded cells: concatenated tokens and the cell starts
+            step = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
+            src = np.repeat(tokens.offsets[idx], lens) + step
+            with torch.inference_mode():
+                emb = model.embed_flat(
+                    torch.from_numpy(tokens.ids[src]).to(device),
+                    torch.from_numpy(np.cumsum(lens) - lens).to(device),
+                    None if tokens.values is None else torch.from_numpy(tokens.values[src]).to(device),
+                )
+            out[idx] = emb.float().cpu().numpy()
+            pos += len(idx)
+            if progress is not None:
+                progress(len(idx))
+            continue
+        # right-padded copy of the batch's sequences in one gather (no loop over cells): token k of row r goes
+        # from tokens.offsets[idx[r]] + k to the flat position r * width + k
+        mask = (np.arange(width)[None, :] < lens[:, None]).astype(np.int64)
+        step = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)  # k
+        dest = np.repeat(np.arange(len(idx)) * width, lens) + step
+        src = np.repeat(tokens.offsets[idx], lens) + step
         ids = np.full((len(idx), width), model.pad_id, dtype=np.int64)
-        mask = np.zeros((len(idx), width), dtype=np.int64)
-        vals = None if tokens.values is None else np.zeros((len(idx), width), dtype=np.float32)
-        for row, i in enumerate(idx):
-            seq = tokens.cell(i)
-            ids[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
-            if vals is not None:
-                vals[row, : len(seq)] = tokens.values[tokens.offsets[i] : tokens.offsets[i + 1]]
+        ids.reshape(-1)[dest] = tokens.ids[src]
+        vals = None
+        if tokens.values is not None:
+            vals = np.zeros((len(idx), width), dtype=np.float32)
+            vals.reshape(-1)[dest] = tokens.values[src]
         try:
             with torch.inference_mode(), torch.autocast(device_type=device.type, dtype=dtype, enabled=autocast):
                 t_ids = torch.from_numpy(ids).to(device)

@@ -183,6 +183,13 @@ class ScVIEncoder(torch.nn.Module):
     # -- forward ---------------------------------------------------------------------------------------
     def forward(self, ids: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         """Latent means ``(batch, n_latent)`` of a padded batch of token ids and their raw values."""
+        rows = torch.arange(ids.shape[0], device=ids.device)[:, None].expand_as(ids)
+        return self.forward_flat(ids.reshape(-1), None, values.reshape(-1), rows=rows.reshape(-1),
+                                 n_rows=ids.shape[0], bag_shape=ids.shape)
+
+    def forward_flat(self, ids: torch.Tensor, offsets: torch.Tensor | None, values: torch.Tensor, *,
+                     rows: torch.Tensor | None = None, n_rows: int | None = None, bag_shape=None) -> torch.Tensor:
+        """Latent means of cells given as concatenated token ids and values with ``offsets`` (cell starts)."""
         table = self.table
         w = values.to(table.dtype)
         if self.config.log_variational:
@@ -190,14 +197,23 @@ class ScVIEncoder(torch.nn.Module):
                 w = torch.where(ids <= self.n_genes, torch.log1p(w), w)
             else:  # genes only (+ the marker of an empty cell, whose table row is zero)
                 w = torch.log1p(w)
-        h = F.embedding_bag(ids, table, per_sample_weights=w, mode="sum") + self.linears[0].bias.to(table.dtype)
+        if offsets is None:  # a padded batch: one bag per row
+            h = F.embedding_bag(ids.reshape(bag_shape), table, per_sample_weights=w.reshape(bag_shape), mode="sum")
+        else:
+            h = F.embedding_bag(ids, table, offsets, per_sample_weights=w, mode="sum")
+            n_rows = offsets.shape[0]
+        h = h + self.linears[0].bias.to(table.dtype)
         cov = None
         if self.inject_deep and len(self.linears) > 1:
+            if rows is None:
+                lens = torch.diff(offsets, append=offsets.new_tensor([ids.shape[0]]))
+                rows = torch.repeat_interleave(torch.arange(n_rows, device=ids.device), lens)
             first = 1 + self.n_genes + self.n_cont
             idx = ids - first
             inside = (idx >= 0) & (idx < self.n_onehot)
-            cov = torch.zeros(ids.shape[0], self.n_onehot + 1, dtype=h.dtype, device=h.device)
-            cov.scatter_add_(1, torch.where(inside, idx, self.n_onehot), torch.where(inside, w, 0).to(h.dtype))
+            cov = torch.zeros(n_rows, self.n_onehot + 1, dtype=h.dtype, device=h.device)
+            cov.index_put_((rows, torch.where(inside, idx, self.n_onehot)), torch.where(inside, w, 0).to(h.dtype),
+                           accumulate=True)
             cov = cov[:, : self.n_onehot]
         for i, (lin, norm) in enumerate(zip(self.linears, self.norms, strict=True)):
             if i > 0:
@@ -519,6 +535,15 @@ class ScVI(FoundationModel):
             raise ValueError("scVI tokens carry counts: values are required")
         with torch.inference_mode():
             return self._encoder(input_ids, values * attention_mask.to(values.dtype)).float()
+
+    def embed_flat(self, ids, offsets, values):
+        """Latent means of cells given unpadded: concatenated ``ids`` and ``values``, cell starts ``offsets``.
+
+        The engine uses this instead of :meth:`embed_batch` when a model has it (no padding to build or
+        compute).
+        """
+        with torch.inference_mode():
+            return self._encoder.forward_flat(ids, offsets, values).float()
 
     def to(self, device, dtype=None) -> ScVI:
         """Move the encoder to ``device`` (and floating ``dtype``); returns ``self``."""
