@@ -4,16 +4,12 @@ A tiny checkpoint in the official layout is served at ``/<revision>/<folder>/<fi
 registry builds from its base URL. Every socket the tests open is checked to be a loopback one.
 """
 
-import functools
-import hashlib
-import http.server
 import json
 import logging
 import os
 import pickle
 import shlex
 import socket
-import threading
 
 import numpy as np
 import pytest
@@ -21,6 +17,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 pytest.importorskip("pooch")
+
+from _loopback import Server, allow_loopback_only, sha256  # noqa: E402
 
 import psysc  # noqa: E402
 import psysc.models  # noqa: E402
@@ -37,27 +35,11 @@ CONFIG = dict(
 )
 
 
-def sha256(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 # -- network guard: loopback only ------------------------------------------------------------------------
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch):
     """Fail any test that tries to connect anywhere but 127.0.0.1 / ::1 (proxies disabled too)."""
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.delenv(_registry.ENV_BASE_URL, raising=False)
-    real_connect = socket.socket.connect
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"test tried to reach {address!r}: only loopback is allowed")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    allow_loopback_only(monkeypatch)
 
 
 @pytest.fixture
@@ -85,31 +67,6 @@ def make_checkpoint(folder, seed=0):
     save_file(sd, str(folder / "model.safetensors"), metadata={"format": "pt"})
     (folder / "config.json").write_text(json.dumps(CONFIG, indent=2))
     return folder
-
-
-class Server:
-    def __init__(self, root):
-        self.root = root
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture

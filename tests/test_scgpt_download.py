@@ -6,22 +6,20 @@ loopback one.
 """
 
 import dataclasses
-import functools
-import hashlib
-import http.server
 import json
 import logging
 import os
 import pickle
 import shlex
 import socket
-import threading
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("pooch")
+
+from _loopback import Server, allow_loopback_only, sha256  # noqa: E402
 
 import psysc  # noqa: E402
 import psysc.models  # noqa: E402
@@ -35,26 +33,10 @@ NAME = "scgpt-brain"
 FILES = ("best_model.pt", "vocab.json", "args.json")
 
 
-def sha256(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch):
     """Fail any test that tries to connect anywhere but 127.0.0.1 / ::1 (proxies disabled too)."""
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.delenv(_registry.ENV_BASE_URL, raising=False)
-    real_connect = socket.socket.connect
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"test tried to reach {address!r}: only loopback is allowed")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    allow_loopback_only(monkeypatch)
 
 
 @pytest.fixture
@@ -63,31 +45,6 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("PSYSC_CACHE_DIR", str(path))
     monkeypatch.setattr(psysc.settings, "cachedir", path)
     return path
-
-
-class Server:
-    def __init__(self, root):
-        self.root = root
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.SimpleHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append(self.path)
-                super().do_GET()
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,10 @@ with ``model.save`` and read back by psysc, which must reproduce ``get_latent_re
 """
 
 import dataclasses
-import functools
-import http.server
 import json
 import logging
 import os
-import socket
 import sys
-import threading
 import warnings
 
 import anndata as ad
@@ -22,6 +18,8 @@ import pytest
 from scipy import sparse
 
 torch = pytest.importorskip("torch")
+
+from _loopback import Server, allow_loopback_only  # noqa: E402
 
 import psysc  # noqa: E402
 import psysc.models  # noqa: E402
@@ -310,19 +308,7 @@ def test_training_options_are_checked(monkeypatch):
 # -- 5. local folder and the registry entry ------------------------------------------------------------------
 @pytest.fixture
 def loopback_only(monkeypatch):
-    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.delenv(_registry.ENV_BASE_URL, raising=False)
-    real_connect = socket.socket.connect
-
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"test tried to reach {address!r}: only loopback is allowed")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    allow_loopback_only(monkeypatch)
 
 
 @pytest.fixture
@@ -333,23 +319,9 @@ def census_server(trained, tmp_path, loopback_only):
     dest = root / entry.revision / entry.folder
     dest.mkdir(parents=True)
     (dest / "model.pt").write_bytes((trained["plain"][0] / "model.pt").read_bytes())
-    requests = []
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def do_GET(self):
-            requests.append(self.path)
-            super().do_GET()
-
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(root)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", requests
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    srv = Server(root)
+    yield srv.url, srv.requests
+    srv.stop()
 
 
 def test_registry_entry_downloads_verifies_and_embeds(trained, census_server, tmp_path, monkeypatch):

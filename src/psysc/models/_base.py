@@ -109,7 +109,17 @@ class FoundationModel:
 
     def to(self, device, dtype=None) -> FoundationModel:
         """Move the network to ``device`` (and floating ``dtype``); returns ``self``."""
-        raise NotImplementedError
+        net = self.network()
+        if dtype is None:
+            net.to(device)
+        else:
+            net.to(device=device, dtype=dtype)
+        return self
+
+    @property
+    def device(self):
+        """Device of the network's weights."""
+        return next(self.network().parameters()).device
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.info.name} ({self.info.family} {self.info.version})>"

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import warnings
 from datetime import UTC, datetime
 
 import numpy as np
@@ -273,7 +275,8 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
         obs[batch_key] = target.obs[batch_key].astype(str).to_numpy()
     train_ad = AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(target.var_names.astype(str))))
     seed = settings.seed if seed is None else int(seed)
-    scvi.settings.seed = seed
+    with _quiet_lightning(settings.verbosity < 2):
+        scvi.settings.seed = seed
     scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
     vae = scvi.model.SCVI(train_ad, **(model_kwargs or {}))
     from .._core._engine import pick_device_dtype
@@ -285,7 +288,8 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
     kwargs.update(train_kwargs or {})
     logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d", scvi.__version__,
                 train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "", seed)
-    vae.train(**kwargs)
+    with _quiet_lightning(settings.verbosity < 2):
+        vae.train(**kwargs)
     n_epochs = int(len(vae.history["elbo_train"])) if "elbo_train" in vae.history else 0
     with tempfile.TemporaryDirectory(prefix="psysc-scvi-") as tmp:
         vae.save(tmp, overwrite=True)
@@ -305,3 +309,23 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
         "train_kwargs": json.dumps(kwargs, sort_keys=True, default=str),
     })
     return m
+
+
+@contextlib.contextmanager
+def _quiet_lightning(quiet: bool):
+    """Silence PyTorch Lightning's and scvi-tools' info messages and warnings (psysc verbosity below 2)."""
+    if not quiet:
+        yield
+        return
+    names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "scvi")
+    levels = {n: logging.getLogger(n).level for n in names}
+    try:
+        for n in names:
+            logging.getLogger(n).setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", module=r"(lightning|pytorch_lightning|scvi)(\..*)?")
+            yield
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)
+

@@ -235,16 +235,3 @@ class Geneformer(FoundationModel):
         with torch.inference_mode():
             hidden = self._network(input_ids, attention_mask, layer=self.layer)
             return pool(hidden, attention_mask, pooling=self.pooling, version=self.version)
-
-    def to(self, device, dtype=None) -> Geneformer:
-        """Move the network to ``device`` (and floating ``dtype``); returns ``self``."""
-        if dtype is None:
-            self._network.to(device)
-        else:
-            self._network.to(device=device, dtype=dtype)
-        return self
-
-    @property
-    def device(self):
-        """Device of the network's weights."""
-        return next(self._network.parameters()).device

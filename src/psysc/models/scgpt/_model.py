@@ -235,16 +235,3 @@ class ScGPT(FoundationModel):
         with torch.inference_mode():
             out = self._network(input_ids, values, attention_mask, layer=self.layer, pooling=self.pooling)
             return F.normalize(out.float(), dim=1)
-
-    def to(self, device, dtype=None) -> ScGPT:
-        """Move the network to ``device`` (and floating ``dtype``); returns ``self``."""
-        if dtype is None:
-            self._network.to(device)
-        else:
-            self._network.to(device=device, dtype=dtype)
-        return self
-
-    @property
-    def device(self):
-        """Device of the network's weights."""
-        return next(self._network.parameters()).device

@@ -544,16 +544,3 @@ class ScVI(FoundationModel):
         """
         with torch.inference_mode():
             return self._encoder.forward_flat(ids, offsets, values).float()
-
-    def to(self, device, dtype=None) -> ScVI:
-        """Move the encoder to ``device`` (and floating ``dtype``); returns ``self``."""
-        if dtype is None:
-            self._encoder.to(device)
-        else:
-            self._encoder.to(device=device, dtype=dtype)
-        return self
-
-    @property
-    def device(self):
-        """Device of the encoder's weights."""
-        return self._encoder.linears[0].weight.device
