@@ -213,9 +213,18 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, width, n_threads):
                     pos = m
                 else:
                     k = int((v - lo) / width)
-                    a = starts[max(k - 1, 0)]
+                    pos = starts[max(k - 1, 0)]
                     z = starts[min(k + 2, n_buckets)]
-                    pos = a + np.searchsorted(sorted_q[a:z], v, side="right")
+                    # first query > v in [pos, z): binary search down to a few queries, then a linear scan
+                    # (about one query per bucket; ties can crowd one bucket)
+                    while z - pos > 8:
+                        mid = (pos + z) // 2
+                        if sorted_q[mid] <= v:
+                            pos = mid + 1
+                        else:
+                            z = mid
+                    while pos < z and sorted_q[pos] <= v:
+                        pos += 1
                 hist[t, pos] += 1
     return hist.sum(axis=0)
 
