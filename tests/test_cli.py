@@ -60,7 +60,8 @@ def quick_run(tmp_path_factory):
 
 def test_run_writes_every_file(quick_run):
     out, _ = quick_run
-    expected = {"enrichment.tsv", "scores.tsv.gz", "heatmap.png", "summary.json", "report.html"}
+    expected = {"enrichment.tsv", "scores.tsv.gz", "heatmap.png", "summary.json", "report.html",
+                "celltype_enrichment.tsv", "celltype_dotplot.png"}
     expected |= {f"scores_{t}.png" for t in TRAITS}
     assert {p.name for p in out.iterdir()} == expected
     for name in expected:
@@ -140,6 +141,7 @@ def test_report_is_self_contained(quick_run):
     report = (out / "report.html").read_text(encoding="utf-8")
     embedded = [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', report)]
     pngs = [(out / "heatmap.png").read_bytes()] + [(out / f"scores_{t}.png").read_bytes() for t in TRAITS]
+    pngs.append((out / "celltype_dotplot.png").read_bytes())
     assert embedded == pngs  # the very images of the files, in this order
     assert not re.search(r'(src|href)="(?!data:)', report)  # nothing loaded from elsewhere
     table = pd.read_csv(out / "enrichment.tsv", sep="\t")
@@ -277,3 +279,29 @@ def test_logging_state_is_restored(tmp_path):
     before = (list(logger.handlers), logger.level, logger.propagate, psysc.settings.verbosity)
     _run(["run", "--input", "nope.h5ad", "--out", str(tmp_path), "-q"])
     assert (list(logger.handlers), logger.level, logger.propagate, psysc.settings.verbosity) == before
+
+
+def test_run_writes_the_cell_type_level(quick_run):
+    out, _ = quick_run
+    t = pd.read_csv(out / "celltype_enrichment.tsv", sep="\t")
+    assert list(t.columns) == ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", "n_genes"]
+    assert set(t["method"]) == {"seismic", "magma", "top10"} and set(t["trait"]) == set(TRAITS)
+    summary = json.loads((out / "summary.json").read_text())
+    sizes = summary["data"]["group_sizes"]
+    assert set(t["group"]) == {g for g, n in sizes.items() if n >= summary["parameters"]["celltype_min_cells"]}
+    scz = t[(t.trait == "SCZ") & (t.method == "seismic")].set_index("group")["t"]
+    assert scz["neurons"] > scz["microglia"]
+
+
+def test_too_few_groups_skips_the_cell_type_level_with_a_warning(tmp_path, darmanis):
+    ct = darmanis.obs["cell_type"].to_numpy()
+    keep = np.flatnonzero(ct == "neurons").tolist() + np.flatnonzero(ct == "microglia")[:5].tolist()
+    adata = darmanis[sorted(keep)].copy()  # 131 neurons and 5 microglia: one group of >= 10 cells
+    path = tmp_path / "two.h5ad"
+    adata.write_h5ad(path)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--input", str(path), "--out", str(out), "--quick", "--traits", "SCZ"])
+    assert rc == 0, log
+    assert "cell-type level enrichment skipped" in log
+    assert not (out / "celltype_enrichment.tsv").exists()
+

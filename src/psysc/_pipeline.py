@@ -37,6 +37,8 @@ N_NEIGHBORS = 15
 N_TOP_GENES = 2000
 #: FDR threshold of the report's interpretation
 REPORT_FDR = 0.1
+#: smallest group of the cell-type level tests (seismic's default is 20; small datasets have small groups)
+CELLTYPE_MIN_CELLS = 10
 #: per-cell columns of ``scores.tsv.gz``
 SCORE_COLUMNS = ("norm_score", "pval", "zscore")
 
@@ -197,8 +199,27 @@ def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FD
     return sentences
 
 
+def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.DataFrame | None:
+    """Cell-type level enrichment (seismic, MAGMA gene-property, top-10 %) of the traits, or None when impossible.
+
+    Groups need at least ``CELLTYPE_MIN_CELLS`` cells; with fewer than two such groups the step is skipped
+    (logged as a warning).
+    """
+    from . import tl
+
+    try:
+        tl.celltype_enrichment(adata, {tr: gene_sets[tr] for tr in traits}, groupby=groupby, method="all",
+                               min_cells_per_group=CELLTYPE_MIN_CELLS)
+    except ValueError as err:
+        logger.warning("cell-type level enrichment skipped: %s", err)
+        return None
+    table = adata.uns["psysc"]["celltype_enrichment"]
+    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+
+
 def _report_html(
-    *, summary: dict, table: pd.DataFrame, sentences: dict[str, str], heatmap: bytes, umaps: dict[str, bytes]
+    *, summary: dict, table: pd.DataFrame, sentences: dict[str, str], heatmap: bytes, umaps: dict[str, bytes],
+    celltype: pd.DataFrame | None = None, dotplot: bytes | None = None,
 ) -> str:
     def img(png: bytes, alt: str) -> str:
         data = base64.b64encode(png).decode("ascii")
@@ -221,6 +242,19 @@ def _report_html(
         shown[c] = shown[c].map(lambda v: f"{v:.3g}")
     table_html = shown.to_html(index=False, border=0, classes="enrichment", escape=True)
     items = "\n".join(f"<li>{html.escape(s)}</li>" for s in sentences.values())
+    celltype_html = ""
+    if celltype is not None and dotplot is not None:
+        wide = celltype.pivot_table(index="trait", columns=["method", "group"], values="t", aggfunc="first")
+        wide = wide.map(lambda v: f"{v:.2f}")
+        celltype_html = f"""<h2>Cell-type level enrichment</h2>
+<p class="note">Regression of the traits' gene z-scores (genes outside a gene set: z = 0) on each group's
+specificity (seismic), on its mean expression with the average over groups as covariate (MAGMA gene-property
+model), and on membership of its 10 % most specific genes (top10); one-sided t statistics below, p-values and
+FDR in celltype_enrichment.tsv. Dot plot: seismic; ring: FDR &lt; {REPORT_FDR:g}. Groups with fewer than
+{CELLTYPE_MIN_CELLS} cells are left out.</p>
+{img(dotplot, "cell-type enrichment dot plot")}
+{wide.to_html(border=0, classes="enrichment", escape=True)}
+"""
     umap_html = "\n".join(
         f"<figure>{img(png, f'UMAP coloured by the {t} score')}<figcaption>{html.escape(t)}</figcaption></figure>"
         for t, png in umaps.items()
@@ -271,6 +305,8 @@ control gene sets.</p>
 <h2>Enrichment table</h2>
 {table_html}
 
+{celltype_html}
+
 <h2>Data</h2>
 <table>
 {data_rows}
@@ -304,7 +340,9 @@ def run_pipeline(
     Steps: QC (drop cells with < 200 detected genes, then genes detected in < 3 cells),
     :func:`psysc.pp.prepare_scoring`, PCA (20 components on the 2,000 most variable genes of the
     normalised layer ``psysc_norm``), a 15-nearest-neighbour graph and UMAP, :func:`psysc.tl.score_disorders`
-    and :func:`psysc.tl.disorder_enrichment`; then the figures and files below.
+    and :func:`psysc.tl.disorder_enrichment`; the cell-type level tests of :func:`psysc.tl.celltype_enrichment`
+    (seismic, MAGMA gene-property, top-10 %; groups of at least 10 cells, skipped with a warning when fewer than
+    two groups qualify); then the figures and files below.
 
     Parameters
     ----------
@@ -336,7 +374,8 @@ def run_pipeline(
     A dict with ``adata`` (the processed copy, with scores, graph and ``uns["psysc"]["enrichment"]``),
     ``enrichment`` (the tidy table), ``summary`` (what ``summary.json`` holds) and ``files``
     (name -> path of every file written): ``enrichment.tsv``, ``scores.tsv.gz``, ``heatmap.png``,
-    ``scores_<trait>.png`` per trait, ``summary.json`` and ``report.html`` (self-contained).
+    ``scores_<trait>.png`` per trait, ``celltype_enrichment.tsv`` and ``celltype_dotplot.png`` (when the
+    cell-type level ran), ``summary.json`` and ``report.html`` (self-contained).
 
     Examples
     --------
@@ -393,6 +432,10 @@ def run_pipeline(
     table = table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
     logger.info("disorder_enrichment done in %.1f s", time.perf_counter() - t)
 
+    t = time.perf_counter()
+    celltype = _celltype_level(adata, gene_sets, traits=traits, groupby=groupby)
+    logger.info("celltype_enrichment done in %.1f s", time.perf_counter() - t)
+
     # ---- files
     t = time.perf_counter()
     matplotlib_backend = matplotlib.get_backend()
@@ -414,6 +457,17 @@ def run_pipeline(
     path = out / "heatmap.png"
     path.write_bytes(heatmap)
     files["heatmap.png"] = path
+
+    dotplot = None
+    if celltype is not None:
+        path = out / "celltype_enrichment.tsv"
+        celltype.to_csv(path, sep="\t", index=False)
+        files["celltype_enrichment.tsv"] = path
+        dotplot = _png(pl.enrichment_dotplot(celltype, method="seismic", traits=traits, fdr=REPORT_FDR, show=False,
+                                             return_fig=True))
+        path = out / "celltype_dotplot.png"
+        path.write_bytes(dotplot)
+        files["celltype_dotplot.png"] = path
 
     umaps = {}
     for tr in traits:
@@ -445,6 +499,7 @@ def run_pipeline(
         "n_pcs": N_PCS,
         "n_neighbors": N_NEIGHBORS,
         "report_fdr": REPORT_FDR,
+        "celltype_min_cells": CELLTYPE_MIN_CELLS,
         "graph_representation": representation,
         **dict(extra_params or {}),
         "model": str(model) if model is not None else None,
@@ -482,7 +537,8 @@ def run_pipeline(
 
     path = out / "report.html"
     path.write_text(
-        _report_html(summary=summary, table=table, sentences=sentences, heatmap=heatmap, umaps=umaps),
+        _report_html(summary=summary, table=table, sentences=sentences, heatmap=heatmap, umaps=umaps,
+                     celltype=celltype, dotplot=dotplot),
         encoding="utf-8",
     )
     files["report.html"] = path
