@@ -6,9 +6,7 @@ registry builds from its base URL. Every socket the tests open is checked to be 
 
 import json
 import logging
-import os
 import pickle
-import shlex
 import socket
 
 import numpy as np
@@ -19,6 +17,7 @@ pytest.importorskip("safetensors")
 pytest.importorskip("pooch")
 
 from _loopback import Server, allow_loopback_only, sha256  # noqa: E402
+from _payloads import RunsCommand, WritesFile  # noqa: E402
 
 import psysc  # noqa: E402
 import psysc.models  # noqa: E402
@@ -252,26 +251,6 @@ def test_files_placed_by_hand_are_verified_and_used_offline(cache, server, monke
 
 
 # -- safe loading ----------------------------------------------------------------------------------------
-class RunsCommand:
-    """Unpickling this runs a shell command that writes a marker file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"echo pwned > {shlex.quote(self.marker)}",))
-
-
-class WritesFile:
-    """Unpickling this writes a marker file from Python."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
-
-
 @pytest.mark.parametrize("payload", [RunsCommand, WritesFile])
 @pytest.mark.parametrize("container", ["raw-pickle", "raw-pickle-protocol-2", "torch-zip"])
 def test_malicious_pytorch_model_bin_is_refused_and_never_run(tmp_path, payload, container):

@@ -8,9 +8,7 @@ loopback one.
 import dataclasses
 import json
 import logging
-import os
 import pickle
-import shlex
 import socket
 
 import numpy as np
@@ -20,6 +18,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("pooch")
 
 from _loopback import Server, allow_loopback_only, sha256  # noqa: E402
+from _payloads import RunsCommand, WritesFile  # noqa: E402
 
 import psysc  # noqa: E402
 import psysc.models  # noqa: E402
@@ -186,22 +185,6 @@ def test_no_network_names_the_mirror_url_and_the_cache_path(cache, server, monke
 
 
 # ----------------------------------------------------------------------------------- safe loading
-class RunsCommand:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"echo pwned > {shlex.quote(self.marker)}",))
-
-
-class WritesFile:
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').write('pwned')",))
-
-
 @pytest.mark.parametrize("payload", [RunsCommand, WritesFile])
 @pytest.mark.parametrize("container", ["raw-pickle", "torch-zip"])
 def test_malicious_best_model_is_refused_and_never_run(tmp_path, tiny, payload, container):
