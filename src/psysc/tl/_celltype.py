@@ -262,16 +262,24 @@ def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFra
 _UNIVERSES = ("auto", "all", "set")
 
 
-def _gene_z(s: pd.Series, genes: pd.Index, universe: str, trait: str) -> tuple[pd.Series, str]:
-    """Gene z-scores over the regression universe.
+def _universe_of(s: pd.Series, genes: pd.Index, universe: str) -> str:
+    """Resolve ``universe="auto"`` for one gene set.
+
+    ``"set"`` when the set covers at least half of ``genes`` (a genome-wide MAGMA table), else ``"all"``.
+    """
+    if universe != "auto":
+        return universe
+    return "set" if len(genes.intersection(s.index)) >= 0.5 * len(genes) else "all"
+
+
+def _gene_z(s: pd.Series, genes: pd.Index, universe: str) -> tuple[pd.Series, str]:
+    """Gene z-scores over the regression universe, and the universe used.
 
     ``"set"``: the genes of the set that have a specificity; ``"all"``: every gene with a specificity,
-    z = 0 for genes outside the set; ``"auto"``: ``"set"`` when the set covers at least half of
-    those genes (a genome-wide MAGMA table), else ``"all"``.
+    z = 0 for genes outside the set; ``"auto"``: see :func:`_universe_of`.
     """
+    universe = _universe_of(s, genes, universe)
     common = genes.intersection(s.index)
-    if universe == "auto":
-        universe = "set" if len(common) >= 0.5 * len(genes) else "all"
     if universe == "set":
         return s.loc[common].astype(np.float64), universe
     z = pd.Series(0.0, index=genes)
@@ -422,7 +430,7 @@ def celltype_enrichment(
     groups = list(tables.spec.columns)
     rows, universes = [], {}
     for trait, s in gene_sets.items():
-        z, used = _gene_z(s, tables.spec.index, universe, trait)
+        z, used = _gene_z(s, tables.spec.index, universe)
         universes[trait] = used
         n_in = int(tables.spec.index.isin(s.index).sum())
         logger.info(

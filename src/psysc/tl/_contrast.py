@@ -20,6 +20,7 @@ from ._celltype import (
     _gene_z,
     _specificity_for,
     _split_inputs,
+    _universe_of,
     top_specific_genes,
 )
 
@@ -39,17 +40,12 @@ def _default_contrasts(traits: list[str]) -> list[tuple[str, str]]:
 
 def _standardised(gene_sets, genes: pd.Index, universe: str) -> tuple[pd.DataFrame, str]:
     """Genes x traits z-scores over one universe shared by all traits, each scaled to unit variance."""
-    per = {t: _gene_z(s, genes, universe, t) for t, s in gene_sets.items()}
-    used = {u for _, u in per.values()}
-    if used == {"set"}:
-        common = genes
-        for z, _ in per.values():
-            common = common.intersection(z.index)
-        Z = pd.DataFrame({t: z.loc[common] for t, (z, _) in per.items()})
-        kind = "set"
-    else:
-        Z = pd.DataFrame({t: _gene_z(gene_sets[t], genes, "all", t)[0] for t in gene_sets})
-        kind = "all"
+    kind = "set" if all(_universe_of(s, genes, universe) == "set" for s in gene_sets.values()) else "all"
+    rows = genes
+    if kind == "set":  # genome-wide tables: the genes every one of them has
+        for s in gene_sets.values():
+            rows = rows.intersection(s.index)
+    Z = pd.DataFrame({t: _gene_z(s, rows, kind)[0] for t, s in gene_sets.items()})
     sd = Z.std(axis=0, ddof=0)
     flat = sd.index[~(sd > 0)]
     if len(flat):
