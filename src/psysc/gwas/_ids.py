@@ -308,6 +308,30 @@ def _id_log(target: str, species: str):
 # --------------------------------------------------------------------------------------------------
 # public: identifiers
 # --------------------------------------------------------------------------------------------------
+def _gene_id_resolver(species: str, lk, aliases):
+    """A function ``name -> (Ensembl ID, version, status)`` shared by :func:`to_ensembl` and :func:`to_symbols`.
+
+    Ensembl IDs are parsed (status ``"id"``, or ``"unknown_id"`` when GENCODE does not have them; IDs of
+    another species give ``(None, None, "other_species")``); symbols are resolved through GENCODE,
+    HGNC synonyms and the user's ``aliases`` (ID ``None`` with the reason when they cannot be).
+    """
+    user = _user_aliases(aliases)
+    use_hgnc = aliases is not False
+    prefix = _PREFIX[species]
+
+    def resolve(name: str):
+        parsed = _parse_id(name)
+        if parsed is None:
+            gid, status = _resolve_symbol(lk, name, user, use_hgnc)
+            return gid, None, status
+        gid, version, kind = parsed
+        if kind != prefix:
+            return None, None, "other_species"
+        return gid, version, "id" if gid in lk.symbol_of else "unknown_id"
+
+    return resolve
+
+
 def to_ensembl(genes, *, species: str = "human", keep_version: bool = False, aliases=None):
     r"""Map gene symbols (or Ensembl IDs) to unversioned Ensembl gene IDs.
 
@@ -367,22 +391,14 @@ def to_ensembl(genes, *, species: str = "human", keep_version: bool = False, ali
     """
     sp = _check_species(species)
     lk = _lookup(sp)
-    user = _user_aliases(aliases)
-    use_hgnc = aliases is not False
-    prefix = _PREFIX[sp]
+    resolve = _gene_id_resolver(sp, lk, aliases)
 
     def mapper(name: str):
-        parsed = _parse_id(name)
-        if parsed is not None:
-            gid, version, kind = parsed
-            if kind != prefix:
-                return [], "other_species"
-            status = "id" if gid in lk.symbol_of else "kept"
-        else:
-            gid, status = _resolve_symbol(lk, name, user, use_hgnc)
-            if gid is None:
-                return [], status
-            version = None
+        gid, version, status = resolve(name)
+        if gid is None:
+            return [], status
+        if status == "unknown_id":  # a well-formed ID absent from GENCODE (e.g. retired): kept as it is
+            status = "kept"
         if keep_version:
             version = version or lk.version_of.get(gid)
             if version:
@@ -426,22 +442,14 @@ def to_symbols(genes, *, species: str = "human", aliases=None):
     """
     sp = _check_species(species)
     lk = _lookup(sp)
-    user = _user_aliases(aliases)
-    use_hgnc = aliases is not False
-    prefix = _PREFIX[sp]
+    resolve = _gene_id_resolver(sp, lk, aliases)
 
     def mapper(name: str):
-        parsed = _parse_id(name)
-        if parsed is not None:
-            gid, status = parsed[0], "id"
-            if parsed[2] != prefix:
-                return [], "other_species"
-            if gid not in lk.symbol_of:
-                return [], "unmapped"
-        else:
-            gid, status = _resolve_symbol(lk, name, user, use_hgnc)
-            if gid is None:
-                return [], status
+        gid, _, status = resolve(name)
+        if gid is None:
+            return [], status
+        if status == "unknown_id":
+            return [], "unmapped"
         symbol = lk.symbol_of.get(gid, "")
         return ([symbol], status) if symbol else ([], "no_symbol")
 
