@@ -39,10 +39,15 @@ _ACC_BUDGET = 1 << 29
 
 
 @numba.njit(parallel=True, cache=True)
-def _csr_group_moments(data, indices, indptr, lab, n_groups, n_genes, n_parts, s, ss, nz):  # pragma: no cover
-    """Add each row's values, squares and non-zero counts to its group's row (labels < 0 skipped)."""
+def _csr_group_moments(data, indices, indptr, lab, acc):  # pragma: no cover
+    """Add each row's values, squares and non-zero counts to its group's row of one accumulator per part.
+
+    ``acc`` is ``(n_parts, 3, n_groups, n_genes)``: the rows are split into ``n_parts`` contiguous ranges
+    summed in parallel, each into its own accumulator (reduced by the caller once, after the last block).
+    Rows with a label < 0 are skipped.
+    """
     n_rows = indptr.shape[0] - 1
-    acc = np.zeros((n_parts, 3, n_groups, n_genes))
+    n_parts = acc.shape[0]
     step = (n_rows + n_parts - 1) // n_parts
     for t in prange(n_parts):
         for r in range(t * step, min(n_rows, (t + 1) * step)):
@@ -56,10 +61,6 @@ def _csr_group_moments(data, indices, indptr, lab, n_groups, n_genes, n_parts, s
                     acc[t, 0, g, j] += v
                     acc[t, 1, g, j] += v * v
                     acc[t, 2, g, j] += 1.0
-    for t in range(n_parts):
-        s += acc[t, 0]
-        ss += acc[t, 1]
-        nz += acc[t, 2]
 
 
 def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMoments:
@@ -89,6 +90,7 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
     nz = np.zeros((n_groups, n_genes))
     ok_all = labels >= 0
     n = np.bincount(labels[ok_all], minlength=n_groups).astype(np.float64)
+    acc = None  # per-thread accumulators of sparse blocks, allocated at the first one
     for start, stop, block in iter_row_blocks(X, block_size):
         lab = labels[start:stop]
         ok = lab >= 0
@@ -98,9 +100,10 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
         if sparse.issparse(block):
             B = block if block.has_canonical_format else sparse.csr_matrix(block, copy=True)
             B.sum_duplicates()
-            n_parts = max(1, min(numba.get_num_threads(), _ACC_BUDGET // max(1, 24 * n_groups * n_genes),
-                                 (stop - start) // 256 + 1))
-            _csr_group_moments(B.data, B.indices, B.indptr, lab, n_groups, n_genes, n_parts, s, ss, nz)
+            if acc is None:
+                n_parts = max(1, min(numba.get_num_threads(), _ACC_BUDGET // max(1, 24 * n_groups * n_genes)))
+                acc = np.zeros((n_parts, 3, n_groups, n_genes))
+            _csr_group_moments(B.data, B.indices, B.indptr, lab, acc)
             continue
         # dense block: one product with a group indicator (n_groups x block rows) per statistic
         G = sparse.csr_matrix(
@@ -110,6 +113,11 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
         s += G @ B
         ss += G @ (B * B)
         nz += G @ (B != 0).astype(np.float64)
+    if acc is not None:
+        total = acc.sum(axis=0)
+        s += total[0]
+        ss += total[1]
+        nz += total[2]
     return GroupMoments(n=n, sum=s, sumsq=ss, nnz=nz)
 
 
