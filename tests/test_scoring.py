@@ -340,8 +340,60 @@ def test_pooled_pvalues_with_ties_and_extremes_equal_naive_counts():
     np.testing.assert_array_equal(pooled, naive)
 
 
-def test_shared_kernel_equals_explicit_weight_kernel():
-    """The one-pass multi-trait kernel against the per-trait sparse product on the same control draws."""
+@pytest.mark.parametrize("case", ["float32", "constant", "outliers"])
+def test_pooled_pvalues_equal_naive_counts_on_bucket_edges(case):
+    """The bucketed count is exact: float32 nulls, all cells tied, nulls far outside the cells' range."""
+    rng = np.random.default_rng(2)
+    norm = rng.normal(size=300)
+    ctrl = rng.normal(size=(300, 30)).astype(np.float32)
+    if case == "float32":  # cells' scores equal to float32 null values, i.e. on the bucket boundaries
+        norm[:100] = ctrl[:100, 0].astype(np.float64)
+    elif case == "constant":
+        norm[:] = 0.25
+        ctrl[::3] = 0.25
+    else:
+        ctrl[:10] *= 1e30
+        ctrl[10:20] = -np.inf
+        ctrl[20:30] = np.inf
+    _, pooled = monte_carlo_pvalues(norm, ctrl)
+    null = ctrl.astype(np.float64).ravel()
+    naive = np.array([(1 + np.sum(null >= v)) / (1 + null.size) for v in norm])
+    np.testing.assert_array_equal(pooled, naive)
+
+
+def test_vector_additions_equal_numpy():
+    import numba
+
+    from psysc._core._simd import add4, add8
+
+    @numba.njit
+    def run(acc, offsets, vals):
+        for i in range(offsets.shape[0]):
+            if vals.shape[1] == 4:
+                add4(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3])
+            else:
+                add8(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3], vals[i, 4], vals[i, 5],
+                     vals[i, 6], vals[i, 7])
+
+    rng = np.random.default_rng(0)
+    for width in (4, 8):
+        acc = rng.normal(size=103)  # offsets not multiples of the width: unaligned vectors
+        offsets = rng.integers(0, 103 - width, 500)
+        vals = rng.normal(size=(500, width))
+        expected = acc.copy()
+        for o, v in zip(offsets, vals, strict=True):
+            for i in range(width):
+                expected[o + i] += v[i]
+        run(acc, offsets, vals)
+        np.testing.assert_array_equal(acc, expected)
+
+
+@pytest.mark.parametrize("n_traits", [1, 3, 6, 11])
+def test_shared_kernel_equals_explicit_weight_kernel(n_traits):
+    """The one-pass multi-trait kernel against the per-trait sparse product on the same control draws.
+
+    1 trait: scalar kernel; 3: 4-lane vectors; 6: 8-lane vectors; 11: a group of 8 and a group of 3.
+    """
     from psysc._core._scoring import raw_scores
     from psysc._core._shared import SharedControls, shared_raw_scores
     from psysc.tl._score import _explicit_weights
@@ -350,11 +402,11 @@ def test_shared_kernel_equals_explicit_weight_kernel():
     psysc.pp.prepare_scoring(adata)
     X = adata.layers["psysc_norm"]
     rng = np.random.default_rng(0)
-    disease = [(np.sort(rng.choice(1500, 60, replace=False)), rng.uniform(1, 5, 60)) for _ in range(3)]
+    disease = [(np.sort(rng.choice(1500, 60, replace=False)), rng.uniform(1, 5, 60)) for _ in range(n_traits)]
     shared = SharedControls(adata.var_names, adata.var["psysc_mean_var"], disease, n_ctrl=25, seed=0)
     var = adata.var["psysc_var"].to_numpy(np.float64)
     factor = 1 / np.sqrt(adata.var["psysc_var_tech"].to_numpy() + 0.01)
-    dw = np.zeros((1500, 3))
+    dw = np.zeros((1500, n_traits))
     for t, (idx, w) in enumerate(disease):
         dw[idx, t] = factor[idx] * w / (factor[idx] * w).sum()
         ctrl_idx, ctrl_w = shared.explicit(t)
@@ -364,7 +416,8 @@ def test_shared_kernel_equals_explicit_weight_kernel():
             assert sorted(bins[ctrl_idx[b]]) == sorted(bins[idx])
         np.testing.assert_array_equal(np.sort(ctrl_w), np.sort(w))
     dis, ctrl = shared_raw_scores(X, shared, factor, dw, dtype=np.float64, block_size=70)
-    W, _ = _explicit_weights([shared.explicit(t) for t in range(3)], factor, var, dw, np.ones(3), ["a", "b", "c"])
+    names = [f"t{t}" for t in range(n_traits)]
+    W, _ = _explicit_weights([shared.explicit(t) for t in range(n_traits)], factor, var, dw, np.ones(n_traits), names)
     dis2, ctrl2 = raw_scores(X, W, 25, dtype=np.float64)
     np.testing.assert_allclose(dis, dis2, rtol=1e-12)
     np.testing.assert_allclose(ctrl, ctrl2, rtol=1e-12)

@@ -109,20 +109,26 @@ def raw_scores(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype=np.float32, block_
 
 
 @numba.njit(parallel=True, cache=True)
-def _col_sums(M, n_parts):
+def _col_sums(M, n_parts, zeros_per_row):
+    # float64 column sums of M; zeros_per_row[c] = number of exact zeros in row c
     n, m = M.shape
     step = (n + n_parts - 1) // n_parts
     partial = np.zeros((n_parts, m), dtype=np.float64)
     for t in prange(n_parts):
         for c in range(t * step, min(n, (t + 1) * step)):
+            z = 0
             for j in range(m):
-                partial[t, j] += M[c, j]
+                v = M[c, j]
+                partial[t, j] += v
+                z += v == 0
+            zeros_per_row[c] = z
     return partial.sum(axis=0)
 
 
 def _col_means(M):
-    """float64 column means without a float64 copy of ``M``."""
-    return _col_sums(M, numba.get_num_threads()) / M.shape[0]
+    """float64 column means of ``M`` (no float64 copy) and the number of exact zeros in each row."""
+    zeros = np.empty(M.shape[0], dtype=np.int64)
+    return _col_sums(M, numba.get_num_threads(), zeros) / M.shape[0], zeros
 
 
 @numba.njit(parallel=True, cache=True)
@@ -169,13 +175,15 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray)
     """
     raw = np.asarray(raw, dtype=np.float64)
     zero_raw = raw == 0
-    zero_ctrl_rows, zero_ctrl_cols = np.nonzero(ctrl == 0)
+    ctrl_mean, zeros_per_row = _col_means(ctrl)
+    rows = np.flatnonzero(zeros_per_row)
+    zero_ctrl_rows, zero_ctrl_cols = np.nonzero(ctrl[rows] == 0)
+    zero_ctrl_rows = rows[zero_ctrl_rows]
     raw_mean = raw.mean()
-    ctrl_mean = _col_means(ctrl)
     norm = np.empty(raw.shape[0], dtype=np.float64)
     _cellwise_standardise(raw, ctrl, ctrl_mean, np.sqrt(np.asarray(var_ratio, dtype=np.float64)), raw_mean, norm)
     norm -= norm.mean()
-    _shift_columns(ctrl, _col_means(ctrl))
+    _shift_columns(ctrl, _col_means(ctrl)[0])
     lowest = min(norm.min(), float(ctrl.min()))
     norm[zero_raw] = lowest - 1e-3
     ctrl[zero_ctrl_rows, zero_ctrl_cols] = lowest
@@ -194,36 +202,28 @@ def _mc_counts(norm, ctrl, out):
 
 
 @numba.njit(parallel=True, cache=True)
-def _pooled_hist(sorted_q, ctrl, starts, lo, width, n_threads):
-    # hist[j] += 1 for each null value v with exactly j queries <= v. A uniform bucket index over the query
-    # range narrows each binary search to the queries of three neighbouring buckets (exact: rounding of the
-    # bucket number is at most one bucket off).
+def _pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads):
+    # hist[j] += 1 for each null value v with exactly j queries <= v. The bucket f(v) = trunc(clip((v - lo) * scale,
+    # 0, n_buckets - 1)) is non-decreasing in v, so the queries of lower buckets are < v and those of higher
+    # buckets > v (starts[k] = number of queries in buckets < k): only the queries of v's own bucket are compared,
+    # the first two without branches.
     n, b = ctrl.shape
     m = sorted_q.shape[0]
-    n_buckets = starts.shape[0] - 1
+    top = np.float64(starts.shape[0] - 2)
+    q_max = sorted_q[m - 1]
     hist = np.zeros((n_threads, m + 1), dtype=np.int64)
     step = (n + n_threads - 1) // n_threads
     for t in prange(n_threads):
         for c in range(t * step, min(n, (t + 1) * step)):
             for j in range(b):
                 v = np.float64(ctrl[c, j])
-                if v < sorted_q[0]:
-                    pos = 0
-                elif v >= sorted_q[m - 1]:
+                if v >= q_max:
                     pos = m
-                else:
-                    k = int((v - lo) / width)
-                    pos = starts[max(k - 1, 0)]
-                    z = starts[min(k + 2, n_buckets)]
-                    # first query > v in [pos, z): binary search down to a few queries, then a linear scan
-                    # (about one query per bucket; ties can crowd one bucket)
-                    while z - pos > 8:
-                        mid = (pos + z) // 2
-                        if sorted_q[mid] <= v:
-                            pos = mid + 1
-                        else:
-                            z = mid
-                    while pos < z and sorted_q[pos] <= v:
+                else:  # sorted_q[m - 1] > v ends every scan below m
+                    pos = starts[int(min(max((v - lo) * scale, 0.0), top))]
+                    pos += sorted_q[pos] <= v
+                    pos += sorted_q[pos] <= v
+                    while sorted_q[pos] <= v:
                         pos += 1
                 hist[t, pos] += 1
     return hist.sum(axis=0)
@@ -242,11 +242,13 @@ def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray):
     mc_pval = (1.0 + counts) / (1.0 + b)
     order = np.argsort(norm, kind="stable")
     sorted_q = norm[order]
-    n_buckets = 4 * n
+    n_buckets = 2 * n
     lo, hi = float(sorted_q[0]), float(sorted_q[-1])
-    width = (hi - lo) / n_buckets if hi > lo else 1.0
-    starts = np.searchsorted(sorted_q, lo + width * np.arange(n_buckets + 1), side="left")
-    hist = _pooled_hist(sorted_q, ctrl, starts, lo, width, numba.get_num_threads())
+    scale = n_buckets / (hi - lo) if hi > lo else 0.0
+    bucket = np.minimum(np.maximum((sorted_q - lo) * scale, 0.0), n_buckets - 1).astype(np.int64)
+    starts = np.searchsorted(bucket, np.arange(n_buckets + 1), side="left")
+    starts = starts.astype(np.int32) if n < 2**31 else starts
+    hist = _pooled_hist(sorted_q, ctrl, starts, lo, scale, numba.get_num_threads())
     # a null value with j queries <= it counts for the queries at sorted positions 0..j-1
     ge = np.cumsum(hist[::-1])[::-1][1:]  # ge[i] = sum_{j > i} hist[j]
     pooled = np.empty(n, dtype=np.float64)

@@ -6,7 +6,8 @@ in bin ``j`` takes the first ``k_tj`` genes of ``pi_bj``, and the ``r``-th of th
 the trait's ``r``-th disease gene of that bin (disease genes in name order), as in scDRS. Each trait's
 control sets therefore have exactly scDRS's distribution, do not depend on the other traits scored,
 and are nested across traits, so one pass over the data serves every trait: each expressed gene is
-looked up once per control set it belongs to, and the per-trait weights are a short vector loop.
+looked up once per control set it belongs to, and the traits' weights are added side by side, in the
+lanes of one short vector addition (:mod:`psysc._core._simd`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ from scipy import sparse
 
 from ._blocks import iter_row_blocks
 from ._control import _bins_in_order
+from ._simd import add4, add8
+
+_MAX_LANES = 8  # traits per vector addition
 
 
 class SharedControls:
@@ -76,30 +80,72 @@ class SharedControls:
         used = self.slot_weight[:, t] != 0
         return self.genes[:, used], self.slot_weight[used, t]
 
-    def entries(self, n_genes: int):
-        """Gene -> (control set, slot) lists as CSR arrays ``(indptr, sets, slots)``."""
+    def runs(self, n_genes: int, slots: np.ndarray | None = None):
+        """The control-set memberships of each gene, grouped by slot, as CSR-like arrays.
+
+        Gene ``g`` owns runs ``g_ptr[g]:g_ptr[g + 1]``; run ``r`` is one slot ``run_slot[r]`` and the control sets
+        ``sets[run_ptr[r]:run_ptr[r + 1]]`` that hold ``g`` at that slot (a gene is in a control set at most once).
+        ``slots`` (bool, ``n_slots``) keeps only those slots.
+        """
         n_ctrl, n_slots = self.genes.shape
-        g = self.genes.ravel()
-        sets = np.repeat(np.arange(n_ctrl, dtype=np.int32), n_slots)
-        slots = np.tile(np.arange(n_slots, dtype=np.int32), n_ctrl)
-        order = np.argsort(g, kind="stable")
-        indptr = np.zeros(n_genes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(g, minlength=n_genes), out=indptr[1:])
-        return indptr, sets[order], slots[order]
+        keep = np.arange(n_slots) if slots is None else np.flatnonzero(slots)
+        g = self.genes[:, keep].ravel()
+        s = np.tile(keep.astype(np.int64), n_ctrl)
+        b = np.repeat(np.arange(n_ctrl, dtype=np.int64), len(keep))
+        order = np.lexsort((b, s, g))
+        g, s, b = g[order], s[order], b[order]
+        new_run = np.ones(len(g), dtype=bool)
+        new_run[1:] = (g[1:] != g[:-1]) | (s[1:] != s[:-1])
+        starts = np.flatnonzero(new_run)
+        run_ptr = np.append(starts, len(g)).astype(np.int64)
+        g_ptr = np.zeros(n_genes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(g[starts], minlength=n_genes), out=g_ptr[1:])
+        return g_ptr, s[starts].astype(np.int32), run_ptr, b.astype(np.int32)
 
 
 @numba.njit(parallel=True, cache=True)
-def _shared_kernel(indptr, indices, data, factor, g_ptr, e_set, e_slot, slot_w, inv_z, dis_w, dis, ctrl, row0,
-                   chunk):
+def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, inv_z, dis_w, dis,
+                       ctrl, row0, chunk):
+    # one trait: acc[b] = sum over the cell's genes g and the runs (slot s, sets b) of g of x_cg * factor[g] * slot_w[s]
     n = indptr.shape[0] - 1
-    n_traits = slot_w.shape[1]
     n_ctrl = inv_z.shape[0]
     n_chunks = (n + chunk - 1) // chunk
     for ci in prange(n_chunks):
-        acc = np.zeros((n_ctrl, n_traits), dtype=np.float64)
+        acc = np.zeros(n_ctrl, dtype=np.float64)
+        for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
+            acc[:] = 0.0
+            accd = 0.0
+            for k in range(indptr[c], indptr[c + 1]):
+                g = indices[k]
+                x = np.float64(data[k])
+                accd += x * dis_w[g]
+                xu = x * factor[g]
+                for r in range(g_ptr[g], g_ptr[g + 1]):
+                    v = xu * slot_w[run_slot[r]]
+                    for e in range(run_ptr[r], run_ptr[r + 1]):
+                        acc[sets[e]] += v
+            dis[0, row0 + c] = accd
+            for b in range(n_ctrl):
+                ctrl[0, row0 + c, b] = acc[b] * inv_z[b]
+
+
+@numba.njit(parallel=True, cache=True)
+def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, lanes, inv_z, dis_w, dis,
+                   ctrl, row0, chunk):
+    # Per cell: acc[b * lanes + t] = sum over the cell's genes g and the runs (slot s, sets b) of g of
+    # x_cg * factor[g] * slot_w[s * lanes + t]: one 4- or 8-lane vector addition per (gene, control set), the
+    # traits side by side in the lanes (zero weight beyond a trait's count).
+    n = indptr.shape[0] - 1
+    n_traits = dis_w.shape[1]
+    n_ctrl = inv_z.shape[0]
+    n_chunks = (n + chunk - 1) // chunk
+    for ci in prange(n_chunks):
+        buf = np.zeros(n_ctrl * lanes + 8, dtype=np.float64)
+        o = ((64 - buf.ctypes.data % 64) % 64) // 8  # rows of acc on 64-byte boundaries
+        acc = buf[o : o + n_ctrl * lanes]
         accd = np.zeros(n_traits, dtype=np.float64)
         for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
-            acc[:, :] = 0.0
+            acc[:] = 0.0
             accd[:] = 0.0
             for k in range(indptr[c], indptr[c + 1]):
                 g = indices[k]
@@ -107,15 +153,30 @@ def _shared_kernel(indptr, indices, data, factor, g_ptr, e_set, e_slot, slot_w, 
                 for t in range(n_traits):
                     accd[t] += x * dis_w[g, t]
                 xu = x * factor[g]
-                for e in range(g_ptr[g], g_ptr[g + 1]):
-                    b = e_set[e]
-                    s = e_slot[e]
-                    for t in range(n_traits):
-                        acc[b, t] += xu * slot_w[s, t]
+                for r in range(g_ptr[g], g_ptr[g + 1]):
+                    so = run_slot[r] * lanes
+                    if lanes == 4:
+                        v0 = xu * slot_w[so]
+                        v1 = xu * slot_w[so + 1]
+                        v2 = xu * slot_w[so + 2]
+                        v3 = xu * slot_w[so + 3]
+                        for e in range(run_ptr[r], run_ptr[r + 1]):
+                            add4(acc, sets[e] * 4, v0, v1, v2, v3)
+                    else:
+                        v0 = xu * slot_w[so]
+                        v1 = xu * slot_w[so + 1]
+                        v2 = xu * slot_w[so + 2]
+                        v3 = xu * slot_w[so + 3]
+                        v4 = xu * slot_w[so + 4]
+                        v5 = xu * slot_w[so + 5]
+                        v6 = xu * slot_w[so + 6]
+                        v7 = xu * slot_w[so + 7]
+                        for e in range(run_ptr[r], run_ptr[r + 1]):
+                            add8(acc, sets[e] * 8, v0, v1, v2, v3, v4, v5, v6, v7)
             for t in range(n_traits):
                 dis[t, row0 + c] = accd[t]
                 for b in range(n_ctrl):
-                    ctrl[t, row0 + c, b] = acc[b, t] * inv_z[b, t]
+                    ctrl[t, row0 + c, b] = acc[b * lanes + t] * inv_z[b, t]
 
 
 def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_weight: np.ndarray, *, dtype,
@@ -123,24 +184,40 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
     """Raw disease and control scores of every trait in one pass over ``X``.
 
     ``factor`` is the per-gene score factor (e.g. ``1/sqrt(var_tech + 0.01)``); ``disease_weight`` the
-    ``(n_genes, n_traits)`` normalised weights of the disease sets. Returns ``dis`` (n_traits x n_cells,
-    float64) and ``ctrl`` (n_traits x n_cells x n_ctrl, ``dtype``), like
+    ``(n_genes, n_traits)`` normalised weights of the disease sets. Traits are scored in groups of up to
+    eight, side by side in the lanes of one vector addition (a lone trait by scalar additions); every row
+    block is read once for all groups.
+    Returns ``dis`` (n_traits x n_cells, float64) and ``ctrl`` (n_traits x n_cells x n_ctrl, ``dtype``), like
     :func:`psysc._core._scoring.raw_scores`.
     """
     n_genes = X.shape[1]
-    g_ptr, e_set, e_slot = controls.entries(n_genes)
-    inv_z = 1.0 / controls.set_weights(factor)
     factor = np.asarray(factor, dtype=np.float64)
-    slot_w = np.ascontiguousarray(controls.slot_weight)
-    dis_w = np.ascontiguousarray(disease_weight, dtype=np.float64)
+    inv_z = 1.0 / controls.set_weights(factor)
+    disease_weight = np.asarray(disease_weight, dtype=np.float64)
     n_traits = controls.n_traits
+    groups = []
+    for lo in range(0, n_traits, _MAX_LANES):
+        part = slice(lo, min(lo + _MAX_LANES, n_traits))
+        w = controls.slot_weight[:, part]
+        lanes = 1 if w.shape[1] == 1 else 4 if w.shape[1] <= 4 else 8
+        slot_w = np.zeros((w.shape[0], lanes))
+        slot_w[:, : w.shape[1]] = w
+        layout = controls.runs(n_genes, slots=(w != 0).any(axis=1))
+        groups.append((part, layout, slot_w.ravel(), lanes, np.ascontiguousarray(inv_z[:, part]),
+                       np.ascontiguousarray(disease_weight[:, part])))
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
     ctrl = np.zeros((n_traits, X.shape[0], controls.n_ctrl), dtype=dtype)
     for start, stop, block in iter_row_blocks(X, block_size):
         if not sparse.issparse(block):
             block = sparse.csr_matrix(block)
-        _shared_kernel(block.indptr.astype(np.int64), block.indices, block.data, factor, g_ptr, e_set, e_slot,
-                       slot_w, inv_z, dis_w, dis, ctrl, start, 16)
+        indptr = block.indptr.astype(np.int64)
+        for part, layout, slot_w, lanes, inv_z_part, dis_w in groups:
+            if lanes == 1:
+                _shared_kernel_one(indptr, block.indices, block.data, factor, *layout, slot_w, inv_z_part[:, 0],
+                                   dis_w[:, 0], dis[part], ctrl[part], start, 16)
+            else:
+                _shared_kernel(indptr, block.indices, block.data, factor, *layout, slot_w, lanes, inv_z_part, dis_w,
+                               dis[part], ctrl[part], start, 16)
         if progress is not None:
             progress(stop - start)
     return dis, ctrl
