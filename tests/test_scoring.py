@@ -388,6 +388,29 @@ def test_vector_additions_equal_numpy():
         np.testing.assert_array_equal(acc, expected)
 
 
+def test_membership_runs_list_every_gene_set_slot_once():
+    """The gene -> (slot, control sets) runs of the shared kernel are exactly the control-set table, read by gene."""
+    from psysc._core._shared import SharedControls
+
+    rng = np.random.default_rng(3)
+    names = np.array([f"G{i:04d}" for i in range(600)])
+    bins = rng.integers(0, 12, 600).astype(str)
+    disease = [(np.sort(rng.choice(600, 40, replace=False)), rng.uniform(1, 5, 40)) for _ in range(3)]
+    shared = SharedControls(names, bins, disease, n_ctrl=30, seed=1)
+    for slots in (None, shared.slot_weight[:, 2] != 0):
+        g_ptr, run_slot, run_ptr, sets = shared.runs(600, slots=slots)
+        got = set()
+        for g in range(600):
+            for r in range(g_ptr[g], g_ptr[g + 1]):
+                members = sets[run_ptr[r] : run_ptr[r + 1]]
+                assert np.all(np.diff(members.astype(int)) > 0)  # sets ascending, no repeats, within one run
+                got.update((g, int(run_slot[r]), int(b)) for b in members)
+        kept = np.ones(shared.genes.shape[1], bool) if slots is None else slots
+        expected = {(int(shared.genes[b, sl]), sl, b) for b in range(30) for sl in np.flatnonzero(kept)}
+        assert got == expected
+        assert run_ptr[-1] == len(sets) == len(expected)
+
+
 @pytest.mark.parametrize("n_traits", [1, 3, 6, 11])
 def test_shared_kernel_equals_explicit_weight_kernel(n_traits):
     """The one-pass multi-trait kernel against the per-trait sparse product on the same control draws.

@@ -84,23 +84,53 @@ class SharedControls:
         """The control-set memberships of each gene, grouped by slot, as CSR-like arrays.
 
         Gene ``g`` owns runs ``g_ptr[g]:g_ptr[g + 1]``; run ``r`` is one slot ``run_slot[r]`` and the control sets
-        ``sets[run_ptr[r]:run_ptr[r + 1]]`` that hold ``g`` at that slot (a gene is in a control set at most once).
-        ``slots`` (bool, ``n_slots``) keeps only those slots.
+        ``sets[run_ptr[r]:run_ptr[r + 1]]`` that hold ``g`` at that slot (a gene is in a control set at most once;
+        uint16 up to 65,536 control sets). ``slots`` (bool, ``n_slots``) keeps only those slots.
         """
         n_ctrl, n_slots = self.genes.shape
         keep = np.arange(n_slots) if slots is None else np.flatnonzero(slots)
-        g = self.genes[:, keep].ravel()
-        s = np.tile(keep.astype(np.int64), n_ctrl)
-        b = np.repeat(np.arange(n_ctrl, dtype=np.int64), len(keep))
-        order = np.lexsort((b, s, g))
-        g, s, b = g[order], s[order], b[order]
-        new_run = np.ones(len(g), dtype=bool)
-        new_run[1:] = (g[1:] != g[:-1]) | (s[1:] != s[:-1])
-        starts = np.flatnonzero(new_run)
-        run_ptr = np.append(starts, len(g)).astype(np.int64)
-        g_ptr = np.zeros(n_genes + 1, dtype=np.int64)
-        np.cumsum(np.bincount(g[starts], minlength=n_genes), out=g_ptr[1:])
-        return g_ptr, s[starts].astype(np.int32), run_ptr, b.astype(np.int32)
+        set_dtype = np.uint16 if n_ctrl <= 2**16 else np.int32
+        return _group_memberships(np.ascontiguousarray(self.genes[:, keep].T), keep.astype(np.int32), n_genes,
+                                  np.zeros(0, dtype=set_dtype))
+
+
+@numba.njit(cache=True)
+def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
+    # counting sort of the (slot, set) memberships by gene; slot-major input order keeps each gene's
+    # memberships sorted by slot, then set, so runs of one slot are contiguous
+    n_s, n_b = genes_by_slot.shape
+    ptr = np.zeros(n_genes + 1, dtype=np.int64)
+    for i in range(n_s):
+        for j in range(n_b):
+            ptr[genes_by_slot[i, j] + 1] += 1
+    for g in range(n_genes):
+        ptr[g + 1] += ptr[g]
+    fill = ptr[:-1].copy()
+    sets = np.empty(n_s * n_b, dtype=set_dtype_like.dtype)
+    slot_of = np.empty(n_s * n_b, dtype=np.int32)
+    for i in range(n_s):
+        for j in range(n_b):
+            g = genes_by_slot[i, j]
+            sets[fill[g]] = j
+            slot_of[fill[g]] = i
+            fill[g] += 1
+    n_runs = 0
+    for g in range(n_genes):
+        for e in range(ptr[g], ptr[g + 1]):
+            n_runs += e == ptr[g] or slot_of[e] != slot_of[e - 1]
+    g_ptr = np.zeros(n_genes + 1, dtype=np.int64)
+    run_slot = np.empty(n_runs, dtype=np.int32)
+    run_ptr = np.empty(n_runs + 1, dtype=np.int64)
+    r = 0
+    for g in range(n_genes):
+        for e in range(ptr[g], ptr[g + 1]):
+            if e == ptr[g] or slot_of[e] != slot_of[e - 1]:
+                run_slot[r] = slot_ids[slot_of[e]]
+                run_ptr[r] = e
+                r += 1
+        g_ptr[g + 1] = r
+    run_ptr[n_runs] = n_s * n_b
+    return g_ptr, run_slot, run_ptr, sets
 
 
 @numba.njit(parallel=True, cache=True)
