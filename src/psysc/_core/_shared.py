@@ -99,7 +99,7 @@ def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
     # counting sort of the (slot, set) memberships by gene; slot-major input order keeps each gene's
     # memberships sorted by slot, then set, so runs of one slot are contiguous
     n_s, n_b = genes_by_slot.shape
-    ptr = np.zeros(n_genes + 1, dtype=np.int64)
+    ptr = np.zeros(n_genes + 1, dtype=np.uint64)
     for i in range(n_s):
         for j in range(n_b):
             ptr[genes_by_slot[i, j] + 1] += 1
@@ -118,9 +118,9 @@ def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
     for g in range(n_genes):
         for e in range(ptr[g], ptr[g + 1]):
             n_runs += e == ptr[g] or slot_of[e] != slot_of[e - 1]
-    g_ptr = np.zeros(n_genes + 1, dtype=np.int64)
-    run_slot = np.empty(n_runs, dtype=np.int32)
-    run_ptr = np.empty(n_runs + 1, dtype=np.int64)
+    g_ptr = np.zeros(n_genes + 1, dtype=np.uint64)  # unsigned: loop indices need no negative-index handling
+    run_slot = np.empty(n_runs, dtype=np.uint32)
+    run_ptr = np.empty(n_runs + 1, dtype=np.uint64)
     r = 0
     for g in range(n_genes):
         for e in range(ptr[g], ptr[g + 1]):
@@ -240,13 +240,14 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
     for start, stop, block in iter_row_blocks(X, block_size):
         if not sparse.issparse(block):
             block = sparse.csr_matrix(block)
-        indptr = block.indptr.astype(np.int64)
+        indptr = block.indptr.astype(np.uint64)  # unsigned indices: no negative-index handling in the loops
+        indices = block.indices.view(np.uint32 if block.indices.itemsize == 4 else np.uint64)
         for part, layout, slot_w, lanes, inv_z_part, dis_w in groups:
             if lanes == 1:
-                _shared_kernel_one(indptr, block.indices, block.data, factor, *layout, slot_w, inv_z_part[:, 0],
+                _shared_kernel_one(indptr, indices, block.data, factor, *layout, slot_w, inv_z_part[:, 0],
                                    dis_w[:, 0], dis[part], ctrl[part], start, 16)
             else:
-                _shared_kernel(indptr, block.indices, block.data, factor, *layout, slot_w, lanes, inv_z_part, dis_w,
+                _shared_kernel(indptr, indices, block.data, factor, *layout, slot_w, lanes, inv_z_part, dis_w,
                                dis[part], ctrl[part], start, 16)
         if progress is not None:
             progress(stop - start)
