@@ -294,7 +294,10 @@ def _membership_visits(adata, gene_sets, n_ctrl: int) -> int:
                             list(kept.values()), n_ctrl=n_ctrl, seed=psysc.settings.seed)
     g_ptr, _, run_ptr, _ = shared.runs(adata.n_vars)
     per_gene = np.diff(run_ptr.astype(np.int64)[g_ptr.astype(np.int64)])
-    return int((per_gene * np.bincount(X.indices, minlength=adata.n_vars)).sum())
+    nnz = np.zeros(adata.n_vars, dtype=np.int64)
+    for i in range(0, len(X.indices), 10_000_000):  # bincount copies to int64: a slice at a time
+        nnz += np.bincount(X.indices[i : i + 10_000_000], minlength=adata.n_vars)
+    return int((per_gene * nnz).sum())
 
 
 def worker_psysc(job_path: str) -> None:
@@ -343,6 +346,7 @@ def worker_psysc(job_path: str) -> None:
         elif tuple(adata.obsm[key].shape) != (adata.n_obs, n_ctrl):
             problems.append(f"obsm[{key!r}] has shape {adata.obsm[key].shape}, not {(adata.n_obs, n_ctrl)}")
 
+    peak_rss = _peak_rss_gb()  # before the untimed work count below
     visits = _membership_visits(adata, gene_sets, n_ctrl)
 
     out_dir = Path(job["out_dir"])
@@ -361,7 +365,7 @@ def worker_psysc(job_path: str) -> None:
         "preprocess_s": t1 - t0,
         "score_s": t2 - t1,
         "total_s": t2 - t0,
-        "peak_rss_gb": _peak_rss_gb(),
+        "peak_rss_gb": peak_rss,
         "peak_rss_after_load_gb": rss_loaded,
         "loadavg_1min_before": load_before,
         "rss_after_load_gb": cur_loaded,
