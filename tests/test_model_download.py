@@ -16,7 +16,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("safetensors")
 pytest.importorskip("pooch")
 
-from _loopback import Server, allow_loopback_only, sha256  # noqa: E402
+from _loopback import Server, sha256  # noqa: E402
 from _payloads import RunsCommand, WritesFile  # noqa: E402
 
 import psysc  # noqa: E402
@@ -34,19 +34,8 @@ CONFIG = dict(
 )
 
 
-# -- network guard: loopback only ------------------------------------------------------------------------
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch):
-    """Fail any test that tries to connect anywhere but 127.0.0.1 / ::1 (proxies disabled too)."""
-    allow_loopback_only(monkeypatch)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv("PSYSC_CACHE_DIR", str(path))
-    monkeypatch.setattr(psysc.settings, "cachedir", path)
-    return path
+# -- network guard: loopback only, for every test of the module ----------------------------------------
+pytestmark = pytest.mark.usefixtures("loopback_only")
 
 
 def make_checkpoint(folder, seed=0):

@@ -17,7 +17,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("pooch")
 
-from _loopback import Server, allow_loopback_only, sha256  # noqa: E402
+from _loopback import Server, sha256  # noqa: E402
 from _payloads import RunsCommand, WritesFile  # noqa: E402
 
 import psysc  # noqa: E402
@@ -31,19 +31,7 @@ REV = "tiny-drive-folder-id"
 NAME = "scgpt-brain"
 FILES = ("best_model.pt", "vocab.json", "args.json")
 
-
-@pytest.fixture(autouse=True)
-def loopback_only(monkeypatch):
-    """Fail any test that tries to connect anywhere but 127.0.0.1 / ::1 (proxies disabled too)."""
-    allow_loopback_only(monkeypatch)
-
-
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    path = tmp_path / "cache"
-    monkeypatch.setenv("PSYSC_CACHE_DIR", str(path))
-    monkeypatch.setattr(psysc.settings, "cachedir", path)
-    return path
+pytestmark = pytest.mark.usefixtures("loopback_only")  # every test: loopback connections only
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from scipy import sparse
 
 torch = pytest.importorskip("torch")
 
-from _loopback import Server, allow_loopback_only  # noqa: E402
+from _loopback import Server  # noqa: E402
 
 import psysc  # noqa: E402
 import psysc.models  # noqa: E402
@@ -306,11 +306,6 @@ def test_training_options_are_checked(monkeypatch):
 
 
 # -- 5. local folder and the registry entry ------------------------------------------------------------------
-@pytest.fixture
-def loopback_only(monkeypatch):
-    allow_loopback_only(monkeypatch)
-
-
 @pytest.fixture
 def census_server(trained, tmp_path, loopback_only):
     """The 'plain' model served in the official Census layout: /<release>/homo_sapiens/model.pt."""
