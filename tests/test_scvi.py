@@ -319,9 +319,8 @@ def census_server(trained, tmp_path, loopback_only):
     srv.stop()
 
 
-def test_registry_entry_downloads_verifies_and_embeds(trained, census_server, tmp_path, monkeypatch):
+def test_registry_entry_downloads_verifies_and_embeds(trained, census_server, cache, tmp_path, monkeypatch):
     url, requests = census_server
-    monkeypatch.setattr(psysc.settings, "cachedir", tmp_path / "cache")
     entry = _registry.REGISTRY["scvi-census"]
     assert entry.family == "scvi" and entry.url("model.pt").startswith(
         "https://cellxgene-contrib-public.s3.amazonaws.com/models/scvi/2024-07-01/homo_sapiens/model.pt")
@@ -332,7 +331,7 @@ def test_registry_entry_downloads_verifies_and_embeds(trained, census_server, tm
     psysc.tl.embed(query, model="scvi-census", device="cpu")
     assert requests == [f"/{entry.revision}/{entry.folder}/model.pt"]
     assert np.abs(query.obsm["X_scvi-census"] - expected).max() <= 1e-5
-    cached = tmp_path / "cache" / "models" / "scvi-census"
+    cached = cache / "models" / "scvi-census"
     record = json.loads((cached / _registry.RECORD_NAME).read_text())  # no published hash: recorded at first use
     prov = query.uns["psysc"]["embed"]["X_scvi-census"]
     assert prov["sha256"] == {"model.pt": record["model.pt"]} and prov["revision"] == "2024-07-01"
