@@ -300,6 +300,29 @@ def _membership_visits(adata, gene_sets, n_ctrl: int) -> int:
     return int((per_gene * nnz).sum())
 
 
+def _fresh_write_s(shape: tuple[int, ...], dtype) -> float:
+    """Seconds to write once, with every thread, into freshly allocated memory of ``shape`` (untimed extra).
+
+    The control scores that ``score_disorders`` returns are that large; their first write is part of the score time,
+    and its cost depends on the machine (page faults; on a virtual machine, the host backing the memory).
+    """
+    import numba
+    import numpy as np
+
+    @numba.njit(parallel=True)
+    def fill(a):
+        for i in numba.prange(a.shape[0]):
+            a[i] = 1.0
+
+    fill(np.empty(1, dtype=dtype))  # compile
+    t0 = time.perf_counter()
+    a = np.empty(int(np.prod(shape)), dtype=dtype)
+    fill(a)
+    dt = time.perf_counter() - t0
+    del a
+    return dt
+
+
 def worker_psysc(job_path: str) -> None:
     import numpy as np
 
@@ -348,6 +371,7 @@ def worker_psysc(job_path: str) -> None:
 
     peak_rss = _peak_rss_gb()  # before the untimed work count below
     visits = _membership_visits(adata, gene_sets, n_ctrl)
+    fresh_write = _fresh_write_s((len(traits), adata.n_obs, n_ctrl), np.float32)
 
     out_dir = Path(job["out_dir"])
     tag = job["tag"]
@@ -371,6 +395,8 @@ def worker_psysc(job_path: str) -> None:
         "rss_after_load_gb": cur_loaded,
         "contract_problems": problems,
         "membership_visits": visits,
+        "output_gb": len(traits) * adata.n_obs * n_ctrl * 4 / 1e9,
+        "output_first_write_s": fresh_write,
         "psysc_file": psysc.__file__,
         "psysc_version": getattr(psysc, "__version__", None),
         "threads": tinfo,
@@ -539,6 +565,16 @@ def write_markdown(summary: dict, path: Path) -> None:
         f"- Work of the shared kernel, {p['n_traits']} traits / 1 trait: {_x(r.get('multi_over_single_visits'), '.2f')} "
         "the (expressed gene, control set, slot) visits; each is a scalar addition for one trait and an 8-lane "
         "vector addition for several (nested control sets: a bin's slots are the most any trait needs there)",
+    ]
+    single, multi = summary["runs"].get("psysc"), summary["runs"].get(f"psysc_{p['n_traits']}traits")
+    if _ok(single) and _ok(multi) and "output_first_write_s" in single and "output_first_write_s" in multi:
+        lines.append(
+            f"- First write into fresh memory the size of the returned control scores (untimed, same process, after "
+            f"the run): {single['output_first_write_s']:.2f} s for 1 trait ({single['output_gb']:.1f} GB), "
+            f"{multi['output_first_write_s']:.2f} s for {p['n_traits']} traits ({multi['output_gb']:.1f} GB); the score "
+            "times include this cost"
+        )
+    lines += [
         f"- Parity: Pearson r of norm_score scdrs vs psysc = {_fmt(summary['parity']['pearson_norm_score'], '.4f')}"
         f" (raw_score: {_fmt(summary['parity']['pearson_raw_score'], '.6f')}); different random control sets, "
         "so not exactly 1",
@@ -706,6 +742,10 @@ def main(argv=None) -> int:
         print(f"psysc {args.n_traits} traits / 1 trait: score {_x(ratios['multi_over_single_score'], '.2f')}, "
               f"total {_x(ratios['multi_over_single_total'], '.2f')}, kernel visits "
               f"{_x(ratios['multi_over_single_visits'], '.2f')}")
+        for name in ("psysc", multi_tag):
+            if _ok(runs[name]) and "output_first_write_s" in runs[name]:
+                print(f"{name}: first write into fresh memory of the output's size ({runs[name]['output_gb']:.2f} GB): "
+                      f"{runs[name]['output_first_write_s']:.2f} s (included in its score time)")
         print(f"Pearson r norm_score scdrs vs psysc: {_fmt(parity['pearson_norm_score'], '.4f')} "
               f"(raw_score {_fmt(parity['pearson_raw_score'], '.6f')}); psysc T1 1-trait vs {args.n_traits}-trait run: "
               f"{_fmt(parity['pearson_psysc_single_vs_multi'], '.6f')}")
