@@ -18,6 +18,10 @@ the negative-binomial CDF. No dense ``n_cells x n_genes`` array is ever built: p
 
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
@@ -39,6 +43,42 @@ def _expected_density(scale: float, mu_type: np.ndarray, size_f: np.ndarray, r: 
     return float(1.0 - p0.mean())
 
 
+
+def _sample_block(u, mu_type, cell_type, size_f, r, r32):
+    """Negative-binomial counts of one row block from its uniforms ``u`` (see the module docstring)."""
+    m = mu_type[cell_type]  # (block, n_genes) float32, fresh copy
+    m *= size_f[:, None].astype(np.float32)
+    # P(X = 0) = (r / (r + m)) ** r
+    p0 = r32 / (r32 + m)
+    np.log(p0, out=p0)
+    p0 *= r32
+    np.exp(p0, out=p0)
+    rows, cols = np.nonzero(u > p0)  # row-major order: already CSR-sorted
+    del p0
+    # inverse-CDF walk for the non-zero entries only (float64 for accuracy)
+    mm = m[rows, cols].astype(np.float64)
+    del m
+    uu = u[rows, cols].astype(np.float64)
+    rr = r[cols]
+    q = mm / (rr + mm)
+    pk = np.exp(rr * np.log(rr / (rr + mm)))  # P(X = 0)
+    cdf = pk.copy()
+    counts = np.zeros(len(mm), dtype=np.float32)
+    active = np.arange(len(mm))
+    k = 0
+    while active.size:
+        # P(X = k + 1) = P(X = k) * (k + r) / (k + 1) * q
+        pk = pk * (k + rr[active]) / (k + 1) * q[active]
+        cdf = cdf + pk
+        k += 1
+        done = (uu[active] <= cdf) | (pk < 1e-300) | (k >= 1_000_000)
+        # counts of the finished entries: k
+        counts[active[done]] = k
+        keep = ~done
+        active, pk, cdf = active[keep], pk[keep], cdf[keep]
+    return counts, cols.astype(np.int32), np.bincount(rows, minlength=u.shape[0])
+
+
 def make_counts(
     n_cells: int = 50_000,
     n_genes: int = 20_000,
@@ -48,6 +88,7 @@ def make_counts(
     n_types: int = 8,
     block_size: int = 1_000,
     return_cell_types: bool = False,
+    workers: int | None = None,
 ):
     """Sparse raw UMI-like counts with realistic structure.
 
@@ -63,9 +104,11 @@ def make_counts(
         Number of synthetic cell types (gene-expression programmes).
     block_size
         Cells sampled at once; the memory used while sampling is about
-        ``5 * block_size * n_genes * 4`` bytes.
+        ``5 * block_size * n_genes * 4`` bytes per worker.
     return_cell_types
         Also return the cell-type label of every cell.
+    workers
+        Threads that sample the row blocks (default: the CPU count, at most 16). The result does not depend on it.
 
     Returns
     -------
@@ -111,46 +154,30 @@ def make_counts(
     r32 = r.astype(np.float32)
 
     # --- sample counts, row block by row block ------------------------------------------------------------------
+    # The uniforms are drawn here, block after block, from the one generator; the rest of a block's work is
+    # deterministic given them, so it runs in worker threads (NumPy releases the GIL) without changing the result.
     data_parts: list[np.ndarray] = []
     index_parts: list[np.ndarray] = []
     row_nnz = np.zeros(n_cells, dtype=np.int64)
-    for start in range(0, n_cells, block_size):
-        stop = min(start + block_size, n_cells)
-        m = mu_type[cell_type[start:stop]]  # (block, n_genes) float32, fresh copy
-        m *= size_f[start:stop, None].astype(np.float32)
-        # P(X = 0) = (r / (r + m)) ** r
-        p0 = r32 / (r32 + m)
-        np.log(p0, out=p0)
-        p0 *= r32
-        np.exp(p0, out=p0)
-        u = rng.random(m.shape, dtype=np.float32)
-        rows, cols = np.nonzero(u > p0)  # row-major order: already CSR-sorted
-        del p0
-        # inverse-CDF walk for the non-zero entries only (float64 for accuracy)
-        mm = m[rows, cols].astype(np.float64)
-        del m
-        uu = u[rows, cols].astype(np.float64)
-        del u
-        rr = r[cols]
-        q = mm / (rr + mm)
-        pk = np.exp(rr * np.log(rr / (rr + mm)))  # P(X = 0)
-        cdf = pk.copy()
-        counts = np.zeros(len(mm), dtype=np.float32)
-        active = np.arange(len(mm))
-        k = 0
-        while active.size:
-            # P(X = k + 1) = P(X = k) * (k + r) / (k + 1) * q
-            pk = pk * (k + rr[active]) / (k + 1) * q[active]
-            cdf = cdf + pk
-            k += 1
-            done = (uu[active] <= cdf) | (pk < 1e-300) | (k >= 1_000_000)
-            # counts of the finished entries: k
-            counts[active[done]] = k
-            keep = ~done
-            active, pk, cdf = active[keep], pk[keep], cdf[keep]
+    n_workers = max(1, min(os.cpu_count() or 1, 16)) if workers is None else max(1, int(workers))
+
+    def collect(start, future):
+        counts, cols, nnz = future.result()
         data_parts.append(counts)
-        index_parts.append(cols.astype(np.int32))
-        row_nnz[start:stop] = np.bincount(rows, minlength=stop - start)
+        index_parts.append(cols)
+        row_nnz[start : start + len(nnz)] = nnz
+
+    with ThreadPoolExecutor(max_workers=n_workers) as pool:
+        pending: deque = deque()
+        for start in range(0, n_cells, block_size):
+            stop = min(start + block_size, n_cells)
+            u = rng.random((stop - start, n_genes), dtype=np.float32)
+            pending.append((start, pool.submit(_sample_block, u, mu_type, cell_type[start:stop],
+                                               size_f[start:stop], r, r32)))
+            while len(pending) > n_workers:  # at most n_workers blocks in memory at once
+                collect(*pending.popleft())
+        while pending:
+            collect(*pending.popleft())
 
     indptr = np.zeros(n_cells + 1, dtype=np.int64)
     np.cumsum(row_nnz, out=indptr[1:])

@@ -431,7 +431,10 @@ def make_data(args, work: Path) -> tuple[Path, Path, dict]:
         X, cell_type = make_counts(args.n_cells, args.n_genes, args.density, args.seed, return_cell_types=True)
         gen_s = time.perf_counter() - t0
         lib = np.asarray(X.sum(axis=1)).ravel()
-        n_zero_genes = int((np.diff(X.tocsc().indptr) == 0).sum())
+        per_gene = np.zeros(X.shape[1], dtype=np.int64)
+        for i in range(0, X.nnz, 50_000_000):  # bincount copies to int64: a slice at a time
+            per_gene += np.bincount(X.indices[i : i + 50_000_000], minlength=X.shape[1])
+        n_zero_genes = int((per_gene == 0).sum())
         stats = {
             "n_cells": X.shape[0],
             "n_genes": X.shape[1],
