@@ -161,23 +161,21 @@ def make_counts(
     row_nnz = np.zeros(n_cells, dtype=np.int64)
     n_workers = max(1, min(os.cpu_count() or 1, 16)) if workers is None else max(1, int(workers))
 
-    def collect(start, future):
-        counts, cols, nnz = future.result()
-        data_parts.append(counts)
-        index_parts.append(cols)
-        row_nnz[start : start + len(nnz)] = nnz
-
+    starts = range(0, n_cells, block_size)
     with ThreadPoolExecutor(max_workers=n_workers) as pool:
         pending: deque = deque()
-        for start in range(0, n_cells, block_size):
+        for i, start in enumerate(starts):
             stop = min(start + block_size, n_cells)
             u = rng.random((stop - start, n_genes), dtype=np.float32)
             pending.append((start, pool.submit(_sample_block, u, mu_type, cell_type[start:stop],
                                                size_f[start:stop], r, r32)))
-            while len(pending) > n_workers:  # at most n_workers blocks in memory at once
-                collect(*pending.popleft())
-        while pending:
-            collect(*pending.popleft())
+            # keep at most n_workers blocks in memory; collect them all after the last one, in order
+            while len(pending) > (n_workers if i < len(starts) - 1 else 0):
+                first, future = pending.popleft()
+                counts, cols, nnz = future.result()
+                data_parts.append(counts)
+                index_parts.append(cols)
+                row_nnz[first : first + len(nnz)] = nnz
 
     indptr = np.zeros(n_cells + 1, dtype=np.int64)
     np.cumsum(row_nnz, out=indptr[1:])

@@ -79,6 +79,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
+from _machine import cpu_model as _cpu_model  # noqa: E402
+from _machine import gpu_name, machine_tag  # noqa: E402
+from _machine import n_cores as _n_cores  # noqa: E402
 
 GB = 1e9
 #: Geneformer shapes (ctheodoris/Geneformer config.json at HF revision 05fcbeb)
@@ -148,24 +151,6 @@ class RssSampler:
         self.peak = max(self.peak, _current_rss_gb())
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or "unknown"
-
-
-def _n_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _mem_total_gb() -> float:
     try:
         with open("/proc/meminfo") as fh:
@@ -212,10 +197,6 @@ def _summary(x) -> dict:
     q = np.percentile(x, [5, 50, 95])
     return {"mean": float(x.mean()), "min": float(x.min()), "p5": float(q[0]), "median": float(q[1]),
             "p95": float(q[2]), "max": float(x.max())}
-
-
-def machine_tag() -> str:
-    return f"cpu-{_n_cores()}core"
 
 
 def vocab_gene_ids(version: str) -> tuple[list[str], str]:
@@ -352,9 +333,9 @@ def padding_at_scale(genes, version: str, *, n: int, seed: int, ref_batch: int, 
 # ------------------------------------------------------------------------------------------------ speed
 def run_speed(args) -> dict:
     import torch
+    from _brainlike import BrainLikeCounts
 
     import psysc
-    from _brainlike import BrainLikeCounts
 
     psysc.settings.verbosity = 1  # no progress bars in the timings
     if args.threads:
@@ -1010,13 +991,14 @@ def write_markdown(doc: dict, path: Path) -> None:
 
 def save(section: str, res: dict, args) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = args.out_name or f"embed_{machine_tag()}"
+    stem = args.out_name or f"embed_{machine_tag(args.device)}"
     if not stem.startswith("embed_"):
         stem = "embed_" + stem
     jpath = RESULTS / f"{stem}.json"
     doc = json.loads(jpath.read_text()) if jpath.exists() else {}
-    doc["machine"] = machine_tag()
-    doc["environment"] = {"cpu_model": _cpu_model(), "cores": _n_cores(), "memory_gb": _mem_total_gb(),
+    doc["machine"] = machine_tag(args.device)
+    doc["environment"] = {"cpu_model": _cpu_model(), "gpu": gpu_name(args.device), "cores": _n_cores(),
+                          "memory_gb": _mem_total_gb(),
                           "platform": platform.platform(), "versions": _versions()}
     res["date"] = _dt.datetime.now().isoformat(timespec="seconds")
     res["command"] = " ".join([Path(sys.argv[0]).name, *sys.argv[1:]])
@@ -1055,7 +1037,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     p.add_argument("--device", default="cpu",
-                   help="speed: 'cpu' or 'cuda' (psysc: bfloat16 autocast on CUDA; reference: fp32 as the official code)")
+                   help="speed: 'cpu' or 'cuda' (psysc: bfloat16 autocast on CUDA; reference: fp32 as the official "
+                        "code)")
     p.add_argument("--workdir", help="keep the checkpoints and data here (reused on the next run)")
     p.add_argument("--out-name", help="stem of the result files (default embed_<machine>)")
     p.add_argument("--no-save", action="store_true")

@@ -51,27 +51,9 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 if (REPO / "src").is_dir():
     sys.path.insert(0, str(REPO / "src"))
-
-
-def _n_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return platform.processor() or platform.machine()
-
-
-def machine_tag() -> str:
-    return f"cpu-{_n_cores()}core"
+from _machine import cpu_model as cpu_name  # noqa: E402
+from _machine import machine_tag  # noqa: E402
+from _machine import n_cores as _n_cores  # noqa: E402
 
 
 def _quiet():

@@ -83,15 +83,9 @@ def _current_rss_gb() -> float:
 # machine description
 # ----------------------------------------------------------------------------------------------------------------
 def machine_info() -> dict:
-    cpu_model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu_model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:  # pragma: no cover
-        pass
+    sys.path.insert(0, str(HERE))
+    from _machine import cpu_model
+
     n_logical = os.cpu_count()
     try:
         n_avail = len(os.sched_getaffinity(0))
@@ -107,7 +101,7 @@ def machine_info() -> dict:
     except OSError:  # pragma: no cover
         pass
     return {
-        "cpu_model": cpu_model,
+        "cpu_model": cpu_model(),
         "n_cpus": n_logical,
         "n_cpus_available": n_avail,
         "mem_total_gb": mem_gb,
@@ -115,6 +109,19 @@ def machine_info() -> dict:
         "python": platform.python_version(),
         "hostname_tag": f"cpu-{n_avail}core",
     }
+
+
+def machine_info_for(device: str) -> dict:
+    """:func:`machine_info`, with the GPU's name and a ``gpu-<name>`` tag when ``device`` is a CUDA device."""
+    sys.path.insert(0, str(HERE))
+    from _machine import gpu_name, machine_tag
+
+    info = machine_info()
+    gpu = gpu_name(device)
+    if gpu is not None:
+        info["gpu"] = gpu
+        info["hostname_tag"] = machine_tag(device)
+    return info
 
 
 def package_versions() -> dict:
@@ -527,7 +534,8 @@ def write_markdown(summary: dict, path: Path) -> None:
         f"Run {summary['date']} with `{summary['command']}`.",
         "",
         f"- Machine: {m['cpu_model']}, {m['n_cpus_available']} cores available ({m['n_cpus']} logical), "
-        f"{m['mem_total_gb']} GB RAM; {m['platform']}, Python {m['python']}",
+        f"{m['mem_total_gb']} GB RAM; {m['platform']}, Python {m['python']}"
+        + (f"; GPU: {m['gpu']} (psysc's device: {p['device']})" if m.get("gpu") else ""),
         f"- Threads per tool: {p['threads']} (OMP/OpenBLAS/MKL/numba env variables + threadpoolctl)",
         "- Versions: " + ", ".join(f"{k} {v}" for k, v in summary["versions"].items() if v),
         f"- Data: {p['n_cells']:,} cells x {p['n_genes']:,} genes, synthetic negative-binomial counts, "
@@ -565,17 +573,18 @@ def write_markdown(summary: dict, path: Path) -> None:
         f"- Memory ratio (scdrs peak RSS / psysc peak RSS): **{_x(r['memory_ratio'], '.2f')}**",
         f"- psysc, {p['n_traits']} traits / 1 trait: score time {_x(r['multi_over_single_score'], '.2f')}, "
         f"total {_x(r['multi_over_single_total'], '.2f')}",
-        f"- Work of the shared kernel, {p['n_traits']} traits / 1 trait: {_x(r.get('multi_over_single_visits'), '.2f')} "
-        "the (expressed gene, control set, slot) visits; each is a scalar addition for one trait and an 8-lane "
-        "vector addition for several (nested control sets: a bin's slots are the most any trait needs there)",
+        f"- Work of the shared kernel, {p['n_traits']} traits / 1 trait: "
+        f"{_x(r.get('multi_over_single_visits'), '.2f')} the (expressed gene, control set, slot) visits; each is a "
+        "scalar addition for one trait and an 8-lane vector addition for several (nested control sets: a bin's "
+        "slots are the most any trait needs there)",
     ]
     single, multi = summary["runs"].get("psysc"), summary["runs"].get(f"psysc_{p['n_traits']}traits")
     if _ok(single) and _ok(multi) and "output_first_write_s" in single and "output_first_write_s" in multi:
         lines.append(
             f"- First write into fresh memory the size of the returned control scores (untimed, same process, after "
             f"the run): {single['output_first_write_s']:.2f} s for 1 trait ({single['output_gb']:.1f} GB), "
-            f"{multi['output_first_write_s']:.2f} s for {p['n_traits']} traits ({multi['output_gb']:.1f} GB); the score "
-            "times include this cost"
+            f"{multi['output_first_write_s']:.2f} s for {p['n_traits']} traits ({multi['output_gb']:.1f} GB); "
+            "the score times include this cost"
         )
     lines += [
         f"- Parity: Pearson r of norm_score scdrs vs psysc = {_fmt(summary['parity']['pearson_norm_score'], '.4f')}"
@@ -628,7 +637,7 @@ def main(argv=None) -> int:
         worker_psysc(args.job)
         return 0
 
-    machine = machine_info()
+    machine = machine_info_for(args.device)
     threads = args.threads or machine["n_cpus_available"]
     tmp = None
     if args.workdir is None:
@@ -723,7 +732,8 @@ def main(argv=None) -> int:
 
         # ---- report -----------------------------------------------------------------------------------------
         print()
-        print(f"machine: {machine['cpu_model']}, {machine['n_cpus_available']} cores, {threads} threads per tool")
+        print(f"machine: {machine['cpu_model']}, {machine['n_cpus_available']} cores, {threads} threads per tool"
+              + (f", GPU {machine['gpu']}" if machine.get("gpu") else ""))
         print(
             f"data: {data_stats['n_cells']:,} x {data_stats['n_genes']:,}, density {data_stats['density']:.4f}, "
             f"n_ctrl {args.n_ctrl}"
@@ -764,12 +774,12 @@ def main(argv=None) -> int:
             "params": {
                 "n_cells": args.n_cells, "n_genes": args.n_genes, "density": args.density, "n_ctrl": args.n_ctrl,
                 "n_traits": args.n_traits, "gs_size": args.gs_size, "seed": args.seed, "threads": threads,
-                "warmup": not args.no_warmup,
+                "warmup": not args.no_warmup, "device": args.device,
                 "normalisation": "scanpy normalize_total(target_sum=1e4) + log1p, CSR float32",
                 "scdrs_call": "scdrs.preprocess(adata); scdrs.score_cell(adata, genes, gene_weight=weights, "
                               "n_ctrl=n_ctrl, weight_opt='vs', return_ctrl_norm_score=True)",
                 "psysc_call": "psysc.pp.prepare_scoring(adata); psysc.tl.score_disorders(adata, gene_sets, "
-                              "n_ctrl=n_ctrl)",
+                              f"n_ctrl=n_ctrl, device={args.device!r})",
             },
             "data": data_stats,
             "runs": runs,
