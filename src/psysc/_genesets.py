@@ -34,6 +34,11 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
         )
     out: dict[str, pd.Series] = {}
     for trait, genes in gene_sets.items():
+        if "/" in str(trait):
+            raise ValueError(
+                f"trait name {str(trait)!r} contains '/', which an .h5ad file cannot store in the keys psysc writes "
+                f"(obs[\"psysc_<trait>_...\"]); rename it, e.g. {str(trait).replace('/', '_')!r}"
+            )
         if isinstance(genes, pd.DataFrame):
             if "ZSTAT" not in genes.columns:
                 raise TypeError(

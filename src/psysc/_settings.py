@@ -4,9 +4,35 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 logger = logging.getLogger("psysc")
+_LEVELS = {0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        msg = super().format(record)
+        return msg if record.levelno < logging.WARNING else f"{record.levelname}: {msg}"
+
+
+class FallbackHandler(logging.StreamHandler):
+    """Writes psysc's messages to ``sys.stderr`` (as scanpy does), unless the application has configured logging.
+
+    When the root logger has a handler (``logging.basicConfig``, pytest's ``caplog``, a notebook's own setup), the
+    messages reach it through propagation and this handler stays silent, so nothing is printed twice.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(_Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers:
+            return
+        self.setStream(sys.stderr)  # the current one (notebooks replace sys.stderr)
+        super().emit(record)
 
 
 class Settings:
@@ -20,7 +46,8 @@ class Settings:
     device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
     verbosity
-        0 errors, 1 warnings, 2 info (default, progress bars shown), 3 debug.
+        0 errors, 1 warnings, 2 info (default, progress bars shown), 3 debug. Messages go to the ``"psysc"``
+        logger; psysc prints them on stderr unless the application has configured :mod:`logging` itself.
     seed
         Default random seed of every random choice.
     n_jobs
@@ -36,6 +63,9 @@ class Settings:
         self._cachedir = Path(os.environ.get("PSYSC_CACHE_DIR", Path.home() / ".cache" / "psysc"))
         self.device = "auto"
         self._verbosity = 2
+        logger.setLevel(_LEVELS[self._verbosity])
+        if not any(isinstance(h, FallbackHandler) for h in logger.handlers):
+            logger.addHandler(FallbackHandler())
         self.seed = 0
         self.n_jobs: int | None = None
 
@@ -58,7 +88,7 @@ class Settings:
         if value not in (0, 1, 2, 3):
             raise ValueError(f"verbosity must be 0, 1, 2 or 3, not {value!r}")
         self._verbosity = value
-        logger.setLevel({0: logging.ERROR, 1: logging.WARNING, 2: logging.INFO, 3: logging.DEBUG}[value])
+        logger.setLevel(_LEVELS[value])
 
     @property
     def show_progress(self) -> bool:

@@ -7,7 +7,8 @@ traits), tests the cell groups for enrichment and writes tables, figures and a s
     psysc run --input brain.h5ad --groupby cell_state --traits SCZ,BIP,HEIGHT --out results/
     psysc run --gene-sets my_traits.gs --layer counts --quick
 
-Bad input (missing file, unknown column or trait) is reported on stderr with exit status 2.
+Bad input (missing file, unknown column or trait, expression that is not raw counts, duplicated gene names) is
+reported on stderr with exit status 2.
 """
 
 from __future__ import annotations
@@ -161,16 +162,22 @@ def _load_gene_sets(path: str | None, traits: list[str] | None) -> tuple[dict, l
 def _setup_logging(quiet: bool):
     """A timestamped stderr handler on the 'psysc' logger; returns a function undoing it."""
     from . import settings
+    from ._settings import FallbackHandler
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
     old = (logger.level, logger.propagate, settings.verbosity)
+    fallback = [h for h in logger.handlers if isinstance(h, FallbackHandler)]
+    for h in fallback:  # this handler replaces it while the command runs
+        logger.removeHandler(h)
     logger.addHandler(handler)
     logger.propagate = False
     settings.verbosity = 1 if quiet else 2  # also sets the logger level; progress bars only when not quiet
 
     def restore():
         logger.removeHandler(handler)
+        for h in fallback:
+            logger.addHandler(h)
         logger.setLevel(old[0])
         logger.propagate = old[1]
         settings._verbosity = old[2]

@@ -27,8 +27,15 @@ def design_matrix(covariates: pd.DataFrame, obs_names: pd.Index) -> pd.DataFrame
     """
     if not isinstance(covariates, pd.DataFrame):
         raise TypeError("covariates must be a pandas DataFrame indexed by cell (obs_names)")
+    if not obs_names.is_unique:
+        raise ValueError("adata.obs_names are not unique, so covariates cannot be matched to cells; run "
+                         "adata.obs_names_make_unique() first")
     cov = covariates.copy()
     cov.index = cov.index.astype(str)
+    if not cov.index.is_unique:
+        dup = cov.index[cov.index.duplicated()].unique()
+        raise ValueError(f"the covariates' index has {len(dup)} duplicated cell names, e.g. {list(dup[:3])}; "
+                         "give one row per cell")
     matched = obs_names.astype(str).isin(cov.index)
     if matched.mean() < 0.75:
         raise ValueError(
@@ -44,9 +51,12 @@ def design_matrix(covariates: pd.DataFrame, obs_names: pd.Index) -> pd.DataFrame
         df = pd.concat([df.drop(columns=col), dummies], axis=1)
     df = df.astype(np.float64)
     n_missing = int(df.isna().sum().sum())
+    n_cells_filled = int(df.isna().any(axis=1).sum())
     if n_missing:
-        logger.info("%d missing covariate values filled with the column means", n_missing)
+        logger.warning("covariates: %d missing values in %d of %d cells filled with the column means", n_missing,
+                       n_cells_filled, len(df))
     df = df.fillna(df.mean())
+    df.attrs["n_cells_filled"] = n_cells_filled
     ones = np.ones(len(df))
     C = df.to_numpy()
     if C.shape[1] == 0 or np.mean((ones - C @ np.linalg.lstsq(C, ones, rcond=None)[0]) ** 2) > 0.01:

@@ -7,12 +7,16 @@ row block by row block with a compiled kernel that touches only the non-zero ent
 
 from __future__ import annotations
 
+import logging
+
 import numba
 import numpy as np
 from numba import prange
 from scipy import sparse
 
 from ._blocks import iter_row_blocks
+
+logger = logging.getLogger("psysc")
 
 
 def vs_weights(gene_weight: np.ndarray, var_tech: np.ndarray, var: np.ndarray, weight: str) -> np.ndarray:
@@ -133,7 +137,9 @@ def _col_means(M):
 
 @numba.njit(parallel=True, cache=True)
 def _cellwise_standardise(raw, ctrl, ctrl_shift, ctrl_scale, raw_shift, norm):
-    # ctrl <- (ctrl - shift) / scale ; then per cell standardise raw and ctrl by the controls' mean/std
+    # ctrl <- (ctrl - shift) / scale ; then per cell standardise raw and ctrl by the controls' mean/std.
+    # A cell whose control scores are all equal (sd 0: it expresses no control gene) has no defined normalised
+    # score: norm NaN and its controls 0; the caller decides what they become.
     n, b = ctrl.shape
     for c in prange(n):
         s1 = 0.0
@@ -147,6 +153,11 @@ def _cellwise_standardise(raw, ctrl, ctrl_shift, ctrl_scale, raw_shift, norm):
             d = np.float64(ctrl[c, j]) - mu
             s2 += d * d
         sd = np.sqrt(s2 / b)
+        if not sd > 0.0:
+            norm[c] = np.nan
+            for j in range(b):
+                ctrl[c, j] = 0.0
+            continue
         norm[c] = ((raw[c] - raw_shift) - mu) / sd
         for j in range(b):
             ctrl[c, j] = (np.float64(ctrl[c, j]) - mu) / sd
@@ -160,7 +171,7 @@ def _shift_columns(ctrl, shift):
             ctrl[c, j] = np.float64(ctrl[c, j]) - shift[j]
 
 
-def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray):
+def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray, *, trait: str = "trait"):
     """Normalise disease and control raw scores (scDRS's ``_correct_background``), ``ctrl`` in place.
 
     1. centre every score vector across cells, divide control ``b`` by ``sqrt(var_ratio[b])``;
@@ -168,26 +179,54 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray)
     3. centre every vector across cells again;
     4. cells whose raw score is exactly 0 get the smallest normalised score (minus 1e-3 for the disease).
 
+    A cell whose control scores are all equal (it expresses none of the control genes) cannot be standardised
+    (scDRS gives NaN, which then spreads to every cell through the means). psysc leaves such cells out of the
+    means of steps 1 and 3; their control scores become the smallest score, and their disease score too when
+    their raw score is 0 (as in step 4), else NaN (p-value 1 in :func:`monte_carlo_pvalues`). Both are counted in
+    a warning that names ``trait``.
+
     Returns
     -------
     norm
         float64 normalised disease scores; ``ctrl`` holds the normalised control scores.
     """
     raw = np.asarray(raw, dtype=np.float64)
+    n = raw.shape[0]
     zero_raw = raw == 0
     ctrl_mean, zeros_per_row = _col_means(ctrl)
     rows = np.flatnonzero(zeros_per_row)
     zero_ctrl_rows, zero_ctrl_cols = np.nonzero(ctrl[rows] == 0)
     zero_ctrl_rows = rows[zero_ctrl_rows]
     raw_mean = raw.mean()
-    norm = np.empty(raw.shape[0], dtype=np.float64)
+    norm = np.empty(n, dtype=np.float64)
     _cellwise_standardise(raw, ctrl, ctrl_mean, np.sqrt(np.asarray(var_ratio, dtype=np.float64)), raw_mean, norm)
-    norm -= norm.mean()
-    _shift_columns(ctrl, _col_means(ctrl)[0])
-    lowest = min(norm.min(), float(ctrl.min()))
+    flat = np.isnan(norm)  # no spread among the controls (their rows of ctrl are 0)
+    n_flat = int(flat.sum())
+    if n_flat == n:
+        lowest = 0.0
+    else:
+        norm -= np.nanmean(norm)
+        col_means = _col_means(ctrl)[0] * (n / (n - n_flat))  # the flat rows add 0 to the column sums
+        _shift_columns(ctrl, col_means)
+        if n_flat:
+            ctrl[flat] = np.inf  # out of the minimum below
+        lowest = min(np.nanmin(norm), float(ctrl.min()))
     norm[zero_raw] = lowest - 1e-3
     ctrl[zero_ctrl_rows, zero_ctrl_cols] = lowest
+    if n_flat:
+        ctrl[flat] = lowest
+        warn_flat_cells(trait, n_flat, n, int(np.isnan(norm).sum()))
     return norm
+
+
+def warn_flat_cells(trait: str, n_flat: int, n: int, n_undefined: int) -> None:
+    """The warning of :func:`correct_background` about cells without spread among their control scores."""
+    logger.warning(
+        "%s: %d of %d cells express none of the control genes (all their control scores are equal); their "
+        "control scores are set to the lowest score, and their normalised score too where they express no "
+        "disease gene either (%d cells), else NaN with p-value 1 (%d cells)",
+        trait, n_flat, n, n_flat - n_undefined, n_undefined,
+    )
 
 
 @numba.njit(parallel=True, cache=True)
@@ -235,22 +274,37 @@ def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray):
     ``mc_pval[c] = (1 + #{b: ctrl[c, b] >= norm[c]}) / (1 + B)``;
     ``pval[c] = (1 + #{all control scores >= norm[c]}) / (1 + N B)`` (the scDRS p-value), computed by
     sorting the N disease scores and binning the N*B control scores among them (no sort of the null).
+    Cells with an undefined (NaN) score get p-value 1 (see :func:`correct_background`); their control scores
+    stay in the pooled null.
     """
     n, b = ctrl.shape
+    finite = np.isfinite(norm)
+    if not finite.all():
+        mc_pval, pooled = np.ones(n), np.ones(n)
+        if finite.any():
+            mc_pval[finite], _ = monte_carlo_pvalues(norm[finite], ctrl[finite])
+            pooled[finite] = _pooled_pvalues(norm[finite], ctrl)
+        return mc_pval, pooled
     counts = np.empty(n, dtype=np.int64)
     _mc_counts(norm, ctrl, counts)
     mc_pval = (1.0 + counts) / (1.0 + b)
-    order = np.argsort(norm, kind="stable")
-    sorted_q = norm[order]
-    n_buckets = 2 * n
+    return mc_pval, _pooled_pvalues(norm, ctrl)
+
+
+def _pooled_pvalues(queries: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """``(1 + #{null values >= q}) / (1 + null.size)`` for every query ``q`` (finite), ``null`` 2-D."""
+    m = queries.shape[0]
+    order = np.argsort(queries, kind="stable")
+    sorted_q = queries[order]
+    n_buckets = 2 * m
     lo, hi = float(sorted_q[0]), float(sorted_q[-1])
     scale = n_buckets / (hi - lo) if hi > lo else 0.0
     bucket = np.minimum(np.maximum((sorted_q - lo) * scale, 0.0), n_buckets - 1).astype(np.int64)
     starts = np.searchsorted(bucket, np.arange(n_buckets + 1), side="left")
-    starts = starts.astype(np.int32) if n < 2**31 else starts
-    hist = _pooled_hist(sorted_q, ctrl, starts, lo, scale, numba.get_num_threads())
+    starts = starts.astype(np.int32) if m < 2**31 else starts
+    hist = _pooled_hist(sorted_q, null, starts, lo, scale, numba.get_num_threads())
     # a null value with j queries <= it counts for the queries at sorted positions 0..j-1
     ge = np.cumsum(hist[::-1])[::-1][1:]  # ge[i] = sum_{j > i} hist[j]
-    pooled = np.empty(n, dtype=np.float64)
-    pooled[order] = (1.0 + ge) / (1.0 + n * b)
-    return mc_pval, pooled
+    pooled = np.empty(m, dtype=np.float64)
+    pooled[order] = (1.0 + ge) / (1.0 + null.size)
+    return pooled

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 
 from ._blocks import iter_row_blocks
+from ._scoring import warn_flat_cells
 
 
 def cuda_available() -> bool:
@@ -85,9 +86,12 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
     return dis, ctrl
 
 
-def correct_and_test_torch(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray, *, device: str):
+def correct_and_test_torch(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray, *, device: str,
+                           trait: str = "trait"):
     """Background correction and Monte Carlo p-values in torch; ``ctrl`` is overwritten with the result.
 
+    The same steps as :func:`psysc._core._scoring.correct_background` and
+    :func:`psysc._core._scoring.monte_carlo_pvalues`, cells without spread among their control scores included.
     Returns ``norm, mc_pval, pval`` (float64 NumPy arrays).
     """
     import torch
@@ -96,26 +100,44 @@ def correct_and_test_torch(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndar
     r = torch.from_numpy(np.asarray(raw, dtype=np.float64)).to(dev)
     c = torch.from_numpy(ctrl).to(dev)
     ratio = torch.from_numpy(np.asarray(var_ratio, dtype=np.float64)).to(dev)
+    n, b = c.shape
     zero_r = r == 0
     zero_c = c == 0
     r = r - r.mean()
     c = (c - c.double().mean(dim=0).to(c.dtype)) / ratio.sqrt().to(c.dtype)
     mu = c.double().mean(dim=1)
     sd = c.double().std(dim=1, correction=0)
+    flat = ~(sd > 0)  # no spread among the controls: no defined normalised score
+    n_flat = int(flat.sum())
+    sd = torch.where(flat, torch.ones_like(sd), sd)
     norm = (r - mu) / sd
     c = ((c.double() - mu[:, None]) / sd[:, None]).to(c.dtype)
-    norm = norm - norm.mean()
-    c = c - c.double().mean(dim=0).to(c.dtype)
-    lowest = torch.minimum(norm.min(), c.min().double())
+    norm[flat] = float("nan")
+    c[flat] = 0
+    if n_flat == n:
+        lowest = torch.zeros((), dtype=torch.float64, device=dev)
+    else:
+        norm = norm - torch.nanmean(norm)
+        c = c - (c.double().sum(dim=0) / (n - n_flat)).to(c.dtype)  # the flat rows add 0 to the sums
+        c[flat] = float("inf")
+        lowest = torch.minimum(norm[~flat].min(), c.min().double())
     norm[zero_r] = lowest - 1e-3
     c[zero_c] = lowest.to(c.dtype)
-    n, b = c.shape
+    c[flat] = lowest.to(c.dtype)
+    finite = ~torch.isnan(norm)
+    if n_flat:
+        warn_flat_cells(trait, n_flat, n, int((~finite).sum()))
     mc = (1.0 + (c.double() >= norm[:, None]).sum(dim=1).double()) / (1.0 + b)
-    sorted_q, order = torch.sort(norm)
-    pos = torch.searchsorted(sorted_q, c.double().reshape(-1), right=True)
-    hist = torch.bincount(pos, minlength=n + 1)
-    ge = torch.flip(torch.cumsum(torch.flip(hist, [0]), 0), [0])[1:]
-    pooled = torch.empty(n, dtype=torch.float64, device=dev)
-    pooled[order] = (1.0 + ge.double()) / (1.0 + n * b)
+    mc[~finite] = 1.0
+    pooled = torch.ones(n, dtype=torch.float64, device=dev)
+    q = norm[finite]
+    if q.numel():
+        sorted_q, order = torch.sort(q)
+        pos = torch.searchsorted(sorted_q, c.double().reshape(-1), right=True)
+        hist = torch.bincount(pos, minlength=q.numel() + 1)
+        ge = torch.flip(torch.cumsum(torch.flip(hist, [0]), 0), [0])[1:]
+        pooled_q = torch.empty(q.numel(), dtype=torch.float64, device=dev)
+        pooled_q[order] = (1.0 + ge.double()) / (1.0 + n * b)
+        pooled[finite] = pooled_q
     ctrl[...] = c.cpu().numpy()
     return norm.cpu().numpy(), mc.cpu().numpy(), pooled.cpu().numpy()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -189,8 +190,10 @@ def prepare_scoring(
         adata.obsm.pop(stale, None)
     adata.varm.pop(f"{key_added}_cov_beta", None)
     cov_names: list[str] = []
+    n_cov_filled = 0
     if covariates is not None:
         design = cov_design_matrix(covariates, adata.obs_names)
+        n_cov_filled = int(design.attrs.get("n_cells_filled", 0))
         C = design.to_numpy()
         beta, gene_mean = cov_fit(Xn, C)
         mean, var = corrected_mean_var(Xn, C, beta, gene_mean)
@@ -218,6 +221,8 @@ def prepare_scoring(
     }
     for name in GENE_STAT_COLUMNS:
         adata.var[f"{key_added}_{name}"] = stats[name]
+    from .. import __version__
+
     ns["prepare_scoring"] = {
         "covariates": cov_names,
         "layer": norm_layer if norm_layer is not None else "X",
@@ -227,6 +232,9 @@ def prepare_scoring(
         "n_mean_bin": int(n_mean_used),
         "n_var_bin": int(n_var_used),
         "n_empty_cells": int(n_empty),
+        "n_cells_covariates_filled": n_cov_filled,
+        "psysc_version": __version__,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     logger.info("added var[%s_*] gene statistics and uns[%r]['prepare_scoring']", key_added, key_added)
     return adata if copy else None

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from anndata import AnnData
+from scipy import sparse
 
+from .._core._blocks import iter_row_blocks
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from .._genesets import as_gene_sets, overlap_hint
@@ -57,8 +59,23 @@ class _SpecTables:
     info: dict
 
 
+def _refuse_counts(X, where: str, *, n_rows: int = 2_000) -> None:
+    """Raise when the first rows of ``X`` look like raw counts (whole numbers above 1): the specificity needs
+    log-normalised expression."""
+    _, _, block = next(iter_row_blocks(X, min(n_rows, X.shape[0])))
+    data = block.data if sparse.issparse(block) else np.asarray(block).ravel()
+    data = data[np.isfinite(data)]
+    if data.size and data.max() > 1 and np.all(data == np.round(data)):
+        raise ValueError(
+            f"{where} looks like raw counts (whole numbers up to {data.max():g} in its first {block.shape[0]} "
+            "cells); the cell-type specificity needs log-normalised expression: run psysc.pp.prepare_scoring(adata) "
+            "first (it adds layers['psysc_norm'], used by default) or pass layer=<a log-normalised layer>"
+        )
+
+
 def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _SpecTables:
     X = get_matrix(adata, layer)
+    _refuse_counts(X, f"layers[{layer!r}]" if layer else "adata.X")
     codes, names = _labels(adata, groupby)
     mom = group_moments(X, codes, len(names), block_size=block_size)
     res = seismic_specificity(mom, **filters)

@@ -168,8 +168,17 @@ def score_disorders(
     for t, trait in enumerate(traits):
         idx, w = kept[trait]
         dw = factor[idx] * w
+        if not dw.sum() != 0:
+            raise ValueError(
+                f"gene set {trait!r}: the weights of its {len(idx)} genes found in var_names sum to 0, so they cannot "
+                "be normalised; give the genes positive weights (e.g. MAGMA z-scores, or a list of genes for weight 1)"
+            )
         disease_w[idx, t] = dw / dw.sum()
     disease_var = (var64[:, None] * disease_w**2).sum(axis=0)
+    for t in np.flatnonzero(disease_var == 0):
+        logger.warning("%s: none of its %d genes found in var_names varies across cells (all are unexpressed or "
+                       "constant); its scores carry no information", traits[t], len(kept[traits[t]][0]))
+    disease_var = np.where(disease_var == 0, np.nan, disease_var)  # variance ratios NaN: such cells come out flat
 
     shared, W = None, None
     if rng == "numpy":
@@ -209,10 +218,10 @@ def score_disorders(
     for t, trait in enumerate(traits):
         raw = dis[t].copy()
         if device == "cpu":
-            norm = correct_background(raw, ctrl[t], var_ratio[trait])
+            norm = correct_background(raw, ctrl[t], var_ratio[trait], trait=trait)
             mc_pval, pval = monte_carlo_pvalues(norm, ctrl[t])
         else:
-            norm, mc_pval, pval = correct_and_test_torch(raw, ctrl[t], var_ratio[trait], device=device)
+            norm, mc_pval, pval = correct_and_test_torch(raw, ctrl[t], var_ratio[trait], device=device, trait=trait)
         zscore = -stats.norm.ppf(pval).clip(min=-10, max=10)
         results[trait] = pd.DataFrame(
             {

@@ -1,0 +1,186 @@
+"""Degenerate inputs of the scoring: cells without spread among their control scores, gene sets that cannot be
+normalised or stored, missing covariates, raw counts where log-normalised values are needed, and psysc's messages."""
+
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import psysc
+from psysc._core._scoring import correct_background, monte_carlo_pvalues
+
+
+def naive_correct_and_test(raw, ctrl, var_ratio):
+    """The documented rule of correct_background + monte_carlo_pvalues, written out in plain numpy."""
+    raw = np.asarray(raw, np.float64)
+    c0 = np.asarray(ctrl, np.float64)
+    r = raw - raw.mean()
+    c = (c0 - c0.mean(axis=0)) / np.sqrt(var_ratio)
+    mu, sd = c.mean(axis=1), c.std(axis=1)
+    flat = ~(sd > 0)
+    ok = ~flat
+    norm = np.full(len(raw), np.nan)
+    norm[ok] = (r[ok] - mu[ok]) / sd[ok]
+    cn = np.zeros_like(c)
+    cn[ok] = (c[ok] - mu[ok, None]) / sd[ok, None]
+    norm[ok] -= norm[ok].mean()
+    cn[ok] -= cn[ok].mean(axis=0)
+    cn = cn.astype(np.float32).astype(np.float64)  # the control scores are kept in float32
+    lowest = min(norm[ok].min(), cn[ok].min()) if ok.any() else 0.0
+    norm[raw == 0] = lowest - 1e-3
+    cn[c0 == 0] = lowest
+    cn[flat] = lowest
+    pooled = np.ones(len(raw))
+    mc = np.ones(len(raw))
+    null = np.sort(cn.ravel())
+    for i in np.flatnonzero(np.isfinite(norm)):
+        pooled[i] = (1 + null.size - np.searchsorted(null, norm[i], side="left")) / (1 + null.size)
+        mc[i] = (1 + np.sum(cn[i] >= norm[i])) / (1 + cn.shape[1])
+    return norm, cn, mc, pooled
+
+
+def scores_with_flat_cells(seed=0, n=300, b=40):
+    """Scores where 7 cells have control scores equal to the column means, so that nothing is left of them after
+    the column centring (sd 0). With real data this happens when no cell expresses any control gene (see the
+    Darmanis test below); whole numbers keep the means exact here."""
+    rng = np.random.default_rng(seed)
+    raw = rng.gamma(2.0, 1.0, n)
+    ctrl = rng.integers(0, 5, (n, b)).astype(np.float32)
+    flat = np.arange(7)
+    others = np.setdiff1d(np.arange(n), flat)
+    ctrl[others[-1]] += 2 * len(others) - ctrl[others].sum(axis=0)  # the column means of the others are 2
+    ctrl[flat] = 2.0  # ... and so of every cell
+    raw[:3] = 0  # three of the flat cells express no disease gene either
+    raw[10:14] = 0
+    assert (ctrl.astype(np.float64).mean(axis=0) == 2.0).all()
+    return raw, ctrl, rng.uniform(0.5, 2.0, b)
+
+
+def test_cells_without_control_spread_match_the_naive_rule(caplog):
+    raw, ctrl, var_ratio = scores_with_flat_cells()
+    exp_norm, exp_ctrl, exp_mc, exp_pooled = naive_correct_and_test(raw, ctrl, var_ratio)
+    got_ctrl = ctrl.copy()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        norm = correct_background(raw, got_ctrl, var_ratio, trait="T")
+    mc, pooled = monte_carlo_pvalues(norm, got_ctrl)
+    np.testing.assert_array_equal(np.isnan(norm), np.isnan(exp_norm))
+    assert np.isnan(norm).sum() == 4  # the 4 cells with a disease score but no spread among their controls
+    np.testing.assert_allclose(norm, exp_norm, rtol=1e-6, atol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(got_ctrl, exp_ctrl, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(mc, exp_mc, rtol=1e-12)
+    np.testing.assert_allclose(pooled, exp_pooled, rtol=1e-12)
+    assert (pooled[np.isnan(norm)] == 1).all() and (mc[np.isnan(norm)] == 1).all()
+    assert "T: 7 of 300 cells express none of the control genes" in caplog.text
+    assert "(3 cells), else NaN with p-value 1 (4 cells)" in caplog.text
+
+
+def test_torch_path_treats_flat_cells_alike():
+    pytest.importorskip("torch")
+    from psysc._core._torch import correct_and_test_torch
+
+    raw, ctrl, var_ratio = scores_with_flat_cells(seed=1)
+    exp_norm, exp_ctrl, exp_mc, exp_pooled = naive_correct_and_test(raw, ctrl, var_ratio)
+    got_ctrl = ctrl.copy()
+    norm, mc, pooled = correct_and_test_torch(raw, got_ctrl, var_ratio, device="torch-cpu", trait="T")
+    np.testing.assert_allclose(norm, exp_norm, rtol=1e-5, atol=1e-5, equal_nan=True)
+    np.testing.assert_allclose(got_ctrl, exp_ctrl, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(mc, exp_mc, rtol=1e-12)
+    np.testing.assert_allclose(pooled, exp_pooled, rtol=1e-12)
+
+
+def test_unexpressed_gene_set_gives_p_one_like_scdrs(caplog):
+    import scanpy as sc
+    from _scdrs_oracle import scdrs
+
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    unexpressed = list(adata.var_names[adata.var["psysc_mean"].to_numpy() == 0][:30])
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        res = psysc.tl.score_disorders(adata, {"none": unexpressed}, n_ctrl=50, rng="scdrs", inplace=False)["none"]
+    assert "none: none of its 30 genes found in var_names varies across cells" in caplog.text
+    assert "none: 466 of 466 cells express none of the control genes" in caplog.text
+    ref = psysc.datasets.darmanis2015()
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    scdrs.preprocess(ref)
+    expected = scdrs.score_cell(ref, unexpressed, n_ctrl=50, random_seed=0, verbose=False)
+    np.testing.assert_array_equal(res["pval"].to_numpy(), expected["pval"].to_numpy())
+    assert (res["pval"] == 1).all() and (res["mc_pval"] == 1).all()
+    assert np.isfinite(res["norm_score"]).all()
+
+
+def test_gene_set_with_zero_total_weight_is_refused():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    weights = pd.Series(0.0, index=adata.var_names[1000:1050])
+    with pytest.raises(ValueError, match=r"gene set 'w': the weights of its 50 genes .* sum to 0"):
+        psysc.tl.score_disorders(adata, {"w": weights}, n_ctrl=10)
+
+
+def test_trait_name_that_h5ad_cannot_store_is_refused(tmp_path):
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    genes = list(adata.var_names[:200])
+    with pytest.raises(ValueError, match=r"'SCZ/BIP' contains '/'.*'SCZ_BIP'"):
+        psysc.tl.score_disorders(adata, {"SCZ/BIP": genes}, n_ctrl=10)
+    # the name it suggests round-trips through an h5ad file
+    psysc.tl.score_disorders(adata, {"SCZ_BIP": genes}, n_ctrl=10)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = __import__("anndata").read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(back.obs["psysc_SCZ_BIP_pval"], adata.obs["psysc_SCZ_BIP_pval"])
+
+
+def test_missing_covariates_are_counted_in_the_log_and_uns(caplog):
+    adata = psysc.datasets.darmanis2015()
+    cov = pd.DataFrame({"n_genes": np.asarray((adata.X > 0).sum(axis=1)).ravel().astype(float)},
+                       index=adata.obs_names)
+    cov.iloc[:40, 0] = np.nan
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(adata, covariates=cov)
+    assert "covariates: 40 missing values in 40 of 466 cells filled with the column means" in caplog.text
+    assert adata.uns["psysc"]["prepare_scoring"]["n_cells_covariates_filled"] == 40
+
+
+def test_covariates_need_unique_cell_names():
+    adata = psysc.datasets.darmanis2015()
+    adata.obs_names = ["c"] * 2 + list(adata.obs_names[2:])
+    cov = pd.DataFrame({"x": np.arange(adata.n_obs, dtype=float)}, index=adata.obs_names)
+    with pytest.raises(ValueError, match=r"obs_names are not unique.*obs_names_make_unique"):
+        psysc.pp.prepare_scoring(adata, covariates=cov)
+    adata.obs_names_make_unique()
+    cov = pd.DataFrame({"x": np.arange(adata.n_obs, dtype=float)}, index=list(adata.obs_names[:-1]) + ["c"])
+    cov.index = list(cov.index[:-2]) + [cov.index[0], cov.index[0]]
+    with pytest.raises(ValueError, match=r"duplicated cell names"):
+        psysc.pp.prepare_scoring(adata, covariates=cov)
+
+
+def test_celltype_specificity_refuses_raw_counts():
+    adata = psysc.datasets.darmanis2015()  # raw counts in X, no prepare_scoring yet
+    with pytest.raises(ValueError, match=r"adata.X looks like raw counts.*psysc.pp.prepare_scoring"):
+        psysc.tl.celltype_specificity(adata, "cell_type")
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+
+
+CODE = """
+import logging, sys
+if sys.argv[1] == "configured":
+    logging.basicConfig(stream=sys.stdout, format="app: %(message)s")
+import psysc
+adata = psysc.datasets.darmanis2015()
+psysc.pp.prepare_scoring(adata)
+"""
+
+
+@pytest.mark.parametrize("mode", ["plain", "configured"])
+def test_messages_are_printed_once(mode):
+    out = subprocess.run([sys.executable, "-c", CODE, mode], capture_output=True, text=True, check=True)
+    line = "added layers['psysc_norm']"
+    if mode == "plain":  # no logging set up by the application: psysc prints its messages on stderr
+        assert out.stderr.count(line) == 1
+    else:  # the application's handler prints them (through propagation), psysc's own handler stays silent
+        assert line not in out.stderr
+        assert out.stdout.count(f"app: {line}") == 1
