@@ -305,3 +305,94 @@ def test_too_few_groups_skips_the_cell_type_level_with_a_warning(tmp_path, darma
     assert "cell-type level enrichment skipped" in log
     assert not (out / "celltype_enrichment.tsv").exists()
 
+
+
+def _bad_values(adata, kind: str):
+    """A copy of ``adata`` whose X (CSR) is log-normalised or holds a NaN, a negative value or a duplicated gene."""
+    import scanpy as sc
+
+    adata = adata.copy()
+    if kind == "lognorm":
+        sc.pp.normalize_total(adata, target_sum=1e4)
+        sc.pp.log1p(adata)
+    elif kind == "nan":
+        adata.X.data[0] = np.nan
+    elif kind == "negative":
+        adata.X.data[0] = -3
+    elif kind == "duplicated":
+        names = list(adata.var_names)
+        names[1] = names[0]
+        adata.var_names = names
+    return adata
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("lognorm", "not raw counts"),
+        ("nan", "1 NaN"),
+        ("negative", "1 negative values"),
+        ("duplicated", "occur more than once in var_names"),
+    ],
+)
+def test_bad_expression_values_exit_2_without_traceback(tmp_path, darmanis, kind, message):
+    """Input that is not raw counts (log-normalised, NaN, negative) or has duplicated genes: a message, exit 2."""
+    path = tmp_path / f"{kind}.h5ad"
+    _bad_values(darmanis[:40], kind).write_h5ad(path)
+    out = tmp_path / "out"
+    rc, err = _run(["run", "--input", str(path), "--out", str(out), "--quick", "--traits", "SCZ"])
+    assert rc == 2, err
+    assert message in err
+    assert "Traceback" not in err and "KeyError" not in err
+    assert not out.exists()  # refused before any computation or output
+
+
+def test_bad_values_in_the_counts_layer_are_refused(tmp_path, darmanis):
+    """The check applies to --layer, not X: good X but a log-normalised layer is refused and named."""
+    sub = darmanis[:40].copy()
+    sub.layers["counts"] = _bad_values(sub, "lognorm").X
+    path = tmp_path / "layer.h5ad"
+    sub.write_h5ad(path)
+    rc, err = _run(["run", "--input", str(path), "--layer", "counts", "--out", str(tmp_path / "o"), "--quick"])
+    assert rc == 2 and "adata.layers['counts']" in err and "not raw counts" in err and "Traceback" not in err
+
+
+def test_missing_group_labels_stay_missing(tmp_path, darmanis):
+    """Cells without a --groupby label belong to no group (no 'nan' group), and their number is reported."""
+    sub = darmanis[np.sort(np.random.default_rng(1).choice(darmanis.n_obs, 150, replace=False))].copy()
+    labels = sub.obs["cell_type"].astype(object)
+    labels.iloc[::10] = np.nan  # 15 cells without a label
+    sub.obs["cell_type"] = labels.astype("category")
+    path = tmp_path / "nanlab.h5ad"
+    sub.write_h5ad(path)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--input", str(path), "--out", str(out), "--n-ctrl", "50", "--traits", "SCZ"])
+    assert rc == 0, log
+
+    scores = pd.read_csv(out / "scores.tsv.gz", sep="\t", keep_default_na=False)
+    kept = sub.obs.loc[scores["cell"], "cell_type"]
+    n_missing = int(kept.isna().sum())
+    assert n_missing > 0
+    assert (scores["cell_type"] == "").sum() == n_missing  # written as empty fields, not "nan"
+    assert "nan" not in set(scores["cell_type"])
+    assert f"{n_missing} cells have no 'cell_type' label" in log  # not dropped silently
+
+    table = pd.read_csv(out / "enrichment.tsv", sep="\t", keep_default_na=False)
+    assert "nan" not in set(table["group"])
+    assert set(table["group"]) == set(kept.dropna().astype(str))
+    assert table["n_cells"].sum() == len(scores) - n_missing
+    summary = json.loads((out / "summary.json").read_text())
+    assert "nan" not in summary["data"]["group_sizes"]
+    assert summary["data"]["n_cells_without_group"] == n_missing
+
+
+def test_groupby_without_any_label(tmp_path, small_h5ad):
+    import anndata as ad
+
+    adata = ad.read_h5ad(small_h5ad)
+    adata.obs["empty"] = pd.Categorical([np.nan] * adata.n_obs, categories=["a"])
+    path = tmp_path / "empty.h5ad"
+    adata.write_h5ad(path)
+    rc, err = _run(["run", "--input", str(path), "--groupby", "empty", "--out", str(tmp_path / "o"), "--quick"])
+    assert rc == 2 and "no label" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()

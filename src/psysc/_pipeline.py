@@ -77,6 +77,8 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         raise InputError(f"duplicated traits in {traits}")
     if len({safe_name(t) for t in traits}) != len(traits):
         raise InputError(f"traits {traits} give clashing file names")
+    if not adata.obs[groupby].notna().any():
+        raise InputError(f"--groupby {groupby!r} has no label: the column is missing for every cell")
     genes = pd.Index(adata.var_names.astype(str))
     no_overlap = [t for t in traits if not genes.isin(pd.Index(gene_sets[t].index).astype(str)).any()]
     if no_overlap:
@@ -86,6 +88,31 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
             f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first"
         )
     return traits
+
+
+def check_counts(adata: AnnData, layer: str | None) -> None:
+    """Refuse expression that is not raw counts, before any computation; raise :class:`InputError` naming the fix.
+
+    The checks of :func:`psysc.pp.prepare_scoring` with ``normalize=True`` (unique ``var_names``; finite,
+    non-negative, integer values), on the whole input: integrality is checked on every cell, so that
+    ``prepare_scoring`` cannot refuse the data after QC.
+    """
+    from .pp._prepare import check_expression, inspect_values
+
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    X = adata.X if layer is None else adata.layers[layer]
+    try:
+        info = check_expression(adata, X, where)
+    except ValueError as err:  # duplicated gene names, NaN, infinite or negative values, empty data
+        note = "" if adata.var_names.has_duplicates else " psysc run needs raw counts."
+        raise InputError(f"{err}{note}") from None
+    integer = info["integer"] and (adata.n_obs <= 2_000 or inspect_values(X, max_rows=adata.n_obs)["integer"])
+    if not integer:
+        raise InputError(
+            f"{where} holds non-integer values, so it is not raw counts (log-normalised?). psysc run needs the raw "
+            "counts: store them in the file (in X, or in a layer named with --layer). To score log-normalised data, "
+            "use psysc.pp.prepare_scoring(adata, normalize=False) and psysc.tl.score_disorders in Python."
+        )
 
 
 def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int]]:
@@ -337,7 +364,8 @@ def run_pipeline(
 ) -> dict[str, Any]:
     """Run the whole psysc job on one dataset and write its results.
 
-    Steps: QC (drop cells with < 200 detected genes, then genes detected in < 3 cells),
+    Steps: :func:`check_counts` (raw counts, unique gene names), QC (drop cells with < 200 detected genes, then
+    genes detected in < 3 cells),
     :func:`psysc.pp.prepare_scoring`, PCA (20 components on the 2,000 most variable genes of the
     normalised layer ``psysc_norm``), a 15-nearest-neighbour graph and UMAP, :func:`psysc.tl.score_disorders`
     and :func:`psysc.tl.disorder_enrichment`; the cell-type level tests of :func:`psysc.tl.celltype_enrichment`
@@ -348,6 +376,7 @@ def run_pipeline(
     ----------
     adata
         Raw counts (in ``X`` or ``layers[layer]``) with the cell groups in ``obs[groupby]``. Not modified.
+        Cells with a missing label belong to no group (counted in the log and in ``summary.json``).
     gene_sets
         Trait -> gene weights, as returned by :func:`psysc.datasets.gwas_gene_sets` or :func:`psysc.gwas.read_gs`.
     out
@@ -396,6 +425,7 @@ def run_pipeline(
     traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits)
     if n_ctrl < 1:
         raise InputError(f"n_ctrl must be >= 1, not {n_ctrl}")
+    check_counts(adata, layer)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} exists and is not a directory")
@@ -412,10 +442,13 @@ def run_pipeline(
     )
 
     adata, qc = _qc(adata, layer)
-    adata.obs[groupby] = adata.obs[groupby].astype(str).astype("category")
+    labels = adata.obs[groupby]
+    # group names as strings; missing labels stay missing (not "nan"): those cells belong to no group
+    adata.obs[groupby] = pd.Categorical(labels.astype(str).where(labels.notna()))
+    n_unlabelled = int(labels.isna().sum())
 
     t = time.perf_counter()
-    pp.prepare_scoring(adata, layer=layer)
+    pp.prepare_scoring(adata, layer=layer, normalize=True)  # raw counts, checked by check_counts
     logger.info("prepare_scoring done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
@@ -445,7 +478,7 @@ def run_pipeline(
     table.to_csv(path, sep="\t", index=False)
     files["enrichment.tsv"] = path
 
-    per_cell = pd.DataFrame({"cell": adata.obs_names, groupby: adata.obs[groupby].astype(str).to_numpy()})
+    per_cell = pd.DataFrame({"cell": adata.obs_names, groupby: adata.obs[groupby].astype(object).to_numpy()})
     for tr in traits:
         for col in SCORE_COLUMNS:
             per_cell[f"{tr}_{col}"] = adata.obs[f"psysc_{tr}_{col}"].to_numpy()
@@ -511,6 +544,7 @@ def run_pipeline(
         "data": {
             **qc,
             "n_groups": int(adata.obs[groupby].nunique()),
+            "n_cells_without_group": n_unlabelled,
             "group_sizes": {str(k): int(v) for k, v in adata.obs[groupby].value_counts(sort=False).items()},
             "n_genes_per_trait": {str(k): int(v) for k, v in dict(n_genes).items()},
         },
