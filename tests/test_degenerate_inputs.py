@@ -184,3 +184,41 @@ def test_messages_are_printed_once(mode):
     else:  # the application's handler prints them (through propagation), psysc's own handler stays silent
         assert line not in out.stderr
         assert out.stdout.count(f"app: {line}") == 1
+
+
+def test_provenance_of_several_calls_is_kept(tmp_path):
+    import anndata
+    import scanpy as sc
+
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    sc.pp.pca(adata, layer="psysc_norm", n_comps=10)
+    sc.pp.neighbors(adata)
+    sets = psysc.datasets.gwas_gene_sets(["SCZ", "AD"])
+    psysc.tl.score_disorders(adata, {"SCZ": sets["SCZ"]}, n_ctrl=30, seed=1)
+    psysc.tl.score_disorders(adata, {"AD": sets["AD"]}, n_ctrl=20, seed=2)
+    adata.obs["half"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 2, "odd", "even"))
+    psysc.tl.disorder_enrichment(adata, groupby="cell_type")
+    psysc.tl.disorder_enrichment(adata, groupby="half")
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    ns = anndata.read_h5ad(tmp_path / "a.h5ad").uns["psysc"]
+    by_trait = ns["score_disorders"]["params_by_trait"]
+    assert (by_trait["SCZ"]["n_ctrl"], by_trait["SCZ"]["seed"]) == (30, 1)
+    assert (by_trait["AD"]["n_ctrl"], by_trait["AD"]["seed"]) == (20, 2)
+    assert sorted(ns["score_disorders"]["traits"]) == ["AD", "SCZ"]
+    assert ns["enrichment_params"]["groupby"] == "half"
+    by_group = ns["enrichment_by_groupby"]
+    assert set(by_group["cell_type"]["table"]["group"]) == set(adata.obs["cell_type"])
+    assert set(by_group["half"]["table"]["group"]) == {"odd", "even"}
+    assert "date" in ns["prepare_scoring"] and "psysc_version" in ns["prepare_scoring"]
+
+
+def test_no_overlap_error_points_at_a_case_mismatch():
+    adata = psysc.datasets.darmanis2015()
+    adata.var_names = adata.var_names.str.lower()
+    psysc.pp.prepare_scoring(adata)
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    expected = len({g.upper() for g in sets["SCZ"].index} & {g.upper() for g in adata.var_names})
+    with pytest.raises(ValueError, match=rf"0 matches.* {expected} gene-set genes match var_names when upper and "
+                                         "lower case are ignored"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=10)

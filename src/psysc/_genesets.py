@@ -98,6 +98,12 @@ def overlap_hint(set_genes, var_names) -> str:
         hints.append("the data and the gene sets seem to be of different species: map human genes to mouse orthologs")
     if any("." in str(x) for x in list(var_names)[:200]) and a == "ensembl":
         hints.append("var_names carry Ensembl version suffixes (ENSG...\\.N): strip them")
+    upper = {str(x).upper() for x in var_names}
+    n_case = sum(str(g).upper() in upper for g in set_genes)
+    if n_case:
+        hints.append(f"{n_case} gene-set genes match var_names when upper and lower case are ignored: the names differ "
+                     "in case only, so spell var_names as the gene sets do (human symbols are upper case, as in "
+                     "the gene sets)")
     return "; ".join(hints)
 
 

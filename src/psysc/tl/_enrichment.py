@@ -88,7 +88,9 @@ def disorder_enrichment(
     fdr_thresholds
         Cell-level FDR thresholds to count significant cells at.
     inplace
-        Store the table in ``adata.uns[key]["enrichment"]`` (default) or return it.
+        Store the table in ``adata.uns[key]["enrichment"]`` (default; the plots read it there) or return it. The
+        table of each ``groupby`` is also kept in ``adata.uns[key]["enrichment_by_groupby"][groupby]`` (with its
+        parameters), so a second call with another grouping does not lose the first.
 
     Returns
     -------
@@ -167,8 +169,13 @@ def disorder_enrichment(
     if not inplace:
         return table
     ns = uns_namespace(adata, key)
+    params = {"groupby": groupby, "use_graph": use_graph or "", "traits": list(traits),
+              "fdr_thresholds": [float(t) for t in fdr_thresholds]}
     ns["enrichment"] = table
-    ns["enrichment_params"] = {"groupby": groupby, "use_graph": use_graph or "", "traits": list(traits),
-                               "fdr_thresholds": [float(t) for t in fdr_thresholds]}
-    logger.info("added uns[%r]['enrichment'] (%d traits x %d groups)", key, len(traits), len(groups))
+    ns["enrichment_params"] = params
+    by = dict(ns.get("enrichment_by_groupby", {}))
+    by[groupby] = {"table": table, "params": params}
+    ns["enrichment_by_groupby"] = by
+    logger.info("added uns[%r]['enrichment'] (%d traits x %d groups of %r; the tables of every groupby are kept in "
+                "uns[%r]['enrichment_by_groupby'])", key, len(traits), len(groups), groupby, key)
     return None

@@ -128,7 +128,8 @@ def score_disorders(
 
     - ``adata.obs[f"{key_added}_{trait}_{column}"]`` for those six columns;
     - ``adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"]``: normalised control scores (cells x n_ctrl);
-    - ``adata.uns[key_added]["score_disorders"]``: traits, genes used, parameters and provenance.
+    - ``adata.uns[key_added]["score_disorders"]``: traits, genes used, parameters and provenance; a later call adds
+      its traits, and ``["params_by_trait"]`` keeps the parameters each trait was scored with.
 
     Examples
     --------
@@ -250,22 +251,29 @@ def score_disorders(
     ns = uns_namespace(adata, key_added)
     previous = ns.get("score_disorders", {})
     all_traits = list(dict.fromkeys(list(previous.get("traits", [])) + traits))
+    params = {
+        "n_ctrl": int(n_ctrl),
+        "seed": int(seed),
+        "weight": weight,
+        "rng": rng,
+        "dtype": str(dtype),
+        "min_genes": int(min_genes),
+        "layer": layer,
+        "device": device,
+    }
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     ns["score_disorders"] = {
         "traits": all_traits,
         "n_genes": {**dict(previous.get("n_genes", {})), **n_genes_used},
-        "skipped": {str(k): int(v) for k, v in skipped.items()},
-        "params": {
-            "n_ctrl": int(n_ctrl),
-            "seed": int(seed),
-            "weight": weight,
-            "rng": rng,
-            "dtype": str(dtype),
-            "min_genes": int(min_genes),
-            "layer": layer,
-            "device": device,
+        "skipped": {**dict(previous.get("skipped", {})), **{str(k): int(v) for k, v in skipped.items()}},
+        "params": params,  # of the last call
+        # what each trait was scored with, when several calls added traits
+        "params_by_trait": {
+            **dict(previous.get("params_by_trait", {})),
+            **{t: {**params, "psysc_version": __version__, "date": now} for t in traits},
         },
         "psysc_version": __version__,
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "date": now,
     }
     logger.info(
         "added obs[%s_<trait>_{%s}] and obsm[%s_<trait>_ctrl_norm_score] for %s",
