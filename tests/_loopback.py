@@ -21,15 +21,40 @@ def allow_loopback_only(monkeypatch) -> None:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.delenv(_registry.ENV_BASE_URL, raising=False)
-    real_connect = socket.socket.connect
+    loopback = ("127.0.0.1", "::1", "localhost")
 
-    def connect(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        if host not in ("127.0.0.1", "::1", "localhost"):
-            raise AssertionError(f"test tried to reach {address!r}: only loopback is allowed")
-        return real_connect(self, address)
+    def check(what, host):
+        if host not in loopback:
+            raise AssertionError(f"test tried to reach {what}: only loopback is allowed")
 
-    monkeypatch.setattr(socket.socket, "connect", connect)
+    def guarded(real, what):
+        def call(self, address, *args, **kwargs):
+            check(f"{address!r} ({what})", address[0] if isinstance(address, tuple) else address)
+            return real(self, address, *args, **kwargs)
+
+        return call
+
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):  # name lookups leave the machine too
+        check(f"{host!r} (name lookup)", host.decode() if isinstance(host, bytes) else host)
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(socket.socket.connect, "connect"))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(socket.socket.connect_ex, "connect_ex"))
+    monkeypatch.setattr(socket.socket, "sendto", guarded_sendto(socket.socket.sendto, check))
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def guarded_sendto(real, check):
+    """``socket.sendto(data[, flags], address)`` with the address checked (UDP, e.g. DNS by hand)."""
+
+    def sendto(self, data, *args):
+        address = args[-1]
+        check(f"{address!r} (sendto)", address[0] if isinstance(address, tuple) else address)
+        return real(self, data, *args)
+
+    return sendto
 
 
 class Server:
