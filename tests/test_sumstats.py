@@ -381,7 +381,7 @@ def test_sumstats_to_genes_matches_naive(synthetic, method, window):
     np.testing.assert_allclose(got["P"], want["P"].astype(float), rtol=1e-7)
     np.testing.assert_allclose(got["ZSTAT"], want["ZSTAT"].astype(float), rtol=1e-7, atol=1e-9)
     assert (np.diff(got["P"].to_numpy()) >= 0).all()  # sorted by P
-    assert got.attrs == {"trait": "toy", "method": method, "build": "GRCh38", "window": window}
+    assert got.attrs == {"trait": "toy", "method": method, "build": "GRCh38", "build_assumed": True, "window": window}
     # min_snps drops the genes with fewer SNPs
     got3 = sumstats_to_genes(ss, gene_loc=loc, window=window, method=method, min_snps=3)
     assert set(got3.index) == set(want.index[want["NSNPS"] >= 3])
@@ -624,3 +624,19 @@ def test_lp_underflow_keeps_an_exact_z():
     for zi, lp in zip(z, [400.0, 2.0], strict=True):
         p_two_sided = mpmath.erfc(mpmath.mpf(abs(zi)) / mpmath.sqrt(2))
         assert float(-mpmath.log10(p_two_sided)) == pytest.approx(lp, rel=1e-9)
+
+
+def test_an_unstated_build_is_assumed_aloud(caplog):
+    """A file's positions carry no build: without build=, GRCh38 is assumed with a warning and recorded as assumed."""
+    table = gene_table()
+    apoe = table[table["symbol"] == "APOE"].iloc[0]
+    ss = pd.DataFrame({"SNP": ["rs1"], "CHR": ["19"], "BP": [int(apoe["start"]) + 10], "P": [1e-9]})
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        assumed = sumstats_to_genes(ss, window=0)
+    assert "build not given: the SNP positions are taken as GRCh38" in caplog.text
+    assert assumed.attrs["build_assumed"] is True and assumed.attrs["build"] == "GRCh38"
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        stated = sumstats_to_genes(ss, window=0, build="GRCh38")
+    assert "build not given" not in caplog.text and stated.attrs["build_assumed"] is False
+    assert list(stated.index) == list(assumed.index) == ["APOE"]

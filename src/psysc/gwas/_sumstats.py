@@ -1062,7 +1062,7 @@ def _gene_pvalues(p: np.ndarray, starts: np.ndarray, counts: np.ndarray, method:
 def sumstats_to_genes(
     sumstats,
     *,
-    build: str = "GRCh38",
+    build: str | None = None,
     window: int | tuple[int, int] = 10_000,
     method: str = "acat",
     gene_loc=None,
@@ -1084,7 +1084,10 @@ def sumstats_to_genes(
     sumstats
         The output of :func:`read_sumstats`, or anything it reads (a path or a DataFrame).
     build
-        Genome build of the SNP positions: ``"GRCh38"`` (``"hg38"``) or ``"GRCh37"`` (``"hg19"``).
+        Genome build of the SNP positions: ``"GRCh38"`` (``"hg38"``) or ``"GRCh37"`` (``"hg19"``). Nothing in
+        a summary-statistics file says which build its positions are on, and many are GRCh37, whose positions
+        silently hit the wrong genes on a GRCh38 table: when ``build`` is not given, GRCh38 is assumed with a
+        warning, and ``attrs["build_assumed"]`` is True.
         The bundled gene table is GRCh38; GRCh37 positions need ``gene_loc`` (e.g. MAGMA's
         ``NCBI37.3.gene.loc``) or ``chain``. With ``gene_loc``, the positions must be on the build of
         ``gene_loc``; ``build`` is then only recorded.
@@ -1125,7 +1128,7 @@ def sumstats_to_genes(
         Indexed by gene (``index.name == "GENE"``), sorted by ``P``, like MAGMA's ``.genes.out``:
         ``CHR``, ``START``, ``STOP`` (the gene window, as MAGMA reports it), ``NSNPS``, ``ZSTAT``,
         ``P`` and ``TOP_SNP`` (the gene's SNP with the smallest P). ``attrs``: ``"trait"``,
-        ``"method"``, ``"build"`` (of the output coordinates), ``"window"``.
+        ``"method"``, ``"build"`` (of the output coordinates), ``"build_assumed"``, ``"window"``.
 
     Raises
     ------
@@ -1164,7 +1167,7 @@ def sumstats_to_genes(
     ...                   "BP": [44908684, 44908822, 1_000_000], "P": [1e-300, 1e-40, 0.5]}),
     ...     trait="AD",
     ... )
-    >>> genes = psysc.gwas.sumstats_to_genes(ss, window=0)
+    >>> genes = psysc.gwas.sumstats_to_genes(ss, build="GRCh38", window=0)
     >>> genes.loc["APOE", ["CHR", "TOP_SNP"]].tolist(), int(genes.loc["APOE", "NSNPS"])
     (['19', 'rs429358'], 2)
     >>> genes.attrs["method"], genes.attrs["build"]
@@ -1182,6 +1185,14 @@ def sumstats_to_genes(
         raise ValueError(f"gene_id must be 'symbol' or 'gene_id', got {gene_id!r}")
     if isinstance(min_snps, bool) or not isinstance(min_snps, int | np.integer) or min_snps < 1:
         raise ValueError(f"min_snps must be a positive integer, got {min_snps!r}")
+    build_assumed = build is None
+    if build_assumed:
+        build = "GRCh38"
+        logger.warning(
+            "build not given: the SNP positions are taken as GRCh38, the build of %s. Many GWAS files are on "
+            "GRCh37/hg19; for those pass build='GRCh37' (with gene_loc= or chain=), else build='GRCh38'",
+            "the bundled gene table" if gene_loc is None else "gene_loc",
+        )
     build_std = _BUILDS.get(str(build).lower())
     if build_std is None:
         raise ValueError(f"build must be 'GRCh38' (hg38) or 'GRCh37' (hg19), got {build!r}")
@@ -1355,7 +1366,8 @@ def sumstats_to_genes(
         index=pd.Index(g["ID"].to_numpy(dtype=object), name="GENE"),
     )
     result = result.iloc[np.argsort(p_gene, kind="stable")]
-    result.attrs.update({"trait": trait, "method": method, "build": out_build, "window": window})
+    result.attrs.update({"trait": trait, "method": method, "build": out_build, "build_assumed": build_assumed,
+                         "window": window})
     logger.info(
         "%s: %s with >= %d SNP(s) in a window (method %r); top gene %s (P = %.3g)",
         trait,
