@@ -640,3 +640,26 @@ def test_an_unstated_build_is_assumed_aloud(caplog):
         stated = sumstats_to_genes(ss, window=0, build="GRCh38")
     assert "build not given" not in caplog.text and stated.attrs["build_assumed"] is False
     assert list(stated.index) == list(assumed.index) == ["APOE"]
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "alleles"),
+    [
+        # regenie step 2: ALLELE1 is the tested (effect) allele, ALLELE0 the other; GENPOS the position
+        ("regenie", "CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ N TEST BETA SE CHISQ LOG10P\n"
+                    "1 1000 rs1 A G 0.1 100 ADD 0.1 0.02 25 6.2\n", [("G", "A")]),
+        # SAIGE: BETA, Tstat and AF_Allele2 refer to Allele2
+        ("saige", "CHR\tPOS\tMarkerID\tAllele1\tAllele2\tAF_Allele2\tN\tBETA\tSE\tTstat\tp.value\n"
+                  "1\t1000\trs1\tA\tG\t0.1\t100\t0.1\t0.02\t1\t1e-5\n", [("G", "A")]),
+        # PLINK 2 .glm: A1 is the counted allele, REF or ALT
+        ("plink2", "#CHROM\tPOS\tID\tREF\tALT\tA1\tTEST\tOBS_CT\tBETA\tSE\tT_STAT\tP\n"
+                   "1\t1000\trs1\tA\tG\tA\tADD\t100\t0.1\t0.02\t5\t1e-6\n"
+                   "1\t2000\trs2\tC\tT\tT\tADD\t100\t0.1\t0.02\t5\t1e-6\n", [("A", "G"), ("T", "C")]),
+    ],
+)
+def test_effect_alleles_of_common_gwas_tools(tmp_path, name, text, alleles):
+    path = tmp_path / f"{name}.txt"
+    path.write_text(text)
+    ss = read_sumstats(path)
+    assert list(zip(ss["A1"], ss["A2"], strict=True)) == alleles
+    assert ss["SNP"].str.startswith("rs").all() and (ss["BP"] >= 1000).all()

@@ -41,6 +41,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "rsid",
         "rsids",
         "markername",
+        "markerid",  # SAIGE
         "snpid",
         "rsnumber",
         "rs",
@@ -85,6 +86,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "bpgrch38",
         "chrpos",
         "physicalposition",
+        "genpos",  # regenie
     ),
     "A1": (
         "a1",
@@ -111,6 +113,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "otherallele",
         "noncodedallele",
         "a2other",
+        "allele0",  # regenie, BOLT-LMM (ALLELE1 is their effect allele)
     ),
     "P": (
         "p",
@@ -406,6 +409,12 @@ def _recognise_columns(names: list[str], columns: Mapping | None, where: str) ->
                 found[std] = hit
                 used.add(hit)
                 break
+    explicit = set(columns or {})
+    if (found.get("A1") == "Allele1" and found.get("A2") == "Allele2" and not {"Allele1", "Allele2"} & explicit
+            and ({"AF_Allele2", "Tstat"} & set(names) or "p.value" in names)):
+        # SAIGE: Allele2 is the effect allele (BETA, Tstat and AF_Allele2 refer to it)
+        found["A1"], found["A2"] = "Allele2", "Allele1"
+        logger.info("%s: SAIGE columns: Allele2 is taken as the effect allele A1, Allele1 as A2", where)
     ignored = [n for n in names if n not in used]
     return found, ignored
 
@@ -765,6 +774,13 @@ def read_sumstats(
             a = _map_unique(sub[found[std]], lambda v: "" if v is None else v.strip().upper())
             a = np.where(sub_missing[std], "", a)
             out[std] = a
+    if found.get("A2") == "REF" and "ALT" in sub.columns and "A1" in out:
+        # PLINK 2: A1 (the counted, effect allele) may be REF or ALT; the other allele is the one A1 is not
+        alt = _map_unique(sub["ALT"], lambda v: "" if v is None else v.strip().upper())
+        is_ref = out["A1"].to_numpy() == out["A2"].to_numpy()
+        out["A2"] = np.where(is_ref, alt, out["A2"].to_numpy())
+        if is_ref.any():
+            logger.info("%s: PLINK 2 columns: A2 is ALT where A1 is REF (%s)", where, _plural(int(is_ref.sum()), "row"))
     if "SNP" in found:
         snp = sub[found["SNP"]].astype(str).str.strip().to_numpy()
         no_id = sub_missing["SNP"]
