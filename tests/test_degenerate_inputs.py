@@ -222,3 +222,16 @@ def test_no_overlap_error_points_at_a_case_mismatch():
     with pytest.raises(ValueError, match=rf"0 matches.* {expected} gene-set genes match var_names when upper and "
                                          "lower case are ignored"):
         psysc.tl.score_disorders(adata, sets, n_ctrl=10)
+
+
+def test_no_overlap_error_points_at_version_suffixes_on_either_side():
+    adata = psysc.datasets.darmanis2015()
+    adata = adata[:, adata.var["gene_ids"].str.startswith("ENSG")].copy()
+    adata.var_names = adata.var["gene_ids"].astype(str).to_numpy()
+    psysc.pp.prepare_scoring(adata)
+    versioned = [f"{g}.7" for g in adata.var_names[:300]]
+    with pytest.raises(ValueError, match=r"0 matches.*the gene sets carry Ensembl version suffixes"):
+        psysc.tl.score_disorders(adata, {"T": versioned}, n_ctrl=10)
+    adata.var_names = [f"{g}.3" for g in adata.var_names]
+    with pytest.raises(ValueError, match=r"0 matches.*var_names carry Ensembl version suffixes"):
+        psysc.tl.score_disorders(adata, {"T": [g.split(".")[0] for g in versioned]}, n_ctrl=10)

@@ -96,8 +96,10 @@ def overlap_hint(set_genes, var_names) -> str:
         hints.append("map one side to the other (symbols <-> Ensembl IDs), e.g. set var_names from a symbol column")
     if {a, b} == {"mouse-like symbols", "human-like symbols"}:
         hints.append("the data and the gene sets seem to be of different species: map human genes to mouse orthologs")
-    if any("." in str(x) for x in list(var_names)[:200]) and a == "ensembl":
-        hints.append("var_names carry Ensembl version suffixes (ENSG...\\.N): strip them")
+    for side, names, kind in (("var_names", var_names, b), ("the gene sets", set_genes, a)):
+        if kind == "ensembl" and any("." in str(x) for x in list(names)[:200]):
+            hints.append(f"{side} carry Ensembl version suffixes (ENSG...\\.N): strip them (e.g. "
+                         "names.str.replace(r'\\.\\d+$', '', regex=True))")
     upper = {str(x).upper() for x in var_names}
     n_case = sum(str(g).upper() in upper for g in set_genes)
     if n_case:
