@@ -209,7 +209,7 @@ def test_universe_auto_and_magma_table_covariates(caplog):
     adata, labels, names = _named_adata(seed=6)
     rng = np.random.default_rng(1)
     genome_wide = pd.Series(rng.normal(size=80), index=adata.var_names)
-    small = genome_wide.iloc[:10]
+    small = genome_wide.iloc[:15]  # a top-N set: 12 of its genes have a specificity
     with caplog.at_level(logging.INFO, logger="psysc"):
         celltype_enrichment(adata, {"GW": genome_wide, "TOP": small}, groupby="ct")
     params = adata.uns["psysc"]["celltype_enrichment_params"]
@@ -451,3 +451,108 @@ def test_group_moments_non_canonical_csr_and_backed(tmp_path):
     mm = group_moments(X.astype(np.float32), labels, 3, block_size=9)
     np.testing.assert_array_equal(mb.sum, mm.sum)
     np.testing.assert_array_equal(mb.nnz, mm.nnz)
+
+
+def _fresh(adata):
+    """The same cells, genes and labels with no stored results: a specificity computed from scratch."""
+    return ad.AnnData(adata.X.copy(), obs=adata.obs.copy(), var=pd.DataFrame(index=adata.var_names.copy()))
+
+
+def test_stored_specificity_not_reused_for_other_cells_or_labels(caplog, tmp_path):
+    adata, labels, names = _named_adata(seed=8)
+    rng = np.random.default_rng(8)
+    gs = {t: pd.Series(rng.normal(size=60), index=[f"g{i}" for i in rng.choice(80, 60, replace=False)])
+          for t in ("A", "B")}
+    celltype_specificity(adata, "ct")
+    # a subset without group "d": the stored 4-group specificity must not be used
+    sub = adata[adata.obs["ct"] != "d"].copy()
+    assert "psysc_specificity" in sub.varm and "d" in list(sub.uns["psysc"]["specificity_groups"])
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = celltype_enrichment(sub, gs, groupby="ct", method="all", inplace=False)
+    want = celltype_enrichment(_fresh(sub), gs, groupby="ct", method="all", inplace=False)
+    assert sorted(set(got["group"])) == ["a", "b", "c"]
+    pd.testing.assert_frame_equal(got, want)
+    assert "recomputing the specificity" in caplog.text and "computed on 150 cells, the data has" in caplog.text
+    c_got = disorder_contrast(sub, gs, groupby="ct", contrasts=[("A", "B")], inplace=False)
+    c_want = disorder_contrast(_fresh(sub), gs, groupby="ct", contrasts=[("A", "B")], inplace=False)
+    pd.testing.assert_frame_equal(c_got, c_want)
+    # the same cells re-labelled under the same key and the same group names (a new clustering)
+    relab = adata.copy()
+    relab.obs["ct"] = pd.Categorical(names[rng.permutation(labels)])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        celltype_enrichment(relab, gs, groupby="ct", method="all")
+    want = celltype_enrichment(_fresh(relab), gs, groupby="ct", method="all", inplace=False)
+    pd.testing.assert_frame_equal(relab.uns["psysc"]["celltype_enrichment"], want)
+    assert "labels of obs['ct'] changed" in caplog.text
+    fresh_spec = celltype_specificity(_fresh(relab), "ct", inplace=False)
+    np.testing.assert_allclose(relab.varm["psysc_specificity"].loc[fresh_spec.index, fresh_spec.columns],
+                               fresh_spec.to_numpy(), rtol=1e-12)
+    # the fingerprint survives h5ad (strings and ints) and a matching one is reused, not recomputed
+    relab.write_h5ad(tmp_path / "r.h5ad")
+    back = ad.read_h5ad(tmp_path / "r.h5ad")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        again = celltype_enrichment(back, gs, groupby="ct", method="all", inplace=False)
+    assert "recomputing" not in caplog.text and "specificity of" not in caplog.text
+    pd.testing.assert_frame_equal(again, want)
+
+
+def test_specific_genes_survive_h5ad_with_slash_in_group_names(tmp_path):
+    X, labels = _random_data(seed=3, n_genes=80)
+    names = np.array(["L2/3 IT", "L5/6 NP", "Astro", "Micro/PVM"])
+    adata = ad.AnnData(X, obs=pd.DataFrame({"subclass": names[labels]}, index=[f"c{i}" for i in range(X.shape[0])]),
+                       var=pd.DataFrame(index=[f"g{i}" for i in range(X.shape[1])]))
+    celltype_specificity(adata, "subclass", top_fraction=0.2)
+    adata.write_h5ad(tmp_path / "slash.h5ad")
+    back = ad.read_h5ad(tmp_path / "slash.h5ad")
+    stored = back.uns["psysc"]["specific_genes"]
+    groups = set(stored) if isinstance(stored, dict) else set(pd.DataFrame(stored)["group"].astype(str))
+    assert groups == set(names)  # not split at "/" into nested keys
+    # expected from the naive statistic: the 20 % of kept genes with the largest rel in each group
+    _, keep, genes, rel, _ = naive_specificity(X.toarray(), labels, return_all=True)
+    n_top = int(np.ceil(0.2 * genes.size))
+    gnames = adata.var_names[genes]
+    want = {str(names[k]): list(gnames[np.argsort(-rel[i], kind="stable")[:n_top]]) for i, k in enumerate(keep)}
+    from psysc.tl._celltype import specific_gene_sets
+
+    got = specific_gene_sets(back)
+    assert sorted(got) == sorted(names) and got == want
+    assert specific_gene_sets(adata) == want
+
+
+def _codes(labels):
+    return pd.Categorical(labels).codes
+
+
+def test_too_few_matching_genes_or_covariates_raise(caplog):
+    adata = _small_adata()
+    kept = adata.var_names[naive_specificity(adata.X.toarray(), _codes(adata.obs["ct"]), return_all=True)[2]]
+    rng = np.random.default_rng(5)
+    other = [f"x{i}" for i in range(100)]
+    few = pd.Series(rng.normal(size=106), index=list(kept[:6]) + other)
+    with pytest.raises(ValueError, match=r"only 6 of the 106 genes of 'T' have a specificity score"):
+        celltype_enrichment(adata, {"T": few}, groupby="ct")
+    enough = pd.Series(rng.normal(size=110), index=list(kept[:10]) + other)
+    assert len(celltype_enrichment(adata, {"T": enough}, groupby="ct", inplace=False)) == 3
+    big = pd.Series(rng.normal(size=40), index=[f"g{i}" for i in range(40)])
+    with pytest.raises(ValueError, match=r"only 6 of the 106 genes of 'T'"):
+        disorder_contrast(adata, {"T": few, "U": big}, groupby="ct", contrasts=[("T", "U")])
+    # mouse data, human gene set sharing one symbol: refused with the species hint
+    mouse = _small_adata()
+    mouse_names = [f"Gene{i}a" for i in range(mouse.n_vars)]
+    mouse_names[adata.var_names.get_loc(kept[0])] = "C9orf72"  # a gene with a specificity
+    mouse.var_names = mouse_names
+    human = {"AD": pd.Series(1.0, index=["C9orf72", "APOE", "TREM2", "BIN1", "CLU", "PICALM", "CR1", "ABCA7"])}
+    with pytest.raises(ValueError, match=r"only 1 of the 8 genes.*different species"):
+        celltype_enrichment(mouse, human, groupby="ct")
+    # covariates indexed by other IDs match nothing: refused with the ID hint; partial cover: a warning
+    gs = {"T": pd.Series(rng.normal(size=60), index=adata.var_names)}
+    ens = pd.DataFrame({"len": rng.normal(size=60)}, index=[f"ENSG{i:011d}" for i in range(60)])
+    with pytest.raises(ValueError, match=r"covariates: none of their 60 rows.*Ensembl"):
+        celltype_enrichment(adata, gs, groupby="ct", method="magma", covariates=ens)
+    half = pd.DataFrame({"len": rng.normal(size=30)}, index=adata.var_names[:30])
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        celltype_enrichment(adata, gs, groupby="ct", method="magma", covariates=half, inplace=False)
+    n_half = int(kept.isin(adata.var_names[:30]).sum())
+    assert f"T: covariates cover {n_half} of the {len(kept)} genes in the regression" in caplog.text

@@ -1,6 +1,6 @@
 """Tools: per-cell disease scores, cell-state enrichment and disorder contrasts."""
 
-from ._celltype import celltype_enrichment, celltype_specificity
+from ._celltype import celltype_enrichment, celltype_specificity, specific_gene_sets
 from ._contrast import combine_evidence, disorder_contrast
 from ._embed import embed
 from ._enrichment import disorder_enrichment
@@ -14,4 +14,5 @@ __all__ = [
     "disorder_enrichment",
     "embed",
     "score_disorders",
+    "specific_gene_sets",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from .._utils import get_matrix, uns_namespace
 logger = logging.getLogger("psysc")
 
 METHODS = ("seismic", "magma", "top10")
+#: A trait needs at least this many genes with a specificity score (fewer: wrong species or gene IDs, or a set too
+#: small for a regression over genes).
+MIN_GENES = 10
 _TABLE_COLUMNS = ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", "n_genes"]
 
 
@@ -38,15 +42,31 @@ def _default_layer(adata: AnnData, key: str) -> str | None:
     return None
 
 
-def _labels(adata: AnnData, groupby: str):
+def _labels(adata: AnnData, groupby: str, *, warn: bool = True):
+    """Per-cell group codes (-1: no label) and the group names (sorted strings)."""
     if groupby not in adata.obs:
         raise KeyError(f"groupby={groupby!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}")
     lab = adata.obs[groupby]
-    if lab.isna().any():
+    if warn and lab.isna().any():
         logger.warning("%d cells have no %r label and belong to no group", int(lab.isna().sum()), groupby)
     cat = pd.Categorical(lab.astype("string").where(lab.notna(), None).astype(object))
     names = np.asarray(cat.categories.astype(str))
     return np.asarray(cat.codes, dtype=np.int64), names
+
+
+def _fingerprint(adata: AnnData, groupby: str, codes=None, names=None) -> dict:
+    """What a specificity was computed on: the data's shape and a digest of each cell's group label.
+
+    Stored with the specificity (h5ad-writable ints and a hex string) and compared before reusing it, so
+    that a subset, a re-labelled ``obs[groupby]`` or a different AnnData is not given stale groups. The
+    digest hashes the per-cell codes and the group names they index (one pass over ``n_obs`` small ints).
+    """
+    if codes is None:
+        codes, names = _labels(adata, groupby, warn=False)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(codes, dtype=np.int64).tobytes())
+    h.update("\x1f".join(str(n) for n in names).encode("utf-8"))
+    return {"n_obs": int(adata.n_obs), "n_vars": int(adata.n_vars), "labels_digest": h.hexdigest()}
 
 
 @dataclass
@@ -96,6 +116,7 @@ def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _Spec
     groups = [str(names[i]) for i in res.groups]
     index = adata.var_names[res.genes]
     info = {
+        **_fingerprint(adata, groupby, codes, names),
         "n_groups_dropped": int(res.n_groups_dropped),
         "n_genes_dropped_expressed": int(res.n_genes_dropped_expressed),
         "n_genes_dropped_mean": int(res.n_genes_dropped_mean),
@@ -114,6 +135,57 @@ def top_specific_genes(tstat: pd.DataFrame, fraction: float = 0.1) -> dict[str, 
         order = np.argsort(-tstat[g].to_numpy(), kind="stable")[:n_top]
         out[str(g)] = [str(x) for x in tstat.index[order]]
     return out
+
+
+def _specific_genes_table(top: dict[str, list[str]]) -> pd.DataFrame:
+    """``{group: genes}`` as a long table (``group``, ``gene``, ``rank``) that survives h5ad with any group name.
+
+    Group names are values, never keys: h5ad reads "/" in a key as nesting ("L2/3 IT" -> "L2" / "3 IT").
+    """
+    groups = list(top)
+    return pd.DataFrame({
+        "group": pd.Categorical([g for g in groups for _ in top[g]], categories=groups),
+        "gene": np.asarray([x for g in groups for x in top[g]], dtype=object),
+        "rank": np.concatenate([np.arange(1, len(top[g]) + 1) for g in groups]).astype(np.int64)
+        if groups else np.zeros(0, dtype=np.int64),
+    })
+
+
+def specific_gene_sets(adata: AnnData, key: str = "psysc") -> dict[str, list[str]]:
+    """The top-specific gene sets stored by :func:`celltype_specificity`, as ``{group: genes}``.
+
+    Genes of each group are ordered from the most specific. Reads ``adata.uns[key]["specific_genes"]``
+    (a table with columns ``group``, ``gene``, ``rank``; also the ``{group: genes}`` mapping of files
+    written by earlier versions).
+
+    The same with pandas alone::
+
+        t = adata.uns["psysc"]["specific_genes"].sort_values("rank")
+        sets = {g: d["gene"].tolist() for g, d in t.groupby("group", observed=True)}
+
+    Examples
+    --------
+    >>> import psysc
+    >>> adata = psysc.datasets.darmanis2015()
+    >>> psysc.pp.prepare_scoring(adata)
+    >>> psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    >>> "CD74" in psysc.tl.specific_gene_sets(adata)["microglia"]
+    True
+
+    """
+    ns = adata.uns.get(key)
+    if not isinstance(ns, Mapping) or "specific_genes" not in ns:
+        raise KeyError(f"adata.uns[{key!r}]['specific_genes'] not found; run psysc.tl.celltype_specificity first")
+    stored = ns["specific_genes"]
+    if isinstance(stored, Mapping):  # written by an earlier version
+        return {str(g): [str(x) for x in v] for g, v in stored.items()}
+    t = pd.DataFrame(stored)
+    order = [str(g) for g in ns.get("specificity_groups", [])]
+    groups = pd.unique(t["group"].astype(str))
+    groups = [g for g in order if g in set(groups)] + [g for g in groups if g not in set(order)]
+    t = t.assign(group=t["group"].astype(str)).sort_values(["group", "rank"], kind="stable")
+    by = {g: d["gene"].astype(str).tolist() for g, d in t.groupby("group", sort=False)}
+    return {g: by[g] for g in groups}
 
 
 def celltype_specificity(
@@ -176,8 +248,17 @@ def celltype_specificity(
     - ``adata.varm[f"{key_added}_specificity"]``: the seismic specificity score;
     - ``adata.varm[f"{key_added}_specificity_t"]``: the statistic ``rel``;
     - ``adata.varm[f"{key_added}_group_mean"]``: the mean expression of each group;
-    - ``adata.uns[key_added]["specific_genes"]``: ``{group: top-specific genes}``;
-    - ``adata.uns[key_added]["specificity_groups"]`` and ``["specificity_params"]``.
+    - ``adata.uns[key_added]["specific_genes"]``: the top-specific gene sets as a long table with
+      columns ``group``, ``gene`` and ``rank`` (1 = most specific), one row per gene of each set;
+      group names are values, not keys, so names such as ``"L2/3 IT"`` survive ``write_h5ad``.
+      :func:`psysc.tl.specific_gene_sets` returns ``{group: genes}``;
+    - ``adata.uns[key_added]["specificity_groups"]``: the kept groups, in the column order of the
+      ``varm`` tables;
+    - ``adata.uns[key_added]["specificity_params"]``: groupby, layer, filters, ``top_fraction``, the
+      numbers of genes and groups removed, and what the specificity was computed on (``n_obs``,
+      ``n_vars`` and ``labels_digest``, a hash of every cell's group label): :func:`celltype_enrichment`
+      and :func:`psysc.tl.disorder_contrast` reuse the stored specificity only while these still
+      match the data.
 
     Examples
     --------
@@ -187,7 +268,8 @@ def celltype_specificity(
     >>> psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
     >>> adata.varm["psysc_specificity"].loc["GFAP"].idxmax()
     'astrocytes'
-    >>> "AIF1" in adata.uns["psysc"]["specific_genes"]["microglia"]
+    >>> t = adata.uns["psysc"]["specific_genes"]
+    >>> "CD74" in set(t.loc[t["group"] == "microglia", "gene"])
     True
 
     """
@@ -205,7 +287,7 @@ def celltype_specificity(
         adata.varm[f"{key_added}_{suffix}"] = full
     ns = uns_namespace(adata, key_added)
     ns["specificity_groups"] = np.asarray(list(tables.spec.columns), dtype=object)
-    ns["specific_genes"] = {g: np.asarray(v, dtype=object) for g, v in top.items()}
+    ns["specific_genes"] = _specific_genes_table(top)
     ns["specificity_params"] = {
         "groupby": groupby,
         "layer": layer or "X",
@@ -221,19 +303,37 @@ def celltype_specificity(
     return None
 
 
+def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None:
+    """Why the stored specificity does not fit the data and arguments (None: it fits)."""
+    if not all(k in adata.varm for k in keys) or not isinstance(params, Mapping):
+        return "no stored specificity"
+    if params.get("groupby") != groupby:
+        return f"it was computed for groupby={params.get('groupby')!r}, not {groupby!r}"
+    if layer is not None and params.get("layer") != layer:
+        return f"it was computed on layer {params.get('layer')!r}, not {layer!r}"
+    changed = [k for k, v in filters.items() if params.get(k) != v]
+    if changed:
+        return "its filters differ (" + ", ".join(f"{k}={params.get(k)!r}, now {filters[k]!r}" for k in changed) + ")"
+    if "labels_digest" not in params:
+        return "it carries no record of the cells and labels it was computed on (stored by an earlier version)"
+    now = _fingerprint(adata, groupby)
+    for k, what in (("n_obs", "cells"), ("n_vars", "genes")):
+        if int(params.get(k, -1)) != now[k]:
+            return f"it was computed on {params.get(k)} {what}, the data has {now[k]}"
+    if str(params["labels_digest"]) != now["labels_digest"]:
+        return f"the labels of obs[{groupby!r}] changed since"
+    return None
+
+
 def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _SpecTables:
-    """The stored specificity when it matches the arguments, else computed (and stored when ``inplace``)."""
+    """The stored specificity when it fits the arguments and the data, else computed (stored when ``inplace``)."""
     ns = adata.uns.get(key_added)
-    params = ns.get("specificity_params") if isinstance(ns, dict) else None
+    params = ns.get("specificity_params") if isinstance(ns, Mapping) else None
     keys = [f"{key_added}_{s}" for s in ("specificity", "specificity_t", "group_mean")]
-    cached = (
-        all(k in adata.varm for k in keys)
-        and isinstance(params, dict)
-        and params.get("groupby") == groupby
-        and (layer is None or params.get("layer") == layer)
-        and all(params.get(k) == v for k, v in filters.items())
-    )
-    if not cached:
+    reason = _stale_reason(adata, groupby, params=params, layer=layer, filters=filters, keys=keys)
+    if reason is not None:
+        if reason != "no stored specificity":
+            logger.info("recomputing the specificity: the stored one does not fit (%s)", reason)
         if layer is None:
             layer = _default_layer(adata, key_added)
         if not inplace:
@@ -302,6 +402,46 @@ def _gene_z(s: pd.Series, genes: pd.Index, universe: str) -> tuple[pd.Series, st
     z = pd.Series(0.0, index=genes)
     z.loc[common] = s.loc[common].to_numpy(dtype=np.float64)
     return z, universe
+
+
+def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Index) -> int:
+    """Number of the set's genes with a specificity; a ValueError when fewer than :data:`MIN_GENES`."""
+    n_in = int(genes.isin(s.index).sum())
+    if n_in == 0:
+        raise ValueError(
+            f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names "
+            f"(set: {list(s.index[:3])}, data: {list(var_names[:3])}); "
+            + overlap_hint(s.index, var_names)
+            + ". Map them with psysc.gwas.to_symbols / to_ensembl / to_species"
+        )
+    if n_in < MIN_GENES:
+        raise ValueError(
+            f"only {n_in} of the {len(s)} genes of {trait!r} have a specificity score (at least {MIN_GENES} are "
+            f"needed for a regression over genes); matched: {list(genes[genes.isin(s.index)][:5])}. If the gene "
+            "names should match more widely: " + overlap_hint(s.index[~s.index.isin(var_names)], var_names)
+            + ". Map them with psysc.gwas.to_symbols / to_ensembl / to_species, or lower min_cells_expressed / "
+            "min_mean if the genes were filtered out of the specificity"
+        )
+    return n_in
+
+
+def _check_user_covariates(user: pd.DataFrame | None, genes: pd.Index, trait: str) -> None:
+    """Refuse ``covariates`` that match none of the regression's genes; warn when they match only part."""
+    if user is None:
+        return
+    n_match = int(genes.isin(user.index).sum())
+    if n_match == 0:
+        raise ValueError(
+            f"covariates: none of their {len(user)} rows matches one of the {len(genes)} genes of the {trait!r} "
+            f"regression (covariates index starts with {list(user.index[:3])}, genes with {list(genes[:3])}); "
+            + overlap_hint(user.index, genes)
+            + ". Index covariates by adata.var_names"
+        )
+    if n_match < len(genes):
+        logger.warning(
+            "%s: covariates cover %d of the %d genes in the regression; the other %d get the covariate means",
+            trait, n_match, len(genes), len(genes) - n_match,
+        )
 
 
 def _covariate_matrix(index: pd.Index, table: pd.DataFrame | None, user: pd.DataFrame | None, trait: str):
@@ -386,7 +526,14 @@ def celltype_enrichment(
     genes with a specificity, else ``"all"``; the choice is logged and stored.
 
     The specificity is computed (and stored when ``inplace``) unless the one in ``adata.varm`` was
-    computed for the same ``groupby``, filters (and ``layer``, when given).
+    computed for the same ``groupby``, filters (and ``layer``, when given) on the same cells and
+    labels (``n_obs``, ``n_vars`` and a digest of ``obs[groupby]`` in ``specificity_params``; after
+    subsetting or re-labelling it is recomputed, with an INFO line saying why).
+
+    Each trait needs at least ``MIN_GENES`` (10) genes with a specificity score, else a ValueError
+    names the count and the likely cause (other species, other gene IDs). ``covariates`` that match
+    none of these genes raise a ValueError; covering only part of them logs a WARNING (the others get
+    the covariate means).
 
     Parameters
     ----------
@@ -402,7 +549,8 @@ def celltype_enrichment(
     universe
         ``"auto"``, ``"all"`` or ``"set"`` (see above).
     covariates
-        Optional genes x covariates table added to every model (e.g. gene length, SNP density).
+        Optional genes x covariates table (index: ``adata.var_names``) added to every model (e.g.
+        gene length, SNP density).
     top_fraction
         Fraction of genes in the top-specific sets of ``"top10"``.
     layer
@@ -445,6 +593,8 @@ def celltype_enrichment(
     tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace)
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
+    for trait, s in gene_sets.items():  # every trait before any regression
+        _check_overlap(trait, s, tables.spec.index, adata.var_names)
     rows, universes = [], {}
     for trait, s in gene_sets.items():
         z, used = _gene_z(s, tables.spec.index, universe)
@@ -454,13 +604,7 @@ def celltype_enrichment(
             "%s: %d of %d genes have a specificity; regression over %d genes (universe=%r%s)",
             trait, n_in, len(s), len(z), used, ", z = 0 outside the set" if used == "all" else "",
         )
-        if n_in == 0:
-            raise ValueError(
-                f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names "
-                f"(set: {list(s.index[:3])}, data: {list(adata.var_names[:3])}); "
-                + overlap_hint(s.index, adata.var_names)
-                + ". Map them with psysc.gwas.to_symbols / to_ensembl / to_species"
-            )
+        _check_user_covariates(covariates, z.index, trait)
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
         for m in methods:
             X, extra = _design(m, tables, z.index, top)

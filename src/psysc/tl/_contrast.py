@@ -15,6 +15,7 @@ from .._core._specificity import ols_one_sided
 from .._utils import uns_namespace
 from ._celltype import (
     _check_methods,
+    _check_overlap,
     _design,
     _filters,
     _gene_z,
@@ -87,6 +88,10 @@ def disorder_contrast(
       (two-sided): enrichment specific to A beyond the shared component.
 
     Benjamini-Hochberg FDR across the groups of each contrast and method.
+
+    As in :func:`celltype_enrichment`, the stored specificity is reused only while it was computed
+    for the same ``groupby``, filters, cells and labels (else recomputed), and each trait needs at
+    least 10 genes with a specificity score (else a ValueError).
 
     Parameters
     ----------
@@ -162,6 +167,8 @@ def disorder_contrast(
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
     used = sorted(needed, key=traits.index)
+    for t in used:
+        _check_overlap(t, gene_sets[t], tables.spec.index, adata.var_names)
     Z, kind = _standardised({t: gene_sets[t] for t in used}, tables.spec.index, universe)
     logger.info("contrasts over %d genes (universe=%r); z-scores scaled to unit variance per trait", len(Z), kind)
 
