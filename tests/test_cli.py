@@ -307,6 +307,26 @@ def test_too_few_groups_skips_the_cell_type_level_with_a_warning(tmp_path, darma
 
 
 
+
+def test_traits_with_too_few_genes_leave_the_others_scored_and_tested(tmp_path, darmanis):
+    gs = tmp_path / "two.gs"
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    # 12 genes detected in 3 to 9 cells: kept by the QC and scored, but too rare for a specificity score
+    n_cells = np.asarray((darmanis.X > 0).sum(axis=0)).ravel()
+    rare = list(darmanis.var_names[(n_cells >= 3) & (n_cells < 10)][:12])
+    sets["TINY"] = pd.Series(1.0, index=rare)
+    sets["FEW"] = pd.Series(1.0, index=list(darmanis.var_names[n_cells >= 50][:5]))  # too few to be scored at all
+    psysc.gwas.write_gs(sets, gs)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--gene-sets", str(gs), "--out", str(out), "--quick"])
+    assert rc == 0, log
+    assert "cell-type level enrichment leaves out TINY: fewer than 10 of their genes have a specificity score" in log
+    assert set(pd.read_csv(out / "enrichment.tsv", sep="\t")["trait"]) == {"SCZ", "TINY"}  # scored per cell
+    assert json.loads((out / "summary.json").read_text())["data"]["traits_not_scored"] == {"FEW": 5}
+    t = pd.read_csv(out / "celltype_enrichment.tsv", sep="\t")
+    assert set(t["trait"]) == {"SCZ"}
+
+
 def _bad_values(adata, kind: str):
     """A copy of ``adata`` whose X (CSR) is log-normalised or holds a NaN, a negative value or a duplicated gene."""
     import scanpy as sc

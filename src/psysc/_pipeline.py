@@ -233,7 +233,24 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
     (logged as a warning).
     """
     from . import tl
+    from .tl._celltype import MIN_GENES
 
+    try:
+        tl.celltype_specificity(adata, groupby, min_cells_per_group=CELLTYPE_MIN_CELLS)
+    except ValueError as err:
+        logger.warning("cell-type level enrichment skipped: %s", err)
+        return None
+    with_spec = adata.varm["psysc_specificity"].dropna(how="all").index
+    n_in = {tr: int(with_spec.isin(pd.Index(gene_sets[tr].index).astype(str)).sum()) for tr in traits}
+    few = {tr: n for tr, n in n_in.items() if n < MIN_GENES}
+    if few:
+        logger.warning(
+            "cell-type level enrichment leaves out %s: fewer than %d of their genes have a specificity score (%s)",
+            ", ".join(few), MIN_GENES, ", ".join(f"{tr}: {n}" for tr, n in few.items()),
+        )
+        traits = [tr for tr in traits if tr not in few]
+        if not traits:
+            return None
     try:
         tl.celltype_enrichment(adata, {tr: gene_sets[tr] for tr in traits}, groupby=groupby, method="all",
                                min_cells_per_group=CELLTYPE_MIN_CELLS)
@@ -458,6 +475,8 @@ def run_pipeline(
     t = time.perf_counter()
     tl.score_disorders(adata, {tr: gene_sets[tr] for tr in traits}, n_ctrl=n_ctrl, seed=seed)
     logger.info("score_disorders done in %.1f s", time.perf_counter() - t)
+    not_scored = dict(adata.uns["psysc"]["score_disorders"]["skipped"])  # too few genes: logged by score_disorders
+    traits = [tr for tr in traits if tr not in not_scored]
 
     t = time.perf_counter()
     tl.disorder_enrichment(adata, groupby=groupby, traits=traits)
@@ -496,7 +515,8 @@ def run_pipeline(
         path = out / "celltype_enrichment.tsv"
         celltype.to_csv(path, sep="\t", index=False)
         files["celltype_enrichment.tsv"] = path
-        dotplot = _png(pl.enrichment_dotplot(celltype, method="seismic", traits=traits, fdr=REPORT_FDR, show=False,
+        tested = [tr for tr in traits if tr in set(celltype["trait"])]
+        dotplot = _png(pl.enrichment_dotplot(celltype, method="seismic", traits=tested, fdr=REPORT_FDR, show=False,
                                              return_fig=True))
         path = out / "celltype_dotplot.png"
         path.write_bytes(dotplot)
@@ -547,6 +567,7 @@ def run_pipeline(
             "n_cells_without_group": n_unlabelled,
             "group_sizes": {str(k): int(v) for k, v in adata.obs[groupby].value_counts(sort=False).items()},
             "n_genes_per_trait": {str(k): int(v) for k, v in dict(n_genes).items()},
+            "traits_not_scored": {str(k): int(v) for k, v in not_scored.items()},  # genes found, too few
         },
         "significant_groups": sig,
         "interpretation": sentences,
