@@ -191,3 +191,144 @@ def test_out_of_memory_batches_are_split_and_the_smaller_size_kept(caplog):
     with pytest.raises(RuntimeError, match="some other error"):
         embed_tokens(model, model.tokenize(adata), device=torch.device("cpu"), dtype=torch.float32,
                      sizer=BatchSizer(8), retry_oom=True)
+
+
+# -- resume: the manifest and the input of each block --------------------------------------------------
+@pytest.fixture(scope="module")
+def brain_cells():
+    adata = psysc.datasets.darmanis2015()[:12].copy()
+    adata.obs_names = [f"cell{i}" for i in range(adata.n_obs)]
+    return adata
+
+
+@pytest.fixture(scope="module")
+def gf_v1(tmp_path_factory):
+    from psysc.testing import random_geneformer_checkpoint
+
+    return random_geneformer_checkpoint(tmp_path_factory.mktemp("gf_v1"), version="V1", seed=2)
+
+
+@pytest.fixture(scope="module")
+def gf_v2(tmp_path_factory):
+    from psysc.testing import random_geneformer_checkpoint
+
+    return random_geneformer_checkpoint(tmp_path_factory.mktemp("gf_v2"), version="V2", n_layers=3, seed=3)
+
+
+@pytest.fixture(scope="module")
+def scgpt_ckpt(tmp_path_factory):
+    from psysc.testing import random_scgpt_checkpoint
+
+    return random_scgpt_checkpoint(tmp_path_factory.mktemp("scgpt"), vocab="brain", nlayers=1, embsize=16, nheads=2)
+
+
+def test_resume_refuses_other_genes_and_other_counts(tmp_path):
+    adata = counts()
+    run = tmp_path / "run"
+    psysc.tl.embed(adata.copy(), ToyModel(adata.n_vars), device="cpu", block_size=30, resume=run)
+    # the same cells with half of the genes: their embedding differs, the stored one must not come back
+    half = adata[:, ::2].copy()
+    fresh = psysc.tl.embed(half, ToyModel(adata.n_vars), device="cpu", block_size=30, copy=True).obsm["X_toy"]
+    with pytest.raises(ValueError, match=r"genes differ.*new resume directory or delete"):
+        psysc.tl.embed(half, ToyModel(adata.n_vars), device="cpu", block_size=30, resume=run)
+    # same cells and genes, other counts in the second block: refused, naming the rows
+    X = adata.X.toarray()
+    X[40] = X[40][::-1]
+    changed = adata.copy()
+    changed.X = sparse.csr_matrix(X)
+    with pytest.raises(ValueError, match=r"rows 30:60 were embedded from other input.*delete this one"):
+        psysc.tl.embed(changed, ToyModel(adata.n_vars), device="cpu", block_size=30, resume=run)
+    # a new directory gives what a run without resume gives
+    psysc.tl.embed(half, ToyModel(adata.n_vars), device="cpu", block_size=30, resume=tmp_path / "other")
+    np.testing.assert_array_equal(half.obsm["X_toy"], fresh)
+
+
+def test_resume_refuses_another_gene_column(brain_cells, gf_v1, tmp_path):
+    # same var_names and counts, other Ensembl IDs in var["gene_ids"] (the column Geneformer tokenises from)
+    a = brain_cells.copy()
+    a.var_names = [f"g{i}" for i in range(a.n_vars)]  # only var["gene_ids"] matches the vocabulary
+    psysc.tl.embed(a, gf_v1, device="cpu", key_added="e", resume=tmp_path / "run")
+    b = a.copy()
+    ids = b.var["gene_ids"].to_numpy().copy()
+    b.var["gene_ids"] = np.roll(ids, 1)
+    fresh = psysc.tl.embed(b, gf_v1, device="cpu", key_added="e", copy=True).obsm["e"]
+    assert np.abs(fresh - a.obsm["e"]).max() > 1e-3  # the stored embedding would be wrong
+    with pytest.raises(ValueError, match="other input"):
+        psysc.tl.embed(b, gf_v1, device="cpu", key_added="e", resume=tmp_path / "run")
+
+
+def test_resume_refuses_another_precision_and_records_the_one_used(brain_cells, gf_v1, tmp_path):
+    half = psysc.models.load(gf_v1, dtype="bfloat16")  # bfloat16 weights: computes in bfloat16 on the CPU too
+    full = psysc.models.load(gf_v1)
+    a = psysc.tl.embed(brain_cells, half, device="cpu", key_added="e", copy=True, resume=tmp_path / "run")
+    ref = psysc.tl.embed(brain_cells, full, device="cpu", key_added="e", copy=True)
+    assert a.uns["psysc"]["embed"]["e"]["dtype"] == "bfloat16"
+    assert ref.uns["psysc"]["embed"]["e"]["dtype"] == "float32"
+    assert np.abs(a.obsm["e"] - ref.obsm["e"]).max() > 1e-4  # the precisions give other numbers
+    with pytest.raises(ValueError, match=r"\(dtype differ\)"):
+        psysc.tl.embed(brain_cells, full, device="cpu", key_added="e", copy=True, resume=tmp_path / "run")
+    manifest = __import__("json").loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["device"] == "cpu" and manifest["dtype"] == "bfloat16"
+
+
+def test_resume_refuses_another_gene_col(brain_cells, scgpt_ckpt, tmp_path):
+    m = psysc.models.load(scgpt_ckpt)
+    psysc.tl.embed(brain_cells, m, device="cpu", copy=True, resume=tmp_path / "run")
+    m.gene_col = None
+    with pytest.raises(ValueError, match=r"tokenisation differ"):
+        psysc.tl.embed(brain_cells, m, device="cpu", copy=True, resume=tmp_path / "run")
+
+
+# -- precision on the CPU --------------------------------------------------------------------------------
+def test_cpu_records_the_precision_actually_used(caplog):
+    adata = counts()
+    f32 = psysc.tl.embed(adata, ToyModel(adata.n_vars), device="cpu", dtype="float32", copy=True, key_added="e")
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        b16 = psysc.tl.embed(adata, ToyModel(adata.n_vars), device="cpu", dtype="bfloat16", copy=True,
+                             key_added="e")
+    np.testing.assert_array_equal(b16.obsm["e"], f32.obsm["e"])  # computed in float32
+    assert b16.uns["psysc"]["embed"]["e"]["dtype"] == "float32"
+    assert "dtype bfloat16 is not used on cpu" in caplog.text
+
+
+# -- options given with a loaded model apply to that call only --------------------------------------------
+def test_options_with_a_loaded_model_apply_to_that_call_only(brain_cells, gf_v2):
+    m = psysc.models.load(gf_v2)  # official V2 defaults: layer -1, cls
+    extra = dict(m.info.extra)
+    x = psysc.tl.embed(brain_cells, m, emb_layer=0, pooling="mean", device="cpu", copy=True, key_added="e")
+    by_path = psysc.tl.embed(brain_cells, gf_v2, emb_layer=0, pooling="mean", device="cpu", copy=True,
+                             key_added="e")
+    np.testing.assert_allclose(x.obsm["e"], by_path.obsm["e"], atol=1e-6)
+    opts = x.uns["psysc"]["embed"]["e"]["options"]
+    assert opts["layer"] == 0 and opts["pooling"] == "mean"
+    assert (m.layer, m.pooling) == (-1, "cls") and m.info.extra == extra  # the caller's model is unchanged
+    default = psysc.tl.embed(brain_cells, m, device="cpu", copy=True, key_added="e")
+    official = psysc.tl.embed(brain_cells, gf_v2, device="cpu", copy=True, key_added="e")
+    np.testing.assert_array_equal(default.obsm["e"], official.obsm["e"])
+    assert default.uns["psysc"]["embed"]["e"]["options"]["pooling"] == "cls"
+
+
+def test_options_a_loaded_model_cannot_take_are_refused(brain_cells, gf_v1):
+    v1 = psysc.models.load(gf_v1)
+    with pytest.raises(ValueError, match="V1 has none"):
+        psysc.tl.embed(brain_cells, v1, pooling="cls", device="cpu", copy=True)
+    with pytest.raises(ValueError, match="out of range"):
+        psysc.tl.embed(brain_cells, v1, emb_layer=5, device="cpu", copy=True)
+    adata = counts()
+    with pytest.raises(ValueError, match="emb_layer= does not apply to toy"):
+        psysc.tl.embed(adata, ToyModel(adata.n_vars), emb_layer=0, device="cpu")
+
+
+def test_seed_applies_to_that_call_only(brain_cells, scgpt_ckpt):
+    m = psysc.models.load(scgpt_ckpt)
+    x0 = psysc.tl.embed(brain_cells, m, device="cpu", copy=True, key_added="e")
+    x7 = psysc.tl.embed(brain_cells, m, seed=7, device="cpu", copy=True, key_added="e")
+    assert m.seed == 0 and m.info.extra["seed"] == 0
+    seeded = psysc.models.load(scgpt_ckpt)
+    seeded.seed = 7
+    ref7 = psysc.tl.embed(brain_cells, seeded, device="cpu", copy=True, key_added="e")
+    np.testing.assert_array_equal(x7.obsm["e"], ref7.obsm["e"])
+    assert x7.uns["psysc"]["embed"]["e"]["options"]["seed"] == 7
+    again = psysc.tl.embed(brain_cells, m, device="cpu", copy=True, key_added="e")
+    np.testing.assert_array_equal(again.obsm["e"], x0.obsm["e"])
+    assert again.uns["psysc"]["embed"]["e"]["options"]["seed"] == 0

@@ -131,6 +131,43 @@ def test_download_verify_and_reuse_the_cache(cache, server, monkeypatch):
     np.testing.assert_array_equal(embed(again).numpy(), embed(model).numpy())
 
 
+def test_registry_names_match_in_any_case_and_the_folder_spelling(cache, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    reg = _registry.REGISTRY
+    assert reg["Geneformer-V2-104M"] is reg["geneformer-v2-104m"]  # the official Hugging Face folder name
+    assert reg["gf-12L-30M-i2048"] is reg["geneformer-v1-12l"]
+    assert reg["scGPT_human"] is reg["scgpt-human"] and "SCVI-CENSUS" in reg
+    assert _registry.get_entry("GENEFORMER-V1-10M").name == "geneformer-v1-10m"
+    assert _registry.check_model_ref("Geneformer-V2-104M") is None
+    assert not _registry.is_cached("Geneformer-V2-104M")
+    assert list(reg) == [e.name for e in reg.values()]  # iteration gives the canonical names
+    # an existing directory of such a spelling is the directory
+    monkeypatch.chdir(tmp_path)
+    make_checkpoint(tmp_path / "Geneformer-V1-10M")
+    assert _registry.check_model_ref("Geneformer-V1-10M") == Path("Geneformer-V1-10M")
+
+
+def test_unknown_model_names_get_a_suggestion(cache):
+    with pytest.raises(ValueError, match=r"did you mean 'geneformer-v2-104m'.*known models: geneformer-v1-10m"):
+        _registry.check_model_ref("genformer-v2-104m")
+    with pytest.raises(ValueError, match=r"did you mean 'scgpt-human'"):
+        psysc.models.load("scgpt-humam")
+    with pytest.raises(KeyError, match=r"did you mean 'scvi-census'\?.*scgpt-brain"):
+        _registry.get_entry("scvi-cencus")
+    with pytest.raises(ValueError, match=r"'nothing-like-it' is neither a model name.*known models") as err:
+        _registry.check_model_ref("nothing-like-it")
+    assert "did you mean" not in str(err.value)
+
+
+def test_a_registry_model_loads_by_its_folder_name(cache, server, monkeypatch):
+    register(monkeypatch, server, base_url=server.url)
+    model = psysc.models.load(FOLDER.upper())
+    assert model.info.name == NAME and (cache / "models" / NAME / "model.safetensors").is_file()
+    assert not (cache / "models" / FOLDER.upper()).exists()
+    np.testing.assert_array_equal(embed(model).numpy(), embed(psysc.models.load(server.root / REV / FOLDER)).numpy())
+
+
 def test_base_url_from_the_environment_and_the_argument(cache, server, monkeypatch):
     register(monkeypatch, server)  # its default base URL (port 9) serves nothing
     monkeypatch.setenv(_registry.ENV_BASE_URL, server.url)

@@ -30,6 +30,7 @@ are still checked), or give :func:`psysc.models.load` a local directory in the o
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -177,8 +178,66 @@ def _scgpt(name, version, folder, drive_id, files, file_url):
     )
 
 
+def _normalise(name: str) -> str:
+    """A registry name as matched: case-insensitive, ``_`` = ``-``, surrounding spaces ignored."""
+    return name.strip().lower().replace("_", "-")
+
+
+class _Registry(dict):
+    """The registry: a dict of entries by canonical name whose look-ups also accept other spellings.
+
+    ``REGISTRY["Geneformer-V2-104M"]``, ``"geneformer-v2-104m" in REGISTRY`` and ``REGISTRY.get(...)`` match names
+    case-insensitively (``_`` and ``-`` alike) and the upstream folder names of the Geneformer entries
+    (``"gf-12L-30M-i2048"``); iteration and ``keys()`` give the canonical names.
+    """
+
+    def resolve(self, name) -> str | None:
+        """The canonical name of ``name`` (another spelling or a Geneformer folder name), or ``None``."""
+        if not isinstance(name, str):
+            return None
+        if dict.__contains__(self, name):
+            return name
+        key = _normalise(name)
+        for canonical in self:
+            if _normalise(canonical) == key:
+                return canonical
+        for canonical, entry in self.items():
+            if entry.family == "geneformer" and _normalise(entry.folder) == key:
+                return canonical
+        return None
+
+    def __getitem__(self, name) -> ModelEntry:
+        canonical = self.resolve(name)
+        if canonical is None:
+            raise KeyError(name)
+        return dict.__getitem__(self, canonical)
+
+    def __contains__(self, name) -> bool:
+        return self.resolve(name) is not None
+
+    def get(self, name, default=None):
+        canonical = self.resolve(name)
+        return default if canonical is None else dict.__getitem__(self, canonical)
+
+    def suggest(self, name) -> list[str]:
+        """Canonical names close to ``name`` (for a "did you mean" in errors)."""
+        if not isinstance(name, str):
+            return []
+        spellings = {_normalise(n): n for n in self}
+        spellings.update({_normalise(e.folder): n for n, e in self.items() if e.family == "geneformer"})
+        close = difflib.get_close_matches(_normalise(name), list(spellings), n=3, cutoff=0.6)
+        return list(dict.fromkeys(spellings[c] for c in close))
+
+
+def _unknown_model_hint(name) -> str:
+    close = REGISTRY.suggest(name)
+    did_you_mean = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return f"{did_you_mean}known models: {', '.join(sorted(REGISTRY))} (see psysc.models.available())"
+
+
 #: Every downloadable model, by name. Sizes and sha256 are the Git-LFS pointers of the official files.
-REGISTRY: dict[str, ModelEntry] = {
+#: Look-ups accept any case and the Geneformer folder names (:class:`_Registry`).
+REGISTRY: _Registry = _Registry({
     e.name: e
     for e in (
         _geneformer("geneformer-v1-10m", "V1", "Geneformer-V1-10M", "model.safetensors",
@@ -216,29 +275,33 @@ REGISTRY: dict[str, ModelEntry] = {
             RemoteFile("args.json", "3595103bfdfcff6194254787b79292e206c94893a9d25bb323c6220bbe3003ea", 1_043),
         ), None),
     )
-}
+})
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry called ``name`` (a clear error listing the names otherwise)."""
+    """The registry entry called ``name``, in any case (a clear error with the close names otherwise)."""
     try:
         return REGISTRY[name]
     except KeyError:
-        raise KeyError(f"{name!r} is not in psysc's model registry; known models: {sorted(REGISTRY)}") from None
+        raise KeyError(f"{name!r} is not in psysc's model registry; {_unknown_model_hint(name)}") from None
 
 
 def check_model_ref(name_or_path) -> Path | None:
     """Validate ``model=``: a registry name (returns ``None``) or a checkpoint directory (returns its path).
 
-    Raises ``ValueError`` naming the registered models for anything else.
+    A registry name matches in any case and as the upstream Geneformer folder name (``"Geneformer-V2-104M"``),
+    but an existing directory of that spelling is the directory (the exact registry name is always the
+    registry model). Raises ``ValueError`` naming the close and the registered models for anything else.
     """
-    if isinstance(name_or_path, str) and name_or_path in REGISTRY:
+    if isinstance(name_or_path, str) and dict.__contains__(REGISTRY, name_or_path):
         return None
     directory = Path(name_or_path).expanduser()
+    if not directory.exists() and isinstance(name_or_path, str) and name_or_path in REGISTRY:
+        return None
     if not directory.exists():
         raise ValueError(
-            f"{str(name_or_path)!r} is neither a model name ({', '.join(sorted(REGISTRY))}; see "
-            "psysc.models.available()) nor an existing directory (config.json + model.safetensors)"
+            f"{str(name_or_path)!r} is neither a model name nor an existing directory (config.json + "
+            f"model.safetensors); {_unknown_model_hint(str(name_or_path))}"
         )
     if not directory.is_dir():
         raise ValueError(f"{directory} is a file: give the model directory (config.json + weights)")
@@ -398,13 +461,13 @@ def fetch_model(name: str, *, base_url: str | None = None) -> Path:
     entry = get_entry(name)
     for file in entry.files:
         fetch_file(entry, file, base_url=base_url)
-    return model_dir(name)
+    return model_dir(entry.name)
 
 
 def is_cached(name: str) -> bool:
     """Whether every file of model ``name`` is in the cache (present; hashes are checked on use)."""
     entry = get_entry(name)
-    folder = model_dir(name)
+    folder = model_dir(entry.name)
     return all((folder / f.name).is_file() for f in entry.files)
 
 

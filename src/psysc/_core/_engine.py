@@ -39,6 +39,36 @@ def pick_device_dtype(device: str | None, dtype: str | None):
     return device, table[dtype]
 
 
+def autocast_enabled(device, dtype) -> bool:
+    """Whether :func:`embed_tokens` runs under autocast: on CUDA for a precision other than float32.
+
+    On the CPU the computation stays in the dtype of the model's weights (float32 unless loaded otherwise).
+    """
+    import torch
+
+    return device.type == "cuda" and dtype != torch.float32
+
+
+def compute_dtype(model, device, dtype):
+    """The precision :func:`embed_tokens` actually computes in with ``device`` and the requested ``dtype``.
+
+    The requested ``dtype`` under autocast (CUDA); otherwise the dtype of the model's floating weights (float32
+    for a model without a :meth:`~psysc.models.FoundationModel.network`).
+    """
+    import torch
+
+    if autocast_enabled(device, dtype):
+        return dtype
+    try:
+        params = model.network().parameters()
+    except (NotImplementedError, AttributeError):
+        return torch.float32
+    for p in params:
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
 def _is_oom(err: BaseException) -> bool:
     import torch
 
@@ -75,7 +105,7 @@ def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=No
     out = np.full((n, model.embedding_dim), np.nan, dtype=np.float32)
     order = np.argsort(-lengths, kind="stable")
     order = order[lengths[order] > 0]
-    autocast = device.type == "cuda" and dtype != torch.float32
+    autocast = autocast_enabled(device, dtype)
     # models with embed_flat (e.g. scVI's sum over genes) take unpadded cells; the others a padded batch
     flat = callable(getattr(model, "embed_flat", None)) and not autocast
     pos = 0
@@ -132,12 +162,18 @@ def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=No
 
 
 class ChunkStore:
-    """Finished row blocks on disk (``block_<start>_<stop>.npy``), tied to the run's parameters."""
+    """Finished row blocks on disk (``block_<start>_<stop>.npy``), tied to the run's parameters.
+
+    Each block may carry a digest of its input (:func:`tokens_digest`, in ``block_<start>_<stop>.json``): a block
+    whose stored input digest differs from the one of the current input is refused, so changed counts, genes or
+    tokenisation never return an embedding of other data.
+    """
 
     def __init__(self, path: str | os.PathLike, manifest: dict):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         meta = self.path / "manifest.json"
+        manifest = json.loads(json.dumps(manifest))  # as it reads back (tuples -> lists, ...)
         if meta.exists():
             previous = json.loads(meta.read_text())
             if previous != manifest:
@@ -153,14 +189,54 @@ class ChunkStore:
     def _file(self, start: int, stop: int) -> Path:
         return self.path / f"block_{start:012d}_{stop:012d}.npy"
 
-    def get(self, start: int, stop: int) -> np.ndarray | None:
-        f = self._file(start, stop)
-        return np.load(f) if f.exists() else None
+    def _digest_file(self, start: int, stop: int) -> Path:
+        return self.path / f"block_{start:012d}_{stop:012d}.json"
 
-    def put(self, start: int, stop: int, emb: np.ndarray) -> None:
-        tmp = self.path / f".tmp_{start}_{stop}_{os.getpid()}.npy"
+    def get(self, start: int, stop: int, digest: str | None = None) -> np.ndarray | None:
+        """The stored block, or ``None`` when it is not done (or was stored without the digest asked for).
+
+        Raises ``ValueError`` when the block was computed from another input (``digest`` differs).
+        """
+        f = self._file(start, stop)
+        if not f.exists():
+            return None
+        if digest is not None:
+            d = self._digest_file(start, stop)
+            stored = json.loads(d.read_text()).get("input") if d.exists() else None
+            if stored is None:
+                return None  # no record of its input: compute it again
+            if stored != digest:
+                raise ValueError(
+                    f"resume={str(self.path)!r}: rows {start}:{stop} were embedded from other input (the counts, "
+                    "genes or tokenisation of these cells differ; input differs); use a new resume directory or "
+                    "delete this one."
+                )
+        return np.load(f)
+
+    def put(self, start: int, stop: int, emb: np.ndarray, digest: str | None = None) -> None:
+        pid = os.getpid()
+        if digest is not None:  # the digest first: a block file never exists without the record of its input
+            tmp = self.path / f".tmp_{start}_{stop}_{pid}.json"
+            tmp.write_text(json.dumps({"input": digest}))
+            os.replace(tmp, self._digest_file(start, stop))
+        tmp = self.path / f".tmp_{start}_{stop}_{pid}.npy"
         np.save(tmp, emb)
         os.replace(tmp, self._file(start, stop))  # atomic: a killed run never leaves half a block
+
+
+def tokens_digest(tokens) -> str:
+    """A hash of a :class:`~psysc.models.Tokens` block (ids, offsets, values): what the model is given."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in ("offsets", "ids", "values"):
+        arr = getattr(tokens, name)
+        h.update(name.encode())
+        if arr is None:
+            h.update(b"none")
+            continue
+        arr = np.ascontiguousarray(arr)
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(arr.data)
+    return h.hexdigest()
 
 
 def cells_digest(obs_names) -> str:

@@ -31,7 +31,7 @@ def embed(
     model="geneformer-v2-104m",
     *,
     layer: str | None = None,
-    emb_layer: int = -1,
+    emb_layer: int | None = None,
     pooling: str | None = None,
     key_added: str | None = None,
     batch_size: int | None = None,
@@ -67,10 +67,14 @@ def embed(
         Layer holding the raw counts (default ``adata.X``).
     emb_layer
         Hidden layer to read (Geneformer: ``-1`` = second-to-last encoder layer, the official
-        ``EmbExtractor`` default; ``0`` = last layer).
+        ``EmbExtractor`` default; ``0`` = last layer; scGPT: ``-1`` = last layer). Default ``None``: the
+        model's own (``-1`` for a name or folder; the ``layer`` a loaded model was loaded with).
     pooling
-        ``"mean"`` over the real gene tokens, or ``"cls"`` (Geneformer V2). Default: the official one of the
-        model (V1 mean, V2 cls).
+        ``"mean"`` over the real gene tokens, or ``"cls"`` (Geneformer V2, scGPT). Default: the official one of
+        the model (V1 mean, V2 cls), or the pooling a loaded model was loaded with.
+
+        With a loaded model, ``emb_layer``, ``pooling`` and ``seed`` apply to this call only: the model object
+        passed is not modified, and ``uns`` records the options used.
     key_added
         Key in ``adata.obsm`` (default ``"X_<model name>"``).
     batch_size
@@ -81,10 +85,14 @@ def embed(
     device, dtype
         ``"auto"`` (default ``psysc.settings.device``), ``"cpu"``, ``"cuda[:N]"``; ``"float32"``,
         ``"bfloat16"``, ``"float16"`` or ``"auto"`` (bfloat16 on CUDA, float32 on the CPU). Default ``None``:
-        ``"auto"``, except float32 for scVI (a small network: bfloat16 would only lose accuracy).
+        ``"auto"``, except float32 for scVI (a small network: bfloat16 would only lose accuracy). A lower
+        precision is used through CUDA autocast only: on the CPU the model computes in the dtype of its weights
+        (float32 unless loaded otherwise; logged), and ``uns`` records the precision actually used.
     resume
         A directory for finished blocks: a run that is interrupted continues where it stopped, with
-        identical results. Refused if it holds a run with other parameters.
+        identical results. Refused if it holds a run with other parameters (model, options, cells, genes,
+        gene choice, device type, precision, ...) or a block embedded from other input (each block's tokens
+        are hashed).
     mod
         Modality to embed when ``adata`` is a MuData (``obsm`` is written into that modality).
     copy
@@ -126,7 +134,15 @@ def embed(
     from tqdm.auto import tqdm
 
     from .. import __version__
-    from .._core._engine import BatchSizer, ChunkStore, cells_digest, embed_tokens, pick_device_dtype
+    from .._core._engine import (
+        BatchSizer,
+        ChunkStore,
+        cells_digest,
+        compute_dtype,
+        embed_tokens,
+        pick_device_dtype,
+        tokens_digest,
+    )
 
     if copy:
         adata = adata.copy()
@@ -141,27 +157,29 @@ def embed(
             if value is not None:
                 raise ValueError(f"{name}= is for model='scvi' (training an scVI model on adata)")
     if train:
-        if emb_layer != -1 or pooling is not None:
+        if emb_layer not in (None, -1) or pooling is not None:
             raise ValueError("emb_layer= and pooling= do not apply to scVI (it embeds with the latent mean)")
         m = _train_scvi(target, layer=layer, batch_key=batch_key, train_kwargs=train_kwargs,
                         model_kwargs=model_kwargs, seed=seed, device=device)
     elif isinstance(model, str | os.PathLike):
         from ..models import load
 
-        m = load(model, layer=emb_layer, pooling=pooling)
+        m = load(model, layer=-1 if emb_layer is None else emb_layer, pooling=pooling)
+        m = _with_call_options(m, emb_layer=None, pooling=None, seed=seed)
     else:
-        m = model
-    if seed is not None and not train:
-        if not hasattr(m, "seed"):
-            raise ValueError(f"seed= is for models with random steps (scGPT) and model='scvi'; {m.info.name} is "
-                             "deterministic")
-        m.seed = int(seed)
+        m = _with_call_options(model, emb_layer=emb_layer, pooling=pooling, seed=seed)
     is_scvi = m.info.family == "scvi"
     if batch_key is not None and not is_scvi:
         raise ValueError(f"batch_key= is for scVI models; {m.info.name} ({m.info.family}) takes no batch")
     tok_kwargs = {"batch_key": batch_key} if is_scvi and batch_key is not None else {}
     dev, tdtype = pick_device_dtype(device, dtype if dtype is not None else getattr(m, "default_dtype", None))
     m.to(dev)
+    used_dtype = compute_dtype(m, dev, tdtype)  # autocast on CUDA only: the CPU computes in the weights' dtype
+    used_dtype_name = str(used_dtype).replace("torch.", "")
+    if used_dtype != tdtype:
+        logger.info("dtype %s is not used on %s: %s computes in %s, the dtype of its weights (a lower precision "
+                    "is applied by autocast on CUDA only)", str(tdtype).replace("torch.", ""), dev.type, m.info.name,
+                    used_dtype_name)
     default_bs = getattr(m, "default_batch_size", None) or (64 if dev.type == "cuda" else 16)
     sizer = BatchSizer(batch_size if batch_size is not None else default_bs)
     key = key_added or f"X_{m.info.name}"
@@ -177,6 +195,10 @@ def embed(
             "cells": cells_digest(target.obs_names),
             "block_size": int(block_size),
             "layer": layer,
+            "genes": cells_digest(target.var_names),
+            "tokenisation": _tokenisation_options(m, target),
+            "device": dev.type,
+            "dtype": used_dtype_name,
         }
         if is_scvi:
             manifest["batch_key"] = batch_key
@@ -189,12 +211,13 @@ def embed(
               disable=not settings.show_progress) as bar:
         for start in range(0, n, block_size):
             stop = min(start + block_size, n)
-            done = store.get(start, stop) if store is not None else None
+            tokens = m.tokenize(target, rows=slice(start, stop), layer=layer, **tok_kwargs)
+            digest = tokens_digest(tokens) if store is not None else None
+            done = store.get(start, stop, digest) if store is not None else None
             if done is None:
-                tokens = m.tokenize(target, rows=slice(start, stop), layer=layer, **tok_kwargs)
                 done = embed_tokens(m, tokens, device=dev, dtype=tdtype, sizer=sizer, progress=bar.update)
                 if store is not None:
-                    store.put(start, stop, done)
+                    store.put(start, stop, done, digest)
             else:
                 bar.update(stop - start)
             out[start:stop] = done
@@ -217,7 +240,7 @@ def embed(
         "source": str(m.info.source or ""),
         "options": {k: (v if v is not None else "") for k, v in m.info.extra.items()},
         "device": str(dev),
-        "dtype": str(tdtype).replace("torch.", ""),
+        "dtype": used_dtype_name,
         "batch_size": int(sizer.size),
         "block_size": int(block_size),
         "layer": layer or "X",
@@ -229,6 +252,94 @@ def embed(
         ns["embed"][key]["batch_key"] = batch_key or m.config.batch_key or ""
     logger.info("added obsm[%r] (%d x %d) and uns['psysc']['embed'][%r]", key, n, m.embedding_dim, key)
     return adata if copy else None
+
+
+#: options of a loaded model that tl.embed can set for one call: argument -> attribute (and info.extra key)
+_CALL_OPTIONS = {"emb_layer": "layer", "pooling": "pooling"}
+
+
+def _with_call_options(m, *, emb_layer, pooling, seed):
+    """``m`` itself, or a copy of it with this call's ``emb_layer`` / ``pooling`` / ``seed``.
+
+    The copy shares the network and the tokenizer (nothing is loaded again) but has its own options and its own
+    ``info`` (so ``uns`` records what was used); the caller's model is never modified. Options a model does not
+    have are refused with a ``ValueError``.
+    """
+    import copy
+    import dataclasses
+
+    name = f"{m.info.name} ({m.info.family})"
+    wanted = {}
+    if m.info.family == "scvi":
+        if emb_layer not in (None, -1, 0) or pooling is not None:
+            raise ValueError(f"emb_layer= and pooling= do not apply to {name}: scVI embeds with the latent mean of "
+                             "its encoder (leave the defaults)")
+    else:
+        for arg, value in (("emb_layer", emb_layer), ("pooling", pooling)):
+            if value is None:
+                continue
+            attr = _CALL_OPTIONS[arg]
+            if attr not in m.info.extra or not hasattr(m, attr):
+                raise ValueError(f"{arg}= does not apply to {name}: it has no {attr!r} option")
+            if attr == "layer" and (isinstance(value, bool) or not isinstance(value, int | np.integer)):
+                raise TypeError(f"emb_layer must be an int, not {type(value).__name__}")
+            value = int(value) if attr == "layer" else value
+            if value != getattr(m, attr):
+                wanted[attr] = value
+    if seed is not None:
+        if not hasattr(m, "seed"):
+            raise ValueError(f"seed= is for models with random steps (scGPT) and model='scvi'; {m.info.name} is "
+                             "deterministic")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, not {seed!r}")
+        if int(seed) != m.seed:
+            wanted["seed"] = int(seed)
+    if not wanted:
+        return m
+    _check_call_options(m, layer=wanted.get("layer", getattr(m, "layer", None)),
+                        pooling=wanted.get("pooling", getattr(m, "pooling", None)))
+    new = copy.copy(m)
+    new.info = dataclasses.replace(m.info, sha256=dict(m.info.sha256), extra=dict(m.info.extra))
+    for attr, value in wanted.items():
+        setattr(new, attr, value)  # scGPT's seed setter records the seed in new.info.extra
+        if attr in ("layer", "pooling"):
+            new.info.extra[attr] = value
+    logger.info("%s with %s for this call (the model object passed is not modified)", m.info.name,
+                ", ".join(f"{k}={v!r}" for k, v in wanted.items()))
+    return new
+
+
+def _check_call_options(m, *, layer, pooling) -> None:
+    """The checks the model's loader does for ``layer`` and ``pooling`` (Geneformer, scGPT)."""
+    if m.info.family not in ("geneformer", "scgpt"):
+        return
+    if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
+        raise TypeError(f"emb_layer must be an int, not {type(layer).__name__}")
+    if m.info.family == "geneformer":
+        from ..models.geneformer._network import resolve_layer
+
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"pooling must be 'mean', 'cls' or None (the model's own), not {pooling!r}")
+        if pooling == "cls" and getattr(m, "version", None) == "V1":
+            raise ValueError("pooling='cls' needs a <cls> token: Geneformer V1 has none, use pooling='mean'")
+        resolve_layer(int(layer), m.network().num_hidden_layers)
+    elif m.info.family == "scgpt":
+        from ..models.scgpt._model import POOLINGS
+        from ..models.scgpt._network import resolve_layer
+
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be 'cls' (official), 'mean' or None (the model's own), not {pooling!r}")
+        resolve_layer(int(layer), m.network().nlayers)
+
+
+def _tokenisation_options(m, target) -> dict:
+    """The choices besides the genes and counts that shape the tokens (for the resume manifest)."""
+    out = {}
+    if hasattr(m, "gene_col"):  # scGPT: where the gene symbols are read
+        out["gene_col"] = "var_names" if m.gene_col is None else str(m.gene_col)
+    if m.info.family == "geneformer":  # obs["n_counts"] is the normalisation denominator when present
+        out["n_counts"] = "obs['n_counts']" if "n_counts" in target.obs.columns else "row sums"
+    return out
 
 
 def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, device):
