@@ -112,3 +112,28 @@ def test_dask_backed_counts_are_streamed_with_the_same_result(cells, checkpoint)
     lazy.X = da.from_array(cells.X.toarray(), chunks=(16, -1))
     psysc.tl.embed(lazy, checkpoint, device="cpu", key_added="e", block_size=16)
     np.testing.assert_allclose(lazy.obsm["e"], in_memory.obsm["e"], atol=1e-6)
+
+
+def test_gene_col_reads_the_chosen_identifiers(cells, checkpoint):
+    """model.gene_col = "gene_ids" gives what the same counts give with those Ensembl IDs as var_names."""
+    model = psysc.models.load(checkpoint)
+    model.gene_col = "gene_ids"
+    a = cells.copy()
+    psysc.tl.embed(a, model, device="cpu", key_added="e")
+    assert a.uns["psysc"]["embed"]["e"]["options"]["gene_col"] == "gene_ids"
+    has_id = cells.var["gene_ids"].astype(str).str.startswith("ENSG").to_numpy()
+    b = cells[:, has_id].copy()
+    b.obs["n_counts"] = np.asarray(cells.X.sum(axis=1)).ravel()  # the same normalisation denominator
+    a_n = cells.copy()
+    a_n.obs["n_counts"] = b.obs["n_counts"]
+    psysc.tl.embed(a_n, model, device="cpu", key_added="e")
+    b.var_names = b.var["gene_ids"].astype(str).to_numpy()
+    by_names = psysc.models.load(checkpoint)
+    by_names.gene_col = None
+    psysc.tl.embed(b, by_names, device="cpu", key_added="e")
+    np.testing.assert_allclose(a_n.obsm["e"], b.obsm["e"], rtol=1e-5, atol=1e-6)
+    auto = cells.copy()
+    psysc.tl.embed(auto, checkpoint, device="cpu", key_added="e")
+    assert auto.uns["psysc"]["embed"]["e"]["options"]["gene_col"] == "auto"
+    if model.version == "V1":  # "auto" reads the symbols there, which cover more of V1's genes: other tokens
+        assert not np.allclose(auto.obsm["e"], a.obsm["e"])

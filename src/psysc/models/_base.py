@@ -123,3 +123,21 @@ class FoundationModel:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.info.name} ({self.info.family} {self.info.version})>"
+
+
+class GeneColumnChoice:
+    """The ``gene_col`` option of models that read gene identifiers from ``var``: ``"auto"`` (the model's rule),
+    ``None`` (``var_names``) or the name of a ``var`` column; recorded in ``info.extra["gene_col"]``."""
+
+    info: ModelInfo
+    _gene_col: str | None = "auto"
+
+    @property
+    def gene_col(self) -> str | None:
+        """Where the gene identifiers are read: ``"auto"``, ``None`` for ``var_names``, or a ``var`` column."""
+        return self._gene_col
+
+    @gene_col.setter
+    def gene_col(self, value: str | None) -> None:
+        self._gene_col = value
+        self.info.extra["gene_col"] = "var_names" if value is None else str(value)

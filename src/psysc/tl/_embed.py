@@ -335,7 +335,7 @@ def _check_call_options(m, *, layer, pooling) -> None:
 def _tokenisation_options(m, target) -> dict:
     """The choices besides the genes and counts that shape the tokens (for the resume manifest)."""
     out = {}
-    if hasattr(m, "gene_col"):  # scGPT: where the gene symbols are read
+    if hasattr(m, "gene_col"):  # Geneformer, scGPT: where the gene identifiers are read
         out["gene_col"] = "var_names" if m.gene_col is None else str(m.gene_col)
     if m.info.family == "geneformer":  # obs["n_counts"] is the normalisation denominator when present
         out["n_counts"] = "obs['n_counts']" if "n_counts" in target.obs.columns else "row sums"

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._base import FoundationModel, ModelInfo, Tokens
+from .._base import FoundationModel, GeneColumnChoice, ModelInfo, Tokens
 from ._network import GeneformerNetwork, pool, resolve_layer
 
 logger = logging.getLogger("psysc")
@@ -97,7 +97,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
-class Geneformer(FoundationModel):
+class Geneformer(GeneColumnChoice, FoundationModel):
     """A loaded Geneformer model (V1 or V2): official tokenisation, BERT encoder, official pooling.
 
     Use :func:`psysc.models.load` to get one; :func:`psysc.tl.embed` runs it over an AnnData.
@@ -114,13 +114,21 @@ class Geneformer(FoundationModel):
     pooling
         ``"mean"`` or ``"cls"``; ``None`` = official default (V2 ``"cls"``, V1 ``"mean"``).
     info
-        Provenance; ``info.extra`` receives ``layer`` and ``pooling``.
+        Provenance; ``info.extra`` receives ``layer``, ``pooling`` and ``gene_col``.
+
+    Attributes
+    ----------
+    gene_col
+        Where the genes are read: ``"auto"`` (default: ``var_names`` or the ``var`` column that covers most of
+        the vocabulary, see :func:`~psysc.models.geneformer.choose_gene_ids`), ``None`` (``var_names``) or a
+        ``var`` column, e.g. ``"gene_ids"`` for the Ensembl IDs that the official tokenizer reads.
 
     Examples
     --------
     >>> import psysc
     >>> model = psysc.models.load("geneformer-v2-104m")  # doctest: +SKIP
     >>> tokens = model.tokenize(psysc.datasets.darmanis2015()[:8])  # doctest: +SKIP
+    >>> model.gene_col = "gene_ids"  # doctest: +SKIP
     """
 
     needs_counts = True
@@ -144,6 +152,7 @@ class Geneformer(FoundationModel):
         self.max_length = network.config.max_position_embeddings
         self.info = info or ModelInfo(name=f"geneformer-{version.lower()}", family="geneformer", version=version)
         self.info.extra.update({"layer": self.layer, "pooling": self.pooling})
+        self.gene_col = "auto"
         self._tokenizer = None
 
     @classmethod
@@ -188,8 +197,8 @@ class Geneformer(FoundationModel):
     def tokenize(self, adata, *, rows: slice | None = None, layer: str | None = None) -> Tokens:
         """Official Geneformer token sequences of the cells of ``adata`` (raw counts), in row order.
 
-        Genes are matched by the tokenizer (``var_names`` or the ``var`` column that covers most of the
-        vocabulary; an error for a too low overlap). Like the official tokenizer, ``obs["n_counts"]`` (total
+        Genes are matched by the tokenizer, read from :attr:`gene_col` (by default ``var_names`` or the ``var``
+        column that covers most of the vocabulary; an error for a too low overlap). Like the official tokenizer, ``obs["n_counts"]`` (total
         counts of each cell, over all genes) is the normalisation denominator when present; otherwise the row
         sums of the counts are used.
 
@@ -203,7 +212,7 @@ class Geneformer(FoundationModel):
             Layer with the raw counts (default ``adata.X``).
         """
         tok = self.tokenizer
-        gene_token_ids = tok.gene_token_ids(adata)  # choose_gene_ids + harmonize, cached per gene list
+        gene_token_ids = tok.gene_token_ids(adata, self.gene_col)  # harmonised, cached per gene list
         X = adata.X if layer is None else adata.layers[layer]
         sel = slice(None) if rows is None else rows
         block = X[sel]

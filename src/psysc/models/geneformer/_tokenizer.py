@@ -338,8 +338,9 @@ class GeneformerTokenizer:
             msg
             + "Likely cause: "
             + "; ".join(causes)
-            + ". Fix: pass the var column that holds human Ensembl IDs (see choose_gene_ids), or convert the "
-            "genes to human Ensembl IDs before embedding."
+            + ". Fix: read the var column that holds human Ensembl IDs (model = psysc.models.load(...); "
+            "model.gene_col = 'gene_ids'; psysc.tl.embed(adata, model)), or convert the genes to human Ensembl IDs "
+            "before embedding."
         )
 
     # ------------------------------------------------------------------ tokenisation

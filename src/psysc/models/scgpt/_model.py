@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .._base import FoundationModel, ModelInfo, Tokens
+from .._base import FoundationModel, GeneColumnChoice, ModelInfo, Tokens
 from ._network import ScGPTConfig, ScGPTNetwork, resolve_layer
 from ._tokenizer import ScGPTTokenizer, cell_keys, read_vocab_json
 
@@ -66,7 +66,7 @@ def read_best_model(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ) from None
 
 
-class ScGPT(FoundationModel):
+class ScGPT(GeneColumnChoice, FoundationModel):
     """A loaded scGPT model: official zero-shot tokenisation, plain-PyTorch encoder, ``<cls>`` embedding (L2).
 
     Use :func:`psysc.models.load` to get one; :func:`psysc.tl.embed` runs it over an AnnData.
@@ -138,16 +138,6 @@ class ScGPT(FoundationModel):
         cell_keys([], value)  # validates
         self._seed = int(value)
         self.info.extra["seed"] = self._seed
-
-    @property
-    def gene_col(self) -> str | None:
-        """Where the gene symbols are read (``"auto"``, ``None`` for var_names, or a var column)."""
-        return self._gene_col
-
-    @gene_col.setter
-    def gene_col(self, value: str | None) -> None:
-        self._gene_col = value
-        self.info.extra["gene_col"] = "var_names" if value is None else str(value)
 
     @property
     def max_length(self) -> int:
