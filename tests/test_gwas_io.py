@@ -373,3 +373,16 @@ def test_read_magma_all_genes_raw_z_and_table():
     from psysc._genesets import as_gene_sets
 
     assert as_gene_sets(t)[trait].to_dict() == top["ZSTAT"].to_dict()
+
+
+def test_magma_multi_model_output_reads_the_combined_p(tmp_path):
+    """MAGMA's multi-model .genes.out has P_MULTI (and the P of each model) instead of P."""
+    path = tmp_path / "multi.genes.out"
+    path.write_text(
+        "GENE CHR START STOP NSNPS NPARAM N ZSTAT P_MULTI P_SNPWISE_MEAN P_SNPWISE_TOP1\n"
+        "APOE 19 44905791 44909393 20 5 74046 12.1 5.1e-34 1e-30 1e-33\n"
+        "CLU 8 27596917 27614700 15 4 74046 4.2 1.3e-05 2e-05 4e-05\n"
+    )
+    table = read_magma(path, table=True)["multi"]
+    assert table.loc["APOE", "P"] == 5.1e-34 and table.loc["CLU", "P"] == 1.3e-05
+    assert table.loc["CLU", "ZSTAT"] == 4.2

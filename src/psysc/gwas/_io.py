@@ -435,6 +435,10 @@ def read_magma(
     if not text.strip():
         raise ValueError(f"{where} is empty; expected a MAGMA .genes.out table")
     df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
+    for combined in ("P_MULTI", "P_JOINT"):  # MAGMA's multi-model output: the combined P of the models
+        if "P" not in df.columns and combined in df.columns:
+            df["P"] = df[combined]
+            logger.info("%s: MAGMA multi-model output, P read from %s", where, combined)
     required = ["GENE", "ZSTAT", "P"]
     missing = [c for c in required if c not in df.columns]
     if missing:
