@@ -533,8 +533,12 @@ def test_too_few_matching_genes_or_covariates_raise(caplog):
     few = pd.Series(rng.normal(size=106), index=list(kept[:6]) + other)
     with pytest.raises(ValueError, match=r"only 6 of the 106 genes of 'T' have a specificity score"):
         celltype_enrichment(adata, {"T": few}, groupby="ct")
-    enough = pd.Series(rng.normal(size=110), index=list(kept[:10]) + other)
+    enough = pd.Series(rng.normal(size=112), index=list(kept[:12]) + other)  # 12 of 112: over 10 % of the set
     assert len(celltype_enrichment(adata, {"T": enough}, groupby="ct", inplace=False)) == 3
+    panel = pd.Series(1.0, index=list(kept[:5]) + ["not_in_data"])  # a small curated panel: 5 of 6
+    assert len(celltype_enrichment(adata, {"T": panel}, groupby="ct", inplace=False)) == 3
+    with pytest.raises(ValueError, match=r"only 4 of the 5 genes"):
+        celltype_enrichment(adata, {"T": pd.Series(1.0, index=list(kept[:4]) + ["x"])}, groupby="ct")
     big = pd.Series(rng.normal(size=40), index=[f"g{i}" for i in range(40)])
     with pytest.raises(ValueError, match=r"only 6 of the 106 genes of 'T'"):
         disorder_contrast(adata, {"T": few, "U": big}, groupby="ct", contrasts=[("T", "U")])

@@ -233,7 +233,7 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
     (logged as a warning).
     """
     from . import tl
-    from .tl._celltype import MIN_GENES
+    from .tl._celltype import too_few_genes
 
     try:
         tl.celltype_specificity(adata, groupby, min_cells_per_group=CELLTYPE_MIN_CELLS)
@@ -242,11 +242,11 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
         return None
     with_spec = adata.varm["psysc_specificity"].dropna(how="all").index
     n_in = {tr: int(with_spec.isin(pd.Index(gene_sets[tr].index).astype(str)).sum()) for tr in traits}
-    few = {tr: n for tr, n in n_in.items() if n < MIN_GENES}
+    few = {tr: n for tr, n in n_in.items() if too_few_genes(n, len(gene_sets[tr]))}
     if few:
         logger.warning(
-            "cell-type level enrichment leaves out %s: fewer than %d of their genes have a specificity score (%s)",
-            ", ".join(few), MIN_GENES, ", ".join(f"{tr}: {n}" for tr, n in few.items()),
+            "cell-type level enrichment leaves out %s: too few of their genes have a specificity score (%s)",
+            ", ".join(few), ", ".join(f"{tr}: {n} of {len(gene_sets[tr])}" for tr, n in few.items()),
         )
         traits = [tr for tr in traits if tr not in few]
         if not traits:

@@ -23,7 +23,18 @@ logger = logging.getLogger("psysc")
 METHODS = ("seismic", "magma", "top10")
 #: A trait needs at least this many genes with a specificity score (fewer: wrong species or gene IDs, or a set too
 #: small for a regression over genes).
-MIN_GENES = 10
+MIN_GENES = 5  # genes of a set with a specificity score, at least
+MIN_FRACTION = 0.1  # ... and this fraction of the set, unless MIN_GENES_ANY_FRACTION or more
+MIN_GENES_ANY_FRACTION = 50
+
+
+def too_few_genes(n_in: int, n_set: int) -> bool:
+    """Whether ``n_in`` of a set's ``n_set`` genes are too few to test.
+
+    Too few: fewer than :data:`MIN_GENES`, or fewer than :data:`MIN_FRACTION` of the set and fewer than
+    :data:`MIN_GENES_ANY_FRACTION` (mismatched gene names or species, rather than a small panel).
+    """
+    return n_in < MIN_GENES or (n_in < MIN_GENES_ANY_FRACTION and n_in < MIN_FRACTION * n_set)
 _TABLE_COLUMNS = ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", "n_genes"]
 
 
@@ -80,8 +91,10 @@ class _SpecTables:
 
 
 def _refuse_counts(X, where: str, *, n_rows: int = 2_000) -> None:
-    """Raise when the first rows of ``X`` look like raw counts (whole numbers above 1): the specificity needs
-    log-normalised expression."""
+    """Raise when the first rows of ``X`` look like raw counts (whole numbers above 1).
+
+    The specificity needs log-normalised expression.
+    """
     _, _, block = next(iter_row_blocks(X, min(n_rows, X.shape[0])))
     data = block.data if sparse.issparse(block) else np.asarray(block).ravel()
     data = data[np.isfinite(data)]
@@ -405,7 +418,7 @@ def _gene_z(s: pd.Series, genes: pd.Index, universe: str) -> tuple[pd.Series, st
 
 
 def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Index) -> int:
-    """Number of the set's genes with a specificity; a ValueError when fewer than :data:`MIN_GENES`."""
+    """Number of the set's genes with a specificity; a ValueError when they are too few (:func:`too_few_genes`)."""
     n_in = int(genes.isin(s.index).sum())
     if n_in == 0:
         raise ValueError(
@@ -414,13 +427,16 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
             + overlap_hint(s.index, var_names)
             + ". Map them with psysc.gwas.to_symbols / to_ensembl / to_species"
         )
-    if n_in < MIN_GENES:
+    unmatched = s.index[~s.index.isin(var_names)]
+    if too_few_genes(n_in, len(s)):
         raise ValueError(
-            f"only {n_in} of the {len(s)} genes of {trait!r} have a specificity score (at least {MIN_GENES} are "
-            f"needed for a regression over genes); matched: {list(genes[genes.isin(s.index)][:5])}. If the gene "
-            "names should match more widely: " + overlap_hint(s.index[~s.index.isin(var_names)], var_names)
-            + ". Map them with psysc.gwas.to_symbols / to_ensembl / to_species, or lower min_cells_expressed / "
-            "min_mean if the genes were filtered out of the specificity"
+            f"only {n_in} of the {len(s)} genes of {trait!r} have a specificity score (at least {MIN_GENES}, and "
+            f"{MIN_FRACTION:.0%} of the set unless {MIN_GENES_ANY_FRACTION} or more, are needed: fewer suggests gene "
+            f"names that do not match); matched: {list(genes[genes.isin(s.index)][:5])}. "
+            + (f"If the gene names should match more widely: {overlap_hint(unmatched, var_names)}. Map them with "
+               "psysc.gwas.to_symbols / to_ensembl / to_species; " if len(unmatched) else "")
+            + f"{int(s.index.isin(var_names).sum())} of the set's genes are in var_names: lower min_cells_expressed "
+            "/ min_mean if they were filtered out of the specificity"
         )
     return n_in
 
@@ -530,8 +546,9 @@ def celltype_enrichment(
     labels (``n_obs``, ``n_vars`` and a digest of ``obs[groupby]`` in ``specificity_params``; after
     subsetting or re-labelling it is recomputed, with an INFO line saying why).
 
-    Each trait needs at least ``MIN_GENES`` (10) genes with a specificity score, else a ValueError
-    names the count and the likely cause (other species, other gene IDs). ``covariates`` that match
+    Each trait needs at least 5 genes with a specificity score, and 10 % of its genes unless 50 or more
+    (:func:`too_few_genes`), else a ValueError names the count and the likely cause (other species, other
+    gene IDs). ``covariates`` that match
     none of these genes raise a ValueError; covering only part of them logs a WARNING (the others get
     the covariate means).
 
