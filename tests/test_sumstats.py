@@ -663,3 +663,25 @@ def test_effect_alleles_of_common_gwas_tools(tmp_path, name, text, alleles):
     ss = read_sumstats(path)
     assert list(zip(ss["A1"], ss["A2"], strict=True)) == alleles
     assert ss["SNP"].str.startswith("rs").all() and (ss["BP"] >= 1000).all()
+
+
+def test_gwas_catalog_harmonised_columns_are_preferred(tmp_path, caplog):
+    """hm_* columns are the GWAS Catalog's GRCh38 harmonisation: read them, not the submitted (here GRCh37) ones."""
+    apoe = gene_table().query("symbol == 'APOE'").iloc[0]
+    hm_pos = int(apoe["start"]) + 100
+    path = tmp_path / "ad.h.tsv"
+    path.write_text(
+        "hm_variant_id\thm_rsid\thm_chrom\thm_pos\thm_other_allele\thm_effect_allele\thm_beta\thm_odds_ratio\t"
+        "hm_code\tvariant_id\tchromosome\tbase_pair_location\teffect_allele\tother_allele\tbeta\t"
+        "standard_error\tp_value\n"
+        f"19_{hm_pos}_C_T\trs429358\t19\t{hm_pos}\tC\tT\t1.2\tNA\t11\trs429358\t19\t{hm_pos - 500_000}\tC\tT\t-1.2\t"
+        "0.05\t1e-300\n"
+    )
+    ss = read_sumstats(path)
+    row = ss.iloc[0]
+    assert (row["CHR"], row["BP"], row["A1"], row["A2"], row["BETA"]) == ("19", hm_pos, "T", "C", 1.2)
+    assert ss.attrs["build"] == "GRCh38"
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        genes = sumstats_to_genes(ss, window=0)
+    assert "build not given" not in caplog.text and genes.attrs["build_assumed"] is False
+    assert list(genes.index) == ["APOE"]

@@ -372,6 +372,11 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
     return table, n_before + 1, info
 
 
+#: GWAS Catalog harmonised columns (GRCh38), preferred over the submitted ones when hm_chrom and hm_pos are there
+_HARMONISED = {"hm_chrom": "CHR", "hm_pos": "BP", "hm_rsid": "SNP", "hm_effect_allele": "A1",
+               "hm_other_allele": "A2", "hm_beta": "BETA", "hm_odds_ratio": "OR"}
+
+
 def _recognise_columns(names: list[str], columns: Mapping | None, where: str) -> tuple[dict[str, str], list[str]]:
     """Map source columns to standard names; return ({standard: source}, ignored sources)."""
     found: dict[str, str] = {}
@@ -399,6 +404,13 @@ def _recognise_columns(names: list[str], columns: Mapping | None, where: str) ->
                 )
             found[std_up] = src
             used.add(src)
+    if {"hm_chrom", "hm_pos"} <= set(names) and not {"CHR", "BP"} & set(found):
+        # GWAS Catalog harmonised file: the hm_* columns are the GRCh38 harmonisation (alleles and effect
+        # oriented alike); the other columns keep the submitted build
+        for src, std in _HARMONISED.items():
+            if src in names and std not in found and src not in used:
+                found[std] = src
+                used.add(src)
     normed = {n: _norm_name(n) for n in names}
     for std, spellings in _SYNONYMS.items():
         if std in found:
@@ -492,7 +504,9 @@ def read_sumstats(
         absent, from ``BETA/SE``, ``log(OR)/SE``, or from ``P`` with the sign of ``BETA`` or
         ``log(OR)`` (two-sided); ``P`` is derived from ``Z`` (two-sided) or ``LP`` when absent.
         ``attrs`` holds ``"trait"``, ``"columns_recognised"`` (source -> standard) and ``"qc"``
-        (counts of the rows dropped, filled or replaced below).
+        (counts of the rows dropped, filled or replaced below), and ``"build"`` when the file states it: a GWAS
+        Catalog harmonised file (``hm_chrom``, ``hm_pos``, ``hm_effect_allele``... columns) is read from its
+        harmonised GRCh38 columns, whose alleles and effects are oriented alike.
 
     Raises
     ------
@@ -829,6 +843,9 @@ def read_sumstats(
         )
     qc["n_rows_kept"] = len(out)
     out.attrs["trait"] = trait
+    if found.get("CHR") == "hm_chrom" and found.get("BP") == "hm_pos":
+        out.attrs["build"] = "GRCh38"  # the GWAS Catalog's harmonisation
+        logger.info("%s: GWAS Catalog harmonised columns (hm_*) read: positions on GRCh38", where)
     out.attrs["columns_recognised"] = {src: std for std, src in found.items()}
     out.attrs["qc"] = qc
     logger.info("read %s of trait %r from %s", _plural(len(out), "SNP"), trait, where)
@@ -1102,8 +1119,9 @@ def sumstats_to_genes(
     build
         Genome build of the SNP positions: ``"GRCh38"`` (``"hg38"``) or ``"GRCh37"`` (``"hg19"``). Nothing in
         a summary-statistics file says which build its positions are on, and many are GRCh37, whose positions
-        silently hit the wrong genes on a GRCh38 table: when ``build`` is not given, GRCh38 is assumed with a
-        warning, and ``attrs["build_assumed"]`` is True.
+        silently hit the wrong genes on a GRCh38 table: when ``build`` is not given, the build that
+        :func:`read_sumstats` found is used (GRCh38 for the GWAS Catalog's harmonised ``hm_*`` columns), else
+        GRCh38 is assumed with a warning, and ``attrs["build_assumed"]`` is True.
         The bundled gene table is GRCh38; GRCh37 positions need ``gene_loc`` (e.g. MAGMA's
         ``NCBI37.3.gene.loc``) or ``chain``. With ``gene_loc``, the positions must be on the build of
         ``gene_loc``; ``build`` is then only recorded.
@@ -1201,6 +1219,8 @@ def sumstats_to_genes(
         raise ValueError(f"gene_id must be 'symbol' or 'gene_id', got {gene_id!r}")
     if isinstance(min_snps, bool) or not isinstance(min_snps, int | np.integer) or min_snps < 1:
         raise ValueError(f"min_snps must be a positive integer, got {min_snps!r}")
+    if build is None and sumstats.attrs.get("build"):
+        build = sumstats.attrs["build"]  # known from the file (GWAS Catalog harmonised columns)
     build_assumed = build is None
     if build_assumed:
         build = "GRCh38"
