@@ -117,8 +117,9 @@ def embed(
 
     Returns
     -------
-    ``None`` (or the copy), and writes ``obsm[key_added]`` (float32, cells x embedding size; NaN rows for
-    cells that express no gene of the model's vocabulary, counted in the log) and the provenance
+    ``None`` (or the copy), and writes ``obsm[key_added]`` (float32, cells x embedding size; with Geneformer and
+    scGPT, NaN rows for cells that express no gene of the model's vocabulary, counted in the log; scVI embeds
+    every cell, an empty one too, as scvi-tools does) and the provenance
     (model, revision, weight sha256, parameters, psysc version) in ``uns["psysc"]["embed"][key_added]``.
 
     Examples
