@@ -235,3 +235,11 @@ def test_no_overlap_error_points_at_version_suffixes_on_either_side():
     adata.var_names = [f"{g}.3" for g in adata.var_names]
     with pytest.raises(ValueError, match=r"0 matches.*var_names carry Ensembl version suffixes"):
         psysc.tl.score_disorders(adata, {"T": [g.split(".")[0] for g in versioned]}, n_ctrl=10)
+
+
+def test_no_overlap_error_points_at_magma_entrez_ids():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    entrez = {"AD": pd.Series(1.0, index=["348", "54209", "1191", "274", "5663"])}
+    with pytest.raises(ValueError, match=r"0 matches.*Entrez-like numbers.*read_magma\(path, gene_loc=\.\.\.\)"):
+        psysc.tl.score_disorders(adata, entrez, n_ctrl=10)

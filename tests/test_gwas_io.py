@@ -386,3 +386,38 @@ def test_magma_multi_model_output_reads_the_combined_p(tmp_path):
     table = read_magma(path, table=True)["multi"]
     assert table.loc["APOE", "P"] == 5.1e-34 and table.loc["CLU", "P"] == 1.3e-05
     assert table.loc["CLU", "ZSTAT"] == 4.2
+
+
+def test_magma_entrez_ids_named_by_the_gene_loc_of_the_run(caplog):
+    """read_magma(gene_loc=) names MAGMA's Entrez IDs by the NAME column of the gene.loc, as a plain join does."""
+    out = DATA / "magma_ieu-a-298_AD_subset.genes.out"
+    loc_path = files("psysc.data") / "ad_gwas_subset.genes.loc"
+    raw = pd.read_csv(out, sep=r"\s+", dtype={"GENE": str})
+    loc = pd.read_csv(loc_path, sep="\t", header=None, names=["GENE", "CHR", "START", "STOP", "STRAND", "NAME"],
+                      dtype={"GENE": str})
+    joined = raw.merge(loc[["GENE", "NAME"]], on="GENE").sort_values("P", kind="stable")
+    joined = joined.drop_duplicates("NAME", keep="first")
+    expected = pd.Series(np.minimum(joined["ZSTAT"].to_numpy(), 10.0), index=joined["NAME"].to_numpy())
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = read_magma(out, n_top=None, gene_loc=loc_path, trait="AD")["AD"]
+    assert got.index.tolist() == expected.index.tolist()
+    np.testing.assert_array_equal(got.to_numpy(), expected.to_numpy())
+    n_unnamed = int((~raw["GENE"].isin(loc["GENE"])).sum())
+    assert f"{n_unnamed} of {len(raw)} have no name there" in caplog.text
+    with pytest.raises(ValueError, match="no NAME column"):
+        read_magma(out, gene_loc=loc.drop(columns="NAME"))
+
+
+def test_magma_genes_without_a_name_or_sharing_one(tmp_path, caplog):
+    out = tmp_path / "T.genes.out"
+    out.write_text("GENE CHR START STOP NSNPS NPARAM N ZSTAT P\n"
+                   "1 1 100 200 5 1 1000 3.0 1e-3\n"  # named A
+                   "2 1 300 400 5 1 1000 5.0 1e-6\n"  # named A too, smaller P: kept
+                   "3 1 500 600 5 1 1000 2.0 1e-2\n"  # not in the gene.loc
+                   "4 1 700 800 5 1 1000 4.0 1e-4\n")  # named B
+    loc = pd.DataFrame({"GENE": ["1", "2", "4"], "CHR": ["1"] * 3, "START": [100, 300, 700], "STOP": [200, 400, 800],
+                        "STRAND": ["+"] * 3, "NAME": ["A", "A", "B"]})
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = read_magma(out, gene_loc=loc)["T"]
+    assert got.to_dict() == {"A": 5.0, "B": 4.0}
+    assert "1 of 4 have no name there and are left out, 1 share a name with a gene of smaller P" in caplog.text

@@ -76,6 +76,8 @@ def _id_kind(names) -> str:
     ens = np.mean([bool(_ENSEMBL.match(x)) for x in names])
     if ens > 0.5:
         return "ensembl"
+    if np.mean([x.isdigit() for x in names]) > 0.5:
+        return "Entrez-like numbers"
     letters = [x for x in names if x[:1].isalpha()]
     if not letters:
         return "other"
@@ -94,6 +96,9 @@ def overlap_hint(set_genes, var_names) -> str:
     hints = [f"the gene sets look like {a}, var_names look like {b}"]
     if {a, b} == {"ensembl", "human-like symbols"} or ("ensembl" in (a, b) and a != b):
         hints.append("map one side to the other (symbols <-> Ensembl IDs), e.g. set var_names from a symbol column")
+    if a == "Entrez-like numbers":
+        hints.append("MAGMA names genes by Entrez IDs: read its .genes.out with the gene.loc file of the run, "
+                     "psysc.gwas.read_magma(path, gene_loc=...), to name them by gene symbol")
     if {a, b} == {"mouse-like symbols", "human-like symbols"}:
         hints.append("the data and the gene sets seem to be of different species: map human genes to mouse orthologs")
     for side, names, kind in (("var_names", var_names, b), ("the gene sets", set_genes, a)):

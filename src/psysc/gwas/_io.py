@@ -352,6 +352,7 @@ def read_magma(
     weight: str = "zscore",
     trait: str | None = None,
     table: bool = False,
+    gene_loc=None,
 ) -> dict[str, pd.Series] | dict[str, pd.DataFrame]:
     r"""Read a MAGMA gene-level result (``.genes.out``) as a weighted gene set.
 
@@ -382,6 +383,12 @@ def read_magma(
         ``NSNPS`` where present, ``ZSTAT`` as weighted, ``P``) instead of a Series: gene length
         and SNP count then enter :func:`psysc.tl.celltype_enrichment` (``method="magma"``) as
         covariates.
+    gene_loc
+        The MAGMA ``gene.loc`` file the analysis used (``GENE CHR START STOP STRAND NAME``; a path or a
+        DataFrame, as in :func:`psysc.gwas.sumstats_to_genes`): genes are then named by its ``NAME`` column
+        (gene symbols for NCBI's ``NCBI37.3.gene.loc``) instead of MAGMA's ``GENE`` IDs (Entrez IDs). Genes
+        without a name are left out, and of genes with the same name the one with the smallest P is kept; both
+        are counted in the log.
 
     Returns
     -------
@@ -472,6 +479,8 @@ def read_magma(
     if genes.duplicated().any():
         dup = genes[genes.duplicated()].unique().tolist()
         raise ValueError(f"{where}: duplicated genes {dup[:10]}; keep one row per gene")
+    if gene_loc is not None:
+        df, genes, z, p = _name_genes(df, genes, z, p, gene_loc, where)
 
     n_genes = len(genes)
     n_top = n_genes if n_top is None else int(n_top)
@@ -509,12 +518,38 @@ def read_magma(
     s = pd.Series(weights.astype(np.float64), index=pd.Index(sel_genes, dtype=object, name="gene"), name=trait)
     if all(g.isdigit() for g in sel_genes):
         logger.info(
-            "%s: the genes look like Entrez IDs; map them to the gene symbols or Ensembl IDs of your "
-            "expression data (adata.var_names) before scoring",
+            "%s: the genes look like Entrez IDs; name them with the gene.loc file of the MAGMA run "
+            "(read_magma(..., gene_loc=...)) to match the gene symbols of your expression data",
             where,
         )
     logger.info("read MAGMA gene set %r: %d of %d genes", trait, n_sel, n_genes)
     return {trait: s}
+
+
+def _name_genes(df, genes, z, p, gene_loc, where):
+    """The rows of a MAGMA result renamed by the NAME column of ``gene_loc``.
+
+    Unnamed rows are left out; of rows with one name, the one with the smallest P is kept.
+    """
+    from ._sumstats import _read_gene_loc
+
+    loc, loc_where = _read_gene_loc(gene_loc)
+    if (loc["NAME"] == "").all():
+        raise ValueError(f"{loc_where} has no NAME column (the 6th column of a MAGMA gene.loc, the gene symbol), so "
+                         "it cannot name the genes")
+    names = genes.map(dict(zip(loc["GENE"], loc["NAME"], strict=True)))
+    named = names.notna().to_numpy() & (names.astype(str).str.strip() != "").to_numpy()
+    order = np.flatnonzero(named)[np.argsort(p[named], kind="stable")]
+    first = ~pd.Index(names.to_numpy()[order]).duplicated(keep="first")
+    keep = np.sort(order[first])
+    n_unnamed, n_dup = int((~named).sum()), int((~first).sum())
+    level = logging.WARNING if n_unnamed > 0.1 * len(genes) else logging.INFO
+    logger.log(level, "%s: genes named by %s; %d of %d have no name there and are left out, %d share a name with a "
+               "gene of smaller P and are left out", where, loc_where, n_unnamed, len(genes), n_dup)
+    if len(keep) == 0:
+        raise ValueError(f"no gene of {where} is in {loc_where}: is it the gene.loc file of this MAGMA run?")
+    renamed = pd.Series(names.to_numpy()[keep], index=genes.index[keep]).astype(str).str.strip()
+    return df.iloc[keep], renamed, z[keep], p[keep]
 
 
 # --------------------------------------------------------------------------------------------------
