@@ -225,3 +225,17 @@ def test_to_species_options_are_checked():
         to_species(["APOE"], min_support=0)
     with pytest.raises(ValueError, match="gene_id"):
         to_species(["APOE"], gene_id="entrez")
+
+
+def test_to_species_reproduces_scdrs_mouse_toy_gene_set():
+    """scDRS ships its toy gene set in human and in mouse: psysc's conversion with scDRS's homologs gives the mouse one."""
+    from _scdrs_oracle import DATA
+
+    from psysc.gwas import read_gs
+
+    human = read_gs(f"{DATA}/toydata_human.gs")
+    mouse = read_gs(f"{DATA}/toydata_mouse.gs")
+    (h,), (m,) = human.values(), mouse.values()
+    got = to_species(h, "mouse", source="scdrs")
+    assert len(got) == len(m) == 250
+    pd.testing.assert_series_equal(got.sort_index(), m.sort_index(), check_names=False)
