@@ -228,7 +228,7 @@ def test_to_species_options_are_checked():
 
 
 def test_to_species_reproduces_scdrs_mouse_toy_gene_set():
-    """scDRS ships its toy gene set in human and in mouse: psysc's conversion with scDRS's homologs gives the mouse one."""
+    """scDRS ships its toy gene set in human and mouse: the human one converted is the mouse one."""
     from _scdrs_oracle import DATA
 
     from psysc.gwas import read_gs
