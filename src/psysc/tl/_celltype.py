@@ -417,16 +417,19 @@ def _gene_z(s: pd.Series, genes: pd.Index, universe: str) -> tuple[pd.Series, st
     return z, universe
 
 
+def _no_match(message: str, left: tuple[str, pd.Index], right: tuple[str, pd.Index], fix: str) -> ValueError:
+    """An error for two gene lists that share no name: their first names and why they may differ."""
+    (a, ia), (b, ib) = left, right
+    return ValueError(f"{message} ({a}: {list(ia[:3])}, {b}: {list(ib[:3])}); {overlap_hint(ia, ib)}. {fix}")
+
+
 def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Index) -> int:
     """Number of the set's genes with a specificity; a ValueError when they are too few (:func:`too_few_genes`)."""
     n_in = int(genes.isin(s.index).sum())
     if n_in == 0:
-        raise ValueError(
-            f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names "
-            f"(set: {list(s.index[:3])}, data: {list(var_names[:3])}); "
-            + overlap_hint(s.index, var_names)
-            + ". Map them with psysc.gwas.to_symbols / to_ensembl / to_species"
-        )
+        raise _no_match(f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names",
+                        ("set", s.index), ("data", var_names), "Map them with psysc.gwas.to_symbols / to_ensembl / "
+                        "to_species")
     unmatched = s.index[~s.index.isin(var_names)]
     if too_few_genes(n_in, len(s)):
         raise ValueError(
@@ -447,12 +450,9 @@ def _check_user_covariates(user: pd.DataFrame | None, genes: pd.Index, trait: st
         return
     n_match = int(genes.isin(user.index).sum())
     if n_match == 0:
-        raise ValueError(
-            f"covariates: none of their {len(user)} rows matches one of the {len(genes)} genes of the {trait!r} "
-            f"regression (covariates index starts with {list(user.index[:3])}, genes with {list(genes[:3])}); "
-            + overlap_hint(user.index, genes)
-            + ". Index covariates by adata.var_names"
-        )
+        raise _no_match(f"covariates: none of their {len(user)} rows matches one of the {len(genes)} genes of the "
+                        f"{trait!r} regression", ("covariates index", user.index), ("genes", genes),
+                        "Index covariates by adata.var_names")
     if n_match < len(genes):
         logger.warning(
             "%s: covariates cover %d of the %d genes in the regression; the other %d get the covariate means",
