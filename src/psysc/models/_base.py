@@ -107,6 +107,9 @@ class FoundationModel:
         """
         raise NotImplementedError
 
+    def check_options(self, *, layer, pooling) -> None:
+        """Raise ``ValueError`` when ``layer`` / ``pooling`` are not valid options of this model (none by default)."""
+
     def to(self, device, dtype=None) -> FoundationModel:
         """Move the network to ``device`` (and floating ``dtype``); returns ``self``."""
         net = self.network()
@@ -126,8 +129,11 @@ class FoundationModel:
 
 
 class GeneColumnChoice:
-    """The ``gene_col`` option of models that read gene identifiers from ``var``: ``"auto"`` (the model's rule),
-    ``None`` (``var_names``) or the name of a ``var`` column; recorded in ``info.extra["gene_col"]``."""
+    """The ``gene_col`` option of models that read gene identifiers from ``var``.
+
+    ``"auto"`` (the model's rule), ``None`` (``var_names``) or the name of a ``var`` column; recorded in
+    ``info.extra["gene_col"]``.
+    """
 
     info: ModelInfo
     _gene_col: str | None = "auto"

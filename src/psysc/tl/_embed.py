@@ -297,8 +297,8 @@ def _with_call_options(m, *, emb_layer, pooling, seed):
             wanted["seed"] = int(seed)
     if not wanted:
         return m
-    _check_call_options(m, layer=wanted.get("layer", getattr(m, "layer", None)),
-                        pooling=wanted.get("pooling", getattr(m, "pooling", None)))
+    m.check_options(layer=wanted.get("layer", getattr(m, "layer", None)),
+                    pooling=wanted.get("pooling", getattr(m, "pooling", None)))
     new = copy.copy(m)
     new.info = dataclasses.replace(m.info, sha256=dict(m.info.sha256), extra=dict(m.info.extra))
     for attr, value in wanted.items():
@@ -308,29 +308,6 @@ def _with_call_options(m, *, emb_layer, pooling, seed):
     logger.info("%s with %s for this call (the model object passed is not modified)", m.info.name,
                 ", ".join(f"{k}={v!r}" for k, v in wanted.items()))
     return new
-
-
-def _check_call_options(m, *, layer, pooling) -> None:
-    """The checks the model's loader does for ``layer`` and ``pooling`` (Geneformer, scGPT)."""
-    if m.info.family not in ("geneformer", "scgpt"):
-        return
-    if isinstance(layer, bool) or not isinstance(layer, int | np.integer):
-        raise TypeError(f"emb_layer must be an int, not {type(layer).__name__}")
-    if m.info.family == "geneformer":
-        from ..models.geneformer._network import resolve_layer
-
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean', 'cls' or None (the model's own), not {pooling!r}")
-        if pooling == "cls" and getattr(m, "version", None) == "V1":
-            raise ValueError("pooling='cls' needs a <cls> token: Geneformer V1 has none, use pooling='mean'")
-        resolve_layer(int(layer), m.network().num_hidden_layers)
-    elif m.info.family == "scgpt":
-        from ..models.scgpt._model import POOLINGS
-        from ..models.scgpt._network import resolve_layer
-
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be 'cls' (official), 'mean' or None (the model's own), not {pooling!r}")
-        resolve_layer(int(layer), m.network().nlayers)
 
 
 def _tokenisation_options(m, target) -> dict:

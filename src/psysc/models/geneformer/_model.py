@@ -97,6 +97,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
+def _check_options(version: str, layer: int, pooling: str, n_layers: int) -> None:
+    if pooling not in ("mean", "cls"):
+        raise ValueError(f"pooling must be 'mean', 'cls' or None (official default), not {pooling!r}")
+    if pooling == "cls" and version == "V1":
+        raise ValueError("pooling='cls' needs a <cls> token: Geneformer V1 has none, use pooling='mean'")
+    resolve_layer(layer, n_layers)
+
+
 class Geneformer(GeneColumnChoice, FoundationModel):
     """A loaded Geneformer model (V1 or V2): official tokenisation, BERT encoder, official pooling.
 
@@ -138,11 +146,7 @@ class Geneformer(GeneColumnChoice, FoundationModel):
         if version not in DEFAULT_POOLING:
             raise ValueError(f"version must be 'V1' or 'V2', not {version!r}")
         pooling = DEFAULT_POOLING[version] if pooling is None else pooling
-        if pooling not in ("mean", "cls"):
-            raise ValueError(f"pooling must be 'mean', 'cls' or None (official default), not {pooling!r}")
-        if pooling == "cls" and version == "V1":
-            raise ValueError("pooling='cls' needs a <cls> token: Geneformer V1 has none, use pooling='mean'")
-        resolve_layer(layer, network.num_hidden_layers)  # validate now, not at the first batch
+        _check_options(version, layer, pooling, network.num_hidden_layers)  # now, not at the first batch
         self._network = network.eval()
         self.version = version
         self.layer = int(layer)
@@ -154,6 +158,10 @@ class Geneformer(GeneColumnChoice, FoundationModel):
         self.info.extra.update({"layer": self.layer, "pooling": self.pooling})
         self.gene_col = "auto"
         self._tokenizer = None
+
+    def check_options(self, *, layer, pooling) -> None:
+        """The checks of the constructor for ``layer`` and ``pooling`` (a ``ValueError`` when not valid)."""
+        _check_options(self.version, layer, pooling, self._network.num_hidden_layers)
 
     @classmethod
     def from_directory(cls, directory: str | os.PathLike, *, layer: int = -1, pooling: str | None = None,
@@ -198,9 +206,9 @@ class Geneformer(GeneColumnChoice, FoundationModel):
         """Official Geneformer token sequences of the cells of ``adata`` (raw counts), in row order.
 
         Genes are matched by the tokenizer, read from :attr:`gene_col` (by default ``var_names`` or the ``var``
-        column that covers most of the vocabulary; an error for a too low overlap). Like the official tokenizer, ``obs["n_counts"]`` (total
-        counts of each cell, over all genes) is the normalisation denominator when present; otherwise the row
-        sums of the counts are used.
+        column that covers most of the vocabulary; an error for a too low overlap). Like the official tokenizer,
+        ``obs["n_counts"]`` (total counts of each cell, over all genes) is the normalisation denominator when
+        present; otherwise the row sums of the counts are used.
 
         Parameters
         ----------

@@ -66,6 +66,12 @@ def read_best_model(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         ) from None
 
 
+def _check_options(layer: int, pooling: str, n_layers: int) -> None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be 'cls' (official), 'mean' or None, not {pooling!r}")
+    resolve_layer(layer, n_layers)
+
+
 class ScGPT(GeneColumnChoice, FoundationModel):
     """A loaded scGPT model: official zero-shot tokenisation, plain-PyTorch encoder, ``<cls>`` embedding (L2).
 
@@ -108,9 +114,7 @@ class ScGPT(GeneColumnChoice, FoundationModel):
                  pooling: str | None = None, seed: int = 0, gene_col: str | None = "auto",
                  info: ModelInfo | None = None):
         pooling = "cls" if pooling is None else pooling
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be 'cls' (official), 'mean' or None, not {pooling!r}")
-        resolve_layer(layer, network.nlayers)  # validate now, not at the first batch
+        _check_options(layer, pooling, network.nlayers)  # now, not at the first batch
         if tokenizer.vocab_size != network.config.vocab_size:
             raise ValueError(f"the vocabulary has {tokenizer.vocab_size} tokens but the network "
                              f"{network.config.vocab_size} embeddings")
@@ -126,6 +130,10 @@ class ScGPT(GeneColumnChoice, FoundationModel):
                                 "max_length": tokenizer.max_length, "pad_value": tokenizer.pad_value})
         self.seed = seed
         self.gene_col = gene_col
+
+    def check_options(self, *, layer, pooling) -> None:
+        """The checks of the constructor for ``layer`` and ``pooling`` (a ``ValueError`` when not valid)."""
+        _check_options(layer, pooling, self._network.nlayers)
 
     # -- settable options, mirrored into the provenance -----------------------------------------------
     @property
