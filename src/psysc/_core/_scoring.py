@@ -278,17 +278,17 @@ def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray):
     stay in the pooled null.
     """
     n, b = ctrl.shape
-    finite = np.isfinite(norm)
-    if not finite.all():
-        mc_pval, pooled = np.ones(n), np.ones(n)
-        if finite.any():
-            mc_pval[finite], _ = monte_carlo_pvalues(norm[finite], ctrl[finite])
-            pooled[finite] = _pooled_pvalues(norm[finite], ctrl)
-        return mc_pval, pooled
     counts = np.empty(n, dtype=np.int64)
-    _mc_counts(norm, ctrl, counts)
+    _mc_counts(norm, ctrl, counts)  # a NaN score counts no control
     mc_pval = (1.0 + counts) / (1.0 + b)
-    return mc_pval, _pooled_pvalues(norm, ctrl)
+    finite = np.isfinite(norm)
+    if finite.all():
+        return mc_pval, _pooled_pvalues(norm, ctrl)
+    mc_pval[~finite] = 1.0
+    pooled = np.ones(n)
+    if finite.any():
+        pooled[finite] = _pooled_pvalues(norm[finite], ctrl)
+    return mc_pval, pooled
 
 
 def _pooled_pvalues(queries: np.ndarray, null: np.ndarray) -> np.ndarray:
