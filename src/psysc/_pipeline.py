@@ -97,17 +97,16 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     non-negative, integer values), on the whole input: integrality is checked on every cell, so that
     ``prepare_scoring`` cannot refuse the data after QC.
     """
-    from .pp._prepare import check_expression, inspect_values
+    from .pp._prepare import check_expression
 
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = adata.X if layer is None else adata.layers[layer]
     try:
-        info = check_expression(adata, X, where)
+        info = check_expression(adata, X, where, max_rows=adata.n_obs)  # one pass, integrality of every cell
     except ValueError as err:  # duplicated gene names, NaN, infinite or negative values, empty data
         note = "" if adata.var_names.has_duplicates else " psysc run needs raw counts."
         raise InputError(f"{err}{note}") from None
-    integer = info["integer"] and (adata.n_obs <= 2_000 or inspect_values(X, max_rows=adata.n_obs)["integer"])
-    if not integer:
+    if not info["integer"]:
         raise InputError(
             f"{where} holds non-integer values, so it is not raw counts (log-normalised?). psysc run needs the raw "
             "counts: store them in the file (in X, or in a layer named with --layer). To score log-normalised data, "

@@ -53,8 +53,8 @@ def inspect_values(X, *, max_rows: int = 2_000) -> dict:
     }
 
 
-def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False) -> dict:
-    """Refuse data psysc cannot score and describe what it is."""
+def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False, max_rows: int = 2_000) -> dict:
+    """Refuse data psysc cannot score and describe what it is (:func:`inspect_values`, integrality on ``max_rows``)."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(f"{where} is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
     if adata.var_names.has_duplicates:
@@ -63,7 +63,7 @@ def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = Fa
             f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}). "
             "Make them unique (adata.var_names_make_unique()) or sum duplicated genes before scoring."
         )
-    info = inspect_values(X)
+    info = inspect_values(X, max_rows=max_rows)
     if info["n_nan"] or info["n_inf"]:
         raise ValueError(
             f"{where} holds {info['n_nan']} NaN and {info['n_inf']} infinite values. psysc needs finite expression: "
