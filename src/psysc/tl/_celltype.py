@@ -21,8 +21,7 @@ from .._utils import get_matrix, uns_namespace
 logger = logging.getLogger("psysc")
 
 METHODS = ("seismic", "magma", "top10")
-#: A trait needs at least this many genes with a specificity score (fewer: wrong species or gene IDs, or a set too
-#: small for a regression over genes).
+_TABLE_COLUMNS = ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", "n_genes"]
 MIN_GENES = 5  # genes of a set with a specificity score, at least
 MIN_FRACTION = 0.1  # ... and this fraction of the set, unless MIN_GENES_ANY_FRACTION or more
 MIN_GENES_ANY_FRACTION = 50
@@ -35,7 +34,6 @@ def too_few_genes(n_in: int, n_set: int) -> bool:
     :data:`MIN_GENES_ANY_FRACTION` (mismatched gene names or species, rather than a small panel).
     """
     return n_in < MIN_GENES or (n_in < MIN_GENES_ANY_FRACTION and n_in < MIN_FRACTION * n_set)
-_TABLE_COLUMNS = ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", "n_genes"]
 
 
 def _filters(min_cells_per_group, min_cells_expressed, min_mean) -> dict:
@@ -95,6 +93,8 @@ def _refuse_counts(X, where: str, *, n_rows: int = 2_000) -> None:
 
     The specificity needs log-normalised expression.
     """
+    if X.shape[0] == 0:
+        return
     _, _, block = next(iter_row_blocks(X, min(n_rows, X.shape[0])))
     data = block.data if sparse.issparse(block) else np.asarray(block).ravel()
     data = data[np.isfinite(data)]
@@ -548,9 +548,8 @@ def celltype_enrichment(
 
     Each trait needs at least 5 genes with a specificity score, and 10 % of its genes unless 50 or more
     (:func:`too_few_genes`), else a ValueError names the count and the likely cause (other species, other
-    gene IDs). ``covariates`` that match
-    none of these genes raise a ValueError; covering only part of them logs a WARNING (the others get
-    the covariate means).
+    gene IDs). ``covariates`` that match none of these genes raise a ValueError; covering only part of
+    them logs a WARNING (the others get the covariate means).
 
     Parameters
     ----------
@@ -610,13 +609,13 @@ def celltype_enrichment(
     tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace)
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
-    for trait, s in gene_sets.items():  # every trait before any regression
-        _check_overlap(trait, s, tables.spec.index, adata.var_names)
+    # every trait before any regression
+    n_with_spec = {t: _check_overlap(t, s, tables.spec.index, adata.var_names) for t, s in gene_sets.items()}
     rows, universes = [], {}
     for trait, s in gene_sets.items():
         z, used = _gene_z(s, tables.spec.index, universe)
         universes[trait] = used
-        n_in = int(tables.spec.index.isin(s.index).sum())
+        n_in = n_with_spec[trait]
         logger.info(
             "%s: %d of %d genes have a specificity; regression over %d genes (universe=%r%s)",
             trait, n_in, len(s), len(z), used, ", z = 0 outside the set" if used == "all" else "",

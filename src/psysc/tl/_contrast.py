@@ -90,8 +90,8 @@ def disorder_contrast(
     Benjamini-Hochberg FDR across the groups of each contrast and method.
 
     As in :func:`celltype_enrichment`, the stored specificity is reused only while it was computed
-    for the same ``groupby``, filters, cells and labels (else recomputed), and each trait needs at
-    least 10 genes with a specificity score (else a ValueError).
+    for the same ``groupby``, filters, cells and labels (else recomputed), and each trait needs enough
+    genes with a specificity score (:func:`psysc.tl._celltype.too_few_genes`; else a ValueError).
 
     Parameters
     ----------

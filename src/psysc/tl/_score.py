@@ -169,7 +169,7 @@ def score_disorders(
     for t, trait in enumerate(traits):
         idx, w = kept[trait]
         dw = factor[idx] * w
-        if not dw.sum() != 0:
+        if dw.sum() == 0:
             raise ValueError(
                 f"gene set {trait!r}: the weights of its {len(idx)} genes found in var_names sum to 0, so they cannot "
                 "be normalised; give the genes positive weights (e.g. MAGMA z-scores, or a list of genes for weight 1)"
@@ -265,7 +265,10 @@ def score_disorders(
     ns["score_disorders"] = {
         "traits": all_traits,
         "n_genes": {**dict(previous.get("n_genes", {})), **n_genes_used},
-        "skipped": {**dict(previous.get("skipped", {})), **{str(k): int(v) for k, v in skipped.items()}},
+        "skipped": {  # of every call, less the traits scored since
+            **{k: v for k, v in dict(previous.get("skipped", {})).items() if k not in traits},
+            **{str(k): int(v) for k, v in skipped.items()},
+        },
         "params": params,  # of the last call
         # what each trait was scored with, when several calls added traits
         "params_by_trait": {
