@@ -243,3 +243,15 @@ def test_no_overlap_error_points_at_magma_entrez_ids():
     entrez = {"AD": pd.Series(1.0, index=["348", "54209", "1191", "274", "5663"])}
     with pytest.raises(ValueError, match=r"0 matches.*Entrez-like numbers.*read_magma\(path, gene_loc=\.\.\.\)"):
         psysc.tl.score_disorders(adata, entrez, n_ctrl=10)
+
+
+def test_a_trait_scored_by_a_later_call_leaves_the_skipped_list():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    with pytest.raises(ValueError):  # the only trait has too few genes: nothing is scored
+        psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:5])}, n_ctrl=10)
+    psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:5]), "U": list(adata.var_names[:300])}, n_ctrl=10)
+    assert adata.uns["psysc"]["score_disorders"]["skipped"] == {"T": 5}
+    psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:300])}, n_ctrl=10)
+    assert adata.uns["psysc"]["score_disorders"]["skipped"] == {}
+    assert sorted(adata.uns["psysc"]["score_disorders"]["traits"]) == ["T", "U"]
