@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import doctest
 import importlib
 import inspect
 import re
@@ -113,6 +114,25 @@ def test_every_public_function_has_a_docstring_with_an_example() -> None:
             if "Examples" not in doc:
                 lacking.append(name)
     assert not lacking, f"public functions without a numpydoc 'Examples' section: {lacking}"
+
+
+def _doctests():
+    finder = doctest.DocTestFinder(recurse=False)
+    for module_name in PUBLIC_MODULES:
+        for name in public_functions(importlib.import_module(module_name)):
+            for test in finder.find(_resolve(name), name, globs={}):
+                if test.examples:
+                    yield pytest.param(test, id=name)
+
+
+@pytest.mark.parametrize("test", list(_doctests()))
+def test_docstring_examples_run_as_written(test, tmp_path, monkeypatch) -> None:
+    """Every public function's example gives the output its docstring shows (``# doctest: +SKIP`` lines aside)."""
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    out: list[str] = []
+    result = runner.run(test, out=out.append, clear_globs=True)
+    assert result.failed == 0, "".join(out)
 
 
 # -- the checker itself catches what it should ---------------------------------------------------

@@ -239,7 +239,7 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
     except ValueError as err:
         logger.warning("cell-type level enrichment skipped: %s", err)
         return None
-    with_spec = adata.varm["psysc_specificity"].dropna(how="all").index
+    with_spec = tl.specificity_table(adata).index
     n_in = {tr: int(with_spec.isin(pd.Index(gene_sets[tr].index).astype(str)).sum()) for tr in traits}
     few = {tr: n for tr, n in n_in.items() if too_few_genes(n, len(gene_sets[tr]))}
     if few:

@@ -1,6 +1,6 @@
 """Tools: per-cell disease scores, cell-state enrichment and disorder contrasts."""
 
-from ._celltype import celltype_enrichment, celltype_specificity, specific_gene_sets
+from ._celltype import celltype_enrichment, celltype_specificity, specific_gene_sets, specificity_table
 from ._contrast import combine_evidence, disorder_contrast
 from ._embed import embed
 from ._enrichment import disorder_enrichment
@@ -15,4 +15,5 @@ __all__ = [
     "embed",
     "score_disorders",
     "specific_gene_sets",
+    "specificity_table",
 ]

@@ -201,6 +201,55 @@ def specific_gene_sets(adata: AnnData, key: str = "psysc") -> dict[str, list[str
     return {g: by[g] for g in groups}
 
 
+_SPECIFICITY_TABLES = ("specificity", "specificity_t", "group_mean")
+
+
+def specificity_table(adata: AnnData, which: str = "specificity", *, key: str = "psysc",
+                      dropna: bool = True) -> pd.DataFrame:
+    """A table stored by :func:`celltype_specificity`, as a genes x groups DataFrame.
+
+    Parameters
+    ----------
+    adata
+        Data on which :func:`celltype_specificity` ran.
+    which
+        ``"specificity"`` (seismic's specificity score), ``"specificity_t"`` (the statistic ``rel``) or
+        ``"group_mean"`` (mean expression of each group).
+    key
+        The ``key_added`` of :func:`celltype_specificity`.
+    dropna
+        Leave out the genes that the filters removed (all NaN); ``False`` keeps every gene of ``var_names``.
+
+    The table is ``adata.varm[f"{key}_{which}"]`` with ``var_names`` as index and
+    ``adata.uns[key]["specificity_groups"]`` as columns; stored as a plain array, it writes to h5ad and zarr
+    whatever the group names.
+
+    Examples
+    --------
+    >>> import psysc
+    >>> adata = psysc.datasets.darmanis2015()
+    >>> psysc.pp.prepare_scoring(adata)
+    >>> psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    >>> psysc.tl.specificity_table(adata, "group_mean").loc["P2RY12"].idxmax()
+    'microglia'
+
+    """
+    if which not in _SPECIFICITY_TABLES:
+        raise ValueError(f"which must be one of {list(_SPECIFICITY_TABLES)}, not {which!r}")
+    ns = adata.uns.get(key)
+    name = f"{key}_{which}"
+    if not isinstance(ns, Mapping) or "specificity_groups" not in ns or name not in adata.varm:
+        raise KeyError(f"adata.varm[{name!r}] not found; run psysc.tl.celltype_specificity(adata, groupby, "
+                       f"key_added={key!r}) first")
+    groups = [str(g) for g in ns["specificity_groups"]]
+    values = np.asarray(adata.varm[name], dtype=np.float64)
+    if values.shape[1] != len(groups):
+        raise ValueError(f"adata.varm[{name!r}] has {values.shape[1]} columns but uns[{key!r}]['specificity_groups'] "
+                         f"names {len(groups)} groups; run psysc.tl.celltype_specificity again")
+    table = pd.DataFrame(values, index=adata.var_names.copy(), columns=pd.Index(groups, name="group"))
+    return table.dropna(how="all") if dropna else table
+
+
 def celltype_specificity(
     adata: AnnData,
     groupby: str,
@@ -261,6 +310,10 @@ def celltype_specificity(
     - ``adata.varm[f"{key_added}_specificity"]``: the seismic specificity score;
     - ``adata.varm[f"{key_added}_specificity_t"]``: the statistic ``rel``;
     - ``adata.varm[f"{key_added}_group_mean"]``: the mean expression of each group;
+
+      three float64 arrays (genes x groups, columns in the order of ``specificity_groups``), so that
+      group names such as ``"L2/3 IT"`` never become keys of an h5ad or zarr store;
+      :func:`psysc.tl.specificity_table` returns each as a labelled DataFrame;
     - ``adata.uns[key_added]["specific_genes"]``: the top-specific gene sets as a long table with
       columns ``group``, ``gene`` and ``rank`` (1 = most specific), one row per gene of each set;
       group names are values, not keys, so names such as ``"L2/3 IT"`` survive ``write_h5ad``.
@@ -279,7 +332,7 @@ def celltype_specificity(
     >>> adata = psysc.datasets.darmanis2015()
     >>> psysc.pp.prepare_scoring(adata)
     >>> psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
-    >>> adata.varm["psysc_specificity"].loc["GFAP"].idxmax()
+    >>> psysc.tl.specificity_table(adata).loc["GFAP"].idxmax()
     'astrocytes'
     >>> t = adata.uns["psysc"]["specific_genes"]
     >>> "CD74" in set(t.loc[t["group"] == "microglia", "gene"])
@@ -294,9 +347,11 @@ def celltype_specificity(
     if not inplace:
         tables.spec.attrs.update(tables.info)
         return tables.spec
+    rows = adata.var_names.get_indexer(tables.spec.index)
     for suffix, table in (("specificity", tables.spec), ("specificity_t", tables.tstat), ("group_mean", tables.mean)):
-        full = pd.DataFrame(np.nan, index=adata.var_names, columns=table.columns)
-        full.loc[table.index, :] = table.to_numpy()
+        # a plain array: group names (e.g. "L2/3 IT") are not keys of the file, see specificity_table
+        full = np.full((adata.n_vars, table.shape[1]), np.nan)
+        full[rows] = table.to_numpy(dtype=np.float64)
         adata.varm[f"{key_added}_{suffix}"] = full
     ns = uns_namespace(adata, key_added)
     ns["specificity_groups"] = np.asarray(list(tables.spec.columns), dtype=object)
@@ -342,7 +397,7 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _
     """The stored specificity when it fits the arguments and the data, else computed (stored when ``inplace``)."""
     ns = adata.uns.get(key_added)
     params = ns.get("specificity_params") if isinstance(ns, Mapping) else None
-    keys = [f"{key_added}_{s}" for s in ("specificity", "specificity_t", "group_mean")]
+    keys = [f"{key_added}_{s}" for s in _SPECIFICITY_TABLES]
     reason = _stale_reason(adata, groupby, params=params, layer=layer, filters=filters, keys=keys)
     if reason is not None:
         if reason != "no stored specificity":
@@ -353,13 +408,9 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _
             return _compute_specificity(adata, groupby, layer=layer, block_size=10_000, filters=filters)
         celltype_specificity(adata, groupby, layer=layer, key_added=key_added, inplace=True, **filters)
         ns = adata.uns[key_added]
-    groups = [str(c) for c in ns["specificity_groups"]]
-    frames = [
-        pd.DataFrame(np.asarray(adata.varm[k], dtype=np.float64), index=adata.var_names, columns=groups).dropna(
-            how="all"
-        )
-        for k in keys
-    ]
+    frames = [specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES]
+    for f in frames:
+        f.columns.name = None
     return _SpecTables(*frames, info={})
 
 
