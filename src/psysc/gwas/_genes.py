@@ -48,8 +48,8 @@ def gene_table(species: str = "human") -> pd.DataFrame:
     --------
     >>> import psysc
     >>> genes = psysc.gwas.gene_table("human")
-    >>> genes.loc[genes["symbol"] == "APOE", ["chrom", "start", "end"]].iloc[0].tolist()
-    ['chr19', 44905754, 44909393]
+    >>> genes.loc[genes["symbol"] == "APOE", ["chrom", "start", "end"]].iloc[0].astype(str).tolist()
+    ['chr19', '44905791', '44909393']
 
     """
     return _load(_check_species(species)).copy()
