@@ -256,6 +256,17 @@ def test_gene_ids_not_matching_the_data(tmp_path, small_h5ad):
     assert rc == 2 and "var_names" in err and "Traceback" not in err
 
 
+def test_control_scores_that_cannot_fit_exit_2_naming_the_options(tmp_path, small_h5ad, monkeypatch):
+    import psysc.tl._score as score_module
+
+    # memory for one trait's control scores (40 cells x 100 control sets, float32) but not for two
+    monkeypatch.setattr(score_module, "available_memory", lambda: 40 * 100 * 4 * 3 // 2)
+    argv = ["run", "--input", str(small_h5ad), "--out", str(tmp_path / "o"), "--traits", "SCZ,AD", "--n-ctrl", "100"]
+    rc, err = _run(argv)
+    assert rc == 2 and "Traceback" not in err
+    assert "2 traits needs" in err and "--traits" in err and "--n-ctrl" in err
+
+
 def test_unreadable_input(tmp_path):
     bad = tmp_path / "bad.h5ad"
     bad.write_text("not hdf5")

@@ -132,6 +132,45 @@ def test_scores_do_not_depend_on_block_size_dense_input_or_other_traits(prepared
     pd.testing.assert_frame_equal(full["t1"], alone["t1"], rtol=1e-6)
 
 
+@pytest.mark.parametrize("rng", ["numpy", "scdrs"])
+def test_traits_are_scored_in_batches_that_fit_in_memory(prepared, monkeypatch, caplog, rng):
+    import psysc.tl._score as score_module
+
+    sets = random_sets(prepared, 5)
+    n_ctrl = 40
+    per_trait = prepared.n_obs * n_ctrl * 4  # float32 control scores
+    full = psysc.tl.score_disorders(prepared, sets, n_ctrl=n_ctrl, inplace=False, rng=rng)
+    # room for two traits' control scores in half the memory: batches of 2, 2 and 1
+    monkeypatch.setattr(score_module, "available_memory", lambda: 4 * per_trait + 10)
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        batched = psysc.tl.score_disorders(prepared, sets, n_ctrl=n_ctrl, inplace=False, rng=rng)
+    assert "scoring them 2 at a time" in caplog.text and "traits 5-5 of 5" in caplog.text
+    assert list(batched) == list(full)
+    for trait in sets:
+        pd.testing.assert_frame_equal(batched[trait], full[trait], check_exact=True)
+    # keeping every trait's control scores cannot fit: refused before any work, with the ways out
+    adata = prepared.copy()
+    with pytest.raises(MemoryError, match=r"5 traits needs .*inplace=False.*"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=n_ctrl, rng=rng)
+    assert not any(k.endswith("_ctrl_norm_score") for k in adata.obsm)
+    monkeypatch.setattr(score_module, "available_memory", lambda: per_trait - 1)
+    with pytest.raises(MemoryError, match="one trait need .*lower n_ctrl"):
+        psysc.tl.score_disorders(prepared, sets, n_ctrl=n_ctrl, inplace=False, rng=rng)
+
+
+def test_available_memory_is_within_the_machine_memory():
+    from pathlib import Path
+
+    from psysc._utils import available_memory
+
+    meminfo = Path("/proc/meminfo")
+    if not meminfo.exists():
+        pytest.skip("no /proc/meminfo")
+    total_kb = next(int(line.split()[1]) for line in meminfo.read_text().splitlines() if line.startswith("MemTotal:"))
+    avail = available_memory()
+    assert 0 < avail <= total_kb * 1024
+
+
 def test_backed_h5ad_is_streamed_with_the_same_result(prepared, tmp_path):
     adata = prepared.copy()
     adata.X = adata.layers.pop("psysc_norm")

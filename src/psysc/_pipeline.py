@@ -472,7 +472,10 @@ def run_pipeline(
     logger.info("graph done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
-    tl.score_disorders(adata, {tr: gene_sets[tr] for tr in traits}, n_ctrl=n_ctrl, seed=seed)
+    try:
+        tl.score_disorders(adata, {tr: gene_sets[tr] for tr in traits}, n_ctrl=n_ctrl, seed=seed)
+    except MemoryError as err:
+        raise InputError(f"{err}. From the command line: fewer traits with --traits, or a lower --n-ctrl") from None
     logger.info("score_disorders done in %.1f s", time.perf_counter() - t)
     not_scored = dict(adata.uns["psysc"]["score_disorders"]["skipped"])  # too few genes: logged by score_disorders
     traits = [tr for tr in traits if tr not in not_scored]

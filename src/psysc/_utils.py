@@ -22,3 +22,35 @@ def uns_namespace(adata, key: str) -> dict:
     if ns is None:
         ns = adata.uns[key] = {}
     return ns
+
+
+def available_memory() -> int | None:
+    """Bytes of memory that can be allocated without swapping, or ``None`` when unknown.
+
+    The smaller of the system's available memory (``psutil``, else Linux's ``MemAvailable``) and what the
+    process's cgroup (a container or batch-job limit) still allows.
+    """
+    avail = None
+    try:
+        import psutil
+
+        avail = int(psutil.virtual_memory().available)
+    except ImportError:
+        try:
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        avail = int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+    try:  # cgroup v2
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit != "max":
+            with open("/sys/fs/cgroup/memory.current") as f:
+                left = int(limit) - int(f.read().strip())
+            avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError):
+        pass
+    return avail

@@ -15,7 +15,7 @@ from .._core._shared import SharedControls, shared_raw_scores
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
 from .._genesets import as_gene_sets, match_gene_sets
 from .._settings import settings
-from .._utils import get_matrix, uns_namespace
+from .._utils import available_memory, get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -64,6 +64,40 @@ def _trait_weights(t, shared, factor, disease_w, W, n_genes):
     return W_t
 
 
+def _trait_batches(n_traits: int, n_obs: int, n_ctrl: int, dtype: np.dtype, *, inplace: bool) -> list[list[int]]:
+    """Traits scored together in one pass, so that their control scores fit in the memory available.
+
+    With ``inplace=True`` every trait's control scores are kept, so all traits form one batch, and a
+    ``MemoryError`` that names the fix is raised up front when they cannot fit. With ``inplace=False`` they are
+    dropped after each batch: batches of as many traits as fit in half the available memory.
+    """
+    per_trait = n_obs * n_ctrl * np.dtype(dtype).itemsize
+    avail = available_memory()
+    everything = list(range(n_traits))
+    if avail is None or n_traits * per_trait <= avail // 2:
+        return [everything]
+    gb = 1e9
+    shape = f"{n_obs:,} cells x {n_ctrl} control sets x {np.dtype(dtype).itemsize} bytes"
+    if per_trait > avail:
+        raise MemoryError(
+            f"the control scores of one trait need {per_trait / gb:.1f} GB ({shape}), more than the "
+            f"{avail / gb:.1f} GB of memory available; lower n_ctrl or score a subset of the cells"
+        )
+    if inplace:
+        if n_traits * per_trait > avail:
+            raise MemoryError(
+                f"keeping the control scores of {n_traits} traits needs {n_traits * per_trait / gb:.1f} GB ({shape} "
+                f"per trait), more than the {avail / gb:.1f} GB of memory available; score fewer traits per call "
+                "(each call adds its traits to adata), lower n_ctrl, or pass inplace=False (per-cell results only, "
+                "traits scored in batches that fit)"
+            )
+        return [everything]
+    size = max(1, int(avail // 2 // per_trait))
+    logger.info("the control scores of %d traits do not fit in half the %.1f GB of memory available: scoring them "
+                "%d at a time", n_traits, avail / gb, size)
+    return [everything[i : i + size] for i in range(0, n_traits, size)]
+
+
 def score_disorders(
     adata: AnnData,
     gene_sets,
@@ -110,7 +144,11 @@ def score_disorders(
     min_genes
         Traits with fewer genes in the data are not scored (logged).
     inplace
-        Write the results into ``adata`` (default) or return them.
+        Write the results into ``adata`` (default) or return them. The control scores take
+        ``n_cells x n_ctrl x 4`` bytes per trait (4 GB for a million cells and 1,000 control sets). With
+        ``inplace=True`` they are kept for :func:`disorder_enrichment`, and a call whose traits cannot all fit
+        in the available memory is refused up front; with ``inplace=False`` they are dropped, and traits are
+        scored in batches that fit in half the available memory (same results).
     key_added
         Prefix of the written keys; also the key of the statistics written by ``prepare_scoring``.
     block_size
@@ -181,61 +219,75 @@ def score_disorders(
                        "constant); its scores carry no information", traits[t], len(kept[traits[t]][0]))
     disease_var = np.where(disease_var == 0, np.nan, disease_var)  # variance ratios NaN: such cells come out flat
 
-    shared, W = None, None
-    if rng == "numpy":
-        shared = SharedControls(names, bins, [kept[t] for t in traits], n_ctrl=n_ctrl, seed=seed)
-        ratios = shared.variance_sums(factor, var64, shared.set_weights(factor)) / disease_var
-        var_ratio = {trait: ratios[:, t] for t, trait in enumerate(traits)}
-        per_trait = [shared.explicit(t) for t in range(len(traits))] if device != "cpu" else None
-    else:
-        per_trait = [
-            scdrs_control_sets(names, bins, *kept[trait], n_ctrl=n_ctrl, seed=seed) for trait in traits
-        ]
-    if per_trait is not None:
-        W, var_ratio = _explicit_weights(per_trait, factor, var64, disease_w, disease_var, traits)
-
-    from tqdm.auto import tqdm
-
-    with tqdm(total=adata.n_obs, desc=f"scoring {len(traits)} trait(s) x {n_ctrl + 1} gene sets on {device}",
-              unit="cell", disable=not settings.show_progress) as bar:
-        if device != "cpu":
-            dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, progress=bar.update)
-        elif shared is not None:
-            dis, ctrl = shared_raw_scores(X, shared, factor, disease_w, dtype=dtype, block_size=block_size,
-                                          progress=bar.update)
-        else:
-            dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
-
-    if len(adata.uns[key_added]["prepare_scoring"].get("covariates", [])) > 0:
-        C = np.asarray(adata.obsm[f"{key_added}_covariates"], dtype=np.float64)
-        beta = np.asarray(adata.varm[f"{key_added}_cov_beta"], dtype=np.float64).T
-        gene_mean = adata.var[f"{key_added}_cov_gene_mean"].to_numpy(dtype=np.float64)
-        for t in range(len(traits)):
-            low = low_rank_scores(C, beta, gene_mean, _trait_weights(t, shared, factor, disease_w, W, n_genes))
-            dis[t] += low[:, 0]
-            ctrl[t] += low[:, 1:].astype(ctrl.dtype)
-
+    batches = _trait_batches(len(traits), adata.n_obs, n_ctrl, dtype, inplace=inplace)
+    covariates = len(adata.uns[key_added]["prepare_scoring"].get("covariates", [])) > 0
     results: dict[str, pd.DataFrame] = {}
-    for t, trait in enumerate(traits):
-        raw = dis[t].copy()
-        if device == "cpu":
-            norm = correct_background(raw, ctrl[t], var_ratio[trait], trait=trait)
-            mc_pval, pval = monte_carlo_pvalues(norm, ctrl[t])
+    stored: dict[str, np.ndarray] = {}
+    for batch in batches:
+        names_b = [traits[t] for t in batch]
+        if len(batches) > 1:
+            logger.info("scoring %s (traits %d-%d of %d)", ", ".join(names_b), batch[0] + 1, batch[-1] + 1,
+                        len(traits))
+        shared, W = None, None
+        if rng == "numpy":
+            shared = SharedControls(names, bins, [kept[t] for t in names_b], n_ctrl=n_ctrl, seed=seed)
+            ratios = shared.variance_sums(factor, var64, shared.set_weights(factor)) / disease_var[batch]
+            var_ratio = {trait: ratios[:, i] for i, trait in enumerate(names_b)}
+            per_trait = [shared.explicit(i) for i in range(len(batch))] if device != "cpu" else None
         else:
-            norm, mc_pval, pval = correct_and_test_torch(raw, ctrl[t], var_ratio[trait], device=device, trait=trait)
-        zscore = -stats.norm.ppf(pval).clip(min=-10, max=10)
-        results[trait] = pd.DataFrame(
-            {
-                "raw_score": raw,
-                "norm_score": norm,
-                "mc_pval": mc_pval,
-                "pval": pval,
-                "nlog10_pval": -np.log10(pval),
-                "zscore": zscore,
-            },
-            index=adata.obs_names.copy(),
-            dtype=np.float32,
-        )
+            per_trait = [
+                scdrs_control_sets(names, bins, *kept[trait], n_ctrl=n_ctrl, seed=seed) for trait in names_b
+            ]
+        if per_trait is not None:
+            W, var_ratio = _explicit_weights(per_trait, factor, var64, disease_w[:, batch], disease_var[batch],
+                                             names_b)
+
+        from tqdm.auto import tqdm
+
+        with tqdm(total=adata.n_obs, desc=f"scoring {len(batch)} trait(s) x {n_ctrl + 1} gene sets on {device}",
+                  unit="cell", disable=not settings.show_progress) as bar:
+            if device != "cpu":
+                dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, progress=bar.update)
+            elif shared is not None:
+                dis, ctrl = shared_raw_scores(X, shared, factor, disease_w[:, batch], dtype=dtype,
+                                              block_size=block_size, progress=bar.update)
+            else:
+                dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
+
+        if covariates:
+            C = np.asarray(adata.obsm[f"{key_added}_covariates"], dtype=np.float64)
+            beta = np.asarray(adata.varm[f"{key_added}_cov_beta"], dtype=np.float64).T
+            gene_mean = adata.var[f"{key_added}_cov_gene_mean"].to_numpy(dtype=np.float64)
+            for i in range(len(batch)):
+                low = low_rank_scores(C, beta, gene_mean,
+                                      _trait_weights(i, shared, factor, disease_w[:, batch], W, n_genes))
+                dis[i] += low[:, 0]
+                ctrl[i] += low[:, 1:].astype(ctrl.dtype)
+
+        for i, trait in enumerate(names_b):
+            raw = dis[i].copy()
+            if device == "cpu":
+                norm = correct_background(raw, ctrl[i], var_ratio[trait], trait=trait)
+                mc_pval, pval = monte_carlo_pvalues(norm, ctrl[i])
+            else:
+                norm, mc_pval, pval = correct_and_test_torch(raw, ctrl[i], var_ratio[trait], device=device,
+                                                             trait=trait)
+            zscore = -stats.norm.ppf(pval).clip(min=-10, max=10)
+            results[trait] = pd.DataFrame(
+                {
+                    "raw_score": raw,
+                    "norm_score": norm,
+                    "mc_pval": mc_pval,
+                    "pval": pval,
+                    "nlog10_pval": -np.log10(pval),
+                    "zscore": zscore,
+                },
+                index=adata.obs_names.copy(),
+                dtype=np.float32,
+            )
+            if inplace:
+                stored[trait] = ctrl[i] if dtype == np.float32 else ctrl[i].astype(np.float32)
+        del dis, ctrl  # with inplace=False, before the next batch is allocated
     n_genes_used = {trait: len(kept[trait][0]) for trait in traits}
     if not inplace:
         return results
@@ -243,9 +295,7 @@ def score_disorders(
     for t, trait in enumerate(traits):
         for col in SCORE_COLUMNS:
             adata.obs[f"{key_added}_{trait}_{col}"] = results[trait][col].to_numpy()
-        adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"] = (
-            ctrl[t] if dtype == np.float32 else ctrl[t].astype(np.float32)
-        )
+        adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"] = stored[trait]
     from .. import __version__
 
     ns = uns_namespace(adata, key_added)
