@@ -701,3 +701,54 @@ def test_gwas_catalog_harmonised_columns_are_preferred(tmp_path, caplog):
         genes = sumstats_to_genes(ss, window=0)
     assert "build not given" not in caplog.text and genes.attrs["build_assumed"] is False
     assert list(genes.index) == ["APOE"]
+
+
+PLINK2_GLM = (
+    "#CHROM\tPOS\tID\tREF\tALT\tA1\tTEST\tOBS_CT\tOR\tLOG(OR)_SE\tZ_STAT\tP\n"
+    "19\t44908684\trs429358\tT\tC\tC\tADD\t5000\t3.1\t0.05\t22.6\t1e-100\n"
+    "19\t44908684\trs429358\tT\tC\tC\tPC1\t5000\t0.9\t0.01\t-10.5\t1e-200\n"
+    "19\t44908684\trs429358\tT\tC\tC\tSEX\t5000\t1.0\t0.02\t0.5\t0.6\n"
+    "1\t1000000\trs1\tA\tG\tG\tADD\t5000\t1.01\t0.05\t0.2\t0.84\n"
+    "1\t1000000\trs1\tA\tG\tG\tPC1\t5000\t0.9\t0.01\t-10.5\t1e-200\n"
+)
+
+
+def test_plink_covariate_rows_do_not_replace_the_snps_additive_test(tmp_path, caplog):
+    """PLINK/regenie write a row per model term; the SNP's association is its TEST = ADD row, not a covariate's."""
+    path = tmp_path / "plink2.glm.logistic"
+    path.write_text(PLINK2_GLM)
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        ss = read_sumstats(path).set_index("SNP")
+    assert ss.loc["rs429358", "P"] == 1e-100 and ss.loc["rs1", "P"] == 0.84
+    assert ss.loc["rs429358", "OR"] == 3.1
+    assert ss.attrs["qc"]["n_other_tests"] == 3 and ss.attrs["qc"]["n_duplicates"] == 0
+    assert "3 rows of other tests than the additive one dropped" in caplog.text and "PC1, SEX" in caplog.text
+    # regenie interaction output: ADD-INT_* rows are left out too
+    regenie = ("CHROM GENPOS ID ALLELE0 ALLELE1 A1FREQ N TEST BETA SE CHISQ LOG10P\n"
+               "1 1000 rs1 A G 0.3 5000 ADD 0.10 0.02 25.0 6.2\n"
+               "1 1000 rs1 A G 0.3 5000 ADD-INT_SNPxAGE 0.50 0.02 625.0 137.0\n")
+    (tmp_path / "r.regenie").write_text(regenie)
+    r = read_sumstats(tmp_path / "r.regenie")
+    assert len(r) == 1 and r.loc[0, "BETA"] == 0.10
+    # several tests without an additive one: refused; columns={"TEST": None} reads every row
+    (tmp_path / "dom.txt").write_text(PLINK2_GLM.replace("ADD", "DOM").replace("PC1", "REC").replace("SEX", "REC"))
+    with pytest.raises(ValueError, match="several tests .*none is ADD"):
+        read_sumstats(tmp_path / "dom.txt")
+    every = read_sumstats(tmp_path / "dom.txt", columns={"TEST": None})
+    assert every.attrs["qc"]["n_duplicates"] == 3
+
+
+def test_position_columns_that_name_a_build(tmp_path, caplog):
+    """pos_b37/pos_b38-like columns state the build; with both, GRCh38 (the bundled table's) is read."""
+    both = pd.DataFrame({"rsid": ["rs429358"], "chr": ["19"], "pos_b37": [45411941], "pos_b38": [44908684],
+                         "p": [1e-50]})
+    ss = read_sumstats(both)
+    assert ss.loc[0, "BP"] == 44908684 and ss.attrs["build"] == "GRCh38"
+    assert list(sumstats_to_genes(ss, window=0).index) == ["APOE"]
+    only37 = read_sumstats(both.drop(columns="pos_b38"))
+    assert only37.loc[0, "BP"] == 45411941 and only37.attrs["build"] == "GRCh37"
+    with pytest.raises(ValueError, match="GRCh37"):  # not silently mapped on the GRCh38 table
+        sumstats_to_genes(only37, window=0)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        forced = sumstats_to_genes(ss, window=0, build="GRCh38")
+    assert list(forced.index) == ["APOE"] and "build=" not in caplog.text

@@ -60,10 +60,10 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "chromosomename",
         "chrname",
         "chrid",
-        "hg19chr",
         "hg38chr",
-        "chrb37",
         "chrb38",
+        "hg19chr",
+        "chrb37",
     ),
     "BP": (
         "bp",
@@ -72,18 +72,19 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "basepairlocation",
         "basepair",
         "bppos",
-        "posb37",
+        # both builds' columns in one file: GRCh38, the build of the bundled gene table, first
         "posb38",
-        "posgrch37",
         "posgrch38",
-        "poshg19",
         "poshg38",
-        "bphg19",
         "bphg38",
-        "bpb37",
         "bpb38",
-        "bpgrch37",
         "bpgrch38",
+        "posb37",
+        "posgrch37",
+        "poshg19",
+        "bphg19",
+        "bpb37",
+        "bpgrch37",
         "chrpos",
         "physicalposition",
         "genpos",  # regenie
@@ -377,6 +378,16 @@ _HARMONISED = {"hm_chrom": "CHR", "hm_pos": "BP", "hm_rsid": "SNP", "hm_effect_a
                "hm_other_allele": "A2", "hm_beta": "BETA", "hm_odds_ratio": "OR"}
 
 
+def _build_of_column(name: str) -> str | None:
+    """The genome build that a position column's name states (``pos_b37``, ``BP_hg38``...), else None."""
+    n = _norm_name(name)
+    if any(tag in n for tag in ("b37", "grch37", "hg19")):
+        return "GRCh37"
+    if any(tag in n for tag in ("b38", "grch38", "hg38")):
+        return "GRCh38"
+    return None
+
+
 def _recognise_columns(names: list[str], columns: Mapping | None, where: str) -> tuple[dict[str, str], list[str]]:
     """Map source columns to standard names; return ({standard: source}, ignored sources)."""
     found: dict[str, str] = {}
@@ -624,6 +635,29 @@ def read_sumstats(
         )
     keep = ~blank & ~header_like
 
+    # 1b. PLINK and regenie write one row per SNP and model term (TEST = ADD, covariates, interactions): the
+    # SNP's own association is its additive test
+    qc["n_other_tests"] = 0
+    test_src = next((n for n in ignored if _norm_name(n) == "test"), None)
+    if test_src is not None:
+        tests = raw[test_src].astype(str).str.strip().str.upper().to_numpy()
+        kinds = pd.unique(tests[keep])
+        if len(kinds) > 1:
+            if "ADD" not in set(kinds):
+                raise ValueError(
+                    f"{where}: column {test_src!r} names several tests ({', '.join(map(str, kinds[:8]))}) and none is "
+                    f"ADD; keep the rows of one test before reading, or pass columns={{{test_src!r}: None}} to read "
+                    "every row"
+                )
+            other = keep & (tests != "ADD")
+            qc["n_other_tests"] = int(other.sum())
+            logger.info(
+                "%s: %s of other tests than the additive one dropped (column %r: %s; covariate and interaction "
+                "terms of PLINK or regenie)",
+                where, _plural(qc["n_other_tests"], "row"), test_src, ", ".join(str(k) for k in kinds[:8] if k != "ADD"),
+            )
+            keep &= ~other
+
     # 2. rows missing an essential value
     def present(std: str) -> np.ndarray:
         return ~missing[std] if std in missing else np.zeros(n_read, dtype=bool)
@@ -846,6 +880,9 @@ def read_sumstats(
     if found.get("CHR") == "hm_chrom" and found.get("BP") == "hm_pos":
         out.attrs["build"] = "GRCh38"  # the GWAS Catalog's harmonisation
         logger.info("%s: GWAS Catalog harmonised columns (hm_*) read: positions on GRCh38", where)
+    elif _build_of_column(found["BP"]) is not None:
+        out.attrs["build"] = _build_of_column(found["BP"])
+        logger.info("%s: positions read from column %r: on %s", where, found["BP"], out.attrs["build"])
     out.attrs["columns_recognised"] = {src: std for std, src in found.items()}
     out.attrs["qc"] = qc
     logger.info("read %s of trait %r from %s", _plural(len(out), "SNP"), trait, where)
@@ -1219,8 +1256,12 @@ def sumstats_to_genes(
         raise ValueError(f"gene_id must be 'symbol' or 'gene_id', got {gene_id!r}")
     if isinstance(min_snps, bool) or not isinstance(min_snps, int | np.integer) or min_snps < 1:
         raise ValueError(f"min_snps must be a positive integer, got {min_snps!r}")
-    if build is None and sumstats.attrs.get("build"):
-        build = sumstats.attrs["build"]  # known from the file (GWAS Catalog harmonised columns)
+    stated = sumstats.attrs.get("build")  # known from the file (GWAS Catalog hm_* or pos_b37-like columns)
+    if build is None and stated:
+        build = stated
+    elif stated and _BUILDS.get(str(build).lower()) not in (None, stated):
+        logger.warning("build=%r given, but the file's position column is on %s; build=%r is used", build, stated,
+                       build)
     build_assumed = build is None
     if build_assumed:
         build = "GRCh38"
