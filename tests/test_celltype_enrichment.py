@@ -217,13 +217,18 @@ def test_universe_auto_and_magma_table_covariates(caplog):
     params = adata.uns["psysc"]["celltype_enrichment_params"]
     assert params["universe"] == {"GW": "set", "TOP": "all"}
     assert "z = 0 outside the set" in caplog.text
-    # a MAGMA-like table: START/STOP/NSNPS become covariates of every method
+    # a MAGMA .genes.out-like table: MAGMA's default gene covariates that it carries (gene size NSNPS, gene
+    # density NPARAM/NSNPS, sample size N, and their logs) and the log gene length, in every method
     table = pd.DataFrame({"START": rng.integers(1, 10**6, 80), "NSNPS": rng.integers(1, 50, 80)},
                          index=adata.var_names)
     table["STOP"] = table["START"] + rng.integers(100, 10**5, 80)
+    table["NPARAM"] = np.maximum(1, (table["NSNPS"] * rng.uniform(0.1, 1, 80)).round())
+    table["N"] = 50_000  # the same for every gene: no information
     table["ZSTAT"] = genome_wide.to_numpy()
     a = celltype_enrichment(adata, {"GW": table}, groupby="ct", method="seismic", inplace=False)
-    cov = pd.DataFrame({"l": np.log(table["STOP"] - table["START"] + 1.0), "n": np.log(table["NSNPS"] * 1.0)})
+    size, density = table["NSNPS"] * 1.0, table["NPARAM"] / table["NSNPS"]
+    cov = pd.DataFrame({"l": np.log(table["STOP"] - table["START"] + 1.0), "s": size, "ls": np.log(size),
+                        "d": density, "ld": np.log(density)})
     b = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method="seismic", covariates=cov, inplace=False)
     pd.testing.assert_frame_equal(a, b)
     c = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method="seismic", inplace=False)
@@ -259,6 +264,45 @@ def test_contrast_is_regression_of_scaled_difference():
         row = t[(t.contrast == "C - shared") & (t.group == grp)].iloc[0]
         assert row["beta"] == pytest.approx(lr.slope, rel=1e-9)
         assert row["pval"] == pytest.approx(lr.pvalue, rel=1e-7)
+
+
+def test_contrast_conditions_on_each_traits_magma_covariates():
+    """With MAGMA-like tables, a contrast A - B is fitted with the gene covariates of A and of B, and beta_a with
+    A's alone, as celltype_enrichment fits A (checked against numpy least squares)."""
+    adata, labels, names = _named_adata(seed=4)
+    rng = np.random.default_rng(5)
+    tables = {}
+    for t in ("A", "B"):
+        tab = pd.DataFrame({"START": rng.integers(1, 10**6, 80), "NSNPS": rng.integers(2, 60, 80)}, index=adata.var_names)
+        tab["STOP"] = tab["START"] + rng.integers(100, 10**5, 80)
+        tab["NPARAM"] = np.maximum(1, (tab["NSNPS"] * rng.uniform(0.2, 1, 80)).round())
+        tab["ZSTAT"] = rng.normal(size=80) + 0.05 * tab["NSNPS"]  # confounded by gene size
+        tables[t] = tab
+    got = disorder_contrast(adata, tables, groupby="ct", contrasts=[("A", "B")], shared=[], inplace=False)
+    spec, keep, genes, _, _ = naive_specificity(adata.X.toarray(), labels, return_all=True)
+    gnames = adata.var_names[genes]
+    Z = pd.DataFrame({t: tab.loc[gnames, "ZSTAT"] for t, tab in tables.items()})
+    Z = Z / Z.std(ddof=0)
+
+    def covs(t):
+        tab = tables[t].loc[gnames]
+        size, dens = tab["NSNPS"] * 1.0, tab["NPARAM"] / tab["NSNPS"]
+        return np.column_stack([np.log(tab["STOP"] - tab["START"] + 1.0), size, np.log(size), dens, np.log(dens)])
+
+    def slope(y, x, cov):
+        design = np.column_stack([np.ones(len(y)), x, cov])
+        return np.linalg.lstsq(design, y, rcond=None)[0][1]
+
+    one = celltype_enrichment(adata, {"A": tables["A"]}, groupby="ct", method="seismic", inplace=False)
+    for k, grp in enumerate(names[keep]):
+        row = got[(got.contrast == "A - B") & (got.group == grp)].iloc[0]
+        x = spec[k]
+        assert row["beta"] == pytest.approx(slope(Z["A"] - Z["B"], x, np.column_stack([covs("A"), covs("B")])),
+                                            rel=1e-8)
+        assert row["beta_a"] == pytest.approx(slope(Z["A"], x, covs("A")), rel=1e-8)
+        # the same model as celltype_enrichment's, on z scaled to unit variance
+        sd_a = tables["A"].loc[gnames, "ZSTAT"].std(ddof=0)
+        assert row["beta_a"] * sd_a == pytest.approx(one.set_index("group").loc[grp, "beta"], rel=1e-8)
 
 
 def test_cauchy_combination():

@@ -380,9 +380,9 @@ def read_magma(
         Name of the trait; by default the file name without ``.genes.out`` (or ``.out``).
     table
         Return the selected rows as a table (``GENE`` as index; ``CHR``, ``START``, ``STOP``,
-        ``NSNPS`` where present, ``ZSTAT`` as weighted, ``P``) instead of a Series: gene length
-        and SNP count then enter :func:`psysc.tl.celltype_enrichment` (``method="magma"``) as
-        covariates.
+        ``NSNPS``, ``NPARAM``, ``N`` where present, ``ZSTAT`` as weighted, ``P``) instead of a Series:
+        gene size, gene density, sample size and gene length then enter :func:`psysc.tl.celltype_enrichment`
+        and :func:`psysc.tl.disorder_contrast` as covariates.
     gene_loc
         The MAGMA ``gene.loc`` file the analysis used (``GENE CHR START STOP STRAND NAME``; a path or a
         DataFrame, as in :func:`psysc.gwas.sumstats_to_genes`): genes are then named by its ``NAME`` column
@@ -505,7 +505,7 @@ def read_magma(
     else:
         weights = np.ones(n_sel, dtype=np.float64)
     if table:
-        cols = [c for c in ("CHR", "START", "STOP", "NSNPS") if c in df.columns]
+        cols = [c for c in ("CHR", "START", "STOP", "NSNPS", "NPARAM", "N") if c in df.columns]
         out = df.iloc[order][cols].apply(pd.to_numeric, errors="coerce")
         if "CHR" in out.columns:
             out["CHR"] = df["CHR"].iloc[order].to_numpy()

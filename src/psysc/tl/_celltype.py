@@ -418,7 +418,14 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _
 
 
 def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
-    """Gene sets and, for MAGMA-like tables, their gene covariates (log gene length, log number of SNPs)."""
+    """Gene sets and, for MAGMA-like tables, their gene covariates.
+
+    The covariates that MAGMA's gene-property analysis conditions on by default, as far as a ``.genes.out``
+    table carries them: gene size ``NSNPS`` and its log, gene density ``NPARAM / NSNPS`` and its log, sample
+    size ``N`` and its log (MAGMA's inverse minor allele count is not in the table); plus the log gene length
+    from ``START``/``STOP``. A covariate without variance (e.g. the same ``N`` for every gene) adds nothing
+    to the fit (:func:`psysc._core._specificity.ols_one_sided` drops covariates collinear with the intercept).
+    """
     sets = as_gene_sets(gene_sets)
     if isinstance(gene_sets, pd.DataFrame):
         gene_sets = {next(iter(sets)): gene_sets}
@@ -427,12 +434,20 @@ def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFra
         for trait, value in gene_sets.items():
             if not isinstance(value, pd.DataFrame):
                 continue
+            cols = {c: pd.to_numeric(value[c], errors="coerce").astype(float)
+                    for c in ("START", "STOP", "NSNPS", "NPARAM", "N") if c in value.columns}
             cov = {}
-            if {"START", "STOP"} <= set(value.columns):
-                length = pd.to_numeric(value["STOP"]) - pd.to_numeric(value["START"]) + 1
-                cov["log_gene_length"] = np.log(np.maximum(length.astype(float), 1.0))
-            if "NSNPS" in value.columns:
-                cov["log_nsnps"] = np.log(np.maximum(pd.to_numeric(value["NSNPS"]).astype(float), 1.0))
+            if "START" in cols and "STOP" in cols:
+                cov["log_gene_length"] = np.log(np.maximum(cols["STOP"] - cols["START"] + 1, 1.0))
+            if "NSNPS" in cols:
+                size = np.maximum(cols["NSNPS"], 1.0)
+                cov["nsnps"], cov["log_nsnps"] = size, np.log(size)
+                if "NPARAM" in cols:
+                    density = np.maximum(cols["NPARAM"], 1e-3) / size
+                    cov["gene_density"], cov["log_gene_density"] = density, np.log(density)
+            if "N" in cols:
+                n = np.maximum(cols["N"], 1.0)
+                cov["n"], cov["log_n"] = n, np.log(n)
             if cov:
                 frame = pd.DataFrame(cov)
                 frame.index = value.index.astype(str)
@@ -574,9 +589,11 @@ def celltype_enrichment(
     - ``"magma"``: the MAGMA gene-property model of cell-type analyses (de Leeuw et al., PLoS Comput
       Biol 2015; Watanabe et al., Nat Commun 2019): ``z ~ 1 + E_c + E_avg [+ covariates]``, with
       ``E_c`` the mean log expression in group c and ``E_avg`` its average over the groups. Gene
-      covariates are added where the input has them: ``log_gene_length`` and ``log_nsnps`` from a
-      MAGMA-like table (``START``/``STOP``/``NSNPS`` columns, as :func:`psysc.gwas.read_magma`
-      with ``table=True`` or :func:`psysc.gwas.sumstats_to_genes` return), and any ``covariates``.
+      covariates are added where the input has them: from a MAGMA-like table (as
+      :func:`psysc.gwas.read_magma` with ``table=True`` or :func:`psysc.gwas.sumstats_to_genes` return)
+      MAGMA's default ones that it carries, gene size (``NSNPS``), gene density (``NPARAM / NSNPS``) and
+      sample size (``N``), each also logged, plus the log gene length (``START``/``STOP``); and any
+      ``covariates``.
       MAGMA fits this model by generalised least squares with the gene-gene correlations of its LD
       reference; without them this is ordinary least squares, so p-values of neighbouring,
       correlated genes are treated as independent.

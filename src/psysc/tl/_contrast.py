@@ -15,6 +15,7 @@ from .._core._specificity import ols_one_sided
 from .._utils import uns_namespace
 from ._celltype import (
     _check_methods,
+    _covariate_matrix,
     _check_overlap,
     _design,
     _filters,
@@ -140,7 +141,7 @@ def disorder_contrast(
 
     """
     methods = _check_methods(method)
-    gene_sets, _ = _split_inputs(gene_sets)
+    gene_sets, gene_tables = _split_inputs(gene_sets)
     traits = list(gene_sets)
     contrasts = _default_contrasts(traits) if contrasts is None else [tuple(c) for c in contrasts]
     if shared is None:
@@ -183,19 +184,32 @@ def disorder_contrast(
             rest = Z[[t for t in shared if t != a]].mean(axis=1).to_numpy()
             responses.append((f"{a} - shared", a, "shared", Z[a].to_numpy() - rest, True, Z[a].to_numpy(), rest))
 
+    def gene_covariates(*sides: str):
+        # the MAGMA-like covariates of every trait on these sides (a side may be "A+B+C" or "shared")
+        names = [t for side in sides for t in (shared if side == "shared" else side.split("+")) if t in gene_tables]
+        parts = [gene_tables[t].add_prefix(f"{t}:") for t in dict.fromkeys(names)]
+        if not parts:
+            return None
+        return _covariate_matrix(Z.index, pd.concat(parts, axis=1), None, "+".join(dict.fromkeys(names)))[0]
+
+    def with_extra(extra, cov):
+        return extra if cov is None else (cov if extra is None else np.column_stack([extra, cov]))
+
     rows = []
     for m in methods:
         X, extra = _design(m, tables, Z.index, top)
         fits = {}
         for name, a, b, y, two_sided, ya, yb in responses:
-            beta, se, t, p = ols_one_sided(y, X, covariates=extra)
+            beta, se, t, p = ols_one_sided(y, X, covariates=with_extra(extra, gene_covariates(a, b) if b else
+                                                                       gene_covariates(a)))
             if two_sided:
                 p = np.minimum(1.0, 2 * np.minimum(p, 1 - p))
-            beta_a = fits[a] if a in fits else ols_one_sided(ya, X, covariates=extra)[0]
+            beta_a = fits[a] if a in fits else ols_one_sided(ya, X, covariates=with_extra(extra, gene_covariates(a)))[0]
             if yb is None:
                 beta_b = np.full(len(groups), np.nan)
             else:
-                beta_b = fits[b] if b in fits else ols_one_sided(yb, X, covariates=extra)[0]
+                beta_b = fits[b] if b in fits else ols_one_sided(yb, X,
+                                                                 covariates=with_extra(extra, gene_covariates(b)))[0]
             if b != "shared":  # "shared" on the B side is a leave-one-out mean that depends on A
                 fits.setdefault(a, beta_a)
                 fits.setdefault(b, beta_b)
