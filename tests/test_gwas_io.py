@@ -351,7 +351,7 @@ def test_read_gene_list_bad_weight_and_direct_input(tmp_path):
     assert math.isclose(read_gene_list(one)["one"].sum(), 3.0)  # without column=: every line is a gene
 
 
-def test_read_magma_all_genes_raw_z_and_table():
+def test_read_magma_all_genes_raw_z_and_table(tmp_path):
     from pathlib import Path
 
     path = Path(__file__).parent / "data" / "magma_celltyping_ieu-a-298_AD_subset.genes.out"
@@ -362,6 +362,15 @@ def test_read_magma_all_genes_raw_z_and_table():
     assert list(s.index) == list(raw.sort_values("P", kind="stable")["GENE"])
     assert read_magma(path, n_top=None, trait="AD")["AD"].equals(s)  # no z above 10 to clip in this file
     assert raw["ZSTAT"].max() < 10
+    # genome-wide (n_top=None): z-scores as they are by default, as seismic and MAGMA regress them; a top-N
+    # selection clips them at 10 by default, as scDRS
+    strong = tmp_path / "strong.genes.out"
+    strong.write_text("GENE CHR START STOP NSNPS NPARAM N ZSTAT P\n"
+                      "APOE 19 1 2 10 5 1000 37.5 1e-300\nG2 1 1 2 10 5 1000 1.0 0.16\n")
+    assert read_magma(strong, n_top=None)["strong"].to_dict() == {"APOE": 37.5, "G2": 1.0}
+    assert read_magma(strong, n_top=2)["strong"].to_dict() == {"APOE": 10.0, "G2": 1.0}
+    genome_wide = read_magma(strong, n_top=None, table=True)["strong"]
+    assert genome_wide.loc["APOE", "ZSTAT"] == 37.5 and list(genome_wide.columns[-4:]) == ["NPARAM", "N", "ZSTAT", "P"]
     t = read_magma(path, n_top=5, weight="zstat", table=True)
     (trait, table), = t.items()
     assert table.attrs["trait"] == trait

@@ -349,7 +349,7 @@ def read_magma(
     *,
     n_top: int | None = 1000,
     fdr: float | None = None,
-    weight: str = "zscore",
+    weight: str | None = None,
     trait: str | None = None,
     table: bool = False,
     gene_loc=None,
@@ -375,7 +375,9 @@ def read_magma(
         capped to ``[min(100, n_top), n_top]``.
     weight
         ``"zscore"`` (MAGMA z-score clipped to 10, as scDRS), ``"zstat"`` (the z-score as is) or
-        ``"uniform"`` (1.0 for every gene).
+        ``"uniform"`` (1.0 for every gene). Default: ``"zscore"`` for a selection of top genes (scDRS's gene
+        sets), ``"zstat"`` with ``n_top=None`` (the genome-wide input that seismic and MAGMA's gene-property
+        analysis regress as is).
     trait
         Name of the trait; by default the file name without ``.genes.out`` (or ``.out``).
     table
@@ -430,6 +432,8 @@ def read_magma(
         raise ValueError(f"n_top must be a positive integer or None (all genes), got {n_top!r}")
     if fdr is not None and (isinstance(fdr, bool) or not isinstance(fdr, int | float) or not 0 < fdr <= 1):
         raise ValueError(f"fdr must be a number in (0, 1] or None, got {fdr!r}")
+    if weight is None:
+        weight = "zstat" if n_top is None else "zscore"
     if weight not in ("zscore", "zstat", "uniform"):
         raise ValueError(f"weight must be 'zscore', 'zstat' or 'uniform', got {weight!r}")
     where = str(path)
