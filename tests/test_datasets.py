@@ -150,3 +150,7 @@ def test_ad_gwas_subset_files():
     genes = psysc.gwas.sumstats_to_genes(psysc.gwas.read_sumstats(ex["sumstats"]), build="GRCh37",
                                          gene_loc=ex["gene_loc"], window=0)
     assert set(genes["CHR"].astype(str)) <= {"1", "22"}
+    # MungeSumstats' A2 is the effect allele (BETA refers to it): psysc's A1 after columns=ex["columns"]
+    raw = pd.read_csv(ex["sumstats"], sep="\t", dtype=str).drop_duplicates("SNP").set_index("SNP")
+    ss = psysc.gwas.read_sumstats(ex["sumstats"], columns=ex["columns"]).set_index("SNP")
+    assert (ss["A1"] == raw.loc[ss.index, "A2"]).all() and (ss["A2"] == raw.loc[ss.index, "A1"]).all()

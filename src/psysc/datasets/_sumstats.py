@@ -21,19 +21,22 @@ def ad_gwas_subset() -> dict[str, object]:
       already include a 35 kb upstream / 10 kb downstream window, in MAGMA ``gene.loc`` layout with
       the HGNC symbol as NAME. Use it with ``window=0``.
     - ``"build"``: ``"GRCh37"``.
+    - ``"columns"``: ``{"A1": "A2", "A2": "A1"}``, for ``read_sumstats(..., columns=)``. MungeSumstats writes the
+      reference (non-effect) allele as ``A1`` and the effect allele, to which ``BETA`` refers, as ``A2``;
+      psysc's ``A1`` is the effect allele.
 
     The subset covers two chromosomes only (no APOE region): it shows the workflow, not the genetics
     of Alzheimer's disease. Sources, checksums and licences: ``psysc/data/README.md``.
 
     Returns
     -------
-    ``{"sumstats": Path, "gene_loc": Path, "build": "GRCh37"}``.
+    ``{"sumstats": Path, "gene_loc": Path, "build": "GRCh37", "columns": dict}``.
 
     Examples
     --------
     >>> import psysc
     >>> ex = psysc.datasets.ad_gwas_subset()
-    >>> ss = psysc.gwas.read_sumstats(ex["sumstats"], trait="AD")
+    >>> ss = psysc.gwas.read_sumstats(ex["sumstats"], trait="AD", columns=ex["columns"])
     >>> genes = psysc.gwas.sumstats_to_genes(ss, build=ex["build"], gene_loc=ex["gene_loc"], window=0)
     >>> genes.index[0], int(genes["NSNPS"].iloc[0])
     ('SPRR2G', 6)
@@ -43,4 +46,5 @@ def ad_gwas_subset() -> dict[str, object]:
         "sumstats": Path(str(root.joinpath("ad_gwas_subset.tsv.gz"))),
         "gene_loc": Path(str(root.joinpath("ad_gwas_subset.genes.loc"))),
         "build": "GRCh37",
+        "columns": {"A1": "A2", "A2": "A1"},  # MungeSumstats: A2 is the effect allele
     }
