@@ -332,3 +332,22 @@ def test_seed_applies_to_that_call_only(brain_cells, scgpt_ckpt):
     again = psysc.tl.embed(brain_cells, m, device="cpu", copy=True, key_added="e")
     np.testing.assert_array_equal(again.obsm["e"], x0.obsm["e"])
     assert again.uns["psysc"]["embed"]["e"]["options"]["seed"] == 0
+
+
+def test_default_cuda_precision_is_the_official_one(monkeypatch):
+    """With no dtype, CUDA computes in the official code's precision: Geneformer float32 (EmbExtractor, no
+    autocast), scGPT float16 (torch.cuda.amp.autocast), scVI float32; bfloat16 only when asked or unnamed."""
+    torch = pytest.importorskip("torch")
+    from psysc._core._engine import pick_device_dtype
+    from psysc.models.geneformer._model import Geneformer
+    from psysc.models.scgpt._model import ScGPT
+    from psysc.models.scvi._model import ScVI
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    official = {Geneformer: torch.float32, ScGPT: torch.float16, ScVI: torch.float32}
+    for cls, want in official.items():
+        dev, dt = pick_device_dtype("cuda", None, cuda_default=cls.cuda_dtype)
+        assert (dev.type, dt) == ("cuda", want)
+        assert pick_device_dtype("cuda", "bfloat16", cuda_default=cls.cuda_dtype)[1] == torch.bfloat16
+        assert pick_device_dtype("cpu", None, cuda_default=cls.cuda_dtype)[1] == torch.float32
+    assert pick_device_dtype("cuda", "auto")[1] == torch.bfloat16

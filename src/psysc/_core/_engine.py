@@ -21,8 +21,12 @@ from .._settings import settings
 logger = logging.getLogger("psysc")
 
 
-def pick_device_dtype(device: str | None, dtype: str | None):
-    """``device``/``dtype`` strings -> torch objects. Auto: CUDA + bfloat16 autocast when present, else CPU fp32."""
+def pick_device_dtype(device: str | None, dtype: str | None, cuda_default: str = "bfloat16"):
+    """``device``/``dtype`` strings -> torch objects.
+
+    Auto: CUDA when present, computing in ``cuda_default`` (a model's official precision; bfloat16 autocast
+    unless the model names another), else the CPU in float32.
+    """
     import torch
 
     device = settings.device if device is None else device
@@ -32,7 +36,7 @@ def pick_device_dtype(device: str | None, dtype: str | None):
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={str(device)!r} was requested but torch sees no CUDA device; use device='cpu'")
     if dtype is None or dtype == "auto":
-        dtype = "bfloat16" if device.type == "cuda" else "float32"
+        dtype = cuda_default if device.type == "cuda" else "float32"
     table = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in table:
         raise ValueError(f"dtype must be one of {list(table)} or 'auto', not {dtype!r}")

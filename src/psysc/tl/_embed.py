@@ -50,8 +50,8 @@ def embed(
 
     The model's official tokenisation is applied to the raw counts, row block by row block (so backed
     and dask-backed data larger than memory work), cells are embedded in batches of similar length on
-    the GPU when there is one (bfloat16 autocast) or on the CPU (float32), and the embedding of each
-    cell lands in ``adata.obsm[key_added]`` in the order of ``adata.obs_names``.
+    the GPU when there is one (in the official code's precision) or on the CPU (float32), and the
+    embedding of each cell lands in ``adata.obsm[key_added]`` in the order of ``adata.obs_names``.
 
     Parameters
     ----------
@@ -84,8 +84,9 @@ def embed(
         Cells read and tokenised at a time.
     device, dtype
         ``"auto"`` (default ``psysc.settings.device``), ``"cpu"``, ``"cuda[:N]"``; ``"float32"``,
-        ``"bfloat16"``, ``"float16"`` or ``"auto"`` (bfloat16 on CUDA, float32 on the CPU). Default ``None``:
-        ``"auto"``, except float32 for scVI (a small network: bfloat16 would only lose accuracy). A lower
+        ``"bfloat16"``, ``"float16"`` or ``"auto"`` (default; on the CPU float32, on CUDA the precision of the
+        official code: float32 for Geneformer and scVI, float16 autocast for scGPT; pass ``"bfloat16"`` for
+        speed at lower precision). A lower
         precision is used through CUDA autocast only: on the CPU the model computes in the dtype of its weights
         (float32 unless loaded otherwise; logged), and ``uns`` records the precision actually used.
     resume
@@ -173,7 +174,7 @@ def embed(
     if batch_key is not None and not is_scvi:
         raise ValueError(f"batch_key= is for scVI models; {m.info.name} ({m.info.family}) takes no batch")
     tok_kwargs = {"batch_key": batch_key} if is_scvi and batch_key is not None else {}
-    dev, tdtype = pick_device_dtype(device, dtype if dtype is not None else getattr(m, "default_dtype", None))
+    dev, tdtype = pick_device_dtype(device, dtype, cuda_default=getattr(m, "cuda_dtype", "bfloat16"))
     m.to(dev)
     used_dtype = compute_dtype(m, dev, tdtype)  # autocast on CUDA only: the CPU computes in the weights' dtype
     used_dtype_name = str(used_dtype).replace("torch.", "")

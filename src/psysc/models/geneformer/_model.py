@@ -140,6 +140,8 @@ class Geneformer(GeneColumnChoice, FoundationModel):
     """
 
     needs_counts = True
+    #: compute dtype on CUDA when tl.embed is given none: Geneformer's EmbExtractor runs in float32 (no autocast)
+    cuda_dtype = "float32"
 
     def __init__(self, network: GeneformerNetwork, *, version: str, layer: int = -1, pooling: str | None = None,
                  info: ModelInfo | None = None):

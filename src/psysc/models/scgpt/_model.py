@@ -109,6 +109,8 @@ class ScGPT(GeneColumnChoice, FoundationModel):
     """
 
     needs_counts = False  # levels are per-cell ranks: raw or normalised (non-negative) values give the same tokens
+    #: compute dtype on CUDA when tl.embed is given none: scGPT's embedding runs under torch.cuda.amp.autocast
+    cuda_dtype = "float16"
 
     def __init__(self, network: ScGPTNetwork, tokenizer: ScGPTTokenizer, *, version: str, layer: int = -1,
                  pooling: str | None = None, seed: int = 0, gene_col: str | None = "auto",

@@ -252,8 +252,8 @@ class ScVI(FoundationModel):
     pad_id = 0
     #: cells per forward pass when tl.embed is given none (the model is small; large batches are cheap)
     default_batch_size = 1024
-    #: compute dtype when tl.embed is given none: float32 everywhere (bfloat16 would only lose accuracy)
-    default_dtype = "float32"
+    #: compute dtype on CUDA when tl.embed is given none (bfloat16 would only lose accuracy)
+    cuda_dtype = "float32"
 
     def __init__(self, encoder: ScVIEncoder, *, info: ModelInfo | None = None):
         self._encoder = encoder.eval()
