@@ -345,7 +345,9 @@ def run_speed(args) -> dict:
     orders = [o.strip() for o in args.ref_order.split(",") if o.strip()]
     result = {"settings": {"ref_batch": args.ref_batch, "ref_order": orders, "ref_logits_gb": args.ref_logits_gb,
                            "psysc_block_size": 2048, "psysc_batch_size": "default (16 on the CPU)",
-                           "device": args.device, "dtype": "auto (float32 on the CPU; on CUDA the official precision: Geneformer float32, scGPT float16)",
+                           "device": args.device,
+                           "dtype": "auto (float32 on the CPU; on CUDA the official precision: Geneformer float32, "
+                                    "scGPT float16)",
                            "emb_layer": -1, "seed": args.seed,
                            "encoder_only_reference": args.ref_encoder_only},
               "torch": _torch_info(), "models": {}}
@@ -1037,8 +1039,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     p.add_argument("--device", default="cpu",
-                   help="speed: 'cpu' or 'cuda' (psysc: the official precision on CUDA; reference: fp32 as the official "
-                        "code)")
+                   help="speed: 'cpu' or 'cuda' (psysc: the official precision on CUDA; reference: fp32 as the "
+                        "official code)")
     p.add_argument("--workdir", help="keep the checkpoints and data here (reused on the next run)")
     p.add_argument("--out-name", help="stem of the result files (default embed_<machine>)")
     p.add_argument("--no-save", action="store_true")

@@ -273,7 +273,8 @@ def test_contrast_conditions_on_each_traits_magma_covariates():
     rng = np.random.default_rng(5)
     tables = {}
     for t in ("A", "B"):
-        tab = pd.DataFrame({"START": rng.integers(1, 10**6, 80), "NSNPS": rng.integers(2, 60, 80)}, index=adata.var_names)
+        tab = pd.DataFrame({"START": rng.integers(1, 10**6, 80), "NSNPS": rng.integers(2, 60, 80)},
+                           index=adata.var_names)
         tab["STOP"] = tab["START"] + rng.integers(100, 10**5, 80)
         tab["NPARAM"] = np.maximum(1, (tab["NSNPS"] * rng.uniform(0.2, 1, 80)).round())
         tab["ZSTAT"] = rng.normal(size=80) + 0.05 * tab["NSNPS"]  # confounded by gene size

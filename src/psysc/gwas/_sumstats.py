@@ -654,7 +654,8 @@ def read_sumstats(
             logger.info(
                 "%s: %s of other tests than the additive one dropped (column %r: %s; covariate and interaction "
                 "terms of PLINK or regenie)",
-                where, _plural(qc["n_other_tests"], "row"), test_src, ", ".join(str(k) for k in kinds[:8] if k != "ADD"),
+                where, _plural(qc["n_other_tests"], "row"), test_src,
+                ", ".join(str(k) for k in kinds[:8] if k != "ADD"),
             )
             keep &= ~other
 
@@ -880,8 +881,8 @@ def read_sumstats(
     if found.get("CHR") == "hm_chrom" and found.get("BP") == "hm_pos":
         out.attrs["build"] = "GRCh38"  # the GWAS Catalog's harmonisation
         logger.info("%s: GWAS Catalog harmonised columns (hm_*) read: positions on GRCh38", where)
-    elif _build_of_column(found["BP"]) is not None:
-        out.attrs["build"] = _build_of_column(found["BP"])
+    elif (stated := _build_of_column(found["BP"])) is not None:
+        out.attrs["build"] = stated
         logger.info("%s: positions read from column %r: on %s", where, found["BP"], out.attrs["build"])
     out.attrs["columns_recognised"] = {src: std for std, src in found.items()}
     out.attrs["qc"] = qc

@@ -542,6 +542,11 @@ def _covariate_matrix(index: pd.Index, table: pd.DataFrame | None, user: pd.Data
     return cov.to_numpy(dtype=np.float64), list(cov.columns)
 
 
+def _with_covariates(extra: np.ndarray | None, cov: np.ndarray | None) -> np.ndarray | None:
+    """The covariates a method adds itself (``extra``, from :func:`_design`) beside the gene covariates."""
+    return extra if cov is None else (cov if extra is None else np.column_stack([extra, cov]))
+
+
 def _design(method: str, tables: _SpecTables, genes: pd.Index, top: dict[str, list[str]]):
     """Regressors (genes x groups) of a method, and the covariates it adds itself."""
     if method == "seismic":
@@ -692,8 +697,7 @@ def celltype_enrichment(
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
         for m in methods:
             X, extra = _design(m, tables, z.index, top)
-            C = extra if cov is None else (cov if extra is None else np.column_stack([extra, cov]))
-            beta, se, t, p = ols_one_sided(z.to_numpy(), X, covariates=C)
+            beta, se, t, p = ols_one_sided(z.to_numpy(), X, covariates=_with_covariates(extra, cov))
             fdr = bh_fdr(p)
             for j, g in enumerate(groups):
                 rows.append((trait, g, m, beta[j], se[j], t[j], p[j], fdr[j], len(z)))

@@ -15,14 +15,15 @@ from .._core._specificity import ols_one_sided
 from .._utils import uns_namespace
 from ._celltype import (
     _check_methods,
-    _covariate_matrix,
     _check_overlap,
+    _covariate_matrix,
     _design,
     _filters,
     _gene_z,
     _specificity_for,
     _split_inputs,
     _universe_of,
+    _with_covariates,
     top_specific_genes,
 )
 
@@ -184,32 +185,37 @@ def disorder_contrast(
             rest = Z[[t for t in shared if t != a]].mean(axis=1).to_numpy()
             responses.append((f"{a} - shared", a, "shared", Z[a].to_numpy() - rest, True, Z[a].to_numpy(), rest))
 
-    def gene_covariates(*sides: str):
-        # the MAGMA-like covariates of every trait on these sides (a side may be "A+B+C" or "shared")
-        names = [t for side in sides for t in (shared if side == "shared" else side.split("+")) if t in gene_tables]
-        parts = [gene_tables[t].add_prefix(f"{t}:") for t in dict.fromkeys(names)]
-        if not parts:
-            return None
-        return _covariate_matrix(Z.index, pd.concat(parts, axis=1), None, "+".join(dict.fromkeys(names)))[0]
+    cov_cache: dict[tuple[str, ...], np.ndarray | None] = {}
 
-    def with_extra(extra, cov):
-        return extra if cov is None else (cov if extra is None else np.column_stack([extra, cov]))
+    def gene_covariates(*sides: str):
+        # the MAGMA-like covariates of every trait on these sides (a side may be "A+B+C", "shared" or ""),
+        # built once for all methods and responses
+        names = tuple(dict.fromkeys(t for side in sides for t in (shared if side == "shared" else side.split("+"))
+                                    if t in gene_tables))
+        if names not in cov_cache:
+            parts = [gene_tables[t].add_prefix(f"{t}:") for t in names]
+            cov_cache[names] = (_covariate_matrix(Z.index, pd.concat(parts, axis=1), None, "+".join(names))[0]
+                                if parts else None)
+        return cov_cache[names]
 
     rows = []
     for m in methods:
         X, extra = _design(m, tables, Z.index, top)
         fits = {}
+
+        def fit(y, *sides, X=X, extra=extra):
+            # the method's design, its own covariates and the gene covariates of the traits on these sides
+            return ols_one_sided(y, X, covariates=_with_covariates(extra, gene_covariates(*sides)))
+
         for name, a, b, y, two_sided, ya, yb in responses:
-            beta, se, t, p = ols_one_sided(y, X, covariates=with_extra(extra, gene_covariates(a, b) if b else
-                                                                       gene_covariates(a)))
+            beta, se, t, p = fit(y, a, b)
             if two_sided:
                 p = np.minimum(1.0, 2 * np.minimum(p, 1 - p))
-            beta_a = fits[a] if a in fits else ols_one_sided(ya, X, covariates=with_extra(extra, gene_covariates(a)))[0]
+            beta_a = fits[a] if a in fits else fit(ya, a)[0]
             if yb is None:
                 beta_b = np.full(len(groups), np.nan)
             else:
-                beta_b = fits[b] if b in fits else ols_one_sided(yb, X,
-                                                                 covariates=with_extra(extra, gene_covariates(b)))[0]
+                beta_b = fits[b] if b in fits else fit(yb, b)[0]
             if b != "shared":  # "shared" on the B side is a leave-one-out mean that depends on A
                 fits.setdefault(a, beta_a)
                 fits.setdefault(b, beta_b)

@@ -220,11 +220,20 @@ def score_disorders(
     disease_var = np.where(disease_var == 0, np.nan, disease_var)  # variance ratios NaN: such cells come out flat
 
     batches = _trait_batches(len(traits), adata.n_obs, n_ctrl, dtype, inplace=inplace)
-    covariates = len(adata.uns[key_added]["prepare_scoring"].get("covariates", [])) > 0
+    covariates = None  # the implicit covariate correction's terms, read once for every batch
+    if len(adata.uns[key_added]["prepare_scoring"].get("covariates", [])) > 0:
+        covariates = (
+            np.asarray(adata.obsm[f"{key_added}_covariates"], dtype=np.float64),
+            np.asarray(adata.varm[f"{key_added}_cov_beta"], dtype=np.float64).T,
+            adata.var[f"{key_added}_cov_gene_mean"].to_numpy(dtype=np.float64),
+        )
+    from tqdm.auto import tqdm
+
     results: dict[str, pd.DataFrame] = {}
     stored: dict[str, np.ndarray] = {}
     for batch in batches:
         names_b = [traits[t] for t in batch]
+        disease_w_b = disease_w[:, batch]
         if len(batches) > 1:
             logger.info("scoring %s (traits %d-%d of %d)", ", ".join(names_b), batch[0] + 1, batch[-1] + 1,
                         len(traits))
@@ -239,28 +248,21 @@ def score_disorders(
                 scdrs_control_sets(names, bins, *kept[trait], n_ctrl=n_ctrl, seed=seed) for trait in names_b
             ]
         if per_trait is not None:
-            W, var_ratio = _explicit_weights(per_trait, factor, var64, disease_w[:, batch], disease_var[batch],
-                                             names_b)
-
-        from tqdm.auto import tqdm
+            W, var_ratio = _explicit_weights(per_trait, factor, var64, disease_w_b, disease_var[batch], names_b)
 
         with tqdm(total=adata.n_obs, desc=f"scoring {len(batch)} trait(s) x {n_ctrl + 1} gene sets on {device}",
                   unit="cell", disable=not settings.show_progress) as bar:
             if device != "cpu":
                 dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, progress=bar.update)
             elif shared is not None:
-                dis, ctrl = shared_raw_scores(X, shared, factor, disease_w[:, batch], dtype=dtype,
-                                              block_size=block_size, progress=bar.update)
+                dis, ctrl = shared_raw_scores(X, shared, factor, disease_w_b, dtype=dtype, block_size=block_size,
+                                              progress=bar.update)
             else:
                 dis, ctrl = raw_scores(X, W, n_ctrl, dtype=dtype, block_size=block_size, progress=bar.update)
 
-        if covariates:
-            C = np.asarray(adata.obsm[f"{key_added}_covariates"], dtype=np.float64)
-            beta = np.asarray(adata.varm[f"{key_added}_cov_beta"], dtype=np.float64).T
-            gene_mean = adata.var[f"{key_added}_cov_gene_mean"].to_numpy(dtype=np.float64)
+        if covariates is not None:
             for i in range(len(batch)):
-                low = low_rank_scores(C, beta, gene_mean,
-                                      _trait_weights(i, shared, factor, disease_w[:, batch], W, n_genes))
+                low = low_rank_scores(*covariates, _trait_weights(i, shared, factor, disease_w_b, W, n_genes))
                 dis[i] += low[:, 0]
                 ctrl[i] += low[:, 1:].astype(ctrl.dtype)
 
@@ -292,7 +294,7 @@ def score_disorders(
     if not inplace:
         return results
 
-    for t, trait in enumerate(traits):
+    for trait in traits:
         for col in SCORE_COLUMNS:
             adata.obs[f"{key_added}_{trait}_{col}"] = results[trait][col].to_numpy()
         adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"] = stored[trait]
