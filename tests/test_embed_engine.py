@@ -351,3 +351,13 @@ def test_default_cuda_precision_is_the_official_one(monkeypatch):
         assert pick_device_dtype("cuda", "bfloat16", cuda_default=cls.cuda_dtype)[1] == torch.bfloat16
         assert pick_device_dtype("cpu", None, cuda_default=cls.cuda_dtype)[1] == torch.float32
     assert pick_device_dtype("cuda", "auto")[1] == torch.bfloat16
+
+
+def test_tokens_emptied_keeps_the_other_cells_and_their_values():
+    seqs = [np.array([5, 6, 7]), np.array([8]), np.array([], dtype=np.int64), np.array([9, 10])]
+    vals = [np.array([1.0, 2.0, 3.0]), np.array([4.0]), np.array([]), np.array([5.0, 6.0])]
+    t = Tokens.from_list(seqs, vals).emptied(np.array([True, False, False, True]))
+    assert t.n_cells == 4 and t.lengths.tolist() == [0, 1, 0, 0]
+    assert t.cell(1).tolist() == [8] and t.values.tolist() == [4.0]
+    with pytest.raises(ValueError, match="boolean mask of length 4"):
+        t.emptied(np.array([True]))

@@ -135,5 +135,36 @@ def test_gene_col_reads_the_chosen_identifiers(cells, checkpoint):
     auto = cells.copy()
     psysc.tl.embed(auto, checkpoint, device="cpu", key_added="e")
     assert auto.uns["psysc"]["embed"]["e"]["options"]["gene_col"] == "auto"
-    if model.version == "V1":  # "auto" reads the symbols there, which cover more of V1's genes: other tokens
-        assert not np.allclose(auto.obsm["e"], a.obsm["e"])
+    # "auto" reads the Ensembl IDs, as the official tokenizer, although the symbols cover more of V1's genes
+    np.testing.assert_array_equal(auto.obsm["e"], a.obsm["e"])
+    if model.version == "V1":
+        symbols = cells.copy()
+        by_symbols = psysc.models.load(checkpoint)
+        by_symbols.gene_col = None
+        psysc.tl.embed(symbols, by_symbols, device="cpu", key_added="e")
+        assert not np.allclose(symbols.obsm["e"], a.obsm["e"])
+
+
+def test_filter_pass_leaves_cells_out_as_the_official_tokenizer(cells, checkpoint, caplog):
+    """Cells with obs["filter_pass"] != 1 get NaN rows; the others embed as when the kept cells are embedded alone."""
+    a = cells.copy()
+    a.obs["filter_pass"] = np.where(np.arange(a.n_obs) % 3 == 0, 0, 1)
+    a.obs.loc[a.obs_names[1], "filter_pass"] = np.nan  # missing: not 1
+    a.obs["n_counts"] = np.asarray(a.X.sum(axis=1)).ravel()
+    keep = (a.obs["filter_pass"] == 1).to_numpy()
+    kept = a[keep].copy()
+    del kept.obs["filter_pass"]
+    with caplog.at_level("WARNING", logger="psysc"):
+        psysc.tl.embed(a, checkpoint, device="cpu", key_added="e")
+    psysc.tl.embed(kept, checkpoint, device="cpu", key_added="e")
+    assert np.isnan(a.obsm["e"][~keep]).all()
+    np.testing.assert_allclose(a.obsm["e"][keep], kept.obsm["e"], rtol=1e-6, atol=1e-7)
+    info = a.uns["psysc"]["embed"]["e"]
+    assert info["n_filtered_cells"] == int((~keep).sum()) and info["n_empty_cells"] == 0
+    assert f"{int((~keep).sum())} of {a.n_obs} cells have obs['filter_pass'] != 1" in caplog.text
+    model = psysc.models.load(checkpoint)
+    model.filter_key = None  # every cell
+    every = a.copy()
+    psysc.tl.embed(every, model, device="cpu", key_added="e")
+    assert not np.isnan(every.obsm["e"]).any()
+    np.testing.assert_allclose(every.obsm["e"][keep], kept.obsm["e"], rtol=1e-6, atol=1e-7)

@@ -246,18 +246,31 @@ def test_harmonize_ids_versions_case_symbols(version):
 
 
 def test_choose_gene_ids(darmanis):
+    """The official input (human Ensembl IDs) is read when a column holds them, even where symbols cover more."""
     for version in ("V1", "V2"):
         tk = GeneformerTokenizer(version)
         key, ids = choose_gene_ids(darmanis, tk)
-        n = {}
-        for k in (None, "gene_ids"):
-            h = tk.harmonize(darmanis.var_names if k is None else darmanis.var[k])
-            n[k] = len(np.unique(h[h >= 0]))
-        assert len(np.unique(ids[ids >= 0])) == max(n.values())
-        assert n[key] == max(n.values())
+        assert key == "gene_ids"
+        np.testing.assert_array_equal(ids, tk.harmonize(darmanis.var["gene_ids"]))
         names = tk.choose_gene_ids(darmanis)
-        assert names is (darmanis.var_names if key is None else darmanis.var[key]) or names.equals(darmanis.var[key])
+        assert names.equals(darmanis.var["gene_ids"])
         np.testing.assert_array_equal(tk.harmonize(names), ids)
+        # without the ID column the symbols are read
+        no_ids = darmanis.copy()
+        del no_ids.var["gene_ids"]
+        assert choose_gene_ids(no_ids, tk)[0] is None
+        # IDs that barely match (here 90 % replaced by mouse IDs) lose to the symbols
+        mouse = darmanis.copy()
+        gid = mouse.var["gene_ids"].astype(str).to_numpy().copy()
+        gid[: int(0.9 * len(gid))] = [f"ENSMUSG{i:011d}" for i in range(int(0.9 * len(gid)))]
+        mouse.var["gene_ids"] = gid
+        assert choose_gene_ids(mouse, tk)[0] is None
+        # Ensembl IDs as var_names win over a symbol column
+        swapped = darmanis.copy()
+        swapped.var["gene_symbols"] = swapped.var_names.to_numpy()
+        swapped.var_names = swapped.var["gene_ids"].astype(str).to_numpy()
+        del swapped.var["gene_ids"]
+        assert choose_gene_ids(swapped, tk)[0] is None
 
 
 def _make_adata(counts, genes):

@@ -49,6 +49,18 @@ class Tokens:
     def cell(self, i: int) -> np.ndarray:
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
 
+    def emptied(self, cells) -> Tokens:
+        """These tokens with the sequences of ``cells`` (a boolean mask over the cells) made empty."""
+        cells = np.asarray(cells, dtype=bool)
+        if cells.shape != (self.n_cells,):
+            raise ValueError(f"cells must be a boolean mask of length {self.n_cells}, not of shape {cells.shape}")
+        lengths = np.where(cells, 0, self.lengths)
+        keep = np.repeat(~cells, self.lengths)
+        offsets = np.zeros(self.n_cells + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        values = None if self.values is None else self.values[keep]
+        return type(self)(ids=self.ids[keep], offsets=offsets, values=values)
+
     @classmethod
     def from_list(cls, seqs: list[np.ndarray], values: list[np.ndarray] | None = None) -> Tokens:
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)

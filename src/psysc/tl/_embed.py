@@ -119,8 +119,9 @@ def embed(
     Returns
     -------
     ``None`` (or the copy), and writes ``obsm[key_added]`` (float32, cells x embedding size; with Geneformer and
-    scGPT, NaN rows for cells that express no gene of the model's vocabulary, counted in the log; scVI embeds
-    every cell, an empty one too, as scvi-tools does) and the provenance
+    scGPT, NaN rows for cells that express no gene of the model's vocabulary, counted in the log; with
+    Geneformer also for cells whose ``obs["filter_pass"]`` is not 1, which the official tokenizer leaves out;
+    scVI embeds every cell, an empty one too, as scvi-tools does) and the provenance
     (model, revision, weight sha256, parameters, psysc version) in ``uns["psysc"]["embed"][key_added]``.
 
     Examples
@@ -223,7 +224,15 @@ def embed(
             else:
                 bar.update(stop - start)
             out[start:stop] = done
-    n_empty = int(np.isnan(out[:, 0]).sum())
+    excluded = m.excluded_cells(target) if callable(getattr(m, "excluded_cells", None)) else None
+    n_filtered = 0 if excluded is None else int(excluded.sum())
+    if n_filtered:
+        logger.warning(
+            "%d of %d cells have obs[%r] != 1 and are not embedded, as by the official tokenizer: their rows of "
+            "obsm[%r] are NaN (kept, not dropped; set model.filter_key = None to embed them)",
+            n_filtered, n, m.filter_key, key,
+        )
+    n_empty = int(np.isnan(out[:, 0]).sum()) - n_filtered
     if n_empty:
         logger.warning(
             "%d of %d cells express no gene of %s's vocabulary: their rows of obsm[%r] are NaN (kept, not dropped)",
@@ -247,6 +256,7 @@ def embed(
         "block_size": int(block_size),
         "layer": layer or "X",
         "n_empty_cells": n_empty,
+        "n_filtered_cells": n_filtered,
         "psysc_version": __version__,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -318,6 +328,8 @@ def _tokenisation_options(m, target) -> dict:
         out["gene_col"] = "var_names" if m.gene_col is None else str(m.gene_col)
     if m.info.family == "geneformer":  # obs["n_counts"] is the normalisation denominator when present
         out["n_counts"] = "obs['n_counts']" if "n_counts" in target.obs.columns else "row sums"
+        key = getattr(m, "filter_key", None)
+        out["filter_key"] = key if key is not None and key in target.obs.columns else ""
     return out
 
 

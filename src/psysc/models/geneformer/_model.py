@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from .._base import FoundationModel, GeneColumnChoice, ModelInfo, Tokens
@@ -127,9 +128,13 @@ class Geneformer(GeneColumnChoice, FoundationModel):
     Attributes
     ----------
     gene_col
-        Where the genes are read: ``"auto"`` (default: ``var_names`` or the ``var`` column that covers most of
-        the vocabulary, see :func:`~psysc.models.geneformer.choose_gene_ids`), ``None`` (``var_names``) or a
-        ``var`` column, e.g. ``"gene_ids"`` for the Ensembl IDs that the official tokenizer reads.
+        Where the genes are read: ``"auto"`` (default: the ``var`` column or ``var_names`` holding human Ensembl
+        IDs, which the official tokenizer reads, else the source that covers most of the vocabulary; see
+        :func:`~psysc.models.geneformer.choose_gene_ids`), ``None`` (``var_names``) or a ``var`` column.
+    filter_key
+        ``obs`` column that selects the cells to embed, as the official tokenizer's ``obs["filter_pass"]``
+        (default): cells whose value is not 1 get a row of NaN (kept, counted in the log and in
+        ``uns["psysc"]["embed"][key]["n_filtered_cells"]``). ``None`` embeds every cell.
 
     Examples
     --------
@@ -140,6 +145,7 @@ class Geneformer(GeneColumnChoice, FoundationModel):
     """
 
     needs_counts = True
+    filter_key: str | None = "filter_pass"
     #: compute dtype on CUDA when tl.embed is given none: Geneformer's EmbExtractor runs in float32 (no autocast)
     cuda_dtype = "float32"
 
@@ -207,10 +213,11 @@ class Geneformer(GeneColumnChoice, FoundationModel):
     def tokenize(self, adata, *, rows: slice | None = None, layer: str | None = None) -> Tokens:
         """Official Geneformer token sequences of the cells of ``adata`` (raw counts), in row order.
 
-        Genes are matched by the tokenizer, read from :attr:`gene_col` (by default ``var_names`` or the ``var``
-        column that covers most of the vocabulary; an error for a too low overlap). Like the official tokenizer,
-        ``obs["n_counts"]`` (total counts of each cell, over all genes) is the normalisation denominator when
-        present; otherwise the row sums of the counts are used.
+        Genes are matched by the tokenizer, read from :attr:`gene_col` (by default the human Ensembl IDs, see
+        :func:`~psysc.models.geneformer.choose_gene_ids`; an error for a too low overlap). Like the official
+        tokenizer, ``obs["n_counts"]`` (total counts of each cell, over all genes) is the normalisation denominator
+        when present, otherwise the row sums of the counts; and cells whose ``obs["filter_pass"]`` (see
+        :attr:`filter_key`) is not 1 get an empty sequence (their embedding is NaN).
 
         Parameters
         ----------
@@ -240,7 +247,17 @@ class Geneformer(GeneColumnChoice, FoundationModel):
                     "counts of each cell (is it from normalised data?). Fix it or delete the column (then the "
                     "row sums of the counts are used)."
                 )
-        return tok.tokenize(block, gene_token_ids, n_counts=n_counts)
+        tokens = tok.tokenize(block, gene_token_ids, n_counts=n_counts)
+        excluded = self.excluded_cells(adata)
+        return tokens if excluded is None else tokens.emptied(excluded[sel])
+
+    def excluded_cells(self, adata) -> np.ndarray | None:
+        """Boolean mask of the cells that :attr:`filter_key` leaves out (``obs[filter_key] != 1``), or ``None``."""
+        key = self.filter_key
+        if key is None or key not in adata.obs.columns:
+            return None
+        values = pd.to_numeric(adata.obs[key], errors="coerce")  # True == 1; text or NaN: not 1
+        return ~np.asarray(values == 1, dtype=bool)
 
     # -- network ---------------------------------------------------------------------------------------
     def network(self) -> GeneformerNetwork:

@@ -615,7 +615,12 @@ class GeneformerTokenizer:
 
 
 def choose_gene_ids(adata, tokenizer: GeneformerTokenizer | str = "V2", *, candidates=GENE_ID_COLUMNS):
-    """Pick ``var_names`` or the ``var`` column whose genes cover most of Geneformer's vocabulary.
+    """Pick ``var_names`` or the ``var`` column to read the genes from: human Ensembl IDs when they match.
+
+    The official tokenizer reads human Ensembl IDs (``var["ensembl_id"]``); symbols map to a slightly different
+    set of genes (a symbol may name another gene than the ID's, and V1's dictionary knows IDs only). So a
+    source of human Ensembl IDs whose overlap with the vocabulary passes :meth:`GeneformerTokenizer.overlap_report`
+    is preferred; only without one is the source chosen that covers most of the vocabulary.
 
     Parameters
     ----------
@@ -629,17 +634,18 @@ def choose_gene_ids(adata, tokenizer: GeneformerTokenizer | str = "V2", *, candi
     Returns
     -------
     ``(key, gene_token_ids)``: ``key`` is ``None`` for ``var_names`` or the column name; ``gene_token_ids``
-    is :meth:`GeneformerTokenizer.harmonize` of it. The winner has the most distinct vocabulary genes (ties:
-    the earlier candidate, ID columns before ``var_names``).
+    is :meth:`GeneformerTokenizer.harmonize` of it. Among the sources of the same kind (Ensembl IDs or not), the
+    winner has the most distinct vocabulary genes (ties: the earlier candidate, ``var`` columns before
+    ``var_names``).
 
     Examples
     --------
     >>> import psysc
     >>> from psysc.models.geneformer import choose_gene_ids
-    >>> adata = psysc.datasets.darmanis2015()
-    >>> key, ids = choose_gene_ids(adata, "V1")  # symbols cover slightly more V1 genes than var["gene_ids"]
+    >>> adata = psysc.datasets.darmanis2015()  # symbols as var_names, Ensembl IDs in var["gene_ids"]
+    >>> key, ids = choose_gene_ids(adata, "V1")
     >>> print(key)
-    None
+    gene_ids
 
     """
     tk = tokenizer if isinstance(tokenizer, GeneformerTokenizer) else GeneformerTokenizer(tokenizer)
@@ -652,8 +658,18 @@ def choose_gene_ids(adata, tokenizer: GeneformerTokenizer | str = "V2", *, candi
     keys.append(None)
     best = None
     for key in keys:
-        ids = tk.harmonize(adata.var_names if key is None else adata.var[key])
-        score = (len(np.unique(ids[ids >= 0])), int((ids >= 0).sum()))
+        names = adata.var_names if key is None else adata.var[key]
+        ids = tk.harmonize(names)
+        rep = tk.overlap_report(ids, check=False)
+        passes = rep["frac_input_matched"] >= tk.min_input_fraction and rep["n_vocab_found"] >= tk.min_vocab_genes
+        score = (passes and _mostly_human_ensembl(names), rep["n_vocab_found"], rep["n_input_matched"])
         if best is None or score > best[0]:
             best = (score, key, ids)
     return best[1], best[2]
+
+
+def _mostly_human_ensembl(names) -> bool:
+    """Whether most non-empty identifiers are human Ensembl gene IDs (``ENSG...``)."""
+    names = [n for n in _as_names(names) if n]
+    n_human = sum(1 for x in names if _ENSEMBL_RE.match(x) and x.upper().startswith("ENSG"))
+    return bool(names) and n_human > 0.5 * len(names)
