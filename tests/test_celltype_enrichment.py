@@ -620,3 +620,73 @@ def test_too_few_matching_genes_or_covariates_raise(caplog):
         celltype_enrichment(adata, gs, groupby="ct", method="magma", covariates=half, inplace=False)
     n_half = int(kept.isin(adata.var_names[:30]).sum())
     assert f"T: covariates cover {n_half} of the {len(kept)} genes in the regression" in caplog.text
+
+
+def test_genes_raw_fits_magma_models_by_gls_as_statsmodels(tmp_path):
+    """With a .genes.raw table, "magma" and "top10" are GLS with its correlations (statsmodels GLS on the same
+    design: the method's regressors, MAGMA's default covariates incl. inverse MAC, log gene length); seismic
+    stays OLS."""
+    import statsmodels.api as sm
+    from _magma_raw import banded_correlation, write_genes_raw
+
+    adata, labels, names = _named_adata(seed=8)
+    rng = np.random.default_rng(12)
+    n = adata.n_vars
+    chroms = np.repeat(["1", "2"], [45, n - 45])
+    start = np.concatenate([np.sort(rng.integers(1, 10**7, 45)), np.sort(rng.integers(1, 10**7, n - 45))])
+    R = banded_correlation(chroms, rng, width=5, strength=0.9)
+    table = pd.DataFrame({
+        "GENE": adata.var_names, "CHR": chroms, "START": start, "STOP": start + rng.integers(500, 50_000, n),
+        "NSNPS": rng.integers(2, 80, n), "NPARAM": rng.integers(1, 20, n), "N": rng.integers(40_000, 50_000, n),
+        "MAC": rng.uniform(50, 900, n), "ZSTAT": np.linalg.cholesky(R) @ rng.normal(size=n) + 0.2,
+    })
+    write_genes_raw(tmp_path / "T.genes.raw", table, R)
+    gs = psysc.gwas.read_magma(tmp_path / "T.genes.raw", n_top=None, table=True)
+    t = celltype_enrichment(adata, gs, groupby="ct", method="all", top_fraction=0.2, inplace=True)
+    t = adata.uns["psysc"]["celltype_enrichment"]
+    assert adata.uns["psysc"]["celltype_enrichment_params"]["fit"]["T"] == {
+        "seismic": "ols", "magma": "gls", "top10": "gls"}
+    spec, keep, genes, rel, mean = naive_specificity(adata.X.toarray(), labels, return_all=True)
+    idx = genes  # the genes with a specificity, in var order (= genome order here)
+    tab = table.iloc[idx]
+    size, density, inv_mac = tab["NSNPS"] * 1.0, tab["NPARAM"] / tab["NSNPS"], 1.0 / tab["MAC"]
+    cov = np.column_stack([np.log(tab["STOP"] - tab["START"] + 1.0), size, np.log(size), density, np.log(density),
+                           tab["N"], np.log(tab["N"]), inv_mac, np.log(inv_mac)])
+    y = tab["ZSTAT"].to_numpy()
+    sigma = R[np.ix_(idx, idx)]
+    n_top = int(np.ceil(0.2 * len(idx)))
+    for k, grp in enumerate(names[keep]):
+        top = np.isin(np.arange(len(idx)), np.argsort(-rel[k], kind="stable")[:n_top]).astype(float)
+        designs = {
+            "magma": (np.column_stack([mean[k], np.ones(len(idx)), mean.mean(axis=0), cov]), sigma),
+            "top10": (np.column_stack([top, np.ones(len(idx)), cov]), sigma),
+            "seismic": (np.column_stack([spec[k], np.ones(len(idx)), cov]), np.eye(len(idx))),
+        }
+        for m, (X, s) in designs.items():
+            fit = sm.GLS(y, X, sigma=s).fit()
+            row = t[(t.method == m) & (t.group == grp)].iloc[0]
+            assert row["beta"] == pytest.approx(fit.params[0], rel=1e-6), (m, grp)
+            assert row["se"] == pytest.approx(fit.bse[0], rel=1e-6), (m, grp)
+            assert row["pval"] == pytest.approx(stats.t.sf(fit.tvalues[0], fit.df_resid), rel=1e-5, abs=1e-12)
+    # without the correlations (a .genes.out of the same genes) the same design is fitted by OLS
+    out = gs["T"].copy()
+    out.attrs = {}
+    o = celltype_enrichment(adata, {"T": out}, groupby="ct", method="magma", inplace=False)
+    g = t[t.method == "magma"].reset_index(drop=True)
+    assert not np.allclose(o["se"], g["se"])
+
+
+def test_gls_whitener_shrinks_a_correlation_matrix_that_is_not_positive_definite(caplog):
+    from psysc._core._gls import BandWhitener
+
+    R = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.9], [0.0, 0.9, 1.0]])  # eigenvalue 1 - 0.9 * sqrt(2) < 0
+    genes = ["a", "b", "c", "d"]  # d: no correlations, taken as uncorrelated
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        w = BandWhitener(["c", "d", "a", "b"], {"genes": np.array(genes[:3]), "matrix": sparse.csr_matrix(R)})
+    assert w.shrinkage > 0 and "not positive definite" in caplog.text
+    shrunk = (1 - w.shrinkage) * R + w.shrinkage * np.eye(3)
+    assert np.linalg.eigvalsh(shrunk).min() > 0
+    assert w.bandwidth == 1 and w.n_matched == 3
+    x = np.array([1.0, 2.0, 3.0, 4.0])  # rows c, d, a, b
+    L = np.linalg.cholesky(shrunk)
+    np.testing.assert_allclose(w(x), np.r_[np.linalg.solve(L, [3.0, 4.0, 1.0]), 2.0], rtol=1e-12)

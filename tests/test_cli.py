@@ -427,3 +427,11 @@ def test_groupby_without_any_label(tmp_path, small_h5ad):
     rc, err = _run(["run", "--input", str(path), "--groupby", "empty", "--out", str(tmp_path / "o"), "--quick"])
     assert rc == 2 and "no label" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_magma_genes_raw_is_read_as_a_magma_file(tmp_path, small_h5ad):
+    raw = tmp_path / "T.genes.raw"
+    raw.write_text("# VERSION = 110\n# COVAR = NSAMP MAC\n1 1 10 20 5 3 1000 50.5 2.1 0.3\n")
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path / "o"), "--gene-sets", str(raw)])
+    assert rc == 2 and "Traceback" not in err
+    assert "as a MAGMA .genes.out/.genes.raw file" in err and "line 3: 1 correlations" in err

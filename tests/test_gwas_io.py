@@ -430,3 +430,81 @@ def test_magma_genes_without_a_name_or_sharing_one(tmp_path, caplog):
         got = read_magma(out, gene_loc=loc)["T"]
     assert got.to_dict() == {"A": 5.0, "B": 4.0}
     assert "1 of 4 have no name there and are left out, 1 share a name with a gene of smaller P" in caplog.text
+
+
+def _raw_table(rng, n=40):
+    chroms = np.repeat(["1", "2", "X"], [18, 14, n - 32])
+    start = np.concatenate([np.sort(rng.integers(1, 10**7, k)) for k in (18, 14, n - 32)])
+    return pd.DataFrame({
+        "GENE": [str(1000 + i) for i in range(n)], "CHR": chroms, "START": start,
+        "STOP": start + rng.integers(500, 50_000, n), "NSNPS": rng.integers(2, 80, n),
+        "NPARAM": rng.integers(1, 20, n), "N": rng.integers(40_000, 50_000, n),
+        "MAC": rng.uniform(50, 900, n), "ZSTAT": rng.normal(0.5, 1.5, n),
+    })
+
+
+def test_read_magma_genes_raw_table_and_correlations(tmp_path, caplog):
+    """A .genes.raw gives the .genes.out columns plus MAC, P = 1 - Phi(Z), and the banded gene correlations."""
+    from _magma_raw import banded_correlation, write_genes_raw
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    table = _raw_table(rng)
+    R = banded_correlation(table["CHR"], rng)
+    path = tmp_path / "SCZ.genes.raw"
+    write_genes_raw(path, table, R)
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        t = read_magma(path, n_top=None, table=True)["SCZ"]
+    assert "MAGMA .genes.raw, 40 genes" in caplog.text
+    order = np.argsort(-table["ZSTAT"].to_numpy(), kind="stable")  # increasing P
+    assert t.index.tolist() == table["GENE"].iloc[order].tolist()
+    for col in ("START", "STOP", "NSNPS", "NPARAM", "N"):
+        np.testing.assert_array_equal(t[col].to_numpy(), table[col].to_numpy()[order])
+    np.testing.assert_allclose(t["MAC"], table["MAC"].to_numpy()[order], rtol=1e-12)  # pandas text parsing
+    np.testing.assert_allclose(t["ZSTAT"], table["ZSTAT"].to_numpy()[order], rtol=1e-12)
+    np.testing.assert_allclose(t["P"], stats.norm.sf(table["ZSTAT"].to_numpy()[order]), rtol=1e-12)
+    corr = t.attrs["gene_corr"]  # in the file's (genome) order
+    assert list(corr["genes"]) == table["GENE"].tolist()
+    np.testing.assert_allclose(corr["matrix"].toarray(), R, rtol=1e-15, atol=0)
+    # a top-N selection keeps the correlations among the selected genes
+    top = read_magma(path, n_top=7, table=True)["SCZ"]
+    sel = np.sort(order[:7])
+    assert list(top.attrs["gene_corr"]["genes"]) == table["GENE"].iloc[sel].tolist()
+    np.testing.assert_allclose(top.attrs["gene_corr"]["matrix"].toarray(), R[np.ix_(sel, sel)], rtol=1e-15, atol=0)
+    # .genes.out-style reading of the same genes: the same weights
+    s = read_magma(path, n_top=None)["SCZ"]
+    np.testing.assert_allclose(s.to_numpy(), t["ZSTAT"].to_numpy())
+    # gzip and genes renamed by a gene.loc file: the correlations follow the names
+    gz = tmp_path / "SCZ.genes.raw.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    loc = pd.DataFrame({"GENE": table["GENE"], "CHR": table["CHR"], "START": table["START"], "STOP": table["STOP"],
+                        "STRAND": "+", "NAME": [f"SYM{i}" for i in range(len(table))]})
+    loc.loc[3, "NAME"] = ""  # unnamed: left out
+    named = read_magma(gz, n_top=None, table=True, gene_loc=loc)["SCZ"]
+    assert named.index.tolist() == [f"SYM{i}" for i in order if i != 3]
+    keep = [i for i in range(len(table)) if i != 3]
+    assert list(named.attrs["gene_corr"]["genes"]) == [f"SYM{i}" for i in keep]
+    np.testing.assert_allclose(named.attrs["gene_corr"]["matrix"].toarray(), R[np.ix_(keep, keep)], rtol=1e-15,
+                               atol=0)
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda lines: lines[:2] + [lines[2] + " 0.5"] + lines[3:], r"line 3: 1 correlations, but only 0 genes"),
+        (lambda lines: lines + [lines[3].replace("1000", "9999", 1)], r"chromosome 1 appears again"),
+        (lambda lines: lines[:3] + [lines[3] + " 1.5"] + lines[4:], r"line 4:.*\[-1, 1\]"),
+        (lambda lines: lines[:3] + [" ".join(lines[3].split()[:5])] + lines[4:], r"line 4: 5 fields"),
+    ],
+)
+def test_read_magma_genes_raw_errors(tmp_path, edit, match):
+    from _magma_raw import write_genes_raw
+
+    rng = np.random.default_rng(2)
+    table = _raw_table(rng)
+    path = tmp_path / "T.genes.raw"
+    write_genes_raw(path, table, np.eye(len(table)))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(edit(lines)) + "\n")
+    with pytest.raises(ValueError, match=match):
+        read_magma(path, n_top=None, table=True)

@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--gene-sets",
         metavar="FILE",
-        help="scDRS .gs file or MAGMA .genes.out file (default: the bundled MAGMA gene sets of 75 traits)",
+        help="scDRS .gs file or MAGMA .genes.out/.genes.raw file (default: the bundled MAGMA gene sets of 75 traits)",
     )
     run.add_argument(
         "--traits",
@@ -140,11 +140,11 @@ def _load_gene_sets(path: str | None, traits: list[str] | None) -> tuple[dict, l
         p = Path(path)
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
-        is_magma = ".genes.out" in p.name
+        is_magma = ".genes.out" in p.name or ".genes.raw" in p.name
         try:
             gene_sets = dict(gwas.read_magma(p) if is_magma else gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:
-            kind = "MAGMA .genes.out" if is_magma else "scDRS .gs"
+            kind = "MAGMA .genes.out/.genes.raw" if is_magma else "scDRS .gs"
             raise _InputError(f"--gene-sets {path!r} could not be read as a {kind} file: {err}") from None
         source = str(p)
         if traits is not None:

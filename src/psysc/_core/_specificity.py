@@ -227,8 +227,12 @@ def seismic_specificity(
     )
 
 
-def ols_one_sided(z, s, covariates=None):
+def ols_one_sided(z, s, covariates=None, whiten=None):
     """Per column of ``s``: OLS of ``z`` on that column, an intercept and optional covariates.
+
+    With ``whiten`` (``x -> L^-1 x`` for the correlation ``R = L L^T`` of the errors, e.g.
+    :class:`psysc._core._gls.BandWhitener`) the models are fitted by generalised least squares: the same
+    computation on ``L^-1 z``, ``L^-1 s`` and ``L^-1 [1, covariates]``.
 
     Parameters
     ----------
@@ -266,6 +270,8 @@ def ols_one_sided(z, s, covariates=None):
         if not np.isfinite(cov).all():
             raise ValueError("covariates contain NaN or infinite values")
         C = np.column_stack([C, cov])
+    if whiten is not None:
+        z, S, C = whiten(z), whiten(S), whiten(C)
     Q, R = np.linalg.qr(C) if n else (C, np.zeros((C.shape[1], C.shape[1])))
     rank = int(np.sum(np.abs(np.diag(R)) > 1e-10 * max(1.0, np.abs(R).max()))) if n else 0
     df = n - rank - 1

@@ -4,7 +4,8 @@ Every reader returns the gene-set contract of psysc: a ``dict[str, pandas.Series
 trait name to a Series indexed by gene whose values are the gene weights.
 
 - :func:`read_gs` / :func:`write_gs`: scDRS ``.gs`` files;
-- :func:`read_magma`: MAGMA gene-level results (``.genes.out``), selected as ``scdrs munge-gs`` does;
+- :func:`read_magma`: MAGMA gene-level results (``.genes.out``; ``.genes.raw`` with the gene-gene
+  correlations), selected as ``scdrs munge-gs`` does;
 - :func:`read_gene_list`: plain gene lists or one column of a CSV/TSV table;
 - :func:`read_sumstats`, :func:`sumstats_to_genes`, :func:`genes_to_gene_set`: GWAS summary
   statistics to gene-level z-scores;

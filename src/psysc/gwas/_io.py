@@ -338,7 +338,7 @@ def _bh_n_significant(pvals: np.ndarray, alpha: float) -> int:
 
 def _magma_trait_name(path: str | os.PathLike) -> str:
     name = _base_name(path)
-    for suffix in (".genes.out", ".out"):
+    for suffix in (".genes.out", ".genes.raw", ".out", ".raw"):
         if name.endswith(suffix) and len(name) > len(suffix):
             return name[: -len(suffix)]
     return Path(name).stem or name
@@ -354,7 +354,7 @@ def read_magma(
     table: bool = False,
     gene_loc=None,
 ) -> dict[str, pd.Series] | dict[str, pd.DataFrame]:
-    r"""Read a MAGMA gene-level result (``.genes.out``) as a weighted gene set.
+    r"""Read a MAGMA gene-level result (``.genes.out`` or ``.genes.raw``) as a weighted gene set.
 
     Genes are selected as ``scdrs munge-gs`` does: the ``n_top`` genes with the smallest MAGMA
     P-value or, when ``fdr`` is given, the genes passing a Benjamini-Hochberg FDR threshold, their
@@ -365,7 +365,11 @@ def read_magma(
     ----------
     path
         MAGMA ``.genes.out`` file (whitespace-separated, header with at least ``GENE``, ``ZSTAT``
-        and ``P``; usually ``GENE CHR START STOP NSNPS NPARAM N ZSTAT P``); may be gzip-compressed.
+        and ``P``; usually ``GENE CHR START STOP NSNPS NPARAM N ZSTAT P``), or MAGMA's ``.genes.raw`` file
+        (recognised by its ``#`` header lines): ``GENE CHR START STOP NSNPS NPARAM`` and the ``# COVAR``
+        columns (``NSAMP MAC``: sample size, mean minor allele count), ``ZSTAT``, then the correlations of the
+        gene's z-score with those of the genes before it on its chromosome (the last value is the gene just
+        before). P is ``1 - Phi(ZSTAT)``, as MAGMA's ``ZSTAT = Phi^-1(1 - P)``. May be gzip-compressed.
     n_top
         Maximum number of genes kept (the number kept without ``fdr``); ``None`` keeps every gene
         (the genome-wide input of :func:`psysc.tl.celltype_enrichment`, as seismic and MAGMA's
@@ -379,12 +383,16 @@ def read_magma(
         sets), ``"zstat"`` with ``n_top=None`` (the genome-wide input that seismic and MAGMA's gene-property
         analysis regress as is).
     trait
-        Name of the trait; by default the file name without ``.genes.out`` (or ``.out``).
+        Name of the trait; by default the file name without ``.genes.out`` or ``.genes.raw`` (or ``.out``).
     table
         Return the selected rows as a table (``GENE`` as index; ``CHR``, ``START``, ``STOP``,
-        ``NSNPS``, ``NPARAM``, ``N`` where present, ``ZSTAT`` as weighted, ``P``) instead of a Series:
-        gene size, gene density, sample size and gene length then enter :func:`psysc.tl.celltype_enrichment`
-        and :func:`psysc.tl.disorder_contrast` as covariates.
+        ``NSNPS``, ``NPARAM``, ``N``, ``MAC`` where present, ``ZSTAT`` as weighted, ``P``) instead of a
+        Series: gene size, gene density, sample size, inverse minor allele count and gene length then enter
+        :func:`psysc.tl.celltype_enrichment` and :func:`psysc.tl.disorder_contrast` as covariates. From a
+        ``.genes.raw`` file the table also carries the gene-gene correlations of the selected genes in
+        ``attrs["gene_corr"]`` (``{"genes": names, "matrix": scipy.sparse CSR}``, symmetric, unit diagonal, genes
+        in the file's order),
+        with which :func:`psysc.tl.celltype_enrichment` fits MAGMA's models by generalised least squares.
     gene_loc
         The MAGMA ``gene.loc`` file the analysis used (``GENE CHR START STOP STRAND NAME``; a path or a
         DataFrame, as in :func:`psysc.gwas.sumstats_to_genes`): genes are then named by its ``NAME`` column
@@ -445,7 +453,11 @@ def read_magma(
     text = _read_text(path)
     if not text.strip():
         raise ValueError(f"{where} is empty; expected a MAGMA .genes.out table")
-    df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
+    corr = None
+    if text.lstrip().startswith("#"):  # a .genes.raw file: '# VERSION = ...' / '# COVAR = ...' header lines
+        df, corr = _parse_genes_raw(text, where)
+    else:
+        df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
     for combined in ("P_MULTI", "P_JOINT"):  # MAGMA's multi-model output: the combined P of the models
         if "P" not in df.columns and combined in df.columns:
             df["P"] = df[combined]
@@ -459,6 +471,7 @@ def read_magma(
         )
     if len(df) == 0:
         raise ValueError(f"{where} has a header but no gene; check that MAGMA finished")
+    df["_row"] = np.arange(len(df))  # position in the file (the order of the correlation matrix)
     genes = df["GENE"].str.strip()
     z = pd.to_numeric(df["ZSTAT"], errors="coerce").to_numpy(dtype=np.float64)
     p = pd.to_numeric(df["P"], errors="coerce").to_numpy(dtype=np.float64)
@@ -509,7 +522,7 @@ def read_magma(
     else:
         weights = np.ones(n_sel, dtype=np.float64)
     if table:
-        cols = [c for c in ("CHR", "START", "STOP", "NSNPS", "NPARAM", "N") if c in df.columns]
+        cols = [c for c in ("CHR", "START", "STOP", "NSNPS", "NPARAM", "N", "MAC") if c in df.columns]
         out = df.iloc[order][cols].apply(pd.to_numeric, errors="coerce")
         if "CHR" in out.columns:
             out["CHR"] = df["CHR"].iloc[order].to_numpy()
@@ -517,6 +530,11 @@ def read_magma(
         out["P"] = p[order]
         out.index = pd.Index(sel_genes, dtype=object, name="GENE")
         out.attrs["trait"] = trait
+        if corr is not None:
+            rows = df["_row"].to_numpy()[order]
+            in_file = np.argsort(rows, kind="stable")  # genome order: the correlations form a band
+            out.attrs["gene_corr"] = {"genes": np.asarray(sel_genes, dtype=object)[in_file],
+                                      "matrix": corr[rows[in_file]][:, rows[in_file]].tocsr()}
         logger.info("read MAGMA gene table %r: %d of %d genes", trait, n_sel, n_genes)
         return {trait: out}
     s = pd.Series(weights.astype(np.float64), index=pd.Index(sel_genes, dtype=object, name="gene"), name=trait)
@@ -528,6 +546,73 @@ def read_magma(
         )
     logger.info("read MAGMA gene set %r: %d of %d genes", trait, n_sel, n_genes)
     return {trait: s}
+
+
+def _parse_genes_raw(text: str, where: str):
+    """MAGMA ``.genes.raw`` -> (string table as a ``.genes.out``'s plus ``MAC``, sparse gene-gene correlations).
+
+    Each row is ``GENE CHR START STOP NSNPS NPARAM <COVAR columns> ZSTAT r_1 ... r_K``: ``r_K`` is the
+    correlation with the gene on the line before, ``r_1`` with the gene K lines before, all on the same
+    chromosome (rows of a chromosome are consecutive).
+    """
+    from scipy import sparse, stats
+
+    covar = ["NSAMP", "MAC"]
+    rows, seen = [], set()
+    ri, ci, vals = [], [], []
+    chrom_prev, first_of_chrom = None, 0
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("#"):
+            key, _, value = line[1:].partition("=")
+            if key.strip().upper() == "COVAR":
+                covar = value.split()
+            continue
+        tok = line.split()
+        n_fixed = 6 + len(covar) + 1
+        if len(tok) < n_fixed:
+            raise ValueError(f"{where}, line {line_no}: {len(tok)} fields, fewer than the {n_fixed} of a MAGMA "
+                             f".genes.raw row (GENE CHR START STOP NSNPS NPARAM {' '.join(covar)} ZSTAT)")
+        i = len(rows)
+        if tok[1] != chrom_prev:
+            if tok[1] in seen:
+                raise ValueError(f"{where}, line {line_no}: chromosome {tok[1]} appears again after other "
+                                 "chromosomes; a .genes.raw file lists each chromosome's genes together")
+            seen.add(tok[1])
+            chrom_prev, first_of_chrom = tok[1], i
+        corr = tok[n_fixed:]
+        k = len(corr)
+        if k > i - first_of_chrom:
+            raise ValueError(f"{where}, line {line_no}: {k} correlations, but only {i - first_of_chrom} genes of "
+                             f"chromosome {tok[1]} before it; is this a MAGMA .genes.raw file?")
+        if k:
+            try:
+                r = np.array(corr, dtype=np.float64)
+            except ValueError as err:
+                raise ValueError(f"{where}, line {line_no}: a correlation is not a number ({err})") from err
+            if not (np.abs(r) <= 1).all():
+                raise ValueError(f"{where}, line {line_no}: correlations must lie in [-1, 1]")
+            ri.append(np.full(k, i))
+            ci.append(np.arange(i - k, i))
+            vals.append(r)
+        rows.append(tok[:n_fixed])
+    if not rows:
+        raise ValueError(f"{where} has header lines but no gene; check that MAGMA finished")
+    names = ["GENE", "CHR", "START", "STOP", "NSNPS", "NPARAM", *covar, "ZSTAT"]
+    df = pd.DataFrame(rows, columns=names).rename(columns={"NSAMP": "N"})
+    z = pd.to_numeric(df["ZSTAT"], errors="coerce").to_numpy(dtype=np.float64)
+    df["P"] = [repr(float(v)) for v in np.maximum(stats.norm.sf(z), np.finfo(float).tiny)]
+    n = len(df)
+    ri = np.concatenate(ri) if ri else np.zeros(0, dtype=np.int64)
+    ci = np.concatenate(ci) if ci else np.zeros(0, dtype=np.int64)
+    vals = np.concatenate(vals) if vals else np.zeros(0)
+    lower = sparse.coo_matrix((vals, (ri, ci)), shape=(n, n))
+    corr = (lower + lower.T + sparse.identity(n, format="coo")).tocsr()
+    corr.eliminate_zeros()
+    logger.info("%s: MAGMA .genes.raw, %d genes, %d gene-gene correlations", where, n, int(len(vals)))
+    return df, corr
 
 
 def _name_genes(df, genes, z, p, gene_loc, where):

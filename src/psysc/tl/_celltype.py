@@ -13,6 +13,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core._blocks import iter_row_blocks
+from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from .._genesets import as_gene_sets, overlap_hint
@@ -417,25 +418,29 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _
 # ---------------------------------------------------------------- gene z-scores and covariates
 
 
-def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame]]:
-    """Gene sets and, for MAGMA-like tables, their gene covariates.
+def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame], dict[str, dict]]:
+    """Gene sets and, for MAGMA-like tables, their gene covariates and gene-gene correlations.
 
-    The covariates that MAGMA's gene-property analysis conditions on by default, as far as a ``.genes.out``
-    table carries them: gene size ``NSNPS`` and its log, gene density ``NPARAM / NSNPS`` and its log, sample
-    size ``N`` and its log (MAGMA's inverse minor allele count is not in the table); plus the log gene length
-    from ``START``/``STOP``. A covariate without variance (e.g. the same ``N`` for every gene) adds nothing
-    to the fit (:func:`psysc._core._specificity.ols_one_sided` drops covariates collinear with the intercept).
+    The covariates that MAGMA's gene-property analysis conditions on by default, as far as the table carries
+    them: gene size ``NSNPS`` and its log, gene density ``NPARAM / NSNPS`` and its log, sample size ``N`` and
+    its log, inverse minor allele count ``1 / MAC`` and its log (``MAC`` is in ``.genes.raw``, not in
+    ``.genes.out``); plus the log gene length from ``START``/``STOP``. A covariate without variance (e.g. the
+    same ``N`` for every gene) adds nothing to the fit (:func:`psysc._core._specificity.ols_one_sided` drops
+    covariates collinear with the intercept). The correlations are a table's ``attrs["gene_corr"]``
+    (:func:`psysc.gwas.read_magma` of a ``.genes.raw``).
     """
     sets = as_gene_sets(gene_sets)
     if isinstance(gene_sets, pd.DataFrame):
         gene_sets = {next(iter(sets)): gene_sets}
-    tables = {}
+    tables, correlations = {}, {}
     if isinstance(gene_sets, Mapping):
         for trait, value in gene_sets.items():
             if not isinstance(value, pd.DataFrame):
                 continue
+            if value.attrs.get("gene_corr") is not None:
+                correlations[str(trait)] = value.attrs["gene_corr"]
             cols = {c: pd.to_numeric(value[c], errors="coerce").astype(float)
-                    for c in ("START", "STOP", "NSNPS", "NPARAM", "N") if c in value.columns}
+                    for c in ("START", "STOP", "NSNPS", "NPARAM", "N", "MAC") if c in value.columns}
             cov = {}
             if "START" in cols and "STOP" in cols:
                 cov["log_gene_length"] = np.log(np.maximum(cols["STOP"] - cols["START"] + 1, 1.0))
@@ -448,11 +453,14 @@ def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFra
             if "N" in cols:
                 n = np.maximum(cols["N"], 1.0)
                 cov["n"], cov["log_n"] = n, np.log(n)
+            if "MAC" in cols:
+                inv_mac = 1.0 / np.maximum(cols["MAC"], 1e-3)
+                cov["inverse_mac"], cov["log_inverse_mac"] = inv_mac, np.log(inv_mac)
             if cov:
                 frame = pd.DataFrame(cov)
                 frame.index = value.index.astype(str)
                 tables[str(trait)] = frame[~frame.index.duplicated(keep="last")]
-    return sets, tables
+    return sets, tables, correlations
 
 
 _UNIVERSES = ("auto", "all", "set")
@@ -547,6 +555,23 @@ def _with_covariates(extra: np.ndarray | None, cov: np.ndarray | None) -> np.nda
     return extra if cov is None else (cov if extra is None else np.column_stack([extra, cov]))
 
 
+#: methods that MAGMA fits by GLS with the gene-gene correlations (seismic fits by OLS)
+_GLS_METHODS = frozenset({"magma", "top10"})
+
+
+def _whitener(trait: str, genes: pd.Index, gene_corr: dict | None):
+    """The GLS whitening of a trait's regression when its table has gene-gene correlations, else ``None``."""
+    if gene_corr is None:
+        return None
+    w = BandWhitener(genes, gene_corr)
+    logger.info("%s: GLS with the gene-gene correlations of %d of the %d genes (band width %d)",
+                trait, w.n_matched, len(genes), w.bandwidth)
+    if w.n_matched < len(genes):
+        logger.info("%s: %d genes of the regression have no correlations and are taken as uncorrelated",
+                    trait, len(genes) - w.n_matched)
+    return w
+
+
 def _design(method: str, tables: _SpecTables, genes: pd.Index, top: dict[str, list[str]]):
     """Regressors (genes x groups) of a method, and the covariates it adds itself."""
     if method == "seismic":
@@ -596,15 +621,17 @@ def celltype_enrichment(
       ``E_c`` the mean log expression in group c and ``E_avg`` its average over the groups. Gene
       covariates are added where the input has them: from a MAGMA-like table (as
       :func:`psysc.gwas.read_magma` with ``table=True`` or :func:`psysc.gwas.sumstats_to_genes` return)
-      MAGMA's default ones that it carries, gene size (``NSNPS``), gene density (``NPARAM / NSNPS``) and
-      sample size (``N``), each also logged, plus the log gene length (``START``/``STOP``); and any
-      ``covariates``.
-      MAGMA fits this model by generalised least squares with the gene-gene correlations of its LD
-      reference; without them this is ordinary least squares, so p-values of neighbouring,
-      correlated genes are treated as independent.
+      MAGMA's default ones that it carries, gene size (``NSNPS``), gene density (``NPARAM / NSNPS``),
+      sample size (``N``) and inverse minor allele count (``1 / MAC``, in ``.genes.raw`` only), each also
+      logged, plus the log gene length (``START``/``STOP``); and any ``covariates``.
+      MAGMA fits this model by generalised least squares (GLS) with the gene-gene correlations of its LD
+      reference, which its ``.genes.raw`` output holds: a table read from a ``.genes.raw`` file is fitted
+      so. Without them (``.genes.out``, other tables) this is ordinary least squares, and neighbouring,
+      correlated genes are treated as independent (p-values too small where risk genes cluster).
     - ``"top10"``: a competitive gene-set test (MAGMA gene-set analysis, LDSC-SEG's top 10 %
       sets): ``z ~ 1 + 1[g in top_c]`` with ``top_c`` the ``top_fraction`` most specific genes of
-      c by the statistic of :func:`celltype_specificity`.
+      c by the statistic of :func:`celltype_specificity`; GLS with a ``.genes.raw`` table, as MAGMA.
+      ``"seismic"`` is always OLS, as seismic fits it.
 
     **Which genes enter the regression** (``universe``). seismic and MAGMA regress the z-scores of
     all genes. A genome-wide table (a MAGMA ``.genes.out`` read with ``n_top=None``,
@@ -655,7 +682,9 @@ def celltype_enrichment(
     -------
     A tidy DataFrame (returned with ``inplace=False``) with one row per trait, method and group:
     ``trait``, ``group``, ``method``, ``beta`` (slope), ``se``, ``t``, ``pval`` (one-sided,
-    beta > 0), ``fdr``, ``n_genes`` (genes in the regression).
+    beta > 0), ``fdr``, ``n_genes`` (genes in the regression). With ``inplace``, the parameters go to
+    ``uns[key_added]["celltype_enrichment_params"]``, with ``"fit"``: ``"ols"`` or ``"gls"`` per trait and
+    method.
 
     Examples
     --------
@@ -674,7 +703,7 @@ def celltype_enrichment(
         raise ValueError(f"universe={universe!r}; choose from {_UNIVERSES}")
     if groupby not in adata.obs:
         raise KeyError(f"groupby={groupby!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}")
-    gene_sets, gene_tables = _split_inputs(gene_sets)
+    gene_sets, gene_tables, correlations = _split_inputs(gene_sets)
     if covariates is not None:
         covariates = pd.DataFrame(covariates)
         covariates.index = covariates.index.astype(str)
@@ -684,7 +713,7 @@ def celltype_enrichment(
     groups = list(tables.spec.columns)
     # every trait before any regression
     n_with_spec = {t: _check_overlap(t, s, tables.spec.index, adata.var_names) for t, s in gene_sets.items()}
-    rows, universes = [], {}
+    rows, universes, fitted_by = [], {}, {}
     for trait, s in gene_sets.items():
         z, used = _gene_z(s, tables.spec.index, universe)
         universes[trait] = used
@@ -695,9 +724,13 @@ def celltype_enrichment(
         )
         _check_user_covariates(covariates, z.index, trait)
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
+        whiten = _whitener(trait, z.index, correlations.get(trait)) if set(methods) & _GLS_METHODS else None
+        if whiten is not None:
+            fitted_by[trait] = {m: "gls" if m in _GLS_METHODS else "ols" for m in methods}
         for m in methods:
             X, extra = _design(m, tables, z.index, top)
-            beta, se, t, p = ols_one_sided(z.to_numpy(), X, covariates=_with_covariates(extra, cov))
+            beta, se, t, p = ols_one_sided(z.to_numpy(), X, covariates=_with_covariates(extra, cov),
+                                           whiten=whiten if m in _GLS_METHODS else None)
             fdr = bh_fdr(p)
             for j, g in enumerate(groups):
                 rows.append((trait, g, m, beta[j], se[j], t[j], p[j], fdr[j], len(z)))
@@ -708,7 +741,8 @@ def celltype_enrichment(
     ns["celltype_enrichment"] = table
     ns["celltype_enrichment_params"] = {
         "groupby": groupby, "methods": methods, "traits": list(gene_sets), "universe": universes,
-        "top_fraction": float(top_fraction),
+        "top_fraction": float(top_fraction), "fit": {t: fitted_by.get(t, dict.fromkeys(methods, "ols"))
+                                                     for t in gene_sets},
     }
     logger.info(
         "added uns[%r]['celltype_enrichment'] (%d traits x %d methods x %d groups)",

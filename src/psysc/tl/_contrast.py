@@ -142,7 +142,7 @@ def disorder_contrast(
 
     """
     methods = _check_methods(method)
-    gene_sets, gene_tables = _split_inputs(gene_sets)
+    gene_sets, gene_tables, _ = _split_inputs(gene_sets)  # OLS: a difference of two z-scores has no MAGMA R
     traits = list(gene_sets)
     contrasts = _default_contrasts(traits) if contrasts is None else [tuple(c) for c in contrasts]
     if shared is None:
