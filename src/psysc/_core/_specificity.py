@@ -242,6 +242,8 @@ def ols_one_sided(z, s, covariates=None, whiten=None):
         (n_genes,) or (n_genes, n_groups) regressors, each tested in its own model.
     covariates
         Optional (n_genes, k) covariates shared by every model (the intercept is always added).
+    whiten
+        Optional ``x -> L^-1 x`` (see above): generalised least squares instead of OLS.
 
     Returns
     -------
