@@ -89,6 +89,7 @@ def make_counts(
     block_size: int = 1_000,
     return_cell_types: bool = False,
     workers: int | None = None,
+    sink=None,
 ):
     """Sparse raw UMI-like counts with realistic structure.
 
@@ -109,6 +110,10 @@ def make_counts(
         Also return the cell-type label of every cell.
     workers
         Threads that sample the row blocks (default: the CPU count, at most 16). The result does not depend on it.
+    sink
+        Optional ``sink(start, counts, cols, row_nnz)`` called with every row block in order (its non-zero counts,
+        their column indices and the number per row) instead of keeping the blocks: data larger than memory are
+        streamed to disk this way. ``make_counts`` then returns ``None`` (or only the cell types).
 
     Returns
     -------
@@ -173,9 +178,15 @@ def make_counts(
             while len(pending) > (n_workers if i < len(starts) - 1 else 0):
                 first, future = pending.popleft()
                 counts, cols, nnz = future.result()
+                if sink is not None:
+                    sink(first, counts, cols, nnz)
+                    continue
                 data_parts.append(counts)
                 index_parts.append(cols)
                 row_nnz[first : first + len(nnz)] = nnz
+
+    if sink is not None:
+        return cell_type if return_cell_types else None
 
     indptr = np.zeros(n_cells + 1, dtype=np.int64)
     np.cumsum(row_nnz, out=indptr[1:])

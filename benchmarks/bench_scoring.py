@@ -606,17 +606,22 @@ def write_markdown(summary: dict, path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n-cells", type=int, default=DEFAULTS["n_cells"])
-    ap.add_argument("--n-genes", type=int, default=DEFAULTS["n_genes"])
-    ap.add_argument("--density", type=float, default=DEFAULTS["density"])
-    ap.add_argument("--n-ctrl", type=int, default=DEFAULTS["n_ctrl"])
-    ap.add_argument("--n-traits", type=int, default=DEFAULTS["n_traits"], help="traits of the multi-trait psysc run")
+def add_data_arguments(ap: argparse.ArgumentParser, defaults: dict, traits_help: str) -> None:
+    """The options of the synthetic data, the gene sets, the device and the threads (shared by the benchmarks)."""
+    ap.add_argument("--n-cells", type=int, default=defaults["n_cells"])
+    ap.add_argument("--n-genes", type=int, default=defaults["n_genes"])
+    ap.add_argument("--density", type=float, default=defaults["density"])
+    ap.add_argument("--n-ctrl", type=int, default=defaults["n_ctrl"])
+    ap.add_argument("--n-traits", type=int, default=defaults["n_traits"], help=traits_help)
     ap.add_argument("--device", default="cpu", help="psysc's device: 'cpu' or 'cuda' (the torch kernels on the GPU)")
     ap.add_argument("--gs-size", type=int, default=1000, help="genes per gene set")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="threads per tool (default: all available cores)")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_data_arguments(ap, DEFAULTS, "traits of the multi-trait psysc run")
     ap.add_argument("--skip-scdrs", action="store_true")
     ap.add_argument("--skip-psysc", action="store_true")
     ap.add_argument("--skip-multi", action="store_true", help="skip the multi-trait psysc run")
