@@ -622,7 +622,7 @@ def test_too_few_matching_genes_or_covariates_raise(caplog):
     assert f"T: covariates cover {n_half} of the {len(kept)} genes in the regression" in caplog.text
 
 
-def test_genes_raw_fits_magma_models_by_gls_as_statsmodels(tmp_path):
+def test_genes_raw_fits_magma_models_by_gls_as_statsmodels(tmp_path, caplog):
     """With a .genes.raw table, "magma" and "top10" are GLS with its correlations (statsmodels GLS on the same
     design: the method's regressors, MAGMA's default covariates incl. inverse MAC, log gene length); seismic
     stays OLS."""
@@ -668,22 +668,50 @@ def test_genes_raw_fits_magma_models_by_gls_as_statsmodels(tmp_path):
             assert row["beta"] == pytest.approx(fit.params[0], rel=1e-6), (m, grp)
             assert row["se"] == pytest.approx(fit.bse[0], rel=1e-6), (m, grp)
             assert row["pval"] == pytest.approx(stats.t.sf(fit.tvalues[0], fit.df_resid), rel=1e-5, abs=1e-12)
+    gls = adata.uns["psysc"]["celltype_enrichment_params"]["gls"]["T"]
+    assert gls["n_genes_with_correlations"] == len(idx) and gls["shrinkage"] == 0.0
     # without the correlations (a .genes.out of the same genes) the same design is fitted by OLS
     out = gs["T"].copy()
     out.attrs = {}
     o = celltype_enrichment(adata, {"T": out}, groupby="ct", method="magma", inplace=False)
     g = t[t.method == "magma"].reset_index(drop=True)
     assert not np.allclose(o["se"], g["se"])
+    # a table renamed after reading matches none of its correlations: OLS, said in a warning and in the params
+    renamed = gs["T"].rename(index=lambda x: f"x{x}")
+    renamed.index = gs["T"].index
+    renamed.attrs["gene_corr"] = type(gs["T"].attrs["gene_corr"])(
+        [f"other{i}" for i in range(n)], gs["T"].attrs["gene_corr"].matrix)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        celltype_enrichment(adata, {"T": renamed}, groupby="ct", method="magma")
+    assert "none of the 74 genes of the regression" in caplog.text and "fitted by OLS" in caplog.text
+    assert adata.uns["psysc"]["celltype_enrichment_params"]["fit"]["T"] == {"magma": "ols"}
+    pd.testing.assert_frame_equal(adata.uns["psysc"]["celltype_enrichment"], o)
 
 
 def test_gls_whitener_shrinks_a_correlation_matrix_that_is_not_positive_definite(caplog):
     from psysc._core._gls import BandWhitener
 
-    R = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.9], [0.0, 0.9, 1.0]])  # eigenvalue 1 - 0.9 * sqrt(2) < 0
+    from psysc._core._gls import GeneCorrelations
+
+    # eigenvalue 1 - 0.9 * sqrt(2) < 0; a barely singular matrix is shrunk by at least 0.05 (the ridge of PoPS)
+    R = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.9], [0.0, 0.9, 1.0]])
     genes = ["a", "b", "c", "d"]  # d: no correlations, taken as uncorrelated
     with caplog.at_level(logging.WARNING, logger="psysc"):
-        w = BandWhitener(["c", "d", "a", "b"], {"genes": np.array(genes[:3]), "matrix": sparse.csr_matrix(R)})
-    assert w.shrinkage > 0 and "not positive definite" in caplog.text
+        w = BandWhitener(["c", "d", "a", "b"], GeneCorrelations(genes[:3], R))
+    assert w.shrinkage == 0.5 and "not positive definite" in caplog.text
+    assert np.linalg.eigvalsh(0.8 * R + 0.2 * np.eye(3)).min() < 0  # the grid's 0.2 is not enough
+    singular = np.array([[1.0, 1.0], [1.0, 1.0]])  # two genes of correlation 1
+    assert BandWhitener(["a", "b"], GeneCorrelations(["a", "b"], singular)).shrinkage == 0.05
+    # a gene that duplicates its neighbour in a positive definite band: a rounding-size pivot counts as singular
+    from _magma_raw import banded_correlation
+
+    dup = banded_correlation(np.ones(50), np.random.default_rng(0))
+    dup[11, :], dup[:, 11] = dup[10, :], dup[:, 10]
+    dup[11, 11] = 1.0
+    names = [f"g{i}" for i in range(50)]
+    assert np.linalg.eigvalsh(dup).min() < 1e-12
+    assert BandWhitener(names, GeneCorrelations(names, dup)).shrinkage == 0.05
+    assert BandWhitener(names[:11], GeneCorrelations(names, dup)).shrinkage == 0.0  # without the duplicate
     shrunk = (1 - w.shrinkage) * R + w.shrinkage * np.eye(3)
     assert np.linalg.eigvalsh(shrunk).min() > 0
     assert w.bandwidth == 1 and w.n_matched == 3

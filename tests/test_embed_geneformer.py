@@ -6,6 +6,7 @@ import hashlib
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 import scanpy as sc
 
@@ -168,3 +169,20 @@ def test_filter_pass_leaves_cells_out_as_the_official_tokenizer(cells, checkpoin
     psysc.tl.embed(every, model, device="cpu", key_added="e")
     assert not np.isnan(every.obsm["e"]).any()
     np.testing.assert_allclose(every.obsm["e"][keep], kept.obsm["e"], rtol=1e-6, atol=1e-7)
+
+
+def test_filter_pass_values_follow_the_official_equality_with_1(cells, checkpoint):
+    """value == 1 passes (1, 1.0, True); 0, False, NA and text (also "1") do not; all left out is refused."""
+    model = psysc.models.load(checkpoint)
+    a = cells[:8].copy()
+    a.obs["filter_pass"] = pd.Series([1, 1.0, True, 0, False, None, "1", np.nan], index=a.obs_names, dtype=object)
+    assert model.excluded_cells(a).tolist() == [False, False, False, True, True, True, True, True]
+    a.obs["filter_pass"] = pd.array([1, None, 0, 1, 1, None, 1, 0], dtype="Int64")
+    assert model.excluded_cells(a).tolist() == [False, True, True, False, False, True, False, True]
+    a.obs["filter_pass"] = pd.array([True, None, False, True, True, True, True, True], dtype="boolean")
+    assert model.excluded_cells(a).tolist() == [False, True, True] + [False] * 5
+    a.obs["filter_pass"] = ["TRUE"] * 8  # text from R: every cell would be left out
+    with pytest.raises(ValueError, match=r"leaves out every cell.*filter_key = None"):
+        psysc.tl.embed(a, model, device="cpu", key_added="e")
+    del a.obs["filter_pass"]
+    assert model.excluded_cells(a) is None

@@ -255,6 +255,16 @@ def test_choose_gene_ids(darmanis):
         names = tk.choose_gene_ids(darmanis)
         assert names.equals(darmanis.var["gene_ids"])
         np.testing.assert_array_equal(tk.harmonize(names), ids)
+        # var["ensembl_id"], the official column, wins over another ID column even when it covers less
+        both = darmanis.copy()
+        eid = both.var["gene_ids"].astype(str).to_numpy().copy()
+        eid[:2000] = ""
+        both.var["ensembl_id"] = eid
+        assert choose_gene_ids(both, tk)[0] == "ensembl_id"
+        # IDs of other species with an ENSG-like prefix (chicken ENSGALG) are not human IDs
+        chicken = darmanis.copy()
+        chicken.var["gene_ids"] = [f"ENSGALG{i:011d}" for i in range(chicken.n_vars)]
+        assert choose_gene_ids(chicken, tk)[0] is None
         # without the ID column the symbols are read
         no_ids = darmanis.copy()
         del no_ids.var["gene_ids"]

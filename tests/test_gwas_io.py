@@ -464,13 +464,18 @@ def test_read_magma_genes_raw_table_and_correlations(tmp_path, caplog):
     np.testing.assert_allclose(t["ZSTAT"], table["ZSTAT"].to_numpy()[order], rtol=1e-12)
     np.testing.assert_allclose(t["P"], stats.norm.sf(table["ZSTAT"].to_numpy()[order]), rtol=1e-12)
     corr = t.attrs["gene_corr"]  # in the file's (genome) order
-    assert list(corr["genes"]) == table["GENE"].tolist()
-    np.testing.assert_allclose(corr["matrix"].toarray(), R, rtol=1e-15, atol=0)
+    assert list(corr.genes) == table["GENE"].tolist()
+    np.testing.assert_allclose(corr.matrix.toarray(), R, rtol=1e-15, atol=0)
+    # pandas operations that compare or deep-copy attrs work on the table and keep the same object
+    both = pd.concat([t, t.copy()])
+    assert len(both) == 80 and both.attrs["gene_corr"] is corr
+    assert t.merge(t, left_index=True, right_index=True).shape[0] == 40 and "ZSTAT" in repr(t)
+    assert t.loc[t.index[:5]].attrs["gene_corr"] is corr
     # a top-N selection keeps the correlations among the selected genes
     top = read_magma(path, n_top=7, table=True)["SCZ"]
     sel = np.sort(order[:7])
-    assert list(top.attrs["gene_corr"]["genes"]) == table["GENE"].iloc[sel].tolist()
-    np.testing.assert_allclose(top.attrs["gene_corr"]["matrix"].toarray(), R[np.ix_(sel, sel)], rtol=1e-15, atol=0)
+    assert list(top.attrs["gene_corr"].genes) == table["GENE"].iloc[sel].tolist()
+    np.testing.assert_allclose(top.attrs["gene_corr"].matrix.toarray(), R[np.ix_(sel, sel)], rtol=1e-15, atol=0)
     # .genes.out-style reading of the same genes: the same weights
     s = read_magma(path, n_top=None)["SCZ"]
     np.testing.assert_allclose(s.to_numpy(), t["ZSTAT"].to_numpy())
@@ -483,9 +488,8 @@ def test_read_magma_genes_raw_table_and_correlations(tmp_path, caplog):
     named = read_magma(gz, n_top=None, table=True, gene_loc=loc)["SCZ"]
     assert named.index.tolist() == [f"SYM{i}" for i in order if i != 3]
     keep = [i for i in range(len(table)) if i != 3]
-    assert list(named.attrs["gene_corr"]["genes"]) == [f"SYM{i}" for i in keep]
-    np.testing.assert_allclose(named.attrs["gene_corr"]["matrix"].toarray(), R[np.ix_(keep, keep)], rtol=1e-15,
-                               atol=0)
+    assert list(named.attrs["gene_corr"].genes) == [f"SYM{i}" for i in keep]
+    np.testing.assert_allclose(named.attrs["gene_corr"].matrix.toarray(), R[np.ix_(keep, keep)], rtol=1e-15, atol=0)
 
 
 @pytest.mark.parametrize(
@@ -495,6 +499,10 @@ def test_read_magma_genes_raw_table_and_correlations(tmp_path, caplog):
         (lambda lines: lines + [lines[3].replace("1000", "9999", 1)], r"chromosome 1 appears again"),
         (lambda lines: lines[:3] + [lines[3] + " 1.5"] + lines[4:], r"line 4:.*\[-1, 1\]"),
         (lambda lines: lines[:3] + [" ".join(lines[3].split()[:5])] + lines[4:], r"line 4: 5 fields"),
+        # line numbers of the file (two header lines and a blank line before the rows)
+        (lambda lines: lines[:2] + [""] + lines[2:5] + [lines[5].replace(lines[5].split()[8], "NA")] + lines[6:],
+         r"line 7 \(gene '1003'\): ZSTAT is 'NA'"),
+        (lambda lines: lines[:4] + [lines[4].replace("1002", "1001", 1)] + lines[5:], r"'1001' on lines \[4, 5\]"),
     ],
 )
 def test_read_magma_genes_raw_errors(tmp_path, edit, match):

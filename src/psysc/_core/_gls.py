@@ -18,8 +18,48 @@ from scipy import linalg, sparse
 
 logger = logging.getLogger("psysc")
 
-#: shrinkage towards the identity tried, in order, when the correlation matrix is not positive definite
-_SHRINKAGE = (1e-3, 1e-2, 0.05, 0.1, 0.2, 0.5)
+#: shrinkage towards the identity tried, in order, when the correlation matrix is not positive definite. At least
+#: 0.05, as the ridge of PoPS (Weeks et al. 2023) beyond the negative eigenvalue: a barely positive definite matrix
+#: (e.g. two genes of correlation 1) would give a few whitened genes most of the weight of the fit.
+_SHRINKAGE = (0.05, 0.1, 0.2, 0.5)
+
+
+#: smallest variance of a gene's z-score given the genes before it for the matrix to count as positive definite
+_MIN_PIVOT = 1e-8
+
+
+class GeneCorrelations:
+    """Correlations between the z-scores of genes: names and a symmetric sparse matrix with unit diagonal.
+
+    Kept in ``DataFrame.attrs["gene_corr"]`` of a MAGMA table (:func:`psysc.gwas.read_magma` of a ``.genes.raw``):
+    it compares and copies by identity, so pandas operations that compare or deep-copy ``attrs`` (``concat``,
+    ``merge``, selections) neither fail on its arrays nor copy the matrix.
+
+    Attributes
+    ----------
+    genes
+        Gene names, in the order of the matrix (genome order).
+    matrix
+        ``scipy.sparse.csr_matrix`` of the correlations.
+    """
+
+    def __init__(self, genes, matrix):
+        self.genes = np.asarray(genes, dtype=object)
+        self.matrix = sparse.csr_matrix(matrix)
+        if self.matrix.shape != (len(self.genes), len(self.genes)):
+            raise ValueError(f"gene correlations: matrix of shape {self.matrix.shape} for {len(self.genes)} genes")
+
+    def __eq__(self, other):
+        return self is other
+
+    __hash__ = object.__hash__
+
+    def __deepcopy__(self, memo):
+        return self
+
+    def __repr__(self) -> str:
+        n_pairs = (self.matrix.nnz - len(self.genes)) // 2
+        return f"GeneCorrelations({len(self.genes)} genes, {n_pairs} correlated pairs)"
 
 
 class BandWhitener:
@@ -30,8 +70,8 @@ class BandWhitener:
     genes
         The genes of the regression, in the order of the rows to be whitened.
     gene_corr
-        ``{"genes": names, "matrix": sparse R}`` (as :func:`psysc.gwas.read_magma` stores in ``attrs``);
-        ``R``'s rows are in the genes' order along the genome. Genes not in it are taken as uncorrelated.
+        :class:`GeneCorrelations` (as :func:`psysc.gwas.read_magma` stores in ``attrs``), its genes in their
+        order along the genome. Genes not in it are taken as uncorrelated.
 
     Attributes
     ----------
@@ -43,11 +83,9 @@ class BandWhitener:
         ``a`` of ``(1 - a) R + a I`` used to make ``R`` positive definite (0 when it is).
     """
 
-    def __init__(self, genes, gene_corr: dict):
-        names = np.asarray(gene_corr["genes"]).astype(str)
-        matrix = sparse.csr_matrix(gene_corr["matrix"])
-        if matrix.shape != (len(names), len(names)):
-            raise ValueError(f"gene_corr: matrix of shape {matrix.shape} for {len(names)} genes")
+    def __init__(self, genes, gene_corr: GeneCorrelations):
+        names = gene_corr.genes.astype(str)
+        matrix = gene_corr.matrix
         lookup = {g: i for i, g in enumerate(names)}
         genes = np.asarray(genes).astype(str)
         pos = np.array([lookup.get(g, -1) for g in genes], dtype=np.int64)
@@ -70,7 +108,10 @@ class BandWhitener:
         if ab.shape[1] == 0:
             return ab
         try:
-            return linalg.cholesky_banded(ab, lower=True)
+            factor = linalg.cholesky_banded(ab, lower=True)
+            # a pivot of rounding size: a gene that its neighbours determine (correlation 1), numerically singular
+            if (factor[0] ** 2).min() > _MIN_PIVOT:
+                return factor
         except linalg.LinAlgError:
             pass
         for a in _SHRINKAGE:
@@ -83,7 +124,8 @@ class BandWhitener:
             self.shrinkage = a
             logger.warning(
                 "the gene-gene correlation matrix of %d genes is not positive definite; it is shrunk towards the "
-                "identity, (1 - a) R + a I with a = %g, as the smallest such a that makes it so", ab.shape[1], a,
+                "identity, (1 - a) R + a I with a = %g (the smallest of %s that makes it so)", ab.shape[1], a,
+                ", ".join(map(str, _SHRINKAGE)),
             )
             return factor
         raise ValueError("the gene-gene correlations cannot be made positive definite; check the .genes.raw file")

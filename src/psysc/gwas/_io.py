@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .._core._gls import GeneCorrelations
+
 logger = logging.getLogger("psysc")
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -390,8 +392,8 @@ def read_magma(
         Series: gene size, gene density, sample size, inverse minor allele count and gene length then enter
         :func:`psysc.tl.celltype_enrichment` and :func:`psysc.tl.disorder_contrast` as covariates. From a
         ``.genes.raw`` file the table also carries the gene-gene correlations of the selected genes in
-        ``attrs["gene_corr"]`` (``{"genes": names, "matrix": scipy.sparse CSR}``, symmetric, unit diagonal, genes
-        in the file's order),
+        ``attrs["gene_corr"]`` (:class:`psysc._core._gls.GeneCorrelations`: ``genes`` in the file's order and a
+        symmetric sparse ``matrix`` with unit diagonal),
         with which :func:`psysc.tl.celltype_enrichment` fits MAGMA's models by generalised least squares.
     gene_loc
         The MAGMA ``gene.loc`` file the analysis used (``GENE CHR START STOP STRAND NAME``; a path or a
@@ -473,6 +475,7 @@ def read_magma(
         raise ValueError(f"{where} has a header but no gene; check that MAGMA finished")
     df["_row"] = np.arange(len(df))  # position in the file (the order of the correlation matrix)
     genes = df["GENE"].str.strip()
+    line_of = df["_line"].to_numpy() if "_line" in df.columns else np.arange(len(df)) + 2  # a row's line in the file
     z = pd.to_numeric(df["ZSTAT"], errors="coerce").to_numpy(dtype=np.float64)
     p = pd.to_numeric(df["P"], errors="coerce").to_numpy(dtype=np.float64)
     for name, values in (("ZSTAT", z), ("P", p)):
@@ -480,22 +483,24 @@ def read_magma(
         if len(bad):
             i = int(bad[0])
             raise ValueError(
-                f"{where}, line {i + 2} (gene {genes.iloc[i]!r}): {name} is {df[name].iloc[i]!r}; "
+                f"{where}, line {line_of[i]} (gene {genes.iloc[i]!r}): {name} is {df[name].iloc[i]!r}; "
                 f"{len(bad)} row(s) have a missing or non-numeric {name}. Remove those genes from the file"
             )
     bad = np.nonzero((p <= 0) | (p > 1))[0]
     if len(bad):
         i = int(bad[0])
         raise ValueError(
-            f"{where}, line {i + 2} (gene {genes.iloc[i]!r}): P = {df['P'].iloc[i]} is outside (0, 1]; "
+            f"{where}, line {line_of[i]} (gene {genes.iloc[i]!r}): P = {df['P'].iloc[i]} is outside (0, 1]; "
             f"{len(bad)} row(s) affected. Is the P column really a MAGMA P-value?"
         )
     empty = genes == ""
     if empty.any():
-        raise ValueError(f"{where}, line {int(np.argmax(empty.to_numpy())) + 2}: empty gene name; fix the GENE column")
+        raise ValueError(f"{where}, line {line_of[int(np.argmax(empty.to_numpy()))]}: empty gene name; fix the GENE "
+                         "column")
     if genes.duplicated().any():
         dup = genes[genes.duplicated()].unique().tolist()
-        raise ValueError(f"{where}: duplicated genes {dup[:10]}; keep one row per gene")
+        lines = line_of[(genes == dup[0]).to_numpy()].tolist()
+        raise ValueError(f"{where}: duplicated genes {dup[:10]} ({dup[0]!r} on lines {lines}); keep one row per gene")
     if gene_loc is not None:
         df, genes, z, p = _name_genes(df, genes, z, p, gene_loc, where)
 
@@ -533,8 +538,8 @@ def read_magma(
         if corr is not None:
             rows = df["_row"].to_numpy()[order]
             in_file = np.argsort(rows, kind="stable")  # genome order: the correlations form a band
-            out.attrs["gene_corr"] = {"genes": np.asarray(sel_genes, dtype=object)[in_file],
-                                      "matrix": corr[rows[in_file]][:, rows[in_file]].tocsr()}
+            out.attrs["gene_corr"] = GeneCorrelations(np.asarray(sel_genes, dtype=object)[in_file],
+                                                      corr[rows[in_file]][:, rows[in_file]])
         logger.info("read MAGMA gene table %r: %d of %d genes", trait, n_sel, n_genes)
         return {trait: out}
     s = pd.Series(weights.astype(np.float64), index=pd.Index(sel_genes, dtype=object, name="gene"), name=trait)
@@ -558,7 +563,7 @@ def _parse_genes_raw(text: str, where: str):
     from scipy import sparse, stats
 
     covar = ["NSAMP", "MAC"]
-    rows, seen = [], set()
+    rows, line_nos, seen = [], [], set()
     ri, ci, vals = [], [], []
     chrom_prev, first_of_chrom = None, 0
     for line_no, line in enumerate(text.splitlines(), start=1):
@@ -598,10 +603,12 @@ def _parse_genes_raw(text: str, where: str):
             ci.append(np.arange(i - k, i))
             vals.append(r)
         rows.append(tok[:n_fixed])
+        line_nos.append(line_no)
     if not rows:
         raise ValueError(f"{where} has header lines but no gene; check that MAGMA finished")
     names = ["GENE", "CHR", "START", "STOP", "NSNPS", "NPARAM", *covar, "ZSTAT"]
     df = pd.DataFrame(rows, columns=names).rename(columns={"NSAMP": "N"})
+    df["_line"] = line_nos  # for the messages of read_magma
     z = pd.to_numeric(df["ZSTAT"], errors="coerce").to_numpy(dtype=np.float64)
     df["P"] = [repr(float(v)) for v in np.maximum(stats.norm.sf(z), np.finfo(float).tiny)]
     n = len(df)

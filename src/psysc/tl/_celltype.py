@@ -559,16 +559,27 @@ def _with_covariates(extra: np.ndarray | None, cov: np.ndarray | None) -> np.nda
 _GLS_METHODS = frozenset({"magma", "top10"})
 
 
-def _whitener(trait: str, genes: pd.Index, gene_corr: dict | None):
-    """The GLS whitening of a trait's regression when its table has gene-gene correlations, else ``None``."""
+def _whitener(trait: str, genes: pd.Index, gene_corr, table_genes: pd.Index):
+    """The GLS whitening of a trait's regression when its table has gene-gene correlations, else ``None``.
+
+    ``None`` too, with a warning, when none of the regression's genes has correlations (e.g. a table renamed after
+    reading); a warning when fewer than half of the table's genes in the regression have them.
+    """
     if gene_corr is None:
         return None
     w = BandWhitener(genes, gene_corr)
-    logger.info("%s: GLS with the gene-gene correlations of %d of the %d genes (band width %d)",
-                trait, w.n_matched, len(genes), w.bandwidth)
-    if w.n_matched < len(genes):
-        logger.info("%s: %d genes of the regression have no correlations and are taken as uncorrelated",
-                    trait, len(genes) - w.n_matched)
+    in_table = int(genes.isin(table_genes).sum())
+    if w.n_matched == 0:
+        logger.warning(
+            "%s: none of the %d genes of the regression is among the %d genes of the table's gene-gene correlations "
+            "(was the table renamed after read_magma? pass gene_loc= to read_magma instead); fitted by OLS",
+            trait, len(genes), len(gene_corr.genes),
+        )
+        return None
+    level = logging.WARNING if w.n_matched < 0.5 * in_table else logging.INFO
+    logger.log(level, "%s: GLS with the gene-gene correlations of %d of the %d genes of the regression (%d of them "
+               "from the table; band width %d); the others are taken as uncorrelated",
+               trait, w.n_matched, len(genes), in_table, w.bandwidth)
     return w
 
 
@@ -621,9 +632,11 @@ def celltype_enrichment(
       ``E_c`` the mean log expression in group c and ``E_avg`` its average over the groups. Gene
       covariates are added where the input has them: from a MAGMA-like table (as
       :func:`psysc.gwas.read_magma` with ``table=True`` or :func:`psysc.gwas.sumstats_to_genes` return)
-      MAGMA's default ones that it carries, gene size (``NSNPS``), gene density (``NPARAM / NSNPS``),
-      sample size (``N``) and inverse minor allele count (``1 / MAC``, in ``.genes.raw`` only), each also
-      logged, plus the log gene length (``START``/``STOP``); and any ``covariates``.
+      those of MAGMA's default gene covariates that it carries, gene size (``NSNPS``; PoPS takes ``NPARAM``),
+      gene density (``NPARAM / NSNPS``), sample size (``N``) and inverse minor allele count (``1 / MAC``, in
+      ``.genes.raw`` only), each also logged; psysc adds the log gene length (``START``/``STOP``); and any
+      ``covariates``. The test is one-sided (beta > 0) as in MAGMA cell-type analyses
+      (``--model direction=pos``); MAGMA's own default for a gene covariate is two-sided.
       MAGMA fits this model by generalised least squares (GLS) with the gene-gene correlations of its LD
       reference, which its ``.genes.raw`` output holds: a table read from a ``.genes.raw`` file is fitted
       so. Without them (``.genes.out``, other tables) this is ordinary least squares, and neighbouring,
@@ -713,7 +726,8 @@ def celltype_enrichment(
     groups = list(tables.spec.columns)
     # every trait before any regression
     n_with_spec = {t: _check_overlap(t, s, tables.spec.index, adata.var_names) for t, s in gene_sets.items()}
-    rows, universes, fitted_by = [], {}, {}
+    rows, universes, fitted_by, gls_info = [], {}, {}, {}
+    gene_tables_index = {t: v.index.astype(str) for t, v in gene_tables.items()}
     for trait, s in gene_sets.items():
         z, used = _gene_z(s, tables.spec.index, universe)
         universes[trait] = used
@@ -724,9 +738,13 @@ def celltype_enrichment(
         )
         _check_user_covariates(covariates, z.index, trait)
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
-        whiten = _whitener(trait, z.index, correlations.get(trait)) if set(methods) & _GLS_METHODS else None
+        whiten = None
+        if set(methods) & _GLS_METHODS and trait in correlations:
+            whiten = _whitener(trait, z.index, correlations[trait], gene_tables_index.get(trait, z.index))
         if whiten is not None:
             fitted_by[trait] = {m: "gls" if m in _GLS_METHODS else "ols" for m in methods}
+            gls_info[trait] = {"n_genes_with_correlations": whiten.n_matched, "shrinkage": whiten.shrinkage,
+                               "band_width": whiten.bandwidth}
         for m in methods:
             X, extra = _design(m, tables, z.index, top)
             beta, se, t, p = ols_one_sided(z.to_numpy(), X, covariates=_with_covariates(extra, cov),
@@ -743,6 +761,7 @@ def celltype_enrichment(
         "groupby": groupby, "methods": methods, "traits": list(gene_sets), "universe": universes,
         "top_fraction": float(top_fraction), "fit": {t: fitted_by.get(t, dict.fromkeys(methods, "ols"))
                                                      for t in gene_sets},
+        "gls": gls_info,
     }
     logger.info(
         "added uns[%r]['celltype_enrichment'] (%d traits x %d methods x %d groups)",

@@ -252,12 +252,25 @@ class Geneformer(GeneColumnChoice, FoundationModel):
         return tokens if excluded is None else tokens.emptied(excluded[sel])
 
     def excluded_cells(self, adata) -> np.ndarray | None:
-        """Boolean mask of the cells that :attr:`filter_key` leaves out (``obs[filter_key] != 1``), or ``None``."""
+        """Boolean mask of the cells that :attr:`filter_key` leaves out, or ``None`` without the column.
+
+        The official rule, ``value == 1`` per cell: 1, 1.0 and True pass; 0, False, missing values and text
+        (also ``"1"``) do not. A column that would leave out every cell is refused.
+        """
         key = self.filter_key
         if key is None or key not in adata.obs.columns:
             return None
-        values = pd.to_numeric(adata.obs[key], errors="coerce")  # True == 1; text or NaN: not 1
-        return ~np.asarray(values == 1, dtype=bool)
+        col = adata.obs[key]
+        passes = np.fromiter((not pd.isna(v) and not isinstance(v, str) and bool(v == 1) for v in col),
+                             dtype=bool, count=len(col))
+        if len(col) and not passes.any():
+            raise ValueError(
+                f"obs[{key!r}] ({col.dtype}, e.g. {col.iloc[0]!r}) leaves out every cell: like the official Geneformer "
+                f"tokenizer, only cells whose value == 1 (1, 1.0 or True) are embedded. Fix the column (e.g. "
+                f"adata.obs[{key!r}] = (adata.obs[{key!r}] == 'TRUE').astype(int)) or set model.filter_key = None "
+                "to embed every cell."
+            )
+        return ~passes
 
     # -- network ---------------------------------------------------------------------------------------
     def network(self) -> GeneformerNetwork:

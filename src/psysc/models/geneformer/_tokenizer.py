@@ -57,6 +57,7 @@ logger = logging.getLogger("psysc")
 #: Ensembl gene ID of any species, optionally with a version suffix (group 1 = stable ID)
 _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]{0,6}\d{6,})(?:\.\d+)?$", re.IGNORECASE)
 _VERSION_RE = re.compile(r"\.\d+$")
+_HUMAN_ENSEMBL_PREFIXES = ("ENSG0", "ENSGR")  # human genes (ENSGR: PAR copies); ENSGALG etc. are other species
 _TITLE_CASE_RE = re.compile(r"^[A-Z][a-z0-9]*[a-z][a-z0-9-]*$")  # Actb, Gapdh, Snap25, Rbfox3
 _NUMERIC_RE = re.compile(r"^\d+$")
 
@@ -312,7 +313,7 @@ class GeneformerTokenizer:
             names = [n for n in _as_names(names) if n]
             n = max(len(names), 1)
             ens = [x for x in names if _ENSEMBL_RE.match(x)]
-            other_species = [x for x in ens if not x.upper().startswith(("ENSG0", "ENSGR"))]
+            other_species = [x for x in ens if not x.upper().startswith(_HUMAN_ENSEMBL_PREFIXES)]
             title = [x for x in names if _TITLE_CASE_RE.match(x)]
             numeric = [x for x in names if _NUMERIC_RE.match(x)]
             if len(other_species) > 0.2 * n:
@@ -620,7 +621,8 @@ def choose_gene_ids(adata, tokenizer: GeneformerTokenizer | str = "V2", *, candi
     The official tokenizer reads human Ensembl IDs (``var["ensembl_id"]``); symbols map to a slightly different
     set of genes (a symbol may name another gene than the ID's, and V1's dictionary knows IDs only). So a
     source of human Ensembl IDs whose overlap with the vocabulary passes :meth:`GeneformerTokenizer.overlap_report`
-    is preferred; only without one is the source chosen that covers most of the vocabulary.
+    is preferred, ``var["ensembl_id"]`` first; only without one is the source chosen that covers most of the
+    vocabulary.
 
     Parameters
     ----------
@@ -662,7 +664,9 @@ def choose_gene_ids(adata, tokenizer: GeneformerTokenizer | str = "V2", *, candi
         ids = tk.harmonize(names)
         rep = tk.overlap_report(ids, check=False)
         passes = rep["frac_input_matched"] >= tk.min_input_fraction and rep["n_vocab_found"] >= tk.min_vocab_genes
-        score = (passes and _mostly_human_ensembl(names), rep["n_vocab_found"], rep["n_input_matched"])
+        ensembl = passes and _mostly_human_ensembl(names)
+        # the official tokenizer reads var["ensembl_id"]: first among the passing Ensembl sources
+        score = (ensembl, ensembl and key == "ensembl_id", rep["n_vocab_found"], rep["n_input_matched"])
         if best is None or score > best[0]:
             best = (score, key, ids)
     return best[1], best[2]
@@ -671,5 +675,5 @@ def choose_gene_ids(adata, tokenizer: GeneformerTokenizer | str = "V2", *, candi
 def _mostly_human_ensembl(names) -> bool:
     """Whether most non-empty identifiers are human Ensembl gene IDs (``ENSG...``)."""
     names = [n for n in _as_names(names) if n]
-    n_human = sum(1 for x in names if _ENSEMBL_RE.match(x) and x.upper().startswith("ENSG"))
+    n_human = sum(1 for x in names if _ENSEMBL_RE.match(x) and x.upper().startswith(_HUMAN_ENSEMBL_PREFIXES))
     return bool(names) and n_human > 0.5 * len(names)
