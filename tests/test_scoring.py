@@ -57,6 +57,50 @@ def test_streamed_gene_stats_equal_scipy_in_memory(block_size):
     np.testing.assert_allclose(dvar, X.toarray().var(axis=0), rtol=1e-5)
 
 
+def test_log_normalised_input_is_read_once_with_scipys_statistics(monkeypatch, tmp_path):
+    """prepare_scoring reads log-normalised sparse data in one pass (checks and gene statistics together), with
+    the statistics of scipy on the whole matrix; raw counts still get the statistics of their normalised layer."""
+    import psysc._core._stats as stats_module
+    import psysc.pp._prepare as prepare_module
+
+    counts = synthetic_counts(n_cells=25_000, n_genes=60, seed=3)
+    logn = counts.copy()
+    logn.X = logn.X.multiply(1e4 / logn.X.sum(axis=1)).tocsr().astype(np.float32)
+    logn.X.data = np.log1p(logn.X.data)
+    X = logn.X.copy()
+    passes = []
+    for module in (stats_module, prepare_module):
+        def counting(M, block_size=10_000, _inner=module.iter_row_blocks):
+            if block_size > 1:
+                passes.append(block_size)
+            return _inner(M, block_size)
+        monkeypatch.setattr(module, "iter_row_blocks", counting)
+    psysc.pp.prepare_scoring(logn)
+    assert len(passes) == 1  # 3 blocks of 10,000 rows, one pass
+    mean = np.asarray(X.mean(axis=0)).ravel()
+    np.testing.assert_array_equal(logn.var["psysc_mean"], mean)
+    np.testing.assert_array_equal(logn.var["psysc_var"], np.asarray(X.power(2).mean(axis=0)).ravel() - mean**2)
+    E = X.copy()
+    E.data = np.expm1(E.data)
+    ct_mean = np.asarray(E.mean(axis=0)).ravel()
+    np.testing.assert_array_equal(logn.var["psysc_ct_mean"], ct_mean)
+    np.testing.assert_array_equal(logn.var["psysc_ct_var"], np.asarray(E.power(2).mean(axis=0)).ravel() - ct_mean**2)
+    # raw counts: normalised first, statistics of psysc_norm (equal to those of the same log-normalised values)
+    passes.clear()
+    psysc.pp.prepare_scoring(counts)
+    assert len(passes) == 3  # check, then the two statistics of the normalised layer
+    N = counts.layers["psysc_norm"]
+    np.testing.assert_array_equal(counts.var["psysc_mean"], np.asarray(N.mean(axis=0)).ravel())
+    # a backed file gives the same statistics in one pass
+    path = tmp_path / "logn.h5ad"
+    ad.AnnData(X, var=pd.DataFrame(index=logn.var_names)).write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    passes.clear()
+    psysc.pp.prepare_scoring(backed)
+    assert len(passes) == 1
+    pd.testing.assert_frame_equal(backed.var.filter(like="psysc_"), logn.var.filter(like="psysc_"))
+
+
 def test_pooled_pvalues_equal_naive_counts():
     rng = np.random.default_rng(0)
     norm = rng.normal(size=60)

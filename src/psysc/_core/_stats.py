@@ -27,10 +27,35 @@ def _accumulate_sparse(indptr, indices, data, inv_n, s1, s2):
             s2[g] += (x * x) * inv_n
 
 
-def _block_moments_sparse(block, inv_n, s1, s2, transform=None):
-    data = block.data if transform is None else transform(block.data)
-    data = data.astype(s1.dtype, copy=False)
-    _accumulate_sparse(block.indptr, block.indices, data, inv_n, s1, s2)
+def accumulation_dtype(X) -> np.dtype:
+    dtype = np.dtype(X.dtype)
+    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+
+
+class SparseMoments:
+    """Per-gene mean and population variance of sparse row blocks, and of their ``expm1``, in one pass.
+
+    Blocks are added in row order (:meth:`add`); the sums follow scipy's sparse ``mean`` arithmetic (values
+    scaled by ``1/n`` in the data's precision, accumulated cell by cell), so :meth:`result` is bit-identical to
+    ``X.mean(axis=0)`` and ``X.power(2).mean(axis=0) - mean**2`` on the whole matrix, whatever the blocks.
+    """
+
+    def __init__(self, n_cells: int, n_genes: int, dtype, *, log: bool = True, expm1: bool = True):
+        self.dtype = np.dtype(dtype)
+        self.inv_n = self.dtype.type(1.0 / n_cells)
+        self.sums = {kind: (np.zeros(n_genes, dtype=self.dtype), np.zeros(n_genes, dtype=self.dtype))
+                     for kind, on in (("log", log), ("expm1", expm1)) if on}
+
+    def add(self, block) -> None:
+        """Add a CSR row block (the next rows)."""
+        for kind, (s1, s2) in self.sums.items():
+            data = block.data if kind == "log" else np.expm1(block.data)
+            _accumulate_sparse(block.indptr, block.indices, data.astype(self.dtype, copy=False), self.inv_n, s1, s2)
+
+    def result(self, kind: str = "log"):
+        """``(mean, var)`` of the values (``"log"``) or of their ``expm1`` (``"expm1"``)."""
+        s1, s2 = self.sums[kind]
+        return s1, s2 - s1 * s1
 
 
 def gene_mean_var(X, *, block_size: int = 10_000, expm1: bool = False):
@@ -46,18 +71,15 @@ def gene_mean_var(X, *, block_size: int = 10_000, expm1: bool = False):
         Arrays of length ``n_genes`` in the floating dtype of the data (float64 for integer data).
     """
     n = n_rows(X)
-    dtype = np.dtype(X.dtype)
-    acc_dtype = dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    acc_dtype = accumulation_dtype(X)
     transform = np.expm1 if expm1 else None
     first = next(iter_row_blocks(X, block_size=1))[2]
     if sparse.issparse(first):
-        inv_n = acc_dtype.type(1.0 / n)
-        s1 = np.zeros(X.shape[1], dtype=acc_dtype)
-        s2 = np.zeros(X.shape[1], dtype=acc_dtype)
+        moments = SparseMoments(n, X.shape[1], acc_dtype, log=not expm1, expm1=expm1)
         # expm1 makes a transformed copy of each block's values: smaller blocks bound that memory
         for _, _, block in iter_row_blocks(X, block_size if transform is None else max(1, block_size // 4)):
-            _block_moments_sparse(block, inv_n, s1, s2, transform)
-        return s1, s2 - s1 * s1
+            moments.add(block)
+        return moments.result("expm1" if expm1 else "log")
     # dense: numpy's two-pass mean/var (exact for in-memory data, blockwise sums otherwise)
     total = np.zeros(X.shape[1], dtype=acc_dtype)
     for _, _, block in iter_row_blocks(X, block_size):

@@ -12,7 +12,7 @@ from .._core._blocks import iter_row_blocks
 from .._core._covariates import corrected_mean_var
 from .._core._covariates import design_matrix as cov_design_matrix
 from .._core._covariates import fit as cov_fit
-from .._core._stats import gene_mean_var, mean_var_bins, technical_variance
+from .._core._stats import SparseMoments, accumulation_dtype, gene_mean_var, mean_var_bins, technical_variance
 from .._utils import get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
@@ -20,18 +20,24 @@ logger = logging.getLogger("psysc")
 GENE_STAT_COLUMNS = ("mean", "var", "var_tech", "ct_mean", "ct_var", "ct_var_tech", "mean_var")
 
 
-def inspect_values(X, *, max_rows: int = 2_000) -> dict:
+def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_size: int = 10_000) -> dict:
     """Summarise a matrix: integer-valued or not, NaN/negative/inf counts, maximum, empty rows.
 
     NaN, infinite and negative entries and empty rows are counted over the whole matrix (streamed by
     row blocks); integrality is judged on the first ``max_rows`` rows.
+
+    With ``moments=True`` the same pass also accumulates the per-gene moments of sparse, non-integer data
+    (:class:`psysc._core._stats.SparseMoments`: the statistics of log-normalised input, so that it is read
+    once); ``info["moments"]`` is ``None`` when the data are dense or integer (raw counts, normalised first).
     """
     n_nan = n_neg = n_inf = 0
     vmax = 0.0
     non_integer = False
     row_sums = np.empty(X.shape[0], dtype=np.float64)
-    for start, stop, block in iter_row_blocks(X, 2_000):
-        data = block.data if sparse.issparse(block) else block.ravel()
+    acc = None
+    for start, stop, block in iter_row_blocks(X, block_size):
+        is_sparse = sparse.issparse(block)
+        data = block.data if is_sparse else block.ravel()
         n_bad = int(np.count_nonzero(~np.isfinite(data)))
         if n_bad:
             n_nan += int(np.isnan(data).sum())
@@ -40,8 +46,18 @@ def inspect_values(X, *, max_rows: int = 2_000) -> dict:
         finite = data[np.isfinite(data)] if n_bad else data
         if finite.size:
             vmax = max(vmax, float(finite.max()))
-        if start < max_rows and finite.size and not non_integer:
-            non_integer = bool(np.any(finite != np.round(finite)))
+        if start < max_rows and not non_integer:
+            head = min(stop, max_rows) - start  # integrality of the first max_rows rows only
+            part = block.data[: block.indptr[head]] if is_sparse else np.asarray(block[:head]).ravel()
+            part = part[np.isfinite(part)] if n_bad else part
+            non_integer = bool(part.size and np.any(part != np.round(part)))
+        if moments and start == 0 and is_sparse:
+            acc = SparseMoments(X.shape[0], X.shape[1], accumulation_dtype(X))
+        if acc is not None and stop >= min(max_rows, X.shape[0]) and not non_integer:
+            acc = None  # integer values: raw counts, whose statistics are computed after normalisation
+        if acc is not None:
+            with np.errstate(over="ignore"):
+                acc.add(block)
         row_sums[start:stop] = np.asarray(block.sum(axis=1)).ravel()
     return {
         "n_nan": n_nan,
@@ -50,10 +66,12 @@ def inspect_values(X, *, max_rows: int = 2_000) -> dict:
         "max": vmax,
         "integer": not non_integer,
         "empty_rows": np.flatnonzero(row_sums == 0),
+        "moments": acc,
     }
 
 
-def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False, max_rows: int = 2_000) -> dict:
+def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False, max_rows: int = 2_000,
+                     moments: bool = False) -> dict:
     """Refuse data psysc cannot score and describe what it is (:func:`inspect_values`, integrality on ``max_rows``)."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(f"{where} is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
@@ -63,7 +81,7 @@ def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = Fa
             f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}). "
             "Make them unique (adata.var_names_make_unique()) or sum duplicated genes before scoring."
         )
-    info = inspect_values(X, max_rows=max_rows)
+    info = inspect_values(X, max_rows=max_rows, moments=moments)
     if info["n_nan"] or info["n_inf"]:
         raise ValueError(
             f"{where} holds {info['n_nan']} NaN and {info['n_inf']} infinite values. psysc needs finite expression: "
@@ -145,7 +163,8 @@ def prepare_scoring(
     adata = adata.copy() if copy else adata
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = get_matrix(adata, layer)
-    info = check_expression(adata, X, where, allow_negative=normalize is False)
+    # one pass over the data checks it and, for log-normalised input without covariates, gives the gene statistics
+    info = check_expression(adata, X, where, allow_negative=normalize is False, moments=covariates is None)
     is_counts = info["integer"]
     if normalize is True and not is_counts:
         raise ValueError(
@@ -203,6 +222,9 @@ def prepare_scoring(
         adata.var[f"{key_added}_cov_gene_mean"] = gene_mean
         cov_names = [str(c) for c in design.columns]
         logger.info("regressed out %d covariate columns: %s", len(cov_names), ", ".join(cov_names))
+    elif info["moments"] is not None and norm_layer is layer:  # the statistics of this pass's data
+        mean, var = info["moments"].result("log")
+        ct_mean, ct_var = info["moments"].result("expm1")
     else:
         mean, var = gene_mean_var(Xn)
         ct_mean, ct_var = gene_mean_var(Xn, expm1=True)
