@@ -16,15 +16,41 @@ def is_dask(X) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
-def iter_row_blocks(X, block_size: int = 10_000) -> Iterator[tuple[int, int, object]]:
+def _read_rows(X, start: int, stop: int):
+    """Rows ``start:stop`` of a backed, dask-backed or other matrix as CSR or a C-contiguous ndarray."""
+    block = X[start:stop]
+    if is_dask(block):
+        block = block.compute()
+    if sparse.issparse(block):
+        return sparse.csr_matrix(block)
+    return np.ascontiguousarray(np.asarray(block))
+
+
+def iter_row_blocks(X, block_size: int = 10_000, *, prefetch: bool = False) -> Iterator[tuple[int, int, object]]:
     """Yield ``(start, stop, block)`` row blocks of ``X``.
 
     ``block`` is a CSR matrix for sparse input and a C-contiguous ndarray for dense input. Works on
     in-memory arrays, h5py/anndata backed datasets (sliced block by block) and dask arrays (computed
     block by block), so the whole matrix is never densified or loaded at once.
+
+    With ``prefetch=True``, a matrix that is not in memory (backed, dask) is read one block ahead in a
+    background thread, so reading the next block overlaps the caller's work on this one (compiled kernels
+    that release the GIL); one more block is then held in memory.
     """
     n = n_rows(X)
     in_memory_csr = isinstance(X, sparse.csr_matrix | sparse.csr_array)
+    if prefetch and not in_memory_csr and not isinstance(X, np.ndarray) and n > block_size:
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = [(start, min(start + block_size, n)) for start in range(0, n, block_size)]
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="psysc-prefetch") as pool:
+            pending = pool.submit(_read_rows, X, *bounds[0])
+            for i, (start, stop) in enumerate(bounds):
+                block = pending.result()
+                if i + 1 < len(bounds):
+                    pending = pool.submit(_read_rows, X, *bounds[i + 1])
+                yield start, stop, block
+        return
     for start in range(0, n, block_size):
         stop = min(start + block_size, n)
         if in_memory_csr:  # a view on the rows, no copy of the data
@@ -36,11 +62,4 @@ def iter_row_blocks(X, block_size: int = 10_000) -> Iterator[tuple[int, int, obj
             view.indptr = X.indptr[start : stop + 1] - lo
             yield start, stop, view
             continue
-        block = X[start:stop]
-        if is_dask(block):
-            block = block.compute()
-        if sparse.issparse(block):
-            block = sparse.csr_matrix(block)
-        else:
-            block = np.ascontiguousarray(np.asarray(block))
-        yield start, stop, block
+        yield start, stop, _read_rows(X, start, stop)

@@ -133,7 +133,7 @@ def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
     return g_ptr, run_slot, run_ptr, sets
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, inv_z, dis_w, dis,
                        ctrl, row0, chunk):
     # one trait: acc[b] = sum over the cell's genes g and the runs (slot s, sets b) of g of x_cg * factor[g] * slot_w[s]
@@ -159,7 +159,7 @@ def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, 
                 ctrl[0, row0 + c, b] = acc[b] * inv_z[b]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, nogil=True)
 def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, lanes, inv_z, dis_w, dis,
                    ctrl, row0, chunk):
     # Per cell: acc[b * lanes + t] = sum over the cell's genes g and the runs (slot s, sets b) of g of
@@ -237,7 +237,7 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
                        np.ascontiguousarray(disease_weight[:, part])))
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
     ctrl = np.zeros((n_traits, X.shape[0], controls.n_ctrl), dtype=dtype)
-    for start, stop, block in iter_row_blocks(X, block_size):
+    for start, stop, block in iter_row_blocks(X, block_size, prefetch=True):  # the kernels release the GIL
         if not sparse.issparse(block):
             block = sparse.csr_matrix(block)
         indptr = block.indptr.astype(np.uint64)  # unsigned indices: no negative-index handling in the loops

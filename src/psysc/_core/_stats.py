@@ -16,7 +16,7 @@ from scipy import sparse
 from ._blocks import iter_row_blocks, n_rows
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _accumulate_sparse(indptr, indices, data, inv_n, s1, s2):
     # s1[g] += x / n, s2[g] += x^2 / n, in the dtype of s1/s2, cell by cell (scipy's order)
     for c in range(indptr.shape[0] - 1):

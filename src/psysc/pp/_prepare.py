@@ -35,7 +35,7 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
     non_integer = False
     row_sums = np.empty(X.shape[0], dtype=np.float64)
     acc = None
-    for start, stop, block in iter_row_blocks(X, block_size):
+    for start, stop, block in iter_row_blocks(X, block_size, prefetch=True):
         is_sparse = sparse.issparse(block)
         data = block.data if is_sparse else block.ravel()
         n_bad = int(np.count_nonzero(~np.isfinite(data)))
