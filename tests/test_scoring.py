@@ -10,7 +10,7 @@ from scipy import sparse, stats
 
 import psysc
 from psysc._core._group import bh_fdr, distribution_match, gearys_c
-from psysc._core._scoring import monte_carlo_pvalues
+from psysc._core._scoring import GROUPED_QUERIES, monte_carlo_pvalues
 from psysc._core._stats import gene_mean_var
 
 
@@ -70,10 +70,10 @@ def test_log_normalised_input_is_read_once_with_scipys_statistics(monkeypatch, t
     X = logn.X.copy()
     passes = []
     for module in (stats_module, prepare_module):
-        def counting(M, block_size=10_000, _inner=module.iter_row_blocks):
+        def counting(M, block_size=10_000, _inner=module.iter_row_blocks, **kw):
             if block_size > 1:
                 passes.append(block_size)
-            return _inner(M, block_size)
+            return _inner(M, block_size, **kw)
         monkeypatch.setattr(module, "iter_row_blocks", counting)
     psysc.pp.prepare_scoring(logn)
     assert len(passes) == 1  # 3 blocks of 10,000 rows, one pass
@@ -439,6 +439,41 @@ def test_in_memory_csr_row_blocks_are_views():
     blocks = list(iter_row_blocks(X, 32))
     assert all(np.shares_memory(b.data, X.data) for _, _, b in blocks)
     assert (sparse.vstack([b for _, _, b in blocks]) != X).nnz == 0
+
+
+def test_prefetched_row_blocks_equal_the_plain_ones(tmp_path):
+    """Backed and dask matrices read one block ahead give the same blocks, in order, and stop cleanly early."""
+    da = pytest.importorskip("dask.array")
+    from psysc._core._blocks import iter_row_blocks
+
+    X = sparse.random(1000, 30, density=0.2, format="csr", dtype=np.float32, random_state=0)
+    ad.AnnData(X).write_h5ad(tmp_path / "x.h5ad")
+    backed = ad.read_h5ad(tmp_path / "x.h5ad", backed="r")
+    for M in (backed.X, da.from_array(X.toarray(), chunks=(100, -1))):
+        plain = list(iter_row_blocks(M, 64))
+        ahead = list(iter_row_blocks(M, 64, prefetch=True))
+        assert [(a, b) for a, b, _ in ahead] == [(a, b) for a, b, _ in plain] == [
+            (i, min(i + 64, 1000)) for i in range(0, 1000, 64)]
+        for (_, _, p), (_, _, q) in zip(plain, ahead, strict=True):
+            assert type(p) is type(q)
+            np.testing.assert_array_equal(p.toarray() if sparse.issparse(p) else p,
+                                          q.toarray() if sparse.issparse(q) else q)
+        first = next(iter(iter_row_blocks(M, 64, prefetch=True)))  # abandoned after one block
+        assert first[:2] == (0, 64)
+
+
+@pytest.mark.parametrize("n_cells", [GROUPED_QUERIES, GROUPED_QUERIES + 777])
+def test_pooled_pvalues_of_many_cells_equal_naive_counts(n_cells):
+    """From GROUPED_QUERIES cells on, the null values are grouped before counting: still the exact counts."""
+    rng = np.random.default_rng(5)
+    norm = rng.normal(size=n_cells)
+    ctrl = rng.normal(size=(n_cells, 3)).astype(np.float32)
+    norm[:1000] = ctrl[:1000, 0]  # ties with float32 null values
+    ctrl[5, 0], ctrl[6, 1], ctrl[7, 2] = np.inf, -np.inf, norm.max()
+    _, pooled = monte_carlo_pvalues(norm, ctrl)
+    null = np.sort(ctrl.ravel().astype(np.float64))
+    naive = (1 + null.size - np.searchsorted(null, norm, side="left")) / (1 + null.size)
+    np.testing.assert_array_equal(pooled, naive)
 
 
 def test_pooled_pvalues_with_ties_and_extremes_equal_naive_counts():

@@ -268,6 +268,72 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads):
     return hist.sum(axis=0)
 
 
+@numba.njit(parallel=True, cache=True, nogil=True)
+def _grouped_pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads, shift, chunk_rows):
+    # _pooled_hist for many queries (their arrays outgrow the caches): each thread takes chunk_rows rows of null
+    # values at a time, groups them by range of buckets (2^shift buckets per group, a counting sort), and then
+    # counts them group by group, so that the buckets, queries and counts it touches stay in cache.
+    n, b = ctrl.shape
+    m = sorted_q.shape[0]
+    n_buckets = starts.shape[0] - 1
+    top = np.float64(n_buckets - 1)
+    q_max = sorted_q[m - 1]
+    n_groups = (n_buckets >> shift) + 1
+    hist = np.zeros((n_threads, m + 1), dtype=np.int64)
+    step = (n + n_threads - 1) // n_threads
+    for t in prange(n_threads):
+        rows = max(1, min(chunk_rows, step))
+        bucket_of = np.empty(rows * b, dtype=np.int32)
+        grouped_v = np.empty(rows * b, dtype=ctrl.dtype)
+        grouped_b = np.empty(rows * b, dtype=np.int32)
+        offset = np.zeros(n_groups + 1, dtype=np.int64)
+        h = hist[t]
+        r0, r_end = t * step, min(n, (t + 1) * step)
+        while r0 < r_end:
+            r1 = min(r_end, r0 + rows)
+            offset[:] = 0
+            k = 0
+            for c in range(r0, r1):
+                for j in range(b):
+                    v = ctrl[c, j]
+                    if v >= q_max:
+                        h[m] += 1
+                        bucket_of[k] = -1
+                    else:
+                        bk = np.int32(min(max((np.float64(v) - lo) * scale, 0.0), top))
+                        bucket_of[k] = bk
+                        offset[(bk >> shift) + 1] += 1
+                    k += 1
+            for g in range(n_groups):
+                offset[g + 1] += offset[g]
+            k = 0
+            for c in range(r0, r1):
+                for j in range(b):
+                    bk = bucket_of[k]
+                    k += 1
+                    if bk >= 0:
+                        o = offset[bk >> shift]
+                        offset[bk >> shift] = o + 1
+                        grouped_v[o] = ctrl[c, j]
+                        grouped_b[o] = bk
+            for i in range(offset[n_groups - 1]):
+                v = np.float64(grouped_v[i])
+                pos = starts[grouped_b[i]]  # as in _pooled_hist
+                pos += sorted_q[pos] <= v
+                pos += sorted_q[pos] <= v
+                while sorted_q[pos] <= v:
+                    pos += 1
+                h[pos] += 1
+            r0 = r1
+    return hist.sum(axis=0)
+
+
+#: from this many queries on, the pooled p-values group the null values first (:func:`_grouped_pooled_hist`)
+GROUPED_QUERIES = 131_072
+#: null values grouped at a time per thread (their scratch: 12 bytes each)
+_GROUP_VALUES = 4_000_000
+
+
 def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray):
     """Per-cell and pooled Monte Carlo p-values.
 
@@ -302,7 +368,11 @@ def _pooled_pvalues(queries: np.ndarray, null: np.ndarray) -> np.ndarray:
     bucket = np.minimum(np.maximum((sorted_q - lo) * scale, 0.0), n_buckets - 1).astype(np.int64)
     starts = np.searchsorted(bucket, np.arange(n_buckets + 1), side="left")
     starts = starts.astype(np.int32) if m < 2**31 else starts
-    hist = _pooled_hist(sorted_q, null, starts, lo, scale, numba.get_num_threads())
+    if m >= GROUPED_QUERIES:
+        chunk_rows = max(1, _GROUP_VALUES // max(1, null.shape[1]))
+        hist = _grouped_pooled_hist(sorted_q, null, starts, lo, scale, numba.get_num_threads(), 8, chunk_rows)
+    else:
+        hist = _pooled_hist(sorted_q, null, starts, lo, scale, numba.get_num_threads())
     # a null value with j queries <= it counts for the queries at sorted positions 0..j-1
     ge = np.cumsum(hist[::-1])[::-1][1:]  # ge[i] = sum_{j > i} hist[j]
     pooled = np.empty(m, dtype=np.float64)
