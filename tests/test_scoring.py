@@ -145,6 +145,23 @@ def test_distribution_match_keeps_rank_order_and_values():
         np.testing.assert_array_equal(stats.rankdata(out[:, k]), stats.rankdata(vals[:, k]))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_distribution_match_breaks_ties_by_position_as_numpys_stable_sort(dtype):
+    rng = np.random.default_rng(3)
+    vals = (rng.integers(-3, 4, size=(300, 5)) * rng.choice([0.5, 1e-30, 3e30], 5)).astype(dtype)  # many ties
+    vals[:40, 0] = -0.0  # equal to +0.0
+    vals[40:80, 0] = 0.0
+    vals[80:90, 1] = -np.inf
+    vals[90:95, 1] = np.inf
+    ref = rng.normal(size=300).astype(np.float32)
+    out = distribution_match(vals, ref)
+    expected = np.empty(vals.shape, dtype=np.float32)
+    for k in range(vals.shape[1]):
+        expected[np.argsort(vals[:, k], kind="stable"), k] = np.sort(ref)
+    np.testing.assert_array_equal(out, expected)
+    assert out.dtype == np.float32
+
+
 # --- invariances -----------------------------------------------------------------------------------------
 
 

@@ -68,13 +68,47 @@ def gearys_c(graph: sparse.csr_matrix, V: np.ndarray, means: np.ndarray | None =
         return (n - 1) * num / (2.0 * W * den)
 
 
+@numba.njit(parallel=True, cache=True)
+def _place_by_rank(columns, sorted_ref, out):
+    # out[j, i] = sorted_ref[rank of columns[j, i] in row j], ties by position (a stable sort); rows in parallel
+    for j in prange(columns.shape[0]):
+        order = np.argsort(columns[j], kind="mergesort")
+        for r in range(order.shape[0]):
+            out[j, order[r]] = sorted_ref[r]
+
+
+@numba.njit(parallel=True, cache=True)
+def _place_by_rank_float32(columns, sorted_ref, out):
+    # _place_by_rank for float32 rows (fewer than 2^32 cells): one sort of 64-bit keys, the float's bits mapped
+    # to an unsigned integer of the same order in the high half and the position in the low half (ties by
+    # position, as a stable sort), instead of an argsort
+    n = columns.shape[1]
+    sign = np.uint32(0x80000000)
+    low = np.uint64(0xFFFFFFFF)
+    for j in prange(columns.shape[0]):
+        keys = np.empty(n, dtype=np.uint64)
+        bits = (columns[j] + np.float32(0.0)).view(np.uint32)  # -0.0 + 0.0 = +0.0: equal values, equal keys
+        for i in range(n):
+            u = bits[i]
+            u = ~u if u & sign else u | sign
+            keys[i] = (np.uint64(u) << np.uint64(32)) | np.uint64(i)
+        keys.sort()
+        for r in range(n):
+            out[j, keys[r] & low] = sorted_ref[r]
+
+
 def distribution_match(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Give each column of ``values`` the values of ``ref``, placed in the column's rank order.
 
     Ties are ranked by order of appearance, so only the spatial arrangement of each control differs
-    from the disease scores.
+    from the disease scores. The columns are sorted as contiguous rows of a transposed copy, in parallel
+    (finite values; float32 columns by one integer-key sort each).
     """
-    order = np.argsort(values, axis=0, kind="stable")
-    out = np.empty(values.shape, dtype=ref.dtype)
-    np.put_along_axis(out, order, np.sort(ref)[:, None], axis=0)
-    return out
+    values = np.asarray(values)
+    out_t = np.empty((values.shape[1], values.shape[0]), dtype=ref.dtype)
+    columns = np.ascontiguousarray(values.T)
+    if columns.dtype == np.float32 and values.shape[0] < 2**32:
+        _place_by_rank_float32(columns, np.sort(ref), out_t)
+    else:
+        _place_by_rank(columns, np.sort(ref), out_t)
+    return out_t.T
