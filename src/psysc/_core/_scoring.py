@@ -240,12 +240,28 @@ def _mc_counts(norm, ctrl, out):
         out[c] = k
 
 
+@numba.njit(inline="always")
+def _bucket(v, lo, scale, top):
+    # f(v) = trunc(clip((v - lo) * scale, 0, n_buckets - 1)), non-decreasing in v
+    return int(min(max((v - lo) * scale, 0.0), top))
+
+
+@numba.njit(inline="always")
+def _queries_le(sorted_q, pos, v):
+    # the number of queries <= v, from pos = starts[f(v)] (the queries of lower buckets, all < v) on: only the
+    # queries of v's own bucket are compared, the first two without branches; v < sorted_q[-1] ends the scan
+    pos += sorted_q[pos] <= v
+    pos += sorted_q[pos] <= v
+    while sorted_q[pos] <= v:
+        pos += 1
+    return pos
+
+
 @numba.njit(parallel=True, cache=True)
 def _pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads):
-    # hist[j] += 1 for each null value v with exactly j queries <= v. The bucket f(v) = trunc(clip((v - lo) * scale,
-    # 0, n_buckets - 1)) is non-decreasing in v, so the queries of lower buckets are < v and those of higher
-    # buckets > v (starts[k] = number of queries in buckets < k): only the queries of v's own bucket are compared,
-    # the first two without branches.
+    # hist[j] += 1 for each null value v with exactly j queries <= v. The bucket f(v) (_bucket) is non-decreasing
+    # in v, so the queries of lower buckets are < v and those of higher buckets > v (starts[k] = number of queries
+    # in buckets < k): only the queries of v's own bucket are compared (_queries_le).
     n, b = ctrl.shape
     m = sorted_q.shape[0]
     top = np.float64(starts.shape[0] - 2)
@@ -256,14 +272,7 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads):
         for c in range(t * step, min(n, (t + 1) * step)):
             for j in range(b):
                 v = np.float64(ctrl[c, j])
-                if v >= q_max:
-                    pos = m
-                else:  # sorted_q[m - 1] > v ends every scan below m
-                    pos = starts[int(min(max((v - lo) * scale, 0.0), top))]
-                    pos += sorted_q[pos] <= v
-                    pos += sorted_q[pos] <= v
-                    while sorted_q[pos] <= v:
-                        pos += 1
+                pos = m if v >= q_max else _queries_le(sorted_q, starts[_bucket(v, lo, scale, top)], v)
                 hist[t, pos] += 1
     return hist.sum(axis=0)
 
@@ -300,7 +309,7 @@ def _grouped_pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads, shift, ch
                         h[m] += 1
                         bucket_of[k] = -1
                     else:
-                        bk = np.int32(min(max((np.float64(v) - lo) * scale, 0.0), top))
+                        bk = np.int32(_bucket(np.float64(v), lo, scale, top))
                         bucket_of[k] = bk
                         offset[(bk >> shift) + 1] += 1
                     k += 1
@@ -317,13 +326,7 @@ def _grouped_pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads, shift, ch
                         grouped_v[o] = ctrl[c, j]
                         grouped_b[o] = bk
             for i in range(offset[n_groups - 1]):
-                v = np.float64(grouped_v[i])
-                pos = starts[grouped_b[i]]  # as in _pooled_hist
-                pos += sorted_q[pos] <= v
-                pos += sorted_q[pos] <= v
-                while sorted_q[pos] <= v:
-                    pos += 1
-                h[pos] += 1
+                h[_queries_le(sorted_q, starts[grouped_b[i]], np.float64(grouped_v[i]))] += 1
             r0 = r1
     return hist.sum(axis=0)
 
