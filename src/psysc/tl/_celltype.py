@@ -418,7 +418,7 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _
 # ---------------------------------------------------------------- gene z-scores and covariates
 
 
-def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame], dict[str, dict]]:
+def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFrame], dict[str, tuple]]:
     """Gene sets and, for MAGMA-like tables, their gene covariates and gene-gene correlations.
 
     The covariates that MAGMA's gene-property analysis conditions on by default, as far as the table carries
@@ -427,7 +427,7 @@ def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFra
     ``.genes.out``); plus the log gene length from ``START``/``STOP``. A covariate without variance (e.g. the
     same ``N`` for every gene) adds nothing to the fit (:func:`psysc._core._specificity.ols_one_sided` drops
     covariates collinear with the intercept). The correlations are a table's ``attrs["gene_corr"]``
-    (:func:`psysc.gwas.read_magma` of a ``.genes.raw``).
+    (:func:`psysc.gwas.read_magma` of a ``.genes.raw``), kept with the table's genes.
     """
     sets = as_gene_sets(gene_sets)
     if isinstance(gene_sets, pd.DataFrame):
@@ -437,8 +437,8 @@ def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFra
         for trait, value in gene_sets.items():
             if not isinstance(value, pd.DataFrame):
                 continue
-            if value.attrs.get("gene_corr") is not None:
-                correlations[str(trait)] = value.attrs["gene_corr"]
+            if value.attrs.get("gene_corr") is not None:  # with the table's genes, as they are now named
+                correlations[str(trait)] = (value.attrs["gene_corr"], value.index.astype(str))
             cols = {c: pd.to_numeric(value[c], errors="coerce").astype(float)
                     for c in ("START", "STOP", "NSNPS", "NPARAM", "N", "MAC") if c in value.columns}
             cov = {}
@@ -560,13 +560,11 @@ _GLS_METHODS = frozenset({"magma", "top10"})
 
 
 def _whitener(trait: str, genes: pd.Index, gene_corr, table_genes: pd.Index):
-    """The GLS whitening of a trait's regression when its table has gene-gene correlations, else ``None``.
+    """The GLS whitening of a trait's regression with its table's gene-gene correlations.
 
-    ``None`` too, with a warning, when none of the regression's genes has correlations (e.g. a table renamed after
+    ``None``, with a warning, when none of the regression's genes has correlations (e.g. a table renamed after
     reading); a warning when fewer than half of the table's genes in the regression have them.
     """
-    if gene_corr is None:
-        return None
     w = BandWhitener(genes, gene_corr)
     in_table = int(genes.isin(table_genes).sum())
     if w.n_matched == 0:
@@ -727,7 +725,6 @@ def celltype_enrichment(
     # every trait before any regression
     n_with_spec = {t: _check_overlap(t, s, tables.spec.index, adata.var_names) for t, s in gene_sets.items()}
     rows, universes, fitted_by, gls_info = [], {}, {}, {}
-    gene_tables_index = {t: v.index.astype(str) for t, v in gene_tables.items()}
     for trait, s in gene_sets.items():
         z, used = _gene_z(s, tables.spec.index, universe)
         universes[trait] = used
@@ -740,7 +737,7 @@ def celltype_enrichment(
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
         whiten = None
         if set(methods) & _GLS_METHODS and trait in correlations:
-            whiten = _whitener(trait, z.index, correlations[trait], gene_tables_index.get(trait, z.index))
+            whiten = _whitener(trait, z.index, *correlations[trait])
         if whiten is not None:
             fitted_by[trait] = {m: "gls" if m in _GLS_METHODS else "ols" for m in methods}
             gls_info[trait] = {"n_genes_with_correlations": whiten.n_matched, "shrinkage": whiten.shrinkage,
