@@ -34,6 +34,7 @@ sys.path.insert(0, str(HERE))
 from bench_scoring import (  # noqa: E402
     RESULTS,
     _current_rss_gb,
+    _load_job,
     _log,
     _peak_rss_gb,
     _thread_info,
@@ -111,20 +112,13 @@ def make_backed_data(args, work: Path) -> tuple[Path, Path, dict]:
 
 
 def worker(job_path: str) -> None:
-    import anndata as ad
     import numpy as np
-    import pandas as pd
 
     import psysc
 
-    job = json.loads(Path(job_path).read_text())
+    job, adata, gene_sets, open_s = _load_job(job_path)
     psysc.settings.n_jobs = job["threads"]
     psysc.settings.verbosity = 1
-    t0 = time.perf_counter()
-    adata = ad.read_h5ad(job["h5ad"], backed="r")
-    open_s = time.perf_counter() - t0
-    gs_df = pd.read_csv(job["gene_sets"], index_col=0)
-    gene_sets = {t: df["weight"] for t, df in gs_df.groupby("trait", sort=False)}
     device = job["device"]
     _log(f"worker: opened {adata.n_obs:,} x {adata.n_vars:,} backed in {open_s:.1f} s, RSS {_current_rss_gb():.2f} GB")
 
@@ -213,8 +207,9 @@ def main(argv=None) -> int:
     h5ad, gs_csv, stats = make_backed_data(args, work)
     if args.generate_only:
         return 0
-    job = {"h5ad": str(h5ad), "gene_sets": str(gs_csv), "n_ctrl": args.n_ctrl, "device": args.device,
-           "threads": threads, "result": str(work / "atlas_result.json")}
+    job = {"h5ad": str(h5ad), "backed": "r", "gene_sets": str(gs_csv), "n_ctrl": args.n_ctrl, "device": args.device,
+           "traits": [f"T{i + 1}" for i in range(args.n_traits)], "threads": threads,
+           "result": str(work / "atlas_result.json")}
     job_path = work / "atlas_job.json"
     job_path.write_text(json.dumps(job))
     _log("running the psysc worker ...")

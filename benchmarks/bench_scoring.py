@@ -160,7 +160,7 @@ def _load_job(job_path: str):
 
     job = json.loads(Path(job_path).read_text())
     t0 = time.perf_counter()
-    adata = ad.read_h5ad(job["h5ad"])
+    adata = ad.read_h5ad(job["h5ad"], backed=job.get("backed"))  # "r": opened, not loaded (bench_atlas.py)
     load_s = time.perf_counter() - t0
     gs_df = pd.read_csv(job["gene_sets"], index_col=0)  # columns: trait, weight (index = gene)
     gene_sets = {t: df["weight"] for t, df in gs_df.groupby("trait", sort=False)}
