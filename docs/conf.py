@@ -57,6 +57,7 @@ autodoc_default_options = {"members": True, "inherited-members": False}
 autodoc_typehints = "description"
 default_role = "literal"
 typehints_defaults = "braces"
+typehints_document_rtype_none = False  # "-> None" adds nothing to a page
 always_document_param_types = True
 
 # numpydoc-style docstrings through napoleon

@@ -139,38 +139,38 @@ def panel(name: str | None = None, *, gene_id: str = "symbol"):
     ``"rare_variants"`` -- genes with an excess of rare damaging coding variants; every weight is 1.
     Counts are those of the bundled table (symbols / Ensembl IDs):
 
-    ======================  ========  ====================================================================
-    set                     genes     source
-    ======================  ========  ====================================================================
-    SCZ_SCHEMA_exome_wide   10        SCHEMA meta-analysis P < 2.14e-6 (exome-wide): SETD1A, CUL1, XPO7,
-                                      TRIO, CACNA1G, SP4, GRIA3, GRIN2A, HERC1, RB1CC1. Singh T. et al.
-                                      Rare coding variants in ten genes confer substantial risk for
-                                      schizophrenia. Nature 604, 509-516 (2022).
-                                      doi:10.1038/s41586-022-04556-w
-    SCZ_SCHEMA_FDR5         32        SCHEMA meta-analysis Q < 0.05 (the paper's 32 genes at FDR < 5 %);
-                                      same paper
-    ASD_Satterstrom2020     102       the 102 TADA genes at FDR <= 0.1 (Table S5A; SUV420H1 and SRPR
-                                      are now KMT5B and SRPRA). Satterstrom F. K. et al. Large-scale exome
-                                      sequencing study implicates both developmental and functional
-                                      changes in the neurobiology of autism. Cell 180, 568-584.e23 (2020).
-                                      doi:10.1016/j.cell.2019.12.036
-    ASD_Fu2022              185       ASD genes at FDR <= 0.05 (ASD185). Fu J. M. et al. Rare coding
-                                      variation provides insight into the genetic architecture and
-                                      phenotypic context of autism. Nat Genet 54, 1320-1331 (2022).
-                                      doi:10.1038/s41588-022-01104-0
-    NDD_Fu2022              662 / 664 ASD + developmental delay meta-analysis genes at FDR <= 0.05
-                                      (NDD664; every ASD185 gene is one of them); same paper. Two of the
-                                      664 Ensembl IDs (ENSG00000005955, ENSG00000168274) are not in
-                                      GENCODE v48, so 662 symbols
-    DD_Fu2022               476 / 477 developmental-delay genes at FDR <= 0.05 (DD477; 11 of them are not
-                                      in NDD664); same paper. ENSG00000168274 has no v48 symbol
-    ASD_SFARI_score1        207       SFARI Gene release 2021-01-13, gene score 1 (high confidence; 207
-                                      of the release's 1,003 genes). The export gives SON the Ensembl ID
-                                      of SOS1 (ENSG00000115904); SON's own ID, ENSG00000159140, is used.
-                                      Abrahams B. S. et al. SFARI Gene 2.0: a community-driven
-                                      knowledgebase for the autism spectrum disorders (ASDs). Mol Autism
-                                      4, 36 (2013). doi:10.1186/2040-2392-4-36
-    ======================  ========  ====================================================================
+    ======================  ===========  ====================================================================
+    set                     genes        source
+    ======================  ===========  ====================================================================
+    SCZ_SCHEMA_exome_wide   10           SCHEMA meta-analysis P < 2.14e-6 (exome-wide): SETD1A, CUL1, XPO7,
+                                         TRIO, CACNA1G, SP4, GRIA3, GRIN2A, HERC1, RB1CC1. Singh T. et al.
+                                         Rare coding variants in ten genes confer substantial risk for
+                                         schizophrenia. Nature 604, 509-516 (2022).
+                                         doi:10.1038/s41586-022-04556-w
+    SCZ_SCHEMA_FDR5         32           SCHEMA meta-analysis Q < 0.05 (the paper's 32 genes at FDR < 5 %);
+                                         same paper
+    ASD_Satterstrom2020     102          the 102 TADA genes at FDR <= 0.1 (Table S5A; SUV420H1 and SRPR
+                                         are now KMT5B and SRPRA). Satterstrom F. K. et al. Large-scale exome
+                                         sequencing study implicates both developmental and functional
+                                         changes in the neurobiology of autism. Cell 180, 568-584.e23 (2020).
+                                         doi:10.1016/j.cell.2019.12.036
+    ASD_Fu2022              185          ASD genes at FDR <= 0.05 (ASD185). Fu J. M. et al. Rare coding
+                                         variation provides insight into the genetic architecture and
+                                         phenotypic context of autism. Nat Genet 54, 1320-1331 (2022).
+                                         doi:10.1038/s41588-022-01104-0
+    NDD_Fu2022              662 / 664    ASD + developmental delay meta-analysis genes at FDR <= 0.05
+                                         (NDD664; every ASD185 gene is one of them); same paper. Two of the
+                                         664 Ensembl IDs (ENSG00000005955, ENSG00000168274) are not in
+                                         GENCODE v48, so 662 symbols
+    DD_Fu2022               476 / 477    developmental-delay genes at FDR <= 0.05 (DD477; 11 of them are not
+                                         in NDD664); same paper. ENSG00000168274 has no v48 symbol
+    ASD_SFARI_score1        207          SFARI Gene release 2021-01-13, gene score 1 (high confidence; 207
+                                         of the release's 1,003 genes). The export gives SON the Ensembl ID
+                                         of SOS1 (ENSG00000115904); SON's own ID, ENSG00000159140, is used.
+                                         Abrahams B. S. et al. SFARI Gene 2.0: a community-driven
+                                         knowledgebase for the autism spectrum disorders (ASDs). Mol Autism
+                                         4, 36 (2013). doi:10.1186/2040-2392-4-36
+    ======================  ===========  ====================================================================
 
     ``"scz_psychencode"`` -- ``SCZ_PsychENCODE``: the 321 high-confidence schizophrenia genes
     (Ensembl IDs) that PsychENCODE linked to the GWAS loci with its integrative model; 305 have a
