@@ -6,6 +6,7 @@ orthologs), not outputs of the code under test.
 
 from __future__ import annotations
 
+import io
 import logging
 
 import pandas as pd
@@ -82,6 +83,21 @@ def test_unmapped_genes_are_counted_in_the_log(log):
     to_ensembl([*HUMAN, "GRIK1", "GRIN2B", "GRIN1", "GRIA1", "GRIA2", "GRIA3", "GRIA4", "NOT_A_GENE"])
     (record,) = [r for r in log.records if "Ensembl IDs" in r.getMessage()]
     assert record.levelno == logging.INFO and "1 unmapped" in record.getMessage()  # 1 of 12 lost
+
+
+def test_missing_names_are_dropped_not_read_as_text(log):
+    # a blank cell of a spreadsheet reads as NaN, whose text "nan" is an HGNC alias of SCN11A
+    scn11a = to_ensembl(["SCN11A"])[0]
+    genes = ["APOE", float("nan"), None, "", "NA", " GRIN2A "]
+    assert to_ensembl(genes) == [HUMAN["APOE"], HUMAN["GRIN2A"]]
+    assert scn11a not in to_ensembl(genes)
+    assert to_symbols(["APOE", float("nan")]) == ["APOE"]
+    assert to_species(["GRIN2A", float("nan")], "mouse") == ["Grin2a"]
+    table = pd.read_csv(io.StringIO("gene,score\nAPOE,2\n,3\n")).set_index("gene")["score"]
+    assert to_symbols(table).to_dict() == {"APOE": 2.0}
+    msgs = [r.getMessage() for r in log.records]
+    assert any("6 genes -> 2 Ensembl IDs" in m and "4 missing names" in m for m in msgs)
+    assert any("1 missing names" in m for m in msgs if "mouse genes" in m)
 
 
 def test_at_most_five_unmapped_examples(log):

@@ -37,6 +37,10 @@ _SCDRS_FILE = "orthologs_scdrs_mouse_human.tsv.gz"
 _WARN_LOST = 0.10
 _N_EXAMPLES = 5
 
+#: Text that spreadsheets and data frames write for an empty cell: a missing gene name, not a gene (HGNC lists
+#: "NaN" as an alias of SCN11A, which a blank cell read as text must not become).
+_MISSING_TEXT = frozenset({"", "nan", "na", "n/a", "none", "null", "<na>"})
+
 #: status of one input gene -> whether it produced output
 _MAPPED = ("symbol", "case", "settled", "id", "kept", "approved", "previous", "alias", "user")
 
@@ -187,11 +191,23 @@ class _Stats:
 _Mapper = Callable[[str], tuple[list[str], str]]
 
 
+def _clean_name(value) -> str | None:
+    """A gene name without surrounding white space, or None for a missing one (NaN, None, blank, "NA", ...)."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    name = str(value).strip()
+    return None if name.lower() in _MISSING_TEXT else name
+
+
 def _map_series(s: pd.Series, mapper: _Mapper) -> tuple[pd.Series, _Stats]:
     st = _Stats(n_in=len(s))
     best: dict[str, float] = {}
     n_pairs = 0
-    for name, w in zip(s.index.astype(str), s.to_numpy(dtype=np.float64), strict=True):
+    for raw, w in zip(s.index, s.to_numpy(dtype=np.float64), strict=True):
+        name = _clean_name(raw)
+        if name is None:
+            st.add(repr(raw), "missing")
+            continue
         outs, status = mapper(name)
         st.add(name, status)
         if len(outs) > 1:
@@ -232,7 +248,7 @@ def _apply(genes, mapper: _Mapper, log: Callable[[str, _Stats], None]):
         log("genes" if name is None else str(name), st)
         return out
     if isinstance(genes, Iterable):
-        names = [str(g) for g in genes]
+        names = list(genes)
         out, st = _map_series(pd.Series(np.ones(len(names)), index=pd.Index(names, dtype=object)), mapper)
         log("genes", st)
         result = out.index.tolist()
@@ -250,6 +266,10 @@ def _examples(st: _Stats, statuses: Iterable[str]) -> list[str]:
 
 
 def _emit(label: str, st: _Stats, head: str, parts: list[str], lost: int, hint: str = "") -> None:
+    n_missing = st.status["missing"]
+    if n_missing:
+        parts = [*parts, f"{n_missing} missing names (empty, NaN or 'NA') dropped"]
+        lost += n_missing
     msg = f"{label}: {head}; " + ", ".join(p for p in parts if p)
     if hint:
         msg += f"; {hint}"
@@ -466,10 +486,10 @@ def _gene_names(genes) -> list[str]:
             names.extend(_gene_names(v))
         return names
     if isinstance(genes, (pd.Series, pd.DataFrame)):
-        return [str(x) for x in genes.index]
-    if isinstance(genes, str):
-        return [genes]
-    return [str(x) for x in genes]
+        genes = genes.index
+    elif isinstance(genes, str):
+        genes = [genes]
+    return [n for n in map(_clean_name, genes) if n is not None]
 
 
 def guess_species(genes) -> str:
@@ -701,7 +721,7 @@ def to_species(
             parts.append(
                 f"{st.n_merged} merged into {target} genes reached from several {origin} genes (largest weight kept)"
             )
-        lost = st.n_in - c["mapped"]
+        lost = st.n_in - c["mapped"] - c["missing"]  # _emit adds the missing names
         _emit(label, st, f"{st.n_in} {origin} genes -> {st.n_out} {target} genes ({desc})", parts, lost)
 
     return _apply(gene_sets, mapper, log)
