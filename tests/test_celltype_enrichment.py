@@ -133,6 +133,25 @@ def test_ols_matches_linregress_and_statsmodels():
     assert np.isnan(ols_one_sided(z, np.ones(n))[0])
 
 
+def test_ols_two_sided_p_of_large_negative_t_and_constant_response():
+    """The two-sided p of a steep negative slope is statsmodels' (not 0 from 1 - sf rounding to 0); a constant z
+    or one that the covariates explain leaves only rounding noise: NaN, not a "significant" slope."""
+    rng = np.random.default_rng(11)
+    n = 400
+    S = rng.random((n, 2))
+    z = -3.0 * S[:, 0] + 0.2 * rng.normal(size=n)
+    beta, se, t, p = ols_one_sided(z, S, two_sided=True)
+    sm = pytest.importorskip("statsmodels.api")
+    fit = sm.OLS(z, sm.add_constant(S[:, 0])).fit()
+    assert t[0] < -40 and p[0] > 0
+    assert p[0] == pytest.approx(fit.pvalues[1], rel=1e-6)
+    fit1 = sm.OLS(z, sm.add_constant(S[:, 1])).fit()
+    assert p[1] == pytest.approx(fit1.pvalues[1], rel=1e-8)
+    for flat in (np.full(n, 3.0), 3.0 * np.ones(n) + 1e-15 * rng.normal(size=n), 2.0 + 0.5 * S[:, 1]):
+        out = ols_one_sided(flat, S[:, :1], covariates=S[:, 1:])
+        assert all(np.isnan(v).all() for v in out)
+
+
 def _named_adata(seed=1):
     X, labels = _random_data(seed=seed, n_genes=80)
     names = np.array(["a", "b", "c", "d"])
@@ -264,6 +283,38 @@ def test_contrast_is_regression_of_scaled_difference():
         row = t[(t.contrast == "C - shared") & (t.group == grp)].iloc[0]
         assert row["beta"] == pytest.approx(lr.slope, rel=1e-9)
         assert row["pval"] == pytest.approx(lr.pvalue, rel=1e-7)
+
+
+def test_contrast_of_a_trait_with_a_rescaled_copy_is_nan_and_symmetric(caplog):
+    adata, _, _ = _named_adata(seed=2)
+    rng = np.random.default_rng(3)
+    a = pd.Series(rng.normal(1, 2, 25), index=[f"g{i}" for i in rng.choice(80, 25, replace=False)])
+    b = pd.Series(rng.normal(1, 2, 25), index=[f"g{i}" for i in rng.choice(80, 25, replace=False)])
+    gs = {"A": a, "A3": 3 * a, "B": b}
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        t = disorder_contrast(adata, gs, groupby="ct", contrasts=[("A", "A3"), ("A", "B"), ("B", "A")], shared=[],
+                              inplace=False)
+    copy = t[t.contrast == "A - A3"]
+    assert copy[["beta", "se", "t", "pval", "fdr"]].isna().all().all()
+    assert any("A - A3" in r.getMessage() and "nothing to contrast" in r.getMessage() for r in caplog.records)
+    ab = t[t.contrast == "A - B"].set_index("group")
+    ba = t[t.contrast == "B - A"].set_index("group")
+    assert ab["pval"].notna().all()
+    np.testing.assert_allclose(ab["pval"], ba["pval"], rtol=1e-12)  # the same two-sided test either way round
+    np.testing.assert_allclose(ab["beta"], -ba["beta"], rtol=1e-12)
+
+
+def test_constant_gene_scores_and_one_cell_groups_are_refused(caplog):
+    adata, _, _ = _named_adata(seed=2)
+    flat = {"U": pd.Series(1.0, index=adata.var_names[:60])}
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        t = celltype_enrichment(adata, flat, groupby="ct", universe="set", method="all", inplace=False)
+    assert t["pval"].isna().all()
+    assert any("all equal" in r.getMessage() and "universe='all'" in r.getMessage() for r in caplog.records)
+    t = celltype_enrichment(adata, flat, groupby="ct", universe="all", inplace=False)
+    assert t["pval"].notna().all()  # membership against z = 0 outside the list is a test
+    with pytest.raises(ValueError, match="at least 2 cells"):
+        celltype_specificity(adata, "ct", min_cells_per_group=1)
 
 
 def test_contrast_conditions_on_each_traits_magma_covariates():

@@ -227,7 +227,7 @@ def seismic_specificity(
     )
 
 
-def ols_one_sided(z, s, covariates=None, whiten=None):
+def ols_one_sided(z, s, covariates=None, whiten=None, *, two_sided=False):
     """Per column of ``s``: OLS of ``z`` on that column, an intercept and optional covariates.
 
     With ``whiten`` (``x -> L^-1 x`` for the correlation ``R = L L^T`` of the errors, e.g.
@@ -244,13 +244,16 @@ def ols_one_sided(z, s, covariates=None, whiten=None):
         Optional (n_genes, k) covariates shared by every model (the intercept is always added).
     whiten
         Optional ``x -> L^-1 x`` (see above): generalised least squares instead of OLS.
+    two_sided
+        Return the two-sided p-value ``P(|T| >= |t|)`` instead.
 
     Returns
     -------
     ``(beta, se, t, p)``, each (n_groups,) (or scalars for 1-D ``s``): the slope of the column, its
     standard error, t statistic and the one-sided p-value P(T >= t) for beta > 0, T ~ Student t with
-    n - 2 - k degrees of freedom. NaN where fewer than 3 + k genes or where the column is constant
-    (or collinear with the covariates).
+    n - 2 - k degrees of freedom. NaN where fewer than 3 + k genes, where the column is constant
+    (or collinear with the covariates), and everywhere when ``z`` is constant (or a combination of the
+    covariates): what is left of it then is rounding noise, whose slopes would look significant.
 
     Notes
     -----
@@ -295,8 +298,10 @@ def ols_one_sided(z, s, covariates=None, whiten=None):
         t = beta / se
     # a column constant or collinear with the covariates keeps only rounding noise after residualising
     bad = ~(sxx > 1e-12 * np.maximum(np.einsum("ij,ij->j", S, S), np.finfo(float).tiny))
+    if not syy > 1e-24 * max(float(z @ z), np.finfo(float).tiny):  # z has no variation of its own
+        bad[:] = True
     beta[bad] = se[bad] = t[bad] = np.nan
-    p = sstats.t.sf(t, df)
+    p = 2.0 * sstats.t.sf(np.abs(t), df) if two_sided else sstats.t.sf(t, df)
     if one_d:
         return float(beta[0]), float(se[0]), float(t[0]), float(p[0])
     return beta, se, t, p

@@ -39,6 +39,11 @@ def too_few_genes(n_in: int, n_set: int) -> bool:
 
 def _filters(min_cells_per_group, min_cells_expressed, min_mean) -> dict:
     """Seismic's filters as stored in ``uns`` (and compared to decide whether a stored specificity fits)."""
+    if int(min_cells_per_group) < 2:
+        raise ValueError(
+            f"min_cells_per_group={min_cells_per_group}: a group needs at least 2 cells for the variance of its "
+            "expression (the specificity t statistic); use 2 or more"
+        )
     return {"min_cells_per_group": int(min_cells_per_group), "min_cells_expressed": int(min_cells_expressed),
             "min_mean": float(min_mean)}
 
@@ -733,6 +738,14 @@ def celltype_enrichment(
             "%s: %d of %d genes have a specificity; regression over %d genes (universe=%r%s)",
             trait, n_in, len(s), len(z), used, ", z = 0 outside the set" if used == "all" else "",
         )
+        zv = z.to_numpy()
+        if len(zv) and not np.ptp(zv) > 1e-12 * np.abs(zv).max():
+            logger.warning(
+                "%s: its gene z-scores are all equal over the %d genes of the regression (universe=%r): nothing to "
+                "regress, NaN%s", trait, len(zv), used,
+                "; a gene list of equal weights is tested with universe='all' (z = 0 outside the list)"
+                if used == "set" else "",
+            )
         _check_user_covariates(covariates, z.index, trait)
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
         whiten = None

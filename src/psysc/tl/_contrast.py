@@ -56,6 +56,21 @@ def _standardised(gene_sets, genes: pd.Index, universe: str) -> tuple[pd.DataFra
     return Z / sd, kind
 
 
+def _difference(za: np.ndarray, zb: np.ndarray, name: str) -> np.ndarray:
+    """``za - zb``; all NaN, with a warning, when the two scaled z-score vectors are equal up to rounding.
+
+    Two traits whose gene scores differ only by a scale (or are the same) have nothing to contrast: their
+    difference is rounding noise, whose regressions would give arbitrary, even "significant", p-values.
+    """
+    d = za - zb
+    scale = max(float(np.abs(za).max(initial=0.0)), float(np.abs(zb).max(initial=0.0)))
+    if not np.abs(d).max(initial=0.0) > 1e-10 * scale:
+        logger.warning("%s: the two sides have the same scaled gene z-scores (one trait is the other up to a "
+                       "scale); nothing to contrast, NaN", name)
+        return np.full_like(d, np.nan)
+    return d
+
+
 def disorder_contrast(
     adata: AnnData,
     gene_sets,
@@ -80,7 +95,9 @@ def disorder_contrast(
     stronger GWAS are comparable), and the regressor of the method is fitted to:
 
     - ``"A - B"`` for each pair of ``contrasts``: the difference ``z_A - z_B``. Its slope is
-      ``beta_A - beta_B`` exactly (least squares is linear in the response), and its standard error
+      ``beta_A - beta_B`` (least squares is linear in the response; exactly so when neither trait
+      brings gene covariates, otherwise the difference is fitted with both traits' covariates and
+      each side with its own), and its standard error
       accounts for the genes the two traits share (it is the regression of the difference, not two
       independent fits). Two-sided p-value: positive ``beta`` means the group is more enriched for
       A, negative for B.
@@ -177,13 +194,14 @@ def disorder_contrast(
     responses: list[tuple] = []
     for a, b in contrasts:
         za, zb = Z[a].to_numpy(), Z[b].to_numpy()
-        responses.append((f"{a} - {b}", a, b, za - zb, True, za, zb))
+        responses.append((f"{a} - {b}", a, b, _difference(za, zb, f"{a} - {b}"), True, za, zb))
     if shared:
         mean = Z[shared].mean(axis=1).to_numpy()
         responses.append(("shared", "+".join(shared), "", mean, False, mean, None))
         for a in shared:
             rest = Z[[t for t in shared if t != a]].mean(axis=1).to_numpy()
-            responses.append((f"{a} - shared", a, "shared", Z[a].to_numpy() - rest, True, Z[a].to_numpy(), rest))
+            za = Z[a].to_numpy()
+            responses.append((f"{a} - shared", a, "shared", _difference(za, rest, f"{a} - shared"), True, za, rest))
 
     cov_cache: dict[tuple[str, ...], np.ndarray | None] = {}
 
@@ -203,14 +221,13 @@ def disorder_contrast(
         X, extra = _design(m, tables, Z.index, top)
         fits = {}
 
-        def fit(y, *sides, X=X, extra=extra):
+        def fit(y, *sides, X=X, extra=extra, two_sided=False):
             # the method's design, its own covariates and the gene covariates of the traits on these sides
-            return ols_one_sided(y, X, covariates=_with_covariates(extra, gene_covariates(*sides)))
+            return ols_one_sided(y, X, covariates=_with_covariates(extra, gene_covariates(*sides)),
+                                 two_sided=two_sided)
 
         for name, a, b, y, two_sided, ya, yb in responses:
-            beta, se, t, p = fit(y, a, b)
-            if two_sided:
-                p = np.minimum(1.0, 2 * np.minimum(p, 1 - p))
+            beta, se, t, p = fit(y, a, b, two_sided=two_sided)
             beta_a = fits[a] if a in fits else fit(ya, a)[0]
             if yb is None:
                 beta_b = np.full(len(groups), np.nan)
