@@ -387,7 +387,7 @@ def test_sumstats_to_genes_matches_naive(synthetic, method, window):
     assert set(got3.index) == set(want.index[want["NSNPS"] >= 3])
 
 
-def test_acat_numerics_at_the_extremes():
+def test_acat_and_stouffer_numerics_at_the_extremes():
     loc = pd.DataFrame(
         {
             "GENE": ["one", "two", "withone"],
@@ -415,6 +415,11 @@ def test_acat_numerics_at_the_extremes():
     assert got.loc["withone", "P"] == pytest.approx(stats.cauchy.sf(1 / np.tan(np.pi * 1e-6) / 2), rel=1e-9)
     assert np.isfinite(got["ZSTAT"]).all()
     assert got.loc["one", "ZSTAT"] == pytest.approx(stats.norm.isf(1e-300), rel=1e-12)
+    # Stouffer takes the same 1 - 1/m for P = 1: {1e-6, 0.5} -> (isf(1e-6) + isf(0.5)) / sqrt(2), not a z of -8.2
+    got = sumstats_to_genes(ss, gene_loc=loc, window=0, method="stouffer")
+    z = (stats.norm.isf(1e-6) + 0.0) / np.sqrt(2)
+    assert got.loc["withone", "ZSTAT"] == pytest.approx(z, rel=1e-9)
+    assert got.loc["withone", "P"] == pytest.approx(stats.norm.sf(z), rel=1e-9)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1108,11 +1108,11 @@ def _liftover(chrom: np.ndarray, bp: np.ndarray, blocks: dict) -> tuple[np.ndarr
 def _gene_pvalues(p: np.ndarray, starts: np.ndarray, counts: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
     """Gene (P, ZSTAT) from the SNP P-values ``p`` grouped contiguously (``starts``, ``counts``)."""
     m = counts.astype(np.float64)
+    m_rep = np.repeat(counts, counts)
+    # a P-value of exactly 1 would make the Cauchy sum or the Stouffer sum -inf (gene P = 1 whatever the other
+    # SNPs): it is set to 1 - 1/m, m the gene's number of SNPs (m >= 2), a common convention of ACAT code
+    p_use = np.where((p >= 1.0) & (m_rep > 1), 1.0 - 1.0 / np.maximum(m_rep, 2), p)
     if method == "acat":
-        m_rep = np.repeat(counts, counts)
-        # a P-value of exactly 1 would make the Cauchy sum -inf (gene P = 1 whatever the other SNPs):
-        # it is set to 1 - 1/m, m the gene's number of SNPs (m >= 2), a common convention of ACAT code
-        p_use = np.where((p >= 1.0) & (m_rep > 1), 1.0 - 1.0 / np.maximum(m_rep, 2), p)
         t = np.add.reduceat(cauchy_terms(p_use), starts) / m
         p_gene = cauchy_sf(t)
     elif method == "minp":
@@ -1120,7 +1120,7 @@ def _gene_pvalues(p: np.ndarray, starts: np.ndarray, counts: np.ndarray, method:
         p_gene = -np.expm1(m * np.log1p(-np.minimum(pmin, 1.0)))  # 1 - (1 - pmin)^m, exact for tiny pmin
         p_gene = np.where(pmin >= 1.0, 1.0, p_gene)
     elif method == "stouffer":
-        z = stats.norm.isf(np.minimum(p, np.nextafter(1.0, 0.0)))  # P = 1 would give z = -inf
+        z = stats.norm.isf(np.minimum(p_use, np.nextafter(1.0, 0.0)))  # a lone SNP's P = 1: z finite
         zstat = np.add.reduceat(z, starts) / np.sqrt(m)
         return np.maximum(stats.norm.sf(zstat), _P_FLOOR), zstat
     else:  # pragma: no cover - checked by the caller
@@ -1221,7 +1221,8 @@ def sumstats_to_genes(
       tests. Under LD the effective number of tests is smaller than m, so it is conservative.
     - ``"stouffer"``: ``sum(z_i) / sqrt(m)`` with ``z_i = Phi^-1(1 - p_i)``. It assumes independent
       SNPs; under LD the sum's variance exceeds m, so it is anti-conservative, more so for large
-      genes in strong LD.
+      genes in strong LD. A SNP P-value of exactly 1 is set to ``1 - 1/m``, as for ``"acat"`` (kept as
+      it is, it would add ``z = -8.2``, the most negative finite value, and dominate the sum).
 
     None of them models LD the way MAGMA does (SNP-wise mean model with an LD reference panel,
     gene size and density corrected in gene-property analyses). When a real MAGMA run (or the
