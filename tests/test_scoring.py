@@ -88,7 +88,7 @@ def test_log_normalised_input_is_read_once_with_scipys_statistics(monkeypatch, t
     # raw counts: normalised first, statistics of psysc_norm (equal to those of the same log-normalised values)
     passes.clear()
     psysc.pp.prepare_scoring(counts)
-    assert len(passes) == 3  # check, then the two statistics of the normalised layer
+    assert len(passes) == 4  # check, normalisation (one block in memory), the two statistics of the new layer
     N = counts.layers["psysc_norm"]
     np.testing.assert_array_equal(counts.var["psysc_mean"], np.asarray(N.mean(axis=0)).ravel())
     # a backed file gives the same statistics in one pass
@@ -99,6 +99,54 @@ def test_log_normalised_input_is_read_once_with_scipys_statistics(monkeypatch, t
     psysc.pp.prepare_scoring(backed)
     assert len(passes) == 1
     pd.testing.assert_frame_equal(backed.var.filter(like="psysc_"), logn.var.filter(like="psysc_"))
+
+
+def _split_entries(M):
+    """``M`` (CSR) with every stored value split into two duplicated entries: the same matrix for scipy."""
+    C = M.tocoo()
+    half = (C.data / 2).astype(C.data.dtype)
+    rows, cols, vals = np.r_[C.row, C.row], np.r_[C.col, C.col], np.r_[half, C.data - half]
+    order = np.argsort(rows, kind="stable")
+    indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=M.shape[0]))]
+    D = sparse.csr_matrix((vals[order], cols[order], indptr), shape=M.shape)
+    assert D.nnz == 2 * M.nnz and abs(D - M).max() < 1e-6
+    return D
+
+
+def test_backed_counts_and_duplicated_entries_are_normalised_as_scanpy(tmp_path):
+    """Raw counts in a backed h5ad are normalised block by block, and a CSR matrix with duplicated entries (which
+    add up in scipy) is normalised and summarised as the same matrix without them: scanpy on the plain matrix."""
+    import scanpy as sc
+
+    counts = synthetic_counts(n_cells=500, n_genes=80, seed=4)
+    ref = counts.copy()
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    want = ref.X.toarray()
+    mean = want.mean(axis=0, dtype=np.float64)
+    var = want.astype(np.float64).var(axis=0)
+
+    counts.write_h5ad(tmp_path / "counts.h5ad")
+    backed = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r")
+    split = counts.copy()
+    split.X = _split_entries(counts.X)
+    logn = counts.copy()
+    logn.X = _split_entries(sparse.csr_matrix(ref.X))
+    for adata in (backed, split, logn):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(psysc.pp._prepare, "NORMALISE_BLOCK", 64)  # the backed file in 8 blocks
+            psysc.pp.prepare_scoring(adata)
+        layer = adata.uns["psysc"]["prepare_scoring"]["layer"]
+        got = adata.X if layer == "X" else adata.layers[layer]
+        got = got.toarray() if sparse.issparse(got) else np.asarray(got)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(adata.var["psysc_mean"], mean, rtol=1e-5)
+        np.testing.assert_allclose(adata.var["psysc_var"], var, rtol=1e-4, atol=1e-9)
+    scores = [psysc.tl.score_disorders(a, random_sets(a, 2, size=10), n_ctrl=20, inplace=False)
+              for a in (backed, split, logn)]
+    for other in scores[1:]:
+        for t in scores[0]:
+            np.testing.assert_allclose(other[t]["norm_score"], scores[0][t]["norm_score"], rtol=1e-4, atol=1e-5)
 
 
 def test_pooled_pvalues_equal_naive_counts():

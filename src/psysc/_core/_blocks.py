@@ -16,20 +16,36 @@ def is_dask(X) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
+def _canonical(block: sparse.csr_matrix, *, owned: bool) -> sparse.csr_matrix:
+    """``block`` with each row's entries sorted and duplicates summed (a copy unless ``owned``).
+
+    scipy allows duplicated entries in CSR (they add up); per-entry work such as ``log1p`` or squares would
+    treat them as separate values, so every block is brought to this form first.
+    """
+    if block.has_canonical_format:
+        return block
+    if not owned:
+        block = block.copy()
+    block.sum_duplicates()
+    return block
+
+
 def _read_rows(X, start: int, stop: int):
-    """Rows ``start:stop`` of a backed, dask-backed or other matrix as CSR or a C-contiguous ndarray."""
+    """Rows ``start:stop`` of a backed, dask-backed or other matrix as canonical CSR or a C-contiguous ndarray."""
     block = X[start:stop]
     if is_dask(block):
         block = block.compute()
     if sparse.issparse(block):
-        return sparse.csr_matrix(block)
+        out = sparse.csr_matrix(block)
+        return _canonical(out, owned=out is not block and out.data is not getattr(block, "data", None))
     return np.ascontiguousarray(np.asarray(block))
 
 
 def iter_row_blocks(X, block_size: int = 10_000, *, prefetch: bool = False) -> Iterator[tuple[int, int, object]]:
     """Yield ``(start, stop, block)`` row blocks of ``X``.
 
-    ``block`` is a CSR matrix for sparse input and a C-contiguous ndarray for dense input. Works on
+    ``block`` is a CSR matrix in canonical form (sorted, no duplicated entries: a non-canonical block is
+    copied and its duplicates summed) for sparse input and a C-contiguous ndarray for dense input. Works on
     in-memory arrays, h5py/anndata backed datasets (sliced block by block) and dask arrays (computed
     block by block), so the whole matrix is never densified or loaded at once.
 
@@ -60,6 +76,8 @@ def iter_row_blocks(X, block_size: int = 10_000, *, prefetch: bool = False) -> I
             view.data = X.data[lo:hi]
             view.indices = X.indices[lo:hi]
             view.indptr = X.indptr[start : stop + 1] - lo
-            yield start, stop, view
+            for flag in ("_has_canonical_format", "_has_sorted_indices"):  # those of the empty matrix
+                view.__dict__.pop(flag, None)
+            yield start, stop, _canonical(view, owned=False)
             continue
         yield start, stop, _read_rows(X, start, stop)

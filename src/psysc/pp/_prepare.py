@@ -20,6 +20,37 @@ logger = logging.getLogger("psysc")
 GENE_STAT_COLUMNS = ("mean", "var", "var_tech", "ct_mean", "ct_var", "ct_var_tech", "mean_var")
 
 
+#: rows normalised at a time from a backed or dask matrix
+NORMALISE_BLOCK = 20_000
+
+
+def _log_normalise(X, target_sum: float):
+    """``log1p`` of counts scaled to ``target_sum`` per cell (scanpy's ``normalize_total`` + ``log1p``), float32.
+
+    Row block by row block (each cell is scaled on its own), so counts in a backed h5ad or a dask array are
+    read in blocks; the result, the layer that is scored, is in memory (CSR for sparse input).
+    """
+    import scanpy as sc
+
+    in_memory = isinstance(X, np.ndarray) or sparse.issparse(X)
+    block_size = max(1, X.shape[0]) if in_memory else NORMALISE_BLOCK  # in memory: one block, one copy
+    parts = []
+    for _, _, block in iter_row_blocks(X, block_size, prefetch=True):
+        if sparse.issparse(block):
+            block = block.astype(np.float32) if block.dtype != np.float32 else block.copy()
+        else:
+            block = np.array(block, dtype=np.float32)
+        tmp = AnnData(X=block)
+        sc.pp.normalize_total(tmp, target_sum=target_sum)
+        sc.pp.log1p(tmp)
+        parts.append(tmp.X)
+    if not parts:
+        return X.astype(np.float32) if hasattr(X, "astype") else np.zeros(X.shape, dtype=np.float32)
+    if len(parts) == 1:
+        return parts[0]
+    return sparse.vstack(parts, format="csr") if sparse.issparse(parts[0]) else np.vstack(parts)
+
+
 def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_size: int = 10_000) -> dict:
     """Summarise a matrix: integer-valued or not, NaN/negative/inf counts, maximum, empty rows.
 
@@ -114,7 +145,9 @@ def prepare_scoring(
 
     1. Raw counts are detected (integer values) and normalised: size factors to ``target_sum`` counts
        per cell, then ``log1p`` (``scanpy.pp.normalize_total`` + ``scanpy.pp.log1p``), into
-       ``adata.layers[f"{key_added}_norm"]``. Log-normalised input is used as it is.
+       ``adata.layers[f"{key_added}_norm"]`` (in memory; counts in a backed h5ad or a dask array are read block
+       by block). Log-normalised input is used as it is, read block by block when backed (the way to score
+       data larger than memory: write the log-normalised matrix to the h5ad and open it backed).
     2. Per gene: mean and variance of log expression, mean and variance on the count scale
        (``expm1``), the technical variance from the count-scale mean-variance trend (loess), and
        ``n_mean_bin`` x ``n_var_bin`` mean-variance bins used to match control genes.
@@ -191,16 +224,9 @@ def prepare_scoring(
         )
     norm_layer = layer
     if is_counts and normalize in ("auto", True):
-        import scanpy as sc
-
         logger.info("%s holds raw counts: normalising to %g counts per cell and log1p", where, target_sum)
-        tmp = AnnData(X=X.copy() if not sparse.issparse(X) else sparse.csr_matrix(X, dtype=np.float32, copy=True))
-        if tmp.X.dtype != np.float32:
-            tmp.X = tmp.X.astype(np.float32)
-        sc.pp.normalize_total(tmp, target_sum=target_sum)
-        sc.pp.log1p(tmp)
         norm_layer = f"{key_added}_norm"
-        adata.layers[norm_layer] = tmp.X
+        adata.layers[norm_layer] = _log_normalise(X, target_sum)
         logger.info("added layers[%r]", norm_layer)
     Xn = get_matrix(adata, norm_layer)
 
