@@ -491,6 +491,41 @@ def test_implicit_covariate_correction_equals_explicit_dense_regression():
         pd.testing.assert_frame_equal(implicit[trait], dense[trait], rtol=1e-6)
 
 
+def test_covariate_designs_keep_the_intercept_and_survive_unused_or_collinear_columns(caplog):
+    """A covariate far from 0 with little spread (log library size) still gets an intercept (scDRS's 0.01 rule
+    would leave it out); unused categories and collinear columns do not break the fit: the gene statistics are
+    those of the dense least-squares residuals with an intercept (numpy)."""
+    adata = synthetic_counts(300, 400, seed=6)
+    depth = np.log1p(np.asarray(adata.X.sum(axis=1)).ravel())
+    assert depth.std() / depth.mean() < 0.1
+    stage = np.where(np.arange(300) % 3 == 0, "adult", "fetal")
+    X = None
+
+    def naive(C):
+        A = np.column_stack([C, np.ones(300)])
+        return X - A @ np.linalg.lstsq(A, X, rcond=None)[0] + X.mean(axis=0)
+
+    designs = {
+        "small_cv": (pd.DataFrame({"depth": depth}, index=adata.obs_names), depth[:, None]),
+        "unused_category": (
+            pd.DataFrame({"stage": pd.Categorical(stage, categories=["adult", "fetal", "other"])},
+                         index=adata.obs_names),
+            (stage == "fetal")[:, None].astype(float)),
+        "collinear": (pd.DataFrame({"depth": depth, "twice": 2 * depth}, index=adata.obs_names), depth[:, None]),
+    }
+    for name, (cov, C) in designs.items():
+        a = adata.copy()
+        with caplog.at_level(logging.WARNING, logger="psysc"):
+            caplog.clear()
+            psysc.pp.prepare_scoring(a, covariates=cov)
+        assert "const" in a.uns["psysc"]["prepare_scoring"]["covariates"], name
+        assert ("collinear" in caplog.text) == (name == "collinear"), name
+        X = a.layers["psysc_norm"].toarray().astype(np.float64)
+        resid = naive(C)
+        np.testing.assert_allclose(a.var["psysc_mean"], resid.mean(axis=0), rtol=1e-9, atol=1e-12, err_msg=name)
+        np.testing.assert_allclose(a.var["psysc_var"], resid.var(axis=0), rtol=1e-6, atol=1e-12, err_msg=name)
+
+
 def test_covariates_must_cover_the_cells():
     adata = synthetic_counts(100, 400)
     with pytest.raises(ValueError, match="75%"):

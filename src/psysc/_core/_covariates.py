@@ -22,8 +22,11 @@ logger = logging.getLogger("psysc")
 def design_matrix(covariates: pd.DataFrame, obs_names: pd.Index) -> pd.DataFrame:
     """Numeric design matrix for the cells of ``obs_names``.
 
-    Categorical columns become indicator columns (first level dropped), missing values take the
-    column mean, and a constant column is added unless the covariates already span one.
+    Categorical columns become indicator columns (first level among these cells dropped; categories no cell
+    has are left out), missing values take the column mean, and a constant column is added unless the
+    covariates already span one exactly (up to rounding). scDRS adds it only when the covariates are more
+    than 0.01 (mean squared residual) away from a constant, which leaves it out for a covariate with a small
+    coefficient of variation (log library size: about 13 +- 0.5), fitting every gene through the origin.
     """
     if not isinstance(covariates, pd.DataFrame):
         raise TypeError("covariates must be a pandas DataFrame indexed by cell (obs_names)")
@@ -45,6 +48,8 @@ def design_matrix(covariates: pd.DataFrame, obs_names: pd.Index) -> pd.DataFrame
     df = pd.DataFrame(index=obs_names.astype(str)).join(cov)
     categorical = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
     for col in categorical:
+        if isinstance(df[col].dtype, pd.CategoricalDtype):
+            df[col] = df[col].cat.remove_unused_categories()  # an empty indicator would make the design singular
         dummies = pd.get_dummies(df[col], drop_first=True, dtype=float)
         dummies.columns = [f"{col}_{level}" for level in dummies.columns]
         dummies.loc[df[col].isna(), :] = np.nan
@@ -59,8 +64,15 @@ def design_matrix(covariates: pd.DataFrame, obs_names: pd.Index) -> pd.DataFrame
     df.attrs["n_cells_filled"] = n_cells_filled
     ones = np.ones(len(df))
     C = df.to_numpy()
-    if C.shape[1] == 0 or np.mean((ones - C @ np.linalg.lstsq(C, ones, rcond=None)[0]) ** 2) > 0.01:
+    if C.shape[1] == 0 or np.mean((ones - C @ np.linalg.lstsq(C, ones, rcond=None)[0]) ** 2) > 1e-10:
         df["const"] = 1.0
+    rank = np.linalg.matrix_rank(df.to_numpy())
+    if rank < df.shape[1]:
+        logger.warning(
+            "covariates: the %d design columns (%s) span only %d dimensions (collinear columns, e.g. one "
+            "that is constant or a sum of others); the correction removes their span", df.shape[1],
+            ", ".join(map(str, df.columns)), rank,
+        )
     return df
 
 
@@ -77,8 +89,13 @@ def fit(X, C: np.ndarray, *, block_size: int = 10_000):
         else:
             cty += cb.T @ block
             total += block.sum(axis=0)
-    beta = np.linalg.solve(C.T @ C / n, cty / n)
-    return beta, total / n
+    # least squares on the normal equations, columns scaled to unit norm: with collinear columns, the
+    # minimum-norm coefficients (the fitted values, hence the corrected data, are the same for any solution)
+    gram = C.T @ C
+    scale = np.sqrt(np.diag(gram))
+    scale[scale == 0] = 1.0
+    sol = np.linalg.lstsq(gram / np.outer(scale, scale), cty / scale[:, None], rcond=1e-10)[0]
+    return sol / scale[:, None], total / n
 
 
 def corrected_mean_var(X, C: np.ndarray, beta: np.ndarray, gene_mean: np.ndarray, *, expm1: bool = False,

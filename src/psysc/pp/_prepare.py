@@ -165,7 +165,8 @@ def prepare_scoring(
         Counts per cell after size-factor normalisation.
     covariates
         Cells x covariates (e.g. sequencing depth, sex, age, batch), indexed by ``obs_names``; categorical
-        columns become indicators and a constant is added. Their effect is regressed out of every gene
+        columns become indicators and a constant is added (unless the columns span one exactly; see
+        :func:`psysc._core._covariates.design_matrix`). Their effect is regressed out of every gene
         (residuals plus the gene mean) implicitly: the data stay sparse and the correction is applied
         to the statistics and, as a low-rank term, to the scores.
     n_mean_bin, n_var_bin
