@@ -255,3 +255,37 @@ def test_a_trait_scored_by_a_later_call_leaves_the_skipped_list():
     psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:300])}, n_ctrl=10)
     assert adata.uns["psysc"]["score_disorders"]["skipped"] == {}
     assert sorted(adata.uns["psysc"]["score_disorders"]["traits"]) == ["T", "U"]
+
+
+@pytest.mark.parametrize("n_ctrl", [0, 1, 20.0, True])
+def test_n_ctrl_must_be_a_whole_number_of_at_least_two(n_ctrl):
+    adata = psysc.datasets.darmanis2015()[:50].copy()
+    psysc.pp.prepare_scoring(adata)
+    with pytest.raises(ValueError, match="at least 2"):
+        psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:300])}, n_ctrl=n_ctrl)
+
+
+def test_group_tests_leave_out_cells_without_a_score_and_keep_the_category_order(caplog):
+    """Cells with an undefined (NaN) score are left out of the group tests (a NaN quantile used to count no control
+    set above it: the smallest p-value); groups follow the categories, or numeric order for cluster numbers."""
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=50)
+    norm = adata.obs["psysc_SCZ_norm_score"].to_numpy().copy()
+    ctrl = adata.obsm["psysc_SCZ_ctrl_norm_score"]
+    neurons = np.flatnonzero(adata.obs["cell_type"].to_numpy() == "neurons")
+    norm[neurons[:40]] = np.nan
+    adata.obs["psysc_SCZ_norm_score"] = norm
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        t = psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, inplace=False)
+    assert "40 cells have no normalised score" in caplog.text
+    row = t.set_index("group").loc["neurons"]
+    keep = neurons[40:]
+    v = norm[keep].astype(np.float32)
+    q_ctrl = np.quantile(np.asarray(ctrl, np.float32)[keep], 0.95, axis=0)
+    want = (np.sum(q_ctrl >= np.quantile(v, 0.95)) + 1) / (ctrl.shape[1] + 1)
+    assert row["assoc_pval"] == pytest.approx(want) and row["n_cells"] == len(neurons)
+    assert list(t["group"]) == list(adata.obs["cell_type"].cat.categories)
+    adata.obs["cluster"] = (np.arange(adata.n_obs) % 12).astype(str)  # plain strings "0".."11"
+    t = psysc.tl.disorder_enrichment(adata, groupby="cluster", traits="SCZ", use_graph=None, inplace=False)
+    assert list(t["group"]) == [str(i) for i in range(12)]

@@ -22,11 +22,25 @@ def _scored_traits(adata: AnnData, key: str) -> list[str]:
     return list(ns["score_disorders"]["traits"])
 
 
+def _group_order(labels: pd.Series, present: set[str]) -> list[str]:
+    """The groups in the order of the categories for a categorical column, else numerically when every label is
+    a number (cluster "2" before "10"), else alphabetically."""
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        ordered = [str(c) for c in labels.cat.categories if str(c) in present]
+        return ordered + sorted(present - set(ordered))
+    try:
+        return sorted(present, key=lambda g: (float(g), g))
+    except ValueError:
+        return sorted(present)
+
+
 def _group_stats(norm, ctrl, graph, cells):
     """Association and heterogeneity of one group (cells in the given order)."""
     v = norm[cells]
     c = ctrl[cells]
     n_ctrl = c.shape[1]
+    if len(cells) == 0:
+        return np.nan, np.nan, np.nan, np.nan
     q = np.quantile(v, 0.95)
     q_ctrl = np.quantile(c, 0.95, axis=0)
     assoc_p = (np.sum(q_ctrl >= q) + 1) / (n_ctrl + 1)
@@ -97,7 +111,11 @@ def disorder_enrichment(
     A tidy DataFrame (returned with ``inplace=False``) with one row per trait and group: ``trait``, ``group``,
     ``n_cells``, ``assoc_pval``, ``assoc_z``, ``assoc_fdr``, ``hetero_pval``, ``hetero_z``, ``hetero_fdr``,
     ``frac_sig`` (fraction of cells with FDR < 0.1), ``n_fdr_<t>`` per threshold. FDRs are
-    Benjamini-Hochberg across the groups of each trait.
+    Benjamini-Hochberg across the groups of each trait. Groups come in the order of the categories of a
+    categorical ``groupby``, else in numeric order when every label is a number (clusters ``"2"`` before
+    ``"10"``), else alphabetically. Cells without a normalised score (no control gene expressed, p-value 1;
+    see :func:`psysc.tl.score_disorders`) are left out of the association and heterogeneity tests, with a
+    warning.
 
     Examples
     --------
@@ -114,6 +132,8 @@ def disorder_enrichment(
     scored = _scored_traits(adata, key)
     if traits is None:
         traits = scored
+    elif isinstance(traits, str):
+        traits = [traits]
     missing = [t for t in traits if t not in scored]
     if missing:
         raise KeyError(f"traits {missing} were not scored; scored traits: {scored}")
@@ -135,7 +155,7 @@ def disorder_enrichment(
     name_order = np.argsort(adata.obs_names.to_numpy().astype(str), kind="stable")
     label_arr = labels.astype(str).to_numpy()[name_order]
     valid = labels.notna().to_numpy()[name_order]
-    groups = sorted(set(label_arr[valid]))
+    groups = _group_order(labels, set(label_arr[valid]))
     members = {g: name_order[(label_arr == g) & valid] for g in groups}
 
     rows = []
@@ -144,9 +164,16 @@ def disorder_enrichment(
         pval = adata.obs[f"{key}_{trait}_pval"].to_numpy(dtype=np.float64)
         ctrl = np.asarray(adata.obsm[f"{key}_{trait}_ctrl_norm_score"], dtype=np.float32)
         fdr = bh_fdr(pval)
+        undefined = ~np.isfinite(norm)
+        if undefined.any():
+            logger.warning(
+                "%s: %d cells have no normalised score (they express none of the control genes; p-value 1); they "
+                "are left out of the groups' association and heterogeneity tests (still counted in n_cells and "
+                "frac_sig)", trait, int(undefined.sum()),
+            )
         for g in groups:
             cells = members[g]
-            assoc_p, assoc_z, hetero_p, hetero_z = _group_stats(norm, ctrl, graph, cells)
+            assoc_p, assoc_z, hetero_p, hetero_z = _group_stats(norm, ctrl, graph, cells[~undefined[cells]])
             row = {
                 "trait": trait,
                 "group": g,

@@ -183,8 +183,12 @@ def score_disorders(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, not {dtype}")
-    if n_ctrl < 1:
-        raise ValueError(f"n_ctrl must be positive, not {n_ctrl}")
+    if isinstance(n_ctrl, bool) or not isinstance(n_ctrl, int | np.integer) or n_ctrl < 2:
+        raise ValueError(
+            f"n_ctrl must be a whole number of control gene sets, at least 2 (each cell is standardised by the "
+            f"spread of its control scores; scDRS uses 1,000), not {n_ctrl!r}"
+        )
+    n_ctrl = int(n_ctrl)
     if rng not in ("numpy", "scdrs"):
         raise ValueError(f"rng must be 'numpy' or 'scdrs', not {rng!r}")
     gstats = _gene_stats(adata, key_added)
