@@ -289,3 +289,26 @@ def test_group_tests_leave_out_cells_without_a_score_and_keep_the_category_order
     adata.obs["cluster"] = (np.arange(adata.n_obs) % 12).astype(str)  # plain strings "0".."11"
     t = psysc.tl.disorder_enrichment(adata, groupby="cluster", traits="SCZ", use_graph=None, inplace=False)
     assert list(t["group"]) == [str(i) for i in range(12)]
+
+
+def test_partial_overlap_and_stale_results_are_warned_about(caplog):
+    adata = psysc.datasets.darmanis2015()
+    hvg = adata[:, :3000].copy()  # as if only some genes had been kept
+    psysc.pp.prepare_scoring(hvg)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(hvg, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=10)
+    sc_genes = psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"].index
+    n_found = int(sc_genes.isin(hvg.var_names).sum())
+    assert f"SCZ: only {n_found} of {len(sc_genes)} genes found" in caplog.text and "gene-filtered" in caplog.text
+
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:300])}, n_ctrl=10)
+    psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:5]), "U": list(adata.var_names[:300])}, n_ctrl=10)
+    assert "T not re-scored" in caplog.text and "earlier call stay" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:200])}, n_ctrl=10)
+    assert "computed from earlier scores of T" in caplog.text

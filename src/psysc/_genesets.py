@@ -126,7 +126,15 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
     for trait, s in gene_sets.items():
         common = sorted(set(s.index) & set(var_names))
         total_matched += len(common)
-        logger.info("%s: %d of %d genes found in the data", trait, len(common), len(s))
+        if len(common) < 0.5 * len(s) and len(common) >= min_genes:
+            same_kind = _id_kind(s.index) == _id_kind(var_names)
+            logger.warning(
+                "%s: only %d of %d genes found in the data; %s", trait, len(common), len(s),
+                "is the matrix gene-filtered? score all genes, not only the highly variable ones" if same_kind
+                else overlap_hint(s.index, var_names),
+            )
+        else:
+            logger.info("%s: %d of %d genes found in the data", trait, len(common), len(s))
         if len(common) < min_genes:
             skipped[trait] = len(common)
             continue

@@ -131,7 +131,9 @@ def score_disorders(
         Number of control gene sets per trait.
     seed
         Random seed (default ``psysc.settings.seed``). With ``rng="numpy"`` a trait's control sets
-        depend on the seed and the trait's name only, not on the other traits scored with it.
+        depend on the seed and on its genes and weights only, not on its name nor on the other traits
+        scored with it (the draws of each mean-variance bin are seeded by the seed and the bin, and
+        shared, nested, by all traits: two traits with the same genes get the same control sets).
     weight
         ``"vs"``: gene weight / sqrt(technical variance + 0.01) (scDRS default); ``"inv_std"``;
         ``"uniform"``: the gene weights alone.
@@ -306,6 +308,15 @@ def score_disorders(
 
     ns = uns_namespace(adata, key_added)
     previous = ns.get("score_disorders", {})
+    earlier = [t for t in skipped if t in previous.get("traits", [])]
+    if earlier:
+        logger.warning("%s not re-scored (too few genes in the data); the scores of an earlier call stay in adata",
+                       ", ".join(map(str, earlier)))
+    stale = [t for t in traits if t in previous.get("traits", [])]
+    enrichment = ns.get("enrichment")
+    if stale and isinstance(enrichment, pd.DataFrame) and "trait" in enrichment and enrichment["trait"].isin(stale).any():
+        logger.warning("uns[%r]['enrichment'] was computed from earlier scores of %s: run "
+                       "psysc.tl.disorder_enrichment again", key_added, ", ".join(map(str, stale)))
     all_traits = list(dict.fromkeys(list(previous.get("traits", [])) + traits))
     params = {
         "n_ctrl": int(n_ctrl),
