@@ -435,3 +435,72 @@ def test_magma_genes_raw_is_read_as_a_magma_file(tmp_path, small_h5ad):
     rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path / "o"), "--gene-sets", str(raw)])
     assert rc == 2 and "Traceback" not in err
     assert "as a MAGMA .genes.out/.genes.raw file" in err and "line 3: 1 correlations" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seed", "-1"], "--seed must be between 0 and 2^32 - 1"),
+        (["--seed", str(2**32)], "--seed must be between 0 and 2^32 - 1"),
+        (["--n-ctrl", "1"], "--n-ctrl must be at least 2"),
+        (["--gene-loc", "x.loc"], "--gene-loc names the genes of a MAGMA"),
+    ],
+)
+def test_options_checked_before_any_work(tmp_path, small_h5ad, args, message):
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path / "out"), "--quick", *args])
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_unwritable_out_and_every_trait_too_small_exit_2(tmp_path, small_h5ad):
+    (tmp_path / "afile").write_text("x")
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path / "afile" / "sub"), "--quick"])
+    assert rc == 2 and "is a file, not a directory" in err
+    gs = tmp_path / "small.gs"
+    psysc.gwas.write_gs({"MYT": pd.Series(1.0, index=["NRGN", "DPYD", "GRIN2A"])}, gs)
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path / "o"), "--gene-sets", str(gs),
+                    "--quick"])
+    assert rc == 2 and "every trait has fewer than 10 of its genes in the data (MYT: 3)" in err
+    assert "differ in case" not in err and "Traceback" not in err
+
+
+def test_failed_model_download_exits_2_and_leaves_no_empty_folder(tmp_path, small_h5ad, monkeypatch):
+    monkeypatch.setenv("PSYSC_MODEL_BASE_URL", "http://127.0.0.1:9")  # nothing listens on the discard port
+    monkeypatch.setenv("PSYSC_CACHE_DIR", str(tmp_path / "cache"))
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path / "o"), "--model",
+                    "geneformer-v2-104m", "--quick", "--traits", "SCZ"])
+    assert rc == 2 and "--model 'geneformer-v2-104m'" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_magma_entrez_ids_named_with_gene_loc_and_stale_outputs_removed(tmp_path, darmanis):
+    """A MAGMA .genes.out named by Entrez IDs is scored from the command line with its gene.loc; a second run into
+    the same folder removes the figures of traits it no longer scores, and the report names the traits left out."""
+    rng = np.random.default_rng(0)
+    genes = list(darmanis.var_names[np.asarray((darmanis.X > 0).sum(axis=0)).ravel() >= 50][:400])
+    entrez = [str(1000 + i) for i in range(len(genes))]
+    z = rng.normal(1.0, 1.5, len(genes))
+    out_file = tmp_path / "T.genes.out"
+    pd.DataFrame({"GENE": entrez, "CHR": 1, "START": np.arange(len(genes)) * 1000 + 1,
+                  "STOP": np.arange(len(genes)) * 1000 + 500, "NSNPS": 10, "NPARAM": 5, "N": 1000, "ZSTAT": z,
+                  "P": norm.sf(z)}).to_csv(out_file, sep=" ", index=False)
+    loc = tmp_path / "NCBI37.3.gene.loc"
+    pd.DataFrame({"GENE": entrez, "CHR": 1, "START": np.arange(len(genes)) * 1000 + 1,
+                  "STOP": np.arange(len(genes)) * 1000 + 500, "STRAND": "+", "NAME": genes}).to_csv(
+        loc, sep="\t", index=False, header=False)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--out", str(out), "--quick", "--traits", "SCZ,HEIGHT"])
+    assert rc == 0, log
+    assert (out / "scores_HEIGHT.png").is_file()
+    rc, log = _run(["run", "--out", str(out), "--quick", "--gene-sets", str(out_file), "--gene-loc", str(loc)])
+    assert rc == 0, log
+    table = pd.read_csv(out / "enrichment.tsv", sep="\t")
+    assert set(table["trait"]) == {"T"}
+    assert not (out / "scores_HEIGHT.png").exists() and (out / "scores_T.png").is_file()
+    assert sorted(p.name for p in out.iterdir()) == json.loads((out / "summary.json").read_text())["files"]
+    few = tmp_path / "few.gs"
+    psysc.gwas.write_gs({"SCZ": psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"],
+                         "FEW": pd.Series(1.0, index=genes[:5])}, few)
+    rc, log = _run(["run", "--out", str(out), "--quick", "--gene-sets", str(few)])
+    assert rc == 0, log
+    assert "Not scored (fewer than 10 genes in the data): FEW (5 genes)" in (out / "report.html").read_text()

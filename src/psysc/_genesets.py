@@ -105,8 +105,9 @@ def overlap_hint(set_genes, var_names) -> str:
         if kind == "ensembl" and any("." in str(x) for x in list(names)[:200]):
             hints.append(f"{side} carry Ensembl version suffixes (ENSG...\\.N): strip them (e.g. "
                          "names.str.replace(r'\\.\\d+$', '', regex=True))")
-    upper = {str(x).upper() for x in var_names}
-    n_case = sum(str(g).upper() in upper for g in set_genes)
+    exact = {str(x) for x in var_names}
+    upper = {x.upper() for x in exact}
+    n_case = sum(str(g) not in exact and str(g).upper() in upper for g in set_genes)
     if n_case:
         hints.append(f"{n_case} gene-set genes match var_names when upper and lower case are ignored: the names differ "
                      "in case only, so spell var_names as the gene sets do (human symbols are upper case, as in "

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from ._genesets import overlap_hint
+
 if TYPE_CHECKING:
     from anndata import AnnData
 
@@ -31,6 +33,8 @@ logger = logging.getLogger("psysc")
 #: QC thresholds (mild, suited to small full-length datasets such as Darmanis 2015)
 MIN_GENES_PER_CELL = 200
 MIN_CELLS_PER_GENE = 3
+#: genes of a gene set that must be in the data for it to be scored (score_disorders' min_genes)
+MIN_GENES_PER_TRAIT = 10
 #: graph construction
 N_PCS = 20
 N_NEIGHBORS = 15
@@ -80,14 +84,38 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
     if not adata.obs[groupby].notna().any():
         raise InputError(f"--groupby {groupby!r} has no label: the column is missing for every cell")
     genes = pd.Index(adata.var_names.astype(str))
-    no_overlap = [t for t in traits if not genes.isin(pd.Index(gene_sets[t].index).astype(str)).any()]
+    found = {t: int(pd.Index(gene_sets[t].index).astype(str).isin(genes).sum()) for t in traits}
+    no_overlap = [t for t in traits if found[t] == 0]
     if no_overlap:
         example = list(gene_sets[no_overlap[0]].index[:3])
         raise InputError(
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
-            f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first"
+            f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first; "
+            + overlap_hint(gene_sets[no_overlap[0]].index, genes) + _symbol_column_hint(adata)
+        )
+    if all(n < MIN_GENES_PER_TRAIT for n in found.values()):
+        raise InputError(
+            f"every trait has fewer than {MIN_GENES_PER_TRAIT} of its genes in the data ("
+            + ", ".join(f"{t}: {n}" for t, n in found.items())
+            + "): a gene set needs at least that many to be scored against matched control gene sets"
         )
     return traits
+
+
+#: var columns that hold gene symbols in common files (CELLxGENE, 10x, scanpy)
+_SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "gene_name", "symbol", "gene")
+
+
+def _symbol_column_hint(adata: AnnData) -> str:
+    """A sentence naming a var column of symbols to use as var_names, when var_names are Ensembl IDs."""
+    if not str(adata.var_names[0]).upper().startswith("ENS"):
+        return ""
+    for col in _SYMBOL_COLUMNS:
+        if col in adata.var.columns:
+            return (f"; adata.var[{col!r}] holds gene symbols: write the file with them as var_names "
+                    f"(adata.var_names = adata.var[{col!r}].astype(str); adata.var_names_make_unique()) or map the "
+                    "gene sets with psysc.gwas.to_ensembl")
+    return "; map the gene sets to Ensembl IDs with psysc.gwas.to_ensembl, or the data's genes to symbols"
 
 
 def check_counts(adata: AnnData, layer: str | None) -> None:
@@ -260,6 +288,22 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
     return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
 
 
+def _remove_stale_outputs(out: Path, written: set[str]) -> None:
+    """Delete the files an earlier run listed in ``out/summary.json`` that this run does not write (e.g. the score
+    figures of traits not asked for now), so the folder holds one run; other files are left alone."""
+    path = out / "summary.json"
+    try:
+        earlier = json.loads(path.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return
+    stale = [f for f in earlier if isinstance(f, str) and f not in written and Path(f).name == f
+             and (out / f).is_file()]
+    for f in stale:
+        (out / f).unlink()
+    if stale:
+        logger.info("removed %d file(s) of an earlier run in %s: %s", len(stale), out, ", ".join(stale))
+
+
 def _report_html(
     *, summary: dict, table: pd.DataFrame, sentences: dict[str, str], heatmap: bytes, umaps: dict[str, bytes],
     celltype: pd.DataFrame | None = None, dotplot: bytes | None = None,
@@ -269,6 +313,14 @@ def _report_html(
         return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
 
     params = summary["parameters"]
+    rep = str(params.get("graph_representation", "X_pca"))
+    graph_name = "PCA of the normalised expression" if rep == "X_pca" else f"{params.get('model')} embedding, {rep}"
+    not_scored = summary["data"].get("traits_not_scored") or {}
+    not_scored_html = (
+        "<p class=\"note\">Not scored (fewer than " + str(MIN_GENES_PER_TRAIT) + " genes in the data): "
+        + ", ".join(f"{html.escape(str(t))} ({n} genes)" for t, n in not_scored.items()) + ".</p>"
+        if not_scored else ""
+    )
     param_rows = "\n".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
         for k, v in params.items()
@@ -333,6 +385,7 @@ control gene sets.</p>
 <ul>
 {items}
 </ul>
+{not_scored_html}
 
 <h2>Enrichment heatmap</h2>
 <p class="note">Colour: -log10 association p-value; * association FDR &lt; {REPORT_FDR:g};
@@ -340,7 +393,8 @@ control gene sets.</p>
 {img(heatmap, "enrichment heatmap")}
 
 <h2>Per-cell scores</h2>
-<p class="note">Normalised disease score of each cell on the UMAP of the PCA graph.</p>
+<p class="note">Normalised disease score of each cell on the UMAP of the cell graph
+({html.escape(graph_name)}).</p>
 <div class="umaps">
 {umap_html}
 </div>
@@ -439,8 +493,8 @@ def run_pipeline(
     t0 = time.perf_counter()
     started = datetime.now(UTC)
     traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits)
-    if n_ctrl < 1:
-        raise InputError(f"n_ctrl must be >= 1, not {n_ctrl}")
+    if n_ctrl < 2:
+        raise InputError(f"n_ctrl must be at least 2, not {n_ctrl}")
     check_counts(adata, layer)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -473,7 +527,10 @@ def run_pipeline(
 
     t = time.perf_counter()
     try:
-        tl.score_disorders(adata, {tr: gene_sets[tr] for tr in traits}, n_ctrl=n_ctrl, seed=seed)
+        tl.score_disorders(adata, {tr: gene_sets[tr] for tr in traits}, n_ctrl=n_ctrl, seed=seed,
+                           min_genes=MIN_GENES_PER_TRAIT)
+    except ValueError as err:  # every trait too small after QC
+        raise InputError(str(err)) from None
     except MemoryError as err:
         raise InputError(f"{err}. From the command line: fewer traits with --traits, or a lower --n-ctrl") from None
     logger.info("score_disorders done in %.1f s", time.perf_counter() - t)
@@ -589,6 +646,7 @@ def run_pipeline(
         "files": [],
     }
     summary["files"] = sorted([*files, "summary.json", "report.html"])
+    _remove_stale_outputs(out, set(summary["files"]))
     summary["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     summary["runtime_s"] = round(time.perf_counter() - t0, 2)
 

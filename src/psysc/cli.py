@@ -6,6 +6,7 @@ traits), tests the cell groups for enrichment and writes tables, figures and a s
     psysc run                                  # the embedded Darmanis 2015 cortex data, bundled gene sets
     psysc run --input brain.h5ad --groupby cell_state --traits SCZ,BIP,HEIGHT --out results/
     psysc run --gene-sets my_traits.gs --layer counts --quick
+    psysc run --gene-sets scz.genes.out --gene-loc NCBI37.3.gene.loc   # MAGMA output named by Entrez IDs
 
 Bad input (missing file, unknown column or trait, expression that is not raw counts, duplicated gene names) is
 reported on stderr with exit status 2.
@@ -41,6 +42,16 @@ def _version() -> str:
         return "0.0.0"
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless it is None or its help already says it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if action.default is None or action.default is False or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``psysc`` command."""
     parser = argparse.ArgumentParser(
@@ -55,10 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="score cells for GWAS gene sets, test cell groups, write tables, figures and a report",
         description=(
             "Score every cell for each trait's GWAS gene set, test each cell group for association and "
-            "heterogeneity, and write enrichment.tsv, scores.tsv.gz, heatmap.png, scores_<trait>.png, "
-            "summary.json and report.html into --out."
+            "heterogeneity, regress the traits' gene z-scores on each group's specific expression, and write "
+            "enrichment.tsv, scores.tsv.gz, heatmap.png, scores_<trait>.png, celltype_enrichment.tsv, "
+            "celltype_dotplot.png, summary.json and report.html into --out."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     run.add_argument(
         "--input", metavar="H5AD", help="AnnData .h5ad file with raw counts (default: embedded Darmanis 2015 data)"
@@ -70,10 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="scDRS .gs file or MAGMA .genes.out/.genes.raw file (default: the bundled MAGMA gene sets of 75 traits)",
     )
     run.add_argument(
+        "--gene-loc",
+        metavar="FILE",
+        help="the MAGMA gene.loc file of the --gene-sets MAGMA run: names its genes (Entrez IDs) by gene symbol",
+    )
+    run.add_argument(
         "--traits",
         metavar="LIST",
-        help="comma-separated traits (default: PSYCHIATRIC_TRAITS + CONTRAST_TRAITS for the bundled gene sets, "
-        "every trait of the file otherwise)",
+        help="comma-separated traits (default: SCZ,BIP,MDD,ADHD,ASD and the contrasts AD,HEIGHT,LDL for the "
+        "bundled gene sets, every trait of the file otherwise)",
     )
     run.add_argument("--groupby", default="cell_type", help="column of obs with the cell groups to test")
     run.add_argument("--layer", default=None, help="layer with the raw counts (default: X)")
@@ -84,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"control gene sets per trait (default: {DEFAULT_N_CTRL}, {QUICK_N_CTRL} with --quick)",
     )
-    run.add_argument("--seed", type=int, default=0, help="random seed (controls, PCA, graph, UMAP)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (controls, PCA, graph, UMAP), 0 to 2^32 - 1")
     run.add_argument(
         "--model",
         default=None,
@@ -124,10 +141,15 @@ def _read_input(path: str | None):
     return adata
 
 
-def _load_gene_sets(path: str | None, traits: list[str] | None) -> tuple[dict, list[str]]:
+def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None) -> tuple[dict, list[str]]:
     """The gene sets to score and their traits (keys of the dict, in the requested order)."""
     from . import datasets, gwas
 
+    if gene_loc is not None:
+        if path is None or not (".genes.out" in Path(path).name or ".genes.raw" in Path(path).name):
+            raise _InputError("--gene-loc names the genes of a MAGMA --gene-sets file (.genes.out or .genes.raw)")
+        if not Path(gene_loc).is_file():
+            raise _InputError(f"--gene-loc {gene_loc!r}: no such file")
     if path is None:
         if traits is None:
             traits = [*datasets.PSYCHIATRIC_TRAITS, *datasets.CONTRAST_TRAITS]
@@ -142,7 +164,7 @@ def _load_gene_sets(path: str | None, traits: list[str] | None) -> tuple[dict, l
             raise _InputError(f"--gene-sets {path!r}: no such file")
         is_magma = ".genes.out" in p.name or ".genes.raw" in p.name
         try:
-            gene_sets = dict(gwas.read_magma(p) if is_magma else gwas.read_gs(p))
+            gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc) if is_magma else gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:
             kind = "MAGMA .genes.out/.genes.raw" if is_magma else "scDRS .gs"
             raise _InputError(f"--gene-sets {path!r} could not be read as a {kind} file: {err}") from None
@@ -185,16 +207,41 @@ def _setup_logging(quiet: bool):
     return restore
 
 
+def _check_writable(out: Path, given: str) -> None:
+    """Refuse an --out that cannot take files, before any work."""
+    import tempfile
+
+    if out.exists() and not out.is_dir():
+        raise _InputError(f"--out {given!r} exists and is not a directory")
+    existing = out
+    while not existing.exists():  # the folder is created only when the run starts: probe its nearest ancestor
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _InputError(f"--out {given!r}: {str(existing)!r} is a file, not a directory")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        raise _InputError(f"--out {given!r} cannot be written to ({existing}: {err.strerror or err})") from None
+
+
+def _remove_if_empty(out: Path, created: bool) -> None:
+    """Remove the --out folder this run created when a failure left nothing in it."""
+    if created and out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+
+
 def _run(args: argparse.Namespace) -> int:
     import matplotlib.pyplot as plt
 
     n_ctrl = args.n_ctrl if args.n_ctrl is not None else (QUICK_N_CTRL if args.quick else DEFAULT_N_CTRL)
-    if n_ctrl < 1:
-        raise _InputError(f"--n-ctrl must be a positive integer, not {n_ctrl}")
+    if n_ctrl < 2:
+        raise _InputError(f"--n-ctrl must be at least 2 (scDRS uses 1000), not {n_ctrl}")
+    if not 0 <= args.seed < 2**32:
+        raise _InputError(f"--seed must be between 0 and 2^32 - 1, not {args.seed}")
     traits = _split_traits(args.traits)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise _InputError(f"--out {args.out!r} exists and is not a directory")
+    _check_writable(out, args.out)
 
     from ._pipeline import InputError, check_inputs, run_pipeline
 
@@ -212,7 +259,7 @@ def _run(args: argparse.Namespace) -> int:
         raise _InputError(
             f"--groupby {args.groupby!r} is not a column of obs; available columns: {', '.join(map(str, adata.obs))}"
         )
-    gene_sets, traits = _load_gene_sets(args.gene_sets, traits)
+    gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc)
     try:
         check_inputs(adata, gene_sets, groupby=args.groupby, layer=args.layer, traits=traits)
     except InputError as err:
@@ -224,6 +271,7 @@ def _run(args: argparse.Namespace) -> int:
         "gene_sets": args.gene_sets or "psysc.datasets.gwas_gene_sets()",
         "quick": bool(args.quick),
     }
+    created = not out.exists()
     try:
         with plt.ioff():
             result = run_pipeline(
@@ -239,10 +287,12 @@ def _run(args: argparse.Namespace) -> int:
                 model=args.model,
             )
     except InputError as err:
+        _remove_if_empty(out, created)
         raise _InputError(str(err)) from None
-    except (FileNotFoundError, ImportError, ValueError, ConnectionError) as err:
+    except (OSError, ImportError, ValueError) as err:  # OSError: a failed download, a missing file
         if args.model is None:
             raise
+        _remove_if_empty(out, created)
         raise _InputError(f"--model {args.model!r}: {err}") from None
     logger.info("done in %.1f s; open %s", time.perf_counter() - t0, result["files"]["report.html"])
     return EXIT_OK
