@@ -306,6 +306,10 @@ def test_contrast_of_a_trait_with_a_rescaled_copy_is_nan_and_symmetric(caplog):
 
 def test_constant_gene_scores_and_one_cell_groups_are_refused(caplog):
     adata, _, _ = _named_adata(seed=2)
+    dup = adata.copy()
+    dup.var_names = ["g1", *dup.var_names[1:]]
+    with pytest.raises(ValueError, match="duplicated gene names.*var_names_make_unique"):
+        celltype_enrichment(dup, {"T": pd.Series(1.0, index=dup.var_names[:30])}, groupby="ct", inplace=False)
     flat = {"U": pd.Series(1.0, index=adata.var_names[:60])}
     with caplog.at_level(logging.WARNING, logger="psysc"):
         t = celltype_enrichment(adata, flat, groupby="ct", universe="set", method="all", inplace=False)

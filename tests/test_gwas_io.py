@@ -220,6 +220,10 @@ def test_read_magma_small_file_top_genes_and_clip(tmp_path, caplog):
     assert uni.to_dict() == {"348": 1.0, "999": 1.0}
     # n_top larger than the file: every gene
     assert len(read_magma(path)["toy_AD"]) == 5
+    # a header rewritten in lower case reads the same
+    lower = tmp_path / "lower_AD.genes.out"
+    lower.write_text(MAGMA_HEADER.lower() + "".join(_magma_line(*r) for r in rows))
+    pd.testing.assert_series_equal(read_magma(lower, n_top=3)["lower_AD"], s.rename("lower_AD"))
 
 
 def test_read_magma_real_subset_matches_naive_sort():

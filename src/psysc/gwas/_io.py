@@ -460,6 +460,9 @@ def read_magma(
         df, corr = _parse_genes_raw(text, where)
     else:
         df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
+        upper = [str(c).upper() for c in df.columns]
+        if len(set(upper)) == len(upper):  # MAGMA writes upper case; a rewritten file may not
+            df.columns = upper
     for combined in ("P_MULTI", "P_JOINT"):  # MAGMA's multi-model output: the combined P of the models
         if "P" not in df.columns and combined in df.columns:
             df["P"] = df[combined]

@@ -401,6 +401,10 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
 
 def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _SpecTables:
     """The stored specificity when it fits the arguments and the data, else computed (stored when ``inplace``)."""
+    if adata.var_names.has_duplicates:
+        dup = adata.var_names[adata.var_names.duplicated()].unique()
+        raise ValueError(f"adata.var_names has {len(dup)} duplicated gene names (e.g. {list(dup[:3])}): a gene's "
+                         "specificity needs one name per gene; run adata.var_names_make_unique() first")
     ns = adata.uns.get(key_added)
     params = ns.get("specificity_params") if isinstance(ns, Mapping) else None
     keys = [f"{key_added}_{s}" for s in _SPECIFICITY_TABLES]
