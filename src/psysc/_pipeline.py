@@ -289,8 +289,11 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
 
 
 def _remove_stale_outputs(out: Path, written: set[str]) -> None:
-    """Delete the files an earlier run listed in ``out/summary.json`` that this run does not write (e.g. the score
-    figures of traits not asked for now), so the folder holds one run; other files are left alone."""
+    """Delete the files of an earlier run that this run does not write.
+
+    Only files listed in the earlier ``out/summary.json`` go (e.g. the score figures of traits not asked for
+    now), so the folder holds one run; other files are left alone.
+    """
     path = out / "summary.json"
     try:
         earlier = json.loads(path.read_text(encoding="utf-8")).get("files", [])

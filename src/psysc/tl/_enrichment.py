@@ -23,8 +23,10 @@ def _scored_traits(adata: AnnData, key: str) -> list[str]:
 
 
 def _group_order(labels: pd.Series, present: set[str]) -> list[str]:
-    """The groups in the order of the categories for a categorical column, else numerically when every label is
-    a number (cluster "2" before "10"), else alphabetically."""
+    """The groups in the order of the categories of a categorical column.
+
+    Otherwise numerically when every label is a number (cluster "2" before "10"), else alphabetically.
+    """
     if isinstance(labels.dtype, pd.CategoricalDtype):
         ordered = [str(c) for c in labels.cat.categories if str(c) in present]
         return ordered + sorted(present - set(ordered))
