@@ -141,12 +141,18 @@ def _read_input(path: str | None):
     return adata
 
 
+def _is_magma(path: str | Path) -> bool:
+    """Whether a --gene-sets file is MAGMA output (by its name), rather than an scDRS .gs file."""
+    name = Path(path).name
+    return ".genes.out" in name or ".genes.raw" in name
+
+
 def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None) -> tuple[dict, list[str]]:
     """The gene sets to score and their traits (keys of the dict, in the requested order)."""
     from . import datasets, gwas
 
     if gene_loc is not None:
-        if path is None or not (".genes.out" in Path(path).name or ".genes.raw" in Path(path).name):
+        if path is None or not _is_magma(path):
             raise _InputError("--gene-loc names the genes of a MAGMA --gene-sets file (.genes.out or .genes.raw)")
         if not Path(gene_loc).is_file():
             raise _InputError(f"--gene-loc {gene_loc!r}: no such file")
@@ -162,7 +168,7 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         p = Path(path)
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
-        is_magma = ".genes.out" in p.name or ".genes.raw" in p.name
+        is_magma = _is_magma(p)
         try:
             gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc) if is_magma else gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:

@@ -16,16 +16,15 @@ def is_dask(X) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
-def _canonical(block: sparse.csr_matrix, *, owned: bool) -> sparse.csr_matrix:
-    """``block`` with each row's entries sorted and duplicates summed (a copy unless ``owned``).
+def _canonical(block: sparse.csr_matrix) -> sparse.csr_matrix:
+    """``block`` itself when its rows are sorted without duplicated entries, else a copy brought to that form.
 
     scipy allows duplicated entries in CSR (they add up); per-entry work such as ``log1p`` or squares would
     treat them as separate values, so every block is brought to this form first.
     """
     if block.has_canonical_format:
         return block
-    if not owned:
-        block = block.copy()
+    block = block.copy()
     block.sum_duplicates()
     return block
 
@@ -36,8 +35,7 @@ def _read_rows(X, start: int, stop: int):
     if is_dask(block):
         block = block.compute()
     if sparse.issparse(block):
-        out = sparse.csr_matrix(block)
-        return _canonical(out, owned=out is not block and out.data is not getattr(block, "data", None))
+        return _canonical(sparse.csr_matrix(block))
     return np.ascontiguousarray(np.asarray(block))
 
 
@@ -76,8 +74,8 @@ def iter_row_blocks(X, block_size: int = 10_000, *, prefetch: bool = False) -> I
             view.data = X.data[lo:hi]
             view.indices = X.indices[lo:hi]
             view.indptr = X.indptr[start : stop + 1] - lo
-            for flag in ("_has_canonical_format", "_has_sorted_indices"):  # those of the empty matrix
+            for flag in ("_has_canonical_format", "_has_sorted_indices"):  # flags cached for the empty matrix
                 view.__dict__.pop(flag, None)
-            yield start, stop, _canonical(view, owned=False)
+            yield start, stop, _canonical(view)
             continue
         yield start, stop, _read_rows(X, start, stop)
