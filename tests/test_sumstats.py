@@ -204,6 +204,28 @@ def test_missing_columns_error_lists_them(tmp_path):
         assert needed in msg
 
 
+@pytest.mark.parametrize("sep", ["\t", ",", " "])
+def test_a_repeated_header_name_is_refused(tmp_path, sep):
+    # pandas would read the second P as "P.1" and the reader would use the first one without a word
+    head = sep.join(["SNP", "CHR", "BP", "A1", "A2", "P", "P"])
+    path = write(tmp_path / "dup.txt", head + "\n" + sep.join(["rs1", "1", "100", "A", "G", "0.01", "0.5"]) + "\n")
+    with pytest.raises(ValueError, match=r"duplicated column names \['P'\]"):
+        read_sumstats(path)
+
+
+def test_a_line_with_more_whitespace_fields_than_the_header_is_refused(tmp_path):
+    # with a whitespace separator pandas keeps the first fields of a longer line and drops the rest
+    text = "SNP CHR BP A1 A2 P\nrs1 1 100 A G 0.01\nrs2 1 200 A G 0.5 extra\n"
+    with pytest.raises(ValueError, match=r"line 3: 7 fields but the header has 6"):
+        read_sumstats(write(tmp_path / "long.txt", text))
+
+
+def test_empty_trailing_header_fields_are_not_duplicates(tmp_path):
+    text = "SNP\tCHR\tBP\tA1\tA2\tP\t\t\nrs1\t1\t100\tA\tG\t0.01\t\t\n"
+    out = read_sumstats(write(tmp_path / "trailing.tsv", text))
+    assert out["P"].tolist() == [0.01]
+
+
 def test_chromosome_normalisation():
     given = ["chr1", "01", "22", "23", "chrX", "x", "24", "Y", "25", "26", "M", "chrM", "MT", "XY", 7, "7.0"]
     # PLINK 1.9 codes: 23 X, 24 Y, 25 XY (pseudo-autosomal, on X), 26 MT

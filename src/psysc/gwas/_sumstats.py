@@ -349,28 +349,45 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         long = np.flatnonzero((data_fields > n_header) & ~data_blank)
         if len(long):
             i = int(long[0])
-            raise ValueError(
-                f"{where}, line {n_before + 2 + i}: {data_fields[i]} fields but the header has {n_header} "
-                f"({_plural(len(long), 'line')} too long); fix those lines, or pass sep= if {sep!r} is not "
-                "the file's separator"
-            )
+            raise _too_many_fields(where, n_before + 2 + i, int(data_fields[i]), int(n_header), len(long), sep)
         short = np.flatnonzero((data_fields < n_header) & ~data_blank)
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None}
+    options = {"sep": sep, "dtype": str, "keep_default_na": False, "na_filter": False, "engine": "c"}
+    names: list[str] = []
     try:
-        table = pd.read_csv(
-            io.StringIO(body),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            index_col=False,
-            engine="c",
-        )
-    except (pd.errors.ParserError, ValueError) as err:
+        # the header's own names: pandas renames a repeated name (P, P.1), which would hide the clash
+        names = [str(c).strip() or f"Unnamed: {i}"
+                 for i, c in enumerate(pd.read_csv(io.StringIO(header), header=None, **options).iloc[0])]
+        with warnings.catch_warnings():
+            # pandas only warns (and drops the extra fields) when a line has more fields than the header
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(io.StringIO(body), skip_blank_lines=False, index_col=False, **options)
+    except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError) as err:
+        # a line with more fields than the header: a warning for the first data line, an error for a later one
+        counts = [len(_split_fields(line, sep)) for line in body.split("\n")[1:]]
+        long = [i for i, n in enumerate(counts) if n > len(names)]
+        if names and long:
+            raise _too_many_fields(where, n_before + 2 + long[0], counts[long[0]], len(names), len(long), sep) from None
         raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
-    table.columns = [str(c).strip() for c in table.columns]
+    repeated = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
+    if repeated:
+        raise ValueError(f"{where}: duplicated column names {repeated} in the header; rename them")
+    table.columns = names
     return table, n_before + 1, info
+
+
+def _split_fields(line: str, sep: str) -> list[str]:
+    line = line.rstrip("\r")
+    if not line.strip():
+        return []
+    return line.split(sep) if len(sep) == 1 else re.split(sep, line.strip())
+
+
+def _too_many_fields(where: str, line_no: int, n_fields: int, n_header: int, n_long: int, sep: str) -> ValueError:
+    return ValueError(
+        f"{where}, line {line_no}: {n_fields} fields but the header has {n_header} "
+        f"({_plural(n_long, 'line')} too long); fix those lines, or pass sep= if {sep!r} is not the file's separator"
+    )
 
 
 #: GWAS Catalog harmonised columns (GRCh38), preferred over the submitted ones when hm_chrom and hm_pos are there
