@@ -76,6 +76,7 @@ def test_progress_is_logged_on_stderr_with_timestamps(quick_run):
     assert lines and all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d INFO ", line) for line in lines)
     assert any("QC: dropped" in line for line in lines)
     assert "Traceback" not in log
+    assert "\r" not in log and "it/s" not in log  # stderr is not a terminal: no redrawn progress bars in the log
 
 
 def test_qc_matches_an_independent_count(quick_run, darmanis):

@@ -61,3 +61,28 @@ def test_models_are_reachable_lazily_without_torch():
     code = "import sys, psysc; psysc.models.available(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_progress_bars_only_where_they_can_be_redrawn(monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    old = psysc.settings.verbosity
+    try:
+        psysc.settings.verbosity = 2
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        assert psysc.settings.show_progress
+        monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file or a pipe
+        assert not psysc.settings.show_progress
+        from ipykernel.iostream import OutStream  # a notebook's stderr: tqdm.auto draws a widget
+
+        monkeypatch.setattr(sys, "stderr", OutStream.__new__(OutStream))
+        assert psysc.settings.show_progress
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        psysc.settings.verbosity = 1
+        assert not psysc.settings.show_progress
+    finally:
+        psysc.settings.verbosity = old

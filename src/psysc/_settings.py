@@ -35,6 +35,16 @@ class FallbackHandler(logging.StreamHandler):
         super().emit(record)
 
 
+def _draws_bars(stream) -> bool:
+    """Whether ``stream`` shows redrawn progress bars: a terminal, or a Jupyter kernel's stream (widgets)."""
+    try:
+        if stream.isatty():
+            return True
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        pass
+    return type(stream).__module__.split(".")[0] == "ipykernel"
+
+
 class Settings:
     """Settings shared by all psysc functions.
 
@@ -46,8 +56,9 @@ class Settings:
     device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
     verbosity
-        0 errors, 1 warnings, 2 info (default, progress bars shown), 3 debug. Messages go to the ``"psysc"``
-        logger; psysc prints them on stderr unless the application has configured :mod:`logging` itself.
+        0 errors, 1 warnings, 2 info (default; progress bars on a terminal or in a notebook), 3 debug. Messages
+        go to the ``"psysc"`` logger; psysc prints them on stderr unless the application has configured
+        :mod:`logging` itself.
     seed
         Default random seed of every random choice.
     n_jobs
@@ -92,8 +103,12 @@ class Settings:
 
     @property
     def show_progress(self) -> bool:
-        """Whether long loops show a progress bar."""
-        return self._verbosity >= 2
+        """Whether long loops show a progress bar: at verbosity 2 or more, on a terminal or in a notebook.
+
+        When stderr is a file or a pipe (a batch job's log), the bars are left out: redrawn bars would fill the log
+        with ``\\r``-joined lines; the messages of the ``"psysc"`` logger still go there.
+        """
+        return self._verbosity >= 2 and _draws_bars(sys.stderr)
 
     def __repr__(self) -> str:
         return (

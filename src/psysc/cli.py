@@ -200,7 +200,7 @@ def _setup_logging(quiet: bool):
         logger.removeHandler(h)
     logger.addHandler(handler)
     logger.propagate = False
-    settings.verbosity = 1 if quiet else 2  # also sets the logger level; progress bars only when not quiet
+    settings.verbosity = 1 if quiet else 2  # also the logger level; bars when not quiet, on a terminal
 
     def restore():
         logger.removeHandler(handler)
