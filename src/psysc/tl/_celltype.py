@@ -120,7 +120,8 @@ def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _Spec
     res = seismic_specificity(mom, **filters)
     if res.n_groups_dropped:
         kept = set(res.groups.tolist())
-        dropped = [f"{names[i]} ({int(mom.n[i])} cells)" for i in range(len(names)) if i not in kept]
+        dropped = [f"{names[i]} ({int(mom.n[i])} cell{'' if mom.n[i] == 1 else 's'})" for i in range(len(names))
+                   if i not in kept]
         logger.warning(
             "%d group(s) with fewer than %d cells dropped from the specificity: %s (lower min_cells_per_group to "
             "keep them)",
