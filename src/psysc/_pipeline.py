@@ -489,6 +489,33 @@ def run_pipeline(
     >>> res["enrichment"].query("assoc_fdr < 0.1")  # doctest: +SKIP
 
     """
+    once = _EachWarningOnce()  # the steps share inputs: e.g. both group analyses count the unlabelled cells
+    logger.addFilter(once)
+    try:
+        return _run(adata, gene_sets, out=out, groupby=groupby, layer=layer, n_ctrl=n_ctrl, seed=seed,
+                    traits=traits, extra_params=extra_params, model=model)
+    finally:
+        logger.removeFilter(once)
+
+
+class _EachWarningOnce(logging.Filter):
+    """Lets a warning through the first time its text is logged (infos and debug messages always)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        text = record.getMessage()
+        if text in self.seen:
+            return False
+        self.seen.add(text)
+        return True
+
+
+def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model) -> dict[str, Any]:
     import matplotlib
 
     from . import __version__, pl, pp, tl
