@@ -312,3 +312,23 @@ def test_partial_overlap_and_stale_results_are_warned_about(caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:200])}, n_ctrl=10)
     assert "computed from earlier scores of T" in caplog.text
+
+
+def test_a_gene_set_half_in_another_id_type_is_warned_about(caplog):
+    # half of the SCZ genes named by Ensembl ID, the data by symbol: that half would silently count as no risk gene
+    adata = psysc.datasets.darmanis2015()
+    sc = psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"]
+    sc = sc[sc.index.isin(adata.var_names)]
+    ids = adata.var["gene_ids"].reindex(sc.index)
+    swap = (np.arange(len(sc)) % 3 != 0) & (ids != "").to_numpy()  # two thirds become Ensembl IDs
+    mixed = pd.Series(sc.to_numpy(), index=np.where(swap, ids, sc.index))
+    n_symbols = int((~swap).sum())
+    psysc.pp.prepare_scoring(adata)
+    for run in (lambda: psysc.tl.score_disorders(adata, {"SCZ": mixed}, n_ctrl=10),
+                lambda: psysc.tl.celltype_enrichment(adata, {"SCZ": mixed}, groupby="cell_type", method="seismic",
+                                                     min_cells_per_group=10, inplace=False)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="psysc"):
+            run()
+        assert f"SCZ: only {n_symbols} of {len(mixed)} genes found" in caplog.text
+        assert "named differently" in caplog.text and "Ensembl" in caplog.text

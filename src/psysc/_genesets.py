@@ -115,6 +115,26 @@ def overlap_hint(set_genes, var_names) -> str:
     return "; ".join(hints)
 
 
+def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
+    """Log how many of a set's genes are in the data: a warning, with the likely cause, below half of them.
+
+    The genes not found are left out of every test; when they are missing because the data were restricted to some
+    genes, or are named in another way (a set mixing symbols and Ensembl IDs), the result would silently rest on
+    part of the set.
+    """
+    n_set = len(set_genes)
+    if n_common >= 0.5 * n_set:
+        logger.info("%s: %d of %d genes found in the data", trait, n_common, n_set)
+        return
+    missing = pd.Index(set_genes)[~pd.Index(set_genes).isin(var_names)]
+    same_kind = _id_kind(missing) == _id_kind(var_names)
+    logger.warning(
+        "%s: only %d of %d genes found in the data; %s", trait, n_common, n_set,
+        "is the matrix gene-filtered? use all genes, not only the highly variable ones" if same_kind
+        else f"the missing ones (e.g. {list(missing[:3])}) are named differently: " + overlap_hint(missing, var_names),
+    )
+
+
 def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min_genes: int):
     """Restrict gene sets to the genes present; report what matched.
 
@@ -127,13 +147,8 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
     for trait, s in gene_sets.items():
         common = sorted(set(s.index) & set(var_names))
         total_matched += len(common)
-        if len(common) < 0.5 * len(s) and len(common) >= min_genes:
-            same_kind = _id_kind(s.index) == _id_kind(var_names)
-            logger.warning(
-                "%s: only %d of %d genes found in the data; %s", trait, len(common), len(s),
-                "is the matrix gene-filtered? score all genes, not only the highly variable ones" if same_kind
-                else overlap_hint(s.index, var_names),
-            )
+        if len(common) >= min_genes:
+            report_overlap(trait, s.index, var_names, len(common))
         else:
             logger.info("%s: %d of %d genes found in the data", trait, len(common), len(s))
         if len(common) < min_genes:

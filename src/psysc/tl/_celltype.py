@@ -16,7 +16,7 @@ from .._core._blocks import iter_row_blocks
 from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
-from .._genesets import as_gene_sets, overlap_hint
+from .._genesets import as_gene_sets, overlap_hint, report_overlap
 from .._utils import get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
@@ -525,6 +525,7 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
             + f"{int(s.index.isin(var_names).sum())} of the set's genes are in var_names: lower min_cells_expressed "
             "/ min_mean if they were filtered out of the specificity"
         )
+    report_overlap(trait, s.index, var_names, int(s.index.isin(var_names).sum()))
     return n_in
 
 
