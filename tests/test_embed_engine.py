@@ -257,6 +257,24 @@ def test_resume_refuses_another_gene_column(brain_cells, gf_v1, tmp_path):
         psysc.tl.embed(b, gf_v1, device="cpu", key_added="e", resume=tmp_path / "run")
 
 
+@pytest.mark.parametrize(("checkpoint", "column"), [("gf_v1", "gene_ids"), ("scgpt_ckpt", "feature_name")])
+def test_a_loaded_model_maps_the_genes_of_each_dataset_anew(brain_cells, checkpoint, column, request):
+    # two datasets with the same var_names and var columns but other gene identifiers in the column the model
+    # reads (e.g. AnnData built from matrices, var_names "0".."n-1"): one loaded model must embed each correctly
+    path = request.getfixturevalue(checkpoint)
+    model = psysc.models.load(path, device="cpu")
+    a = brain_cells.copy()
+    a.var["feature_name"] = list(a.var_names)
+    a.var_names = [f"g{i}" for i in range(a.n_vars)]  # only var[column] names genes the vocabulary knows
+    psysc.tl.embed(a, model, device="cpu", key_added="e")
+    b = a.copy()
+    b.var[column] = np.roll(b.var[column].to_numpy(), 1)
+    psysc.tl.embed(b, model, device="cpu", key_added="e")
+    fresh = psysc.tl.embed(b, psysc.models.load(path, device="cpu"), device="cpu", key_added="e", copy=True)
+    np.testing.assert_array_equal(b.obsm["e"], fresh.obsm["e"])
+    assert np.abs(b.obsm["e"] - a.obsm["e"]).max() > 1e-3  # the genes differ, so must the embeddings
+
+
 def test_resume_refuses_another_precision_and_records_the_one_used(brain_cells, gf_v1, tmp_path):
     half = psysc.models.load(gf_v1, dtype="bfloat16")  # bfloat16 weights: computes in bfloat16 on the CPU too
     full = psysc.models.load(gf_v1)

@@ -13,10 +13,29 @@ row blocks, progress, resumable chunked output and provenance.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+
+def genes_digest(adata) -> str:
+    """A hash of what identifies ``adata``'s genes: ``var_names`` and the names and values of every ``var`` column.
+
+    Tokenizers cache their gene -> token mapping under it, so a changed identifier column (another dataset with the
+    same ``var_names``, or a column edited in place) is matched again.
+    """
+    var = adata.var
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr((len(var), [str(c) for c in var.columns])).encode())
+    try:
+        rows = pd.util.hash_pandas_object(var, index=True, categorize=False).to_numpy()
+    except (TypeError, ValueError):  # unhashable cells (lists, dicts): their text
+        rows = pd.util.hash_pandas_object(var.astype(str), index=True, categorize=False).to_numpy()
+    h.update(rows.tobytes())
+    return h.hexdigest()
 
 
 @dataclass

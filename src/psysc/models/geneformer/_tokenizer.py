@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._base import Tokens
+from .._base import Tokens, genes_digest
 from ._dictionaries import ensembl_mapping, gene_medians, gene_name_id, token_dictionary
 
 logger = logging.getLogger("psysc")
@@ -549,7 +549,7 @@ class GeneformerTokenizer:
         (22085,)
 
         """
-        cache_key = (gene_ids, hash(tuple(adata.var_names)), tuple(adata.var.columns), check)
+        cache_key = (gene_ids, genes_digest(adata), check)
         if cache_key in self._adata_cache:
             return self._adata_cache[cache_key]
         if gene_ids == "auto":

@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._base import Tokens
+from .._base import Tokens, genes_digest
 
 logger = logging.getLogger("psysc")
 
@@ -529,7 +529,7 @@ class ScGPTTokenizer:
 
     def gene_token_ids(self, adata, gene_col: str | None = "auto", *, check: bool = True) -> tuple[str, np.ndarray]:
         """``(label, token ids)`` of ``adata``'s genes (:meth:`choose_gene_ids`), checked, cached per gene list."""
-        key = (gene_col, hash(tuple(adata.var_names)), tuple(adata.var.columns), check)
+        key = (gene_col, genes_digest(adata), check)
         if key in self._cache:
             return self._cache[key]
         label, names, ids = self.choose_gene_ids(adata, gene_col)
