@@ -193,6 +193,37 @@ def test_out_of_memory_batches_are_split_and_the_smaller_size_kept(caplog):
                      sizer=BatchSizer(8), retry_oom=True)
 
 
+class FlatToyModel(ToyModel):
+    """Takes unpadded cells (like scVI): the mean of the token embeddings of each cell."""
+
+    def embed_flat(self, ids, starts, values=None):
+        self.calls += 1
+        if ids.shape[0] and self.fail_after is not None and len(starts) > self.fail_after:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        lengths = torch.diff(torch.cat([starts, torch.tensor([ids.shape[0]])]))
+        cell = torch.repeat_interleave(torch.arange(len(starts)), lengths)
+        total = torch.zeros(len(starts), self.embedding_dim).index_add_(0, cell, self.emb(ids))
+        return total / lengths.unsqueeze(1)
+
+
+def test_out_of_memory_batches_of_unpadded_cells_are_split_too(caplog):
+    from psysc._core._engine import BatchSizer, embed_tokens
+
+    adata = counts()
+    expected = embed_tokens(FlatToyModel(adata.n_vars), FlatToyModel(adata.n_vars).tokenize(adata),
+                            device=torch.device("cpu"), dtype=torch.float32, sizer=BatchSizer(1000))
+    model = FlatToyModel(adata.n_vars, fail_after=5)  # batches of more than 5 cells run out of memory
+    sizer = BatchSizer(32)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        got = embed_tokens(model, model.tokenize(adata), device=torch.device("cpu"), dtype=torch.float32,
+                           sizer=sizer, retry_oom=True)
+    assert sizer.size == 4 and "batch size lowered to 4" in caplog.text
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    with pytest.raises(torch.OutOfMemoryError):  # without retrying (the CPU default) the error is the user's
+        embed_tokens(model, model.tokenize(adata), device=torch.device("cpu"), dtype=torch.float32,
+                     sizer=BatchSizer(32))
+
+
 # -- resume: the manifest and the input of each block --------------------------------------------------
 @pytest.fixture(scope="module")
 def brain_cells():

@@ -94,6 +94,17 @@ class BatchSizer:
         logger.warning("out of device memory: batch size lowered to %d", self.size)
 
 
+def _shrink_or_raise(err: BaseException, retry_oom: bool, device, sizer: BatchSizer) -> None:
+    """After a failed batch: halve the batch size when it ran out of memory (and retrying is on), else re-raise."""
+    if not retry_oom or not _is_oom(err):
+        raise err
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.empty_cache()
+    sizer.shrink()
+
+
 def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=None, retry_oom: bool | None = None
                  ) -> np.ndarray:
     """Embeddings (float32, NaN rows for empty cells) of the cells of one :class:`~psysc.models.Tokens` block.
@@ -120,13 +131,17 @@ def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=No
         if flat:  # the model takes unpadded cells: concatenated tokens and the cell starts
             step = np.arange(int(lens.sum())) - np.repeat(np.cumsum(lens) - lens, lens)
             src = np.repeat(tokens.offsets[idx], lens) + step
-            with torch.inference_mode():
-                emb = model.embed_flat(
-                    torch.from_numpy(tokens.ids[src]).to(device),
-                    torch.from_numpy(np.cumsum(lens) - lens).to(device),
-                    None if tokens.values is None else torch.from_numpy(tokens.values[src]).to(device),
-                )
-            out[idx] = emb.float().cpu().numpy()
+            try:
+                with torch.inference_mode():
+                    emb = model.embed_flat(
+                        torch.from_numpy(tokens.ids[src]).to(device),
+                        torch.from_numpy(np.cumsum(lens) - lens).to(device),
+                        None if tokens.values is None else torch.from_numpy(tokens.values[src]).to(device),
+                    )
+                    out[idx] = emb.float().cpu().numpy()
+            except (RuntimeError, MemoryError) as err:
+                _shrink_or_raise(err, retry_oom, device, sizer)
+                continue
             pos += len(idx)
             if progress is not None:
                 progress(len(idx))
@@ -151,11 +166,7 @@ def embed_tokens(model, tokens, *, device, dtype, sizer: BatchSizer, progress=No
                 emb = model.embed_batch(t_ids, t_mask, t_vals) if vals is not None else model.embed_batch(t_ids, t_mask)
                 out[idx] = emb.float().cpu().numpy()
         except (RuntimeError, MemoryError) as err:
-            if not retry_oom or not _is_oom(err):
-                raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            sizer.shrink()
+            _shrink_or_raise(err, retry_oom, device, sizer)
             continue
         pos += len(idx)
         if progress is not None:
