@@ -154,6 +154,9 @@ def test_filter_pass_leaves_cells_out_as_the_official_tokenizer(cells, checkpoin
     a.obs["n_counts"] = np.asarray(a.X.sum(axis=1)).ravel()
     keep = (a.obs["filter_pass"] == 1).to_numpy()
     kept = a[keep].copy()
+    # the official tokenizer never reads a left-out cell's n_counts: a missing or wrong one stops nothing
+    a.obs.loc[a.obs_names[0], "n_counts"] = np.nan
+    a.obs.loc[a.obs_names[3], "n_counts"] = 1.0
     del kept.obs["filter_pass"]
     with caplog.at_level("WARNING", logger="psysc"):
         psysc.tl.embed(a, checkpoint, device="cpu", key_added="e")
@@ -166,6 +169,7 @@ def test_filter_pass_leaves_cells_out_as_the_official_tokenizer(cells, checkpoin
     model = psysc.models.load(checkpoint)
     model.filter_key = None  # every cell
     every = a.copy()
+    every.obs["n_counts"] = np.asarray(a.X.sum(axis=1)).ravel()
     psysc.tl.embed(every, model, device="cpu", key_added="e")
     assert not np.isnan(every.obsm["e"]).any()
     np.testing.assert_allclose(every.obsm["e"][keep], kept.obsm["e"], rtol=1e-6, atol=1e-7)

@@ -235,12 +235,15 @@ class Geneformer(GeneColumnChoice, FoundationModel):
         block = X[sel]
         if hasattr(block, "compute"):  # a dask-backed matrix: only these rows are computed
             block = block.compute()
+        excluded = self.excluded_cells(adata, rows=rows)
         n_counts = None
         if "n_counts" in adata.obs.columns:
             n_counts = np.asarray(adata.obs["n_counts"].to_numpy()[sel], dtype=np.float64)
             if hasattr(block, "to_memory"):
                 block = block.to_memory()
             row_sums = np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+            if excluded is not None:  # as officially, the cells left out are not tokenised: their n_counts is unused
+                n_counts[excluded] = row_sums[excluded]
             if (n_counts < row_sums * (1 - 1e-6)).any():
                 raise ValueError(
                     'obs["n_counts"] is smaller than the counts of some cells: it does not hold the total raw '
@@ -248,22 +251,27 @@ class Geneformer(GeneColumnChoice, FoundationModel):
                     "row sums of the counts are used)."
                 )
         tokens = tok.tokenize(block, gene_token_ids, n_counts=n_counts)
-        excluded = self.excluded_cells(adata)
-        return tokens if excluded is None else tokens.emptied(excluded[sel])
+        return tokens if excluded is None else tokens.emptied(excluded)
 
-    def excluded_cells(self, adata) -> np.ndarray | None:
+    def excluded_cells(self, adata, *, rows: slice | None = None) -> np.ndarray | None:
         """Boolean mask of the cells that :attr:`filter_key` leaves out, or ``None`` without the column.
 
         The official rule, ``value == 1`` per cell: 1, 1.0 and True pass; 0, False, missing values and text
-        (also ``"1"``) do not. A column that would leave out every cell is refused.
+        (also ``"1"``) do not. A column that would leave out every cell is refused (checked when ``rows``, a
+        slice of the cells to look at, is ``None``).
         """
         key = self.filter_key
         if key is None or key not in adata.obs.columns:
             return None
         col = adata.obs[key]
-        passes = np.fromiter((not pd.isna(v) and not isinstance(v, str) and bool(v == 1) for v in col),
-                             dtype=bool, count=len(col))
-        if len(col) and not passes.any():
+        if rows is not None:
+            col = col.iloc[rows]
+        if pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+            passes = (col == 1).fillna(False).to_numpy(dtype=bool)  # numbers and booleans: no text possible
+        else:
+            passes = np.fromiter((not pd.isna(v) and not isinstance(v, str) and bool(v == 1) for v in col),
+                                 dtype=bool, count=len(col))
+        if rows is None and len(col) and not passes.any():
             raise ValueError(
                 f"obs[{key!r}] ({col.dtype}, e.g. {col.iloc[0]!r}) leaves out every cell: like the official Geneformer "
                 f"tokenizer, only cells whose value == 1 (1, 1.0 or True) are embedded. Fix the column (e.g. "
