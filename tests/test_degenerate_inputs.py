@@ -1,6 +1,7 @@
 """Degenerate inputs of the scoring: cells without spread among their control scores, gene sets that cannot be
 normalised or stored, missing covariates, raw counts where log-normalised values are needed, and psysc's messages."""
 
+import copy
 import logging
 import subprocess
 import sys
@@ -332,3 +333,46 @@ def test_a_gene_set_half_in_another_id_type_is_warned_about(caplog):
             run()
         assert f"SCZ: only {n_symbols} of {len(mixed)} genes found" in caplog.text
         assert "named differently" in caplog.text and "Ensembl" in caplog.text
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, pd.DataFrame | pd.Series):
+        return isinstance(b, type(a)) and a.equals(b)
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.shape == b.shape and bool((a == b).all())
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return bool(a == b)
+
+
+def test_results_written_on_a_view_never_reach_its_parent():
+    from anndata import ImplicitModificationWarning
+
+    adata = psysc.datasets.darmanis2015()
+    gs = psysc.datasets.gwas_gene_sets(["SCZ", "HEIGHT"])
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, gs, n_ctrl=20)
+    psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None)
+    kw = {"groupby": "cell_type", "min_cells_per_group": 10}
+    psysc.tl.celltype_enrichment(adata, gs, method="seismic", **kw)
+    before = copy.deepcopy(dict(adata.uns["psysc"]))
+    two = adata.obs["cell_type"].isin(["neurons", "astrocytes"]).to_numpy()
+    steps = {
+        "prepare_scoring": lambda v: psysc.pp.prepare_scoring(v, layer="psysc_norm", n_mean_bin=5, n_var_bin=5),
+        "disorder_enrichment": lambda v: psysc.tl.disorder_enrichment(v, groupby="cell_type", use_graph=None),
+        "celltype_enrichment": lambda v: psysc.tl.celltype_enrichment(v, gs, method="seismic", **kw),
+        "disorder_contrast": lambda v: psysc.tl.disorder_contrast(v, gs, contrasts=[("SCZ", "HEIGHT")], **kw),
+        "combine_evidence": lambda v: psysc.tl.combine_evidence(v),
+    }
+    for name, step in steps.items():
+        view = adata[two]
+        with pytest.warns(ImplicitModificationWarning):
+            step(view)
+        assert not view.is_view, name
+        assert _same(dict(adata.uns["psysc"]), before), f"{name} wrote into the parent"
+    # the subset's own provenance describes the subset
+    view = adata[two]
+    with pytest.warns(ImplicitModificationWarning):
+        psysc.pp.prepare_scoring(view, layer="psysc_norm", n_mean_bin=5, n_var_bin=5)
+    assert view.uns["psysc"]["prepare_scoring"]["n_mean_bin"] == 5
+    assert adata.uns["psysc"]["prepare_scoring"]["n_mean_bin"] == 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
 logger = logging.getLogger("psysc")
 
@@ -17,7 +18,21 @@ def get_matrix(adata, layer: str | None):
 
 
 def uns_namespace(adata, key: str) -> dict:
-    """The dictionary ``adata.uns[key]``, created when absent."""
+    """The dictionary ``adata.uns[key]`` to write results into, created when absent.
+
+    On a view, the view first becomes an AnnData of its own, with anndata's ``ImplicitModificationWarning``, as when
+    any attribute of a view is set: the nested dictionaries of a view's ``uns`` are its parent's, which must not be
+    written.
+    """
+    if adata.is_view:
+        from anndata import ImplicitModificationWarning
+
+        warnings.warn("Trying to modify attribute `.uns` of view, initializing view as actual.",
+                      ImplicitModificationWarning, stacklevel=3)
+        if adata.isbacked:
+            raise ValueError("this is a view of an AnnData opened in backed mode, which cannot hold results: load "
+                             "the cells first (adata[...].to_memory()) or pass inplace=False")
+        adata._init_as_actual(adata.copy())
     ns = adata.uns.get(key)
     if ns is None:
         ns = adata.uns[key] = {}

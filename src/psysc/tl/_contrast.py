@@ -354,6 +354,7 @@ def combine_evidence(
         table.loc[idx, "fdr"] = bh_fdr(table.loc[idx, "pval"].to_numpy())
     if not inplace:
         return table
+    ns = uns_namespace(adata, key)
     ns["combined_enrichment"] = table
     ns["combined_enrichment_params"] = {"sources": [c[5:] for c in pcols], "groupby": next(iter(groupbys.values()))}
     logger.info("added uns[%r]['combined_enrichment'] (%d rows, sources: %s)", key, len(table), ", ".join(pcols))
