@@ -213,16 +213,19 @@ def test_distribution_match_breaks_ties_by_position_as_numpys_stable_sort(dtype)
 # --- invariances -----------------------------------------------------------------------------------------
 
 
-def test_inplace_and_returned_results_agree(prepared):
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inplace_and_returned_results_agree(prepared, dtype):
     adata = prepared.copy()
     sets = random_sets(adata, 2)
-    returned = psysc.tl.score_disorders(adata, sets, n_ctrl=50, inplace=False)
-    psysc.tl.score_disorders(adata, sets, n_ctrl=50)
+    returned = psysc.tl.score_disorders(adata, sets, n_ctrl=50, inplace=False, dtype=dtype)
+    psysc.tl.score_disorders(adata, sets, n_ctrl=50, dtype=dtype)
     for trait, df in returned.items():
+        assert (df.dtypes == dtype).all()  # the precision asked for, in every result
         for col in df.columns:
             np.testing.assert_array_equal(adata.obs[f"psysc_{trait}_{col}"], df[col])
+            assert adata.obs[f"psysc_{trait}_{col}"].dtype == dtype
         assert adata.obsm[f"psysc_{trait}_ctrl_norm_score"].shape == (adata.n_obs, 50)
-        assert adata.obsm[f"psysc_{trait}_ctrl_norm_score"].dtype == np.float32
+        assert adata.obsm[f"psysc_{trait}_ctrl_norm_score"].dtype == dtype
     assert adata.uns["psysc"]["score_disorders"]["traits"] == list(sets)
     assert adata.uns["psysc"]["score_disorders"]["params"]["n_ctrl"] == 50
 

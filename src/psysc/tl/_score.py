@@ -141,13 +141,14 @@ def score_disorders(
         ``"numpy"`` (fast vectorised draws) or ``"scdrs"``: the control gene sets scDRS 1.0.2 draws for the
         same seed, for one-to-one comparison with scDRS.
     dtype
-        Precision of the stored control scores: ``"float32"`` (half the memory) or ``"float64"``
-        (scDRS's precision; use it to reproduce scDRS's p-values to the last digit).
+        Precision of the control scores and of the results (per-cell columns, returned frames, stored
+        control scores): ``"float32"`` (half the memory) or ``"float64"`` (the precision scDRS computes in; it
+        returns float32, so results cast to float32 equal scDRS's to the last digit).
     min_genes
         Traits with fewer genes in the data are not scored (logged).
     inplace
         Write the results into ``adata`` (default) or return them. The control scores take
-        ``n_cells x n_ctrl x 4`` bytes per trait (4 GB for a million cells and 1,000 control sets). With
+        ``n_cells x n_ctrl x 4`` bytes per trait in float32 (4 GB for a million cells and 1,000 control sets). With
         ``inplace=True`` they are kept for :func:`disorder_enrichment`, and a call whose traits cannot all fit
         in the available memory is refused up front; with ``inplace=False`` they are dropped, and traits are
         scored in batches that fit in half the available memory (same results).
@@ -163,7 +164,7 @@ def score_disorders(
     Returns
     -------
     With ``inplace=False``, ``{trait: DataFrame}`` indexed like ``adata.obs_names`` with scDRS's columns
-    ``raw_score``, ``norm_score``, ``mc_pval``, ``pval``, ``nlog10_pval``, ``zscore`` (float32).
+    ``raw_score``, ``norm_score``, ``mc_pval``, ``pval``, ``nlog10_pval``, ``zscore`` (in ``dtype``).
     With ``inplace=True``, ``None``, and writes
 
     - ``adata.obs[f"{key_added}_{trait}_{column}"]`` for those six columns;
@@ -291,10 +292,10 @@ def score_disorders(
                     "zscore": zscore,
                 },
                 index=adata.obs_names.copy(),
-                dtype=np.float32,
+                dtype=dtype,
             )
             if inplace:
-                stored[trait] = ctrl[i] if dtype == np.float32 else ctrl[i].astype(np.float32)
+                stored[trait] = ctrl[i]
         del dis, ctrl  # with inplace=False, before the next batch is allocated
     n_genes_used = {trait: len(kept[trait][0]) for trait in traits}
     if not inplace:
