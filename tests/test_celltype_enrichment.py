@@ -773,3 +773,30 @@ def test_gls_whitener_shrinks_a_correlation_matrix_that_is_not_positive_definite
     x = np.array([1.0, 2.0, 3.0, 4.0])  # rows c, d, a, b
     L = np.linalg.cholesky(shrunk)
     np.testing.assert_allclose(w(x), np.r_[np.linalg.solve(L, [3.0, 4.0, 1.0]), 2.0], rtol=1e-12)
+
+
+def test_groups_keep_the_category_order_and_clusters_sort_as_numbers():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    order = ["oligodendrocytes", "neurons", "astrocytes", "OPC", "microglia", "endothelial", "fetal_quiescent",
+             "fetal_replicating", "hybrid"]
+    adata.obs["cell_type"] = adata.obs["cell_type"].cat.reorder_categories(order)
+    celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    kept = [g for g in order if (adata.obs["cell_type"] == g).sum() >= 10]
+    assert list(specificity_table(adata).columns) == kept  # as disorder_enrichment and scanpy order groups
+    gs = psysc.datasets.gwas_gene_sets(["SCZ"])
+    t = celltype_enrichment(adata, gs, groupby="cell_type", method="seismic", min_cells_per_group=10, inplace=False)
+    assert list(t["group"]) == kept
+    # integer cluster labels (leiden-like, as plain strings): 2 before 10
+    adata.obs["cluster"] = (np.arange(adata.n_obs) % 12).astype(str)
+    t = celltype_enrichment(adata, gs, groupby="cluster", method="seismic", min_cells_per_group=10, inplace=False)
+    assert list(t["group"]) == [str(i) for i in range(12)]
+
+
+def test_another_key_added_finds_the_prepared_layer():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)  # layers["psysc_norm"], recorded in uns["psysc"]
+    celltype_specificity(adata, "cell_type", min_cells_per_group=10, key_added="by_type")
+    celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    np.testing.assert_array_equal(adata.varm["by_type_specificity"], adata.varm["psysc_specificity"])
+    assert adata.uns["by_type"]["specificity_params"]["layer"] == "psysc_norm"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import warnings
 
+import pandas as pd
+
 logger = logging.getLogger("psysc")
 
 
@@ -15,6 +17,20 @@ def get_matrix(adata, layer: str | None):
     if layer not in adata.layers:
         raise KeyError(f"layer {layer!r} not found; available layers: {list(adata.layers)}")
     return adata.layers[layer]
+
+
+def group_order(labels, present: set[str]) -> list[str]:
+    """The groups (``present``, as strings) in the order of the categories of a categorical ``labels`` column.
+
+    Otherwise numerically when every label is a number (cluster "2" before "10"), else alphabetically.
+    """
+    if isinstance(labels.dtype, pd.CategoricalDtype):
+        ordered = [str(c) for c in labels.cat.categories if str(c) in present]
+        return ordered + sorted(present - set(ordered))
+    try:
+        return sorted(present, key=lambda g: (float(g), g))
+    except ValueError:
+        return sorted(present)
 
 
 def uns_namespace(adata, key: str) -> dict:

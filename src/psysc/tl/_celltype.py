@@ -17,7 +17,7 @@ from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from .._genesets import as_gene_sets, overlap_hint, report_overlap
-from .._utils import get_matrix, uns_namespace
+from .._utils import get_matrix, group_order, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -49,24 +49,26 @@ def _filters(min_cells_per_group, min_cells_expressed, min_mean) -> dict:
 
 
 def _default_layer(adata: AnnData, key: str) -> str | None:
-    ns = adata.uns.get(key)
-    if isinstance(ns, dict) and isinstance(ns.get("prepare_scoring"), dict):
-        layer = ns["prepare_scoring"].get("layer")
-        if layer and layer != "X":
-            return str(layer)
+    """The log-normalised layer ``prepare_scoring`` recorded under ``uns[key]``, else under ``uns["psysc"]``."""
+    for k in dict.fromkeys((key, "psysc")):
+        ns = adata.uns.get(k)
+        if isinstance(ns, dict) and isinstance(ns.get("prepare_scoring"), dict):
+            layer = ns["prepare_scoring"].get("layer")
+            return str(layer) if layer and layer != "X" else None
     return None
 
 
 def _labels(adata: AnnData, groupby: str, *, warn: bool = True):
-    """Per-cell group codes (-1: no label) and the group names (sorted strings)."""
+    """Per-cell group codes (-1: no label) and the group names (strings, in :func:`group_order`)."""
     if groupby not in adata.obs:
         raise KeyError(f"groupby={groupby!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}")
     lab = adata.obs[groupby]
     if warn and lab.isna().any():
         logger.warning("%d cells have no %r label and belong to no group", int(lab.isna().sum()), groupby)
-    cat = pd.Categorical(lab.astype("string").where(lab.notna(), None).astype(object))
-    names = np.asarray(cat.categories.astype(str))
-    return np.asarray(cat.codes, dtype=np.int64), names
+    text = lab.astype("string").where(lab.notna(), None).astype(object)
+    names = group_order(lab, set(text.dropna()))
+    cat = pd.Categorical(text, categories=names)
+    return np.asarray(cat.codes, dtype=np.int64), np.asarray(names, dtype=str)
 
 
 def _fingerprint(adata: AnnData, groupby: str, codes=None, names=None) -> dict:

@@ -8,7 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core._group import bh_fdr, distribution_match, gearys_c
-from .._utils import uns_namespace
+from .._utils import group_order, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -20,20 +20,6 @@ def _scored_traits(adata: AnnData, key: str) -> list[str]:
     if not isinstance(ns, dict) or "score_disorders" not in ns:
         raise KeyError(f"no disease scores under key {key!r}: run psysc.tl.score_disorders(adata, gene_sets) first.")
     return list(ns["score_disorders"]["traits"])
-
-
-def _group_order(labels: pd.Series, present: set[str]) -> list[str]:
-    """The groups in the order of the categories of a categorical column.
-
-    Otherwise numerically when every label is a number (cluster "2" before "10"), else alphabetically.
-    """
-    if isinstance(labels.dtype, pd.CategoricalDtype):
-        ordered = [str(c) for c in labels.cat.categories if str(c) in present]
-        return ordered + sorted(present - set(ordered))
-    try:
-        return sorted(present, key=lambda g: (float(g), g))
-    except ValueError:
-        return sorted(present)
 
 
 def _group_stats(norm, ctrl, graph, cells):
@@ -157,7 +143,7 @@ def disorder_enrichment(
     name_order = np.argsort(adata.obs_names.to_numpy().astype(str), kind="stable")
     label_arr = labels.astype(str).to_numpy()[name_order]
     valid = labels.notna().to_numpy()[name_order]
-    groups = _group_order(labels, set(label_arr[valid]))
+    groups = group_order(labels, set(label_arr[valid]))
     members = {g: name_order[(label_arr == g) & valid] for g in groups}
 
     rows = []
