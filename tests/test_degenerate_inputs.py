@@ -376,3 +376,39 @@ def test_results_written_on_a_view_never_reach_its_parent():
         psysc.pp.prepare_scoring(view, layer="psysc_norm", n_mean_bin=5, n_var_bin=5)
     assert view.uns["psysc"]["prepare_scoring"]["n_mean_bin"] == 5
     assert adata.uns["psysc"]["prepare_scoring"]["n_mean_bin"] == 20
+
+
+def test_nothing_to_test_and_multimodal_containers_are_clear_errors():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=10)
+    with pytest.raises(ValueError, match="no trait to test"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=[], use_graph=None)
+    adata.obs["unlabelled"] = pd.Categorical([None] * adata.n_obs, categories=["a"])
+    with pytest.raises(ValueError, match="has no label"):
+        psysc.tl.disorder_enrichment(adata, groupby="unlabelled", use_graph=None)
+
+    class MuDataLike:  # what psysc sees of a MuData: modalities in .mod, not an AnnData
+        def __init__(self, rna):
+            self.mod = {"rna": rna}
+
+    mdata = MuDataLike(psysc.datasets.darmanis2015())
+    gs = psysc.datasets.gwas_gene_sets(["SCZ"])
+    for step in (lambda: psysc.pp.prepare_scoring(mdata),
+                 lambda: psysc.tl.score_disorders(mdata, gs),
+                 lambda: psysc.tl.celltype_specificity(mdata, "cell_type"),
+                 lambda: psysc.tl.celltype_enrichment(mdata, gs, groupby="cell_type")):
+        with pytest.raises(TypeError, match=r"MuData with modalities \['rna'\].*mdata\['rna'\]"):
+            step()
+
+
+def test_groupby_names_with_a_slash_are_stored_under_a_writable_key(tmp_path):
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=10)
+    adata.obs["type_a"] = adata.obs["cell_type"]
+    adata.obs["type/b"] = adata.obs["cell_type"]  # anndata only warns for a "/" in a column name
+    psysc.tl.disorder_enrichment(adata, groupby="type_a", use_graph=None)
+    psysc.tl.disorder_enrichment(adata, groupby="type/b", use_graph=None)
+    assert set(adata.uns["psysc"]["enrichment_by_groupby"]) == {"type_a", "type_b"}
+    assert adata.uns["psysc"]["enrichment_by_groupby"]["type_b"]["params"]["groupby"] == "type/b"

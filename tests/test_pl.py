@@ -270,6 +270,8 @@ def test_scores_ax_return_fig_and_show(scored, monkeypatch):
     assert shown == []
     assert psysc.pl.scores(scored, "SCZ") is None
     assert shown == [1]
+    with pytest.raises(TypeError, match=r"return_fig=True.*savefig"):  # as every psysc.pl function: no save=
+        psysc.pl.scores(scored, "SCZ", save="x.png", show=False)
 
 
 def test_scores_errors(scored):

@@ -10,6 +10,18 @@ import pandas as pd
 logger = logging.getLogger("psysc")
 
 
+def check_anndata(adata) -> None:
+    """Refuse a MuData (or anything else that is not an AnnData) with the fix: pass one modality."""
+    from anndata import AnnData
+
+    if isinstance(adata, AnnData):
+        return
+    if hasattr(adata, "mod"):
+        raise TypeError(f"this function takes an AnnData; adata is a MuData with modalities {list(adata.mod)}: pass "
+                        "one of them, e.g. mdata['rna'] (its results are written into that modality)")
+    raise TypeError(f"adata must be an AnnData, not {type(adata).__name__}")
+
+
 def get_matrix(adata, layer: str | None):
     """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error for a missing layer."""
     if layer is None:

@@ -130,6 +130,9 @@ def scores(
         kwargs.setdefault("cmap", "Reds")
     kwargs.setdefault("title", f"{trait} ({value})")
 
+    if "save" in kwargs:  # scanpy would write figures/<basis><save> and close the figure it returns
+        raise TypeError("scores() takes no save=: use fig = psysc.pl.scores(..., return_fig=True) and "
+                        "fig.savefig(path), as with the other psysc.pl functions")
     ax_given = ax is not None
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.2, 4.4))

@@ -13,7 +13,7 @@ from .._core._covariates import corrected_mean_var
 from .._core._covariates import design_matrix as cov_design_matrix
 from .._core._covariates import fit as cov_fit
 from .._core._stats import SparseMoments, accumulation_dtype, gene_mean_var, mean_var_bins, technical_variance
-from .._utils import get_matrix, uns_namespace
+from .._utils import check_anndata, get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -192,6 +192,7 @@ def prepare_scoring(
     >>> psysc.pp.prepare_scoring(adata)
     >>> adata.var[["psysc_mean", "psysc_var_tech", "psysc_mean_var"]].head()  # doctest: +SKIP
     """
+    check_anndata(adata)
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
     adata = adata.copy() if copy else adata

@@ -17,7 +17,7 @@ from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from .._genesets import as_gene_sets, overlap_hint, report_overlap
-from .._utils import get_matrix, group_order, uns_namespace
+from .._utils import check_anndata, get_matrix, group_order, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -348,6 +348,7 @@ def celltype_specificity(
     True
 
     """
+    check_anndata(adata)
     if layer is None:
         layer = _default_layer(adata, key_added)
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
@@ -722,6 +723,7 @@ def celltype_enrichment(
     'microglia'
 
     """
+    check_anndata(adata)
     methods = _check_methods(method)
     if universe not in _UNIVERSES:
         raise ValueError(f"universe={universe!r}; choose from {_UNIVERSES}")

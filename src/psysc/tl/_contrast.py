@@ -12,7 +12,7 @@ from anndata import AnnData
 from .._core._cauchy import cauchy_combine
 from .._core._group import bh_fdr
 from .._core._specificity import ols_one_sided
-from .._utils import uns_namespace
+from .._utils import check_anndata, uns_namespace
 from ._celltype import (
     _check_methods,
     _check_overlap,
@@ -158,6 +158,7 @@ def disorder_contrast(
     True
 
     """
+    check_anndata(adata)
     methods = _check_methods(method)
     gene_sets, gene_tables, _ = _split_inputs(gene_sets)  # OLS: a difference of two z-scores has no MAGMA R
     traits = list(gene_sets)
@@ -307,6 +308,7 @@ def combine_evidence(
     >>> adata.uns["psysc"]["combined_enrichment"].head()  # doctest: +SKIP
 
     """
+    check_anndata(adata)
     ns = adata.uns.get(key)
     if not isinstance(ns, dict):
         raise KeyError(f"adata.uns[{key!r}] not found: run psysc.tl.disorder_enrichment and/or celltype_enrichment")

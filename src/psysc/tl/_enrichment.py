@@ -8,7 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core._group import bh_fdr, distribution_match, gearys_c
-from .._utils import group_order, uns_namespace
+from .._utils import check_anndata, group_order, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -92,7 +92,8 @@ def disorder_enrichment(
     inplace
         Store the table in ``adata.uns[key]["enrichment"]`` (default; the plots read it there) or return it. The
         table of each ``groupby`` is also kept in ``adata.uns[key]["enrichment_by_groupby"][groupby]`` (with its
-        parameters), so a second call with another grouping does not lose the first.
+        parameters; a "/" in the column name becomes "_" there, as an h5ad key cannot hold it), so a second call
+        with another grouping does not lose the first.
 
     Returns
     -------
@@ -117,6 +118,7 @@ def disorder_enrichment(
     >>> adata.uns["psysc"]["enrichment"].head()  # doctest: +SKIP
 
     """
+    check_anndata(adata)
     scored = _scored_traits(adata, key)
     if traits is None:
         traits = scored
@@ -145,6 +147,10 @@ def disorder_enrichment(
     valid = labels.notna().to_numpy()[name_order]
     groups = group_order(labels, set(label_arr[valid]))
     members = {g: name_order[(label_arr == g) & valid] for g in groups}
+    if not traits:
+        raise ValueError(f"no trait to test: traits={traits!r}; scored traits: {scored}")
+    if not groups:
+        raise ValueError(f"obs[{groupby!r}] has no label (every value is missing): no group to test")
 
     rows = []
     for trait in traits:
@@ -189,7 +195,7 @@ def disorder_enrichment(
     ns["enrichment"] = table
     ns["enrichment_params"] = params
     by = dict(ns.get("enrichment_by_groupby", {}))
-    by[groupby] = {"table": table, "params": params}
+    by[str(groupby).replace("/", "_")] = {"table": table, "params": params}
     ns["enrichment_by_groupby"] = by
     logger.info("added uns[%r]['enrichment'] (%d traits x %d groups of %r; the tables of every groupby are kept in "
                 "uns[%r]['enrichment_by_groupby'])", key, len(traits), len(groups), groupby, key)

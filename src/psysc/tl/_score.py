@@ -15,7 +15,7 @@ from .._core._shared import SharedControls, shared_raw_scores
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
 from .._genesets import as_gene_sets, match_gene_sets
 from .._settings import settings
-from .._utils import available_memory, get_matrix, uns_namespace
+from .._utils import available_memory, check_anndata, get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -182,6 +182,7 @@ def score_disorders(
     >>> adata.obs[["psysc_SCZ_norm_score", "psysc_SCZ_pval"]].head()  # doctest: +SKIP
 
     """
+    check_anndata(adata)
     seed = settings.seed if seed is None else int(seed)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
