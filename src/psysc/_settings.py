@@ -105,8 +105,8 @@ class Settings:
     def show_progress(self) -> bool:
         """Whether long loops show a progress bar: at verbosity 2 or more, on a terminal or in a notebook.
 
-        When stderr is a file or a pipe (a batch job's log), the bars are left out: redrawn bars would fill the log
-        with ``\\r``-joined lines; the messages of the ``"psysc"`` logger still go there.
+        When stderr is a file or a pipe (a batch job's log), the bars are left out: each redraw would add to the
+        log; the messages of the ``"psysc"`` logger still go there.
         """
         return self._verbosity >= 2 and _draws_bars(sys.stderr)
 
