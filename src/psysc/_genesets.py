@@ -147,13 +147,11 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
     for trait, s in gene_sets.items():
         common = sorted(set(s.index) & set(var_names))
         total_matched += len(common)
-        if len(common) >= min_genes:
-            report_overlap(trait, s.index, var_names, len(common))
-        else:
+        if len(common) < min_genes:  # not scored: said by the caller
             logger.info("%s: %d of %d genes found in the data", trait, len(common), len(s))
-        if len(common) < min_genes:
             skipped[trait] = len(common)
             continue
+        report_overlap(trait, s.index, var_names, len(common))
         kept[trait] = (pos[common].to_numpy(), s[common].to_numpy(dtype=np.float64))
     if total_matched == 0:
         first = next(iter(gene_sets.values()))

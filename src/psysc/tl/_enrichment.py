@@ -127,6 +127,8 @@ def disorder_enrichment(
     missing = [t for t in traits if t not in scored]
     if missing:
         raise KeyError(f"traits {missing} were not scored; scored traits: {scored}")
+    if not traits:
+        raise ValueError(f"no trait to test: traits={traits!r}; scored traits: {scored}")
     if groupby not in adata.obs:
         raise KeyError(f"groupby={groupby!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}")
     graph = None
@@ -147,8 +149,6 @@ def disorder_enrichment(
     valid = labels.notna().to_numpy()[name_order]
     groups = group_order(labels, set(label_arr[valid]))
     members = {g: name_order[(label_arr == g) & valid] for g in groups}
-    if not traits:
-        raise ValueError(f"no trait to test: traits={traits!r}; scored traits: {scored}")
     if not groups:
         raise ValueError(f"obs[{groupby!r}] has no label (every value is missing): no group to test")
 
