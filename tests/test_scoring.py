@@ -706,3 +706,45 @@ def test_dask_backed_matrix_is_scored_block_by_block(prepared):
     got = psysc.tl.score_disorders(lazy, sets, n_ctrl=30, inplace=False, dtype="float64", block_size=64)
     for trait in sets:
         pd.testing.assert_frame_equal(got[trait], expected[trait], rtol=1e-6)
+
+
+def test_fresh_zeros_behave_as_numpy_zeros(monkeypatch, tmp_path):
+    """Arrays of ordinary pages: zeros, writable, alive after the call, and scores computed in them unchanged."""
+    import gc
+    import mmap
+
+    from psysc._core import _memory
+
+    assert _memory.compacts_on_fault("always defer defer+madvise [madvise] never\n")
+    assert _memory.compacts_on_fault("[always] defer defer+madvise madvise never")
+    assert not _memory.compacts_on_fault("always defer defer+madvise madvise [never]")
+    assert not _memory.compacts_on_fault("always [defer] defer+madvise madvise never")
+    assert not _memory.compacts_on_fault("")
+
+    adata = synthetic_counts(300, 800, seed=3)
+    rng = np.random.default_rng(1)
+    gene_sets = {f"T{i}": pd.Series(rng.uniform(1, 3, 40), index=rng.choice(adata.var_names, 40, replace=False))
+                 for i in range(3)}
+    psysc.pp.prepare_scoring(adata)
+    monkeypatch.setattr(_memory, "_ON_DEMAND", False)
+    expected = psysc.tl.score_disorders(adata, gene_sets, n_ctrl=30, inplace=False)
+    monkeypatch.setattr(_memory, "_ON_DEMAND", True)
+    monkeypatch.setattr(_memory, "_MIN_BYTES", 0)
+    a = _memory.fresh_zeros((4, 5, 6), np.float32)
+    owner = a
+    while isinstance(owner, np.ndarray | memoryview):
+        owner = owner.obj if isinstance(owner, memoryview) else owner.base
+    assert isinstance(owner, mmap.mmap)  # its own memory map, not numpy's allocator
+    assert a.dtype == np.float32 and a.shape == (4, 5, 6) and a.flags.c_contiguous and a.flags.writeable
+    np.testing.assert_array_equal(a, np.zeros((4, 5, 6), np.float32))
+    a[1, 2] = 7.0
+    gc.collect()
+    assert a.sum() == 42.0
+    got = psysc.tl.score_disorders(adata, gene_sets, n_ctrl=30, inplace=False)
+    for trait in gene_sets:
+        pd.testing.assert_frame_equal(got[trait], expected[trait])
+    psysc.tl.score_disorders(adata, gene_sets, n_ctrl=30)
+    stored = adata.obsm["psysc_T1_ctrl_norm_score"]
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    np.testing.assert_array_equal(back.obsm["psysc_T1_ctrl_norm_score"], stored)

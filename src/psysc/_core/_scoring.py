@@ -15,6 +15,7 @@ from numba import prange
 from scipy import sparse
 
 from ._blocks import iter_row_blocks
+from ._memory import fresh_zeros
 
 logger = logging.getLogger("psysc")
 
@@ -100,7 +101,7 @@ def raw_scores(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype=np.float32, block_
     w_cols = W.indices.astype(np.int32)
     w_vals = W.data.astype(np.float64)
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
-    ctrl = np.zeros((n_traits, X.shape[0], n_ctrl), dtype=dtype)
+    ctrl = fresh_zeros((n_traits, X.shape[0], n_ctrl), dtype)
     for start, stop, block in iter_row_blocks(X, block_size):
         if sparse.issparse(block):
             _spmm_csr_csr(block.indptr.astype(np.int64), block.indices, block.data, n_genes, w_indptr, w_cols, w_vals,

@@ -20,6 +20,7 @@ from numba import prange
 from scipy import sparse
 
 from ._blocks import iter_row_blocks
+from ._memory import fresh_zeros
 from ._control import _bins_in_order
 from ._simd import add4, add8
 
@@ -236,7 +237,7 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
         groups.append((part, layout, slot_w.ravel(), lanes, np.ascontiguousarray(inv_z[:, part]),
                        np.ascontiguousarray(disease_weight[:, part])))
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
-    ctrl = np.zeros((n_traits, X.shape[0], controls.n_ctrl), dtype=dtype)
+    ctrl = fresh_zeros((n_traits, X.shape[0], controls.n_ctrl), dtype)
     for start, stop, block in iter_row_blocks(X, block_size, prefetch=True):  # the kernels release the GIL
         if not sparse.issparse(block):
             block = sparse.csr_matrix(block)

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import sparse
 
 from ._blocks import iter_row_blocks
+from ._memory import fresh_zeros
 from ._scoring import warn_flat_cells
 
 
@@ -64,7 +65,7 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
         for t in range(n_traits)
     ]
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
-    ctrl = np.zeros((n_traits, X.shape[0], n_ctrl), dtype=dtype)
+    ctrl = fresh_zeros((n_traits, X.shape[0], n_ctrl), dtype)
     for start, stop, block in iter_row_blocks(X, block_size):
         if sparse.issparse(block):
             with warnings.catch_warnings():  # "sparse CSR support is in beta"
