@@ -748,3 +748,17 @@ def test_fresh_zeros_behave_as_numpy_zeros(monkeypatch, tmp_path):
     adata.write_h5ad(tmp_path / "a.h5ad")
     back = ad.read_h5ad(tmp_path / "a.h5ad")
     np.testing.assert_array_equal(back.obsm["psysc_T1_ctrl_norm_score"], stored)
+
+
+@pytest.mark.parametrize("n_cells", [2**16 - 1, 2**16])
+def test_pooled_pvalues_equal_naive_counts_at_the_width_of_the_bucket_table(n_cells):
+    """Up to 65,535 cells the bucket table is uint16 (its largest entry is the number of cells); beyond, int32."""
+    rng = np.random.default_rng(11)
+    norm = rng.normal(size=n_cells)
+    ctrl = rng.normal(size=(n_cells, 2)).astype(np.float32)
+    norm[:500] = ctrl[:500, 1]
+    ctrl[0, 0] = norm.max()  # a null value at the last query: counted for every cell
+    _, pooled = monte_carlo_pvalues(norm, ctrl)
+    null = np.sort(ctrl.ravel().astype(np.float64))
+    naive = (1 + null.size - np.searchsorted(null, norm, side="left")) / (1 + null.size)
+    np.testing.assert_array_equal(pooled, naive)

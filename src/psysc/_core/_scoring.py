@@ -259,23 +259,25 @@ def _queries_le(sorted_q, pos, v):
 
 
 @numba.njit(parallel=True, cache=True)
-def _pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads):
-    # hist[j] += 1 for each null value v with exactly j queries <= v. The bucket f(v) (_bucket) is non-decreasing
-    # in v, so the queries of lower buckets are < v and those of higher buckets > v (starts[k] = number of queries
-    # in buckets < k): only the queries of v's own bucket are compared (_queries_le).
+def _pooled_hist(sorted_q, ctrl, starts, lo, scale, hist):
+    # hist[t, j] += 1 for each null value v with exactly j queries <= v (t: the thread's row). The bucket f(v)
+    # (_bucket) is non-decreasing in v, so the queries of lower buckets are < v and those of higher buckets > v
+    # (starts[k] = number of queries in buckets < k): only the queries of v's own bucket are compared
+    # (_queries_le). The caller picks the narrowest dtypes of starts and hist, to keep them in cache.
     n, b = ctrl.shape
+    n_threads = hist.shape[0]
     m = sorted_q.shape[0]
     top = np.float64(starts.shape[0] - 2)
     q_max = sorted_q[m - 1]
-    hist = np.zeros((n_threads, m + 1), dtype=np.int64)
     step = (n + n_threads - 1) // n_threads
     for t in prange(n_threads):
+        h = hist[t]
         for c in range(t * step, min(n, (t + 1) * step)):
             for j in range(b):
                 v = np.float64(ctrl[c, j])
-                pos = m if v >= q_max else _queries_le(sorted_q, starts[_bucket(v, lo, scale, top)], v)
-                hist[t, pos] += 1
-    return hist.sum(axis=0)
+                pos = m if v >= q_max else _queries_le(sorted_q, np.int64(starts[_bucket(v, lo, scale, top)]), v)
+                h[pos] += 1
+    return hist.sum(axis=0, dtype=np.int64)
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
@@ -366,17 +368,20 @@ def _pooled_pvalues(queries: np.ndarray, null: np.ndarray) -> np.ndarray:
     m = queries.shape[0]
     order = np.argsort(queries, kind="stable")
     sorted_q = queries[order]
-    n_buckets = 2 * m
+    grouped = m >= GROUPED_QUERIES
+    n_buckets = 2 * m if grouped else 4 * m  # ungrouped: 4 buckets per query, starts in uint16, stay in cache
     lo, hi = float(sorted_q[0]), float(sorted_q[-1])
     scale = n_buckets / (hi - lo) if hi > lo else 0.0
     bucket = np.minimum(np.maximum((sorted_q - lo) * scale, 0.0), n_buckets - 1).astype(np.int64)
     starts = np.searchsorted(bucket, np.arange(n_buckets + 1), side="left")
-    starts = starts.astype(np.int32) if m < 2**31 else starts
-    if m >= GROUPED_QUERIES:
+    starts = starts.astype(np.uint16 if m < 2**16 else np.int32 if m < 2**31 else np.int64)
+    n_threads = numba.get_num_threads()
+    if grouped:
         chunk_rows = max(1, _GROUP_VALUES // max(1, null.shape[1]))
-        hist = _grouped_pooled_hist(sorted_q, null, starts, lo, scale, numba.get_num_threads(), 8, chunk_rows)
+        hist = _grouped_pooled_hist(sorted_q, null, starts, lo, scale, n_threads, 8, chunk_rows)
     else:
-        hist = _pooled_hist(sorted_q, null, starts, lo, scale, numba.get_num_threads())
+        counts = np.zeros((n_threads, m + 1), dtype=np.int32 if null.size < 2**31 else np.int64)
+        hist = _pooled_hist(sorted_q, null, starts, lo, scale, counts)
     # a null value with j queries <= it counts for the queries at sorted positions 0..j-1
     ge = np.cumsum(hist[::-1])[::-1][1:]  # ge[i] = sum_{j > i} hist[j]
     pooled = np.empty(m, dtype=np.float64)
