@@ -310,11 +310,14 @@ def _membership_visits(adata, gene_sets, n_ctrl: int) -> int:
 def _fresh_write_s(shape: tuple[int, ...], dtype) -> float:
     """Seconds to write once, with every thread, into freshly allocated memory of ``shape`` (untimed extra).
 
-    The control scores that ``score_disorders`` returns are that large; their first write is part of the score time,
-    and its cost depends on the machine (page faults; on a virtual machine, the host backing the memory).
+    The control scores that ``score_disorders`` returns are that large, allocated the same way
+    (:func:`psysc._core._memory.fresh_zeros`); their first write is part of the score time, and its cost depends on
+    the machine (page faults; on a virtual machine, the host backing the memory).
     """
     import numba
     import numpy as np
+
+    from psysc._core._memory import fresh_zeros
 
     @numba.njit(parallel=True)
     def fill(a):
@@ -323,7 +326,7 @@ def _fresh_write_s(shape: tuple[int, ...], dtype) -> float:
 
     fill(np.empty(1, dtype=dtype))  # compile
     t0 = time.perf_counter()
-    a = np.empty(int(np.prod(shape)), dtype=dtype)
+    a = fresh_zeros(int(np.prod(shape)), dtype)
     fill(a)
     dt = time.perf_counter() - t0
     del a
