@@ -152,6 +152,29 @@ def test_ols_two_sided_p_of_large_negative_t_and_constant_response():
         assert all(np.isnan(v).all() for v in out)
 
 
+def test_ols_keeps_covariates_of_small_units_and_drops_collinear_ones():
+    """Collinearity is judged per covariate in its own units: a per-base rate beside a sample size of ~10^6 is a
+    covariate (statsmodels' full model), while exact copies, multiples and combinations are dropped."""
+    sm = pytest.importorskip("statsmodels.api")
+    rng = np.random.default_rng(3)
+    n = 2_000
+    size_n = rng.uniform(9e5, 1e6, n)
+    rate = rng.normal(2e-3, 6e-6, n)  # varies in the 6th digit
+    s = rng.random((n, 2))
+    z = 0.3 * s[:, 0] + 4e4 * (rate - 2e-3) + rng.normal(size=n)
+    beta, se, t, p = ols_one_sided(z, s, covariates=np.column_stack([size_n, rate]))
+    for j in range(2):
+        fit = sm.OLS(z, np.column_stack([s[:, j], np.ones(n), size_n, rate])).fit()
+        # (a near-constant covariate costs both fits digits; dropping it changes beta in the 2nd digit)
+        assert beta[j] == pytest.approx(fit.params[0], rel=1e-6)
+        assert se[j] == pytest.approx(fit.bse[0], rel=1e-6)
+        assert p[j] == pytest.approx(stats.t.sf(fit.tvalues[0], fit.df_resid), rel=1e-5)
+    redundant = np.column_stack([size_n, rate, 2.5 * size_n, np.zeros(n), size_n - 1e3 * rate, np.ones(n)])
+    again = ols_one_sided(z, s, covariates=redundant)
+    for a, b in zip(again, (beta, se, t, p), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7)
+
+
 def _named_adata(seed=1):
     X, labels = _random_data(seed=seed, n_genes=80)
     names = np.array(["a", "b", "c", "d"])

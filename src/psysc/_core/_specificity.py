@@ -227,6 +227,34 @@ def seismic_specificity(
     )
 
 
+def _independent_columns(C: np.ndarray, tol: float = 1e-10) -> np.ndarray:
+    """Which columns of ``C`` to keep, in order, so that none is a combination of the kept ones before it.
+
+    A column is dropped when the part of it that the columns before it do not explain is below ``tol`` times
+    its own norm: each column is judged in its own units, so a covariate of small values (a per-base mutation
+    rate beside a sample size of 10^6) is kept while it varies, and an all-zero column is dropped.
+    """
+    norms = np.linalg.norm(C, axis=0)
+    keep = norms > 0
+    if not keep.any():
+        return keep
+    cols = np.flatnonzero(keep)
+    _, R = np.linalg.qr(C[:, cols] / norms[cols])  # unit columns: |R_jj| is the unexplained fraction of column j
+    diag = np.abs(np.diag(R))
+    while True:  # a dropped column must not lend its (noise) direction to the columns after it
+        bad = diag <= tol
+        if not bad.any():
+            break
+        first = int(np.flatnonzero(bad)[0])
+        keep[cols[first]] = False
+        cols = np.delete(cols, first)
+        if not len(cols):
+            break
+        _, R = np.linalg.qr(C[:, cols] / norms[cols])
+        diag = np.abs(np.diag(R))
+    return keep
+
+
 def ols_one_sided(z, s, covariates=None, whiten=None, *, two_sided=False):
     """Per column of ``s``: OLS of ``z`` on that column, an intercept and optional covariates.
 
@@ -277,15 +305,14 @@ def ols_one_sided(z, s, covariates=None, whiten=None, *, two_sided=False):
         C = np.column_stack([C, cov])
     if whiten is not None:
         z, S, C = whiten(z), whiten(S), whiten(C)
-    Q, R = np.linalg.qr(C) if n else (C, np.zeros((C.shape[1], C.shape[1])))
-    rank = int(np.sum(np.abs(np.diag(R)) > 1e-10 * max(1.0, np.abs(R).max()))) if n else 0
+    keep = _independent_columns(C) if n else np.zeros(C.shape[1], dtype=bool)
+    rank = int(keep.sum())
     df = n - rank - 1
     if df < 1:
         nan = np.full(S.shape[1], np.nan)
         out = (nan, nan.copy(), nan.copy(), nan.copy())
         return tuple(float(a[0]) for a in out) if one_d else out
-    if rank < C.shape[1]:  # drop collinear covariates
-        Q, _ = np.linalg.qr(C[:, np.abs(np.diag(R)) > 1e-10 * max(1.0, np.abs(R).max())])
+    Q, _ = np.linalg.qr(C[:, keep])  # collinear covariates dropped
     zc = z - Q @ (Q.T @ z)
     Sc = S - Q @ (Q.T @ S)
     sxx = np.einsum("ij,ij->j", Sc, Sc)
