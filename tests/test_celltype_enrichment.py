@@ -260,21 +260,29 @@ def test_universe_auto_and_magma_table_covariates(caplog):
     assert params["universe"] == {"GW": "set", "TOP": "all"}
     assert "z = 0 outside the set" in caplog.text
     # a MAGMA .genes.out-like table: MAGMA's default gene covariates that it carries (gene size NSNPS, gene
-    # density NPARAM/NSNPS, sample size N, and their logs) and the log gene length, in every method
+    # density NPARAM/NSNPS, sample size N, and their logs) and the log gene length, in the MAGMA models
     table = pd.DataFrame({"START": rng.integers(1, 10**6, 80), "NSNPS": rng.integers(1, 50, 80)},
                          index=adata.var_names)
     table["STOP"] = table["START"] + rng.integers(100, 10**5, 80)
     table["NPARAM"] = np.maximum(1, (table["NSNPS"] * rng.uniform(0.1, 1, 80)).round())
     table["N"] = 50_000  # the same for every gene: no information
     table["ZSTAT"] = genome_wide.to_numpy()
-    a = celltype_enrichment(adata, {"GW": table}, groupby="ct", method="seismic", inplace=False)
     size, density = table["NSNPS"] * 1.0, table["NPARAM"] / table["NSNPS"]
     cov = pd.DataFrame({"l": np.log(table["STOP"] - table["START"] + 1.0), "s": size, "ls": np.log(size),
                         "d": density, "ld": np.log(density)})
-    b = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method="seismic", covariates=cov, inplace=False)
-    pd.testing.assert_frame_equal(a, b)
+    for m in ("magma", "top10"):
+        a = celltype_enrichment(adata, {"GW": table}, groupby="ct", method=m, inplace=False)
+        b = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method=m, covariates=cov, inplace=False)
+        pd.testing.assert_frame_equal(a, b)
+        c = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method=m, inplace=False)
+        assert not np.allclose(a["beta"], c["beta"])
+    # seismic regresses on the specificity alone (as published): a table's covariates are not added, explicit
+    # covariates are
+    a = celltype_enrichment(adata, {"GW": table}, groupby="ct", method="seismic", inplace=False)
     c = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method="seismic", inplace=False)
-    assert not np.allclose(a["beta"], c["beta"])
+    pd.testing.assert_frame_equal(a, c)
+    b = celltype_enrichment(adata, {"GW": genome_wide}, groupby="ct", method="seismic", covariates=cov, inplace=False)
+    assert not np.allclose(b["beta"], c["beta"])
 
 
 def test_contrast_is_regression_of_scaled_difference():
@@ -345,8 +353,9 @@ def test_constant_gene_scores_and_one_cell_groups_are_refused(caplog):
 
 
 def test_contrast_conditions_on_each_traits_magma_covariates():
-    """With MAGMA-like tables, a contrast A - B is fitted with the gene covariates of A and of B, and beta_a with
-    A's alone, as celltype_enrichment fits A (checked against numpy least squares)."""
+    """With MAGMA-like tables, a MAGMA-model contrast A - B is fitted with the gene covariates of A and of B, and
+    beta_a with A's alone, as celltype_enrichment fits A (checked against numpy least squares); a seismic contrast
+    regresses on the specificity alone, as seismic does."""
     adata, labels, names = _named_adata(seed=4)
     rng = np.random.default_rng(5)
     tables = {}
@@ -357,8 +366,9 @@ def test_contrast_conditions_on_each_traits_magma_covariates():
         tab["NPARAM"] = np.maximum(1, (tab["NSNPS"] * rng.uniform(0.2, 1, 80)).round())
         tab["ZSTAT"] = rng.normal(size=80) + 0.05 * tab["NSNPS"]  # confounded by gene size
         tables[t] = tab
-    got = disorder_contrast(adata, tables, groupby="ct", contrasts=[("A", "B")], shared=[], inplace=False)
-    spec, keep, genes, _, _ = naive_specificity(adata.X.toarray(), labels, return_all=True)
+    got = disorder_contrast(adata, tables, groupby="ct", contrasts=[("A", "B")], shared=[], method=["magma", "seismic"],
+                            inplace=False)
+    spec, keep, genes, _, mean = naive_specificity(adata.X.toarray(), labels, return_all=True)
     gnames = adata.var_names[genes]
     Z = pd.DataFrame({t: tab.loc[gnames, "ZSTAT"] for t, tab in tables.items()})
     Z = Z / Z.std(ddof=0)
@@ -368,20 +378,22 @@ def test_contrast_conditions_on_each_traits_magma_covariates():
         size, dens = tab["NSNPS"] * 1.0, tab["NPARAM"] / tab["NSNPS"]
         return np.column_stack([np.log(tab["STOP"] - tab["START"] + 1.0), size, np.log(size), dens, np.log(dens)])
 
-    def slope(y, x, cov):
-        design = np.column_stack([np.ones(len(y)), x, cov])
+    def slope(y, x, *cov):
+        design = np.column_stack([np.ones(len(y)), x, *cov])
         return np.linalg.lstsq(design, y, rcond=None)[0][1]
 
-    one = celltype_enrichment(adata, {"A": tables["A"]}, groupby="ct", method="seismic", inplace=False)
+    one = celltype_enrichment(adata, {"A": tables["A"]}, groupby="ct", method="magma", inplace=False)
+    e_avg = mean.mean(axis=0)
     for k, grp in enumerate(names[keep]):
-        row = got[(got.contrast == "A - B") & (got.group == grp)].iloc[0]
-        x = spec[k]
-        assert row["beta"] == pytest.approx(slope(Z["A"] - Z["B"], x, np.column_stack([covs("A"), covs("B")])),
-                                            rel=1e-8)
-        assert row["beta_a"] == pytest.approx(slope(Z["A"], x, covs("A")), rel=1e-8)
+        row = got[(got.contrast == "A - B") & (got.group == grp) & (got.method == "magma")].iloc[0]
+        x = mean[k]
+        assert row["beta"] == pytest.approx(slope(Z["A"] - Z["B"], x, e_avg, covs("A"), covs("B")), rel=1e-8)
+        assert row["beta_a"] == pytest.approx(slope(Z["A"], x, e_avg, covs("A")), rel=1e-8)
         # the same model as celltype_enrichment's, on z scaled to unit variance
         sd_a = tables["A"].loc[gnames, "ZSTAT"].std(ddof=0)
         assert row["beta_a"] * sd_a == pytest.approx(one.set_index("group").loc[grp, "beta"], rel=1e-8)
+        row = got[(got.contrast == "A - B") & (got.group == grp) & (got.method == "seismic")].iloc[0]
+        assert row["beta"] == pytest.approx(slope(Z["A"] - Z["B"], spec[k]), rel=1e-8)
 
 
 def test_cauchy_combination():
@@ -738,7 +750,7 @@ def test_genes_raw_fits_magma_models_by_gls_as_statsmodels(tmp_path, caplog):
         designs = {
             "magma": (np.column_stack([mean[k], np.ones(len(idx)), mean.mean(axis=0), cov]), sigma),
             "top10": (np.column_stack([top, np.ones(len(idx)), cov]), sigma),
-            "seismic": (np.column_stack([spec[k], np.ones(len(idx)), cov]), np.eye(len(idx))),
+            "seismic": (np.column_stack([spec[k], np.ones(len(idx))]), np.eye(len(idx))),  # specificity alone
         }
         for m, (X, s) in designs.items():
             fit = sm.GLS(y, X, sigma=s).fit()
@@ -823,3 +835,68 @@ def test_another_key_added_finds_the_prepared_layer():
     celltype_specificity(adata, "cell_type", min_cells_per_group=10)
     np.testing.assert_array_equal(adata.varm["by_type_specificity"], adata.varm["psysc_specificity"])
     assert adata.uns["by_type"]["specificity_params"]["layer"] == "psysc_norm"
+
+
+def test_contrasts_of_genes_raw_tables_are_gls_as_statsmodels(tmp_path, caplog):
+    """Traits read from .genes.raw files (one LD reference): the MAGMA-model contrast A - B and the shared mean are
+    GLS with the correlations, as statsmodels GLS on the scaled responses with both traits' covariates; beta_a is
+    celltype_enrichment's GLS slope of A; with a trait lacking correlations the contrast is OLS, with a warning."""
+    import statsmodels.api as sm
+    from _magma_raw import banded_correlation, write_genes_raw
+
+    adata, labels, names = _named_adata(seed=8)
+    rng = np.random.default_rng(21)
+    n = adata.n_vars
+    chroms = np.repeat(["1", "2"], [45, n - 45])
+    start = np.concatenate([np.sort(rng.integers(1, 10**7, 45)), np.sort(rng.integers(1, 10**7, n - 45))])
+    R = banded_correlation(chroms, rng, width=5, strength=0.9)
+    tables, gs = {}, {}
+    for trait in ("A", "B"):
+        tables[trait] = pd.DataFrame({
+            "GENE": adata.var_names, "CHR": chroms, "START": start, "STOP": start + rng.integers(500, 50_000, n),
+            "NSNPS": rng.integers(2, 80, n), "NPARAM": rng.integers(1, 20, n), "N": rng.integers(40_000, 50_000, n),
+            "MAC": rng.uniform(50, 900, n), "ZSTAT": np.linalg.cholesky(R) @ rng.normal(size=n) + 0.2,
+        })
+        write_genes_raw(tmp_path / f"{trait}.genes.raw", tables[trait], R)
+        gs[trait] = psysc.gwas.read_magma(tmp_path / f"{trait}.genes.raw", n_top=None, table=True)[trait]
+    got = disorder_contrast(adata, gs, groupby="ct", contrasts=[("A", "B")], shared=["A", "B"],
+                            method=["magma", "seismic"], inplace=True)
+    params = adata.uns["psysc"]["disorder_contrast_params"]
+    assert params["fit"]["A - B"] == {"magma": "gls", "seismic": "ols"}
+    assert params["fit"]["shared"]["magma"] == "gls"
+    got = adata.uns["psysc"]["disorder_contrast"]
+    spec, keep, idx, _, mean = naive_specificity(adata.X.toarray(), labels, return_all=True)
+    sigma = R[np.ix_(idx, idx)]
+
+    def covs(trait):
+        tab = tables[trait].iloc[idx]
+        size, density, inv_mac = tab["NSNPS"] * 1.0, tab["NPARAM"] / tab["NSNPS"], 1.0 / tab["MAC"]
+        return np.column_stack([np.log(tab["STOP"] - tab["START"] + 1.0), size, np.log(size), density,
+                                np.log(density), tab["N"], np.log(tab["N"]), inv_mac, np.log(inv_mac)])
+
+    z = {t: tables[t]["ZSTAT"].to_numpy()[idx] for t in tables}
+    z = {t: v / v.std() for t, v in z.items()}
+    one = celltype_enrichment(adata, {"A": gs["A"]}, groupby="ct", method="magma", inplace=False).set_index("group")
+    for k, grp in enumerate(names[keep]):
+        design = [mean[k], np.ones(len(idx)), mean.mean(axis=0)]
+        rows = got[(got.group == grp) & (got.method == "magma")].set_index("contrast")
+        for contrast, y, cov, sided in (("A - B", z["A"] - z["B"], [covs("A"), covs("B")], "two"),
+                                        ("shared", (z["A"] + z["B"]) / 2, [covs("A"), covs("B")], "one")):
+            fit = sm.GLS(y, np.column_stack(design + cov), sigma=sigma).fit()
+            assert rows.loc[contrast, "beta"] == pytest.approx(fit.params[0], rel=1e-6), (contrast, grp)
+            assert rows.loc[contrast, "se"] == pytest.approx(fit.bse[0], rel=1e-6), (contrast, grp)
+            p = fit.pvalues[0] if sided == "two" else stats.t.sf(fit.tvalues[0], fit.df_resid)
+            assert rows.loc[contrast, "pval"] == pytest.approx(p, rel=1e-5, abs=1e-12)
+        sd_a = tables["A"]["ZSTAT"].to_numpy()[idx].std()
+        assert rows.loc["A - B", "beta_a"] * sd_a == pytest.approx(one.loc[grp, "beta"], rel=1e-6)
+    # B without its correlations (a .genes.out of the same genes): the contrast is OLS, said in a warning
+    plain_b = gs["B"].copy()
+    plain_b.attrs = {}
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        mixed = disorder_contrast(adata, {"A": gs["A"], "B": plain_b}, groupby="ct", contrasts=[("A", "B")],
+                                  shared=[], method="magma", inplace=False)
+    assert "fitted by OLS" in caplog.text
+    for k, grp in enumerate(names[keep]):
+        fit = sm.OLS(z["A"] - z["B"], np.column_stack([mean[k], np.ones(len(idx)), mean.mean(axis=0), covs("A"),
+                                                       covs("B")])).fit()
+        assert mixed.set_index("group").loc[grp, "beta"] == pytest.approx(fit.params[0], rel=1e-6)

@@ -638,7 +638,8 @@ def celltype_enrichment(
     Benjamini-Hochberg FDR across the groups of each trait and method):
 
     - ``"seismic"`` (Lai et al., Nat Commun 2025): ``z ~ 1 + spec_c``, with ``spec_c`` seismic's
-      specificity score (:func:`celltype_specificity`).
+      specificity score (:func:`celltype_specificity`); the gene covariates of a MAGMA-like table are not
+      added (seismic regresses on the specificity alone), ``covariates`` passed explicitly are.
     - ``"magma"``: the MAGMA gene-property model of cell-type analyses (de Leeuw et al., PLoS Comput
       Biol 2015; Watanabe et al., Nat Commun 2019): ``z ~ 1 + E_c + E_avg [+ covariates]``, with
       ``E_c`` the mean log expression in group c and ``E_avg`` its average over the groups. Gene
@@ -758,6 +759,8 @@ def celltype_enrichment(
             )
         _check_user_covariates(covariates, z.index, trait)
         cov, _ = _covariate_matrix(z.index, gene_tables.get(trait), covariates, trait)
+        # seismic regresses on the specificity alone: a MAGMA table's gene covariates are MAGMA's, not seismic's
+        cov_seismic = cov if trait not in gene_tables else _covariate_matrix(z.index, None, covariates, trait)[0]
         whiten = None
         if set(methods) & _GLS_METHODS and trait in correlations:
             whiten = _whitener(trait, z.index, *correlations[trait])
@@ -767,7 +770,8 @@ def celltype_enrichment(
                                "band_width": whiten.bandwidth}
         for m in methods:
             X, extra = _design(m, tables, z.index, top)
-            beta, se, t, p = ols_one_sided(z.to_numpy(), X, covariates=_with_covariates(extra, cov),
+            beta, se, t, p = ols_one_sided(z.to_numpy(), X,
+                                           covariates=_with_covariates(extra, cov_seismic if m == "seismic" else cov),
                                            whiten=whiten if m in _GLS_METHODS else None)
             fdr = bh_fdr(p)
             for j, g in enumerate(groups):

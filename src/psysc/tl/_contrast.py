@@ -14,6 +14,7 @@ from .._core._group import bh_fdr
 from .._core._specificity import ols_one_sided
 from .._utils import check_anndata, uns_namespace
 from ._celltype import (
+    _GLS_METHODS,
     _check_methods,
     _check_overlap,
     _covariate_matrix,
@@ -23,6 +24,7 @@ from ._celltype import (
     _specificity_for,
     _split_inputs,
     _universe_of,
+    _whitener,
     _with_covariates,
     top_specific_genes,
 )
@@ -96,8 +98,8 @@ def disorder_contrast(
 
     - ``"A - B"`` for each pair of ``contrasts``: the difference ``z_A - z_B``. Its slope is
       ``beta_A - beta_B`` (least squares is linear in the response; exactly so when neither trait
-      brings gene covariates, otherwise the difference is fitted with both traits' covariates and
-      each side with its own), and its standard error
+      brings gene covariates, otherwise the MAGMA models fit the difference with both traits' covariates
+      and each side with its own; seismic takes none, as in :func:`celltype_enrichment`), and its standard error
       accounts for the genes the two traits share (it is the regression of the difference, not two
       independent fits). Two-sided p-value: positive ``beta`` means the group is more enriched for
       A, negative for B.
@@ -107,6 +109,14 @@ def disorder_contrast(
       (two-sided): enrichment specific to A beyond the shared component.
 
     Benjamini-Hochberg FDR across the groups of each contrast and method.
+
+    As in :func:`celltype_enrichment`, the ``"magma"`` and ``"top10"`` models are fitted by generalised least
+    squares with MAGMA's gene-gene correlations when the traits are ``.genes.raw`` tables
+    (:func:`psysc.gwas.read_magma` with ``table=True``): each trait's gene z-scores are correlated as ``R``
+    (LD between neighbouring genes), so a difference or a mean of them has a covariance proportional to ``R``
+    when the traits' correlations come from one LD reference; those of the first trait of each response are
+    used. A response with a trait without correlations is fitted by OLS (with a warning). seismic is OLS.
+    ``uns[key_added]["disorder_contrast_params"]["fit"]`` records which, per contrast and method.
 
     As in :func:`celltype_enrichment`, the stored specificity is reused only while it was computed
     for the same ``groupby``, filters, cells and labels (else recomputed), and each trait needs enough
@@ -160,7 +170,7 @@ def disorder_contrast(
     """
     check_anndata(adata)
     methods = _check_methods(method)
-    gene_sets, gene_tables, _ = _split_inputs(gene_sets)  # OLS: a difference of two z-scores has no MAGMA R
+    gene_sets, gene_tables, correlations = _split_inputs(gene_sets)
     traits = list(gene_sets)
     contrasts = _default_contrasts(traits) if contrasts is None else [tuple(c) for c in contrasts]
     if shared is None:
@@ -217,23 +227,50 @@ def disorder_contrast(
                                 if parts else None)
         return cov_cache[names]
 
+    whiteners: dict[str, object] = {}
+    mixed: set[tuple[str, ...]] = set()
+
+    def whitener(*sides: str):
+        # GLS for the MAGMA models when every trait on these sides carries MAGMA gene-gene correlations: each
+        # trait's z-scores have correlation ~R (LD), so a difference or a mean of them has covariance ~R; the
+        # correlations of the first of them are used (one LD reference)
+        names = tuple(dict.fromkeys(t for side in sides for t in (shared if side == "shared" else side.split("+"))
+                                    if t))
+        with_r = [t for t in names if t in correlations]
+        if not with_r:
+            return None
+        if len(with_r) < len(names):
+            if names not in mixed:
+                mixed.add(names)
+                logger.warning("%s: only %s carry MAGMA gene-gene correlations; fitted by OLS", " / ".join(names),
+                               with_r)
+            return None
+        if names[0] not in whiteners:
+            whiteners[names[0]] = _whitener(names[0], Z.index, *correlations[names[0]])
+        return whiteners[names[0]]
+
+    fitted_by: dict[str, dict[str, str]] = {}
     rows = []
     for m in methods:
         X, extra = _design(m, tables, Z.index, top)
         fits = {}
 
-        def fit(y, *sides, X=X, extra=extra, two_sided=False):
-            # the method's design, its own covariates and the gene covariates of the traits on these sides
-            return ols_one_sided(y, X, covariates=_with_covariates(extra, gene_covariates(*sides)),
-                                 two_sided=two_sided)
+        def fit(y, *sides, X=X, extra=extra, m=m, two_sided=False):
+            # the method's design, its own covariates and (MAGMA models) the gene covariates of the traits on these
+            # sides, by GLS where they carry correlations; seismic regresses on the specificity alone, by OLS
+            genes_cov = None if m == "seismic" else gene_covariates(*sides)
+            whiten = whitener(*sides) if m in _GLS_METHODS else None
+            return ols_one_sided(y, X, covariates=_with_covariates(extra, genes_cov), whiten=whiten,
+                                 two_sided=two_sided), whiten is not None
 
         for name, a, b, y, two_sided, ya, yb in responses:
-            beta, se, t, p = fit(y, a, b, two_sided=two_sided)
-            beta_a = fits[a] if a in fits else fit(ya, a)[0]
+            (beta, se, t, p), gls = fit(y, a, b, two_sided=two_sided)
+            fitted_by.setdefault(name, {})[m] = "gls" if gls else "ols"
+            beta_a = fits[a] if a in fits else fit(ya, a)[0][0]
             if yb is None:
                 beta_b = np.full(len(groups), np.nan)
             else:
-                beta_b = fits[b] if b in fits else fit(yb, b)[0]
+                beta_b = fits[b] if b in fits else fit(yb, b)[0][0]
             if b != "shared":  # "shared" on the B side is a leave-one-out mean that depends on A
                 fits.setdefault(a, beta_a)
                 fits.setdefault(b, beta_b)
@@ -247,7 +284,7 @@ def disorder_contrast(
     ns["disorder_contrast"] = table
     ns["disorder_contrast_params"] = {
         "groupby": groupby, "methods": methods, "contrasts": [list(c) for c in contrasts], "shared": shared,
-        "universe": kind,
+        "universe": kind, "fit": fitted_by,
     }
     logger.info("added uns[%r]['disorder_contrast'] (%d contrasts x %d groups)", key_added, len(responses), len(groups))
     return None
