@@ -712,24 +712,33 @@ def test_too_few_matching_genes_or_covariates_raise(caplog):
     assert f"T: covariates cover {n_half} of the {len(kept)} genes in the regression" in caplog.text
 
 
+def _genes_raw_tables(adata, rng, n_tables):
+    """``n_tables`` MAGMA .genes.raw-like tables of adata's genes on two chromosomes (one LD reference: the same
+    banded gene-gene correlation ``R``, z-scores correlated as ``R``), and ``R``."""
+    from _magma_raw import banded_correlation
+
+    n = adata.n_vars
+    chroms = np.repeat(["1", "2"], [45, n - 45])
+    start = np.concatenate([np.sort(rng.integers(1, 10**7, 45)), np.sort(rng.integers(1, 10**7, n - 45))])
+    R = banded_correlation(chroms, rng, width=5, strength=0.9)
+    tables = [pd.DataFrame({
+        "GENE": adata.var_names, "CHR": chroms, "START": start, "STOP": start + rng.integers(500, 50_000, n),
+        "NSNPS": rng.integers(2, 80, n), "NPARAM": rng.integers(1, 20, n), "N": rng.integers(40_000, 50_000, n),
+        "MAC": rng.uniform(50, 900, n), "ZSTAT": np.linalg.cholesky(R) @ rng.normal(size=n) + 0.2,
+    }) for _ in range(n_tables)]
+    return tables, R
+
+
 def test_genes_raw_fits_magma_models_by_gls_as_statsmodels(tmp_path, caplog):
     """With a .genes.raw table, "magma" and "top10" are GLS with its correlations (statsmodels GLS on the same
     design: the method's regressors, MAGMA's default covariates incl. inverse MAC, log gene length); seismic
     stays OLS."""
     import statsmodels.api as sm
-    from _magma_raw import banded_correlation, write_genes_raw
+    from _magma_raw import write_genes_raw
 
     adata, labels, names = _named_adata(seed=8)
-    rng = np.random.default_rng(12)
+    (table,), R = _genes_raw_tables(adata, np.random.default_rng(12), 1)
     n = adata.n_vars
-    chroms = np.repeat(["1", "2"], [45, n - 45])
-    start = np.concatenate([np.sort(rng.integers(1, 10**7, 45)), np.sort(rng.integers(1, 10**7, n - 45))])
-    R = banded_correlation(chroms, rng, width=5, strength=0.9)
-    table = pd.DataFrame({
-        "GENE": adata.var_names, "CHR": chroms, "START": start, "STOP": start + rng.integers(500, 50_000, n),
-        "NSNPS": rng.integers(2, 80, n), "NPARAM": rng.integers(1, 20, n), "N": rng.integers(40_000, 50_000, n),
-        "MAC": rng.uniform(50, 900, n), "ZSTAT": np.linalg.cholesky(R) @ rng.normal(size=n) + 0.2,
-    })
     write_genes_raw(tmp_path / "T.genes.raw", table, R)
     gs = psysc.gwas.read_magma(tmp_path / "T.genes.raw", n_top=None, table=True)
     t = celltype_enrichment(adata, gs, groupby="ct", method="all", top_fraction=0.2, inplace=True)
@@ -842,21 +851,12 @@ def test_contrasts_of_genes_raw_tables_are_gls_as_statsmodels(tmp_path, caplog):
     GLS with the correlations, as statsmodels GLS on the scaled responses with both traits' covariates; beta_a is
     celltype_enrichment's GLS slope of A; with a trait lacking correlations the contrast is OLS, with a warning."""
     import statsmodels.api as sm
-    from _magma_raw import banded_correlation, write_genes_raw
+    from _magma_raw import write_genes_raw
 
     adata, labels, names = _named_adata(seed=8)
-    rng = np.random.default_rng(21)
-    n = adata.n_vars
-    chroms = np.repeat(["1", "2"], [45, n - 45])
-    start = np.concatenate([np.sort(rng.integers(1, 10**7, 45)), np.sort(rng.integers(1, 10**7, n - 45))])
-    R = banded_correlation(chroms, rng, width=5, strength=0.9)
-    tables, gs = {}, {}
-    for trait in ("A", "B"):
-        tables[trait] = pd.DataFrame({
-            "GENE": adata.var_names, "CHR": chroms, "START": start, "STOP": start + rng.integers(500, 50_000, n),
-            "NSNPS": rng.integers(2, 80, n), "NPARAM": rng.integers(1, 20, n), "N": rng.integers(40_000, 50_000, n),
-            "MAC": rng.uniform(50, 900, n), "ZSTAT": np.linalg.cholesky(R) @ rng.normal(size=n) + 0.2,
-        })
+    made, R = _genes_raw_tables(adata, np.random.default_rng(21), 2)
+    tables, gs = dict(zip(("A", "B"), made, strict=True)), {}
+    for trait in tables:
         write_genes_raw(tmp_path / f"{trait}.genes.raw", tables[trait], R)
         gs[trait] = psysc.gwas.read_magma(tmp_path / f"{trait}.genes.raw", n_top=None, table=True)[trait]
     got = disorder_contrast(adata, gs, groupby="ct", contrasts=[("A", "B")], shared=["A", "B"],
