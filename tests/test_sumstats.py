@@ -23,6 +23,7 @@ from __future__ import annotations
 import gzip
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -442,6 +443,23 @@ def test_acat_and_stouffer_numerics_at_the_extremes():
     z = (stats.norm.isf(1e-6) + 0.0) / np.sqrt(2)
     assert got.loc["withone", "ZSTAT"] == pytest.approx(z, rel=1e-9)
     assert got.loc["withone", "P"] == pytest.approx(stats.norm.sf(z), rel=1e-9)
+
+
+@pytest.mark.parametrize("method", ["acat", "minp", "stouffer"])
+def test_snp_p_of_one_gives_no_outlying_gene_z(method):
+    """P = 1 (a rounded P close to 1) is 1 - 1/m, 1/2 for a lone SNP: a gene of one such SNP has P = 1/2 and
+    z = 0, like a gene of two (not P = 1 and z = -8.2, the most negative finite z, beside z = 0 for two)."""
+    loc = pd.DataFrame({"GENE": ["lone", "pair"], "CHR": "19", "START": [100, 5000], "STOP": [200, 5100]})
+    ss = read_sumstats(pd.DataFrame({"SNP": ["a", "b", "c"], "CHR": 19, "BP": [150, 5010, 5020],
+                                     "P": [1.0, 1.0, 1.0]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no divide-by-zero from log1p(-1)
+        got = sumstats_to_genes(ss, gene_loc=loc, window=0, method=method)
+    assert got.loc["lone", "P"] == pytest.approx(0.5, rel=1e-12)
+    assert got.loc["lone", "ZSTAT"] == pytest.approx(0.0, abs=1e-12)
+    expected_pair = {"acat": 0.5, "stouffer": 0.5, "minp": 1 - 0.5**2}[method]  # two SNPs at P 1/2
+    assert got.loc["pair", "P"] == pytest.approx(expected_pair, rel=1e-12)
+    assert (got["ZSTAT"] > -1).all()
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1126,18 +1126,18 @@ def _gene_pvalues(p: np.ndarray, starts: np.ndarray, counts: np.ndarray, method:
     """Gene (P, ZSTAT) from the SNP P-values ``p`` grouped contiguously (``starts``, ``counts``)."""
     m = counts.astype(np.float64)
     m_rep = np.repeat(counts, counts)
-    # a P-value of exactly 1 would make the Cauchy sum or the Stouffer sum -inf (gene P = 1 whatever the other
-    # SNPs): it is set to 1 - 1/m, m the gene's number of SNPs (m >= 2), a common convention of ACAT code
-    p_use = np.where((p >= 1.0) & (m_rep > 1), 1.0 - 1.0 / np.maximum(m_rep, 2), p)
+    # a P-value of exactly 1 (a rounded P close to 1) would make the Cauchy sum or the Stouffer sum -inf, and
+    # the gene P 1 with ZSTAT -8.2 (the most negative finite z) whatever the other SNPs: it is set to 1 - 1/m,
+    # m the gene's number of SNPs, a common convention of ACAT code; 1/2 for a lone SNP (z = 0), as for two
+    p_use = np.where(p >= 1.0, 1.0 - 1.0 / np.maximum(m_rep, 2), p)
     if method == "acat":
         t = np.add.reduceat(cauchy_terms(p_use), starts) / m
         p_gene = cauchy_sf(t)
     elif method == "minp":
-        pmin = np.minimum.reduceat(p, starts)
-        p_gene = -np.expm1(m * np.log1p(-np.minimum(pmin, 1.0)))  # 1 - (1 - pmin)^m, exact for tiny pmin
-        p_gene = np.where(pmin >= 1.0, 1.0, p_gene)
+        pmin = np.minimum.reduceat(p_use, starts)
+        p_gene = -np.expm1(m * np.log1p(-pmin))  # 1 - (1 - pmin)^m, exact for tiny pmin
     elif method == "stouffer":
-        z = stats.norm.isf(np.minimum(p_use, np.nextafter(1.0, 0.0)))  # a lone SNP's P = 1: z finite
+        z = stats.norm.isf(p_use)
         zstat = np.add.reduceat(z, starts) / np.sqrt(m)
         return np.maximum(stats.norm.sf(zstat), _P_FLOOR), zstat
     else:  # pragma: no cover - checked by the caller
@@ -1233,9 +1233,11 @@ def sumstats_to_genes(
     - ``"acat"``: the Cauchy combination test (ACAT; Liu & Xie 2020 JASA 115:393; Liu et al. 2019
       AJHG 104:410, ACAT-V), equal weights. Its P-value stays valid under arbitrary dependence for
       small P-values, so it suits SNPs in LD; it is driven by the strongest SNPs. A SNP P-value of
-      exactly 1 is set to ``1 - 1/m`` (m SNPs in the gene) so that it cannot force the gene to P = 1.
+      exactly 1 (a P close to 1, rounded) is set to ``1 - 1/m`` (m SNPs in the gene; 1/2 for a lone SNP) so
+      that it cannot force the gene to P = 1 and ZSTAT to -8.2, the most negative finite z.
     - ``"minp"``: ``1 - (1 - p_min)^m``, the Sidak correction of the top SNP for m independent
-      tests. Under LD the effective number of tests is smaller than m, so it is conservative.
+      tests. Under LD the effective number of tests is smaller than m, so it is conservative. P = 1 as for
+      ``"acat"``.
     - ``"stouffer"``: ``sum(z_i) / sqrt(m)`` with ``z_i = Phi^-1(1 - p_i)``. It assumes independent
       SNPs; under LD the sum's variance exceeds m, so it is anti-conservative, more so for large
       genes in strong LD. A SNP P-value of exactly 1 is set to ``1 - 1/m``, as for ``"acat"`` (kept as
