@@ -300,6 +300,11 @@ def test_p_zero_replaced(caplog):
     assert "2 rows have P = 0" in caplog.text
     assert df["P"].iloc[0] == pytest.approx(2 * stats.norm.sf(50.0), rel=1e-12)  # from Z = 5.0 / 0.1
     assert df["P"].iloc[1] == np.finfo(float).tiny  # nothing else known
+    # with -log10 P given, P = 0 is 10^-LP (at least the smallest float), not the P of a coarse BETA/SE
+    frame = frame.assign(BETA=[0.5, 0.5, 0.1], SE=0.1, LP=[350.0, 200.0, -np.log10(0.3)])
+    df = read_sumstats(frame)
+    assert df["P"].iloc[0] == np.finfo(float).tiny
+    assert df["P"].iloc[1] == pytest.approx(1e-200, rel=1e-12, abs=0)  # not 5.7e-7 from Z = 5
     assert df["P"].iloc[2] == 0.3
 
 

@@ -804,11 +804,16 @@ def read_sumstats(
         with np.errstate(invalid="ignore"):
             from_z = _p_from_z(z)
         p = np.where(zero, np.where(from_z > 0, from_z, _P_FLOOR), p)
+        if "LP" in values:  # -log10 P records a P too small for the P column (or for a float) exactly
+            with np.errstate(over="ignore", invalid="ignore"):
+                from_lp = np.maximum(10.0 ** -values["LP"], _P_FLOOR)
+            p = np.where(zero & ~np.isnan(values["LP"]), from_lp, p)
         logger.warning(
-            "%s: %s P = 0 (numerical underflow); replaced by the P-value of Z where Z or BETA/SE is known, "
-            "else by %.3g",
+            "%s: %s P = 0 (numerical underflow); replaced by 10^-LP (at least %.3g) where -log10 P is given, else "
+            "by the P-value of Z where Z or BETA/SE is known, else by %.3g",
             where,
             _plural(qc["n_p_zero"], "row has", "rows have"),
+            _P_FLOOR,
             _P_FLOOR,
         )
     # Z from P with the sign of BETA / log(OR), where Z is still unknown (from LP where P underflowed)
