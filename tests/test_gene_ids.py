@@ -181,6 +181,24 @@ def test_guess_species():
     assert guess_species(["1", "2", "3"]) == "unknown"
     assert guess_species([]) == "unknown"
     assert guess_species([HUMAN["APOE"], MOUSE["Apoe"]]) == "unknown"
+    # human open-reading-frame symbols are title case too: they tell no species by case
+    assert guess_species(["C9orf72", "C21orf2", "APOE"]) == "human"
+    assert guess_species(["C9orf72", "CXorf56"]) == "unknown"
+
+
+def test_human_orf_symbols_are_mapped_not_refused(log):
+    """C9orf72 looks title case like a mouse symbol; it is a human gene and maps to its mouse ortholog."""
+    got = to_species(["C9orf72", "APOE"], "mouse")
+    assert got[1] == "Apoe" and len(got) == 2
+
+
+def test_species_hint_does_not_advise_a_change_of_case():
+    from psysc._genesets import overlap_hint
+
+    hint = overlap_hint(["Grin2a", "Apoe", "Setd1a"], ["GRIN2A", "APOE", "SETD1A", "GAPDH"])
+    assert "different species" in hint and "to_species(gene_sets, 'human')" in hint
+    assert "case only" not in hint  # orthologs that differ in case are other genes, not misspellings
+    assert "case only" in overlap_hint(["GRIN2A", "Apoe"], ["Grin2a", "APOE", "GAPDH", "ACTB"])
 
 
 def test_known_orthologs(log):

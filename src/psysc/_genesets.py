@@ -12,6 +12,8 @@ import pandas as pd
 logger = logging.getLogger("psysc")
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
+#: human open reading frames (C9orf72, CXorf56): title case in human too, so they tell no species by case
+_ORF = re.compile(r"^C(\d{1,2}|X|Y)orf\d+$")
 
 
 def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
@@ -78,9 +80,9 @@ def _id_kind(names) -> str:
         return "ensembl"
     if np.mean([x.isdigit() for x in names]) > 0.5:
         return "Entrez-like numbers"
-    letters = [x for x in names if x[:1].isalpha()]
+    letters = [x for x in names if x[:1].isalpha() and not _ORF.match(x)]
     if not letters:
-        return "other"
+        return "symbols" if any(_ORF.match(x) for x in names) else "other"
     upper = np.mean([x == x.upper() for x in letters])
     title = np.mean([x[:1].isupper() and x[1:] == x[1:].lower() and x != x.upper() for x in letters])
     if title > 0.5:
@@ -99,8 +101,10 @@ def overlap_hint(set_genes, var_names) -> str:
     if a == "Entrez-like numbers":
         hints.append("MAGMA names genes by Entrez IDs: read its .genes.out with the gene.loc file of the run, "
                      "psysc.gwas.read_magma(path, gene_loc=...), to name them by gene symbol")
-    if {a, b} == {"mouse-like symbols", "human-like symbols"}:
-        hints.append("the data and the gene sets seem to be of different species: map human genes to mouse orthologs")
+    species_differ = {a, b} == {"mouse-like symbols", "human-like symbols"}
+    if species_differ:
+        hints.append("the data and the gene sets seem to be of different species: map the gene sets to the data's "
+                     f"species, psysc.gwas.to_species(gene_sets, {'mouse' if b == 'mouse-like symbols' else 'human'!r})")
     for side, names, kind in (("var_names", var_names, b), ("the gene sets", set_genes, a)):
         if kind == "ensembl" and any("." in str(x) for x in list(names)[:200]):
             hints.append(f"{side} carry Ensembl version suffixes (ENSG...\\.N): strip them (e.g. "
@@ -108,7 +112,7 @@ def overlap_hint(set_genes, var_names) -> str:
     exact = {str(x) for x in var_names}
     upper = {x.upper() for x in exact}
     n_case = sum(str(g) not in exact and str(g).upper() in upper for g in set_genes)
-    if n_case:
+    if n_case and not species_differ:  # human and mouse orthologs often differ in case only, but are other genes
         hints.append(f"{n_case} gene-set genes match var_names when upper and lower case are ignored: the names differ "
                      "in case only, so spell var_names as the gene sets do (human symbols are upper case, as in "
                      "the gene sets)")
