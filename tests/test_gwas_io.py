@@ -319,6 +319,11 @@ def test_read_gene_list_plain_file(tmp_path, caplog):
     gz = tmp_path / "asd.txt.gz"
     gz.write_bytes(gzip.compress(path.read_bytes()))
     assert read_gene_list(gz, trait="ASD")["ASD"].index.tolist() == ["SHANK3", "CHD8", "SCN2A"]
+    # several fields on a line (genes, or a gene and a weight) are not one gene named "APOE TREM2"
+    for text in ("APOE TREM2 CLU\nSORL1\n", "APOE 2.5\nTREM2 1.0\n"):
+        path.write_text(text)
+        with pytest.raises(ValueError, match="several fields separated by spaces.*one gene per line"):
+            read_gene_list(path)
 
 
 @pytest.mark.parametrize(("name", "sep"), [("t.csv", ","), ("t.tsv", "\t"), ("t.txt", "\t"), ("t.dat", ",")])

@@ -777,6 +777,13 @@ def read_gene_list(
             sep = None
         if sep is None and column is None and weight_column is None:
             genes = [ln.strip() for ln in lines]
+            spaced = [g for g in genes if len(g.split()) > 1]
+            if spaced:  # several genes on a line, or a gene and a weight: gene names hold no spaces
+                raise ValueError(
+                    f"{where}: {len(spaced)} line(s) hold several fields separated by spaces, e.g. {spaced[0]!r}; write "
+                    "one gene per line, or make it a tab- or comma-separated table and pass column= (and "
+                    "weight_column=)"
+                )
             weights = [1.0] * len(genes)
         else:
             df = pd.read_csv(
