@@ -303,6 +303,10 @@ def test_read_magma_option_and_column_errors(tmp_path):
         read_magma(MAGMA_AD, fdr=1.5)
     with pytest.raises(ValueError, match="weight"):
         read_magma(MAGMA_AD, weight="pvalue")
+    ragged = tmp_path / "ragged.genes.out"
+    ragged.write_text(MAGMA_HEADER + _magma_line("1", 3.0, 0.001) + _magma_line("2", 1.0, 0.1).rstrip("\n") + " 7\n")
+    with pytest.raises(ValueError, match=r"ragged.genes.out is not a whitespace-separated MAGMA .genes.out table"):
+        read_magma(ragged)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -459,7 +459,13 @@ def read_magma(
     if text.lstrip().startswith("#"):  # a .genes.raw file: '# VERSION = ...' / '# COVAR = ...' header lines
         df, corr = _parse_genes_raw(text, where)
     else:
-        df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
+        try:
+            df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
+        except pd.errors.ParserError as err:  # a row with more fields than the header
+            raise ValueError(
+                f"{where} is not a whitespace-separated MAGMA .genes.out table ({err}); is it another format (e.g. an "
+                "scDRS gene x trait z-score table)? Fix the row or rewrite the file with one row per gene"
+            ) from err
         upper = [str(c).upper() for c in df.columns]
         if len(set(upper)) == len(upper):  # MAGMA writes upper case; a rewritten file may not
             df.columns = upper
