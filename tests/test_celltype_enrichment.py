@@ -788,9 +788,7 @@ def test_genes_raw_fits_magma_models_by_gls_as_statsmodels(tmp_path, caplog):
 
 
 def test_gls_whitener_shrinks_a_correlation_matrix_that_is_not_positive_definite(caplog):
-    from psysc._core._gls import BandWhitener
-
-    from psysc._core._gls import GeneCorrelations
+    from psysc._core._gls import BandWhitener, GeneCorrelations
 
     # eigenvalue 1 - 0.9 * sqrt(2) < 0; a barely singular matrix is shrunk by at least 0.05 (the ridge of PoPS)
     R = np.array([[1.0, 0.9, 0.0], [0.9, 1.0, 0.9], [0.0, 0.9, 1.0]])
@@ -900,3 +898,22 @@ def test_contrasts_of_genes_raw_tables_are_gls_as_statsmodels(tmp_path, caplog):
         fit = sm.OLS(z["A"] - z["B"], np.column_stack([mean[k], np.ones(len(idx)), mean.mean(axis=0), covs("A"),
                                                        covs("B")])).fit()
         assert mixed.set_index("group").loc[grp, "beta"] == pytest.approx(fit.params[0], rel=1e-6)
+
+
+def test_groups_without_spread_give_infinite_or_zero_statistics_without_warnings():
+    """No spread in either group: +-inf where the group means differ, 0 where they are equal; no numpy warning."""
+    import warnings
+
+    X = np.zeros((40, 3))
+    X[:20, 0] = 1.5  # expressed only, and evenly, in group a
+    X[:, 1] = 2.5  # the same everywhere
+    X[20:, 2] = (np.arange(20) % 3) * 0.7
+    adata = ad.AnnData(sparse.csr_matrix(X), obs=pd.DataFrame({"g": pd.Categorical(["a"] * 20 + ["b"] * 20)},
+                                                               index=[str(i) for i in range(40)]))
+    adata.var_names = ["x", "y", "z"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        psysc.tl.celltype_specificity(adata, groupby="g", min_cells_per_group=2, min_cells_expressed=0, min_mean=0)
+    t = adata.varm["psysc_specificity_t"]
+    np.testing.assert_array_equal(t[:2], [[np.inf, -np.inf], [0.0, 0.0]])
+    assert t[2, 0] < 0 < t[2, 1]

@@ -436,6 +436,21 @@ def test_nan_negative_duplicated_and_empty_inputs():
         psysc.tl.score_disorders(adata, {"t": list(adata.var_names[:20])})
 
 
+
+def test_genes_without_a_name_are_left_out_and_counted(caplog):
+    """A blank spreadsheet cell (NaN) in a gene set is left out with a warning, not read as a gene called "nan"."""
+    adata = synthetic_counts(50, 300)
+    adata.var_names = [f"g{i}" for i in range(299)] + ["nan"]
+    psysc.pp.prepare_scoring(adata)
+    genes = list(adata.var_names[:19]) + ["nan"]
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        got = psysc.tl.score_disorders(adata, {"t": pd.Series(1.0, index=genes[:19] + [np.nan])}, n_ctrl=20,
+                                       inplace=False)
+    assert "1 gene(s) without a name (NaN or empty) left out" in caplog.text
+    expected = psysc.tl.score_disorders(adata, {"t": genes[:19]}, n_ctrl=20, inplace=False)
+    pd.testing.assert_frame_equal(got["t"], expected["t"])
+
+
 def test_all_zero_cells_are_kept_counted_and_least_significant(caplog):
     adata = synthetic_counts(120, 600)
     X = adata.X.toarray()

@@ -57,6 +57,10 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
             s = pd.Series(np.ones(len(genes)), index=genes, dtype=np.float64)
         else:
             raise TypeError(f"gene set {trait!r} must be a Series, a dict gene->weight or a list of genes")
+        unnamed = pd.isna(s.index.to_series(index=None)).to_numpy() | (s.index.astype(str).str.strip() == "")
+        if unnamed.any():  # a missing name (a blank spreadsheet cell) would become the gene "nan"
+            logger.warning("gene set %r: %d gene(s) without a name (NaN or empty) left out", trait, int(unnamed.sum()))
+            s = s[~unnamed]
         s.index = s.index.astype(str)
         n_dup = int(s.index.duplicated(keep="last").sum())
         if n_dup:
@@ -103,8 +107,9 @@ def overlap_hint(set_genes, var_names) -> str:
                      "psysc.gwas.read_magma(path, gene_loc=...), to name them by gene symbol")
     species_differ = {a, b} == {"mouse-like symbols", "human-like symbols"}
     if species_differ:
+        target = "mouse" if b == "mouse-like symbols" else "human"
         hints.append("the data and the gene sets seem to be of different species: map the gene sets to the data's "
-                     f"species, psysc.gwas.to_species(gene_sets, {'mouse' if b == 'mouse-like symbols' else 'human'!r})")
+                     f"species, psysc.gwas.to_species(gene_sets, {target!r})")
     for side, names, kind in (("var_names", var_names, b), ("the gene sets", set_genes, a)):
         if kind == "ensembl" and any("." in str(x) for x in list(names)[:200]):
             hints.append(f"{side} carry Ensembl version suffixes (ENSG...\\.N): strip them (e.g. "

@@ -208,8 +208,8 @@ def seismic_specificity(
     denom = np.sqrt(var_c / (n_c - 1) + var_out / (n_out - 1))
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = diff / denom
-    rel = np.where(denom > 0, rel, np.sign(diff) * np.inf)
-    rel = np.where((denom > 0) | (diff != 0), rel, 0.0)
+    # no spread in either group: +-inf where the means differ, 0 where they are equal
+    rel = np.where(denom > 0, rel, np.where(diff != 0, np.copysign(np.inf, diff), 0.0))
     ratio = nz / n_c
     spec = sstats.norm.cdf(rel) * ratio
     tot = spec.sum(axis=0)

@@ -786,8 +786,8 @@ def read_gene_list(
             spaced = [g for g in genes if len(g.split()) > 1]
             if spaced:  # several genes on a line, or a gene and a weight: gene names hold no spaces
                 raise ValueError(
-                    f"{where}: {len(spaced)} line(s) hold several fields separated by spaces, e.g. {spaced[0]!r}; write "
-                    "one gene per line, or make it a tab- or comma-separated table and pass column= (and "
+                    f"{where}: {len(spaced)} line(s) hold several fields separated by spaces, e.g. {spaced[0]!r}; "
+                    "write one gene per line, or make it a tab- or comma-separated table and pass column= (and "
                     "weight_column=)"
                 )
             weights = [1.0] * len(genes)
