@@ -412,3 +412,19 @@ def test_groupby_names_with_a_slash_are_stored_under_a_writable_key(tmp_path):
     psysc.tl.disorder_enrichment(adata, groupby="type/b", use_graph=None)
     assert set(adata.uns["psysc"]["enrichment_by_groupby"]) == {"type_a", "type_b"}
     assert adata.uns["psysc"]["enrichment_by_groupby"]["type_b"]["params"]["groupby"] == "type/b"
+
+
+def test_a_gene_set_that_fills_its_bins_with_equal_weights_is_refused():
+    """Every control set would be the set itself (scDRS gives p-values from rounding noise there): a clear error;
+    the same genes with unequal weights, or one gene fewer, still have a null and are scored."""
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    bins = adata.var["psysc_mean_var"]
+    counts = bins.value_counts()
+    label = counts.index[len(counts) // 2]
+    genes = list(bins.index[bins == label])
+    with pytest.raises(ValueError, match="every matched control set is the gene set itself"):
+        psysc.tl.score_disorders(adata, {"x": genes}, n_ctrl=20, inplace=False)
+    weighted = pd.Series(np.linspace(1, 3, len(genes)), index=genes)
+    out = psysc.tl.score_disorders(adata, {"x": weighted, "y": genes[1:]}, n_ctrl=20, inplace=False)
+    assert all(np.isfinite(df["norm_score"]).mean() > 0.5 for df in out.values())

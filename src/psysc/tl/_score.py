@@ -64,6 +64,26 @@ def _trait_weights(t, shared, factor, disease_w, W, n_genes):
     return W_t
 
 
+def _check_null_exists(trait: str, idx: np.ndarray, w: np.ndarray, bins: np.ndarray) -> None:
+    """Refuse a gene set whose every control set would be the set itself.
+
+    A control set takes, in each mean-variance bin, as many random genes of the bin as the set has there, with
+    the set's weights (scDRS step 4). When the set holds every gene of each of its bins with equal weights in each,
+    any such draw is the set itself: all control scores equal the disease score, and their spread, which
+    normalises every cell, is rounding noise.
+    """
+    labels, sizes = np.unique(bins, return_counts=True)
+    size_of = dict(zip(labels.tolist(), sizes.tolist(), strict=True))
+    in_bin = pd.Series(np.asarray(w, dtype=np.float64)).groupby(bins[idx]).agg(["size", "min", "max"])
+    if all(row["size"] == size_of[b] and row["min"] == row["max"] for b, row in in_bin.iterrows()):
+        raise ValueError(
+            f"gene set {trait!r}: its {len(idx)} genes are all the genes of the mean-variance bins they fall in "
+            f"({len(in_bin)} bin(s)), with equal weights within each bin, so every matched control set is the gene set "
+            "itself and there is no null to compare with; give the genes weights (e.g. MAGMA z-scores) or use a set "
+            "that does not fill its bins"
+        )
+
+
 def _trait_batches(n_traits: int, n_obs: int, n_ctrl: int, dtype: np.dtype, *, inplace: bool) -> list[list[int]]:
     """Traits scored together in one pass, so that their control scores fit in the memory available.
 
@@ -221,6 +241,7 @@ def score_disorders(
                 "be normalised; give the genes positive weights (e.g. MAGMA z-scores, or a list of genes for weight 1)"
             )
         disease_w[idx, t] = dw / dw.sum()
+        _check_null_exists(trait, idx, w, bins)
     disease_var = (var64[:, None] * disease_w**2).sum(axis=0)
     for t in np.flatnonzero(disease_var == 0):
         logger.warning("%s: none of its %d genes found in var_names varies across cells (all are unexpressed or "
