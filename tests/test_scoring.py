@@ -482,6 +482,12 @@ def test_small_gene_sets_are_skipped_with_a_log(prepared, caplog):
     assert "tiny (3 genes)" in caplog.text
     with pytest.raises(ValueError, match="NaN"):
         psysc.tl.score_disorders(prepared, {"t": pd.Series([1.0, np.nan], index=prepared.var_names[:2])})
+    # only small sets, every gene found: the limit is named, not a species or identifier mismatch
+    with pytest.raises(ValueError, match=r"all their genes are in the data\): pass min_genes=3") as err:
+        psysc.tl.score_disorders(prepared, {"t": list(prepared.var_names[:3])}, n_ctrl=20)
+    assert "look like" not in str(err.value)
+    with pytest.raises(ValueError, match="look like"):  # genes missing: the identifier hint
+        psysc.tl.score_disorders(prepared, {"t": list(prepared.var_names[:3]) + ["ENSG00000130203"]}, n_ctrl=20)
 
 
 def test_implicit_covariate_correction_equals_explicit_dense_regression():

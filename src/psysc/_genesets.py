@@ -172,14 +172,18 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
         )
     if skipped:
         logger.warning(
-            "%d trait(s) have fewer than %d genes in the data and are not scored: %s",
+            "%d trait(s) have fewer than %d genes in the data and are not scored: %s (min_genes= sets the limit)",
             len(skipped),
             min_genes,
             ", ".join(f"{t} ({n} genes)" for t, n in skipped.items()),
         )
     if not kept:
-        raise ValueError(
-            f"every trait has fewer than {min_genes} genes in the data ({skipped}); "
-            + overlap_hint(next(iter(gene_sets.values())).index, var_names)
+        small = [t for t, n in skipped.items() if n == len(gene_sets[t])]  # every gene found: the set is small
+        why = (
+            f"the sets are that small (all their genes are in the data): pass min_genes={max(1, min(skipped.values()))} or "
+            "less to score them anyway"
+            if len(small) == len(skipped)
+            else overlap_hint(next(iter(gene_sets.values())).index, var_names)
         )
+        raise ValueError(f"every trait has fewer than {min_genes} genes in the data ({skipped}); {why}")
     return kept, skipped
