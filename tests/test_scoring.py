@@ -482,6 +482,10 @@ def test_small_gene_sets_are_skipped_with_a_log(prepared, caplog):
     assert "tiny (3 genes)" in caplog.text
     with pytest.raises(ValueError, match="NaN"):
         psysc.tl.score_disorders(prepared, {"t": pd.Series([1.0, np.nan], index=prepared.var_names[:2])})
+    signed = pd.Series(np.r_[np.ones(30), -np.ones(20)], index=prepared.var_names[:50])
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(prepared, {"signed": signed}, n_ctrl=20, inplace=False)
+    assert "signed: 20 of its 50 genes have negative weights" in caplog.text
     # only small sets, every gene found: the limit is named, not a species or identifier mismatch
     with pytest.raises(ValueError, match=r"all their genes are in the data\): pass min_genes=3") as err:
         psysc.tl.score_disorders(prepared, {"t": list(prepared.var_names[:3])}, n_ctrl=20)

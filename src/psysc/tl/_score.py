@@ -234,6 +234,13 @@ def score_disorders(
     disease_w = np.zeros((n_genes, len(traits)))
     for t, trait in enumerate(traits):
         idx, w = kept[trait]
+        n_negative = int((w < 0).sum())
+        if n_negative:
+            logger.warning(
+                "%s: %d of its %d genes have negative weights (scDRS weights are meant to be positive, e.g. the top "
+                "1,000 MAGMA z-scores; a genome-wide z-score table is not a gene set: psysc.gwas.read_magma(..., "
+                "n_top=1000))", trait, n_negative, len(w),
+            )
         dw = factor[idx] * w
         if dw.sum() == 0:
             raise ValueError(
