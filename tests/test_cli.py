@@ -505,3 +505,76 @@ def test_magma_entrez_ids_named_with_gene_loc_and_stale_outputs_removed(tmp_path
     rc, log = _run(["run", "--out", str(out), "--quick", "--gene-sets", str(few)])
     assert rc == 0, log
     assert "Not scored (fewer than 10 genes in the data): FEW (5 genes)" in (out / "report.html").read_text()
+
+
+def test_counts_elsewhere_in_the_file_are_named(tmp_path, darmanis):
+    """X empty, X log-normalised beside a counts layer, counts only in .raw: each refused (exit 2, before any work)
+    with the option or step that fixes it; a continuous --groupby is refused too."""
+    import anndata as ad
+    import scanpy as sc
+
+    sub = darmanis[:40].copy()
+    cases = {}
+    empty = ad.AnnData(obs=sub.obs, var=sub.var, layers={"counts": sub.X})
+    cases["empty"] = (empty, [], "adata.X is empty")
+    logged = sub.copy()
+    logged.layers["counts"] = logged.X.copy()
+    sc.pp.normalize_total(logged)
+    sc.pp.log1p(logged)
+    cases["layer"] = (logged, [], "layers['counts'] holds whole numbers, pass --layer counts")
+    raw = sub.copy()
+    raw.raw = raw
+    sc.pp.normalize_total(raw)
+    sc.pp.log1p(raw)
+    cases["raw"] = (raw, [], "psysc run does not read adata.raw")
+    continuous = sub.copy()
+    continuous.obs["depth"] = np.asarray(continuous.X.sum(axis=1)).ravel() + 0.5
+    cases["continuous"] = (continuous, ["--groupby", "depth"], "looks continuous")
+    for name, (adata, extra, message) in cases.items():
+        path = tmp_path / f"{name}.h5ad"
+        adata.write_h5ad(path)
+        out = tmp_path / f"out_{name}"
+        rc, err = _run(["run", "--input", str(path), "--out", str(out), "--quick", "--traits", "SCZ", *extra])
+        assert rc == 2 and message in err and "Traceback" not in err, (name, err)
+        assert not out.exists()
+
+
+def test_gene_set_files_are_told_by_their_content(tmp_path):
+    """A MAGMA table not named .genes.out is read as MAGMA output, a one-column file as a gene list."""
+    from psysc.cli import _gene_sets_kind, _load_gene_sets
+
+    magma = tmp_path / "ad_magma.tsv"
+    magma.write_text("GENE CHR START STOP NSNPS NPARAM N ZSTAT P\nAPOE 19 1 2 10 5 1000 6.0 1e-9\n"
+                     "TREM2 6 1 2 10 5 1000 4.0 3e-5\n")
+    genes = tmp_path / "asd.txt"
+    genes.write_text("SHANK3\nCHD8\nSCN2A\n")
+    gs = tmp_path / "two.gs"
+    psysc.gwas.write_gs({"A": pd.Series(1.0, index=["APOE", "CLU"])}, gs)
+    assert [_gene_sets_kind(p) for p in (magma, genes, gs)] == ["magma", "list", "gs"]
+    sets, traits = _load_gene_sets(str(magma), None)
+    assert traits == ["ad_magma"] and sets["ad_magma"].to_dict() == {"APOE": 6.0, "TREM2": 4.0}
+    sets, traits = _load_gene_sets(str(genes), None)
+    assert traits == ["asd"] and list(sets["asd"].index) == ["SHANK3", "CHD8", "SCN2A"]
+
+
+def test_cluster_numbers_keep_their_order_and_the_report_lists_warnings(tmp_path, darmanis):
+    """Integer clusters stored as floats (NaN for unlabelled cells) are groups "2" before "10", not "2.0"; the
+    report lists the run's warnings (here: too few control sets to reach FDR < 0.1) and the genes found."""
+    sub = darmanis[np.sort(np.random.default_rng(3).choice(darmanis.n_obs, 150, replace=False))].copy()
+    codes = sub.obs["cell_type"].cat.codes.to_numpy() * 5.0  # 0, 5, 10, ...
+    codes[::25] = np.nan
+    sub.obs["cluster"] = codes
+    path = tmp_path / "clusters.h5ad"
+    sub.write_h5ad(path)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--input", str(path), "--out", str(out), "--n-ctrl", "20", "--traits", "SCZ",
+                    "--groupby", "cluster"])
+    assert rc == 0, log
+    table = pd.read_csv(out / "enrichment.tsv", sep="\t", dtype={"group": str})
+    groups = list(dict.fromkeys(table["group"]))
+    assert groups == sorted(groups, key=int) and not any("." in g for g in groups)
+    assert "a single associated group cannot reach FDR < 0.1" in log
+    report = (out / "report.html").read_text()
+    assert "<h2>Warnings</h2>" in report and "cannot reach FDR &lt; 0.1" in report
+    n_found = json.loads((out / "summary.json").read_text())["data"]["n_genes_per_trait"]["SCZ"]
+    assert f"SCZ: {n_found} of 1000" in report

@@ -24,6 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from ._genesets import overlap_hint
+from ._utils import group_order
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -43,6 +44,9 @@ N_TOP_GENES = 2000
 REPORT_FDR = 0.1
 #: smallest group of the cell-type level tests (seismic's default is 20; small datasets have small groups)
 CELLTYPE_MIN_CELLS = 10
+#: more distinct --groupby values than this and than half the labelled cells (or fractional numbers): a continuous
+#: column, refused
+MAX_GROUPS = 20
 #: per-cell columns of ``scores.tsv.gz``
 SCORE_COLUMNS = ("norm_score", "pval", "zscore")
 
@@ -83,6 +87,15 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         raise InputError(f"traits {traits} give clashing file names")
     if not adata.obs[groupby].notna().any():
         raise InputError(f"--groupby {groupby!r} has no label: the column is missing for every cell")
+    labels = adata.obs[groupby].dropna()
+    n_groups = labels.nunique()
+    fractional = pd.api.types.is_float_dtype(labels) and bool((labels % 1 != 0).any())
+    if fractional or n_groups > max(MAX_GROUPS, len(labels) // 2):
+        raise InputError(
+            f"--groupby {groupby!r} has {n_groups} different values among {len(labels)} labelled cells (e.g. "
+            f"{list(labels.unique()[:3])}): it looks continuous, not a grouping of the cells; pass a column of cell "
+            "types or clusters"
+        )
     genes = pd.Index(adata.var_names.astype(str))
     found = {t: int(pd.Index(gene_sets[t].index).astype(str).isin(genes).sum()) for t in traits}
     no_overlap = [t for t in traits if found[t] == 0]
@@ -92,6 +105,8 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
             f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first; "
             + overlap_hint(gene_sets[no_overlap[0]].index, genes) + _symbol_column_hint(adata)
+            + ("; from the command line: psysc run --gene-loc <the gene location file of the MAGMA run>"
+               if all(str(g).isdigit() for g in example) else "")
         )
     if all(n < MIN_GENES_PER_TRAIT for n in found.values()):
         raise InputError(
@@ -129,6 +144,9 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
 
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = adata.X if layer is None else adata.layers[layer]
+    if X is None:
+        raise InputError(f"adata.X is empty; the raw counts must be in X or in a layer named with --layer "
+                         f"(layers: {list(adata.layers) or 'none'})")
     try:
         info = check_expression(adata, X, where, max_rows=adata.n_obs)  # one pass, integrality of every cell
     except ValueError as err:  # duplicated gene names, NaN, infinite or negative values, empty data
@@ -137,9 +155,30 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     if not info["integer"]:
         raise InputError(
             f"{where} holds non-integer values, so it is not raw counts (log-normalised?). psysc run needs the raw "
-            "counts: store them in the file (in X, or in a layer named with --layer). To score log-normalised data, "
-            "use psysc.pp.prepare_scoring(adata, normalize=False) and psysc.tl.score_disorders in Python."
+            f"counts{_counts_elsewhere(adata, layer)}. To score log-normalised data, use "
+            "psysc.pp.prepare_scoring(adata, normalize=False) and psysc.tl.score_disorders in Python."
         )
+
+
+def _counts_elsewhere(adata: AnnData, layer: str | None) -> str:
+    """Where else the file seems to hold raw counts, as the end of a sentence of :func:`check_counts`."""
+    from .pp._prepare import check_expression
+
+    candidates = []
+    for name, X in adata.layers.items():
+        if name == layer:
+            continue
+        try:
+            if check_expression(adata, X, f"layers[{name!r}]", max_rows=min(adata.n_obs, 500))["integer"]:
+                candidates.append(name)
+        except ValueError:
+            continue
+    if candidates:
+        return f": layers[{candidates[0]!r}] holds whole numbers, pass --layer {candidates[0]}"
+    if adata.raw is not None:
+        return (": psysc run does not read adata.raw; if it holds the counts, save them as a layer "
+                "(adata.layers['counts'] = adata.raw[:, adata.var_names].X) and pass --layer counts")
+    return ": store them in the file (in X, or in a layer named with --layer)"
 
 
 def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int]]:
@@ -328,10 +367,21 @@ def _report_html(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
         for k, v in params.items()
     )
+    data = dict(summary["data"])
+    found, sizes = data.pop("n_genes_per_trait", {}), data.pop("gene_set_sizes", {})
+    data["genes found per trait"] = ", ".join(f"{t}: {n} of {sizes.get(t, '?')}" for t, n in found.items())
+    data["group sizes"] = ", ".join(f"{g}: {n}" for g, n in data.pop("group_sizes", {}).items())
     data_rows = "\n".join(
-        f"<tr><th>{html.escape(k)}</th><td>{v}</td></tr>"
-        for k, v in summary["data"].items()
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+        for k, v in data.items()
         if isinstance(v, int | float | str)
+    )
+    warned = summary.get("warnings") or []
+    warnings_html = (
+        '<h2>Warnings</h2>\n<ul class="warnings">\n'
+        + "\n".join(f"<li>{html.escape(w)}</li>" for w in warned)
+        + "\n</ul>\n"
+        if warned else ""
     )
     versions = ", ".join(f"{html.escape(k)} {html.escape(str(v))}" for k, v in summary["versions"].items())
     shown = table.copy()
@@ -374,6 +424,7 @@ img {{ max-width: 100%; }}
 .umaps figure {{ margin: 0; width: 360px; }}
 figcaption {{ text-align: center; font-size: 0.9em; }}
 .note {{ color: #555; font-size: 0.9em; }}
+.warnings li {{ color: #8a4b00; }}
 </style>
 </head>
 <body>
@@ -389,7 +440,7 @@ control gene sets.</p>
 {items}
 </ul>
 {not_scored_html}
-
+{warnings_html}
 <h2>Enrichment heatmap</h2>
 <p class="note">Colour: -log10 association p-value; * association FDR &lt; {REPORT_FDR:g};
 × heterogeneity FDR &lt; {REPORT_FDR:g}.</p>
@@ -493,7 +544,7 @@ def run_pipeline(
     logger.addFilter(once)
     try:
         return _run(adata, gene_sets, out=out, groupby=groupby, layer=layer, n_ctrl=n_ctrl, seed=seed,
-                    traits=traits, extra_params=extra_params, model=model)
+                    traits=traits, extra_params=extra_params, model=model, warned=once.warnings)
     finally:
         logger.removeFilter(once)
 
@@ -504,6 +555,7 @@ class _EachWarningOnce(logging.Filter):
     def __init__(self) -> None:
         super().__init__()
         self.seen: set[str] = set()
+        self.warnings: list[str] = []  # in order, for the report
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
@@ -512,10 +564,12 @@ class _EachWarningOnce(logging.Filter):
         if text in self.seen:
             return False
         self.seen.add(text)
+        self.warnings.append(text)
         return True
 
 
-def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model) -> dict[str, Any]:
+def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model,
+         warned: list[str] | None = None) -> dict[str, Any]:
     import matplotlib
 
     from . import __version__, pl, pp, tl
@@ -543,9 +597,21 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
 
     adata, qc = _qc(adata, layer)
     labels = adata.obs[groupby]
-    # group names as strings; missing labels stay missing (not "nan"): those cells belong to no group
-    adata.obs[groupby] = pd.Categorical(labels.astype(str).where(labels.notna()))
+    # group names as strings, in the column's own order (categories, or numbers as numbers: cluster 2 before
+    # 10; integers stored as floats because of missing labels are written without ".0"); missing labels stay
+    # missing (not "nan"): those cells belong to no group
+    if pd.api.types.is_float_dtype(labels) and (labels.dropna() % 1 == 0).all():
+        labels = labels.astype("Int64")
+    names = labels.astype(str).where(labels.notna())
+    adata.obs[groupby] = pd.Categorical(names, categories=group_order(labels, set(names.dropna())))
     n_unlabelled = int(labels.isna().sum())
+    n_groups = adata.obs[groupby].nunique()
+    if n_groups / (n_ctrl + 1) >= REPORT_FDR:
+        logger.warning(
+            "with --n-ctrl %d the smallest association p-value is 1/%d = %.3g, so among %d groups a single "
+            "associated group cannot reach FDR < %g: use more control gene sets (--n-ctrl 1000, the default)",
+            n_ctrl, n_ctrl + 1, 1 / (n_ctrl + 1), n_groups, REPORT_FDR,
+        )
 
     t = time.perf_counter()
     pp.prepare_scoring(adata, layer=layer, normalize=True)  # raw counts, checked by check_counts
@@ -656,10 +722,12 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
             "n_cells_without_group": n_unlabelled,
             "group_sizes": {str(k): int(v) for k, v in adata.obs[groupby].value_counts(sort=False).items()},
             "n_genes_per_trait": {str(k): int(v) for k, v in dict(n_genes).items()},
+            "gene_set_sizes": {str(tr): int(len(gene_sets[tr])) for tr in traits},
             "traits_not_scored": {str(k): int(v) for k, v in not_scored.items()},  # genes found, too few
         },
         "significant_groups": sig,
         "interpretation": sentences,
+        "warnings": list(warned or []),
         "versions": {
             "psysc": __version__,
             "python": platform.python_version(),

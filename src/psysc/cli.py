@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--gene-sets",
         metavar="FILE",
-        help="scDRS .gs file or MAGMA .genes.out/.genes.raw file (default: the bundled MAGMA gene sets of 75 traits)",
+        help="scDRS .gs file, MAGMA .genes.out/.genes.raw file (told by its name or header) or a list of genes, one "
+        "per line (default: the bundled MAGMA gene sets of 75 traits)",
     )
     run.add_argument(
         "--gene-loc",
@@ -142,9 +143,27 @@ def _read_input(path: str | None):
 
 
 def _is_magma(path: str | Path) -> bool:
-    """Whether a --gene-sets file is MAGMA output (by its name), rather than an scDRS .gs file."""
+    """Whether a --gene-sets file is MAGMA output (by its name, else by its header), rather than a .gs file."""
     name = Path(path).name
-    return ".genes.out" in name or ".genes.raw" in name
+    return ".genes.out" in name or ".genes.raw" in name or _gene_sets_kind(path) == "magma"
+
+
+def _gene_sets_kind(path: str | Path) -> str:
+    """``"magma"``, ``"gs"`` or ``"list"`` (one gene per line) from the first line of a --gene-sets file."""
+    import gzip
+
+    try:
+        opener = gzip.open if str(path).endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
+            first = next((ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")), "")
+    except OSError:
+        return "gs"
+    fields = [f.upper() for f in first.split()]
+    if "GENE" in fields and ("ZSTAT" in fields or "P" in fields):
+        return "magma"
+    if len(fields) == 1 and fields[0] not in ("TRAIT", "GENESET"):
+        return "list"
+    return "gs"
 
 
 def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None) -> tuple[dict, list[str]]:
@@ -169,10 +188,16 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
         is_magma = _is_magma(p)
+        is_list = not is_magma and _gene_sets_kind(p) == "list"
         try:
-            gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc) if is_magma else gwas.read_gs(p))
+            if is_magma:
+                gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc))
+            elif is_list:  # one gene per line: a trait named after the file
+                gene_sets = dict(gwas.read_gene_list(p))
+            else:
+                gene_sets = dict(gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:
-            kind = "MAGMA .genes.out/.genes.raw" if is_magma else "scDRS .gs"
+            kind = "MAGMA .genes.out/.genes.raw" if is_magma else "gene list" if is_list else "scDRS .gs"
             raise _InputError(f"--gene-sets {path!r} could not be read as a {kind} file: {err}") from None
         source = str(p)
         if traits is not None:
