@@ -86,3 +86,28 @@ def test_progress_bars_only_where_they_can_be_redrawn(monkeypatch):
         assert not psysc.settings.show_progress
     finally:
         psysc.settings.verbosity = old
+
+
+def test_numba_cache_falls_back_to_a_temporary_folder(monkeypatch, tmp_path):
+    """Where neither the package's __pycache__ nor the user's cache folder can be written, the kernels are cached
+    in a per-user temporary folder (numba would otherwise refuse to compile them); NUMBA_CACHE_DIR wins."""
+    import numba
+
+    from psysc import _core
+
+    monkeypatch.setattr(numba.config, "CACHE_DIR", numba.config.CACHE_DIR)  # restored after the test
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert _core._writable(tmp_path / "new" / "dir")
+    monkeypatch.setattr(_core, "_writable", lambda path: False)
+    monkeypatch.setattr(_core.tempfile, "gettempdir", lambda: str(tmp_path))
+    got = _core._ensure_numba_cache()
+    assert got == numba.config.CACHE_DIR and got.startswith(str(tmp_path / "psysc-numba-cache-"))
+
+    @numba.njit(cache=True)
+    def plus_one(x):  # compiles and caches with only the fallback folder available
+        return x + 1
+
+    assert plus_one(1) == 2
+    assert any(pathlib.Path(got).rglob("*.nbi"))  # the index of the cached kernel, in the fallback folder
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert _core._ensure_numba_cache() is None
