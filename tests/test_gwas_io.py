@@ -281,8 +281,8 @@ def test_read_magma_fdr_count_matches_statsmodels(tmp_path):
     [
         (("7", "nan", 0.01), r"line 3 .*ZSTAT"),
         (("7", 2.0, "NA"), r"line 3 .*P is 'NA'"),
-        (("7", 2.0, 0), r"line 3 .*outside \(0, 1\]"),
-        (("7", 2.0, 1.5), r"line 3 .*outside \(0, 1\]"),
+        (("7", 2.0, -0.1), r"line 3 .*outside \[0, 1\]"),
+        (("7", 2.0, 1.5), r"line 3 .*outside \[0, 1\]"),
     ],
 )
 def test_read_magma_rejects_bad_values_with_line(tmp_path, bad_row, match):
@@ -290,6 +290,16 @@ def test_read_magma_rejects_bad_values_with_line(tmp_path, bad_row, match):
     path.write_text(MAGMA_HEADER + _magma_line("1", 3.0, 0.001) + _magma_line(*bad_row) + _magma_line("2", 1.0, 0.1))
     with pytest.raises(ValueError, match=match):
         read_magma(path)
+
+
+def test_read_magma_takes_p_zero_as_underflow(tmp_path, caplog):
+    """P = 0 (a P below the smallest float, as read_sumstats takes it): the most significant gene, with a warning."""
+    path = tmp_path / "zero.genes.out"
+    path.write_text(MAGMA_HEADER + _magma_line("1", 3.0, 0.001) + _magma_line("7", 9.0, 0) + _magma_line("2", 1.0, 0.1))
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        s = read_magma(path, n_top=2)["zero"]
+    assert list(s.index) == ["7", "1"] and s["7"] == 9.0
+    assert "1 gene(s) have P = 0 (numerical underflow)" in caplog.text
 
 
 def test_read_magma_option_and_column_errors(tmp_path):

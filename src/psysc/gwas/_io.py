@@ -495,13 +495,18 @@ def read_magma(
                 f"{where}, line {line_of[i]} (gene {genes.iloc[i]!r}): {name} is {df[name].iloc[i]!r}; "
                 f"{len(bad)} row(s) have a missing or non-numeric {name}. Remove those genes from the file"
             )
-    bad = np.nonzero((p <= 0) | (p > 1))[0]
+    bad = np.nonzero((p < 0) | (p > 1))[0]
     if len(bad):
         i = int(bad[0])
         raise ValueError(
-            f"{where}, line {line_of[i]} (gene {genes.iloc[i]!r}): P = {df['P'].iloc[i]} is outside (0, 1]; "
+            f"{where}, line {line_of[i]} (gene {genes.iloc[i]!r}): P = {df['P'].iloc[i]} is outside [0, 1]; "
             f"{len(bad)} row(s) affected. Is the P column really a MAGMA P-value?"
         )
+    zero = p == 0
+    if zero.any():  # underflow (as read_sumstats takes it): the most significant genes, in file order among them
+        p = np.where(zero, np.finfo(np.float64).tiny, p)
+        logger.warning("%s: %d gene(s) have P = 0 (numerical underflow), taken as %.3g", where, int(zero.sum()),
+                       np.finfo(np.float64).tiny)
     empty = genes == ""
     if empty.any():
         raise ValueError(f"{where}, line {line_of[int(np.argmax(empty.to_numpy()))]}: empty gene name; fix the GENE "
