@@ -109,7 +109,7 @@ def overlap_hint(set_genes, var_names) -> str:
     if species_differ:
         target = "mouse" if b == "mouse-like symbols" else "human"
         hints.append("the data and the gene sets seem to be of different species: map the gene sets to the data's "
-                     f"species, psysc.gwas.to_species(gene_sets, {target!r})")
+                     f"species, psysc.gwas.to_species(gene_sets, {target!r}) (psysc run --species {target})")
     for side, names, kind in (("var_names", var_names, b), ("the gene sets", set_genes, a)):
         if kind == "ensembl" and any("." in str(x) for x in list(names)[:200]):
             hints.append(f"{side} carry Ensembl version suffixes (ENSG...\\.N): strip them (e.g. "
@@ -172,16 +172,18 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
         )
     if skipped:
         logger.warning(
-            "%d trait(s) have fewer than %d genes in the data and are not scored: %s (min_genes= sets the limit)",
+            "%d trait(s) have fewer than %d genes in the data and are not scored: %s (min_genes= sets the "
+            "limit)",
             len(skipped),
             min_genes,
             ", ".join(f"{t} ({n} genes)" for t, n in skipped.items()),
         )
     if not kept:
         small = [t for t, n in skipped.items() if n == len(gene_sets[t])]  # every gene found: the set is small
+        limit = max(1, min(skipped.values()))
         why = (
-            f"the sets are that small (all their genes are in the data): pass min_genes={max(1, min(skipped.values()))} or "
-            "less to score them anyway"
+            f"the sets are that small (all their genes are in the data): pass min_genes={limit} or less to score "
+            "them anyway"
             if len(small) == len(skipped)
             else overlap_hint(next(iter(gene_sets.values())).index, var_names)
         )

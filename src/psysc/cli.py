@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated traits (default: SCZ,BIP,MDD,ADHD,ASD and the contrasts AD,HEIGHT,LDL for the "
         "bundled gene sets, every trait of the file otherwise)",
     )
+    run.add_argument(
+        "--species",
+        choices=("human", "mouse"),
+        default="human",
+        help="species of the data's genes; with mouse, the (human) gene sets are mapped to their mouse orthologs "
+        "(HCOP, as psysc.gwas.to_species) before scoring (default: human)",
+    )
     run.add_argument("--groupby", default="cell_type", help="column of obs with the cell groups to test")
     run.add_argument("--layer", default=None, help="layer with the raw counts (default: X)")
     run.add_argument(
@@ -291,6 +298,13 @@ def _run(args: argparse.Namespace) -> int:
             f"--groupby {args.groupby!r} is not a column of obs; available columns: {', '.join(map(str, adata.obs))}"
         )
     gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc)
+    if args.species != "human":
+        from .gwas import to_species
+
+        try:
+            gene_sets = to_species(gene_sets, args.species)
+        except ValueError as err:
+            raise _InputError(f"--species {args.species}: {err}") from None
     try:
         check_inputs(adata, gene_sets, groupby=args.groupby, layer=args.layer, traits=traits)
     except InputError as err:
@@ -301,6 +315,7 @@ def _run(args: argparse.Namespace) -> int:
         "input": args.input or "psysc.datasets.darmanis2015()",
         "gene_sets": args.gene_sets or "psysc.datasets.gwas_gene_sets()",
         "quick": bool(args.quick),
+        "species": args.species,
     }
     created = not out.exists()
     try:
