@@ -171,6 +171,19 @@ def test_interpretation_sentences():
     assert "microglia" not in s["SCZ"]
     assert s["LDL"] == "LDL: no cell group is associated at FDR < 0.1 (strongest: OPC, p = 0.03, FDR = 0.15)."
     assert s["BIP"] == "BIP: not tested."
+    # the cell-type level joins each trait's sentence: seismic groups at FDR < 0.1, the other methods not named
+    celltype = pd.DataFrame({
+        "trait": ["SCZ", "SCZ", "LDL", "LDL", "LDL"], "group": ["neurons", "OPC", "microglia", "neurons", "OPC"],
+        "method": ["seismic", "seismic", "seismic", "seismic", "magma"], "pval": [0.001, 0.2, 0.004, 0.5, 1e-6],
+        "fdr": [0.004, 0.3, 0.04, 0.5, 1e-5],
+    })
+    s = interpret(table, ["SCZ", "LDL", "BIP"], celltype=celltype)
+    assert s["LDL"].endswith("FDR = 0.15). Cell-type level (seismic): microglia (FDR = 0.04).")
+    assert s["SCZ"].endswith(" Cell-type level (seismic): neurons (FDR = 0.004).")
+    assert s["BIP"] == "BIP: not tested."
+    celltype["fdr"] = 0.5
+    assert interpret(table, ["SCZ"], celltype=celltype)["SCZ"].endswith(
+        "Cell-type level (seismic): no group at FDR < 0.1.")
 
 
 def test_run_with_input_layer_and_gene_set_file(tmp_path, darmanis):

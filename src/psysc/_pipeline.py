@@ -263,8 +263,13 @@ def _fmt(x: float) -> str:
     return f"{x:.2g}" if np.isfinite(x) else "nan"
 
 
-def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FDR) -> dict[str, str]:
-    """One plain-language sentence per trait: the cell groups associated at ``assoc_fdr < fdr``."""
+def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FDR,
+              celltype: pd.DataFrame | None = None) -> dict[str, str]:
+    """One plain-language sentence per trait: the cell groups associated at ``assoc_fdr < fdr``.
+
+    With ``celltype`` (the table of :func:`psysc.tl.celltype_enrichment`), a second sentence names the groups
+    whose specifically expressed genes carry the trait's signal (seismic, ``fdr < fdr``).
+    """
     sentences = {}
     for trait in traits:
         sub = table[table["trait"].astype(str) == str(trait)].sort_values("assoc_pval")
@@ -289,6 +294,14 @@ def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FD
             )
         else:
             sentences[trait] = f"{trait}: not tested."
+        if celltype is not None and str(trait) in set(celltype["trait"].astype(str)):
+            ct = celltype[(celltype["trait"].astype(str) == str(trait)) & (celltype["method"] == "seismic")]
+            ct = ct[ct["fdr"] < fdr].sort_values("pval")
+            sentences[trait] += (
+                " Cell-type level (seismic): " + "; ".join(f"{r['group']} (FDR = {_fmt(r['fdr'])})"
+                                                           for _, r in ct.iterrows()) + "."
+                if len(ct) else f" Cell-type level (seismic): no group at FDR < {fdr:g}."
+            )
     return sentences
 
 
@@ -684,7 +697,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
         path.write_bytes(umaps[tr])
         files[path.name] = path
 
-    sentences = interpret(table, traits)
+    sentences = interpret(table, traits, celltype=celltype)
     for s in sentences.values():
         logger.info("%s", s)
     sig = {
