@@ -27,6 +27,8 @@ _GS_FORBIDDEN_GENE = (",", ":", "\t", "\n", "\r")
 _GS_FORBIDDEN_TRAIT = ("\t", "\n", "\r")
 #: MAGMA z-scores are clipped to this value, as ``scdrs munge-gs`` does.
 _MAX_ZSCORE = 10.0
+#: Smallest positive normal double, used in place of P = 0 (underflow) and as the floor of gene P-values.
+_P_FLOOR = float(np.finfo(np.float64).tiny)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -504,9 +506,9 @@ def read_magma(
         )
     zero = p == 0
     if zero.any():  # underflow (as read_sumstats takes it): the most significant genes, in file order among them
-        p = np.where(zero, np.finfo(np.float64).tiny, p)
+        p = np.where(zero, _P_FLOOR, p)
         logger.warning("%s: %d gene(s) have P = 0 (numerical underflow), taken as %.3g", where, int(zero.sum()),
-                       np.finfo(np.float64).tiny)
+                       _P_FLOOR)
     empty = genes == ""
     if empty.any():
         raise ValueError(f"{where}, line {line_of[int(np.argmax(empty.to_numpy()))]}: empty gene name; fix the GENE "
@@ -624,7 +626,7 @@ def _parse_genes_raw(text: str, where: str):
     df = pd.DataFrame(rows, columns=names).rename(columns={"NSAMP": "N"})
     df["_line"] = line_nos  # for the messages of read_magma
     z = pd.to_numeric(df["ZSTAT"], errors="coerce").to_numpy(dtype=np.float64)
-    df["P"] = [repr(float(v)) for v in np.maximum(stats.norm.sf(z), np.finfo(float).tiny)]
+    df["P"] = [repr(float(v)) for v in np.maximum(stats.norm.sf(z), _P_FLOOR)]
     n = len(df)
     ri = np.concatenate(ri) if ri else np.zeros(0, dtype=np.int64)
     ci = np.concatenate(ci) if ci else np.zeros(0, dtype=np.int64)

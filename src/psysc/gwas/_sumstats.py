@@ -25,7 +25,7 @@ from scipy import special, stats
 
 from .._core._cauchy import cauchy_sf, cauchy_terms
 from ._genes import gene_table
-from ._io import _MAX_ZSCORE, _base_name, _read_text
+from ._io import _MAX_ZSCORE, _P_FLOOR, _base_name, _read_text
 
 logger = logging.getLogger("psysc")
 
@@ -172,9 +172,6 @@ _MISSING_SPELLINGS = frozenset(
     {x for m in _MISSING for x in (m, m.upper(), m.capitalize())} | {"NaN", "N/A", "#N/A", " "}
 )
 _NUMERIC = ("BP", "P", "LP", "Z", "BETA", "SE", "OR", "N")
-
-#: Smallest positive normal double, used in place of P = 0 (underflow) and as the floor of gene P-values.
-_P_FLOOR = float(np.finfo(np.float64).tiny)
 
 #: Chromosome codes used internally (sorting and interval keys).
 _CHROM_ORDER = tuple(str(i) for i in range(1, 23)) + ("X", "Y", "MT")
