@@ -149,16 +149,13 @@ def _read_input(path: str | None):
     return adata
 
 
-def _is_magma(path: str | Path) -> bool:
-    """Whether a --gene-sets file is MAGMA output (by its name, else by its header), rather than a .gs file."""
-    name = Path(path).name
-    return ".genes.out" in name or ".genes.raw" in name or _gene_sets_kind(path) == "magma"
-
-
 def _gene_sets_kind(path: str | Path) -> str:
-    """``"magma"``, ``"gs"`` or ``"list"`` (one gene per line) from the first line of a --gene-sets file."""
+    """``"magma"``, ``"gs"`` or ``"list"`` (one gene per line): MAGMA output by its name, else by the first line."""
     import gzip
 
+    name = Path(path).name
+    if ".genes.out" in name or ".genes.raw" in name:
+        return "magma"
     try:
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
@@ -177,8 +174,9 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
     """The gene sets to score and their traits (keys of the dict, in the requested order)."""
     from . import datasets, gwas
 
+    kind = None if path is None else _gene_sets_kind(path)
     if gene_loc is not None:
-        if path is None or not _is_magma(path):
+        if kind != "magma":
             raise _InputError("--gene-loc names the genes of a MAGMA --gene-sets file (.genes.out or .genes.raw)")
         if not Path(gene_loc).is_file():
             raise _InputError(f"--gene-loc {gene_loc!r}: no such file")
@@ -194,8 +192,7 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         p = Path(path)
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
-        is_magma = _is_magma(p)
-        is_list = not is_magma and _gene_sets_kind(p) == "list"
+        is_magma, is_list = kind == "magma", kind == "list"
         try:
             if is_magma:
                 gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc))
@@ -204,8 +201,8 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
             else:
                 gene_sets = dict(gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:
-            kind = "MAGMA .genes.out/.genes.raw" if is_magma else "gene list" if is_list else "scDRS .gs"
-            raise _InputError(f"--gene-sets {path!r} could not be read as a {kind} file: {err}") from None
+            what = "MAGMA .genes.out/.genes.raw" if is_magma else "gene list" if is_list else "scDRS .gs"
+            raise _InputError(f"--gene-sets {path!r} could not be read as a {what} file: {err}") from None
         source = str(p)
         if traits is not None:
             missing = [t for t in traits if t not in gene_sets]
