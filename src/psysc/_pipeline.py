@@ -611,9 +611,10 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     adata, qc = _qc(adata, layer)
     labels = adata.obs[groupby]
     # group names as strings, in the column's own order (categories, or numbers as numbers: cluster 2 before
-    # 10; integers stored as floats because of missing labels are written without ".0"); missing labels stay
-    # missing (not "nan"): those cells belong to no group
-    if pd.api.types.is_float_dtype(labels) and (labels.dropna() % 1 == 0).all():
+    # 10; float labels, whole numbers since check_inputs refuses fractional ones, e.g. integers stored as floats
+    # because of missing labels, are written without ".0"); missing labels stay missing (not "nan"): those cells
+    # belong to no group
+    if pd.api.types.is_float_dtype(labels):
         labels = labels.astype("Int64")
     names = labels.astype(str).where(labels.notna())
     adata.obs[groupby] = pd.Categorical(names, categories=group_order(labels, set(names.dropna())))

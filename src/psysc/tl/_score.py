@@ -64,18 +64,16 @@ def _trait_weights(t, shared, factor, disease_w, W, n_genes):
     return W_t
 
 
-def _check_null_exists(trait: str, idx: np.ndarray, w: np.ndarray, bins: np.ndarray) -> None:
+def _check_null_exists(trait: str, idx: np.ndarray, w: np.ndarray, bins: np.ndarray, bin_size: pd.Series) -> None:
     """Refuse a gene set whose every control set would be the set itself.
 
     A control set takes, in each mean-variance bin, as many random genes of the bin as the set has there, with
     the set's weights (scDRS step 4). When the set holds every gene of each of its bins with equal weights in each,
     any such draw is the set itself: all control scores equal the disease score, and their spread, which
-    normalises every cell, is rounding noise.
+    normalises every cell, is rounding noise. ``bin_size``: the number of genes of each bin (``bins`` label).
     """
-    labels, sizes = np.unique(bins, return_counts=True)
-    size_of = dict(zip(labels.tolist(), sizes.tolist(), strict=True))
     in_bin = pd.Series(np.asarray(w, dtype=np.float64)).groupby(bins[idx]).agg(["size", "min", "max"])
-    if all(row["size"] == size_of[b] and row["min"] == row["max"] for b, row in in_bin.iterrows()):
+    if all(row["size"] == bin_size[b] and row["min"] == row["max"] for b, row in in_bin.iterrows()):
         raise ValueError(
             f"gene set {trait!r}: its {len(idx)} genes are all the genes of the mean-variance bins they fall in "
             f"({len(in_bin)} bin(s)), with equal weights within each bin, so every matched control set is the gene set "
@@ -232,6 +230,7 @@ def score_disorders(
     n_genes = adata.n_vars
     factor = vs_weights(np.ones(n_genes), var_tech, var64, weight)  # per-gene part of the score weights
     disease_w = np.zeros((n_genes, len(traits)))
+    bin_size = pd.Series(bins).value_counts()  # genes per mean-variance bin
     for t, trait in enumerate(traits):
         idx, w = kept[trait]
         n_negative = int((w < 0).sum())
@@ -248,7 +247,7 @@ def score_disorders(
                 "be normalised; give the genes positive weights (e.g. MAGMA z-scores, or a list of genes for weight 1)"
             )
         disease_w[idx, t] = dw / dw.sum()
-        _check_null_exists(trait, idx, w, bins)
+        _check_null_exists(trait, idx, w, bins, bin_size)
     disease_var = (var64[:, None] * disease_w**2).sum(axis=0)
     for t in np.flatnonzero(disease_var == 0):
         logger.warning("%s: none of its %d genes found in var_names varies across cells (all are unexpressed or "
@@ -344,7 +343,8 @@ def score_disorders(
                        ", ".join(map(str, earlier)))
     stale = [t for t in traits if t in previous.get("traits", [])]
     enrichment = ns.get("enrichment")
-    if stale and isinstance(enrichment, pd.DataFrame) and "trait" in enrichment and enrichment["trait"].isin(stale).any():
+    if (stale and isinstance(enrichment, pd.DataFrame) and "trait" in enrichment
+            and enrichment["trait"].isin(stale).any()):
         logger.warning("uns[%r]['enrichment'] was computed from earlier scores of %s: run "
                        "psysc.tl.disorder_enrichment again", key_added, ", ".join(map(str, stale)))
     all_traits = list(dict.fromkeys(list(previous.get("traits", [])) + traits))
