@@ -505,6 +505,47 @@ def run_worker(kind: str, job: dict, work: Path, threads: int) -> dict:
     return res
 
 
+def median_run(results: list[dict]) -> dict:
+    """The run of median total time among ``results`` (the lower middle one of an even count); a failed run wins."""
+    failed = [r for r in results if not _ok(r)]
+    if failed:
+        return failed[0]
+    ordered = sorted(results, key=lambda r: r["total_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def repeat_summary(reps: dict[str, list[dict]], multi: str | None) -> dict:
+    """Every repetition's times and, with a multi-trait run, each alternating pair's multi / single ratio."""
+    out = {name: {key: [r.get(key) for r in results] for key in ("preprocess_s", "score_s", "total_s")}
+           for name, results in reps.items()}
+    if multi is not None and all(_ok(r) for results in reps.values() for r in results):
+        pairs = list(zip(reps["psysc"], reps[multi], strict=True))
+        out["pair_ratios"] = {key: [m[key] / s[key] for s, m in pairs] for key in ("score_s", "total_s")}
+    return out
+
+
+def repeat_lines(repeats: dict | None, n_traits: int) -> list[str]:
+    """Markdown lines on the repetitions of :func:`repeat_summary` (none for a single repetition)."""
+    if not repeats:
+        return []
+    multi = f"psysc_{n_traits}traits"
+    n = len(repeats["psysc"]["total_s"])
+    lines = [f"- Repeated {n} times, the 1-trait and the {n_traits}-trait run alternating, each in a fresh process; "
+             "the table shows each kind's median run (by total time), and the ratios above are between those"]
+    for name, label in (("psysc", "1 trait"), (multi, f"{n_traits} traits")):
+        if name in repeats:
+            lines.append(f"  - {label}, total s: " + ", ".join(_fmt(x, ".2f") for x in repeats[name]["total_s"])
+                         + "; score s: " + ", ".join(_fmt(x, ".2f") for x in repeats[name]["score_s"]))
+    if "pair_ratios" in repeats:
+        import statistics
+
+        for key, label in (("total_s", "total"), ("score_s", "score")):
+            r = repeats["pair_ratios"][key]
+            lines.append(f"  - {n_traits} traits / 1 trait per alternating pair, {label}: "
+                         + ", ".join(f"{x:.2f}" for x in r) + f" (median {statistics.median(r):.2f})")
+    return lines
+
+
 def _pearson(a_path: Path, b_path: Path):
     import numpy as np
 
@@ -581,6 +622,7 @@ def write_markdown(summary: dict, path: Path) -> None:
         "scalar addition for one trait and an 8-lane vector addition for several (nested control sets: a bin's "
         "slots are the most any trait needs there)",
     ]
+    lines += repeat_lines(summary.get("repeats"), p["n_traits"])
     single, multi = summary["runs"].get("psysc"), summary["runs"].get(f"psysc_{p['n_traits']}traits")
     if _ok(single) and _ok(multi) and "output_first_write_s" in single and "output_first_write_s" in multi:
         lines.append(
@@ -634,9 +676,13 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--no-warmup", action="store_true", help="time the first call (includes numba JIT compilation in psysc)"
     )
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="psysc runs of each kind (1 trait, several), alternating; each reports its median run")
     ap.add_argument("--worker", choices=("scdrs", "psysc"), help=argparse.SUPPRESS)
     ap.add_argument("--job", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.repeats < 1:
+        ap.error("--repeats must be at least 1")
 
     if args.worker == "scdrs":
         worker_scdrs(args.job)
@@ -664,6 +710,7 @@ def main(argv=None) -> int:
                 "out_dir": str(run_dir), "warmup": not args.no_warmup}
         runs: dict[str, dict | None] = {"scdrs": None, "psysc": None, f"psysc_{args.n_traits}traits": None}
         first_call = None
+        repeats = None
         if not args.skip_scdrs:
             runs["scdrs"] = run_worker(
                 "scdrs", {**base, "tag": "scdrs", "traits": ["T1"], "result": str(run_dir / "res_scdrs.json")},
@@ -683,18 +730,24 @@ def main(argv=None) -> int:
             _log(f"first call (JIT compilation included): {compile_res['compile_s']:.1f} s, "
                  f"peak RSS {compile_res['peak_rss_gb']:.2f} GB")
             first_call = compile_res
-            runs["psysc"] = run_worker(
-                "psysc", {**base, "tag": "psysc", "traits": ["T1"], "result": str(run_dir / "res_psysc.json")},
-                work, threads,
-            )
-            if not args.skip_multi and args.n_traits > 1:
-                tag = f"psysc_{args.n_traits}traits"
-                runs[tag] = run_worker(
-                    "psysc",
-                    {**base, "tag": tag, "traits": [f"T{i + 1}" for i in range(args.n_traits)],
-                     "result": str(run_dir / f"res_{tag}.json")},
-                    work, threads,
-                )
+            # the 1-trait and the multi-trait runs alternate, each in a fresh process: a slow spell of the machine
+            # then falls on both; with --repeats N each reports its median run (by total time)
+            multi = not args.skip_multi and args.n_traits > 1
+            jobs = {"psysc": ["T1"]}
+            if multi:
+                jobs[f"psysc_{args.n_traits}traits"] = [f"T{i + 1}" for i in range(args.n_traits)]
+            reps: dict[str, list[dict]] = {name: [] for name in jobs}
+            for rep in range(args.repeats):
+                for name, traits in jobs.items():
+                    tag = name if rep == 0 else f"{name}_rep{rep + 1}"
+                    reps[name].append(run_worker(
+                        "psysc", {**base, "tag": tag, "traits": traits, "result": str(run_dir / f"res_{tag}.json")},
+                        work, threads,
+                    ))
+            for name, results in reps.items():
+                runs[name] = median_run(results)
+            if args.repeats > 1:
+                repeats = repeat_summary(reps, f"psysc_{args.n_traits}traits" if multi else None)
         for name, res in runs.items():
             if res is not None and res.get("failed"):
                 problems.append(f"{name} worker failed (exit code {res['returncode']})")
@@ -763,6 +816,8 @@ def main(argv=None) -> int:
         print(f"psysc {args.n_traits} traits / 1 trait: score {_x(ratios['multi_over_single_score'], '.2f')}, "
               f"total {_x(ratios['multi_over_single_total'], '.2f')}, kernel visits "
               f"{_x(ratios['multi_over_single_visits'], '.2f')}")
+        for line in repeat_lines(repeats, args.n_traits):
+            print(line.lstrip(" -"))
         for name in ("psysc", multi_tag):
             if _ok(runs[name]) and "output_first_write_s" in runs[name]:
                 print(f"{name}: first write into fresh memory of the output's size ({runs[name]['output_gb']:.2f} GB): "
@@ -792,6 +847,7 @@ def main(argv=None) -> int:
             "data": data_stats,
             "runs": runs,
             "psysc_first_call": first_call,
+            "repeats": repeats,
             "ratios": ratios,
             "parity": parity,
             "problems": problems,
