@@ -563,7 +563,14 @@ def test_gene_set_files_are_told_by_their_content(tmp_path):
     genes.write_text("SHANK3\nCHD8\nSCN2A\n")
     gs = tmp_path / "two.gs"
     psysc.gwas.write_gs({"A": pd.Series(1.0, index=["APOE", "CLU"])}, gs)
-    assert [_gene_sets_kind(p) for p in (magma, genes, gs)] == ["magma", "list", "gs"]
+    table = tmp_path / "zscores.tsv"  # scdrs munge-gs's z-score file: a gene column, one column per trait
+    table.write_text("GENE\tSCZ\tAD\nDRD2\t6.1\t0.3\nAPOE\t0.2\tNA\nTREM2\t-1.0\t4.0\n")
+    csv_table = tmp_path / "pvals.csv"
+    csv_table.write_text("symbol,SCZ\nDRD2,1e-8\nAPOE,0.4\n")
+    kinds = [_gene_sets_kind(p) for p in (magma, genes, gs, table, csv_table)]
+    assert kinds == ["magma", "list", "gs", "table", "table"]
+    sets, traits = _load_gene_sets(str(table), None)
+    assert traits == ["SCZ", "AD"] and sets["AD"].to_dict() == {"TREM2": 4.0, "DRD2": 0.3}
     sets, traits = _load_gene_sets(str(magma), None)
     assert traits == ["ad_magma"] and sets["ad_magma"].to_dict() == {"APOE": 6.0, "TREM2": 4.0}
     sets, traits = _load_gene_sets(str(genes), None)

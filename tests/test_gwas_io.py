@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import psysc
 from psysc.gwas import read_gene_list, read_gs, read_magma, write_gs
 
 DATA = Path(__file__).parent / "data"
@@ -539,3 +540,136 @@ def test_read_magma_genes_raw_errors(tmp_path, edit, match):
     path.write_text("\n".join(edit(lines)) + "\n")
     with pytest.raises(ValueError, match=match):
         read_magma(path, n_top=None, table=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# read_gene_stats (gene x trait tables, scdrs munge-gs's input)
+# ----------------------------------------------------------------------------------------------
+def _stats_table(seed: int = 0, n: int = 3000):
+    """Three traits of gene z-scores: a few hundred genes with signal, missing values in one trait."""
+    rng = np.random.default_rng(seed)
+    genes = [f"G{i}" for i in range(n)]
+    z = rng.normal(size=(n, 3))
+    z[:300, 0] += rng.uniform(3, 9, 300)
+    z[1000:1150, 1] += rng.uniform(4, 12, 150)
+    z[rng.choice(n, 200, replace=False), 2] = np.nan
+    return pd.DataFrame(z, index=pd.Index(genes, name="GENE"), columns=["SCZ", "BIP", "ADHD"])
+
+
+def _munge_gs(scdrs_cli, capsys, tmp_path, **kwargs) -> dict[str, dict[str, float]]:
+    out = tmp_path / "munged.gs"
+    scdrs_cli.munge_gs(out_file=str(out), **kwargs)
+    capsys.readouterr()
+    ref = pd.read_csv(out, sep="\t")
+    return {t: {g: float(w) for g, w in (x.split(":") for x in gs.split(","))}
+            for t, gs in zip(ref["TRAIT"], ref["GENESET"], strict=True)}
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        ("zscore", {"n_top": 100}),
+        ("zscore", {"n_top": 1000, "fdr": 0.05}),
+        ("zscore", {"n_top": 1000, "fwer": 0.05}),
+        ("pval", {"n_top": 250}),
+        ("pval", {"n_top": 1000, "fdr": 0.01}),
+    ],
+)
+def test_read_gene_stats_matches_scdrs_munge_gs(tmp_path, scdrs_cli, capsys, kind, options):
+    """Genes and weights of every trait equal ``scdrs munge-gs --zscore-file / --pval-file`` (printed to 5 digits)."""
+    from scipy import stats
+
+    z = _stats_table()
+    table = z if kind == "zscore" else pd.DataFrame(stats.norm.sf(z.to_numpy()), index=z.index, columns=z.columns)
+    path = tmp_path / f"{kind}.tsv"
+    table.to_csv(path, sep="\t", float_format="%.17g", na_rep="NA")
+    ref = _munge_gs(scdrs_cli, capsys, tmp_path, **{f"{kind}_file": str(path)}, weight="zscore",
+                    fdr=options.get("fdr"), fwer=options.get("fwer"), n_max=options["n_top"])
+    got = psysc.gwas.read_gene_stats(path, stat=kind, **options)
+    assert list(got) == ["SCZ", "BIP", "ADHD"]  # the table's order (scdrs sorts them)
+    assert set(got) == set(ref)
+    for trait, s in got.items():
+        assert set(s.index) == set(ref[trait]), trait
+        np.testing.assert_allclose(s.to_numpy(), [ref[trait][g] for g in s.index], rtol=1e-4)
+        assert s.index.is_unique and (np.diff(s.to_numpy()) <= 0).all()  # most significant first
+    if "fwer" in options:  # the Bonferroni count: SCZ has 300, BIP 150 genes with signal; ADHD none (floor of 100)
+        assert 100 < len(got["BIP"]) < len(got["SCZ"]) < 300 and len(got["ADHD"]) == 100
+
+
+def test_read_gene_stats_infers_the_statistic_and_reads_csv(tmp_path, caplog):
+    z = _stats_table().iloc[:400]
+    zpath = tmp_path / "z.csv"
+    z.to_csv(zpath, na_rep="")
+    from scipy import stats
+
+    ppath = tmp_path / "p.tsv.gz"
+    with gzip.open(ppath, "wt") as fh:
+        pd.DataFrame(stats.norm.sf(z.to_numpy()), index=z.index, columns=z.columns).to_csv(fh, sep="\t", na_rep="NA")
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        from_z = psysc.gwas.read_gene_stats(zpath, n_top=20, traits="BIP")
+        from_p = psysc.gwas.read_gene_stats(ppath, n_top=20, traits=["BIP"])
+    assert "read as gene z-scores" in caplog.text and "read as gene P-values" in caplog.text
+    assert list(from_z) == ["BIP"] and from_z["BIP"].index.tolist() == from_p["BIP"].index.tolist()
+    expected = z["BIP"].sort_values(ascending=False).iloc[:20]
+    assert from_z["BIP"].index.tolist() == expected.index.tolist()
+    np.testing.assert_allclose(from_z["BIP"].to_numpy(), np.minimum(expected.to_numpy(), 10.0))
+    np.testing.assert_allclose(from_p["BIP"].to_numpy(), from_z["BIP"].to_numpy(), rtol=1e-9)
+    assert psysc.gwas.read_gene_stats(zpath, n_top=5, weight="uniform")["ADHD"].tolist() == [1.0] * 5
+
+
+def test_read_gene_stats_huge_z_and_zero_p(tmp_path, caplog):
+    """Ranked by z (P = 1 - Phi(z) underflows past z ~ 38); P = 0 is an underflow, taken as the floor."""
+    path = tmp_path / "z.tsv"
+    path.write_text("GENE\tT\nA\t45\nB\t60\nC\t3\nD\t1\n")
+    assert psysc.gwas.read_gene_stats(path, n_top=3)["T"].index.tolist() == ["B", "A", "C"]
+    path = tmp_path / "p.tsv"
+    path.write_text("GENE\tT\nA\t0.01\nB\t0\nC\t0.5\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        s = psysc.gwas.read_gene_stats(path, n_top=2, stat="pval")["T"]
+    assert s.index.tolist() == ["B", "A"] and s["B"] == 10.0
+    assert "1 gene(s) have P = 0" in caplog.text
+    path.write_text("GENE\tT\nA\t0.01\nB\t1\n")  # P = 1: a finite z-score
+    s = psysc.gwas.read_gene_stats(path, n_top=None, stat="pval")["T"]
+    assert np.isfinite(s.to_numpy()).all() and s["B"] < -8
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "match"),
+    [
+        ("GENE\n" + "A\nB\n", {}, "one column only"),
+        ("GENE\tT\nA\t1\nA\t2\n", {}, r"duplicated genes \['A'\]"),
+        ("GENE\tT\nA\t1\nB\tx2\n", {}, r"trait 'T', gene 'B': 'x2' is not a finite number"),
+        ("GENE\tT\nA\t1\nB\t2\n", {"traits": "SCZ"}, r"trait\(s\) \['SCZ'\] not in the table; its traits are \['T'\]"),
+        ("GENE\tT\tU\nA\t1\t\nB\t2\tNA\n", {}, "trait 'U' has no gene with a value"),
+        ("GENE\tT\nA\t0.1\nB\t2\n", {"stat": "pval"}, "P-values outside"),
+        ("GENE\tT\nA\t1\n", {"stat": "z"}, "stat must be"),
+        ("GENE\tT\nA\t1\n", {"fdr": 0.1, "fwer": 0.1}, "at most one of fdr= and fwer="),
+    ],
+)
+def test_read_gene_stats_errors(tmp_path, text, kwargs, match):
+    path = tmp_path / "t.tsv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        psysc.gwas.read_gene_stats(path, **kwargs)
+
+
+def test_read_gene_stats_leaves_out_unnamed_genes_and_read_magma_points_to_it(tmp_path, caplog):
+    path = tmp_path / "t.tsv"
+    path.write_text("GENE\tT\nA\t5\n\t9\nNA\t8\nB\t1\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        assert psysc.gwas.read_gene_stats(path)["T"].index.tolist() == ["A", "B"]
+    assert "2 row(s) without a gene name are left out" in caplog.text
+    with pytest.raises(ValueError, match="read_gene_stats"):
+        read_magma(path)
+
+
+def test_read_magma_fwer_matches_bonferroni(tmp_path):
+    rng = np.random.default_rng(1)
+    p = np.concatenate([rng.uniform(1e-14, 1e-6, 300), rng.uniform(0, 1, 1700)])
+    genes = [f"G{i}" for i in range(len(p))]
+    path = tmp_path / "sim.genes.out"
+    path.write_text(MAGMA_HEADER + "".join(_magma_line(g, 3.0, repr(float(x))) for g, x in zip(genes, p, strict=True)))
+    n_bonf = int((p <= 0.05 / len(p)).sum())
+    assert 100 < n_bonf < 1000
+    s = read_magma(path, n_top=1000, fwer=0.05)["sim"]
+    assert set(s.index) == {genes[i] for i in np.argsort(p)[:n_bonf]}

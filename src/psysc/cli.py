@@ -79,8 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--gene-sets",
         metavar="FILE",
-        help="scDRS .gs file, MAGMA .genes.out/.genes.raw file (told by its name or header) or a list of genes, one "
-        "per line (default: the bundled MAGMA gene sets of 75 traits)",
+        help="scDRS .gs file, MAGMA .genes.out/.genes.raw file, a gene x trait table of z-scores or P-values (the "
+        "input of scdrs munge-gs; top 1,000 genes per trait) or a list of genes, one per line; told by name or "
+        "header (default: the bundled MAGMA gene sets of 75 traits)",
     )
     run.add_argument(
         "--gene-loc",
@@ -150,7 +151,11 @@ def _read_input(path: str | None):
 
 
 def _gene_sets_kind(path: str | Path) -> str:
-    """``"magma"``, ``"gs"`` or ``"list"`` (one gene per line): MAGMA output by its name, else by the first line."""
+    """``"magma"``, ``"gs"``, ``"table"`` (gene x trait statistics) or ``"list"`` (one gene per line).
+
+    MAGMA output by its name, else by the header: MAGMA's columns; ``TRAIT GENESET`` (scDRS ``.gs``); a gene
+    column and trait columns with numbers below them (``scdrs munge-gs``'s z-score / p-value table); one field.
+    """
     import gzip
 
     name = Path(path).name
@@ -159,14 +164,29 @@ def _gene_sets_kind(path: str | Path) -> str:
     try:
         opener = gzip.open if str(path).endswith(".gz") else open
         with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
-            first = next((ln for ln in fh if ln.strip() and not ln.lstrip().startswith("#")), "")
+            lines = [ln for ln in fh.read(1 << 16).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     except OSError:
         return "gs"
-    fields = [f.upper() for f in first.split()]
+    if not lines:
+        return "gs"
+
+    def split(line: str) -> list[str]:
+        return line.split("\t") if "\t" in line else line.split(",") if "," in line else line.split()
+
+    fields = [f.strip().upper() for f in split(lines[0])]
     if "GENE" in fields and ("ZSTAT" in fields or "P" in fields):
         return "magma"
-    if len(fields) == 1 and fields[0] not in ("TRAIT", "GENESET"):
+    if fields[:2] == ["TRAIT", "GENESET"]:
+        return "gs"
+    if len(fields) == 1:
         return "list"
+    if len(lines) > 1 and len(split(lines[1])) == len(fields):
+        values = split(lines[1])[1:]
+        try:
+            [float(v) for v in values if v.strip() not in ("", "NA", "NaN", "nan", "na", ".")]
+        except ValueError:
+            return "gs"
+        return "table"
     return "gs"
 
 
@@ -192,16 +212,18 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         p = Path(path)
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
-        is_magma, is_list = kind == "magma", kind == "list"
         try:
-            if is_magma:
+            if kind == "magma":
                 gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc))
-            elif is_list:  # one gene per line: a trait named after the file
+            elif kind == "list":  # one gene per line: a trait named after the file
                 gene_sets = dict(gwas.read_gene_list(p))
+            elif kind == "table":  # gene x trait z-scores or P-values: the top 1,000 genes of each trait
+                gene_sets = dict(gwas.read_gene_stats(p))
             else:
                 gene_sets = dict(gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:
-            what = "MAGMA .genes.out/.genes.raw" if is_magma else "gene list" if is_list else "scDRS .gs"
+            what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list",
+                    "table": "gene x trait z-score / P-value table"}.get(kind, "scDRS .gs")
             raise _InputError(f"--gene-sets {path!r} could not be read as a {what} file: {err}") from None
         source = str(p)
         if traits is not None:

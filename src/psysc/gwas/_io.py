@@ -340,6 +340,58 @@ def _bh_n_significant(pvals: np.ndarray, alpha: float) -> int:
     return int(passed[-1] + 1) if len(passed) else 0
 
 
+def _check_selection(n_top, fdr, fwer, weight) -> str:
+    """Check the gene-selection options of the MAGMA-style readers; returns the weight option (default filled)."""
+    if n_top is not None and (isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1):
+        raise ValueError(f"n_top must be a positive integer or None (all genes), got {n_top!r}")
+    for name, level in (("fdr", fdr), ("fwer", fwer)):
+        if level is not None and (isinstance(level, bool) or not isinstance(level, int | float) or not 0 < level <= 1):
+            raise ValueError(f"{name} must be a number in (0, 1] or None, got {level!r}")
+    if fdr is not None and fwer is not None:
+        raise ValueError("give at most one of fdr= and fwer=")
+    if weight is None:
+        weight = "zstat" if n_top is None else "zscore"
+    if weight not in ("zscore", "zstat", "uniform"):
+        raise ValueError(f"weight must be 'zscore', 'zstat' or 'uniform', got {weight!r}")
+    return weight
+
+
+def _select_top(rank_key: np.ndarray, p: np.ndarray, n_top, fdr, fwer, where: str) -> np.ndarray:
+    """Positions of the selected genes, most significant first (``scdrs munge-gs``'s selection).
+
+    ``rank_key`` orders the genes (smallest first; ties in input order), ``p`` are their P-values for the
+    FDR / FWER count. Without ``fdr`` and ``fwer`` the ``n_top`` first are kept (all with ``n_top=None``); with
+    one of them, the number of discoveries capped to ``[min(100, n_top), n_top]``.
+    """
+    n_genes = len(p)
+    n_top = n_genes if n_top is None else int(n_top)
+    if fdr is None and fwer is None:
+        n_sel = n_top
+        if n_genes < n_top:
+            logger.info("%s has only %d gene(s); all are kept (n_top=%d)", where, n_genes, n_top)
+    else:
+        if fdr is not None:
+            n_sig, rule = _bh_n_significant(p, fdr), f"FDR < {fdr:g}"
+        else:
+            n_sig, rule = int((p * n_genes <= fwer).sum()), f"FWER < {fwer:g} (Bonferroni)"
+        n_sel = max(min(n_sig, n_top), min(100, n_top))
+        logger.info("%s: %d gene(s) pass %s; keeping %d", where, n_sig, rule, min(n_sel, n_genes))
+    return np.argsort(rank_key, kind="stable")[: min(n_sel, n_genes)]
+
+
+def _gene_weights(z: np.ndarray, weight: str, where: str, what: str) -> np.ndarray:
+    """Weights of selected genes from their z-scores ``z``: clipped to 10, as they are, or 1.0."""
+    if weight == "zscore":
+        weights = np.minimum(z, _MAX_ZSCORE)
+        n_neg = int((weights < 0).sum())
+        if n_neg:
+            logger.info("%s: %d selected gene(s) have a negative %s (weights < 0)", where, n_neg, what)
+        return weights
+    if weight == "zstat":
+        return np.asarray(z, dtype=np.float64)
+    return np.ones(len(z), dtype=np.float64)
+
+
 def _magma_trait_name(path: str | os.PathLike) -> str:
     name = _base_name(path)
     for suffix in (".genes.out", ".genes.raw", ".out", ".raw"):
@@ -353,6 +405,7 @@ def read_magma(
     *,
     n_top: int | None = 1000,
     fdr: float | None = None,
+    fwer: float | None = None,
     weight: str | None = None,
     trait: str | None = None,
     table: bool = False,
@@ -361,9 +414,10 @@ def read_magma(
     r"""Read a MAGMA gene-level result (``.genes.out`` or ``.genes.raw``) as a weighted gene set.
 
     Genes are selected as ``scdrs munge-gs`` does: the ``n_top`` genes with the smallest MAGMA
-    P-value or, when ``fdr`` is given, the genes passing a Benjamini-Hochberg FDR threshold, their
-    number capped to ``[min(100, n_top), n_top]``. The weight of a gene is its MAGMA ``ZSTAT``
-    clipped to at most 10 (``weight="zscore"``) or 1.0 (``weight="uniform"``).
+    P-value or, when ``fdr`` (or ``fwer``) is given, the genes passing a Benjamini-Hochberg FDR (Bonferroni
+    FWER) threshold, their number capped to ``[min(100, n_top), n_top]``. The weight of a gene is its MAGMA
+    ``ZSTAT`` clipped to at most 10 (``weight="zscore"``) or 1.0 (``weight="uniform"``). Tables of many traits
+    (the z-score and p-value files of ``scdrs munge-gs``) are read by :func:`read_gene_stats`.
 
     Parameters
     ----------
@@ -381,6 +435,9 @@ def read_magma(
     fdr
         Optional FDR level in (0, 1]; the number of genes is then the number of BH discoveries,
         capped to ``[min(100, n_top), n_top]``.
+    fwer
+        Optional family-wise error rate in (0, 1], instead of ``fdr``: the number of genes is the number with
+        ``P * n_genes <= fwer`` (Bonferroni), capped in the same way.
     weight
         ``"zscore"`` (MAGMA z-score clipped to 10, as scDRS), ``"zstat"`` (the z-score as is) or
         ``"uniform"`` (1.0 for every gene). Default: ``"zscore"`` for a selection of top genes (scDRS's gene
@@ -440,14 +497,7 @@ def read_magma(
     {'348': 10.0, '54209': 4.2}
 
     """
-    if n_top is not None and (isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1):
-        raise ValueError(f"n_top must be a positive integer or None (all genes), got {n_top!r}")
-    if fdr is not None and (isinstance(fdr, bool) or not isinstance(fdr, int | float) or not 0 < fdr <= 1):
-        raise ValueError(f"fdr must be a number in (0, 1] or None, got {fdr!r}")
-    if weight is None:
-        weight = "zstat" if n_top is None else "zscore"
-    if weight not in ("zscore", "zstat", "uniform"):
-        raise ValueError(f"weight must be 'zscore', 'zstat' or 'uniform', got {weight!r}")
+    weight = _check_selection(n_top, fdr, fwer, weight)
     where = str(path)
     if trait is None:
         trait = _magma_trait_name(path)
@@ -465,8 +515,9 @@ def read_magma(
             df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
         except pd.errors.ParserError as err:  # a row with more fields than the header
             raise ValueError(
-                f"{where} is not a whitespace-separated MAGMA .genes.out table ({err}); is it another format (e.g. an "
-                "scDRS gene x trait z-score table)? Fix the row or rewrite the file with one row per gene"
+                f"{where} is not a whitespace-separated MAGMA .genes.out table ({err}); is it another format (an "
+                "scDRS gene x trait z-score or p-value table is read by psysc.gwas.read_gene_stats)? Fix the row or "
+                "rewrite the file with one row per gene"
             ) from err
         upper = [str(c).upper() for c in df.columns]
         if len(set(upper)) == len(upper):  # MAGMA writes upper case; a rewritten file may not
@@ -480,7 +531,8 @@ def read_magma(
     if missing:
         raise ValueError(
             f"{where}: column(s) {missing} missing (found {list(df.columns)}); pass a MAGMA .genes.out file "
-            "whose header is 'GENE CHR START STOP NSNPS NPARAM N ZSTAT P'"
+            "whose header is 'GENE CHR START STOP NSNPS NPARAM N ZSTAT P' (a table with one column per trait, as "
+            "scdrs munge-gs reads, is read by psysc.gwas.read_gene_stats)"
         )
     if len(df) == 0:
         raise ValueError(f"{where} has a header but no gene; check that MAGMA finished")
@@ -521,27 +573,10 @@ def read_magma(
         df, genes, z, p = _name_genes(df, genes, z, p, gene_loc, where)
 
     n_genes = len(genes)
-    n_top = n_genes if n_top is None else int(n_top)
-    if fdr is None:
-        n_sel = n_top
-    else:
-        n_sig = _bh_n_significant(p, fdr)
-        n_sel = max(min(n_sig, n_top), min(100, n_top))
-        logger.info("%s: %d gene(s) pass FDR < %g; keeping %d", where, n_sig, fdr, min(n_sel, n_genes))
-    n_sel = min(n_sel, n_genes)
-    if n_sel < n_top and fdr is None:
-        logger.info("%s has only %d gene(s); all are kept (n_top=%d)", where, n_genes, n_top)
-    order = np.argsort(p, kind="stable")[:n_sel]
+    order = _select_top(p, p, n_top, fdr, fwer, where)
+    n_sel = len(order)
     sel_genes = genes.to_numpy()[order].tolist()
-    if weight == "zscore":
-        weights = np.minimum(z[order], _MAX_ZSCORE)
-        n_neg = int((weights < 0).sum())
-        if n_neg:
-            logger.info("%s: %d selected gene(s) have a negative MAGMA z-score (weights < 0)", where, n_neg)
-    elif weight == "zstat":
-        weights = z[order]
-    else:
-        weights = np.ones(n_sel, dtype=np.float64)
+    weights = _gene_weights(z[order], weight, where, "MAGMA z-score")
     if table:
         cols = [c for c in ("CHR", "START", "STOP", "NSNPS", "NPARAM", "N", "MAC") if c in df.columns]
         out = df.iloc[order][cols].apply(pd.to_numeric, errors="coerce")
@@ -567,6 +602,136 @@ def read_magma(
         )
     logger.info("read MAGMA gene set %r: %d of %d genes", trait, n_sel, n_genes)
     return {trait: s}
+
+
+def read_gene_stats(
+    path: str | os.PathLike,
+    *,
+    stat: str | None = None,
+    traits: str | Iterable[str] | None = None,
+    n_top: int | None = 1000,
+    fdr: float | None = None,
+    fwer: float | None = None,
+    weight: str | None = None,
+) -> dict[str, pd.Series]:
+    r"""Read a gene x trait table of gene-level z-scores or P-values as one weighted gene set per trait.
+
+    The input of ``scdrs munge-gs`` (``--zscore-file`` / ``--pval-file``): a tab-separated table (comma-separated
+    if its header has no tab; may be gzip-compressed) whose first column holds the genes (header preferably
+    ``GENE``) and every other column one trait, e.g. MAGMA's ``ZSTAT`` of several GWAS side by side. Each trait's
+    genes are selected and weighted as ``scdrs munge-gs`` and :func:`read_magma` do: genes without a value for the
+    trait are left out, then the ``n_top`` most significant genes (or the FDR / FWER discoveries, capped to
+    ``[min(100, n_top), n_top]``) are kept, weighted by their one-sided z-score clipped to 10.
+
+    Parameters
+    ----------
+    path
+        The table.
+    stat
+        ``"zscore"`` (one-sided gene z-scores; ``P = 1 - Phi(z)``) or ``"pval"`` (gene P-values;
+        ``z = Phi^-1(1 - P)``). By default ``"pval"`` when every value lies in [0, 1], else ``"zscore"`` (logged).
+    traits
+        The traits (column names) to read; default all, in the table's order.
+    n_top, fdr, fwer, weight
+        As in :func:`read_magma`.
+
+    Returns
+    -------
+    dict[str, pandas.Series]
+        ``{trait: Series}`` indexed by gene, most significant first, in the table's column order.
+
+    Raises
+    ------
+    ValueError
+        If the table has no trait column, a gene is listed twice, a value is not numeric, a P-value is outside
+        [0, 1], a trait is not in the table or has no gene with a value, or an option is invalid.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import psysc
+    >>> path = os.path.join(tempfile.mkdtemp(), "zscores.tsv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("GENE\tSCZ\tHEIGHT\nDRD2\t6.1\t0.2\nGRIN2A\t12.4\t-0.5\nHMGA2\t0.3\t9.8\n")
+    >>> gs = psysc.gwas.read_gene_stats(path, n_top=2)
+    >>> gs["SCZ"].to_dict(), gs["HEIGHT"].to_dict()
+    ({'GRIN2A': 10.0, 'DRD2': 6.1}, {'HMGA2': 9.8, 'DRD2': 0.2})
+
+    """
+    from scipy import stats
+
+    weight = _check_selection(n_top, fdr, fwer, weight)
+    if stat not in (None, "zscore", "pval"):
+        raise ValueError(f"stat must be 'zscore', 'pval' or None (inferred), got {stat!r}")
+    where = str(path)
+    text = _read_text(path)
+    first = next((ln for ln in text.splitlines() if ln.strip()), "")
+    if not first:
+        raise ValueError(f"{where} is empty; expected a table with a gene column and one column per trait")
+    sep = "\t" if "\t" in first else ","
+    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
+    if df.shape[1] < 2:
+        raise ValueError(
+            f"{where}: one column only ({list(df.columns)}); expected the genes in the first column and one column "
+            "per trait, tab-separated (a single trait's MAGMA .genes.out is read by psysc.gwas.read_magma)"
+        )
+    gene_col = df.columns[0]
+    genes = df[gene_col].str.strip()
+    missing_name = (genes == "") | genes.str.lower().isin(["nan", "na", "none"])
+    if missing_name.any():
+        logger.warning("%s: %d row(s) without a gene name are left out", where, int(missing_name.sum()))
+        df, genes = df[~missing_name.to_numpy()], genes[~missing_name]
+    if genes.duplicated().any():
+        dup = genes[genes.duplicated()].unique().tolist()
+        raise ValueError(f"{where}: duplicated genes {dup[:10]}; keep one row per gene")
+    columns = list(df.columns[1:])
+    chosen = columns if traits is None else _as_trait_list(traits)
+    unknown = [t for t in chosen if t not in columns]
+    if unknown:
+        raise ValueError(f"{where}: trait(s) {unknown} not in the table; its traits are {columns}")
+    values = {}
+    for trait in chosen:
+        raw = df[trait].str.strip()
+        blank = raw.isin(["", "NA", "NaN", "nan", "na", "."])
+        v = pd.to_numeric(raw.where(~blank), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.flatnonzero(np.isnan(v) & ~blank.to_numpy() | np.isinf(v))
+        if len(bad):
+            i = int(bad[0])
+            raise ValueError(f"{where}: trait {trait!r}, gene {genes.iloc[i]!r}: {raw.iloc[i]!r} is not a finite "
+                             f"number ({len(bad)} such value(s)); leave a missing value empty or NA")
+        values[trait] = v
+    if stat is None:
+        finite = np.concatenate([v[~np.isnan(v)] for v in values.values()])
+        stat = "pval" if len(finite) and finite.min() >= 0 and finite.max() <= 1 else "zscore"
+        logger.info("%s: read as gene %s (pass stat= to say which)", where, "P-values" if stat == "pval" else
+                    "z-scores")
+    out = {}
+    for trait, v in values.items():
+        known = ~np.isnan(v)
+        if not known.any():
+            raise ValueError(f"{where}: trait {trait!r} has no gene with a value")
+        if (~known).any():
+            logger.info("%s: trait %r: %d gene(s) without a value left out", where, trait, int((~known).sum()))
+        g = genes.to_numpy()[known]
+        v = v[known]
+        if stat == "pval":
+            if v.min() < 0 or v.max() > 1:
+                raise ValueError(f"{where}: trait {trait!r} has P-values outside [0, 1]; is it a z-score table "
+                                 "(stat='zscore')?")
+            if (v == 0).any():
+                logger.warning("%s: trait %r: %d gene(s) have P = 0 (numerical underflow), taken as %.3g", where,
+                               trait, int((v == 0).sum()), _P_FLOOR)
+            p = np.clip(v, _P_FLOOR, np.nextafter(1.0, 0.0))  # P = 1: z = -8.2, not -inf
+            z, key = stats.norm.isf(p), p
+        else:
+            z, key = v, -v  # ranked by z: P = 1 - Phi(z) underflows beyond z ~ 38
+            p = stats.norm.sf(z)
+        order = _select_top(key, p, n_top, fdr, fwer, f"{where} ({trait})")
+        weights = _gene_weights(z[order], weight, f"{where} ({trait})", "z-score")
+        out[trait] = pd.Series(weights.astype(np.float64), index=pd.Index(g[order].tolist(), dtype=object,
+                                                                           name="gene"), name=trait)
+        logger.info("read gene set %r: %d of %d genes", trait, len(order), len(g))
+    return out
 
 
 def _parse_genes_raw(text: str, where: str):
