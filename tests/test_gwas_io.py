@@ -643,6 +643,7 @@ def test_read_gene_stats_huge_z_and_zero_p(tmp_path, caplog):
         ("GENE\tT\tU\nA\t1\t\nB\t2\tNA\n", {}, "trait 'U' has no gene with a value"),
         ("GENE\tT\nA\t0.1\nB\t2\n", {"stat": "pval"}, "P-values outside"),
         ("GENE\tT\nA\t1\n", {"stat": "z"}, "stat must be"),
+        ("gene,weight\nSHANK3,1\nCHD8,1\nAPOE,0\n", {}, "every value is 0 or 1, which reads as gene memberships"),
         ("GENE\tT\nA\t1\n", {"fdr": 0.1, "fwer": 0.1}, "at most one of fdr= and fwer="),
     ],
 )

@@ -212,6 +212,8 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         p = Path(path)
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
+        what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list",
+                "table": "gene x trait z-score / P-value table"}.get(kind, "scDRS .gs")
         try:
             if kind == "magma":
                 gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc))
@@ -222,10 +224,8 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
             else:
                 gene_sets = dict(gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:
-            what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list",
-                    "table": "gene x trait z-score / P-value table"}.get(kind, "scDRS .gs")
             raise _InputError(f"--gene-sets {path!r} could not be read as a {what} file: {err}") from None
-        source = str(p)
+        source = f"{p} ({what})"
         if traits is not None:
             missing = [t for t in traits if t not in gene_sets]
             if missing:

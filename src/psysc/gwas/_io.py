@@ -702,6 +702,12 @@ def read_gene_stats(
         values[trait] = v
     if stat is None:
         finite = np.concatenate([v[~np.isnan(v)] for v in values.values()])
+        if len(finite) and np.isin(finite, (0.0, 1.0)).all():
+            raise ValueError(
+                f"{where}: every value is 0 or 1, which reads as gene memberships, not z-scores or P-values; read a "
+                "gene list with psysc.gwas.read_gene_list(path, column=..., weight_column=...), or pass stat= if "
+                "these are statistics"
+            )
         stat = "pval" if len(finite) and finite.min() >= 0 and finite.max() <= 1 else "zscore"
         logger.info("%s: read as gene %s (pass stat= to say which)", where, "P-values" if stat == "pval" else
                     "z-scores")
