@@ -577,6 +577,24 @@ def test_gene_set_files_are_told_by_their_content(tmp_path):
     assert traits == ["asd"] and list(sets["asd"].index) == ["SHANK3", "CHD8", "SCN2A"]
 
 
+def test_trait_aliases_resolve_in_a_gene_set_file_with_the_full_names(tmp_path):
+    """scDRS's published .gs files name traits in full; --traits SCZ,height picks them and names them by alias."""
+    from psysc.cli import _InputError, _load_gene_sets
+
+    names = {"PASS_Schizophrenia_Pardinas2018": "SCZ", "UKB_460K.body_HEIGHTz": "HEIGHT"}
+    bundled = psysc.datasets.gwas_gene_sets(list(names.values()))
+    path = tmp_path / "scdrs_74.gs"
+    psysc.gwas.write_gs({full: bundled[alias] for full, alias in names.items()}, path)
+    sets, traits = _load_gene_sets(str(path), ["height", "SCZ"])
+    assert traits == ["HEIGHT", "SCZ"]
+    for alias in traits:
+        pd.testing.assert_series_equal(sets[alias], bundled[alias], check_names=False)
+    sets, traits = _load_gene_sets(str(path), ["PASS_Schizophrenia_Pardinas2018"])  # full names still work
+    assert traits == ["PASS_Schizophrenia_Pardinas2018"]
+    with pytest.raises(_InputError, match=r"\['BIP'\] not in --gene-sets .*or their aliases SCZ, HEIGHT"):
+        _load_gene_sets(str(path), ["BIP"])
+
+
 def test_cluster_numbers_keep_their_order_and_the_report_lists_warnings(tmp_path, darmanis):
     """Integer clusters stored as floats (NaN for unlabelled cells) are groups "2" before "10", not "2.0"; the
     report lists the run's warnings (here: too few control sets to reach FDR < 0.1) and the genes found."""

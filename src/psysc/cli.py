@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--traits",
         metavar="LIST",
         help="comma-separated traits (default: SCZ,BIP,MDD,ADHD,ASD and the contrasts AD,HEIGHT,LDL for the "
-        "bundled gene sets, every trait of the file otherwise)",
+        "bundled gene sets, every trait of the file otherwise); aliases such as SCZ also pick their full names "
+        "(PASS_Schizophrenia_Pardinas2018) in a --gene-sets file",
     )
     run.add_argument(
         "--species",
@@ -227,15 +228,38 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
             raise _InputError(f"--gene-sets {path!r} could not be read as a {what} file: {err}") from None
         source = f"{p} ({what})"
         if traits is not None:
-            missing = [t for t in traits if t not in gene_sets]
-            if missing:
-                raise _InputError(
-                    f"trait(s) {missing} not in --gene-sets {path!r}; available traits: {', '.join(gene_sets)}"
-                )
-            gene_sets = {t: gene_sets[t] for t in dict.fromkeys(traits)}
+            gene_sets = _select_traits(gene_sets, traits, path)
     keys = list(gene_sets)
     logger.info("gene sets: %s; %d trait(s): %s", source, len(keys), ", ".join(keys))
     return gene_sets, keys
+
+
+def _select_traits(gene_sets: dict, traits: list[str], path: str) -> dict:
+    """The ``--traits`` of a ``--gene-sets`` file, in that order.
+
+    A name of the file, or an alias of :data:`psysc.datasets.TRAIT_ALIASES` (case-insensitive) whose full name is
+    in the file (scDRS's published ``.gs`` files use those names): the set is then named by the alias.
+    """
+    from .datasets import TRAIT_ALIASES
+
+    aliases = {alias.upper(): alias for alias in TRAIT_ALIASES}
+    out, missing = {}, []
+    for t in dict.fromkeys(traits):
+        alias = aliases.get(t.upper())
+        if t in gene_sets:
+            out[t] = gene_sets[t]
+        elif alias is not None and TRAIT_ALIASES[alias] in gene_sets:
+            out[alias] = gene_sets[TRAIT_ALIASES[alias]]
+            logger.info("--traits %s: %s of --gene-sets", t, TRAIT_ALIASES[alias])
+        else:
+            missing.append(t)
+    if missing:
+        known = [a for a, name in TRAIT_ALIASES.items() if name in gene_sets]
+        raise _InputError(
+            f"trait(s) {missing} not in --gene-sets {path!r}; available traits: {', '.join(gene_sets)}"
+            + (f" (or their aliases {', '.join(known)})" if known else "")
+        )
+    return out
 
 
 def _setup_logging(quiet: bool):
