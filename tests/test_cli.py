@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import contextlib
 import html
 import io
@@ -554,7 +555,7 @@ def test_counts_elsewhere_in_the_file_are_named(tmp_path, darmanis):
 
 def test_gene_set_files_are_told_by_their_content(tmp_path):
     """A MAGMA table not named .genes.out is read as MAGMA output, a one-column file as a gene list."""
-    from psysc.cli import _gene_sets_kind, _load_gene_sets
+    from psysc.cli import _gene_sets_kind, _InputError, _load_gene_sets
 
     magma = tmp_path / "ad_magma.tsv"
     magma.write_text("GENE CHR START STOP NSNPS NPARAM N ZSTAT P\nAPOE 19 1 2 10 5 1000 6.0 1e-9\n"
@@ -565,12 +566,24 @@ def test_gene_set_files_are_told_by_their_content(tmp_path):
     psysc.gwas.write_gs({"A": pd.Series(1.0, index=["APOE", "CLU"])}, gs)
     table = tmp_path / "zscores.tsv"  # scdrs munge-gs's z-score file: a gene column, one column per trait
     table.write_text("GENE\tSCZ\tAD\nDRD2\t6.1\t0.3\nAPOE\t0.2\tNA\nTREM2\t-1.0\t4.0\n")
-    csv_table = tmp_path / "pvals.csv"
-    csv_table.write_text("symbol,SCZ\nDRD2,1e-8\nAPOE,0.4\n")
-    kinds = [_gene_sets_kind(p) for p in (magma, genes, gs, table, csv_table)]
-    assert kinds == ["magma", "list", "gs", "table", "table"]
+    csv_table = tmp_path / "scz_pvals.csv"  # one value column named after its statistic: the trait is the file's
+    csv_table.write_text("symbol,P\nDRD2,1e-8\nAPOE,0.4\n")
+    renamed_magma = tmp_path / "scz_magma.tsv"  # MAGMA columns under another gene column name
+    renamed_magma.write_text("SYMBOL\tZSTAT\tP\nDRD2\t6\t1e-9\n")
+    gz_table = tmp_path / "zscores_gz"  # gzip without .gz
+    gz_table.write_bytes(gzip.compress(table.read_bytes()))
+    raw = tmp_path / "scz_raw"  # a .genes.raw under another name
+    raw.write_text("# VERSION = 110\n# COVAR = NSAMP MAC\n348 19 1 2 10 5 1000 20 6.0\n")
+    weighted = tmp_path / "weighted.tsv"  # a gene list with weights: refused, not read as statistics
+    weighted.write_text("gene\tweight\nSHANK3\t0.9\nCHD8\t0.8\n")
+    kinds = [_gene_sets_kind(p) for p in (magma, genes, gs, table, csv_table, renamed_magma, gz_table, raw, weighted)]
+    assert kinds == ["magma", "list", "gs", "table", "table", "magma", "table", "magma", "table"]
     sets, traits = _load_gene_sets(str(table), None)
     assert traits == ["SCZ", "AD"] and sets["AD"].to_dict() == {"TREM2": 4.0, "DRD2": 0.3}
+    sets, traits = _load_gene_sets(str(csv_table), None)
+    assert traits == ["scz_pvals"] and list(sets["scz_pvals"].index) == ["DRD2", "APOE"]
+    with pytest.raises(_InputError, match=r"one value column \('weight'\)"):
+        _load_gene_sets(str(weighted), None)
     sets, traits = _load_gene_sets(str(magma), None)
     assert traits == ["ad_magma"] and sets["ad_magma"].to_dict() == {"APOE": 6.0, "TREM2": 4.0}
     sets, traits = _load_gene_sets(str(genes), None)
@@ -591,6 +604,8 @@ def test_trait_aliases_resolve_in_a_gene_set_file_with_the_full_names(tmp_path):
         pd.testing.assert_series_equal(sets[alias], bundled[alias], check_names=False)
     sets, traits = _load_gene_sets(str(path), ["PASS_Schizophrenia_Pardinas2018"])  # full names still work
     assert traits == ["PASS_Schizophrenia_Pardinas2018"]
+    sets, traits = _load_gene_sets(str(path), ["ukb_460k.body_heightz", "SCZ", "PASS_Schizophrenia_Pardinas2018"])
+    assert traits == ["UKB_460K.body_HEIGHTz", "SCZ"]  # a name in another case; one set asked twice is scored once
     with pytest.raises(_InputError, match=r"\['BIP'\] not in --gene-sets .*or their aliases SCZ, HEIGHT"):
         _load_gene_sets(str(path), ["BIP"])
 

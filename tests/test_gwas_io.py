@@ -621,7 +621,7 @@ def test_read_gene_stats_huge_z_and_zero_p(tmp_path, caplog):
     """Ranked by z (P = 1 - Phi(z) underflows past z ~ 38); P = 0 is an underflow, taken as the floor."""
     path = tmp_path / "z.tsv"
     path.write_text("GENE\tT\nA\t45\nB\t60\nC\t3\nD\t1\n")
-    assert psysc.gwas.read_gene_stats(path, n_top=3)["T"].index.tolist() == ["B", "A", "C"]
+    assert psysc.gwas.read_gene_stats(path, n_top=3, stat="zscore")["T"].index.tolist() == ["B", "A", "C"]
     path = tmp_path / "p.tsv"
     path.write_text("GENE\tT\nA\t0.01\nB\t0\nC\t0.5\n")
     with caplog.at_level(logging.WARNING, logger="psysc"):
@@ -640,10 +640,12 @@ def test_read_gene_stats_huge_z_and_zero_p(tmp_path, caplog):
         ("GENE\tT\nA\t1\nA\t2\n", {}, r"duplicated genes \['A'\]"),
         ("GENE\tT\nA\t1\nB\tx2\n", {}, r"trait 'T', gene 'B': 'x2' is not a finite number"),
         ("GENE\tT\nA\t1\nB\t2\n", {"traits": "SCZ"}, r"trait\(s\) \['SCZ'\] not in the table; its traits are \['T'\]"),
-        ("GENE\tT\tU\nA\t1\t\nB\t2\tNA\n", {}, "trait 'U' has no gene with a value"),
+        ("GENE\tT\tU\nA\t1\t\nB\t2\tNA\n", {"traits": ["T", "U"]}, "trait 'U' has no gene with a value"),
+        ("GENE\tT\tT\nA\t1\t2\n", {}, r"column name\(s\) \['T'\] appear more than once"),
+        ("GENE\tT\nA\t1.5\nB\t2\n", {}, r"one value column \('T'\): say whether it holds z-scores or P-values"),
         ("GENE\tT\nA\t0.1\nB\t2\n", {"stat": "pval"}, "P-values outside"),
         ("GENE\tT\nA\t1\n", {"stat": "z"}, "stat must be"),
-        ("gene,weight\nSHANK3,1\nCHD8,1\nAPOE,0\n", {}, "every value is 0 or 1, which reads as gene memberships"),
+        ("gene,A,B\nSHANK3,1,0\nCHD8,1,1\nAPOE,0,1\n", {}, "every value is 0 or 1, which reads as gene memberships"),
         ("GENE\tT\nA\t1\n", {"fdr": 0.1, "fwer": 0.1}, "at most one of fdr= and fwer="),
     ],
 )
@@ -658,7 +660,7 @@ def test_read_gene_stats_leaves_out_unnamed_genes_and_read_magma_points_to_it(tm
     path = tmp_path / "t.tsv"
     path.write_text("GENE\tT\nA\t5\n\t9\nNA\t8\nB\t1\n")
     with caplog.at_level(logging.WARNING, logger="psysc"):
-        assert psysc.gwas.read_gene_stats(path)["T"].index.tolist() == ["A", "B"]
+        assert psysc.gwas.read_gene_stats(path, stat="zscore")["T"].index.tolist() == ["A", "B"]
     assert "2 row(s) without a gene name are left out" in caplog.text
     with pytest.raises(ValueError, match="read_gene_stats"):
         read_magma(path)
@@ -674,3 +676,57 @@ def test_read_magma_fwer_matches_bonferroni(tmp_path):
     assert 100 < n_bonf < 1000
     s = read_magma(path, n_top=1000, fwer=0.05)["sim"]
     assert set(s.index) == {genes[i] for i in np.argsort(p)[:n_bonf]}
+
+
+def test_read_gene_stats_table_layouts(tmp_path, caplog):
+    """R's header without a gene column, trailing separators, comments, spaces, missing-value words, a lone column
+    named after its statistic, and a trait without values (left out with a warning unless requested)."""
+    expected = {"SCZ": {"APOE": 4.0, "DRD2": 0.3}, "BIP": {"DRD2": 6.1, "X": 2.0}}
+    layouts = {
+        "r_style.tsv": "SCZ\tBIP\nDRD2\t0.3\t6.1\nAPOE\t4\tN/A\nX\t-2\t2\n",
+        "trailing.tsv": "GENE\tSCZ\tBIP\t\nDRD2\t0.3\t6.1\t\nAPOE\t4\tNA\t\nX\t-2\t2\t\n",
+        "commented.txt": "# MAGMA z-scores\nGENE SCZ BIP\nDRD2 0.3 6.1\nAPOE 4 NULL\nX -2 2\n",
+        "quoted.csv": '"GENE","SCZ","BIP"\n"DRD2","0.3","6.1"\n"APOE","4",""\n"X","-2","2"\n',
+    }
+    for name, text in layouts.items():
+        path = tmp_path / name
+        path.write_text(text)
+        got = psysc.gwas.read_gene_stats(path, n_top=2)
+        assert {t: s.to_dict() for t, s in got.items()} == expected, name
+    path = tmp_path / "scz_magma.tsv"
+    path.write_text("SYMBOL\tP\nDRD2\t1e-9\nAPOE\t0.15\nX\t0.84\n")
+    got = psysc.gwas.read_gene_stats(path, n_top=2)
+    assert list(got) == ["scz_magma"] and got["scz_magma"].index.tolist() == ["DRD2", "APOE"]
+    assert psysc.gwas.read_gene_stats(path, n_top=2, traits="SCZ")["SCZ"].index.tolist() == ["DRD2", "APOE"]
+    path = tmp_path / "empty_trait.tsv"
+    path.write_text("GENE\tSCZ\tBIP\tEMPTY\nDRD2\t0.3\t6.1\t\nAPOE\t4\t1\tNA\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        assert list(psysc.gwas.read_gene_stats(path)) == ["SCZ", "BIP"]
+    assert "trait 'EMPTY' has no gene with a value; left out" in caplog.text
+
+
+def test_fdr_and_fwer_counts_equal_statsmodels_on_the_thresholds(tmp_path):
+    """P-values exactly on a BH or Bonferroni threshold count as statsmodels counts them."""
+    multipletests = pytest.importorskip("statsmodels.stats.multitest").multipletests
+    from psysc.gwas._io import _bh_n_significant, _select_top
+
+    for n in range(2, 300):
+        for alpha in (0.01, 0.05, 0.1, 0.3):
+            p = np.full(n, alpha / n)  # on the Bonferroni threshold
+            assert len(_select_top(p, p, n, None, alpha, "t")) == max(min(int(multipletests(
+                p, alpha=alpha, method="bonferroni")[0].sum()), n), min(100, n))
+            p = np.arange(1, n + 1) / n * alpha  # every P on its BH threshold
+            assert _bh_n_significant(p, alpha) == int(multipletests(p, alpha=alpha, method="fdr_bh")[0].sum())
+
+
+def test_one_column_csv_gene_list_warns_that_its_first_line_is_the_header(tmp_path, caplog):
+    path = tmp_path / "asd.csv"
+    path.write_text("SHANK3\nCHD8\nSCN2A\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        assert read_gene_list(path)["asd"].index.tolist() == ["CHD8", "SCN2A"]
+    assert "its first line 'SHANK3' is the header, not a gene" in caplog.text
+    caplog.clear()
+    path.write_text("gene\nSHANK3\nCHD8\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        assert read_gene_list(path)["asd"].index.tolist() == ["SHANK3", "CHD8"]
+    assert "is the header" not in caplog.text  # a usual header: no warning

@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--gene-sets",
         metavar="FILE",
         help="scDRS .gs file, MAGMA .genes.out/.genes.raw file, a gene x trait table of z-scores or P-values (the "
-        "input of scdrs munge-gs; top 1,000 genes per trait) or a list of genes, one per line; told by name or "
-        "header (default: the bundled MAGMA gene sets of 75 traits)",
+        "input of scdrs munge-gs; top 1,000 genes per trait; a single value column named ZSCORE or P) or a list of "
+        "genes, one per line, without weights; told by name or header (default: the bundled MAGMA gene sets of 75 "
+        "traits)",
     )
     run.add_argument(
         "--gene-loc",
@@ -154,37 +155,40 @@ def _read_input(path: str | None):
 def _gene_sets_kind(path: str | Path) -> str:
     """``"magma"``, ``"gs"``, ``"table"`` (gene x trait statistics) or ``"list"`` (one gene per line).
 
-    MAGMA output by its name, else by the header: MAGMA's columns; ``TRAIT GENESET`` (scDRS ``.gs``); a gene
-    column and trait columns with numbers below them (``scdrs munge-gs``'s z-score / p-value table); one field.
+    MAGMA output by its name, else by the header: MAGMA's columns (or the ``#`` lines of a ``.genes.raw``);
+    ``TRAIT GENESET`` (scDRS ``.gs``); a gene column and trait columns with numbers below them (``scdrs
+    munge-gs``'s z-score / p-value table); one field.
     """
-    import gzip
+    from .gwas._io import _MISSING_TOKENS, _read_text
 
     name = Path(path).name
     if ".genes.out" in name or ".genes.raw" in name:
         return "magma"
     try:
-        opener = gzip.open if str(path).endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8-sig", errors="replace") as fh:
-            lines = [ln for ln in fh.read(1 << 16).splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
-    except OSError:
+        text = _read_text(path)  # gzip told by its first bytes
+    except (OSError, ValueError):  # unreadable, or not UTF-8: the .gs reader says why
         return "gs"
+    all_lines = [ln for ln in text[: 1 << 16].splitlines() if ln.strip()]
+    if all_lines and all_lines[0].startswith("#") and ("VERSION" in all_lines[0] or "COVAR" in all_lines[0]):
+        return "magma"  # a .genes.raw under another name
+    lines = [ln for ln in all_lines if not ln.lstrip().startswith("#")]
     if not lines:
         return "gs"
 
     def split(line: str) -> list[str]:
         return line.split("\t") if "\t" in line else line.split(",") if "," in line else line.split()
 
-    fields = [f.strip().upper() for f in split(lines[0])]
-    if "GENE" in fields and ("ZSTAT" in fields or "P" in fields):
+    fields = [f.strip().strip('"').upper() for f in split(lines[0])]
+    if {"ZSTAT", "NSNPS", "NPARAM"} & set(fields):
         return "magma"
     if fields[:2] == ["TRAIT", "GENESET"]:
         return "gs"
     if len(fields) == 1:
         return "list"
-    if len(lines) > 1 and len(split(lines[1])) == len(fields):
-        values = split(lines[1])[1:]
+    if len(lines) > 1:
+        values = [v.strip().strip('"') for v in split(lines[1])[1:]]
         try:
-            [float(v) for v in values if v.strip() not in ("", "NA", "NaN", "nan", "na", ".")]
+            [float(v) for v in values if v.upper() not in _MISSING_TOKENS]
         except ValueError:
             return "gs"
         return "table"
@@ -243,16 +247,28 @@ def _select_traits(gene_sets: dict, traits: list[str], path: str) -> dict:
     from .datasets import TRAIT_ALIASES
 
     aliases = {alias.upper(): alias for alias in TRAIT_ALIASES}
-    out, missing = {}, []
+    by_upper: dict[str, list[str]] = {}
+    for name in gene_sets:
+        by_upper.setdefault(name.upper(), []).append(name)
+    out, missing, taken = {}, [], set()
     for t in dict.fromkeys(traits):
         alias = aliases.get(t.upper())
+        same_case = by_upper.get(t.upper(), [])
         if t in gene_sets:
-            out[t] = gene_sets[t]
+            key, name = t, t
+        elif len(same_case) == 1:  # the file's name in another case
+            key, name = same_case[0], same_case[0]
         elif alias is not None and TRAIT_ALIASES[alias] in gene_sets:
-            out[alias] = gene_sets[TRAIT_ALIASES[alias]]
-            logger.info("--traits %s: %s of --gene-sets", t, TRAIT_ALIASES[alias])
+            key, name = alias, TRAIT_ALIASES[alias]
+            logger.info("--traits %s: %s of --gene-sets", t, name)
         else:
             missing.append(t)
+            continue
+        if name in taken:
+            logger.warning("--traits %s: the gene set %s is already selected; scored once", t, name)
+            continue
+        taken.add(name)
+        out[key] = gene_sets[name]
     if missing:
         known = [a for a, name in TRAIT_ALIASES.items() if name in gene_sets]
         raise _InputError(

@@ -6,6 +6,7 @@ indexed by gene (``index.name == "gene"``, ``Series.name == trait``) holding flo
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import logging
@@ -336,7 +337,7 @@ def _bh_n_significant(pvals: np.ndarray, alpha: float) -> int:
     if m == 0:
         return 0
     p_sorted = np.sort(pvals)
-    passed = np.nonzero(p_sorted <= alpha * np.arange(1, m + 1) / m)[0]
+    passed = np.nonzero(p_sorted <= np.arange(1, m + 1) / m * alpha)[0]  # statsmodels' threshold, to the bit
     return int(passed[-1] + 1) if len(passed) else 0
 
 
@@ -373,7 +374,7 @@ def _select_top(rank_key: np.ndarray, p: np.ndarray, n_top, fdr, fwer, where: st
         if fdr is not None:
             n_sig, rule = _bh_n_significant(p, fdr), f"FDR < {fdr:g}"
         else:
-            n_sig, rule = int((p * n_genes <= fwer).sum()), f"FWER < {fwer:g} (Bonferroni)"
+            n_sig, rule = int((p <= fwer / n_genes).sum()), f"FWER < {fwer:g} (Bonferroni)"
         n_sel = max(min(n_sig, n_top), min(100, n_top))
         logger.info("%s: %d gene(s) pass %s; keeping %d", where, n_sig, rule, min(n_sel, n_genes))
     return np.argsort(rank_key, kind="stable")[: min(n_sel, n_genes)]
@@ -604,6 +605,55 @@ def read_magma(
     return {trait: s}
 
 
+#: Usual headers of a gene column (lower case): a one-column table with another first line is warned about.
+_GENE_HEADERS = frozenset({"gene", "genes", "symbol", "gene_symbol", "gene-symbol", "gene symbol", "gene_name",
+                           "genename", "hgnc_symbol", "ensembl", "ensembl_id", "ensembl_gene_id", "gene_id", "name",
+                           "id"})
+#: Tokens read as a missing value in gene tables (upper case).
+_MISSING_TOKENS = frozenset({"", "NA", "N/A", "NAN", "NULL", "NONE", ".", "-"})
+#: A gene table's lone value column named after its statistic -> the statistic.
+_STAT_COLUMNS = {"Z": "zscore", "ZSCORE": "zscore", "ZSTAT": "zscore", "Z_SCORE": "zscore", "P": "pval",
+                 "PVAL": "pval", "PVALUE": "pval", "P_VALUE": "pval"}
+
+
+def _is_missing(values: pd.Series) -> np.ndarray:
+    return values.str.strip().str.upper().isin(_MISSING_TOKENS).to_numpy()
+
+
+def _split_line(line: str, sep: str | None) -> list[str]:
+    if sep is None:
+        return line.split()
+    return [f.strip().strip('"') for f in next(csv.reader([line], delimiter=sep))]
+
+
+def _parse_gene_table(text: str, where: str) -> tuple[list[str], list[str], str]:
+    """A gene table's header names, its data lines and its separator (a regex for whitespace).
+
+    Lines starting with ``#`` are comments. Tab-separated when the header has a tab, comma-separated when it has a
+    comma, else whitespace. A header one field short of the rows names no gene column (as R writes tables): it is
+    named ``GENE``. Empty fields after the last column (a trailing separator) are ignored.
+    """
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if not lines:
+        raise ValueError(f"{where} is empty; expected a table with a gene column and one column per trait")
+    sep = "\t" if "\t" in lines[0] else "," if "," in lines[0] else None
+    header = _split_line(lines[0], sep)
+    while len(header) > 1 and header[-1] == "":
+        header.pop()
+    if len(lines) > 1:
+        row = _split_line(lines[1], sep)
+        while len(row) > len(header) and row[-1] == "":
+            row.pop()
+        if len(row) == len(header) + 1:
+            header = ["GENE", *header]
+            logger.info("%s: the header names no gene column (as R writes tables); the first column is the genes",
+                        where)
+    if len(set(header)) < len(header):
+        dup = sorted({h for h in header if header.count(h) > 1})
+        raise ValueError(f"{where}: column name(s) {dup} appear more than once in the header; name each trait once")
+    return header, lines[1:], sep if sep is not None else r"\s+"
+
+
 def read_gene_stats(
     path: str | os.PathLike,
     *,
@@ -618,10 +668,12 @@ def read_gene_stats(
 
     The input of ``scdrs munge-gs`` (``--zscore-file`` / ``--pval-file``): a tab-separated table (comma-separated
     if its header has no tab; may be gzip-compressed) whose first column holds the genes (header preferably
-    ``GENE``) and every other column one trait, e.g. MAGMA's ``ZSTAT`` of several GWAS side by side. Each trait's
+    ``GENE``; a header without a name for it, as R writes tables, works too) and every other column one trait,
+    e.g. MAGMA's ``ZSTAT`` of several GWAS side by side; lines starting with ``#`` are comments. Each trait's
     genes are selected and weighted as ``scdrs munge-gs`` and :func:`read_magma` do: genes without a value for the
     trait are left out, then the ``n_top`` most significant genes (or the FDR / FWER discoveries, capped to
-    ``[min(100, n_top), n_top]``) are kept, weighted by their one-sided z-score clipped to 10.
+    ``[min(100, n_top), n_top]``) are kept, weighted by their one-sided z-score clipped to 10 (``weight="zscore"``,
+    the default with ``n_top``; with ``n_top=None`` the z-score as is, see ``weight``).
 
     Parameters
     ----------
@@ -629,9 +681,13 @@ def read_gene_stats(
         The table.
     stat
         ``"zscore"`` (one-sided gene z-scores; ``P = 1 - Phi(z)``) or ``"pval"`` (gene P-values;
-        ``z = Phi^-1(1 - P)``). By default ``"pval"`` when every value lies in [0, 1], else ``"zscore"`` (logged).
+        ``z = Phi^-1(1 - P)``). By default, for a table of several traits, ``"pval"`` when every value lies in
+        [0, 1], else ``"zscore"`` (logged). A table with one value column must say it: ``stat=``, or the column
+        named ``ZSCORE`` / ``Z`` / ``ZSTAT`` or ``P`` / ``PVAL`` / ``PVALUE`` (the trait is then named after the
+        file, or by ``traits``).
     traits
-        The traits (column names) to read; default all, in the table's order.
+        The traits (column names) to read; default all, in the table's order (a trait without any value is then
+        left out, with a warning).
     n_top, fdr, fwer, weight
         As in :func:`read_magma`.
 
@@ -643,8 +699,19 @@ def read_gene_stats(
     Raises
     ------
     ValueError
-        If the table has no trait column, a gene is listed twice, a value is not numeric, a P-value is outside
-        [0, 1], a trait is not in the table or has no gene with a value, or an option is invalid.
+        If the table has no trait column, a gene or a trait is listed twice, a value is not numeric, a P-value is
+        outside [0, 1], a requested trait is not in the table or has no gene with a value, the statistic of a
+        one-column table is not given, a table to infer has only 0s and 1s (gene memberships), or an option is
+        invalid.
+
+    Notes
+    -----
+    Where this differs from ``scdrs munge-gs``: traits keep the table's order (munge-gs sorts them); genes with
+    equal statistics keep the table's order (munge-gs's sort leaves their order unspecified); z-score tables are
+    ranked by z (munge-gs ranks by ``P = 1 - Phi(z)``, which is 0 for every z above about 38); ``P = 1`` gives a
+    z-score of -8.2 (munge-gs: ``-inf``) and ``P = 0`` the smallest double (both as :func:`read_magma`); missing
+    values are empty, ``NA``, ``N/A``, ``NaN``, ``NULL``, ``None``, ``.`` or ``-``; numeric gene names (Entrez IDs)
+    stay as written.
 
     Examples
     --------
@@ -664,45 +731,59 @@ def read_gene_stats(
     if stat not in (None, "zscore", "pval"):
         raise ValueError(f"stat must be 'zscore', 'pval' or None (inferred), got {stat!r}")
     where = str(path)
-    text = _read_text(path)
-    first = next((ln for ln in text.splitlines() if ln.strip()), "")
-    if not first:
-        raise ValueError(f"{where} is empty; expected a table with a gene column and one column per trait")
-    sep = "\t" if "\t" in first else ","
-    df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
-    if df.shape[1] < 2:
+    header, rows, sep = _parse_gene_table(_read_text(path), where)
+    if len(header) < 2:
         raise ValueError(
-            f"{where}: one column only ({list(df.columns)}); expected the genes in the first column and one column "
-            "per trait, tab-separated (a single trait's MAGMA .genes.out is read by psysc.gwas.read_magma)"
+            f"{where}: one column only ({header}); expected the genes in the first column and one column per trait, "
+            "tab-separated (a single trait's MAGMA .genes.out is read by psysc.gwas.read_magma)"
         )
-    gene_col = df.columns[0]
-    genes = df[gene_col].str.strip()
-    missing_name = (genes == "") | genes.str.lower().isin(["nan", "na", "none"])
+    df = pd.read_csv(io.StringIO("\n".join(rows)), sep=sep, header=None, names=header, dtype=str,
+                     keep_default_na=False, index_col=False, skipinitialspace=True)
+    genes = df[header[0]].str.strip()
+    missing_name = _is_missing(genes)
     if missing_name.any():
         logger.warning("%s: %d row(s) without a gene name are left out", where, int(missing_name.sum()))
-        df, genes = df[~missing_name.to_numpy()], genes[~missing_name]
+        df, genes = df[~missing_name], genes[~missing_name]
     if genes.duplicated().any():
         dup = genes[genes.duplicated()].unique().tolist()
         raise ValueError(f"{where}: duplicated genes {dup[:10]}; keep one row per gene")
-    columns = list(df.columns[1:])
-    chosen = columns if traits is None else _as_trait_list(traits)
+    columns = header[1:]
+    single = None  # a lone value column named after its statistic: the trait is named after the file
+    if len(columns) == 1 and columns[0].upper() in _STAT_COLUMNS:
+        single = columns[0]
+        if stat is None:
+            stat = _STAT_COLUMNS[columns[0].upper()]
+    chosen = columns if traits is None or single is not None else _as_trait_list(traits)
     unknown = [t for t in chosen if t not in columns]
     if unknown:
         raise ValueError(f"{where}: trait(s) {unknown} not in the table; its traits are {columns}")
     values = {}
     for trait in chosen:
         raw = df[trait].str.strip()
-        blank = raw.isin(["", "NA", "NaN", "nan", "na", "."])
+        blank = _is_missing(raw)
         v = pd.to_numeric(raw.where(~blank), errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.flatnonzero(np.isnan(v) & ~blank.to_numpy() | np.isinf(v))
+        bad = np.flatnonzero(np.isnan(v) & ~blank | np.isinf(v))
         if len(bad):
             i = int(bad[0])
             raise ValueError(f"{where}: trait {trait!r}, gene {genes.iloc[i]!r}: {raw.iloc[i]!r} is not a finite "
                              f"number ({len(bad)} such value(s)); leave a missing value empty or NA")
+        if np.isnan(v).all():
+            if traits is not None:
+                raise ValueError(f"{where}: trait {trait!r} has no gene with a value")
+            logger.warning("%s: trait %r has no gene with a value; left out", where, trait)
+            continue
         values[trait] = v
+    if not values:
+        raise ValueError(f"{where}: no trait has a gene with a value")
     if stat is None:
+        if len(columns) == 1:
+            raise ValueError(
+                f"{where}: one value column ({columns[0]!r}): say whether it holds z-scores or P-values with "
+                "stat='zscore' or stat='pval', or name the column ZSCORE or P (a gene list with weights is read by "
+                "psysc.gwas.read_gene_list(path, column=..., weight_column=...))"
+            )
         finite = np.concatenate([v[~np.isnan(v)] for v in values.values()])
-        if len(finite) and np.isin(finite, (0.0, 1.0)).all():
+        if np.isin(finite, (0.0, 1.0)).all():
             raise ValueError(
                 f"{where}: every value is 0 or 1, which reads as gene memberships, not z-scores or P-values; read a "
                 "gene list with psysc.gwas.read_gene_list(path, column=..., weight_column=...), or pass stat= if "
@@ -714,8 +795,8 @@ def read_gene_stats(
     out = {}
     for trait, v in values.items():
         known = ~np.isnan(v)
-        if not known.any():
-            raise ValueError(f"{where}: trait {trait!r} has no gene with a value")
+        if single is not None:  # named by traits= (one name), else after the file
+            trait = _as_trait_list(traits)[0] if traits is not None else Path(_base_name(path)).stem
         if (~known).any():
             logger.info("%s: trait %r: %d gene(s) without a value left out", where, trait, int((~known).sum()))
         g = genes.to_numpy()[known]
@@ -980,6 +1061,11 @@ def read_gene_list(
                         f"{list(df.columns)}"
                     )
                 column = 0
+                head = str(df.columns[0]).strip()
+                (logger.info if head.lower() in _GENE_HEADERS else logger.warning)(
+                    "%s: read as a one-column table: its first line %r is the header, not a gene (a file whose name "
+                    "does not end in .csv/.tsv/.tab is read as one gene per line)", where, head,
+                )
             gcol = _pick_column(df, column, "column", where)
             genes_s = df[gcol].astype(str).str.strip()
             if weight_column is not None:
