@@ -628,8 +628,9 @@ def write_markdown(summary: dict, path: Path) -> None:
         lines.append(
             f"- First write into fresh memory the size of the returned control scores (untimed, same process, after "
             f"the run): {single['output_first_write_s']:.2f} s for 1 trait ({single['output_gb']:.1f} GB), "
-            f"{multi['output_first_write_s']:.2f} s for {p['n_traits']} traits ({multi['output_gb']:.1f} GB); "
-            "the score times include this cost"
+            f"{multi['output_first_write_s']:.2f} s for {p['n_traits']} traits ({multi['output_gb']:.1f} GB). The "
+            "score times include the first write of their own output, made in the state before the run: a page's "
+            "first write costs more after a large run on some virtual machines, so this is an upper bound"
         )
     lines += [
         f"- Parity: Pearson r of norm_score scdrs vs psysc = {_fmt(summary['parity']['pearson_norm_score'], '.4f')}"
