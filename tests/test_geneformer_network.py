@@ -258,7 +258,9 @@ def test_bfloat16_runs_close_to_float32(tmp_path):
 
 # -- the model ties the official tokenizer to the network --------------------------------------------------
 @pytest.mark.parametrize("version", ["V1", "V2"])
-def test_tokenize_is_the_official_tokenizer_on_the_chosen_genes(tmp_path, version):
+def test_model_tokenize_runs_the_tokenizer_on_the_chosen_rows_and_layer(tmp_path, version):
+    """Wiring: the model's tokenize is the tokenizer's output (whose official semantics are tested in
+    test_geneformer_tokenizer.py) for the chosen rows, genes and counts layer."""
     from psysc.models.geneformer._tokenizer import GeneformerTokenizer
 
     adata = psysc.datasets.darmanis2015()[:40].copy()

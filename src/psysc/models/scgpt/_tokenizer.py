@@ -27,8 +27,10 @@ the per-cell **ranks** of the values only. Consequences:
 - raw counts, ``normalize_total`` counts and ``log1p`` of them give **identical tokens** (a per-cell increasing
   map keeps the ranks and the ties and maps 0 to 0): raw counts are not required, non-negative values with
   0 = not detected are. Scaled (centred) data is refused;
-- with ties, the range ``right + 1 .. left`` of the random draw can differ by one from numpy's in rare cases
-  where numpy's float interpolation puts an edge a hair below a tied value; the official result is random there.
+- with ties, the range ``right + 1 .. left`` of the random draw can be one level wider than numpy's in rare
+  cases where numpy's float interpolation puts an edge a hair below a tied value (then the official range is one
+  level narrower, or a single level): 142 of the 1.77 million non-zero values of the Darmanis data (0.008 %, in
+  21 of 466 cells) have such a range, here exact in the ranks.
 
 **Determinism (deviation).** The official pipeline draws the tie-breaking numbers (``np.random.rand``) and the
 gene sample (``torch.randperm``) from global random streams shared by all cells, so a cell's embedding depends
