@@ -29,8 +29,8 @@ the per-cell **ranks** of the values only. Consequences:
   0 = not detected are. Scaled (centred) data is refused;
 - with ties, the range ``right + 1 .. left`` of the random draw can be one level wider than numpy's in rare
   cases where numpy's float interpolation puts an edge a hair below a tied value (then the official range is one
-  level narrower, or a single level): 142 of the 1.77 million non-zero values of the Darmanis data (0.008 %, in
-  21 of 466 cells) have such a range, here exact in the ranks.
+  level narrower, or a single level): 155 of the 1.98 million non-zero values of the Darmanis data (0.008 %, in
+  15 of 466 cells; raw or log-normalised) have such a range, here exact in the ranks.
 
 **Determinism (deviation).** The official pipeline draws the tie-breaking numbers (``np.random.rand``) and the
 gene sample (``torch.randperm``) from global random streams shared by all cells, so a cell's embedding depends
