@@ -574,10 +574,14 @@ def test_gene_set_files_are_told_by_their_content(tmp_path):
     gz_table.write_bytes(gzip.compress(table.read_bytes()))
     raw = tmp_path / "scz_raw"  # a .genes.raw under another name
     raw.write_text("# VERSION = 110\n# COVAR = NSAMP MAC\n348 19 1 2 10 5 1000 20 6.0\n")
+    zstat = tmp_path / "scz_zstat.tsv"  # one value column named ZSTAT: a one-trait z-score table
+    zstat.write_text("GENE\tZSTAT\nDRD2\t6.1\nAPOE\t0.2\n")
     weighted = tmp_path / "weighted.tsv"  # a gene list with weights: refused, not read as statistics
     weighted.write_text("gene\tweight\nSHANK3\t0.9\nCHD8\t0.8\n")
-    kinds = [_gene_sets_kind(p) for p in (magma, genes, gs, table, csv_table, renamed_magma, gz_table, raw, weighted)]
-    assert kinds == ["magma", "list", "gs", "table", "table", "magma", "table", "magma", "table"]
+    files = (magma, genes, gs, table, csv_table, renamed_magma, gz_table, raw, zstat, weighted)
+    kinds = [_gene_sets_kind(p) for p in files]
+    assert kinds == ["magma", "list", "gs", "table", "table", "magma", "table", "magma", "table", "table"]
+    assert _load_gene_sets(str(zstat), None)[0]["scz_zstat"].to_dict() == {"DRD2": 6.1, "APOE": 0.2}
     sets, traits = _load_gene_sets(str(table), None)
     assert traits == ["SCZ", "AD"] and sets["AD"].to_dict() == {"TREM2": 4.0, "DRD2": 0.3}
     sets, traits = _load_gene_sets(str(csv_table), None)

@@ -303,3 +303,15 @@ def test_tl_embed_with_a_loaded_model_matches_the_network(tmp_path):
         ids = torch.from_numpy(short.cell(i))[None]
         ref = _official_embedding(hf, ids, torch.ones_like(ids), version="V2", emb_layer=-1, emb_mode="cell")
         assert np.abs(out[i] - ref[0].numpy()).max() <= TOL
+
+
+def test_a_safetensors_checkpoint_without_the_package_names_the_install(tmp_path, monkeypatch):
+    import sys
+
+    from psysc.models.geneformer._model import read_state_dict
+
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(b"\x00" * 16)
+    monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # as if safetensors were not installed
+    with pytest.raises(ImportError, match=r"pip install safetensors \(or psysc\[torch\]\)"):
+        read_state_dict(path)

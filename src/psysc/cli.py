@@ -179,7 +179,7 @@ def _gene_sets_kind(path: str | Path) -> str:
         return line.split("\t") if "\t" in line else line.split(",") if "," in line else line.split()
 
     fields = [f.strip().strip('"').upper() for f in split(lines[0])]
-    if {"ZSTAT", "NSNPS", "NPARAM"} & set(fields):
+    if {"NSNPS", "NPARAM"} & set(fields) or {"ZSTAT", "P"} <= set(fields):  # a lone ZSTAT column: a table
         return "magma"
     if fields[:2] == ["TRAIT", "GENESET"]:
         return "gs"

@@ -6,9 +6,9 @@ import anndata as ad
 
 
 def darmanis2015() -> ad.AnnData:
-    """Human cortex single-cell RNA-seq of Darmanis et al. 2015 (466 cells, raw counts).
+    """Human brain single-cell RNA-seq of Darmanis et al. 2015 (466 cells, raw counts).
 
-    Smart-seq (Fluidigm C1) read counts of 466 cells from adult and fetal human cortex
+    Smart-seq (Fluidigm C1) read counts of 466 cells from adult and fetal human cortex (430) and hippocampus (36)
     (GEO GSE67835), with the published cell-type labels.
 
     Returns

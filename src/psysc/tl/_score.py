@@ -187,7 +187,7 @@ def score_disorders(
 
     - ``adata.obs[f"{key_added}_{trait}_{column}"]`` for those six columns;
     - ``adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"]``: normalised control scores (cells x n_ctrl);
-    - ``adata.uns[key_added]["score_disorders"]``: traits, genes used, parameters and provenance; a later call adds
+    - ``adata.uns[key_added]["score_disorders"]``: traits, the number of genes used per trait (``n_genes``), parameters and provenance; a later call adds
       its traits, and ``["params_by_trait"]`` keeps the parameters each trait was scored with.
 
     Examples
@@ -237,8 +237,9 @@ def score_disorders(
         if n_negative:
             logger.warning(
                 "%s: %d of its %d genes have negative weights (scDRS weights are meant to be positive, e.g. the top "
-                "1,000 MAGMA z-scores; a genome-wide z-score table is not a gene set: psysc.gwas.read_magma(..., "
-                "n_top=1000))", trait, n_negative, len(w),
+                "1,000 MAGMA z-scores: a genome-wide z-score table is not a gene set, read it with "
+                "psysc.gwas.read_magma(..., n_top=1000); a table of fewer genes than that keeps them all)",
+                trait, n_negative, len(w),
             )
         dw = factor[idx] * w
         if dw.sum() == 0:

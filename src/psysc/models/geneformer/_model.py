@@ -73,7 +73,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+        try:
+            from safetensors.torch import load_file
+        except ImportError as err:
+            raise ImportError(
+                f"{path.name} is a safetensors checkpoint, and the safetensors package is not installed: "
+                "pip install safetensors (or psysc[torch])"
+            ) from err
 
         return load_file(str(path), device="cpu")
     try:
