@@ -159,26 +159,24 @@ def _gene_sets_kind(path: str | Path) -> str:
     ``TRAIT GENESET`` (scDRS ``.gs``); a gene column and trait columns with numbers below them (``scdrs
     munge-gs``'s z-score / p-value table); one field.
     """
-    from .gwas._io import _MISSING_TOKENS, _read_text
+    from .gwas._io import _MISSING_TOKENS, _read_head, _sep_of, _split_line
 
     name = Path(path).name
     if ".genes.out" in name or ".genes.raw" in name:
         return "magma"
     try:
-        text = _read_text(path)  # gzip told by its first bytes
-    except (OSError, ValueError):  # unreadable, or not UTF-8: the .gs reader says why
+        text = _read_head(path)  # gzip told by its first bytes
+    except (OSError, EOFError):  # unreadable: the .gs reader says why
         return "gs"
-    all_lines = [ln for ln in text[: 1 << 16].splitlines() if ln.strip()]
+    all_lines = [ln for ln in text.splitlines() if ln.strip()]
     if all_lines and all_lines[0].startswith("#") and ("VERSION" in all_lines[0] or "COVAR" in all_lines[0]):
         return "magma"  # a .genes.raw under another name
     lines = [ln for ln in all_lines if not ln.lstrip().startswith("#")]
     if not lines:
         return "gs"
 
-    def split(line: str) -> list[str]:
-        return line.split("\t") if "\t" in line else line.split(",") if "," in line else line.split()
-
-    fields = [f.strip().strip('"').upper() for f in split(lines[0])]
+    sep = _sep_of(lines[0])
+    fields = [f.upper() for f in _split_line(lines[0], sep)]
     if {"NSNPS", "NPARAM"} & set(fields) or {"ZSTAT", "P"} <= set(fields):  # a lone ZSTAT column: a table
         return "magma"
     if fields[:2] == ["TRAIT", "GENESET"]:
@@ -186,7 +184,7 @@ def _gene_sets_kind(path: str | Path) -> str:
     if len(fields) == 1:
         return "list"
     if len(lines) > 1:
-        values = [v.strip().strip('"') for v in split(lines[1])[1:]]
+        values = _split_line(lines[1], sep)[1:]
         try:
             [float(v) for v in values if v.upper() not in _MISSING_TOKENS]
         except ValueError:

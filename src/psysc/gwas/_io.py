@@ -49,6 +49,22 @@ def _read_text(path: str | os.PathLike) -> str:
         raise ValueError(f"{str(path)!r} is not UTF-8 text ({err}); save it as UTF-8 (or gzip of UTF-8)") from err
 
 
+def _read_head(path: str | os.PathLike, n_bytes: int = 1 << 16) -> str:
+    """The first ``n_bytes`` (decompressed) of a plain or gzip-compressed file, as text.
+
+    Undecodable bytes are replaced: enough to tell a file's kind without reading it whole.
+    """
+    with open(path, "rb") as fh:
+        gz = fh.read(2) == _GZIP_MAGIC
+    with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
+        return fh.read(n_bytes).decode("utf-8-sig", errors="replace")
+
+
+def _sep_of(line: str) -> str | None:
+    """The separator of a table from its header line: tab, else comma, else ``None`` (whitespace)."""
+    return "\t" if "\t" in line else "," if "," in line else None
+
+
 def _base_name(path: str | os.PathLike) -> str:
     """File name without a trailing ``.gz``."""
     name = Path(path).name
@@ -341,6 +357,19 @@ def _bh_n_significant(pvals: np.ndarray, alpha: float) -> int:
     return int(passed[-1] + 1) if len(passed) else 0
 
 
+def _floor_zero_p(p: np.ndarray, where: str) -> np.ndarray:
+    """Gene P-values with P = 0 set to the smallest normal double, with a warning.
+
+    P = 0 is an underflow, as read_sumstats takes it: the most significant genes.
+    """
+    zero = p == 0
+    if zero.any():
+        logger.warning("%s: %d gene(s) have P = 0 (numerical underflow), taken as %.3g", where, int(zero.sum()),
+                       _P_FLOOR)
+        p = np.where(zero, _P_FLOOR, p)
+    return p
+
+
 def _check_selection(n_top, fdr, fwer, weight) -> str:
     """Check the gene-selection options of the MAGMA-style readers; returns the weight option (default filled)."""
     if n_top is not None and (isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1):
@@ -557,11 +586,7 @@ def read_magma(
             f"{where}, line {line_of[i]} (gene {genes.iloc[i]!r}): P = {df['P'].iloc[i]} is outside [0, 1]; "
             f"{len(bad)} row(s) affected. Is the P column really a MAGMA P-value?"
         )
-    zero = p == 0
-    if zero.any():  # underflow (as read_sumstats takes it): the most significant genes, in file order among them
-        p = np.where(zero, _P_FLOOR, p)
-        logger.warning("%s: %d gene(s) have P = 0 (numerical underflow), taken as %.3g", where, int(zero.sum()),
-                       _P_FLOOR)
+    p = _floor_zero_p(p, where)
     empty = genes == ""
     if empty.any():
         raise ValueError(f"{where}, line {line_of[int(np.argmax(empty.to_numpy()))]}: empty gene name; fix the GENE "
@@ -636,7 +661,7 @@ def _parse_gene_table(text: str, where: str) -> tuple[list[str], list[str], str]
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise ValueError(f"{where} is empty; expected a table with a gene column and one column per trait")
-    sep = "\t" if "\t" in lines[0] else "," if "," in lines[0] else None
+    sep = _sep_of(lines[0])
     header = _split_line(lines[0], sep)
     while len(header) > 1 and header[-1] == "":
         header.pop()
@@ -794,30 +819,28 @@ def read_gene_stats(
                     "z-scores")
     out = {}
     for trait, v in values.items():
-        known = ~np.isnan(v)
+        name = trait
         if single is not None:  # named by traits= (one name), else after the file
-            trait = _as_trait_list(traits)[0] if traits is not None else Path(_base_name(path)).stem
+            name = _as_trait_list(traits)[0] if traits is not None else Path(_base_name(path)).stem
+        known = ~np.isnan(v)
         if (~known).any():
-            logger.info("%s: trait %r: %d gene(s) without a value left out", where, trait, int((~known).sum()))
+            logger.info("%s: trait %r: %d gene(s) without a value left out", where, name, int((~known).sum()))
         g = genes.to_numpy()[known]
         v = v[known]
         if stat == "pval":
             if v.min() < 0 or v.max() > 1:
-                raise ValueError(f"{where}: trait {trait!r} has P-values outside [0, 1]; is it a z-score table "
+                raise ValueError(f"{where}: trait {name!r} has P-values outside [0, 1]; is it a z-score table "
                                  "(stat='zscore')?")
-            if (v == 0).any():
-                logger.warning("%s: trait %r: %d gene(s) have P = 0 (numerical underflow), taken as %.3g", where,
-                               trait, int((v == 0).sum()), _P_FLOOR)
-            p = np.clip(v, _P_FLOOR, np.nextafter(1.0, 0.0))  # P = 1: z = -8.2, not -inf
+            p = np.minimum(_floor_zero_p(v, f"{where}: trait {name!r}"), np.nextafter(1.0, 0.0))  # P = 1: z -8.2
             z, key = stats.norm.isf(p), p
         else:
             z, key = v, -v  # ranked by z: P = 1 - Phi(z) underflows beyond z ~ 38
             p = stats.norm.sf(z)
-        order = _select_top(key, p, n_top, fdr, fwer, f"{where} ({trait})")
-        weights = _gene_weights(z[order], weight, f"{where} ({trait})", "z-score")
-        out[trait] = pd.Series(weights.astype(np.float64), index=pd.Index(g[order].tolist(), dtype=object,
-                                                                           name="gene"), name=trait)
-        logger.info("read gene set %r: %d of %d genes", trait, len(order), len(g))
+        order = _select_top(key, p, n_top, fdr, fwer, f"{where} ({name})")
+        weights = _gene_weights(z[order], weight, f"{where} ({name})", "z-score")
+        out[name] = pd.Series(weights.astype(np.float64), index=pd.Index(g[order].tolist(), dtype=object,
+                                                                         name="gene"), name=name)
+        logger.info("read gene set %r: %d of %d genes", name, len(order), len(g))
     return out
 
 
@@ -1034,12 +1057,8 @@ def read_gene_list(
             sep = ","
         elif ext in (".tsv", ".tab"):
             sep = "\t"
-        elif "\t" in lines[0]:
-            sep = "\t"
-        elif "," in lines[0]:
-            sep = ","
         else:
-            sep = None
+            sep = _sep_of(lines[0])
         if sep is None and column is None and weight_column is None:
             genes = [ln.strip() for ln in lines]
             spaced = [g for g in genes if len(g.split()) > 1]

@@ -187,8 +187,9 @@ def score_disorders(
 
     - ``adata.obs[f"{key_added}_{trait}_{column}"]`` for those six columns;
     - ``adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"]``: normalised control scores (cells x n_ctrl);
-    - ``adata.uns[key_added]["score_disorders"]``: traits, the number of genes used per trait (``n_genes``), parameters and provenance; a later call adds
-      its traits, and ``["params_by_trait"]`` keeps the parameters each trait was scored with.
+    - ``adata.uns[key_added]["score_disorders"]``: traits, the number of genes used per trait (``n_genes``),
+      parameters and provenance; a later call adds its traits, and ``["params_by_trait"]`` keeps the parameters
+      each trait was scored with.
 
     Examples
     --------
