@@ -637,30 +637,35 @@ def test_pooled_pvalues_equal_naive_counts_on_bucket_edges(case):
     np.testing.assert_array_equal(pooled, naive)
 
 
-def test_vector_additions_equal_numpy():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vector_additions_equal_numpy(dtype):
+    """add1/add4/add8 against numpy's additions in the accumulator's precision (values rounded to it first)."""
     import numba
 
-    from psysc._core._simd import add4, add8
+    from psysc._core._simd import add1, add4, add8
 
     @numba.njit
     def run(acc, offsets, vals):
         for i in range(offsets.shape[0]):
-            if vals.shape[1] == 4:
+            if vals.shape[1] == 1:
+                add1(acc, offsets[i], vals[i, 0])
+            elif vals.shape[1] == 4:
                 add4(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3])
             else:
                 add8(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3], vals[i, 4], vals[i, 5],
                      vals[i, 6], vals[i, 7])
 
     rng = np.random.default_rng(0)
-    for width in (4, 8):
-        acc = rng.normal(size=103)  # offsets not multiples of the width: unaligned vectors
+    for width in (1, 4, 8):
+        acc = rng.normal(size=103).astype(dtype)  # offsets not multiples of the width: unaligned vectors
         offsets = rng.integers(0, 103 - width, 500)
-        vals = rng.normal(size=(500, width))
+        vals = rng.normal(size=(500, width))  # float64 values, rounded to dtype by the additions
         expected = acc.copy()
         for o, v in zip(offsets, vals, strict=True):
             for i in range(width):
-                expected[o + i] += v[i]
+                expected[o + i] = dtype(expected[o + i] + dtype(v[i]))  # numpy scalar arithmetic in dtype
         run(acc, offsets, vals)
+        assert acc.dtype == dtype
         np.testing.assert_array_equal(acc, expected)
 
 
@@ -720,6 +725,16 @@ def test_shared_kernel_equals_explicit_weight_kernel(n_traits):
     dis2, ctrl2 = raw_scores(X, W, 25, dtype=np.float64)
     np.testing.assert_allclose(dis, dis2, rtol=1e-12)
     np.testing.assert_allclose(ctrl, ctrl2, rtol=1e-12)
+    # float32 control scores are summed in float32: close to the float64 sums, disease sums still float64
+    dis32, ctrl32 = shared_raw_scores(X, shared, factor, dw, dtype=np.float32, block_size=70)
+    assert ctrl32.dtype == np.float32
+    np.testing.assert_array_equal(dis32, dis)
+    np.testing.assert_allclose(ctrl32, ctrl2, rtol=1e-5)
+    if n_traits > 1:  # and a trait's scores are the same bits when scored alone (scalar float32 additions)
+        alone = SharedControls(adata.var_names, adata.var["psysc_mean_var"], disease[:1], n_ctrl=25, seed=0)
+        dis1, ctrl1 = shared_raw_scores(X, alone, factor, dw[:, :1], dtype=np.float32, block_size=70)
+        np.testing.assert_array_equal(ctrl1[0], ctrl32[0])
+        np.testing.assert_array_equal(dis1[0], dis32[0])
 
 
 def test_dask_backed_matrix_is_scored_block_by_block(prepared):

@@ -250,12 +250,28 @@ def _bucket(v, lo, scale, top):
 @numba.njit(inline="always")
 def _queries_le(sorted_q, pos, v):
     # the number of queries <= v, from pos = starts[f(v)] (the queries of lower buckets, all < v) on: only the
-    # queries of v's own bucket are compared, the first two without branches; v < sorted_q[-1] ends the scan
-    pos += sorted_q[pos] <= v
-    pos += sorted_q[pos] <= v
-    while sorted_q[pos] <= v:
-        pos += 1
-    return pos
+    # queries of v's own bucket can be <= v. The first two are compared side by side, without branches (sorted:
+    # if the first is > v, so is the second); the scan goes on only when the third is <= v too. sorted_q ends with
+    # three +inf sentinels (_padded_queries), which end every scan of a finite v.
+    n = pos + (sorted_q[pos] <= v) + (sorted_q[pos + 1] <= v)
+    if sorted_q[pos + 2] <= v:
+        n = pos + 2
+        while sorted_q[n] <= v:
+            n += 1
+    return n
+
+
+def _padded_queries(sorted_q: np.ndarray, null_dtype) -> np.ndarray:
+    """The sorted queries as :func:`_queries_le` compares them: three ``+inf`` sentinels appended, and rounded up
+    to float32 for a float32 null (for a float32 ``v``, ``q <= v`` exactly when ``v`` reaches the smallest float32
+    ``>= q``; half the bytes to keep in cache)."""
+    if null_dtype == np.float32:
+        q = sorted_q.astype(np.float32)
+        low = q.astype(np.float64) < sorted_q
+        q[low] = np.nextafter(q[low], np.float32(np.inf))
+    else:
+        q = sorted_q.astype(np.float64)
+    return np.concatenate([q, np.full(3, np.inf, dtype=q.dtype)])
 
 
 @numba.njit(parallel=True, cache=True)
@@ -266,7 +282,7 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, scale, hist):
     # (_queries_le). The caller picks the narrowest dtypes of starts and hist, to keep them in cache.
     n, b = ctrl.shape
     n_threads = hist.shape[0]
-    m = sorted_q.shape[0]
+    m = sorted_q.shape[0] - 3  # less the sentinels
     top = np.float64(starts.shape[0] - 2)
     q_max = sorted_q[m - 1]
     step = (n + n_threads - 1) // n_threads
@@ -274,8 +290,9 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, scale, hist):
         h = hist[t]
         for c in range(t * step, min(n, (t + 1) * step)):
             for j in range(b):
-                v = np.float64(ctrl[c, j])
-                pos = m if v >= q_max else _queries_le(sorted_q, np.int64(starts[_bucket(v, lo, scale, top)]), v)
+                v = ctrl[c, j]
+                pos = m if v >= q_max else _queries_le(sorted_q, np.int64(starts[_bucket(np.float64(v), lo, scale,
+                                                                                           top)]), v)
                 h[pos] += 1
     return hist.sum(axis=0, dtype=np.int64)
 
@@ -286,7 +303,7 @@ def _grouped_pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads, shift, ch
     # values at a time, groups them by range of buckets (2^shift buckets per group, a counting sort), and then
     # counts them group by group, so that the buckets, queries and counts it touches stay in cache.
     n, b = ctrl.shape
-    m = sorted_q.shape[0]
+    m = sorted_q.shape[0] - 3  # less the sentinels
     n_buckets = starts.shape[0] - 1
     top = np.float64(n_buckets - 1)
     q_max = sorted_q[m - 1]
@@ -329,7 +346,7 @@ def _grouped_pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads, shift, ch
                         grouped_v[o] = ctrl[c, j]
                         grouped_b[o] = bk
             for i in range(offset[n_groups - 1]):
-                h[_queries_le(sorted_q, starts[grouped_b[i]], np.float64(grouped_v[i]))] += 1
+                h[_queries_le(sorted_q, np.int64(starts[grouped_b[i]]), grouped_v[i])] += 1
             r0 = r1
     return hist.sum(axis=0)
 
@@ -376,12 +393,13 @@ def _pooled_pvalues(queries: np.ndarray, null: np.ndarray) -> np.ndarray:
     starts = np.searchsorted(bucket, np.arange(n_buckets + 1), side="left")
     starts = starts.astype(np.uint16 if m < 2**16 else np.int32 if m < 2**31 else np.int64)
     n_threads = numba.get_num_threads()
+    padded = _padded_queries(sorted_q, null.dtype)
     if grouped:
         chunk_rows = max(1, _GROUP_VALUES // max(1, null.shape[1]))
-        hist = _grouped_pooled_hist(sorted_q, null, starts, lo, scale, n_threads, 8, chunk_rows)
+        hist = _grouped_pooled_hist(padded, null, starts, lo, scale, n_threads, 8, chunk_rows)
     else:
         counts = np.zeros((n_threads, m + 1), dtype=np.int32 if null.size < 2**31 else np.int64)
-        hist = _pooled_hist(sorted_q, null, starts, lo, scale, counts)
+        hist = _pooled_hist(padded, null, starts, lo, scale, counts)
     # a null value with j queries <= it counts for the queries at sorted positions 0..j-1
     ge = np.cumsum(hist[::-1])[::-1][1:]  # ge[i] = sum_{j > i} hist[j]
     pooled = np.empty(m, dtype=np.float64)
