@@ -76,6 +76,14 @@ def test_cells_without_control_spread_match_the_naive_rule(caplog):
     assert (pooled[np.isnan(norm)] == 1).all() and (mc[np.isnan(norm)] == 1).all()
     assert "T: 7 of 300 cells express none of the control genes" in caplog.text
     assert "(3 cells), else NaN with p-value 1 (4 cells)" in caplog.text
+    # the per-cell counts taken in correct_background's last pass (as score_disorders does) give the same p-values
+    counts = np.full(len(raw), -1, dtype=np.int64)
+    again = ctrl.copy()
+    norm2 = correct_background(raw, again, var_ratio, trait="T", counts=counts)
+    mc2, pooled2 = monte_carlo_pvalues(norm2, again, counts=counts)
+    np.testing.assert_array_equal(again, got_ctrl)
+    np.testing.assert_allclose(mc2, exp_mc, rtol=1e-12)
+    np.testing.assert_allclose(pooled2, exp_pooled, rtol=1e-12)
 
 
 def test_torch_path_treats_flat_cells_alike():

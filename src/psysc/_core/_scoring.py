@@ -136,43 +136,93 @@ def _col_means(M):
     return _col_sums(M, numba.get_num_threads(), zeros) / M.shape[0], zeros
 
 
+@numba.njit(inline="always")
+def _row_sum(row, mu, square):
+    # sum over the row of row[j] - mu, or of its square, in float64 with eight interleaved accumulators (the
+    # additions of one do not wait for those of another; the same order on every machine)
+    b = row.shape[0]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = 0.0
+    j = 0
+    while j + 8 <= b:
+        d0 = np.float64(row[j]) - mu
+        d1 = np.float64(row[j + 1]) - mu
+        d2 = np.float64(row[j + 2]) - mu
+        d3 = np.float64(row[j + 3]) - mu
+        d4 = np.float64(row[j + 4]) - mu
+        d5 = np.float64(row[j + 5]) - mu
+        d6 = np.float64(row[j + 6]) - mu
+        d7 = np.float64(row[j + 7]) - mu
+        if square:
+            d0, d1, d2, d3, d4, d5, d6, d7 = d0 * d0, d1 * d1, d2 * d2, d3 * d3, d4 * d4, d5 * d5, d6 * d6, d7 * d7
+        a0 += d0
+        a1 += d1
+        a2 += d2
+        a3 += d3
+        a4 += d4
+        a5 += d5
+        a6 += d6
+        a7 += d7
+        j += 8
+    while j < b:
+        d = np.float64(row[j]) - mu
+        a0 += d * d if square else d
+        j += 1
+    return ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))
+
+
 @numba.njit(parallel=True, cache=True)
-def _cellwise_standardise(raw, ctrl, ctrl_shift, ctrl_scale, raw_shift, norm):
-    # ctrl <- (ctrl - shift) / scale ; then per cell standardise raw and ctrl by the controls' mean/std.
-    # A cell whose control scores are all equal (sd 0: it expresses no control gene) has no defined normalised
-    # score: norm NaN and its controls 0; the caller decides what they become.
+def _standardise_rows(raw, ctrl, ctrl_shift, ctrl_scale, raw_shift, norm, col_sum, col_min):
+    # ctrl <- (ctrl - shift) / scale; then every cell's raw score and controls are standardised by the mean and
+    # standard deviation (ddof 0) of its controls. A cell whose control scores are all equal (sd 0: it expresses no
+    # control gene) has no defined normalised score: norm NaN and its controls 0 (the caller decides what they
+    # become). Each thread t takes a contiguous range of cells and adds the standardised controls (as stored) of
+    # the others to col_sum[t] and their minima to col_min[t] (the next step's column centring and lowest score).
     n, b = ctrl.shape
-    for c in prange(n):
-        s1 = 0.0
-        for j in range(b):
-            v = (np.float64(ctrl[c, j]) - ctrl_shift[j]) / ctrl_scale[j]
-            ctrl[c, j] = v
-            s1 += np.float64(ctrl[c, j])
-        mu = s1 / b
-        s2 = 0.0
-        for j in range(b):
-            d = np.float64(ctrl[c, j]) - mu
-            s2 += d * d
-        sd = np.sqrt(s2 / b)
-        if not sd > 0.0:
-            norm[c] = np.nan
+    n_threads = col_sum.shape[0]
+    step = (n + n_threads - 1) // n_threads
+    for t in prange(n_threads):
+        cs = col_sum[t]
+        cm = col_min[t]
+        for c in range(t * step, min(n, (t + 1) * step)):
+            row = ctrl[c]
             for j in range(b):
-                ctrl[c, j] = 0.0
-            continue
-        norm[c] = ((raw[c] - raw_shift) - mu) / sd
-        for j in range(b):
-            ctrl[c, j] = (np.float64(ctrl[c, j]) - mu) / sd
+                row[j] = (np.float64(row[j]) - ctrl_shift[j]) / ctrl_scale[j]
+            mu = _row_sum(row, 0.0, False) / b
+            sd = np.sqrt(_row_sum(row, mu, True) / b)
+            if not sd > 0.0:
+                norm[c] = np.nan
+                row[:] = 0.0
+                continue
+            norm[c] = ((raw[c] - raw_shift) - mu) / sd
+            for j in range(b):
+                row[j] = (np.float64(row[j]) - mu) / sd
+                v = np.float64(row[j])
+                cs[j] += v
+                cm[j] = min(cm[j], v)
 
 
 @numba.njit(parallel=True, cache=True)
-def _shift_columns(ctrl, shift):
+def _finish_rows(ctrl, shift, lowest, flat, norm, counts):
+    # the final control scores: ctrl - shift, lowest where ctrl is NaN (marked) and in flat rows; and per cell the
+    # number of its final control scores >= norm[c] (0 for a NaN norm)
     n, b = ctrl.shape
     for c in prange(n):
+        row = ctrl[c]
+        q = norm[c]
+        if flat[c]:
+            row[:] = lowest
+            counts[c] = b if lowest >= q else 0
+            continue
+        k = 0
         for j in range(b):
-            ctrl[c, j] = np.float64(ctrl[c, j]) - shift[j]
+            v = np.float64(row[j]) - shift[j]
+            row[j] = lowest if v != v else v
+            k += np.float64(row[j]) >= q
+        counts[c] = k
 
 
-def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray, *, trait: str = "trait"):
+def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray, *, trait: str = "trait",
+                       counts: np.ndarray | None = None):
     """Normalise disease and control raw scores (scDRS's ``_correct_background``), ``ctrl`` in place.
 
     1. centre every score vector across cells, divide control ``b`` by ``sqrt(var_ratio[b])``;
@@ -186,36 +236,45 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray,
     their raw score is 0 (as in step 4), else NaN (p-value 1 in :func:`monte_carlo_pvalues`). Both are counted in
     a warning that names ``trait``.
 
+    Three passes over ``ctrl``: column means (and exact zeros), step 2 (with the column sums and minima of the
+    result), step 3-4. ``counts`` (int64, one per cell), when given, receives from the last pass the number of each
+    cell's final control scores at or above its final score, for :func:`monte_carlo_pvalues`.
+
     Returns
     -------
     norm
         float64 normalised disease scores; ``ctrl`` holds the normalised control scores.
     """
     raw = np.asarray(raw, dtype=np.float64)
-    n = raw.shape[0]
+    n, b = ctrl.shape
     zero_raw = raw == 0
     ctrl_mean, zeros_per_row = _col_means(ctrl)
     rows = np.flatnonzero(zeros_per_row)
     zero_ctrl_rows, zero_ctrl_cols = np.nonzero(ctrl[rows] == 0)
     zero_ctrl_rows = rows[zero_ctrl_rows]
-    raw_mean = raw.mean()
     norm = np.empty(n, dtype=np.float64)
-    _cellwise_standardise(raw, ctrl, ctrl_mean, np.sqrt(np.asarray(var_ratio, dtype=np.float64)), raw_mean, norm)
+    n_threads = numba.get_num_threads()
+    col_sum = np.zeros((n_threads, b), dtype=np.float64)
+    col_min = np.full((n_threads, b), np.inf, dtype=np.float64)
+    _standardise_rows(raw, ctrl, ctrl_mean, np.sqrt(np.asarray(var_ratio, dtype=np.float64)), raw.mean(), norm,
+                      col_sum, col_min)
     flat = np.isnan(norm)  # no spread among the controls (their rows of ctrl are 0)
     n_flat = int(flat.sum())
+    shift = np.zeros(b, dtype=np.float64)
     if n_flat == n:
         lowest = 0.0
     else:
         norm -= np.nanmean(norm)
-        col_means = _col_means(ctrl)[0] * (n / (n - n_flat))  # the flat rows add 0 to the column sums
-        _shift_columns(ctrl, col_means)
-        if n_flat:
-            ctrl[flat] = np.inf  # out of the minimum below
-        lowest = min(np.nanmin(norm), float(ctrl.min()))
+        shift = col_sum.sum(axis=0) / (n - n_flat)  # the flat rows add 0 to the column sums
+        # the smallest final control score: rounding is monotone, so it is the rounded smallest of each column
+        lowest_ctrl = (col_min.min(axis=0) - shift).astype(ctrl.dtype).min()
+        lowest = min(np.nanmin(norm), float(lowest_ctrl))
     norm[zero_raw] = lowest - 1e-3
-    ctrl[zero_ctrl_rows, zero_ctrl_cols] = lowest
+    ctrl[zero_ctrl_rows, zero_ctrl_cols] = np.nan  # marks: their final score is the lowest
+    if counts is None:
+        counts = np.empty(n, dtype=np.int64)
+    _finish_rows(ctrl, shift, lowest, flat, norm, counts)
     if n_flat:
-        ctrl[flat] = lowest
         warn_flat_cells(trait, n_flat, n, int(np.isnan(norm).sum()))
     return norm
 
@@ -357,18 +416,20 @@ GROUPED_QUERIES = 131_072
 _GROUP_VALUES = 4_000_000
 
 
-def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray):
+def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray, *, counts: np.ndarray | None = None):
     """Per-cell and pooled Monte Carlo p-values.
 
     ``mc_pval[c] = (1 + #{b: ctrl[c, b] >= norm[c]}) / (1 + B)``;
     ``pval[c] = (1 + #{all control scores >= norm[c]}) / (1 + N B)`` (the scDRS p-value), computed by
     sorting the N disease scores and binning the N*B control scores among them (no sort of the null).
     Cells with an undefined (NaN) score get p-value 1 (see :func:`correct_background`); their control scores
-    stay in the pooled null.
+    stay in the pooled null. ``counts``: the per-cell counts of ``mc_pval`` when already known (from
+    :func:`correct_background`), else counted here.
     """
     n, b = ctrl.shape
-    counts = np.empty(n, dtype=np.int64)
-    _mc_counts(norm, ctrl, counts)  # a NaN score counts no control
+    if counts is None:
+        counts = np.empty(n, dtype=np.int64)
+        _mc_counts(norm, ctrl, counts)  # a NaN score counts no control
     mc_pval = (1.0 + counts) / (1.0 + b)
     finite = np.isfinite(norm)
     if finite.all():

@@ -306,8 +306,9 @@ def score_disorders(
         for i, trait in enumerate(names_b):
             raw = dis[i].copy()
             if device == "cpu":
-                norm = correct_background(raw, ctrl[i], var_ratio[trait], trait=trait)
-                mc_pval, pval = monte_carlo_pvalues(norm, ctrl[i])
+                counts = np.empty(adata.n_obs, dtype=np.int64)
+                norm = correct_background(raw, ctrl[i], var_ratio[trait], trait=trait, counts=counts)
+                mc_pval, pval = monte_carlo_pvalues(norm, ctrl[i], counts=counts)
             else:
                 norm, mc_pval, pval = correct_and_test_torch(raw, ctrl[i], var_ratio[trait], device=device,
                                                              trait=trait)
