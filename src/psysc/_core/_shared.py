@@ -168,40 +168,46 @@ def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, 
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, lanes, inv_z, dis_w, dis,
-                   ctrl, row0, chunk, acc_like):
+def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, lanes, inv_z_t, dis_row,
+                   dis_tab, dis, ctrl, row0, chunk, acc_like):
     # Per cell: acc[b * lanes + t] = sum over the cell's genes g and the runs (slot s, sets b) of g of
     # x_cg * factor[g] * slot_w[s * lanes + t]: one 4- or 8-lane vector addition per (gene, control set), the
-    # traits side by side in the lanes (zero weight beyond a trait's count), in the precision of acc_like.
+    # traits side by side in the lanes (zero weight beyond a trait's count), in the precision of acc_like. The
+    # disease sums take one float64 vector addition per gene too, from row dis_row[g] of the table dis_tab (row 0:
+    # zeros, for the genes of no disease set). inv_z_t: (traits, control sets).
     n = indptr.shape[0] - 1
-    n_traits = dis_w.shape[1]
-    n_ctrl = inv_z.shape[0]
+    n_traits = dis.shape[0]
+    n_ctrl = inv_z_t.shape[1]
     n_chunks = (n + chunk - 1) // chunk
     size = acc_like.itemsize
     for ci in prange(n_chunks):
         buf = np.zeros(n_ctrl * lanes + 64 // size, dtype=acc_like.dtype)
         o = ((64 - buf.ctypes.data % 64) % 64) // size  # rows of acc on 64-byte boundaries
         acc = buf[o : o + n_ctrl * lanes]
-        accd = np.zeros(n_traits, dtype=np.float64)
+        accd = np.zeros(lanes, dtype=np.float64)
         for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
             acc[:] = 0.0
             accd[:] = 0.0
             for k in range(indptr[c], indptr[c + 1]):
                 g = indices[k]
                 x = np.float64(data[k])
-                for t in range(n_traits):
-                    accd[t] += x * dis_w[g, t]
+                d = dis_row[g] * lanes
                 xu = x * factor[g]
-                for r in range(g_ptr[g], g_ptr[g + 1]):
-                    so = run_slot[r] * lanes
-                    if lanes == 4:
+                if lanes == 4:
+                    add4(accd, 0, x * dis_tab[d], x * dis_tab[d + 1], x * dis_tab[d + 2], x * dis_tab[d + 3])
+                    for r in range(g_ptr[g], g_ptr[g + 1]):
+                        so = run_slot[r] * 4
                         v0 = xu * slot_w[so]
                         v1 = xu * slot_w[so + 1]
                         v2 = xu * slot_w[so + 2]
                         v3 = xu * slot_w[so + 3]
                         for e in range(run_ptr[r], run_ptr[r + 1]):
                             add4(acc, sets[e] * 4, v0, v1, v2, v3)
-                    else:
+                else:
+                    add8(accd, 0, x * dis_tab[d], x * dis_tab[d + 1], x * dis_tab[d + 2], x * dis_tab[d + 3],
+                         x * dis_tab[d + 4], x * dis_tab[d + 5], x * dis_tab[d + 6], x * dis_tab[d + 7])
+                    for r in range(g_ptr[g], g_ptr[g + 1]):
+                        so = run_slot[r] * 8
                         v0 = xu * slot_w[so]
                         v1 = xu * slot_w[so + 1]
                         v2 = xu * slot_w[so + 2]
@@ -214,8 +220,21 @@ def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets
                             add8(acc, sets[e] * 8, v0, v1, v2, v3, v4, v5, v6, v7)
             for t in range(n_traits):
                 dis[t, row0 + c] = accd[t]
+                iz = inv_z_t[t]
+                out = ctrl[t, row0 + c]
                 for b in range(n_ctrl):
-                    ctrl[t, row0 + c, b] = np.float64(acc[b * lanes + t]) * inv_z[b, t]
+                    out[b] = np.float64(acc[b * lanes + t]) * iz[b]
+
+
+def _disease_table(disease_weight: np.ndarray, lanes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(dis_row, dis_tab)`` of :func:`_shared_kernel`: each gene's row in a table of the disease weights of the
+    genes in some disease set, padded to ``lanes`` (row 0: zeros, for every other gene), raveled."""
+    used = (disease_weight != 0).any(axis=1)
+    dis_row = np.zeros(disease_weight.shape[0], dtype=np.int32)
+    dis_row[used] = np.arange(1, int(used.sum()) + 1)
+    table = np.zeros((int(used.sum()) + 1, lanes))
+    table[1:, : disease_weight.shape[1]] = disease_weight[used]
+    return dis_row, table.ravel()
 
 
 def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_weight: np.ndarray, *, dtype,
@@ -243,8 +262,11 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
         slot_w = np.zeros((w.shape[0], lanes))
         slot_w[:, : w.shape[1]] = w
         layout = controls.runs(n_genes, slots=(w != 0).any(axis=1))
-        groups.append((part, layout, slot_w.ravel(), lanes, np.ascontiguousarray(inv_z[:, part]),
-                       np.ascontiguousarray(disease_weight[:, part])))
+        if lanes == 1:
+            weights = (np.ascontiguousarray(inv_z[:, part][:, 0]), np.ascontiguousarray(disease_weight[:, part][:, 0]))
+        else:
+            weights = (np.ascontiguousarray(inv_z[:, part].T), *_disease_table(disease_weight[:, part], lanes))
+        groups.append((part, layout, slot_w.ravel(), lanes, weights))
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
     ctrl = fresh_zeros((n_traits, X.shape[0], controls.n_ctrl), dtype)
     acc_like = np.zeros(0, dtype=np.float32 if ctrl.dtype == np.float32 else np.float64)
@@ -253,13 +275,13 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
             block = sparse.csr_matrix(block)
         indptr = block.indptr.astype(np.uint64)  # unsigned indices: no negative-index handling in the loops
         indices = block.indices.view(np.uint32 if block.indices.itemsize == 4 else np.uint64)
-        for part, layout, slot_w, lanes, inv_z_part, dis_w in groups:
+        for part, layout, slot_w, lanes, weights in groups:
             if lanes == 1:
-                _shared_kernel_one(indptr, indices, block.data, factor, *layout, slot_w, inv_z_part[:, 0],
-                                   dis_w[:, 0], dis[part], ctrl[part], start, 16, acc_like)
+                _shared_kernel_one(indptr, indices, block.data, factor, *layout, slot_w, *weights, dis[part],
+                                   ctrl[part], start, 16, acc_like)
             else:
-                _shared_kernel(indptr, indices, block.data, factor, *layout, slot_w, lanes, inv_z_part, dis_w,
-                               dis[part], ctrl[part], start, 16, acc_like)
+                _shared_kernel(indptr, indices, block.data, factor, *layout, slot_w, lanes, *weights, dis[part],
+                               ctrl[part], start, 16, acc_like)
         if progress is not None:
             progress(stop - start)
     return dis, ctrl
