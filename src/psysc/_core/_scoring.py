@@ -338,7 +338,8 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, scale, hist):
     # hist[t, j] += 1 for each null value v with exactly j queries <= v (t: the thread's row). The bucket f(v)
     # (_bucket) is non-decreasing in v, so the queries of lower buckets are < v and those of higher buckets > v
     # (starts[k] = number of queries in buckets < k): only the queries of v's own bucket are compared
-    # (_queries_le). The caller picks the narrowest dtypes of starts and hist, to keep them in cache.
+    # (_queries_le). The caller picks the narrowest dtypes of starts and hist, to keep them in cache. A row's
+    # buckets are computed first, in a loop of their own (vectorised), then its values are counted.
     n, b = ctrl.shape
     n_threads = hist.shape[0]
     m = sorted_q.shape[0] - 3  # less the sentinels
@@ -347,12 +348,14 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, scale, hist):
     step = (n + n_threads - 1) // n_threads
     for t in prange(n_threads):
         h = hist[t]
+        row_bucket = np.empty(b, dtype=np.int32)
         for c in range(t * step, min(n, (t + 1) * step)):
+            row = ctrl[c]
             for j in range(b):
-                v = ctrl[c, j]
-                pos = m if v >= q_max else _queries_le(sorted_q, np.int64(starts[_bucket(np.float64(v), lo, scale,
-                                                                                           top)]), v)
-                h[pos] += 1
+                row_bucket[j] = _bucket(np.float64(row[j]), lo, scale, top)
+            for j in range(b):
+                v = row[j]
+                h[m if v >= q_max else _queries_le(sorted_q, np.int64(starts[row_bucket[j]]), v)] += 1
     return hist.sum(axis=0, dtype=np.int64)
 
 
