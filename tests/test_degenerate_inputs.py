@@ -100,6 +100,33 @@ def test_torch_path_treats_flat_cells_alike():
     np.testing.assert_allclose(pooled, exp_pooled, rtol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("chunk_rows", [None, 7])
+def test_torch_path_in_row_chunks_equals_the_compiled_path(dtype, chunk_rows):
+    """The torch path works on a few cells at a time (chunk_rows; 7 cells: 43 chunks, the last one short) with the
+    roundings of the compiled path: the same float32 control scores and p-values, float64 to rounding error."""
+    pytest.importorskip("torch")
+    from psysc._core._torch import correct_and_test_torch
+
+    raw, ctrl, var_ratio = scores_with_flat_cells(seed=2)
+    ctrl = ctrl.astype(dtype)
+    ctrl[20:40] += np.random.default_rng(0).normal(size=(20, ctrl.shape[1])).astype(dtype)  # not whole numbers
+    exp_ctrl = ctrl.copy()
+    counts = np.empty(len(raw), dtype=np.int64)
+    exp_norm = correct_background(raw, exp_ctrl, var_ratio, counts=counts)
+    exp_mc, exp_pooled = monte_carlo_pvalues(exp_norm, exp_ctrl, counts=counts)
+    got_ctrl = ctrl.copy()
+    norm, mc, pooled = correct_and_test_torch(raw, got_ctrl, var_ratio, device="torch-cpu", chunk_rows=chunk_rows)
+    np.testing.assert_array_equal(np.isnan(norm), np.isnan(exp_norm))
+    np.testing.assert_allclose(norm, exp_norm, rtol=1e-12, atol=1e-12, equal_nan=True)
+    if dtype == np.float32:
+        np.testing.assert_array_equal(got_ctrl, exp_ctrl)
+    else:
+        np.testing.assert_allclose(got_ctrl, exp_ctrl, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(mc, exp_mc)
+    np.testing.assert_array_equal(pooled, exp_pooled)
+
+
 def test_unexpressed_gene_set_gives_p_one_like_scdrs(caplog):
     import scanpy as sc
     from _scdrs_oracle import scdrs

@@ -68,12 +68,15 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
     ctrl = fresh_zeros((n_traits, X.shape[0], n_ctrl), dtype)
     for start, stop, block in iter_row_blocks(X, block_size):
         if sparse.issparse(block):
+            # 32-bit indices where they fit (cuSPARSE takes them; half the bytes to copy and move)
+            index = np.int32 if max(block.nnz, block.shape[1]) < 2**31 else np.int64
             with warnings.catch_warnings():  # "sparse CSR support is in beta"
                 warnings.simplefilter("ignore", UserWarning)
                 xb = torch.sparse_csr_tensor(
-                    torch.from_numpy(block.indptr.astype(np.int64)),
-                    torch.from_numpy(block.indices.astype(np.int64)),
-                    torch.from_numpy(block.data.astype(np.float64 if tdtype == torch.float64 else np.float32)),
+                    torch.from_numpy(block.indptr.astype(index, copy=False)),
+                    torch.from_numpy(block.indices.astype(index, copy=False)),
+                    torch.from_numpy(block.data.astype(np.float64 if tdtype == torch.float64 else np.float32,
+                                                       copy=False)),
                     size=block.shape,
                 ).to(dev)
         else:
@@ -87,58 +90,98 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
     return dis, ctrl
 
 
+#: control scores handled at a time by :func:`correct_and_test_torch` (its float64 temporaries: 8 bytes each)
+_CHUNK_ELEMENTS = 2**26
+
+
 def correct_and_test_torch(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray, *, device: str,
-                           trait: str = "trait"):
+                           trait: str = "trait", chunk_rows: int | None = None):
     """Background correction and Monte Carlo p-values in torch; ``ctrl`` is overwritten with the result.
 
-    The same steps as :func:`psysc._core._scoring.correct_background` and
+    The same steps and roundings as :func:`psysc._core._scoring.correct_background` and
     :func:`psysc._core._scoring.monte_carlo_pvalues`, cells without spread among their control scores included.
+    The control scores stay on the device in their own precision (4 GB for a million cells and 1,000 control sets
+    in float32); the float64 arithmetic runs on ``chunk_rows`` cells at a time (by default 2**26 values: 0.5 GB of
+    temporaries), so the device needs little more memory than the control scores themselves.
     Returns ``norm, mc_pval, pval`` (float64 NumPy arrays).
     """
     import torch
 
     dev = torch.device("cpu" if device == "torch-cpu" else device)
+    f64 = torch.float64
     r = torch.from_numpy(np.asarray(raw, dtype=np.float64)).to(dev)
     c = torch.from_numpy(ctrl).to(dev)
-    ratio = torch.from_numpy(np.asarray(var_ratio, dtype=np.float64)).to(dev)
     n, b = c.shape
+    step = max(1, _CHUNK_ELEMENTS // max(b, 1)) if chunk_rows is None else int(chunk_rows)
+    parts = [slice(i, min(n, i + step)) for i in range(0, n, step)]
+    scale = torch.from_numpy(np.sqrt(np.asarray(var_ratio, dtype=np.float64))).to(dev)
     zero_r = r == 0
-    zero_c = c == 0
+    # 1. centre the controls across cells, scale by the variance ratio; centre the disease scores
+    col_mean = sum(c[p].sum(dim=0, dtype=f64) for p in parts) / n
     r = r - r.mean()
-    c = (c - c.double().mean(dim=0).to(c.dtype)) / ratio.sqrt().to(c.dtype)
-    mu = c.double().mean(dim=1)
-    sd = c.double().std(dim=1, correction=0)
-    flat = ~(sd > 0)  # no spread among the controls: no defined normalised score
+    # 2. standardise each cell by its controls' mean and sd (ddof 0), in float64 from the stored values; the
+    # controls that were exactly 0 are marked NaN (their final score is the lowest); flat cells: norm NaN
+    norm = torch.empty(n, dtype=f64, device=dev)
+    flat = torch.empty(n, dtype=torch.bool, device=dev)
+    col_sum = torch.zeros(b, dtype=f64, device=dev)
+    col_min = torch.full((b,), float("inf"), dtype=f64, device=dev)
+    for p in parts:
+        zero = c[p] == 0
+        x = ((c[p].to(f64) - col_mean) / scale).to(c.dtype).to(f64)
+        mu = x.mean(dim=1)
+        sd = x.std(dim=1, correction=0)
+        fl = ~(sd > 0)
+        sd = torch.where(fl, torch.ones_like(sd), sd)
+        x = ((x - mu[:, None]) / sd[:, None]).to(c.dtype)
+        x[fl] = 0
+        norm[p] = torch.where(fl, torch.full_like(mu, float("nan")), (r[p] - mu) / sd)
+        flat[p] = fl
+        x64 = x.to(f64)
+        col_sum += x64.sum(dim=0)
+        col_min = torch.minimum(col_min, torch.where(fl[:, None], float("inf"), x64).amin(dim=0))
+        x[zero] = float("nan")
+        c[p] = x
     n_flat = int(flat.sum())
-    sd = torch.where(flat, torch.ones_like(sd), sd)
-    norm = (r - mu) / sd
-    c = ((c.double() - mu[:, None]) / sd[:, None]).to(c.dtype)
-    norm[flat] = float("nan")
-    c[flat] = 0
+    # 3. centre again; 4. the lowest score for zero raw scores (less 1e-3), zero controls and flat cells
+    shift = torch.zeros(b, dtype=f64, device=dev)
     if n_flat == n:
-        lowest = torch.zeros((), dtype=torch.float64, device=dev)
+        lowest = 0.0
     else:
         norm = norm - torch.nanmean(norm)
-        c = c - (c.double().sum(dim=0) / (n - n_flat)).to(c.dtype)  # the flat rows add 0 to the sums
-        c[flat] = float("inf")
-        lowest = torch.minimum(norm[~flat].min(), c.min().double())
+        shift = col_sum / (n - n_flat)
+        lowest_ctrl = float((col_min - shift).to(c.dtype).min())
+        lowest = min(float(norm[~flat].min()), lowest_ctrl)
     norm[zero_r] = lowest - 1e-3
-    c[zero_c] = lowest.to(c.dtype)
-    c[flat] = lowest.to(c.dtype)
     finite = ~torch.isnan(norm)
     if n_flat:
         warn_flat_cells(trait, n_flat, n, int((~finite).sum()))
-    mc = (1.0 + (c.double() >= norm[:, None]).sum(dim=1).double()) / (1.0 + b)
-    mc[~finite] = 1.0
-    pooled = torch.ones(n, dtype=torch.float64, device=dev)
+    # the final control scores, the per-cell counts (norm NaN: none) and the pooled histogram: a null value v with
+    # j queries <= v counts for the queries at sorted positions 0..j-1; for a float32 null the queries are rounded
+    # up to float32 (q <= v exactly when the rounded q <= v), as on the CPU
     q = norm[finite]
+    sorted_q, order = torch.sort(q)
+    if c.dtype == torch.float32:
+        q_up = sorted_q.to(torch.float32)
+        low = q_up.to(f64) < sorted_q
+        q_up[low] = torch.nextafter(q_up[low], torch.tensor(float("inf"), dtype=torch.float32, device=dev))
+    else:
+        q_up = sorted_q
+    hist = torch.zeros(q.numel() + 1, dtype=torch.int64, device=dev)
+    counts = torch.zeros(n, dtype=torch.int64, device=dev)
+    for p in parts:
+        x = (c[p].to(f64) - shift).to(c.dtype)
+        x = torch.where(torch.isnan(x) | flat[p][:, None], torch.tensor(lowest, dtype=c.dtype, device=dev), x)
+        c[p] = x
+        counts[p] = (x.to(f64) >= norm[p][:, None]).sum(dim=1)
+        if q.numel():
+            hist += torch.bincount(torch.searchsorted(q_up, x.reshape(-1), right=True), minlength=q.numel() + 1)
+    mc = (1.0 + counts.to(f64)) / (1.0 + b)
+    mc[~finite] = 1.0
+    pooled = torch.ones(n, dtype=f64, device=dev)
     if q.numel():
-        sorted_q, order = torch.sort(q)
-        pos = torch.searchsorted(sorted_q, c.double().reshape(-1), right=True)
-        hist = torch.bincount(pos, minlength=q.numel() + 1)
         ge = torch.flip(torch.cumsum(torch.flip(hist, [0]), 0), [0])[1:]
-        pooled_q = torch.empty(q.numel(), dtype=torch.float64, device=dev)
-        pooled_q[order] = (1.0 + ge.double()) / (1.0 + n * b)
+        pooled_q = torch.empty(q.numel(), dtype=f64, device=dev)
+        pooled_q[order] = (1.0 + ge.to(f64)) / (1.0 + n * b)
         pooled[finite] = pooled_q
     ctrl[...] = c.cpu().numpy()
     return norm.cpu().numpy(), mc.cpu().numpy(), pooled.cpu().numpy()
