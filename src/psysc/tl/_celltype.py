@@ -437,7 +437,9 @@ def _split_inputs(gene_sets) -> tuple[dict[str, pd.Series], dict[str, pd.DataFra
     The covariates that MAGMA's gene-property analysis conditions on by default, as far as the table carries
     them: gene size ``NSNPS`` and its log, gene density ``NPARAM / NSNPS`` and its log, sample size ``N`` and
     its log, inverse minor allele count ``1 / MAC`` and its log (``MAC`` is in ``.genes.raw``, not in
-    ``.genes.out``); plus the log gene length from ``START``/``STOP``. A covariate without variance (e.g. the
+    ``.genes.out``); plus the log gene length from ``START``/``STOP``. MAGMA's manual (automatic corrections of the
+    gene-level analysis) defines gene density as the effective gene size, the number of principal components left
+    after pruning (``NPARAM``), over the number of SNPs in the gene (``NSNPS``). A covariate without variance (e.g. the
     same ``N`` for every gene) adds nothing to the fit (:func:`psysc._core._specificity.ols_one_sided` drops
     covariates collinear with the intercept). The correlations are a table's ``attrs["gene_corr"]``
     (:func:`psysc.gwas.read_magma` of a ``.genes.raw``), kept with the table's genes.
