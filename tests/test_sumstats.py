@@ -732,20 +732,25 @@ def test_effect_alleles_of_common_gwas_tools(tmp_path, name, text, alleles):
 
 
 def test_gwas_catalog_harmonised_columns_are_preferred(tmp_path, caplog):
-    """hm_* columns are the GWAS Catalog's GRCh38 harmonisation: read them, not the submitted (here GRCh37) ones."""
+    """hm_* columns are the GWAS Catalog's GRCh38 harmonisation: read them, not the submitted (here GRCh37) ones.
+
+    The header is that of the Catalog's harmonised ``.h.tsv`` files, all 24 columns in their order; here the
+    harmonisation flipped the alleles, so the submitted effect is the opposite of the harmonised one."""
     apoe = gene_table().query("symbol == 'APOE'").iloc[0]
     hm_pos = int(apoe["start"]) + 100
     path = tmp_path / "ad.h.tsv"
     path.write_text(
         "hm_variant_id\thm_rsid\thm_chrom\thm_pos\thm_other_allele\thm_effect_allele\thm_beta\thm_odds_ratio\t"
-        "hm_code\tvariant_id\tchromosome\tbase_pair_location\teffect_allele\tother_allele\tbeta\t"
-        "standard_error\tp_value\n"
-        f"19_{hm_pos}_C_T\trs429358\t19\t{hm_pos}\tC\tT\t1.2\tNA\t11\trs429358\t19\t{hm_pos - 500_000}\tC\tT\t-1.2\t"
-        "0.05\t1e-300\n"
+        "hm_ci_lower\thm_ci_upper\thm_effect_allele_frequency\thm_code\tvariant_id\tchromosome\tbase_pair_location\t"
+        "effect_allele\tother_allele\teffect_allele_frequency\tbeta\tstandard_error\tp_value\todds_ratio\tci_lower\t"
+        "ci_upper\n"
+        f"19_{hm_pos}_C_T\trs429358\t19\t{hm_pos}\tC\tT\t1.2\tNA\tNA\tNA\t0.15\t11\trs429358\t19\t"
+        f"{hm_pos - 500_000}\tC\tT\t0.85\t-1.2\t0.05\t1e-300\tNA\tNA\tNA\n"
     )
     ss = read_sumstats(path)
     row = ss.iloc[0]
     assert (row["CHR"], row["BP"], row["A1"], row["A2"], row["BETA"]) == ("19", hm_pos, "T", "C", 1.2)
+    assert (row["SE"], row["P"]) == (0.05, 1e-300)  # not harmonised: the submitted columns
     assert ss.attrs["build"] == "GRCh38"
     with caplog.at_level(logging.WARNING, logger="psysc"):
         genes = sumstats_to_genes(ss, window=0)
