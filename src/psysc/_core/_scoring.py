@@ -320,16 +320,22 @@ def _queries_le(sorted_q, pos, v):
     return n
 
 
-def _padded_queries(sorted_q: np.ndarray, null_dtype) -> np.ndarray:
-    """The sorted queries as :func:`_queries_le` compares them: three ``+inf`` sentinels appended, and rounded up
-    to float32 for a float32 null (for a float32 ``v``, ``q <= v`` exactly when ``v`` reaches the smallest float32
-    ``>= q``; half the bytes to keep in cache)."""
+def rounded_queries(sorted_q: np.ndarray, null_dtype) -> np.ndarray:
+    """The sorted queries in the precision of the null: rounded up to float32 for a float32 null (for a float32
+    ``v``, ``q <= v`` exactly when ``v`` reaches the smallest float32 ``>= q``; half the bytes to keep in cache),
+    float64 otherwise. Rounding up keeps them sorted."""
     if null_dtype == np.float32:
         q = sorted_q.astype(np.float32)
         low = q.astype(np.float64) < sorted_q
         q[low] = np.nextafter(q[low], np.float32(np.inf))
-    else:
-        q = sorted_q.astype(np.float64)
+        return q
+    return sorted_q.astype(np.float64)
+
+
+def _padded_queries(sorted_q: np.ndarray, null_dtype) -> np.ndarray:
+    """The sorted queries as :func:`_queries_le` compares them: :func:`rounded_queries`, then three ``+inf``
+    sentinels."""
+    q = rounded_queries(sorted_q, null_dtype)
     return np.concatenate([q, np.full(3, np.inf, dtype=q.dtype)])
 
 

@@ -14,7 +14,7 @@ from scipy import sparse
 
 from ._blocks import iter_row_blocks
 from ._memory import fresh_zeros
-from ._scoring import warn_flat_cells
+from ._scoring import rounded_queries, warn_flat_cells
 
 
 def cuda_available() -> bool:
@@ -160,12 +160,7 @@ def correct_and_test_torch(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndar
     # up to float32 (q <= v exactly when the rounded q <= v), as on the CPU
     q = norm[finite]
     sorted_q, order = torch.sort(q)
-    if c.dtype == torch.float32:
-        q_up = sorted_q.to(torch.float32)
-        low = q_up.to(f64) < sorted_q
-        q_up[low] = torch.nextafter(q_up[low], torch.tensor(float("inf"), dtype=torch.float32, device=dev))
-    else:
-        q_up = sorted_q
+    q_up = torch.from_numpy(rounded_queries(sorted_q.cpu().numpy(), ctrl.dtype)).to(dev)
     hist = torch.zeros(q.numel() + 1, dtype=torch.int64, device=dev)
     counts = torch.zeros(n, dtype=torch.int64, device=dev)
     for p in parts:
