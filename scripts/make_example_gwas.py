@@ -22,7 +22,9 @@ from pathlib import Path
 import pandas as pd
 
 SHA = {
-    "genetics/mungesumstats_ieu-a-298_AD_subset.tsv.gz": "2277d01af0c4e2bfb45ca42f783109f52403ae5f8685a1d5d68872983e77f4f5",
+    "genetics/mungesumstats_ieu-a-298_AD_subset.tsv.gz": (
+        "2277d01af0c4e2bfb45ca42f783109f52403ae5f8685a1d5d68872983e77f4f5"
+    ),
     "genetics/magma_celltyping_ieu-a-298_AD_subset.genes.out": (
         "6a7fadae0bc9e0807f2f59ab866d8c176a6b10f23ddf1300b819a97179f931ec"
     ),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import contextlib
+import gzip
 import html
 import io
 import json

@@ -111,3 +111,14 @@ def test_numba_cache_falls_back_to_a_temporary_folder(monkeypatch, tmp_path):
     assert any(pathlib.Path(got).rglob("*.nbi"))  # the index of the cached kernel, in the fallback folder
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     assert _core._ensure_numba_cache() is None
+
+
+def test_code_passes_the_linter():
+    # the lint rules of pyproject.toml ([tool.ruff]) on the sources, tests, benchmarks, scripts and notebooks
+    root = pathlib.Path(__file__).resolve().parents[1]
+    if not (root / "pyproject.toml").exists():
+        pytest.skip("not run from a source checkout")
+    run = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", str(root)], capture_output=True,
+                         text=True, cwd=root)
+    assert "No module named ruff" not in run.stderr, "ruff is in the test extras: pip install '.[test]'"
+    assert run.returncode == 0, run.stdout + run.stderr

@@ -68,7 +68,9 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
             s = s[~s.index.duplicated(keep="last")]
         bad = ~np.isfinite(s.to_numpy())
         if bad.any():
-            raise ValueError(f"gene set {trait!r} has {int(bad.sum())} NaN or infinite weights, e.g. {list(s.index[bad][:3])}")
+            raise ValueError(
+                f"gene set {trait!r} has {int(bad.sum())} NaN or infinite weights, e.g. {list(s.index[bad][:3])}"
+            )
         out[str(trait)] = s
     if not out:
         raise ValueError("gene_sets is empty")

@@ -212,7 +212,7 @@ def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int]]:
 
 
 def _graph(adata: AnnData, *, seed: int, model=None, layer: str | None = None) -> str:
-    """kNN graph and UMAP, written into ``adata``: on a foundation-model embedding, or on PCA of the normalised layer.
+    """Build the kNN graph and UMAP in ``adata``: on a foundation-model embedding, or on PCA of the normalised layer.
 
     Returns the representation used (an ``obsm`` key).
     """

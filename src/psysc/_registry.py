@@ -70,6 +70,7 @@ class RemoteFile:
         Published SHA-256 (hex) or ``None`` when none is published (then trust on first use).
     size
         Size in bytes when known.
+
     """
 
     name: str
@@ -106,6 +107,7 @@ class ModelEntry:
         ``{file}``. Not used when a mirror is given (``base_url=`` or ``$PSYSC_MODEL_BASE_URL``).
     manual_source
         Where the files can be fetched by hand (shown in download errors), e.g. the official Google Drive folder.
+
     """
 
     name: str
@@ -376,6 +378,7 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
     Returns
     -------
     Path of the verified file.
+
     """
     folder = model_dir(entry.name)
     path = folder / file.name
@@ -457,6 +460,7 @@ def fetch_model(name: str, *, base_url: str | None = None) -> Path:
     >>> folder = fetch_model("geneformer-v1-10m")  # doctest: +SKIP
     >>> sorted(p.name for p in folder.iterdir())  # doctest: +SKIP
     ['config.json', 'model.safetensors', 'psysc-sha256.json']
+
     """
     entry = get_entry(name)
     for file in entry.files:
@@ -486,6 +490,7 @@ def available():
     >>> df = psysc.models.available()
     >>> df.loc[df.name == "geneformer-v2-104m", ["version", "layers", "hidden_size"]].values.tolist()
     [['V2', 12, 768]]
+
     """
     import pandas as pd
 

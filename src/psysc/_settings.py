@@ -68,6 +68,7 @@ class Settings:
     --------
     >>> import psysc
     >>> psysc.settings.verbosity = 1  # quiet: no progress bars
+
     """
 
     def __init__(self) -> None:

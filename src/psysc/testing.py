@@ -49,6 +49,7 @@ def random_geneformer_checkpoint(
     >>> from psysc.testing import random_geneformer_checkpoint
     >>> ckpt = random_geneformer_checkpoint(tempfile.mkdtemp(), version="V2")  # doctest: +SKIP
     >>> psysc.models.load(ckpt)  # doctest: +SKIP
+
     """
     import torch
     from safetensors.torch import save_file
@@ -61,7 +62,8 @@ def random_geneformer_checkpoint(
         architectures=["BertForMaskedLM"], model_type="bert", hidden_size=hidden_size, num_hidden_layers=n_layers,
         num_attention_heads=n_heads, intermediate_size=2 * hidden_size, hidden_act="relu", type_vocab_size=2,
         layer_norm_eps=1e-12, pad_token_id=0, position_embedding_type="absolute",
-        hidden_dropout_prob=0.02 if version == "V1" else 0.1, attention_probs_dropout_prob=0.02 if version == "V1" else 0.1,
+        hidden_dropout_prob=0.02 if version == "V1" else 0.1,
+        attention_probs_dropout_prob=0.02 if version == "V1" else 0.1,
         **_SHAPES[version],
     )
     gen = torch.Generator().manual_seed(seed)
@@ -128,6 +130,7 @@ def random_scgpt_checkpoint(
     >>> ckpt = random_scgpt_checkpoint(tempfile.mkdtemp(), vocab="brain")  # doctest: +SKIP
     >>> psysc.models.load(ckpt).info.version  # doctest: +SKIP
     'brain'
+
     """
     import torch
 

@@ -38,6 +38,7 @@ def scdrs_control_sets(
         ``(n_ctrl, K)`` gene indices of the control sets.
     ctrl_weight
         ``(K,)`` weights of the positions of every control set.
+
     """
     gene_names = np.asarray(gene_names).astype(str)
     disease_idx = np.asarray(disease_idx)

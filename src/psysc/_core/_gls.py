@@ -41,6 +41,7 @@ class GeneCorrelations:
         Gene names, in the order of the matrix (genome order).
     matrix
         ``scipy.sparse.csr_matrix`` of the correlations.
+
     """
 
     def __init__(self, genes, matrix):
@@ -81,6 +82,7 @@ class BandWhitener:
         Largest distance (in sorted gene positions) of a non-zero correlation.
     shrinkage
         ``a`` of ``(1 - a) R + a I`` used to make ``R`` positive definite (0 when it is).
+
     """
 
     def __init__(self, genes, gene_corr: GeneCorrelations):

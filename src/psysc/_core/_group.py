@@ -53,6 +53,7 @@ def gearys_c(graph: sparse.csr_matrix, V: np.ndarray, means: np.ndarray | None =
         ``(N, m)`` values.
     means
         Column means to centre by (default: float64 means of ``V``).
+
     """
     graph = sparse.csr_matrix(graph)
     V64 = np.ascontiguousarray(V, dtype=np.float64)

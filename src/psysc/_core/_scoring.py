@@ -91,6 +91,7 @@ def raw_scores(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype=np.float32, block_
         ``(n_traits, n_cells)`` float64 disease raw scores.
     ctrl
         ``(n_traits, n_cells, n_ctrl)`` control raw scores in ``dtype``.
+
     """
     n_genes = X.shape[1]
     W = sparse.csr_matrix(W)
@@ -244,6 +245,7 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray,
     -------
     norm
         float64 normalised disease scores; ``ctrl`` holds the normalised control scores.
+
     """
     raw = np.asarray(raw, dtype=np.float64)
     n, b = ctrl.shape
@@ -321,9 +323,11 @@ def _queries_le(sorted_q, pos, v):
 
 
 def rounded_queries(sorted_q: np.ndarray, null_dtype) -> np.ndarray:
-    """The sorted queries in the precision of the null: rounded up to float32 for a float32 null (for a float32
-    ``v``, ``q <= v`` exactly when ``v`` reaches the smallest float32 ``>= q``; half the bytes to keep in cache),
-    float64 otherwise. Rounding up keeps them sorted."""
+    """The sorted queries in the precision of the null.
+
+    Rounded up to float32 for a float32 null (for a float32 ``v``, ``q <= v`` exactly when ``v`` reaches the
+    smallest float32 ``>= q``; half the bytes to keep in cache), float64 otherwise. Rounding up keeps them sorted.
+    """
     if null_dtype == np.float32:
         q = sorted_q.astype(np.float32)
         low = q.astype(np.float64) < sorted_q
@@ -333,8 +337,10 @@ def rounded_queries(sorted_q: np.ndarray, null_dtype) -> np.ndarray:
 
 
 def _padded_queries(sorted_q: np.ndarray, null_dtype) -> np.ndarray:
-    """The sorted queries as :func:`_queries_le` compares them: :func:`rounded_queries`, then three ``+inf``
-    sentinels."""
+    """The sorted queries as :func:`_queries_le` compares them.
+
+    :func:`rounded_queries`, then three ``+inf`` sentinels.
+    """
     q = rounded_queries(sorted_q, null_dtype)
     return np.concatenate([q, np.full(3, np.inf, dtype=q.dtype)])
 

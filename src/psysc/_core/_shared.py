@@ -26,8 +26,8 @@ from numba import prange
 from scipy import sparse
 
 from ._blocks import iter_row_blocks
-from ._memory import fresh_zeros
 from ._control import _bins_in_order
+from ._memory import fresh_zeros
 from ._simd import add1, add4, add8
 
 _MAX_LANES = 8  # traits per vector addition
@@ -42,6 +42,7 @@ class SharedControls:
         ``(n_ctrl, n_slots)`` gene index of each control set at each slot (slot = bin, position).
     slot_weight
         ``(n_slots, n_traits)`` disease weight of each trait at each slot (0 beyond the trait's count).
+
     """
 
     def __init__(self, gene_names, bin_labels, disease: list[tuple[np.ndarray, np.ndarray]], *, n_ctrl: int,
@@ -143,8 +144,8 @@ def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, inv_z, dis_w, dis,
                        ctrl, row0, chunk, acc_like):
-    # one trait: acc[b] = sum over the cell's genes g and the runs (slot s, sets b) of g of x_cg * factor[g] * slot_w[s],
-    # in the precision of acc_like
+    # one trait: acc[b] = sum over the cell's genes g and the runs (slot s, sets b) of g of
+    # x_cg * factor[g] * slot_w[s], in the precision of acc_like
     n = indptr.shape[0] - 1
     n_ctrl = inv_z.shape[0]
     n_chunks = (n + chunk - 1) // chunk
@@ -227,8 +228,11 @@ def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets
 
 
 def _disease_table(disease_weight: np.ndarray, lanes: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(dis_row, dis_tab)`` of :func:`_shared_kernel`: each gene's row in a table of the disease weights of the
-    genes in some disease set, padded to ``lanes`` (row 0: zeros, for every other gene), raveled."""
+    """``(dis_row, dis_tab)`` of :func:`_shared_kernel`.
+
+    Each gene's row in a table of the disease weights of the genes in some disease set, padded to ``lanes`` (row 0:
+    zeros, for every other gene), raveled.
+    """
     used = (disease_weight != 0).any(axis=1)
     dis_row = np.zeros(disease_weight.shape[0], dtype=np.int32)
     dis_row[used] = np.arange(1, int(used.sum()) + 1)

@@ -69,6 +69,7 @@ def gene_mean_var(X, *, block_size: int = 10_000, expm1: bool = False):
     -------
     mean, var
         Arrays of length ``n_genes`` in the floating dtype of the data (float64 for integer data).
+
     """
     n = n_rows(X)
     acc_dtype = accumulation_dtype(X)
@@ -106,6 +107,7 @@ def technical_variance(mean, var, ct_mean, ct_var, *, span: float = 0.3, degree:
     -------
     ct_var_tech, var_tech
         float64 arrays.
+
     """
     from skmisc.loess import loess
 
@@ -138,6 +140,7 @@ def mean_var_bins(mean, var, *, n_mean_bin: int = 20, n_var_bin: int = 20) -> tu
     -------
     labels, n_mean_bin, n_var_bin
         String labels per gene and the bin counts actually used.
+
     """
     n_genes = len(mean)
     n_bin_max = int(np.floor(np.sqrt(n_genes / 10)))

@@ -34,5 +34,6 @@ def darmanis2015() -> ad.AnnData:
     >>> adata = psysc.datasets.darmanis2015()
     >>> adata.shape
     (466, 22085)
+
     """
     return ad.read_h5ad(files("psysc.data").joinpath("darmanis2015.h5ad"))

@@ -144,6 +144,7 @@ def gwas_gene_sets(traits: str | Iterable[str] | None = None) -> dict[str, pd.Se
     1000
     >>> list(psysc.datasets.gwas_gene_sets(["ldl", "PASS_Lupus"]))
     ['LDL', 'SLE']
+
     """
     original_to_alias = {orig: alias for alias, orig in TRAIT_ALIASES.items()}
     with as_file(files("psysc.data").joinpath(_GS_FILE)) as path:

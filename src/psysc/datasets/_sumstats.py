@@ -40,6 +40,7 @@ def ad_gwas_subset() -> dict[str, object]:
     >>> genes = psysc.gwas.sumstats_to_genes(ss, build=ex["build"], gene_loc=ex["gene_loc"], window=0)
     >>> genes.index[0], int(genes["NSNPS"].iloc[0])
     ('SPRR2G', 6)
+
     """
     root = files("psysc.data")
     return {

@@ -139,6 +139,7 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
     >>> v1 = psysc.models.load("/data/Geneformer-V1-10M", layer=0)  # a local folder  # doctest: +SKIP
     >>> brain = psysc.models.load("scgpt-brain")  # best_model.pt placed in the cache by hand  # doctest: +SKIP
     >>> brain.seed = 1  # doctest: +SKIP
+
     """
     from .._registry import REGISTRY, check_model_ref, expected_sha256, fetch_model
 

@@ -51,6 +51,7 @@ class Tokens:
         sequence (no vocabulary gene expressed); the engine gives it a row of NaN.
     values
         Optional per-token values of the same length as ``ids`` (e.g. scGPT's binned expression).
+
     """
 
     ids: np.ndarray

@@ -193,6 +193,7 @@ def prepare_scoring(
     >>> adata = psysc.datasets.darmanis2015()
     >>> psysc.pp.prepare_scoring(adata)
     >>> adata.var[["psysc_mean", "psysc_var_tech", "psysc_mean_var"]].head()  # doctest: +SKIP
+
     """
     check_anndata(adata)
     if normalize not in ("auto", True, False):

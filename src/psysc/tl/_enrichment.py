@@ -183,7 +183,8 @@ def disorder_enrichment(
             rows.append(row)
     table = pd.DataFrame(rows)
     for col in ("assoc", "hetero"):
-        table[f"{col}_fdr"] = table.groupby("trait", sort=False)[f"{col}_pval"].transform(lambda p: bh_fdr(p.to_numpy()))
+        by_trait = table.groupby("trait", sort=False)[f"{col}_pval"]
+        table[f"{col}_fdr"] = by_trait.transform(lambda p: bh_fdr(p.to_numpy()))
     order = ["trait", "group", "n_cells", "assoc_pval", "assoc_z", "assoc_fdr", "hetero_pval", "hetero_z",
              "hetero_fdr", "frac_sig"] + [f"n_fdr_{t:g}" for t in fdr_thresholds]
     table = table[order]

@@ -148,6 +148,7 @@ class Geneformer(GeneColumnChoice, FoundationModel):
     >>> model = psysc.models.load("geneformer-v2-104m")  # doctest: +SKIP
     >>> tokens = model.tokenize(psysc.datasets.darmanis2015()[:8])  # doctest: +SKIP
     >>> model.gene_col = "gene_ids"  # doctest: +SKIP
+
     """
 
     needs_counts = True
@@ -233,6 +234,7 @@ class Geneformer(GeneColumnChoice, FoundationModel):
             Only these rows (a slice; only they are read from a backed AnnData).
         layer
             Layer with the raw counts (default ``adata.X``).
+
         """
         tok = self.tokenizer
         gene_token_ids = tok.gene_token_ids(adata, self.gene_col)  # harmonised, cached per gene list

@@ -246,6 +246,7 @@ class GeneformerNetwork(nn.Module):
     >>> mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
     >>> net(ids, mask, layer=-1).shape  # output of encoder layer 1 of 2 (official default)
     torch.Size([2, 3, 32])
+
     """
 
     def __init__(self, config: dict | BertConfig):
@@ -272,6 +273,7 @@ class GeneformerNetwork(nn.Module):
         layer
             ``-1`` (official default): output of the second-to-last encoder layer; ``0``: last layer;
             ``-k``: ``hidden_states[L - k]``; ``k > 0``: ``hidden_states[k]`` (see :func:`resolve_layer`).
+
         """
         depth = resolve_layer(layer, self.config.num_hidden_layers)
         if input_ids.dim() != 2:
@@ -348,6 +350,7 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, *, pooling: str, ve
         the hidden state at position 0.
     version
         ``"V1"`` or ``"V2"``.
+
     """
     if pooling == "cls":
         if version != "V2":

@@ -106,6 +106,7 @@ class ScGPT(GeneColumnChoice, FoundationModel):
     >>> model = psysc.models.load("scgpt-brain")  # doctest: +SKIP
     >>> model.seed = 1  # another draw of the tie breaking and gene sampling  # doctest: +SKIP
     >>> psysc.tl.embed(adata, model=model)  # obsm["X_scgpt-brain"], 512-d, L2-normalised  # doctest: +SKIP
+
     """
 
     needs_counts = False  # levels are per-cell ranks: raw or normalised (non-negative) values give the same tokens
@@ -213,6 +214,7 @@ class ScGPT(GeneColumnChoice, FoundationModel):
             Only these rows (a slice; only they are read from a backed AnnData).
         layer
             Layer with the expression values (default ``adata.X``).
+
         """
         label, ids = self.tokenizer.gene_token_ids(adata, self.gene_col)
         self.info.extra["genes"] = label

@@ -193,6 +193,7 @@ class ScGPTNetwork(nn.Module):
     >>> mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     >>> net(ids, values, mask, pooling="cls").shape  # last layer at <cls>
     torch.Size([2, 32])
+
     """
 
     def __init__(self, config: ScGPTConfig | dict):
@@ -222,6 +223,7 @@ class ScGPTNetwork(nn.Module):
         pooling
             ``None``: all hidden states. ``"cls"``: position 0 (the official cell embedding; the read layer then
             computes only that position). ``"mean"``: mean over the real gene tokens (``<cls>`` excluded).
+
         """
         depth = resolve_layer(layer, self.config.nlayers)
         if input_ids.dim() != 2 or values.shape != input_ids.shape:

@@ -586,6 +586,7 @@ class ScGPTTokenizer:
         :class:`~psysc.models._base.Tokens` in row order: ``<cls>`` (value ``pad_value``) then at most
         ``max_length - 1`` gene tokens with their levels ``1..n_bins-1`` (float32 values); an empty sequence for
         a cell without expressed vocabulary genes.
+
         """
         if hasattr(X, "to_memory"):  # anndata backed sparse dataset
             X = X.to_memory()
