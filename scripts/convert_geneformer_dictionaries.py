@@ -1,8 +1,8 @@
 """Convert the 8 official Geneformer dictionaries (pickles) into the plain files psysc ships.
 
-Run once from the repository root; the package itself never reads pickles nor ../shared::
+Run once from the repository root; the package itself never reads pickles nor the source files::
 
-    python scripts/convert_geneformer_dictionaries.py ../shared/data
+    python scripts/convert_geneformer_dictionaries.py SOURCE_DIR
 
 Inputs: ``<data>/models/geneformer/{token_dictionary,gene_median_dictionary,gene_name_id_dict,
 ensembl_mapping_dict}_{gc30M,gc104M}.pkl`` (byte-identical to the official files of ctheodoris/Geneformer,
@@ -142,7 +142,7 @@ def to_tsv_gz(header: tuple[str, str], d: dict) -> bytes:
 
 
 def read_manifest(path: Path) -> dict[str, str]:
-    """``file -> sha256`` of the shared data manifest."""
+    """``file -> sha256`` of the source folder's manifest (MANIFEST.tsv)."""
     with open(path, newline="") as fh:
         return {row["file"]: row["sha256"].lower() for row in csv.DictReader(fh, delimiter="\t")}
 

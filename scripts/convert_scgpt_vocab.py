@@ -1,8 +1,8 @@
 """Convert the official scGPT ``vocab.json`` / ``args.json`` (whole-human and brain) into the files psysc ships.
 
-Run once from the repository root; the package itself never reads ../shared::
+Run once from the repository root; the package itself never reads the source files::
 
-    python scripts/convert_scgpt_vocab.py ../shared/data
+    python scripts/convert_scgpt_vocab.py SOURCE_DIR
 
 Inputs: ``<data>/models/scgpt/{human,brain}/{vocab.json,args.json}`` (byte copies of the files of the official
 scGPT model folders, bowang-lab/scGPT model zoo, MIT) and ``<data>/MANIFEST.tsv``, whose sha256 each file must
@@ -39,7 +39,7 @@ SPECIALS = ("<pad>", "<cls>", "<eoc>")
 
 
 def read_manifest(path: Path) -> dict[str, str]:
-    """``file -> sha256`` of the shared data manifest."""
+    """``file -> sha256`` of the source folder's manifest (MANIFEST.tsv)."""
     with open(path, newline="") as fh:
         return {row["file"]: row["sha256"].lower() for row in csv.DictReader(fh, delimiter="\t")}
 

@@ -1,8 +1,8 @@
-"""Convert the public source files in ../shared/data into psysc's bundled package data.
+"""Convert the public source files in SOURCE_DIR into psysc's bundled package data.
 
-Run once from the repository root; the package itself never reads ../shared.
+Run once from the repository root; the package itself never reads the source files.
 
-    python scripts/make_bundled_data.py ../shared/data
+    python scripts/make_bundled_data.py SOURCE_DIR
 """
 
 import gzip
@@ -65,7 +65,9 @@ def magma_gene_sets(src: Path, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python {sys.argv[0]} SOURCE_DIR (the folder of the source files)")
+    src = Path(sys.argv[1])
     out = Path("src/psysc/data")
     out.mkdir(parents=True, exist_ok=True)
     darmanis(src, out)

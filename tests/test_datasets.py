@@ -98,7 +98,7 @@ def test_darmanis2015_shape_and_counts(adata):
 
 def test_darmanis2015_cell_types(adata):
     # Counts of the "cell type" column of GEO GSE67835's metadata
-    # (../shared/data/brain/darmanis2015_GSE67835_meta.tsv.gz, numpde/sta426_deconvo commit d8f37850),
+    # (brain/darmanis2015_GSE67835_meta.tsv.gz of the source folder, numpde/sta426_deconvo commit d8f37850),
     # tallied once with pandas value_counts() on that file.
     expected = {
         "neurons": 131,

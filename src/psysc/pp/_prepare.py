@@ -166,9 +166,10 @@ def prepare_scoring(
     covariates
         Cells x covariates (e.g. sequencing depth, sex, age, batch), indexed by ``obs_names``; categorical
         columns become indicators and a constant is added (unless the columns span one exactly; see
-        :func:`psysc._core._covariates.design_matrix`). scDRS 1.0.2 leaves the constant out when a covariate
-        varies by less than 1 % of its mean (e.g. the log library size alone), so its scores then differ from
-        psysc's (see the design notes). Their effect is regressed out of every gene
+        :func:`psysc._core._covariates.design_matrix`). scDRS 1.0.2 adds the constant only when a column of
+        ones regressed on the covariates leaves a mean squared residual above 0.01, so it leaves it out for a
+        single covariate whose coefficient of variation is below about 10 % (e.g. the log library size alone),
+        and its scores then differ from psysc's (see the design notes). Their effect is regressed out of every gene
         (residuals plus the gene mean) implicitly: the data stay sparse and the correction is applied
         to the statistics and, as a low-rank term, to the scores.
     n_mean_bin, n_var_bin
