@@ -6,6 +6,8 @@ import json
 import os
 from pathlib import Path
 
+__all__ = ["random_geneformer_checkpoint", "random_scgpt_checkpoint"]
+
 _SHAPES = {
     "V1": {"vocab_size": 25_426, "max_position_embeddings": 2048},
     "V2": {"vocab_size": 20_275, "max_position_embeddings": 4096},

@@ -1551,4 +1551,4 @@ def genes_to_gene_set(
     return {trait: pd.Series(weights.astype(np.float64), index=genes, name=trait)}
 
 
-__all__ = ["genes_to_gene_set", "read_sumstats", "sumstats_to_genes", "STANDARD_COLUMNS"]
+__all__ = ["genes_to_gene_set", "read_sumstats", "sumstats_to_genes"]

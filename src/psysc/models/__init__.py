@@ -96,7 +96,8 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
         (25,426 vs 20,275). scGPT (``"scgpt-human"``, ``"scgpt-brain"``, or a local folder): ``best_model.pt`` +
         ``vocab.json`` + ``args.json``; whole-human and brain are told apart by the training data named in
         ``args.json``. ``best_model.pt`` is read with ``torch.load(weights_only=True)`` only, and every encoder
-        weight must be present with the right shape.
+        weight must be present with the right shape. scVI (``"scvi-census"`` or a folder with scvi-tools'
+        ``model.pt``): the encoder's latent mean (:mod:`psysc.models.scvi`).
     layer
         Hidden layer to read. ``-1`` (default) is the official ``EmbExtractor`` default ``emb_layer=-1``: the
         output of the **second-to-last** encoder layer, ``hidden_states[L - 1]``. ``0`` is the last layer;
@@ -127,8 +128,13 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
     Raises
     ------
     ValueError
-        For a checkpoint that is not a Geneformer BERT (unknown vocabulary size, missing or misshaped
-        weights) and for a ``pytorch_model.bin`` that is not a plain tensor pickle (it is never unpickled).
+        For a name that is neither registered nor a folder (the message names the close registered names); for
+        a checkpoint that is not a Geneformer BERT (unknown vocabulary size, missing or misshaped weights), an
+        scGPT ``best_model.pt`` without every encoder weight in its shape, and for a ``pytorch_model.bin`` or
+        ``best_model.pt`` that is not a plain tensor pickle (it is never unpickled); for cached files of another
+        model version than the name's.
+    FileNotFoundError
+        For a folder in none of the official layouts.
 
     Examples
     --------

@@ -59,7 +59,8 @@ def embed(
         Cells x genes with raw counts (AnnData, backed AnnData, or a MuData with ``mod=``).
     model
         A name from :func:`psysc.models.available` (downloaded once, hash-checked and cached), a local
-        directory in the official layout (Geneformer: ``config.json`` + weights; scvi-tools: ``model.pt``), a
+        directory in the official layout (Geneformer: ``config.json`` + weights; scGPT: ``best_model.pt`` +
+        ``vocab.json`` + ``args.json``; scvi-tools: ``model.pt``), a
         model returned by :func:`psysc.models.load`, or ``"scvi"``: train an scvi-tools ``SCVI`` model on
         ``adata`` (needs ``pip install scvi-tools``) and embed with the mean of its latent posterior. A local
         folder literally named ``scvi`` must be given as ``"./scvi"``.
@@ -130,8 +131,10 @@ def embed(
     >>> adata = psysc.datasets.darmanis2015()
     >>> psysc.tl.embed(adata, model="geneformer-v2-104m")  # doctest: +SKIP
     >>> sc.pp.neighbors(adata, use_rep="X_geneformer-v2-104m")  # doctest: +SKIP
-    >>> psysc.tl.embed(adata, model="scvi", batch_key="donor", train_kwargs={"max_epochs": 100})  # doctest: +SKIP
-    >>> psysc.tl.embed(adata, model="scvi-census")  # var_names: Ensembl IDs  # doctest: +SKIP
+    >>> psysc.tl.embed(adata, model="scvi", batch_key="sample", train_kwargs={"max_epochs": 100})  # doctest: +SKIP
+    >>> ens = adata[:, adata.var["gene_ids"] != ""].copy()  # scvi-census reads Ensembl IDs
+    >>> ens.var_names = ens.var["gene_ids"].astype(str)
+    >>> psysc.tl.embed(ens, model="scvi-census")  # doctest: +SKIP
 
     """
     from tqdm.auto import tqdm
