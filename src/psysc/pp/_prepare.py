@@ -97,8 +97,86 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
         "max": vmax,
         "integer": not non_integer,
         "empty_rows": np.flatnonzero(row_sums == 0),
+        "row_sums": row_sums,
         "moments": acc,
     }
+
+
+#: cells whose expression sums make up the fingerprint of the scored matrix (data_fingerprint)
+_FINGERPRINT_ROWS = 1_000
+
+
+def _head_row_sums(X, k: int) -> np.ndarray:
+    """float64 sums of the first ``k`` rows of ``X`` (in memory: a slice; backed or dask: the first row block)."""
+    block = X[:k] if isinstance(X, np.ndarray) or sparse.issparse(X) else next(iter_row_blocks(X, k))[2]
+    return np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+
+
+def data_fingerprint(adata: AnnData, X, row_sums: np.ndarray | None = None) -> dict:
+    """What :func:`psysc.tl.score_disorders` checks before it uses the statistics of :func:`prepare_scoring`.
+
+    The numbers of cells and genes, and the names and expression sums of the first 1,000 cells in the matrix
+    scored (``X``; ``row_sums``: its row sums when already known), which change when the values are changed in
+    place (``sc.pp.scale``, another normalisation).
+    """
+    k = min(_FINGERPRINT_ROWS, adata.n_obs)
+    head = np.asarray(row_sums[:k], dtype=np.float64) if row_sums is not None else _head_row_sums(X, k)
+    return {
+        "n_obs": int(adata.n_obs),
+        "n_vars": int(adata.n_vars),
+        "cells": [str(c) for c in adata.obs_names[:k]],
+        "row_sums": [float(v) for v in head],
+    }
+
+
+def _row_sums_of(adata: AnnData, X, cells: list[str]) -> np.ndarray | None:
+    """Row sums of ``X`` for the named cells, or ``None`` when they cannot be found (renamed) or gathered.
+
+    Read from the head of ``X`` when they are its first cells, else gathered (in-memory matrices only).
+    """
+    k = len(cells)
+    if k == 0:
+        return np.zeros(0)
+    if (adata.obs_names[:k].astype(str) == np.asarray(cells, dtype=str)).all():
+        return _head_row_sums(X, k)
+    if not adata.obs_names.is_unique or not (isinstance(X, np.ndarray) or sparse.issparse(X)):
+        return None
+    idx = adata.obs_names.get_indexer(cells)
+    if (idx < 0).any():
+        return None
+    return np.asarray(X[idx].sum(axis=1), dtype=np.float64).ravel()
+
+
+def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str, matrix: str) -> None:
+    """Refuse to score data other than the data :func:`prepare_scoring` computed its statistics on.
+
+    The gene statistics are means and variances over the cells: scoring a subset of the cells, or values changed
+    since, with them is wrong. What leaves them valid is accepted: reordered or renamed cells, renamed genes, and
+    a subset of the genes (each gene keeps its own statistics). ``stored``:
+    ``uns[key_added]["prepare_scoring"]["data"]`` (absent for data prepared by an older psysc: nothing is checked).
+    ``matrix`` names the matrix scored, for the message.
+    """
+    if not stored:
+        return
+    again = f"Run psysc.pp.prepare_scoring(adata, key_added={key_added!r}) again on this AnnData, then score it."
+    if int(stored["n_obs"]) != adata.n_obs:
+        raise ValueError(
+            f"adata's cells are not the cells psysc.pp.prepare_scoring computed the gene statistics on "
+            f"({int(stored['n_obs']):,} cells then, {adata.n_obs:,} now: subset or concatenated since). {again}"
+        )
+    if int(stored["n_vars"]) != adata.n_vars:
+        return  # a subset of the genes: the row sums differ, the statistics of each gene are its own
+    now = _row_sums_of(adata, X, [str(c) for c in stored["cells"]])
+    if now is None:
+        logger.debug("the cells of the fingerprint are not found by name: the values are not checked")
+        return
+    then = np.asarray(stored["row_sums"], dtype=np.float64)
+    scale = float(np.abs(then).mean()) if then.size else 0.0
+    if not np.allclose(now, then, rtol=1e-5, atol=1e-6 * scale):
+        raise ValueError(
+            f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has changed "
+            f"since (e.g. sc.pp.scale or another normalisation in place). {again}"
+        )
 
 
 def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False, max_rows: int = 2_000,
@@ -106,6 +184,12 @@ def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = Fa
     """Refuse data psysc cannot score and describe what it is (:func:`inspect_values`, integrality on ``max_rows``)."""
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(f"{where} is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
+    if adata.n_obs < 2:
+        raise ValueError(f"{where} has {adata.n_obs} cell: gene variances, and so disease scores, need at least 2 "
+                         "cells (in practice hundreds)")
+    if X is None:
+        raise ValueError(f"{where} is None: put the expression in adata.X or name the layer that holds it (layer=...); "
+                         f"layers: {list(adata.layers)}")
     if adata.var_names.has_duplicates:
         dups = adata.var_names[adata.var_names.duplicated()].unique()
         raise ValueError(
@@ -159,8 +243,9 @@ def prepare_scoring(
     layer
         Layer with the expression to use (default ``adata.X``).
     normalize
-        ``"auto"``: normalise when the values are raw counts; ``True``: the values must be raw counts;
-        ``False``: the values must already be log-normalised.
+        ``"auto"``: normalise when the values are raw counts (integers); ``True``: the values are counts,
+        normalised here, integer or not (EM-quantified or denoised counts; values no larger than 50 that are not
+        integers look log-normalised and are refused); ``False``: the values must already be log-normalised.
     target_sum
         Counts per cell after size-factor normalisation.
     covariates
@@ -186,7 +271,11 @@ def prepare_scoring(
 
     - ``adata.layers[f"{key_added}_norm"]``: log-normalised expression (when normalised here);
     - ``adata.var[f"{key_added}_{stat}"]`` for stat in mean, var, var_tech, ct_mean, ct_var, ct_var_tech, mean_var;
-    - ``adata.uns[key_added]["prepare_scoring"]``: parameters and what was done.
+    - ``adata.uns[key_added]["prepare_scoring"]``: parameters and what was done; under ``"data"`` the numbers
+      of cells and genes and the expression sums of the first 1,000 cells, by which
+      :func:`psysc.tl.score_disorders` refuses data changed since (a subset of the cells, values changed in
+      place) and accepts what leaves the statistics valid (reordered or renamed cells and genes, a subset of
+      the genes).
 
     Examples
     --------
@@ -204,11 +293,14 @@ def prepare_scoring(
     X = get_matrix(adata, layer)
     # one pass over the data checks it and, for log-normalised input without covariates, gives the gene statistics
     info = check_expression(adata, X, where, allow_negative=normalize is False, moments=covariates is None)
-    is_counts = info["integer"]
+    # normalize=True: counts as the user says, integer or not (EM-quantified or denoised counts are not integer),
+    # unless the values are small enough to be log-normalised
+    is_counts = info["integer"] or (normalize is True and info["max"] > 50)
     if normalize is True and not is_counts:
         raise ValueError(
-            f"{where} holds non-integer values, so it is not raw counts. Pass the raw counts (layer='counts'?) or, "
-            "if the values are already log-normalised, normalize=False."
+            f"{where} holds non-integer values up to {info['max']:.3g}, so it is not raw counts: it looks "
+            "log-normalised. Pass the raw counts (layer='counts'?), or normalize=False (or 'auto') to use these "
+            "values as they are."
         )
     if normalize is False and is_counts and info["max"] > 50:
         raise ValueError(
@@ -217,9 +309,14 @@ def prepare_scoring(
         )
     if not is_counts and info["max"] > 50:
         raise ValueError(
-            f"{where} is not integer but reaches {info['max']:.1f}: it looks normalised but not log-transformed "
-            "(CPM/TPM?). Pass raw counts, or log-transform it first (sc.pp.log1p)."
+            f"{where} is not integer but reaches {info['max']:.1f}: it is not log-normalised. Non-integer counts "
+            "(EM-quantified, e.g. alevin-fry or RSEM, or denoised, e.g. CellBender): pass normalize=True to "
+            "normalise them as counts. Normalised but not log-transformed values (CPM/TPM): pass the raw counts "
+            "(layer='counts'?), or log-transform them first (sc.pp.log1p)."
         )
+    design = None
+    if covariates is not None:  # checked before adata is changed: a refused call leaves it as it was
+        design = cov_design_matrix(covariates, adata.obs_names)
     n_empty = len(info["empty_rows"])
     if n_empty:
         logger.warning(
@@ -229,31 +326,24 @@ def prepare_scoring(
             adata.n_obs,
         )
     norm_layer = layer
+    Xn = X
     if is_counts and normalize in ("auto", True):
         logger.info("%s holds raw counts: normalising to %g counts per cell and log1p", where, target_sum)
         norm_layer = f"{key_added}_norm"
-        adata.layers[norm_layer] = _log_normalise(X, target_sum)
-        logger.info("added layers[%r]", norm_layer)
-    Xn = get_matrix(adata, norm_layer)
+        Xn = _log_normalise(X, target_sum)
 
-    ns = uns_namespace(adata, key_added)
-    for stale in (f"{key_added}_covariates",):
-        adata.obsm.pop(stale, None)
-    adata.varm.pop(f"{key_added}_cov_beta", None)
+    # computed first, written into adata at the end (an error on the way leaves adata as it was)
     cov_names: list[str] = []
     n_cov_filled = 0
-    if covariates is not None:
-        design = cov_design_matrix(covariates, adata.obs_names)
+    cov_results = None
+    if design is not None:
         n_cov_filled = int(design.attrs.get("n_cells_filled", 0))
         C = design.to_numpy()
         beta, gene_mean = cov_fit(Xn, C)
         mean, var = corrected_mean_var(Xn, C, beta, gene_mean)
         ct_mean, ct_var = corrected_mean_var(Xn, C, beta, gene_mean, expm1=True)
-        adata.obsm[f"{key_added}_covariates"] = C
-        adata.varm[f"{key_added}_cov_beta"] = beta.T
-        adata.var[f"{key_added}_cov_gene_mean"] = gene_mean
+        cov_results = (C, beta, gene_mean)
         cov_names = [str(c) for c in design.columns]
-        logger.info("regressed out %d covariate columns: %s", len(cov_names), ", ".join(cov_names))
     elif info["moments"] is not None and norm_layer is layer:  # the statistics of this pass's data
         mean, var = info["moments"].result("log")
         ct_mean, ct_var = info["moments"].result("expm1")
@@ -273,10 +363,24 @@ def prepare_scoring(
         "ct_var_tech": ct_var_tech,
         "mean_var": bins,
     }
+    fingerprint = data_fingerprint(adata, Xn, info["row_sums"] if Xn is X else None)
+
+    if norm_layer != layer:
+        adata.layers[norm_layer] = Xn
+        logger.info("added layers[%r]", norm_layer)
+    adata.obsm.pop(f"{key_added}_covariates", None)
+    adata.varm.pop(f"{key_added}_cov_beta", None)
+    if cov_results is not None:
+        C, beta, gene_mean = cov_results
+        adata.obsm[f"{key_added}_covariates"] = C
+        adata.varm[f"{key_added}_cov_beta"] = beta.T
+        adata.var[f"{key_added}_cov_gene_mean"] = gene_mean
+        logger.info("regressed out %d covariate columns: %s", len(cov_names), ", ".join(cov_names))
     for name in GENE_STAT_COLUMNS:
         adata.var[f"{key_added}_{name}"] = stats[name]
     from .. import __version__
 
+    ns = uns_namespace(adata, key_added)
     ns["prepare_scoring"] = {
         "covariates": cov_names,
         "layer": norm_layer if norm_layer is not None else "X",
@@ -287,6 +391,7 @@ def prepare_scoring(
         "n_var_bin": int(n_var_used),
         "n_empty_cells": int(n_empty),
         "n_cells_covariates_filled": n_cov_filled,
+        "data": fingerprint,
         "psysc_version": __version__,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -16,6 +16,7 @@ from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_dev
 from .._genesets import as_gene_sets, match_gene_sets
 from .._settings import settings
 from .._utils import available_memory, check_anndata, get_matrix, uns_namespace
+from ..pp._prepare import check_fingerprint
 
 logger = logging.getLogger("psysc")
 
@@ -202,7 +203,10 @@ def score_disorders(
 
     """
     check_anndata(adata)
-    seed = settings.seed if seed is None else int(seed)
+    seed = settings.seed if seed is None else seed
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, not {seed!r}")
+    seed = int(seed)
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, not {dtype}")
@@ -215,8 +219,15 @@ def score_disorders(
     if rng not in ("numpy", "scdrs"):
         raise ValueError(f"rng must be 'numpy' or 'scdrs', not {rng!r}")
     gstats = _gene_stats(adata, key_added)
-    layer = adata.uns[key_added]["prepare_scoring"]["layer"]
+    prep = adata.uns[key_added]["prepare_scoring"]
+    layer = prep["layer"]
+    if layer != "X" and layer not in adata.layers:
+        raise KeyError(f"layer {layer!r}, written by psysc.pp.prepare_scoring, is no longer in adata.layers "
+                       f"(available: {list(adata.layers)}); run psysc.pp.prepare_scoring(adata, key_added="
+                       f"{key_added!r}) again")
     X = get_matrix(adata, None if layer == "X" else layer)
+    check_fingerprint(adata, X, prep.get("data"), key_added=key_added,
+                      matrix="adata.X" if layer == "X" else f"adata.layers[{layer!r}]")
 
     sets = as_gene_sets(gene_sets)
     kept, skipped = match_gene_sets(sets, adata.var_names, min_genes=min_genes)
@@ -332,9 +343,15 @@ def score_disorders(
     if not inplace:
         return results
 
+    columns = {
+        f"{key_added}_{trait}_{col}": results[trait][col].to_numpy() for trait in traits for col in SCORE_COLUMNS
+    }
+    replaced = [c for c in columns if c in adata.obs.columns]
+    for c in replaced:  # re-scored traits keep their columns' places
+        adata.obs[c] = columns.pop(c)
+    if columns:  # the new ones in one block (one column at a time fragments the frame: slow, and pandas warns)
+        adata.obs = pd.concat([adata.obs, pd.DataFrame(columns, index=adata.obs.index)], axis=1)
     for trait in traits:
-        for col in SCORE_COLUMNS:
-            adata.obs[f"{key_added}_{trait}_{col}"] = results[trait][col].to_numpy()
         adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"] = stored[trait]
     from .. import __version__
 

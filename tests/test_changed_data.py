@@ -1,0 +1,101 @@
+"""Scoring refuses data other than the data prepare_scoring computed its statistics on; a refused call changes
+nothing; what does not change the data (a file round trip, another sparse format or dtype) is not refused."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+from scipy import sparse
+from test_scoring import random_sets, synthetic_counts
+
+import psysc
+
+
+@pytest.fixture
+def prepared():
+    adata = synthetic_counts(300, 1200, seed=5)
+    psysc.pp.prepare_scoring(adata)
+    return adata, random_sets(adata, 2, size=60)
+
+
+def test_a_subset_of_cells_is_refused_until_prepared_again(prepared):
+    adata, sets = prepared
+    sub = adata[:200].copy()
+    again = r"prepare_scoring\(adata, key_added='psysc'\) again"
+    with pytest.raises(ValueError, match=rf"cells .*300 cells then, 200 now.*{again}"):
+        psysc.tl.score_disorders(sub, sets, n_ctrl=20)
+    psysc.pp.prepare_scoring(sub)
+    psysc.tl.score_disorders(sub, sets, n_ctrl=20)
+    assert np.isfinite(sub.obs["psysc_t0_norm_score"]).all()
+
+
+def test_reordered_or_renamed_cells_and_genes_keep_their_statistics(prepared):
+    # the gene statistics are per gene, over the cells (in any order): these changes leave them valid
+    adata, sets = prepared
+    expected = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)
+    order = np.random.default_rng(0).permutation(adata.n_obs)
+    shuffled = adata[order].copy()
+    got = psysc.tl.score_disorders(shuffled, sets, n_ctrl=20, inplace=False)
+    for t in sets:
+        pd.testing.assert_frame_equal(got[t].loc[adata.obs_names], expected[t], rtol=1e-5, atol=1e-6)
+    renamed = adata.copy()
+    renamed.obs_names = [f"cell{i}" for i in range(adata.n_obs)]
+    renamed.var_names = [f"gene_{g}" for g in adata.var_names]
+    renamed_sets = {t: s.rename(index=lambda g: f"gene_{g}") for t, s in sets.items()}
+    got = psysc.tl.score_disorders(renamed, renamed_sets, n_ctrl=20, inplace=False)
+    np.testing.assert_array_equal(got["t0"]["norm_score"], expected["t0"]["norm_score"])
+    psysc.tl.score_disorders(adata[:, :1000].copy(), sets, n_ctrl=20)  # a subset of the genes
+
+
+def test_values_changed_in_place_after_preparing_are_refused():
+    adata = synthetic_counts(300, 1200, seed=6)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    psysc.pp.prepare_scoring(adata)  # log-normalised input: the statistics are those of adata.X itself
+    sets = random_sets(adata, 1, size=60)
+    changed = adata.copy()
+    changed.X = changed.X * 1.01
+    with pytest.raises(ValueError, match=r"adata.X, the expression .* has changed since"):
+        psysc.tl.score_disorders(changed, sets, n_ctrl=20)
+    shuffled = changed[np.random.default_rng(1).permutation(adata.n_obs)].copy()  # found by cell name
+    with pytest.raises(ValueError, match="has changed since"):
+        psysc.tl.score_disorders(shuffled, sets, n_ctrl=20)
+    psysc.tl.score_disorders(adata, sets, n_ctrl=20)  # unchanged
+
+
+def test_the_same_data_in_another_form_is_accepted(prepared, tmp_path):
+    adata, sets = prepared
+    expected = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = sc.read_h5ad(tmp_path / "a.h5ad")
+    back.layers["psysc_norm"] = sparse.csc_matrix(back.layers["psysc_norm"]).astype(np.float64)
+    got = psysc.tl.score_disorders(back, sets, n_ctrl=20, inplace=False)
+    for t in sets:
+        np.testing.assert_allclose(got[t]["norm_score"], expected[t]["norm_score"], rtol=1e-5, atol=1e-6)
+
+
+def test_a_refused_prepare_scoring_leaves_adata_as_it_was():
+    adata = synthetic_counts(300, 1200, seed=7)
+    cov = pd.DataFrame({"depth": np.log1p(np.asarray(adata.X.sum(axis=1)).ravel())}, index=adata.obs_names)
+    psysc.pp.prepare_scoring(adata, covariates=cov)
+    sets = random_sets(adata, 1, size=60)
+    expected = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)
+    keys = (set(adata.obsm), set(adata.varm), set(adata.layers), set(adata.var.columns))
+    with pytest.raises(ValueError, match="covariates cover 0 of 300 cells"):
+        psysc.pp.prepare_scoring(adata, covariates=cov.reset_index(drop=True))
+    assert (set(adata.obsm), set(adata.varm), set(adata.layers), set(adata.var.columns)) == keys
+    got = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)
+    np.testing.assert_array_equal(got["t0"]["norm_score"], expected["t0"]["norm_score"])
+
+
+def test_non_integer_counts_are_normalised_when_the_user_says_they_are_counts():
+    adata = synthetic_counts(300, 1200, seed=8)
+    adata.X = adata.X * np.float32(0.75)  # e.g. EM-quantified counts
+    with pytest.raises(ValueError, match="normalize=True to normalise them as counts"):
+        psysc.pp.prepare_scoring(adata)
+    psysc.pp.prepare_scoring(adata, normalize=True)
+    ref = adata.copy()
+    ref.X = ref.X.copy()
+    sc.pp.normalize_total(ref, target_sum=1e4)
+    sc.pp.log1p(ref)
+    np.testing.assert_allclose(adata.layers["psysc_norm"].toarray(), ref.X.toarray(), rtol=1e-6, atol=1e-6)
