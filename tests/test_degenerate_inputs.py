@@ -463,3 +463,73 @@ def test_a_gene_set_that_fills_its_bins_with_equal_weights_is_refused():
     weighted = pd.Series(np.linspace(1, 3, len(genes)), index=genes)
     out = psysc.tl.score_disorders(adata, {"x": weighted, "y": genes[1:]}, n_ctrl=20, inplace=False)
     assert all(np.isfinite(df["norm_score"]).mean() > 0.5 for df in out.values())
+
+
+def test_a_lower_case_gene_set_is_told_to_change_its_own_case():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    sets = {t: s.rename(index=str.lower) for t, s in psysc.datasets.gwas_gene_sets(["SCZ"]).items()}
+    with pytest.raises(ValueError, match=r"spell the gene sets as var_names do"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=10)
+
+
+def test_arguments_of_the_wrong_kind_are_clear_errors(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from anndata import AnnData
+
+    adata = psysc.datasets.darmanis2015()
+    with pytest.raises(ValueError, match=r"adata.X is None: .*layers: \['counts'\]"):
+        psysc.pp.prepare_scoring(AnnData(obs=adata.obs, var=adata.var, layers={"counts": adata.X}))
+    with pytest.raises(ValueError, match="1 cell: .*at least 2 cells"):
+        psysc.pp.prepare_scoring(adata[:1].copy())
+    psysc.pp.prepare_scoring(adata)
+    sets = psysc.datasets.gwas_gene_sets(["SCZ", "AD"])
+    for seed in (1.5, -1, 2**32, True):
+        with pytest.raises(ValueError, match="seed must be a whole number"):
+            psysc.tl.score_disorders(adata, sets, n_ctrl=10, seed=seed)
+    with pytest.raises(TypeError, match=r"gene_sets is a path .*psysc.gwas.read_gs"):
+        psysc.tl.score_disorders(adata, str(tmp_path / "sets.gs"), n_ctrl=10)
+    with pytest.raises(TypeError, match=r"table without a ZSTAT column: .*table\[trait\].dropna\(\)"):
+        psysc.tl.score_disorders(adata, pd.DataFrame({"SCZ": sets["SCZ"]}), n_ctrl=10)
+    psysc.tl.score_disorders(adata, sets, n_ctrl=20)
+    with pytest.raises(TypeError, match="groupby must be the name of one column"):
+        psysc.tl.disorder_enrichment(adata, groupby=["cell_type", "stage"], use_graph=None)
+    with pytest.raises(TypeError, match="trait is the name of one trait"):
+        psysc.pl.scores(adata, ["SCZ", "AD"], show=False)
+    with pytest.raises(TypeError, match="sets the colour from trait"):
+        psysc.pl.scores(adata, "SCZ", color="cell_type", show=False)
+    del adata.obsm["psysc_AD_ctrl_norm_score"]
+    with pytest.raises(KeyError, match=r"scores of \[.*AD.*\] are no longer all in adata"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None)
+
+
+def test_a_lone_fdr_threshold_and_a_trait_named_twice_are_taken_as_meant():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=20)
+    table = psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, traits=["SCZ", "SCZ"],
+                                         fdr_thresholds=0.1, inplace=False)
+    n_groups = adata.obs["cell_type"].nunique()
+    assert len(table) == n_groups and table["group"].is_unique
+    assert "n_fdr_0.1" in table.columns and "n_fdr_0.05" not in table.columns
+    from scipy.stats import false_discovery_control  # Benjamini-Hochberg
+
+    fdr = false_discovery_control(adata.obs["psysc_SCZ_pval"].to_numpy(np.float64))
+    counts = pd.Series(fdr < 0.1).groupby(adata.obs["cell_type"].astype(str).to_numpy()).sum()
+    assert table.set_index("group")["n_fdr_0.1"].to_dict() == counts.to_dict()
+
+
+def test_scoring_many_traits_writes_obs_without_pandas_warnings():
+    import warnings
+
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    sets = psysc.datasets.gwas_gene_sets()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.PerformanceWarning)
+        psysc.tl.score_disorders(adata, sets, n_ctrl=10)
+    first = adata.obs.columns[: adata.obs.shape[1] - 6 * len(sets)].tolist()
+    assert first == psysc.datasets.darmanis2015().obs.columns.tolist()  # the columns there before come first
+    assert {f"psysc_{t}_pval" for t in sets} <= set(adata.obs.columns)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 from collections.abc import Iterable, Mapping
 
@@ -28,7 +29,18 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
     if isinstance(gene_sets, pd.Series):
         gene_sets = {gene_sets.name or "trait": gene_sets}
     elif isinstance(gene_sets, pd.DataFrame):
+        if "ZSTAT" not in gene_sets.columns:
+            raise TypeError(
+                "gene_sets is a table without a ZSTAT column: for a genes x traits table of weights pass "
+                "{trait: table[trait].dropna() for trait in table}; read a scDRS .gs file with psysc.gwas.read_gs "
+                "and a gene x trait file with psysc.gwas.read_gene_stats"
+            )
         gene_sets = {gene_sets.attrs.get("trait") or "trait": gene_sets}
+    elif isinstance(gene_sets, str | os.PathLike):
+        raise TypeError(
+            f"gene_sets is a path ({os.fspath(gene_sets)!r}); read it first: psysc.gwas.read_gs(path) for a scDRS .gs "
+            "file, psysc.gwas.read_magma(path, ...) for MAGMA .genes.out, psysc.gwas.read_gene_list(path) for a list"
+        )
     if not isinstance(gene_sets, Mapping):
         raise TypeError(
             "gene_sets must be a dict {trait: genes}; psysc.datasets.gwas_gene_sets() and psysc.gwas.read_gs() "
@@ -98,6 +110,12 @@ def _id_kind(names) -> str:
     return "symbols"
 
 
+def _upper_fraction(names) -> float:
+    """The fraction of names (the first 2,000) that are all upper case (``str.isupper``)."""
+    sample = [str(x) for x in list(names)[:2_000]]
+    return sum(x.isupper() for x in sample) / max(1, len(sample))
+
+
 def overlap_hint(set_genes, var_names) -> str:
     """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
     a, b = _id_kind(set_genes), _id_kind(var_names)
@@ -120,9 +138,16 @@ def overlap_hint(set_genes, var_names) -> str:
     upper = {x.upper() for x in exact}
     n_case = sum(str(g) not in exact and str(g).upper() in upper for g in set_genes)
     if n_case and not species_differ:  # human and mouse orthologs often differ in case only, but are other genes
+        set_upper, var_upper = _upper_fraction(set_genes), _upper_fraction(var_names)
+        if var_upper > set_upper:
+            fix = ("spell the gene sets as var_names do, e.g. {t: s.rename(index=str.upper) for t, s in "
+                   "gene_sets.items()} for a dict of Series")
+        elif set_upper > var_upper:
+            fix = "spell var_names as the gene sets do, e.g. adata.var_names = adata.var_names.str.upper()"
+        else:
+            fix = "spell both the same way"
         hints.append(f"{n_case} gene-set genes match var_names when upper and lower case are ignored: the names differ "
-                     "in case only, so spell var_names as the gene sets do (human symbols are upper case, as in "
-                     "the gene sets)")
+                     f"in case only (human symbols are upper case); {fix}")
     return "; ".join(hints)
 
 

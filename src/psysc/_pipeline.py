@@ -112,7 +112,8 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         raise InputError(
             f"every trait has fewer than {MIN_GENES_PER_TRAIT} of its genes in the data ("
             + ", ".join(f"{t}: {n}" for t, n in found.items())
-            + "): a gene set needs at least that many to be scored against matched control gene sets"
+            + "): a gene set needs at least that many to be scored against matched control gene sets; "
+            + overlap_hint(gene_sets[traits[0]].index, genes)
         )
     return traits
 

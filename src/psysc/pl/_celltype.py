@@ -139,7 +139,7 @@ def enrichment_dotplot(
 
     ax_given = ax is not None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(2.5 + 0.55 * len(cols), 1.4 + 0.4 * len(rows)))
+        fig, ax = plt.subplots(figsize=(2.5 + 0.55 * len(cols), 1.4 + 0.4 * len(rows)), layout="constrained")
     fig = ax.figure
     signed = color is not None and np.nanmin(cval) < 0 < np.nanmax(cval)
     if signed:
@@ -232,7 +232,7 @@ def contrast(
     tab = tab.loc[order]
     ax_given = ax is not None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.5, 1.0 + 0.35 * len(order)))
+        fig, ax = plt.subplots(figsize=(5.5, 1.0 + 0.35 * len(order)), layout="constrained")
     fig = ax.figure
     y = np.arange(len(order))
     beta = tab["beta"].to_numpy(dtype=float)

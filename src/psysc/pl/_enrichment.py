@@ -199,7 +199,7 @@ def enrichment_heatmap(
     if ax is None:
         width = 2.8 + 0.5 * len(col_names) + 0.07 * max(len(t) for t in row_names)
         height = 1.6 + 0.42 * len(row_names) + 0.07 * max(len(g) for g in col_names)
-        fig, ax = plt.subplots(figsize=(min(width, 30), min(height, 30)))
+        fig, ax = plt.subplots(figsize=(min(width, 30), min(height, 30)), layout="constrained")
     else:
         fig = ax.figure
 

@@ -47,7 +47,8 @@ def scores(
     Draws ``adata.obsm["X_" + basis]`` with :func:`scanpy.pl.embedding`, coloured by the per-cell column
     ``adata.obs[f"{key}_{trait}_{value}"]`` written by :func:`psysc.tl.score_disorders`. Signed scores
     (``norm_score``, ``zscore``, ``raw_score``) use a diverging colour map symmetric around 0, the others
-    (``nlog10_pval``, ``pval``, ``mc_pval``) a sequential one; ``kwargs`` override these choices.
+    (``nlog10_pval``, ``pval``, ``mc_pval``) a sequential one, darkest for the strongest evidence (high
+    ``nlog10_pval``, low p-values); ``kwargs`` override these choices.
 
     Parameters
     ----------
@@ -93,6 +94,13 @@ def scores(
     import matplotlib.pyplot as plt
     import scanpy as sc
 
+    if not isinstance(trait, str):
+        raise TypeError(f"trait is the name of one trait, not {trait!r}; for several, draw one per axes: fig, axs = "
+                        "plt.subplots(1, n); then psysc.pl.scores(adata, t, ax=ax) for each trait t and axes ax")
+    if "color" in kwargs:
+        raise TypeError("scores() sets the colour from trait and value; to colour by another column use "
+                        "sc.pl.embedding(adata, basis=..., color=...)")
+
     basis = basis[2:] if basis.startswith("X_") else basis
     obsm_key = f"X_{basis}"
     if obsm_key not in adata.obsm:
@@ -126,8 +134,8 @@ def scores(
             finite = finite[np.isfinite(finite)]
             bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
             kwargs["vmin"], kwargs["vmax"] = -bound, bound
-    else:
-        kwargs.setdefault("cmap", "Reds")
+    else:  # the strongest evidence darkest: high -log10 p, low p
+        kwargs.setdefault("cmap", "Reds" if value == "nlog10_pval" else "Reds_r")
     kwargs.setdefault("title", f"{trait} ({value})")
 
     if "save" in kwargs:  # scanpy would write figures/<basis><save> and close the figure it returns
@@ -135,7 +143,7 @@ def scores(
                         "fig.savefig(path), as with the other psysc.pl functions")
     ax_given = ax is not None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(5.2, 4.4))
+        fig, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
     else:
         fig = ax.figure
     ax = sc.pl.embedding(adata, basis=basis, color=column, ax=ax, show=False, **kwargs)

@@ -124,11 +124,26 @@ def disorder_enrichment(
         traits = scored
     elif isinstance(traits, str):
         traits = [traits]
+    traits = list(dict.fromkeys(traits))  # a trait named twice is tested once
     missing = [t for t in traits if t not in scored]
     if missing:
         raise KeyError(f"traits {missing} were not scored; scored traits: {scored}")
     if not traits:
         raise ValueError(f"no trait to test: traits={traits!r}; scored traits: {scored}")
+    if not isinstance(groupby, str):
+        raise TypeError(f"groupby must be the name of one column of adata.obs, not {groupby!r}; to group by several "
+                        "columns, join them into one first, e.g. adata.obs['a_b'] = adata.obs['a'].astype(str) + "
+                        "'_' + adata.obs['b'].astype(str)")
+    if isinstance(fdr_thresholds, int | float):
+        fdr_thresholds = (fdr_thresholds,)
+    fdr_thresholds = tuple(float(t) for t in fdr_thresholds)
+    lost = [t for t in traits
+            if f"{key}_{t}_ctrl_norm_score" not in adata.obsm or f"{key}_{t}_norm_score" not in adata.obs]
+    if lost:
+        raise KeyError(
+            f"the scores of {lost} are no longer all in adata (obs[\"{key}_<trait>_norm_score\"] and "
+            f"obsm[\"{key}_<trait>_ctrl_norm_score\"] are needed): score them again with psysc.tl.score_disorders"
+        )
     if groupby not in adata.obs:
         raise KeyError(f"groupby={groupby!r} is not a column of adata.obs; columns: {list(adata.obs.columns)}")
     graph = None
