@@ -287,3 +287,16 @@ def test_scores_errors(scored):
     bare = ad.AnnData(np.zeros((3, 2), dtype=np.float32), obsm={"X_umap": np.zeros((3, 2))})
     with pytest.raises(KeyError, match=r"run psysc\.tl\.score_disorders"):
         psysc.pl.scores(bare, "SCZ", show=False)
+
+
+def test_figures_keep_their_labels_inside_the_canvas(table):
+    # saved with a plain fig.savefig (no bbox_inches="tight"), every label must lie on the figure
+    long = table.copy()
+    long["group"] = long["group"] + "_with_a_rather_long_group_name"
+    long["trait"] = long["trait"] + " (a long trait name)"
+    fig = psysc.pl.enrichment_heatmap(long, return_fig=True)
+    fig.canvas.draw()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches
+    width, height = fig.get_size_inches()
+    assert box.x0 >= -0.01 and box.y0 >= -0.01, box
+    assert box.x1 <= width + 0.01 and box.y1 <= height + 0.01, (box, width, height)
