@@ -660,3 +660,18 @@ def test_species_mouse_maps_the_gene_sets_to_mouse_orthologs(tmp_path, darmanis)
     present = int(pd.Index(mapped.index).isin(sub.var_names).sum())
     assert 0.5 * present < found["mouse"] <= present
     assert "psysc run --species mouse" in (tmp_path / "human" / "report.html").read_text()
+
+
+def test_an_input_scored_before_is_run_afresh_without_stale_warnings(tmp_path, darmanis):
+    adata = darmanis.copy()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=20)
+    psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None)
+    del adata.layers["psysc_norm"]  # the raw counts stay in X, the results in uns
+    path = tmp_path / "scored.h5ad"
+    adata.write_h5ad(path)
+    rc, log = _run(["run", "--input", str(path), "--out", str(tmp_path / "out"), "--quick", "--traits", "SCZ"])
+    assert rc == 0, log
+    assert "computed from earlier scores" not in log and "replaced by this run" in log
+    table = pd.read_csv(tmp_path / "out" / "enrichment.tsv", sep="\t")
+    assert set(table["trait"]) == {"SCZ"}

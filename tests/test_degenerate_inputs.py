@@ -533,3 +533,19 @@ def test_scoring_many_traits_writes_obs_without_pandas_warnings():
     first = adata.obs.columns[: adata.obs.shape[1] - 6 * len(sets)].tolist()
     assert first == psysc.datasets.darmanis2015().obs.columns.tolist()  # the columns there before come first
     assert {f"psysc_{t}_pval" for t in sets} <= set(adata.obs.columns)
+
+
+def test_a_distance_graph_for_the_heterogeneity_test_is_warned_about(caplog):
+    import scanpy as sc
+
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=20)
+    sc.pp.pca(adata, layer="psysc_norm", n_comps=10)
+    sc.pp.neighbors(adata)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph="connectivities")
+    assert "graph of distances" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph="distances")
+    assert "looks like a graph of distances" in caplog.text

@@ -610,6 +610,9 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     )
 
     adata, qc = _qc(adata, layer)
+    if "psysc" in adata.uns:  # results of an earlier run in the input file: this run writes its own
+        logger.info("the input holds psysc results (uns['psysc']); they are replaced by this run's")
+        del adata.uns["psysc"]
     labels = adata.obs[groupby]
     # group names as strings, in the column's own order (categories, or numbers as numbers: cluster 2 before
     # 10; float labels, whole numbers since check_inputs refuses fractional ones, e.g. integers stored as floats

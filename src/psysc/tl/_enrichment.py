@@ -154,6 +154,13 @@ def disorder_enrichment(
                 "sc.pp.neighbors(adata, use_rep=...) or pass use_graph=None to skip the heterogeneity test."
             )
         graph = sparse.csr_matrix(adata.obsp[use_graph])
+        if "distances" in str(use_graph):
+            logger.warning(
+                "use_graph=%r looks like a graph of distances: Geary's C weighs neighbours by the graph's values, so "
+                "distances (large for far neighbours) turn the heterogeneity test around; use the connectivities "
+                "(use_graph='connectivities', or '<key>_connectivities' of sc.pp.neighbors(key_added=<key>))",
+                use_graph,
+            )
 
     labels = adata.obs[groupby]
     if labels.isna().any():
