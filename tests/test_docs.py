@@ -131,11 +131,13 @@ def test_every_public_function_has_a_docstring_with_an_example() -> None:
 
 def _doctests():
     finder = doctest.DocTestFinder(recurse=False)
-    for module_name in PUBLIC_MODULES:
-        for name in public_functions(importlib.import_module(module_name)):
-            for test in finder.find(_resolve(name), name, globs={}):
+    methods = doctest.DocTestFinder(recurse=True)  # a class's own docstring and those of its methods
+    for module_name in LISTED_MODULES:
+        for name in public_objects(importlib.import_module(module_name)):
+            obj = _resolve(name)
+            for test in (methods if inspect.isclass(obj) else finder).find(obj, name, globs={}):
                 if test.examples:
-                    yield pytest.param(test, id=name)
+                    yield pytest.param(test, id=test.name)
 
 
 @pytest.mark.parametrize("test", list(_doctests()))

@@ -190,3 +190,42 @@ def test_filter_pass_values_follow_the_official_equality_with_1(cells, checkpoin
         psysc.tl.embed(a, model, device="cpu", key_added="e")
     del a.obs["filter_pass"]
     assert model.excluded_cells(a) is None
+
+
+def test_a_run_that_fails_leaves_its_resume_folder_usable(cells, checkpoint, tmp_path):
+    import scanpy as sc
+
+    normalised = cells.copy()
+    normalised.layers["counts"] = normalised.X.copy()
+    sc.pp.normalize_total(normalised)
+    sc.pp.log1p(normalised)
+    resume = tmp_path / "resume"
+    with pytest.raises(ValueError, match="layer='counts'"):
+        psysc.tl.embed(normalised, model=checkpoint, device="cpu", resume=resume, block_size=20)
+    psysc.tl.embed(normalised, model=checkpoint, device="cpu", resume=resume, block_size=20, layer="counts")
+    plain = cells.copy()
+    psysc.tl.embed(plain, model=checkpoint, device="cpu", block_size=20)
+    key = f"X_{checkpoint.name}"
+    np.testing.assert_array_equal(normalised.obsm[key], plain.obsm[key])
+    # a filter column that leaves out every cell is refused before any block is embedded
+    text = cells.copy()
+    text.obs["filter_pass"] = "True"
+    other = tmp_path / "resume-filter"
+    with pytest.raises(ValueError, match="leaves out every cell"):
+        psysc.tl.embed(text, model=checkpoint, device="cpu", resume=other, block_size=20)
+    assert not other.exists() or not any(other.iterdir())
+
+
+def test_model_folder_named_by_a_relative_path_and_device_names(cells, checkpoint, monkeypatch):
+    import torch
+
+    monkeypatch.chdir(checkpoint)
+    adata = cells[:8].copy()
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    psysc.tl.embed(adata, model=".", device="cpu")  # builds a network: its initial weights use no global stream
+    assert torch.equal(torch.rand(3), expected)
+    assert f"X_{checkpoint.name}" in adata.obsm
+    with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not 'gpu'"):
+        psysc.tl.embed(adata, model=".", device="gpu")

@@ -374,3 +374,29 @@ def test_bad_input_gives_clear_errors(trained):
         from psysc.testing import random_geneformer_checkpoint
 
         psysc.tl.embed(counts(n=6), random_geneformer_checkpoint(folder.parent / "gf"), batch_key="batch")
+
+
+def test_training_leaves_the_callers_random_generators_as_they_were(scvi):
+    import random
+
+    import torch
+
+    a = counts(n=120)
+    kw = dict(model="scvi", train_kwargs={"max_epochs": 1}, model_kwargs={"n_latent": 4}, seed=5, device="cpu")
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    expected = (random.random(), np.random.random(), torch.rand(1).item())
+    random.seed(123)
+    np.random.seed(123)
+    torch.manual_seed(123)
+    psysc.tl.embed(a, **kw)
+    assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
+
+
+def test_duplicated_genes_are_refused_before_training(scvi, monkeypatch):
+    a = counts(n=60)
+    a.var_names = list(a.var_names[: a.n_vars // 2]) * 2
+    monkeypatch.setattr(scvi.model.SCVI, "train", lambda *args, **kw: pytest.fail("trained"))
+    with pytest.raises(ValueError, match=r"occur more than once in var_names.*var_names_make_unique"):
+        psysc.tl.embed(a, model="scvi", train_kwargs={"max_epochs": 1}, device="cpu")

@@ -8,6 +8,7 @@ interrupted run resumes where it stopped. Output rows are in the order of the ce
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -32,7 +33,10 @@ def pick_device_dtype(device: str | None, dtype: str | None, cuda_default: str =
     device = settings.device if device is None else device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={str(device)!r} was requested but torch sees no CUDA device; use device='cpu'")
     if dtype is None or dtype == "auto":
@@ -71,6 +75,29 @@ def compute_dtype(model, device, dtype):
         if p.is_floating_point():
             return p.dtype
     return torch.float32
+
+
+@contextlib.contextmanager
+def kept_random_state():
+    """Restore the global random states of Python, NumPy and torch (CPU and CUDA) on exit.
+
+    Building a network (random initial weights, then overwritten by the checkpoint) or training one draws from
+    them: a caller's own random streams go on as if psysc had not run.
+    """
+    import random
+
+    import torch
+
+    py, npy, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(npy)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -198,8 +225,7 @@ class ChunkStore:
                     "use a new resume directory or delete this one."
                 )
             logger.info("resuming from %s", self.path)
-        else:
-            meta.write_text(json.dumps(manifest, indent=1, sort_keys=True))
+        self._manifest = manifest  # written with the first block: a run that fails before any block leaves none
 
     def _file(self, start: int, stop: int) -> Path:
         return self.path / f"block_{start:012d}_{stop:012d}.npy"
@@ -230,6 +256,11 @@ class ChunkStore:
 
     def put(self, start: int, stop: int, emb: np.ndarray, digest: str | None = None) -> None:
         pid = os.getpid()
+        meta = self.path / "manifest.json"
+        if not meta.exists():
+            tmp = self.path / f".tmp_manifest_{pid}.json"
+            tmp.write_text(json.dumps(self._manifest, indent=1, sort_keys=True))
+            os.replace(tmp, meta)
         if digest is not None:  # the digest first: a block file never exists without the record of its input
             tmp = self.path / f".tmp_{start}_{stop}_{pid}.json"
             tmp.write_text(json.dumps({"input": digest}))

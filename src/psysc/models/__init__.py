@@ -168,7 +168,10 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
         entry, info = None, None
         family = detect_family(directory)
 
-    model = _FAMILIES[family]().from_directory(directory, layer=layer, pooling=pooling, info=info)
+    from .._core._engine import kept_random_state
+
+    with kept_random_state():  # the network's random initial weights are not drawn from the caller's generators
+        model = _FAMILIES[family]().from_directory(directory, layer=layer, pooling=pooling, info=info)
     if entry is not None and model.info.version != entry.version:
         raise ValueError(
             f"{directory} holds {family} {model.info.version}, but {entry.name} is {entry.version}: "

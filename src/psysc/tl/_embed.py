@@ -94,7 +94,8 @@ def embed(
         A directory for finished blocks: a run that is interrupted continues where it stopped, with
         identical results. Refused if it holds a run with other parameters (model, options, cells, genes,
         gene choice, device type, precision, ...) or a block embedded from other input (each block's tokens
-        are hashed).
+        are hashed). With ``model="scvi"`` the training runs again (only the embedding is resumed), and the
+        blocks are reused only when it gives the same weights (deterministic on the CPU).
     mod
         Modality to embed when ``adata`` is a MuData (``obsm`` is written into that modality).
     copy
@@ -146,6 +147,7 @@ def embed(
         cells_digest,
         compute_dtype,
         embed_tokens,
+        kept_random_state,
         pick_device_dtype,
         tokens_digest,
     )
@@ -157,6 +159,10 @@ def embed(
         raise ValueError("adata has no cells")
     if block_size < 1:
         raise ValueError(f"block_size must be positive, not {block_size}")
+    if layer is not None and layer not in target.layers:
+        raise KeyError(f"layer {layer!r} not found; available layers: {list(target.layers)}")
+    if key_added is not None and not str(key_added):
+        raise ValueError("key_added must be a non-empty obsm key (or None for X_<model name>)")
     train = isinstance(model, str) and model == "scvi"
     if not train:
         for name, value in (("train_kwargs", train_kwargs), ("model_kwargs", model_kwargs)):
@@ -165,8 +171,9 @@ def embed(
     if train:
         if emb_layer not in (None, -1) or pooling is not None:
             raise ValueError("emb_layer= and pooling= do not apply to scVI (it embeds with the latent mean)")
-        m = _train_scvi(target, layer=layer, batch_key=batch_key, train_kwargs=train_kwargs,
-                        model_kwargs=model_kwargs, seed=seed, device=device)
+        with kept_random_state():  # training (and building the network) draws from the global generators
+            m = _train_scvi(target, layer=layer, batch_key=batch_key, train_kwargs=train_kwargs,
+                            model_kwargs=model_kwargs, seed=seed, device=device)
     elif isinstance(model, str | os.PathLike):
         from ..models import load
 
@@ -211,6 +218,12 @@ def embed(
         if getattr(m, "seed", None) is not None:
             manifest["seed"] = int(m.seed)
         store = ChunkStore(resume, manifest)
+    # cells the model leaves out (Geneformer's filter_pass): a column that leaves out every cell is refused now,
+    # before any block is computed
+    excluded = m.excluded_cells(target) if callable(getattr(m, "excluded_cells", None)) else None
+    if key in target.obsm and key not in target.uns.get("psysc", {}).get("embed", {}):
+        logger.warning("obsm[%r] exists and is not an embedding of psysc.tl.embed: it is replaced (key_added= "
+                       "names another key)", key)
 
     out = np.empty((n, m.embedding_dim), dtype=np.float32)
     with tqdm(total=n, desc=f"embedding with {m.info.name} on {dev.type}", unit="cell",
@@ -227,12 +240,12 @@ def embed(
             else:
                 bar.update(stop - start)
             out[start:stop] = done
-    excluded = m.excluded_cells(target) if callable(getattr(m, "excluded_cells", None)) else None
     n_filtered = 0 if excluded is None else int(excluded.sum())
     if n_filtered:
         logger.warning(
             "%d of %d cells have obs[%r] != 1 and are not embedded, as by the official tokenizer: their rows of "
-            "obsm[%r] are NaN (kept, not dropped; set model.filter_key = None to embed them)",
+            "obsm[%r] are NaN (kept, not dropped; to embed them, load the model, model = psysc.models.load(...), "
+            "set model.filter_key = None and pass model=model)",
             n_filtered, n, m.filter_key, key,
         )
     n_empty = int(np.isnan(out[:, 0]).sum()) - n_filtered
@@ -378,12 +391,12 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
         if target.obs[batch_key].isna().any():
             raise ValueError(f"adata.obs[{batch_key!r}] has missing values: every cell needs a batch")
         obs[batch_key] = target.obs[batch_key].astype(str).to_numpy()
+    if target.var_names.has_duplicates:
+        dups = target.var_names[target.var_names.duplicated()].unique()
+        raise ValueError(f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}): make "
+                         "them unique (adata.var_names_make_unique()) or sum duplicated genes before training scVI")
     train_ad = AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(target.var_names.astype(str))))
     seed = settings.seed if seed is None else int(seed)
-    with _quiet_lightning(settings.verbosity < 2):
-        scvi.settings.seed = seed
-    scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
-    vae = scvi.model.SCVI(train_ad, **(model_kwargs or {}))
     from .._core._engine import pick_device_dtype
 
     dev, _ = pick_device_dtype(device, "float32")
@@ -393,7 +406,11 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
     kwargs.update(train_kwargs or {})
     logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d", scvi.__version__,
                 train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "", seed)
+    # scvi-tools seeds Python's, NumPy's and torch's global generators: tl.embed puts the caller's states back
     with _quiet_lightning(settings.verbosity < 2):
+        scvi.settings.seed = seed
+        scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
+        vae = scvi.model.SCVI(train_ad, **(model_kwargs or {}))
         vae.train(**kwargs)
     n_epochs = int(len(vae.history["elbo_train"])) if "elbo_train" in vae.history else 0
     with tempfile.TemporaryDirectory(prefix="psysc-scvi-") as tmp:

@@ -198,7 +198,7 @@ class Geneformer(GeneColumnChoice, FoundationModel):
         if info is None:
             from ..._registry import sha256sum
 
-            info = ModelInfo(name=directory.name, family="geneformer", version=version, source=str(directory),
+            info = ModelInfo(name=directory.resolve().name, family="geneformer", version=version, source=str(directory),
                              sha256={weights.name: sha256sum(weights)}, licence=None)
         info.family, info.version = "geneformer", version
         info.extra.setdefault("weights", weights.name)
@@ -282,9 +282,10 @@ class Geneformer(GeneColumnChoice, FoundationModel):
         if rows is None and len(col) and not passes.any():
             raise ValueError(
                 f"obs[{key!r}] ({col.dtype}, e.g. {col.iloc[0]!r}) leaves out every cell: like the official Geneformer "
-                f"tokenizer, only cells whose value == 1 (1, 1.0 or True) are embedded. Fix the column (e.g. "
-                f"adata.obs[{key!r}] = (adata.obs[{key!r}] == 'TRUE').astype(int)) or set model.filter_key = None "
-                "to embed every cell."
+                f"tokenizer, only cells whose value == 1 (1, 1.0 or True) are embedded. Fix the column (e.g. text "
+                f"such as 'True' or '1': adata.obs[{key!r}] = adata.obs[{key!r}].astype(str).str.lower().isin(['1', "
+                "'1.0', 'true']).astype(int)), or set model.filter_key = None on a loaded model (model = "
+                "psysc.models.load(...)) to embed every cell."
             )
         return ~passes
 

@@ -516,11 +516,11 @@ class GeneformerTokenizer:
         --------
         >>> import psysc
         >>> from psysc.models.geneformer import GeneformerTokenizer
-        >>> adata = psysc.datasets.darmanis2015()
+        >>> adata = psysc.datasets.darmanis2015()  # Ensembl IDs in var["gene_ids"], preferred to the symbols
         >>> tk = GeneformerTokenizer("V2")
         >>> ids = tk.harmonize(tk.choose_gene_ids(adata))
         >>> int((ids >= 0).sum())
-        18316
+        16621
 
         """
         key, ids = choose_gene_ids(adata, self)

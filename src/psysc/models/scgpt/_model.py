@@ -187,7 +187,7 @@ class ScGPT(GeneColumnChoice, FoundationModel):
         if info is None:
             from ..._registry import sha256sum
 
-            info = ModelInfo(name=directory.name, family="scgpt", version=version, source=str(directory),
+            info = ModelInfo(name=directory.resolve().name, family="scgpt", version=version, source=str(directory),
                              sha256={f: sha256sum(directory / f) for f in FILES}, licence=None)
         info.family, info.version = "scgpt", version
         info.source = info.source or str(directory)

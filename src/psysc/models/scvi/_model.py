@@ -321,7 +321,7 @@ class ScVI(FoundationModel):
         if info is None:
             from ..._registry import sha256sum
 
-            info = ModelInfo(name=directory.name, family="scvi", version="SCVI", source=str(directory),
+            info = ModelInfo(name=directory.resolve().name, family="scvi", version="SCVI", source=str(directory),
                              sha256={WEIGHTS_NAME: sha256sum(weights)}, licence=None)
         info.extra.setdefault("weights", WEIGHTS_NAME)
         model = cls.from_checkpoint(ckpt, info=info)
