@@ -917,3 +917,15 @@ def test_groups_without_spread_give_infinite_or_zero_statistics_without_warnings
     t = adata.varm["psysc_specificity_t"]
     np.testing.assert_array_equal(t[:2], [[np.inf, -np.inf], [0.0, 0.0]])
     assert t[2, 0] < 0 < t[2, 1]
+
+
+def test_duplicated_genes_and_repeated_methods(darmanis):
+    dup = darmanis[:, :2000].copy()
+    dup.var_names = [*dup.var_names[:-1], dup.var_names[0]]
+    with pytest.raises(ValueError, match="occur more than once in var_names.*var_names_make_unique"):
+        psysc.tl.celltype_specificity(dup, "cell_type")
+    gs = psysc.datasets.gwas_gene_sets(["SCZ"])
+    once = psysc.tl.celltype_enrichment(darmanis, gs, groupby="cell_type", method="seismic", inplace=False)
+    twice = psysc.tl.celltype_enrichment(darmanis, gs, groupby="cell_type", method=["seismic", "seismic"],
+                                         inplace=False)
+    pd.testing.assert_frame_equal(twice.reset_index(drop=True), once.reset_index(drop=True))

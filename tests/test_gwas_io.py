@@ -730,3 +730,10 @@ def test_one_column_csv_gene_list_warns_that_its_first_line_is_the_header(tmp_pa
     with caplog.at_level(logging.WARNING, logger="psysc"):
         assert read_gene_list(path)["asd"].index.tolist() == ["SHANK3", "CHD8"]
     assert "is the header" not in caplog.text  # a usual header: no warning
+
+
+def test_a_gene_list_drops_missing_names_as_the_identifier_mapping_does(tmp_path):
+    path = tmp_path / "genes.txt"
+    path.write_text("APOE\nNA\n\nnan\nTREM2\n")
+    (s,) = psysc.gwas.read_gene_list(path).values()
+    assert s.index.tolist() == ["APOE", "TREM2"]

@@ -69,3 +69,12 @@ def test_contrast_bars():
     assert alphas == [1.0, 0.35, 1.0]
     with pytest.raises(KeyError, match="available"):
         psysc.pl.contrast(t, "SCZ - BIP", show=False)
+
+
+def test_dotplot_colours_of_one_sign_are_centred_on_zero(table):
+    positive = table.assign(t=table["t"].abs() + 0.3)
+    ax = psysc.pl.enrichment_dotplot(positive, method="magma", show=False)
+    norm = ax.collections[0].norm
+    lim = positive.loc[positive.method == "magma", "t"].abs().max()
+    assert norm(0.0) == pytest.approx(0.5)  # t = 0 at the neutral middle of the diverging map
+    assert norm(lim) == pytest.approx(1.0) and norm(-lim) == pytest.approx(0.0)

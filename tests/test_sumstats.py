@@ -807,3 +807,11 @@ def test_position_columns_that_name_a_build(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         forced = sumstats_to_genes(ss, window=0, build="GRCh38")
     assert list(forced.index) == ["APOE"] and "build=" not in caplog.text
+
+
+def test_a_frame_indexed_by_snp_keeps_its_snp_ids():
+    df = pd.DataFrame({"CHR": ["1", "1"], "BP": [100, 200], "A1": ["A", "C"], "A2": ["G", "T"], "P": [1e-3, 0.5],
+                       "BETA": [0.1, -0.1], "SE": [0.02, 0.05]}, index=pd.Index(["rs11", "rs22"], name="rsid"))
+    assert read_sumstats(df)["SNP"].tolist() == ["rs11", "rs22"]
+    unnamed = df.reset_index(drop=True)  # a plain row index is not a column
+    assert "rs11" not in read_sumstats(unnamed)["SNP"].tolist()

@@ -37,8 +37,12 @@ def cauchy_combine(pvals, weights=None, axis: int = -1) -> np.ndarray:
     The test is valid under arbitrary dependence between the P-values for small combined P (the tail
     of T is Cauchy whatever the correlation). NaN P-values are left out (with their weights). A
     P-value of exactly 0 gives 0. A P-value of exactly 1 would make T minus infinity (combined P = 1
-    whatever the others): it is set to ``1 - 1/m``, m the number of P-values combined, a common
-    convention of ACAT code (the same rule as :func:`psysc.gwas.sumstats_to_genes`). The transform
+    whatever the others): it is set to ``1 - 1/m``, m the number of P-values combined, as the ACAT authors
+    suggest (yaowuliu/ACAT, FAQ; the same rule as :func:`psysc.gwas.sumstats_to_genes`). P-values below 1 are
+    used as they are: as in ACAT, one very close to 1 (say 1 - 1e-9) adds a large negative term that can
+    outweigh a small P-value among the others; such a P-value is evidence against the alternative, and the
+    test is meant to be driven by small P-values, so check inputs near 1 (e.g. one-sided tests of the wrong
+    direction) before combining. The transform
     and the tail use cotangent and arctangent forms that keep full precision for tiny P-values.
 
     Parameters

@@ -996,8 +996,8 @@ def read_gene_list(
     -------
     dict[str, pandas.Series]
         ``{trait: Series}`` indexed by gene (stripped of spaces) with float64 weights, in input
-        order. Empty gene names are dropped; a gene listed twice keeps its first position and its
-        last weight (the number of duplicates is logged).
+        order. Empty and missing gene names (``NA``, ``nan``, ...) are dropped; a gene listed twice keeps its
+        first position and its last weight (the number of duplicates is logged).
 
     Raises
     ------
@@ -1103,9 +1103,12 @@ def read_gene_list(
                 weights = [1.0] * len(genes_s)
             genes = genes_s.tolist()
 
+    from ._ids import _clean_name  # missing names as the identifier mapping reads them: empty, "NA", "nan", ...
+
+    genes = [_clean_name(g) or "" for g in genes]
     n_empty = sum(1 for g in genes if not g)
     if n_empty:
-        logger.info("%s: %d empty gene name(s) dropped", where, n_empty)
+        logger.info("%s: %d empty or missing gene name(s) (e.g. 'NA') dropped", where, n_empty)
         pairs = [(g, w) for g, w in zip(genes, weights, strict=True) if g]
         genes = [g for g, _ in pairs]
         weights = [w for _, w in pairs]

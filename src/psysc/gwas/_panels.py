@@ -88,7 +88,11 @@ def panel(name: str | None = None, *, gene_id: str = "symbol"):
     name
         ``"psychiatric"``, ``"rare_variants"`` or ``"scz_psychencode"``; ``None`` lists the panels.
     gene_id
-        ``"symbol"`` (GENCODE v48 symbols) or ``"ensembl"`` (unversioned Ensembl IDs).
+        ``"symbol"`` or ``"ensembl"`` (unversioned Ensembl IDs). Symbols are GENCODE v48's for
+        ``"rare_variants"`` and ``"scz_psychencode"``; ``"psychiatric"`` keeps the symbols of the scDRS MAGMA
+        files (2018: e.g. ``PVRL2``, now ``NECTIN2``), as :func:`psysc.datasets.gwas_gene_sets` does. For data
+        named by current symbols, ``gene_id="ensembl"`` with Ensembl IDs in the data, or
+        :func:`psysc.gwas.to_symbols` on the sets, keeps the renamed genes.
 
     Returns
     -------

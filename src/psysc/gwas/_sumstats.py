@@ -508,7 +508,8 @@ def read_sumstats(
     ----------
     path_or_frame
         A path to a CSV, TSV or whitespace-separated file (gzip-compressed or not; VCF-style
-        ``##`` lines before the header are skipped), or a :class:`pandas.DataFrame`.
+        ``##`` lines before the header are skipped), or a :class:`pandas.DataFrame` (a named index, e.g. ``rsid``,
+        is read as one of its columns).
     columns
         Overrides of the recognition, source column -> standard name, e.g.
         ``{"my_col": "P"}``; map a column to ``None`` to ignore it.
@@ -579,7 +580,10 @@ def read_sumstats(
 
     """
     if isinstance(path_or_frame, pd.DataFrame):
-        raw = path_or_frame.reset_index(drop=True)
+        # a named index (e.g. "SNP", "rsid") is a column of the table, recognised as the others are
+        names = [n for n in path_or_frame.index.names if n is not None]
+        keep_index = bool(names) and not set(map(str, names)) & set(map(str, path_or_frame.columns))
+        raw = path_or_frame.reset_index(drop=not keep_index)
         raw.columns = [str(c).strip() for c in raw.columns]
         where = "the DataFrame"
         rows = _RowNames(None, path_or_frame.index)

@@ -141,9 +141,11 @@ def enrichment_dotplot(
     if ax is None:
         fig, ax = plt.subplots(figsize=(2.5 + 0.55 * len(cols), 1.4 + 0.4 * len(rows)), layout="constrained")
     fig = ax.figure
-    signed = color is not None and np.nanmin(cval) < 0 < np.nanmax(cval)
+    # a signed statistic (t, z, beta) is centred on 0 even when every value has one sign: a small positive t is
+    # drawn near the neutral colour, not in the colour of depletion
+    signed = color is not None and (color in _SIGNED_COLUMNS or np.nanmin(cval) < 0)
     if signed:
-        lim = float(np.nanmax(np.abs(cval)))
+        lim = max(float(np.nanmax(np.abs(cval))), 1e-12)
         norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
     else:
         norm = Normalize(vmin=float(np.nanmin(cval)), vmax=float(np.nanmax(cval)))
@@ -159,6 +161,10 @@ def enrichment_dotplot(
              "enrichment": "per-cell enrichment"}.get(table, table)
     ax.set_title(f"{title}{f' ({method})' if method else ''}; ring: FDR < {fdr:g}", fontsize=9)
     return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig)
+
+
+#: columns of psysc's tables that hold signed statistics
+_SIGNED_COLUMNS = frozenset({"t", "assoc_z", "hetero_z", "beta", "z", "zscore", "ZSTAT", "diff", "t_diff"})
 
 
 def contrast(

@@ -349,6 +349,10 @@ def celltype_specificity(
 
     """
     check_anndata(adata)
+    if adata.var_names.has_duplicates:
+        dups = adata.var_names[adata.var_names.duplicated()].unique()
+        raise ValueError(f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}): run "
+                         "adata.var_names_make_unique() (or sum duplicated genes) first")
     if layer is None:
         layer = _default_layer(adata, key_added)
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
@@ -610,6 +614,7 @@ def _design(method: str, tables: _SpecTables, genes: pd.Index, top: dict[str, li
 
 def _check_methods(method) -> list[str]:
     methods = list(METHODS) if method == "all" else [method] if isinstance(method, str) else list(method)
+    methods = list(dict.fromkeys(methods))  # a method named twice is run once
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
         raise ValueError(f"method={method!r} is not supported; choose from {METHODS} (or 'all', or a list)")
