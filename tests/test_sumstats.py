@@ -815,3 +815,14 @@ def test_a_frame_indexed_by_snp_keeps_its_snp_ids():
     assert read_sumstats(df)["SNP"].tolist() == ["rs11", "rs22"]
     unnamed = df.reset_index(drop=True)  # a plain row index is not a column
     assert "rs11" not in read_sumstats(unnamed)["SNP"].tolist()
+
+
+def test_unplaced_variants_on_chromosome_0_are_dropped_and_counted(caplog):
+    df = pd.DataFrame({"SNP": ["rs1", "rs2", "rs3"], "CHR": ["1", "0", "2"], "BP": [100, 200, 300],
+                       "A1": ["A", "C", "G"], "A2": ["G", "T", "A"], "P": [1e-3, 0.5, 0.2]})
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        out = read_sumstats(df)
+    assert out["SNP"].tolist() == ["rs1", "rs3"]
+    assert out.attrs["qc"]["n_dropped_unplaced"] == 1 and "chromosome 0" in caplog.text
+    with pytest.raises(ValueError, match="unknown chromosome 'chrUn'"):  # other unknown contigs stay errors
+        read_sumstats(df.assign(CHR=["1", "chrUn", "2"]))

@@ -549,7 +549,8 @@ def read_sumstats(
 
     - blank lines and repeated header lines (e.g. from concatenated files) are dropped;
     - rows with fewer fields than the header are read with the missing fields empty;
-    - rows without a chromosome, a position or any statistic are dropped;
+    - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 (PLINK's
+      code for unplaced variants);
     - a missing P is filled from ``LP``, else from ``Z`` / ``BETA/SE``;
     - P = 0 (underflow in the source) is replaced by the P-value of ``Z`` where ``Z`` (or
       ``BETA/SE``) is known, else by the smallest positive normal double (about 2.2e-308);
@@ -700,6 +701,14 @@ def read_sumstats(
             rows(first),
         )
     keep &= essential
+    # PLINK writes chromosome 0 for variants without a known position (unplaced): no gene can hold them
+    chrom_text = raw[found["CHR"]].astype(str).str.strip().str.lower()
+    unplaced = keep & chrom_text.isin(["0", "chr0", "0.0"]).to_numpy()
+    qc["n_dropped_unplaced"] = int(unplaced.sum())
+    if qc["n_dropped_unplaced"]:
+        logger.warning("%s: %s on chromosome 0 (unplaced, PLINK's code) dropped (first: %s)", where,
+                       _plural(qc["n_dropped_unplaced"], "row"), rows(int(np.argmax(unplaced))))
+    keep &= ~unplaced
     keep_idx = np.flatnonzero(keep)
     if len(keep_idx) == 0:
         raise ValueError(f"{where}: no row has a chromosome, a position and a statistic; check the file")
