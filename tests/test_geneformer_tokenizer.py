@@ -481,3 +481,19 @@ def test_import_does_not_pull_torch():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
+
+
+def test_a_feature_selected_gene_list_is_warned_about(caplog):
+    import logging
+
+    import psysc
+    from psysc.models.geneformer import GeneformerTokenizer
+
+    adata = psysc.datasets.darmanis2015()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        GeneformerTokenizer("V2").gene_token_ids(adata)
+    assert "feature-selected" not in caplog.text  # the whole transcriptome: about 16,600 vocabulary genes
+    hvg = adata[:, adata.X.getnnz(axis=0).argsort()[-3000:]].copy()  # the 3,000 most often detected genes
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        GeneformerTokenizer("V2").gene_token_ids(hvg)
+    assert "feature-selected" in caplog.text

@@ -54,6 +54,9 @@ from ._dictionaries import ensembl_mapping, gene_medians, gene_name_id, token_di
 
 logger = logging.getLogger("psysc")
 
+#: fewer vocabulary genes than this in the data are warned about (a whole transcriptome has about 15,000-20,000)
+_FEW_VOCAB_GENES = 10_000
+
 #: Ensembl gene ID of any species, optionally with a version suffix (group 1 = stable ID)
 _ENSEMBL_RE = re.compile(r"^(ENS[A-Z]{0,6}\d{6,})(?:\.\d+)?$", re.IGNORECASE)
 _VERSION_RE = re.compile(r"\.\d+$")
@@ -568,6 +571,14 @@ class GeneformerTokenizer:
             f"{rep['n_vocab_genes']:,}",
             "var_names" if key is None else f"var[{key!r}]",
         )
+        if rep["n_vocab_found"] < _FEW_VOCAB_GENES:
+            logger.warning(
+                "Geneformer %s: only %s of its %s vocabulary genes are in the data: is it feature-selected (highly "
+                "variable genes)? Geneformer ranks every gene a cell expresses, so a subset of the genes changes "
+                "the ranks and the embedding; embed all genes (e.g. adata.raw.to_adata(), or the data before "
+                "sc.pp.highly_variable_genes(subset=True))",
+                self.version, f"{rep['n_vocab_found']:,}", f"{rep['n_vocab_genes']:,}",
+            )
         if len(self._adata_cache) > 8:
             self._adata_cache.clear()
         self._adata_cache[cache_key] = ids
