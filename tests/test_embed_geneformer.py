@@ -227,5 +227,6 @@ def test_model_folder_named_by_a_relative_path_and_device_names(cells, checkpoin
     psysc.tl.embed(adata, model=".", device="cpu")  # builds a network: its initial weights use no global stream
     assert torch.equal(torch.rand(3), expected)
     assert f"X_{checkpoint.name}" in adata.obsm
+    assert adata.uns["psysc"]["embed"][f"X_{checkpoint.name}"]["genes_from"] == "var['gene_ids']"
     with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not 'gpu'"):
         psysc.tl.embed(adata, model=".", device="gpu")

@@ -123,8 +123,9 @@ def embed(
     ``None`` (or the copy), and writes ``obsm[key_added]`` (float32, cells x embedding size; with Geneformer and
     scGPT, NaN rows for cells that express no gene of the model's vocabulary, counted in the log; with
     Geneformer also for cells whose ``obs["filter_pass"]`` is not 1, which the official tokenizer leaves out;
-    scVI embeds every cell, an empty one too, as scvi-tools does) and the provenance
-    (model, revision, weight sha256, parameters, psysc version) in ``uns["psysc"]["embed"][key_added]``.
+    scVI embeds every cell, an empty one too, as scvi-tools does) and the provenance (model, revision, weight
+    sha256, parameters, the gene identifiers read for Geneformer in ``genes_from``, psysc version) in
+    ``uns["psysc"]["embed"][key_added]``.
 
     Examples
     --------
@@ -278,6 +279,11 @@ def embed(
     }
     if is_scvi:
         ns["embed"][key]["batch_key"] = batch_key or m.config.batch_key or ""
+    if m.info.family == "geneformer" and getattr(m, "gene_col", None) == "auto":  # the source chosen, by name
+        from ..models.geneformer import choose_gene_ids
+
+        chosen = choose_gene_ids(target, m.tokenizer)[0]
+        ns["embed"][key]["genes_from"] = "var_names" if chosen is None else f"var[{chosen!r}]"
     logger.info("added obsm[%r] (%d x %d) and uns['psysc']['embed'][%r]", key, n, m.embedding_dim, key)
     return adata if copy else None
 
