@@ -22,6 +22,16 @@ def check_anndata(adata) -> None:
     raise TypeError(f"adata must be an AnnData, not {type(adata).__name__}")
 
 
+def check_unique_var_names(adata, purpose: str) -> None:
+    """Refuse duplicated gene names, naming some and the fix; ``purpose`` ends the sentence ("before scoring")."""
+    if adata.var_names.has_duplicates:
+        dups = adata.var_names[adata.var_names.duplicated()].unique()
+        raise ValueError(
+            f"{len(dups)} duplicated gene names: they occur more than once in var_names (e.g. {list(dups[:5])}). "
+            f"Make them unique (adata.var_names_make_unique()) or sum duplicated genes {purpose}."
+        )
+
+
 def get_matrix(adata, layer: str | None):
     """Return ``adata.X`` or ``adata.layers[layer]``, with a clear error for a missing layer."""
     if layer is None:

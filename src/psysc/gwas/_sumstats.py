@@ -199,17 +199,29 @@ def _norm_name(name) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
+def _chrom_spelling(value) -> str:
+    """A chromosome name lower-cased, without white space, ``chr`` prefix or ``.0`` suffix ('chr1.0' -> '1')."""
+    s = str(value).strip().lower()
+    if s.startswith("chr"):
+        s = s[3:]
+    if s.endswith(".0") and s[:-2].isdigit():
+        s = s[:-2]
+    return s
+
+
+def _is_unplaced(value) -> bool:
+    """Chromosome 0 (any spelling :func:`_chrom_spelling` reads): PLINK's code for variants of unknown position."""
+    s = _chrom_spelling(value)
+    return s.isdigit() and int(s) == 0
+
+
 def _normalise_chrom_value(value: str) -> str | None:
     """One chromosome name in psysc's spelling ('1'..'22', 'X', 'Y', 'MT'), or None if unknown.
 
     Accepts a ``chr`` prefix, leading zeros, integer-valued floats ('1.0'), and PLINK's numeric codes
     23 = X, 24 = Y, 25 = XY (the pseudo-autosomal region, which lies on X), 26 = MT; ``M`` is MT.
     """
-    s = str(value).strip().lower()
-    if s.startswith("chr"):
-        s = s[3:]
-    if s.endswith(".0") and s[:-2].isdigit():
-        s = s[:-2]
+    s = _chrom_spelling(value)
     if s.isdigit():
         i = int(s)
         if 1 <= i <= 22:
@@ -702,8 +714,8 @@ def read_sumstats(
         )
     keep &= essential
     # PLINK writes chromosome 0 for variants without a known position (unplaced): no gene can hold them
-    chrom_text = raw[found["CHR"]].astype(str).str.strip().str.lower()
-    unplaced = keep & chrom_text.isin(["0", "chr0", "0.0"]).to_numpy()
+    codes, uniques = pd.factorize(raw[found["CHR"]].astype(str), use_na_sentinel=False)
+    unplaced = keep & np.array([_is_unplaced(u) for u in uniques], dtype=bool)[codes]
     qc["n_dropped_unplaced"] = int(unplaced.sum())
     if qc["n_dropped_unplaced"]:
         logger.warning("%s: %s on chromosome 0 (unplaced, PLINK's code) dropped (first: %s)", where,

@@ -13,7 +13,7 @@ from .._core._covariates import corrected_mean_var
 from .._core._covariates import design_matrix as cov_design_matrix
 from .._core._covariates import fit as cov_fit
 from .._core._stats import SparseMoments, accumulation_dtype, gene_mean_var, mean_var_bins, technical_variance
-from .._utils import check_anndata, get_matrix, uns_namespace
+from .._utils import check_anndata, check_unique_var_names, get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -134,9 +134,7 @@ def _row_sums_of(adata: AnnData, X, cells: list[str]) -> np.ndarray | None:
 
     Read from the head of ``X`` when they are its first cells, else gathered (in-memory matrices only).
     """
-    k = len(cells)
-    if k == 0:
-        return np.zeros(0)
+    k = len(cells)  # at least 2: prepare_scoring needs 2 cells
     if (adata.obs_names[:k].astype(str) == np.asarray(cells, dtype=str)).all():
         return _head_row_sums(X, k)
     if not adata.obs_names.is_unique or not (isinstance(X, np.ndarray) or sparse.issparse(X)):
@@ -190,12 +188,7 @@ def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = Fa
     if X is None:
         raise ValueError(f"{where} is None: put the expression in adata.X or name the layer that holds it (layer=...); "
                          f"layers: {list(adata.layers)}")
-    if adata.var_names.has_duplicates:
-        dups = adata.var_names[adata.var_names.duplicated()].unique()
-        raise ValueError(
-            f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}). "
-            "Make them unique (adata.var_names_make_unique()) or sum duplicated genes before scoring."
-        )
+    check_unique_var_names(adata, "before scoring")
     info = inspect_values(X, max_rows=max_rows, moments=moments)
     if info["n_nan"] or info["n_inf"]:
         raise ValueError(

@@ -17,7 +17,7 @@ from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from .._genesets import as_gene_sets, overlap_hint, report_overlap
-from .._utils import check_anndata, get_matrix, group_order, uns_namespace
+from .._utils import check_anndata, check_unique_var_names, get_matrix, group_order, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -349,10 +349,7 @@ def celltype_specificity(
 
     """
     check_anndata(adata)
-    if adata.var_names.has_duplicates:
-        dups = adata.var_names[adata.var_names.duplicated()].unique()
-        raise ValueError(f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}): run "
-                         "adata.var_names_make_unique() (or sum duplicated genes) first")
+    check_unique_var_names(adata, "before computing the specificity")
     if layer is None:
         layer = _default_layer(adata, key_added)
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
@@ -409,10 +406,7 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
 
 def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _SpecTables:
     """The stored specificity when it fits the arguments and the data, else computed (stored when ``inplace``)."""
-    if adata.var_names.has_duplicates:
-        dup = adata.var_names[adata.var_names.duplicated()].unique()
-        raise ValueError(f"adata.var_names has {len(dup)} duplicated gene names (e.g. {list(dup[:3])}): a gene's "
-                         "specificity needs one name per gene; run adata.var_names_make_unique() first")
+    check_unique_var_names(adata, "before computing the specificity (a gene's specificity needs one name per gene)")
     ns = adata.uns.get(key_added)
     params = ns.get("specificity_params") if isinstance(ns, Mapping) else None
     keys = [f"{key_added}_{s}" for s in _SPECIFICITY_TABLES]

@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._settings import settings
-from .._utils import uns_namespace
+from .._utils import check_unique_var_names, get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -160,8 +160,7 @@ def embed(
         raise ValueError("adata has no cells")
     if block_size < 1:
         raise ValueError(f"block_size must be positive, not {block_size}")
-    if layer is not None and layer not in target.layers:
-        raise KeyError(f"layer {layer!r} not found; available layers: {list(target.layers)}")
+    get_matrix(target, layer)  # a missing layer is refused before the model is loaded
     if key_added is not None and not str(key_added):
         raise ValueError("key_added must be a non-empty obsm key (or None for X_<model name>)")
     train = isinstance(model, str) and model == "scvi"
@@ -280,10 +279,7 @@ def embed(
     if is_scvi:
         ns["embed"][key]["batch_key"] = batch_key or m.config.batch_key or ""
     if m.info.family == "geneformer" and getattr(m, "gene_col", None) == "auto":  # the source chosen, by name
-        from ..models.geneformer import choose_gene_ids
-
-        chosen = choose_gene_ids(target, m.tokenizer)[0]
-        ns["embed"][key]["genes_from"] = "var_names" if chosen is None else f"var[{chosen!r}]"
+        ns["embed"][key]["genes_from"] = m.tokenizer.gene_source(target, m.gene_col)  # cached by the tokenisation
     logger.info("added obsm[%r] (%d x %d) and uns['psysc']['embed'][%r]", key, n, m.embedding_dim, key)
     return adata if copy else None
 
@@ -397,10 +393,7 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
         if target.obs[batch_key].isna().any():
             raise ValueError(f"adata.obs[{batch_key!r}] has missing values: every cell needs a batch")
         obs[batch_key] = target.obs[batch_key].astype(str).to_numpy()
-    if target.var_names.has_duplicates:
-        dups = target.var_names[target.var_names.duplicated()].unique()
-        raise ValueError(f"{len(dups)} gene names occur more than once in var_names (e.g. {list(dups[:5])}): make "
-                         "them unique (adata.var_names_make_unique()) or sum duplicated genes before training scVI")
+    check_unique_var_names(target, "before training scVI")
     train_ad = AnnData(X=X, obs=obs, var=pd.DataFrame(index=pd.Index(target.var_names.astype(str))))
     seed = settings.seed if seed is None else int(seed)
     from .._core._engine import pick_device_dtype

@@ -552,6 +552,15 @@ class GeneformerTokenizer:
         (22085,)
 
         """
+        return self._chosen_genes(adata, gene_ids, check)[1]
+
+    def gene_source(self, adata, gene_ids: str | None = "auto", *, check: bool = True) -> str:
+        """Where :meth:`gene_token_ids` reads the genes from: ``"var_names"`` or ``"var['<column>']"`` (cached)."""
+        key = self._chosen_genes(adata, gene_ids, check)[0]
+        return "var_names" if key is None else f"var[{key!r}]"
+
+    def _chosen_genes(self, adata, gene_ids, check: bool) -> tuple[str | None, np.ndarray]:
+        """``(column or None for var_names, harmonised token ids)``, checked and logged once per gene list."""
         cache_key = (gene_ids, genes_digest(adata), check)
         if cache_key in self._adata_cache:
             return self._adata_cache[cache_key]
@@ -581,8 +590,8 @@ class GeneformerTokenizer:
             )
         if len(self._adata_cache) > 8:
             self._adata_cache.clear()
-        self._adata_cache[cache_key] = ids
-        return ids
+        self._adata_cache[cache_key] = (key, ids)
+        return key, ids
 
     def tokenize_adata(
         self,
