@@ -689,6 +689,19 @@ def test_too_few_matching_genes_or_covariates_raise(caplog):
     assert len(celltype_enrichment(adata, {"T": panel}, groupby="ct", inplace=False)) == 3
     with pytest.raises(ValueError, match=r"only 4 of the 5 genes"):
         celltype_enrichment(adata, {"T": pd.Series(1.0, index=list(kept[:4]) + ["x"])}, groupby="ct")
+    # a weak trait beside a testable one is left out, named with its count; the other is tested as alone
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        celltype_enrichment(adata, {"T": few, "OK": enough}, groupby="ct")
+    assert "1 of 2 traits are left out: too few of their genes have a specificity score (T: 6 of 106)" in caplog.text
+    assert "only 6 of the 106 genes of 'T'" in caplog.text
+    table = adata.uns["psysc"]["celltype_enrichment"]
+    assert set(table["trait"]) == {"OK"}
+    assert adata.uns["psysc"]["celltype_enrichment_params"]["skipped"] == {"T": 6}
+    alone = celltype_enrichment(adata, {"OK": enough}, groupby="ct", inplace=False)
+    pd.testing.assert_frame_equal(table.reset_index(drop=True), alone.reset_index(drop=True))
+    with pytest.raises(ValueError, match=r"none of the 2 traits can be tested: only 6 of the 106 genes of 'T'"):
+        celltype_enrichment(adata, {"T": few, "T2": few.copy()}, groupby="ct")
     big = pd.Series(rng.normal(size=40), index=[f"g{i}" for i in range(40)])
     with pytest.raises(ValueError, match=r"only 6 of the 106 genes of 'T'"):
         disorder_contrast(adata, {"T": few, "U": big}, groupby="ct", contrasts=[("T", "U")])

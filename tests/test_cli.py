@@ -346,7 +346,8 @@ def test_traits_with_too_few_genes_leave_the_others_scored_and_tested(tmp_path, 
     out = tmp_path / "res"
     rc, log = _run(["run", "--gene-sets", str(gs), "--out", str(out), "--quick"])
     assert rc == 0, log
-    assert "cell-type level enrichment leaves out TINY: too few of their genes have a specificity score" in log
+    assert "1 of 2 traits are left out: too few of their genes have a specificity score (TINY: " in log
+    assert json.loads((out / "summary.json").read_text())["data"]["traits_without_celltype_test"].keys() == {"TINY"}
     assert set(pd.read_csv(out / "enrichment.tsv", sep="\t")["trait"]) == {"SCZ", "TINY"}  # scored per cell
     assert json.loads((out / "summary.json").read_text())["data"]["traits_not_scored"] == {"FEW": 5}
     t = pd.read_csv(out / "celltype_enrichment.tsv", sep="\t")

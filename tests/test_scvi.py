@@ -297,6 +297,24 @@ def test_embed_trains_scvi_deterministically_with_a_seed(scvi):
     assert np.abs(z.obsm["X_scvi"] - x.obsm["X_scvi"]).max() > 1e-3
 
 
+@pytest.mark.parametrize("verbosity", [1, 2, 3])
+def test_lightning_start_up_messages_show_only_at_debug_verbosity(verbosity, monkeypatch):
+    from psysc.tl._embed import _quiet_lightning
+
+    monkeypatch.setattr(psysc.settings, "verbosity", verbosity)
+    parent = logging.getLogger("lightning.pytorch")
+    before = parent.level
+    parent.setLevel(logging.INFO)  # as Lightning sets it up on import
+    try:
+        lightning = logging.getLogger("lightning.pytorch.utilities.rank_zero")  # "GPU available: ..." comes from here
+        with _quiet_lightning():
+            shown = lightning.isEnabledFor(logging.INFO)
+        assert shown == (verbosity >= 3)
+        assert parent.level == logging.INFO
+    finally:
+        parent.setLevel(before)
+
+
 def test_training_options_are_checked(monkeypatch):
     with pytest.raises(ValueError, match="train_kwargs= is for model='scvi'"):
         psysc.tl.embed(counts(n=6), model="geneformer-v2-104m", train_kwargs={"max_epochs": 1})

@@ -313,25 +313,13 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
     (logged as a warning).
     """
     from . import tl
-    from .tl._celltype import too_few_genes
 
     try:
         tl.celltype_specificity(adata, groupby, min_cells_per_group=CELLTYPE_MIN_CELLS)
     except ValueError as err:
         logger.warning("cell-type level enrichment skipped: %s", err)
         return None
-    with_spec = tl.specificity_table(adata).index
-    n_in = {tr: int(with_spec.isin(pd.Index(gene_sets[tr].index).astype(str)).sum()) for tr in traits}
-    few = {tr: n for tr, n in n_in.items() if too_few_genes(n, len(gene_sets[tr]))}
-    if few:
-        logger.warning(
-            "cell-type level enrichment leaves out %s: too few of their genes have a specificity score (%s)",
-            ", ".join(few), ", ".join(f"{tr}: {n} of {len(gene_sets[tr])}" for tr, n in few.items()),
-        )
-        traits = [tr for tr in traits if tr not in few]
-        if not traits:
-            return None
-    try:
+    try:  # traits with too few genes with a specificity are left out, with a warning
         tl.celltype_enrichment(adata, {tr: gene_sets[tr] for tr in traits}, groupby=groupby, method="all",
                                min_cells_per_group=CELLTYPE_MIN_CELLS)
     except ValueError as err:
@@ -742,6 +730,10 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
             "n_genes_per_trait": {str(k): int(v) for k, v in dict(n_genes).items()},
             "gene_set_sizes": {str(tr): int(len(gene_sets[tr])) for tr in traits},
             "traits_not_scored": {str(k): int(v) for k, v in not_scored.items()},  # genes found, too few
+            "traits_without_celltype_test": {  # genes with a specificity, too few
+                str(k): int(v)
+                for k, v in adata.uns["psysc"].get("celltype_enrichment_params", {}).get("skipped", {}).items()
+            } if celltype is not None else {},
         },
         "significant_groups": sig,
         "interpretation": sentences,

@@ -532,6 +532,32 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
     return n_in
 
 
+def _usable_traits(gene_sets: dict, genes: pd.Index, var_names: pd.Index) -> tuple[dict, dict]:
+    """``({trait: genes with a specificity}, {trait: the same, of the traits left out})``.
+
+    A trait with too few genes with a specificity (:func:`_check_overlap`) is left out with a WARNING that names
+    it and its count, when another trait can be tested; when none can, the first trait's error is raised.
+    """
+    usable, skipped, errors = {}, {}, []
+    for t, s in gene_sets.items():
+        try:
+            usable[t] = _check_overlap(t, s, genes, var_names)
+        except ValueError as err:
+            skipped[t] = int(genes.isin(s.index).sum())
+            errors.append(err)
+    if not usable:
+        if len(errors) == 1:
+            raise errors[0]
+        raise ValueError(f"none of the {len(errors)} traits can be tested: {errors[0]}") from errors[0]
+    if skipped:
+        logger.warning(
+            "%d of %d traits are left out: too few of their genes have a specificity score (%s); the first: %s",
+            len(skipped), len(gene_sets), ", ".join(f"{t}: {n} of {len(gene_sets[t])}" for t, n in skipped.items()),
+            errors[0],
+        )
+    return usable, skipped
+
+
 def _check_user_covariates(user: pd.DataFrame | None, genes: pd.Index, trait: str) -> None:
     """Refuse ``covariates`` that match none of the regression's genes; warn when they match only part."""
     if user is None:
@@ -674,9 +700,10 @@ def celltype_enrichment(
     subsetting or re-labelling it is recomputed, with an INFO line saying why).
 
     Each trait needs at least 5 genes with a specificity score, and 10 % of its genes unless 50 or more
-    (:func:`too_few_genes`), else a ValueError names the count and the likely cause (other species, other
-    gene IDs). ``covariates`` that match none of these genes raise a ValueError; covering only part of
-    them logs a WARNING (the others get the covariate means).
+    (:func:`too_few_genes`). A trait with fewer is left out of the table with a WARNING that names it, its count
+    and the likely cause (other species, other gene IDs), and is listed under ``"skipped"`` in the parameters;
+    when no trait has enough, a ValueError says so. ``covariates`` that match none of these genes raise a
+    ValueError; covering only part of them logs a WARNING (the others get the covariate means).
 
     Parameters
     ----------
@@ -711,7 +738,7 @@ def celltype_enrichment(
     ``trait``, ``group``, ``method``, ``beta`` (slope), ``se``, ``t``, ``pval`` (one-sided,
     beta > 0), ``fdr``, ``n_genes`` (genes in the regression). With ``inplace``, the parameters go to
     ``uns[key_added]["celltype_enrichment_params"]``, with ``"fit"``: ``"ols"`` or ``"gls"`` per trait and
-    method.
+    method, and ``"skipped"``: ``{trait: genes with a specificity}`` of the traits left out.
 
     Examples
     --------
@@ -740,7 +767,8 @@ def celltype_enrichment(
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
     # every trait before any regression
-    n_with_spec = {t: _check_overlap(t, s, tables.spec.index, adata.var_names) for t, s in gene_sets.items()}
+    n_with_spec, skipped = _usable_traits(gene_sets, tables.spec.index, adata.var_names)
+    gene_sets = {t: s for t, s in gene_sets.items() if t in n_with_spec}
     rows, universes, fitted_by, gls_info = [], {}, {}, {}
     for trait, s in gene_sets.items():
         z, used = _gene_z(s, tables.spec.index, universe)
@@ -786,7 +814,7 @@ def celltype_enrichment(
         "groupby": groupby, "methods": methods, "traits": list(gene_sets), "universe": universes,
         "top_fraction": float(top_fraction), "fit": {t: fitted_by.get(t, dict.fromkeys(methods, "ols"))
                                                      for t in gene_sets},
-        "gls": gls_info,
+        "gls": gls_info, "skipped": skipped,
     }
     logger.info(
         "added uns[%r]['celltype_enrichment'] (%d traits x %d methods x %d groups)",

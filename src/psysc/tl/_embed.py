@@ -406,7 +406,7 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
     logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d", scvi.__version__,
                 train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "", seed)
     # scvi-tools seeds Python's, NumPy's and torch's global generators: tl.embed puts the caller's states back
-    with _quiet_lightning(settings.verbosity < 2):
+    with _quiet_lightning():
         scvi.settings.seed = seed
         scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
         vae = scvi.model.SCVI(train_ad, **(model_kwargs or {}))
@@ -433,9 +433,13 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
 
 
 @contextlib.contextmanager
-def _quiet_lightning(quiet: bool):
-    """Silence PyTorch Lightning's and scvi-tools' info messages and warnings (psysc verbosity below 2)."""
-    if not quiet:
+def _quiet_lightning():
+    """Silence PyTorch Lightning's and scvi-tools' info messages and warnings below psysc's debug verbosity (3).
+
+    Their start-up lines (accelerators available, devices used) say nothing about the data; at verbosity 2 psysc's
+    own progress bar and messages remain.
+    """
+    if settings.verbosity >= 3:
         yield
         return
     names = ("lightning", "lightning.pytorch", "lightning.fabric", "pytorch_lightning", "scvi")

@@ -32,7 +32,8 @@ def _group_stats(norm, ctrl, graph, cells):
     q = np.quantile(v, 0.95)
     q_ctrl = np.quantile(c, 0.95, axis=0)
     assoc_p = (np.sum(q_ctrl >= q) + 1) / (n_ctrl + 1)
-    assoc_z = (q - q_ctrl.mean()) / q_ctrl.std()
+    with np.errstate(invalid="ignore", divide="ignore"):  # equal control percentiles: z undefined (as scDRS)
+        assoc_z = (q - q_ctrl.mean()) / q_ctrl.std()
     if graph is None or len(cells) < 2:
         return assoc_p, assoc_z, np.nan, np.nan
     sub = graph[cells][:, cells]
@@ -46,7 +47,8 @@ def _group_stats(norm, ctrl, graph, cells):
         return assoc_p, assoc_z, np.nan, np.nan
     null = C[1:]
     hetero_p = (np.sum(C[0] > null) + 1) / (n_ctrl + 1)
-    hetero_z = -(C[0] - null.mean()) / null.std(ddof=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # equal control Geary's C: z undefined (as scDRS)
+        hetero_z = -(C[0] - null.mean()) / null.std(ddof=1)
     return assoc_p, assoc_z, hetero_p, hetero_z
 
 
@@ -104,7 +106,8 @@ def disorder_enrichment(
     categorical ``groupby``, else in numeric order when every label is a number (clusters ``"2"`` before
     ``"10"``), else alphabetically. Cells without a normalised score (no control gene expressed, p-value 1;
     see :func:`psysc.tl.score_disorders`) are left out of the association and heterogeneity tests, with a
-    warning.
+    warning. A z-score is not finite (NaN or inf; its p-value stays defined) where the control statistics have no
+    spread, e.g. a group in which every control scores alike, as in scDRS.
 
     Examples
     --------
