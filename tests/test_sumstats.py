@@ -221,6 +221,22 @@ def test_a_line_with_more_whitespace_fields_than_the_header_is_refused(tmp_path)
         read_sumstats(write(tmp_path / "long.txt", text))
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_data_lines_ending_in_separators_read_as_the_same_lines_without(tmp_path, newline, caplog):
+    clean = ["SNP\tCHR\tBP\tA1\tA2\tP\tBETA", "rs1\t1\t100\tA\tG\t0.01\t0.2", "rs2\t2\t200\tC\tT\t0.5\t-0.1",
+             "rs3\t3\t300\tC\tT\t0.2\t"]  # rs3: BETA missing, as many fields as the header
+    trailing = [clean[0], clean[1] + "\t", clean[2] + "\t\t", clean[3]]
+    want = read_sumstats(write(tmp_path / "clean.tsv", newline.join(clean) + newline))
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = read_sumstats(write(tmp_path / "clean.tsv", newline.join(trailing) + newline))
+    assert got.attrs["qc"].pop("n_rows_with_trailing_separators") == 2
+    assert want.attrs["qc"].pop("n_rows_with_trailing_separators") == 0
+    pd.testing.assert_frame_equal(got, want)
+    assert "2 lines end with empty fields beyond the header's 7 (trailing separators)" in caplog.text
+    with pytest.raises(ValueError, match=r"line 3: 8 fields but the header has 7 \(1 line too long\)"):
+        read_sumstats(write(tmp_path / "long.tsv", newline.join([clean[0], clean[1], clean[2] + "\tx"]) + newline))
+
+
 def test_empty_trailing_header_fields_are_not_duplicates(tmp_path):
     text = "SNP\tCHR\tBP\tA1\tA2\tP\t\t\nrs1\t1\t100\tA\tG\t0.01\t\t\n"
     out = read_sumstats(write(tmp_path / "trailing.tsv", text))

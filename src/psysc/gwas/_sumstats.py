@@ -357,10 +357,20 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         data_fields, data_blank = n_fields[1:], blank[1:]
         long = np.flatnonzero((data_fields > n_header) & ~data_blank)
         if len(long):
-            i = int(long[0])
-            raise _too_many_fields(where, n_before + 2 + i, int(data_fields[i]), int(n_header), len(long), sep)
+            cut = _trailing_empty_fields(raw, sep, starts[1:][long], ends[1:][long], int(n_header))
+            if cut is None:
+                i = int(long[0])
+                raise _too_many_fields(where, n_before + 2 + i, int(data_fields[i]), int(n_header), len(long), sep)
+            line_end = ends[1:][long] - (raw[np.maximum(ends[1:][long] - 1, 0)] == 13)  # before a '\r'
+            delta = np.zeros(len(raw) + 1, dtype=np.int32)  # drop the bytes from the cut to the line's end
+            np.add.at(delta, cut, -1)
+            np.add.at(delta, line_end, 1)
+            body = raw[np.cumsum(delta[:-1]) == 0].tobytes().decode("utf-8")
+            logger.info("%s: %s end with empty fields beyond the header's %d (trailing separators); they are ignored",
+                        where, _plural(len(long), "line"), int(n_header))
         short = np.flatnonzero((data_fields < n_header) & ~data_blank)
-        info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None}
+        info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None,
+                "n_trailing_separators": len(long)}
     options = {"sep": sep, "dtype": str, "keep_default_na": False, "na_filter": False, "engine": "c"}
     names: list[str] = []
     try:
@@ -390,6 +400,21 @@ def _split_fields(line: str, sep: str) -> list[str]:
     if not line.strip():
         return []
     return line.split(sep) if len(sep) == 1 else re.split(sep, line.strip())
+
+
+def _trailing_empty_fields(raw: np.ndarray, sep: str, starts: np.ndarray, ends: np.ndarray, n_header: int):
+    """Where to cut lines that are longer than the header only by empty trailing fields, or None.
+
+    ``raw``: the bytes of the table; ``starts``/``ends``: the long lines' byte ranges (``ends`` at the newline).
+    Returns each line's byte offset of its ``n_header``-th separator, when every byte from there to the end of the
+    line (less a carriage return) is a separator; None when a line has a non-empty extra field.
+    """
+    seps = np.flatnonzero(raw == ord(sep))
+    first = np.searchsorted(seps, starts)  # each line's first separator
+    cut = seps[first + n_header - 1]
+    line_end = ends - (raw[np.maximum(ends - 1, 0)] == 13)
+    n_extra = np.searchsorted(seps, line_end) - (first + n_header - 1)  # separators from the cut on
+    return cut if np.array_equal(line_end - cut, n_extra) else None
 
 
 def _too_many_fields(where: str, line_no: int, n_fields: int, n_header: int, n_long: int, sep: str) -> ValueError:
@@ -560,7 +585,8 @@ def read_sumstats(
     Cleaning, every step counted in ``attrs["qc"]`` and logged:
 
     - blank lines and repeated header lines (e.g. from concatenated files) are dropped;
-    - rows with fewer fields than the header are read with the missing fields empty;
+    - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
+      empty (separators at the end of the line), are read without them;
     - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 (PLINK's
       code for unplaced variants);
     - a missing P is filled from ``LP``, else from ``Z`` / ``BETA/SE``;
@@ -657,6 +683,7 @@ def read_sumstats(
             rows(int(np.argmax(header_like))),
         )
     qc["n_short_rows"] = int(short["n_short"])
+    qc["n_rows_with_trailing_separators"] = int(short.get("n_trailing_separators", 0))
     if short["n_short"]:
         logger.warning(
             "%s: %s fewer fields than the header (first: %s); their missing fields were read as empty",
