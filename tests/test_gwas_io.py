@@ -737,3 +737,23 @@ def test_a_gene_list_drops_missing_names_as_the_identifier_mapping_does(tmp_path
     path.write_text("APOE\nNA\n\nnan\nTREM2\n")
     (s,) = psysc.gwas.read_gene_list(path).values()
     assert s.index.tolist() == ["APOE", "TREM2"]
+    # a row without a gene needs no weight: it is dropped, not refused
+    table = tmp_path / "genes.tsv"
+    table.write_text("gene\tscore\nGRIN2A\t1\nNA\t\nSETD1A\t2.5\n\t\n")
+    (s,) = psysc.gwas.read_gene_list(table, column="gene", weight_column="score").values()
+    assert s.to_dict() == {"GRIN2A": 1.0, "SETD1A": 2.5}
+    table.write_text("gene\tscore\nGRIN2A\t1\nSETD1A\t\n")
+    with pytest.raises(ValueError, match=r"gene 'SETD1A'\): weight"):
+        psysc.gwas.read_gene_list(table, column="gene", weight_column="score")
+
+
+def test_read_magma_skips_comment_lines_before_a_genes_out_header(tmp_path):
+    rows = "GENE CHR START STOP NSNPS NPARAM N ZSTAT P\n1 1 1 2 3 1 100 2 0.02275\n2 1 5 9 3 1 100 1 0.1587\n"
+    (tmp_path / "plain.genes.out").write_text(rows)
+    (tmp_path / "commented.genes.out").write_text("# magma v1.10, run 2026-01-01\n#\n" + rows)
+    want = psysc.gwas.read_magma(tmp_path / "plain.genes.out", n_top=None)["plain"]
+    got = psysc.gwas.read_magma(tmp_path / "commented.genes.out", n_top=None)["commented"]
+    pd.testing.assert_series_equal(got, want, check_names=False)
+    (tmp_path / "comma.genes.out").write_text(rows.replace(" ", ","))
+    with pytest.raises(ValueError, match=r"looks comma-separated"):
+        psysc.gwas.read_magma(tmp_path / "comma.genes.out")

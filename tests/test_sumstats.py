@@ -243,6 +243,37 @@ def test_empty_trailing_header_fields_are_not_duplicates(tmp_path):
     assert out["P"].tolist() == [0.01]
 
 
+def test_comment_lines_before_the_header_are_skipped_but_a_hash_header_is_read(tmp_path, caplog):
+    rows = "rs1\t1\t100\t0.01\nrs2\t2\t200\t0.5\n"
+    want = read_sumstats(write(tmp_path / "plain.tsv", "SNP\tCHR\tBP\tP\n" + rows))
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        comments = "# GWAS of X, 2026\n#\n\n# build GRCh37\n"
+        got = read_sumstats(write(tmp_path / "plain.tsv", comments + "SNP\tCHR\tBP\tP\n" + rows))
+    assert "3 comment lines before the header skipped" in caplog.text
+    pd.testing.assert_frame_equal(got, want)
+    # PLINK 2 writes its header as '#CHROM POS ID ...': that line is the header
+    plink2 = read_sumstats(write(tmp_path / "plain.tsv", "#CHROM\tPOS\tID\tP\n1\t100\trs1\t0.01\n2\t200\trs2\t0.5\n"))
+    pd.testing.assert_frame_equal(plink2, want)
+
+
+def test_a_zero_beta_beside_a_small_p_leaves_z_empty_and_tiny_p_keeps_its_z(caplog):
+    frame = pd.DataFrame({"SNP": ["a", "b", "c", "d", "e"], "CHR": "1", "BP": [1, 2, 3, 4, 5],
+                          "P": [1e-10, 1e-320, 1.0, 0.5, 1e-300], "BETA": [0.0, 0.3, 0.0, -0.1, -2.0]})
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        out = read_sumstats(frame).set_index("SNP")
+    assert np.isnan(out.loc["a", "Z"]) and out.loc["a", "P"] == 1e-10
+    assert out.loc["c", "Z"] == 0.0  # P = 1: a zero effect
+    assert out.loc["d", "Z"] == pytest.approx(-stats.norm.isf(0.25), rel=1e-12)
+    assert out.loc["e", "Z"] == pytest.approx(-stats.norm.isf(0.5e-300), rel=1e-12)
+    # P = 1e-320 is below the smallest normal double: stored as that, Z from the P given (log tail of scipy)
+    assert out.loc["b", "P"] == np.finfo(np.float64).tiny
+    assert stats.norm.logsf(out.loc["b", "Z"]) == pytest.approx(math.log(0.5e-320), rel=1e-9)
+    qc = out.attrs["qc"]
+    assert (qc["n_sign_unknown"], qc["n_p_below_floor"]) == (1, 1)
+    assert "1 row has BETA of exactly 0 but P < 1" in caplog.text
+    assert "1 row has P below 2.23e-308" in caplog.text
+
+
 def test_chromosome_normalisation():
     given = ["chr1", "01", "22", "23", "chrX", "x", "24", "Y", "25", "26", "M", "chrM", "MT", "XY", 7, "7.0"]
     # PLINK 1.9 codes: 23 X, 24 Y, 25 XY (pseudo-autosomal, on X), 26 MT
@@ -661,6 +692,33 @@ def test_mixed_builds_and_chromosome_names_are_clear_errors(tmp_path, ad):
     other = g[g["CHR"] == "5"][["GENE", "CHR", "START", "STOP"]]
     with pytest.raises(ValueError, match="no chromosome is shared"):
         sumstats_to_genes(ad, gene_loc=other, window=0)
+
+
+def test_a_symbol_naming_several_genes_takes_the_gene_to_ensembl_maps_it_to():
+    from psysc.gwas import gene_table, to_ensembl
+
+    table = gene_table("human")
+    symbols = ["PDE8B", "HERC3", "MATR3", "PINX1", "KYAT1", "POLR2J3"]  # two GENCODE genes each
+    rows = []
+    for sym in symbols:
+        genes = table[table["symbol"] == sym]
+        assert len(genes) >= 2
+        (gid,) = to_ensembl([sym])
+        own = genes[genes["gene_id"] == gid].iloc[0]
+        rows.append((f"{sym}_in", own["chrom"].removeprefix("chr"), (own["start"] + own["end"]) // 2, 1e-9))
+        other = genes[genes["gene_id"] != gid]
+        # a position inside another gene of the symbol and more than the window away from the symbol's gene
+        far = [p for p in np.r_[other["start"].to_numpy() + 50, other["end"].to_numpy() - 50]
+               if p < own["start"] - 20_000 or p > own["end"] + 20_000]
+        if far:
+            rows.append((f"{sym}_other", own["chrom"].removeprefix("chr"), far[0], 1e-12))
+    snps = pd.DataFrame(rows, columns=["SNP", "CHR", "BP", "P"])
+    got = sumstats_to_genes(snps, build="GRCh38")
+    for sym in symbols:
+        own = table[table["gene_id"] == to_ensembl([sym])[0]].iloc[0]
+        assert got.loc[sym, "START"] == own["start"] - 10_000 and got.loc[sym, "STOP"] == own["end"] + 10_000
+        assert got.loc[sym, "TOP_SNP"] == f"{sym}_in"
+    assert any(r[0].endswith("_other") for r in rows)
 
 
 def test_few_snps_in_windows_warns():

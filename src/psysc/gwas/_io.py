@@ -501,8 +501,8 @@ def read_magma(
     ------
     ValueError
         If a required column is missing, a ``ZSTAT`` or ``P`` value is missing or not numeric, a
-        P-value is outside (0, 1] (the message gives the line), genes are duplicated, or an option
-        is invalid.
+        P-value is outside [0, 1] (the message gives the line; P = 0, an underflow, is taken as the smallest
+        positive double with a warning), genes are duplicated, or an option is invalid.
 
     Notes
     -----
@@ -538,11 +538,16 @@ def read_magma(
     if not text.strip():
         raise ValueError(f"{where} is empty; expected a MAGMA .genes.out table")
     corr = None
-    if text.lstrip().startswith("#"):  # a .genes.raw file: '# VERSION = ...' / '# COVAR = ...' header lines
+    lines = text.splitlines()
+    first = next((ln.split() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), [""])
+    # a .genes.raw file: '# VERSION = ...' / '# COVAR = ...' lines, then rows without a header; a .genes.out has a
+    # header (GENE ...), after comment lines when someone added them
+    if text.lstrip().startswith("#") and first[0].upper() != "GENE":
         df, corr = _parse_genes_raw(text, where)
     else:
+        body = "\n".join(ln for ln in lines if not ln.lstrip().startswith("#"))
         try:
-            df = pd.read_csv(io.StringIO(text), sep=r"\s+", dtype=str, keep_default_na=False)
+            df = pd.read_csv(io.StringIO(body), sep=r"\s+", dtype=str, keep_default_na=False)
         except pd.errors.ParserError as err:  # a row with more fields than the header
             raise ValueError(
                 f"{where} is not a whitespace-separated MAGMA .genes.out table ({err}); is it another format (an "
@@ -559,8 +564,12 @@ def read_magma(
     required = ["GENE", "ZSTAT", "P"]
     missing = [c for c in required if c not in df.columns]
     if missing:
+        commas = len(df.columns) == 1 and "," in str(df.columns[0])
         raise ValueError(
-            f"{where}: column(s) {missing} missing (found {list(df.columns)}); pass a MAGMA .genes.out file "
+            f"{where}: column(s) {missing} missing (found {list(df.columns)}); "
+            + ("the file looks comma-separated, and MAGMA writes whitespace-separated tables: rewrite it with tabs or "
+               "spaces between the fields; " if commas else "")
+            + "pass a MAGMA .genes.out file "
             "whose header is 'GENE CHR START STOP NSNPS NPARAM N ZSTAT P' (a table with one column per trait, as "
             "scdrs munge-gs reads, is read by psysc.gwas.read_gene_stats)"
         )
@@ -1090,7 +1099,9 @@ def read_gene_list(
             if weight_column is not None:
                 wcol = _pick_column(df, weight_column, "weight_column", where)
                 w = pd.to_numeric(df[wcol].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-                keep = (genes_s != "").to_numpy()
+                from ._ids import _clean_name
+
+                keep = genes_s.map(_clean_name).notna().to_numpy()  # rows without a gene are dropped below
                 bad = np.nonzero(~np.isfinite(w) & keep)[0]
                 if len(bad):
                     i = int(bad[0])

@@ -326,15 +326,20 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
     """Read a delimited text file as strings; return (table, 1-based header line, field-count info)."""
     where = str(path)
     text = _read_text(path)
-    # skip VCF-style '##' meta lines and blank lines before the header
-    pos, n_before = 0, 0
+    # skip VCF-style '##' meta lines, blank lines and '#' comments before the header (a '#' line is the header
+    # itself, as PLINK 2's '#CHROM POS ...', unless it names no known column and the next line names some)
+    pos, n_before, n_comments = 0, 0, 0
     while pos < len(text):
         end = text.find("\n", pos)
         end = len(text) if end < 0 else end
         line = text[pos:end].strip()
         if line and not line.startswith("##"):
-            break
+            if not (line.startswith("#") and _known_columns(line) < 2 and _known_columns(_next_line(text, end)) >= 2):
+                break
+            n_comments += 1
         pos, n_before = end + 1, n_before + 1
+    if n_comments:
+        logger.info("%s: %s before the header skipped", where, _plural(n_comments, "comment line"))
     body = text[pos:]
     if not body.strip():
         raise ValueError(f"{where} is empty; expected a header line and one line per SNP")
@@ -400,6 +405,47 @@ def _split_fields(line: str, sep: str) -> list[str]:
     if not line.strip():
         return []
     return line.split(sep) if len(sep) == 1 else re.split(sep, line.strip())
+
+
+def _gene_of_each_symbol(genes: pd.DataFrame) -> pd.DataFrame:
+    """The bundled table's rows less those of a symbol naming several genes that are not the gene it stands for.
+
+    The gene a symbol stands for is the one :func:`psysc.gwas.to_ensembl` maps it to (HGNC's approved gene, else the
+    only protein-coding one); a symbol it cannot settle keeps all its rows (the first location is used).
+    """
+    from ._ids import _lookup, _resolve_symbol
+
+    shared = genes["ID"].duplicated(keep=False).to_numpy()
+    if not shared.any():
+        return genes
+    lk = _lookup("human")
+    drop = np.zeros(len(genes), dtype=bool)
+    for symbol, rows in genes.index[shared].groupby(genes["ID"].to_numpy()[shared]).items():
+        gid, _ = _resolve_symbol(lk, str(symbol), {}, True)
+        ids = genes.loc[rows, "GENE"].to_numpy()
+        if gid is not None and (ids == gid).any():
+            drop[np.asarray(rows)[ids != gid]] = True
+    return genes[~drop].reset_index(drop=True)
+
+
+_KNOWN_NAMES = frozenset(sp for spellings in _SYNONYMS.values() for sp in spellings)
+
+
+def _known_columns(line: str) -> int:
+    """How many fields of a line (tab, comma or white space separated) are known column names."""
+    return sum(_norm_name(f) in _KNOWN_NAMES for f in re.split(r"[\t,]|\s+", line.strip()) if f)
+
+
+def _next_line(text: str, end: int) -> str:
+    """The first line of ``text`` after offset ``end`` (a newline) that is neither blank nor a '#' line, or ''."""
+    while end < len(text):
+        nxt = text.find("\n", end + 1)
+        nxt = len(text) if nxt < 0 else nxt
+        line = text[end + 1 : nxt].strip()
+        if line and not line.startswith("#"):
+            return line
+        end = nxt
+    return ""
 
 
 def _trailing_empty_fields(raw: np.ndarray, sep: str, starts: np.ndarray, ends: np.ndarray, n_header: int):
@@ -584,14 +630,18 @@ def read_sumstats(
     -----
     Cleaning, every step counted in ``attrs["qc"]`` and logged:
 
-    - blank lines and repeated header lines (e.g. from concatenated files) are dropped;
+    - blank lines, '#' comment lines before the header and repeated header lines (e.g. from concatenated files)
+      are dropped;
     - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
       empty (separators at the end of the line), are read without them;
     - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 (PLINK's
       code for unplaced variants);
     - a missing P is filled from ``LP``, else from ``Z`` / ``BETA/SE``;
     - P = 0 (underflow in the source) is replaced by the P-value of ``Z`` where ``Z`` (or
-      ``BETA/SE``) is known, else by the smallest positive normal double (about 2.2e-308);
+      ``BETA/SE``) is known, else by the smallest positive normal double (about 2.2e-308); a P below that
+      double is stored as it, its ``Z`` computed from the P given;
+    - ``Z`` from P takes the sign of ``BETA`` (or ``log(OR)``); a ``BETA`` of exactly 0 (``OR`` 1) beside a P
+      below 1 leaves ``Z`` empty (the sign is unknown; the row is kept, with its P);
     - duplicated SNP IDs, then duplicated ``CHR:BP:A1:A2``, keep the row with the smallest P.
 
     Chromosome codes: a ``chr`` prefix is dropped, ``M`` is ``MT`` and the numeric codes of
@@ -867,9 +917,26 @@ def read_sumstats(
         )
     # Z from P with the sign of BETA / log(OR), where Z is still unknown (from LP where P underflowed)
     z_from_p = np.isnan(z) & ~np.isnan(sign) & ~np.isnan(p)
+    no_sign = z_from_p & (sign == 0) & (p < 1)  # a BETA of 0 (rounded) or an OR of 1 beside a P below 1
+    qc["n_sign_unknown"] = int(no_sign.sum())
+    if no_sign.any():
+        z_from_p &= ~no_sign
+        logger.warning(
+            "%s: %s %s of exactly %s but P < 1 (rounded in the file?): the effect's sign is unknown, Z is left "
+            "empty (P is kept)", where, _plural(qc["n_sign_unknown"], "row has", "rows have"),
+            "BETA" if "BETA" in values else "OR", "0" if "BETA" in values else "1",
+        )
+    subnormal = (p > 0) & (p < _P_FLOOR)  # below the smallest normal double: kept as that, Z from the exact P
+    qc["n_p_below_floor"] = int(subnormal.sum())
     if z_from_p.any():
-        abs_z = np.where(zero & ~np.isnan(lp_z), lp_z, stats.norm.isf(np.maximum(p, _P_FLOOR) / 2.0))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tail_z = -special.ndtri_exp(np.log(np.where(subnormal, p, 1.0)) - math.log(2.0))
+        abs_z = np.where(zero & ~np.isnan(lp_z), lp_z,
+                         np.where(subnormal, tail_z, stats.norm.isf(np.maximum(p, _P_FLOOR) / 2.0)))
         z = np.where(z_from_p, sign * abs_z, z)
+    if subnormal.any():
+        logger.warning("%s: %s P below %.3g (the smallest normal double), stored as %.3g; Z is computed from the "
+                       "P given", where, _plural(qc["n_p_below_floor"], "row has", "rows have"), _P_FLOOR, _P_FLOOR)
     p = np.maximum(p, _P_FLOOR)
     have_z = "Z" in found or "BETA" in found or "OR" in found
     if not have_z:
@@ -1248,7 +1315,9 @@ def sumstats_to_genes(
     gene_id
         Index of the result: ``"symbol"`` (gene symbol; with ``gene_loc``, its NAME column when
         there is one, else GENE) or ``"gene_id"`` (Ensembl ID of the bundled table, or GENE of
-        ``gene_loc``).
+        ``gene_loc``). A symbol of the bundled table that names several genes stands for the gene
+        :func:`psysc.gwas.to_ensembl` maps it to (e.g. PDE8B: ENSG00000113231); one it cannot settle, and an
+        ID repeated in ``gene_loc``, are placed at their first location (logged).
     biotypes
         GENCODE biotypes of the bundled table to keep (``None``: all genes). MAGMA's gene.loc files
         hold protein-coding genes, hence the default.
@@ -1390,6 +1459,8 @@ def sumstats_to_genes(
         genes["ID"] = genes["GENE"]
     genes["code"] = _chrom_codes(genes["CHR"].to_numpy())
     genes = genes.sort_values(["code", "START", "STOP"], kind="stable").reset_index(drop=True)
+    if gene_loc is None and gene_id == "symbol":
+        genes = _gene_of_each_symbol(genes)
     dup = genes["ID"].duplicated()
     if dup.any():
         logger.info(
