@@ -159,6 +159,21 @@ def test_ids_of_the_other_species_are_not_mapped(log):
     assert to_symbols(["ENSG00000005955"]) == []
 
 
+def test_mouse_written_symbols_matched_by_case_and_entrez_ids_are_named(log):
+    # to_species maps mouse symbols to human orthologs; matching them by case is a different thing
+    assert to_ensembl(["Grin2a", "Setd1a", "Zfp36"]) == [HUMAN["GRIN2A"], HUMAN["SETD1A"], "ENSG00000128016"]
+    rec = next(r for r in log.records if "Ensembl IDs" in r.getMessage())
+    assert rec.levelno == logging.WARNING and "written as mouse genes are" in rec.getMessage()
+    assert "to_species" in rec.getMessage()
+    log.clear()
+    to_ensembl(["GRIN2A", "SETD1A", "Zfp36"])  # one title-case symbol among human ones: no hint
+    rec = next(r for r in log.records if "Ensembl IDs" in r.getMessage())
+    assert rec.levelno == logging.INFO and "mouse" not in rec.getMessage()
+    log.clear()
+    assert to_symbols(["348", "54209"]) == []  # Entrez IDs of APOE and TREM2
+    assert "Entrez gene IDs" in log.text and "gene_loc=" in log.text
+
+
 def test_real_gwas_gene_sets_map_almost_completely():
     gs = panel("psychiatric")
     ids = to_ensembl(gs)

@@ -274,6 +274,20 @@ def test_a_zero_beta_beside_a_small_p_leaves_z_empty_and_tiny_p_keeps_its_z(capl
     assert "1 row has P below 2.23e-308" in caplog.text
 
 
+def test_separator_mismatches_are_named(tmp_path):
+    want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
+    got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV
+    pd.testing.assert_frame_equal(got, want)
+    with pytest.raises(ValueError, match=r"read as 1 column\(s\) holding '\|': pass sep='\|'"):
+        read_sumstats(write(tmp_path / "x.txt", "SNP|CHR|BP|P\nrs1|1|100|0.01\n"))
+    with pytest.raises(ValueError, match=r"every row has fewer fields than the header.*Pass sep="):
+        read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1 1 100 0.01\nrs2 1 200 0.5\n"))
+    assert read_sumstats(write(tmp_path / "scz.regenie", "SNP CHR BP P\nrs1 1 100 0.01\n")).attrs["trait"] == "scz"
+    path = tmp_path / "bip.tsv.bgz"
+    path.write_bytes(gzip.compress(b"SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
+    assert read_sumstats(path).attrs["trait"] == "bip"
+
+
 def test_chromosome_normalisation():
     given = ["chr1", "01", "22", "23", "chrX", "x", "24", "Y", "25", "26", "M", "chrM", "MT", "XY", 7, "7.0"]
     # PLINK 1.9 codes: 23 X, 24 Y, 25 XY (pseudo-autosomal, on X), 26 MT

@@ -265,7 +265,7 @@ def _examples(st: _Stats, statuses: Iterable[str]) -> list[str]:
     return ex[:_N_EXAMPLES]
 
 
-def _emit(label: str, st: _Stats, head: str, parts: list[str], lost: int, hint: str = "") -> None:
+def _emit(label: str, st: _Stats, head: str, parts: list[str], lost: int, hint: str = "", warn: bool = False) -> None:
     n_missing = st.status["missing"]
     if n_missing:
         parts = [*parts, f"{n_missing} missing names (empty, NaN or 'NA') dropped"]
@@ -273,7 +273,7 @@ def _emit(label: str, st: _Stats, head: str, parts: list[str], lost: int, hint: 
     msg = f"{label}: {head}; " + ", ".join(p for p in parts if p)
     if hint:
         msg += f"; {hint}"
-    level = logging.WARNING if st.n_in and lost / st.n_in > _WARN_LOST else logging.INFO
+    level = logging.WARNING if warn or (st.n_in and lost / st.n_in > _WARN_LOST) else logging.INFO
     logger.log(level, msg)
 
 
@@ -314,13 +314,24 @@ def _id_log(target: str, species: str):
             parts.append(f"{c['ambiguous']} ambiguous, dropped (e.g. {st.examples['ambiguous']})")
         if st.n_merged:
             parts.append(f"{st.n_merged} merged into a gene already mapped (largest weight kept)")
-        hint = ""
+        hint, warn = "", False
         lost = unmapped + c["ambiguous"]
+        unmapped_ex = _examples(st, ("unmapped", "no_symbol", "other_species"))
         if c["other_species"] and c["other_species"] >= lost / 2:
             hint = f"the IDs look like {_OTHER[species]} genes: pass species={_OTHER[species]!r} or use to_species"
         elif unmapped and guess_species(st.examples.get("unmapped", [])) == _OTHER[species]:
             hint = f"the unmapped genes look like {_OTHER[species]} genes: map them with to_species"
-        _emit(label, st, f"{st.n_in} genes -> {st.n_out} {target} ({species}, {release})", parts, lost, hint)
+        elif unmapped and all(str(g).isdigit() for g in unmapped_ex):
+            hint = ("the unmapped names are numbers, as Entrez gene IDs (MAGMA's GENE column) are: read a MAGMA file "
+                    "with psysc.gwas.read_magma(path, gene_loc=<the gene.loc file of the run>)")
+        if 2 * c["case"] > st.n_in and guess_species(st.examples.get("case", [])) == _OTHER[species]:
+            other = _OTHER[species]
+            by_case = (f"most genes matched only ignoring case and are written as {other} genes are (e.g. "
+                       f"{st.examples['case'][:3]}): a {other} gene set is mapped to {species} orthologs with "
+                       "to_species, not by case")
+            hint = f"{hint}; {by_case}" if hint else by_case
+            warn = True
+        _emit(label, st, f"{st.n_in} genes -> {st.n_out} {target} ({species}, {release})", parts, lost, hint, warn)
 
     return log
 

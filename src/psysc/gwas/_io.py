@@ -66,9 +66,12 @@ def _sep_of(line: str) -> str | None:
 
 
 def _base_name(path: str | os.PathLike) -> str:
-    """File name without a trailing ``.gz``."""
+    """File name without a trailing ``.gz`` or ``.bgz`` (bgzip)."""
     name = Path(path).name
-    return name[:-3] if name.lower().endswith(".gz") else name
+    for ext in (".gz", ".bgz"):
+        if name.lower().endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return name
 
 
 def _to_series(trait: str, genes: list[str], weights: list[float], where: str) -> pd.Series:

@@ -345,7 +345,7 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         raise ValueError(f"{where} is empty; expected a header line and one line per SNP")
     header = body.split("\n", 1)[0].rstrip("\r")
     if sep is None:
-        sep = "\t" if "\t" in header else "," if "," in header else r"\s+"
+        sep = next((c for c in "\t,;" if c in header), r"\s+")
     info = {"n_short": 0, "first_short": None}
     # Count the fields of every line (vectorised over the bytes) for single-character separators:
     # rows with fewer fields than the header are reported; rows with more are an error.
@@ -552,8 +552,12 @@ def _check_required(found: dict[str, str], names: list[str], where: str) -> None
         missing.append("one of P / Z / BETA+SE / OR+SE")
     if missing:
         recognised = ", ".join(f"{src} -> {std}" for std, src in found.items()) or "none"
+        joined = [c for c in ",;|\t " if len(names) <= 2 and any(c in str(n) for n in names)]
         raise ValueError(
-            f"{where}: cannot find {' and '.join(missing)}. SNP-to-gene mapping needs CHR, BP and one of "
+            f"{where}: cannot find {' and '.join(missing)}. "
+            + (f"The header was read as {len(names)} column(s) holding {joined[0]!r}: pass sep={joined[0]!r} if that "
+               "is the file's separator. " if joined else "")
+            + "SNP-to-gene mapping needs CHR, BP and one of "
             f"P / Z / BETA+SE / OR+SE. Columns present: {names}; recognised: {recognised}. If a column is there "
             "under another name, say which, e.g. read_sumstats(path, columns={'my_pos_col': 'BP', "
             "'my_p_col': 'P'})"
@@ -562,7 +566,7 @@ def _check_required(found: dict[str, str], names: list[str], where: str) -> None
 
 def _trait_from_path(path) -> str:
     name = _base_name(path)
-    for ext in (".tsv", ".txt", ".csv", ".tab", ".sumstats", ".ma", ".assoc", ".vcf"):
+    for ext in (".tsv", ".txt", ".csv", ".tab", ".sumstats", ".ma", ".assoc", ".vcf", ".regenie"):
         if name.lower().endswith(ext) and len(name) > len(ext):
             return name[: -len(ext)]
     return name
@@ -597,8 +601,8 @@ def read_sumstats(
         Overrides of the recognition, source column -> standard name, e.g.
         ``{"my_col": "P"}``; map a column to ``None`` to ignore it.
     sep
-        Field separator; detected from the header line when ``None`` (tab, then comma, else runs of
-        whitespace).
+        Field separator; detected from the header line when ``None`` (tab, then comma, then semicolon, else runs
+        of whitespace).
     trait
         Trait name stored in ``attrs["trait"]``; defaults to the file name without its extensions
         (or ``frame.attrs["trait"]``, else ``"sumstats"``, for a DataFrame).
@@ -800,7 +804,9 @@ def read_sumstats(
     keep &= ~unplaced
     keep_idx = np.flatnonzero(keep)
     if len(keep_idx) == 0:
-        raise ValueError(f"{where}: no row has a chromosome, a position and a statistic; check the file")
+        hint = ("; every row has fewer fields than the header: do the rows use another separator than the header? "
+                "Pass sep=" if qc["n_short_rows"] and qc["n_short_rows"] >= int((~blank & ~header_like).sum()) else "")
+        raise ValueError(f"{where}: no row has a chromosome, a position and a statistic; check the file{hint}")
     sub = raw.iloc[keep_idx]
     sub_missing = {std: m[keep_idx] for std, m in missing.items()}
 
