@@ -70,6 +70,10 @@ def test_gwas_gene_sets_selection_by_alias_or_name(naive_gs):
     assert list(gs) == ["SCZ", "BIP", "UKB_460K.pigment_HAIR"]
     assert gs["BIP"].to_dict() == naive_gs["PASS_BIP_Mullins2021"]
     assert list(gwas_gene_sets("Mdd")) == ["MDD"]
+    # the file's names are case-insensitive too
+    gs = gwas_gene_sets(["pass_lupus", "ukb_460k.pigment_hair"])
+    assert list(gs) == ["SLE", "UKB_460K.pigment_HAIR"]
+    assert gs["SLE"].to_dict() == naive_gs["PASS_Lupus"]
 
 
 def test_gwas_gene_sets_unknown_trait():
@@ -77,6 +81,8 @@ def test_gwas_gene_sets_unknown_trait():
         gwas_gene_sets(["SCZ", "NOT_A_TRAIT"])
     msg = str(err.value)
     assert "NOT_A_TRAIT" in msg and "'SCZ'" in msg and "UKB_460K.pigment_HAIR" in msg
+    with pytest.raises(ValueError, match=r"close: Schizophrenia -> \['SCZ'\]; Alzheimer -> \['AD'\]"):
+        gwas_gene_sets(["Schizophrenia", "Alzheimer"])
 
 
 def test_gwas_gene_sets_docstring_lists_every_alias():

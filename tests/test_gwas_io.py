@@ -747,6 +747,18 @@ def test_a_gene_list_drops_missing_names_as_the_identifier_mapping_does(tmp_path
         psysc.gwas.read_gene_list(table, column="gene", weight_column="score")
 
 
+def test_one_gene_in_several_spellings_is_named(caplog):
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        (s,) = psysc.gwas.read_gene_list(["GRIN2A", "grin2a", "ENSG00000183454.12", "ENSG00000183454", "APOE"]).values()
+    assert len(s) == 5  # kept apart, as given
+    assert "names 2 gene(s) in more than one spelling" in caplog.text
+    assert "GRIN2A / grin2a; ENSG00000183454.12 / ENSG00000183454" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.datasets.gwas_gene_sets()
+    assert "spelling" not in caplog.text
+
+
 def test_read_magma_skips_comment_lines_before_a_genes_out_header(tmp_path):
     rows = "GENE CHR START STOP NSNPS NPARAM N ZSTAT P\n1 1 1 2 3 1 100 2 0.02275\n2 1 5 9 3 1 100 1 0.1587\n"
     (tmp_path / "plain.genes.out").write_text(rows)

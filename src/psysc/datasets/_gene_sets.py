@@ -71,7 +71,7 @@ def gwas_gene_sets(traits: str | Iterable[str] | None = None) -> dict[str, pd.Se
     ----------
     traits
         A trait or a list of traits to return, in that order; each is an alias (case-insensitive,
-        e.g. ``"scz"``) or a trait name of the file (e.g. ``"PASS_Lupus"``). ``None`` returns all
+        e.g. ``"scz"``) or a trait name of the file (e.g. ``"PASS_Lupus"``, case-insensitive too). ``None`` returns all
         75 traits in file order.
 
     Returns
@@ -156,21 +156,32 @@ def gwas_gene_sets(traits: str | Iterable[str] | None = None) -> dict[str, pd.Se
         if not requested:
             raise ValueError("traits is empty; pass None for all traits or at least one trait")
         aliases_upper = {alias.upper(): alias for alias in TRAIT_ALIASES}
+        names_upper = {name.upper(): name for name in gene_sets}
         resolved = []  # (returned key, trait name in the file)
         unknown = []
         for t in requested:
             if isinstance(t, str) and t.upper() in aliases_upper:
                 alias = aliases_upper[t.upper()]
                 resolved.append((alias, TRAIT_ALIASES[alias]))
-            elif isinstance(t, str) and t in gene_sets:
-                resolved.append((original_to_alias.get(t, t), t))
+            elif isinstance(t, str) and t.strip().upper() in names_upper:
+                name = names_upper[t.strip().upper()]
+                resolved.append((original_to_alias.get(name, name), name))
             else:
                 unknown.append(t)
         if unknown:
+            import difflib
+
             others = [name for name in gene_sets if name not in original_to_alias]
+            keys = [*aliases_upper, *names_upper]
+            close = {str(t): [k for k in keys if len(str(t)) >= 3 and str(t).upper() in k][:3]
+                     or difflib.get_close_matches(str(t).upper(), keys, n=3, cutoff=0.6) for t in unknown}
+            close = {t: list(dict.fromkeys(aliases_upper.get(c) or original_to_alias.get(names_upper[c], names_upper[c])
+                                           for c in cs)) for t, cs in close.items() if cs}
             raise ValueError(
-                f"unknown trait(s) {unknown}; use an alias (case-insensitive) among {sorted(TRAIT_ALIASES)} "
-                f"or one of the other trait names of the file: {others}"
+                f"unknown trait(s) {unknown}"
+                + (f" (close: {'; '.join(f'{t} -> {cs}' for t, cs in close.items())})" if close else "")
+                + f"; use an alias (case-insensitive) among {sorted(TRAIT_ALIASES)} or one of the other trait names "
+                f"of the file (case-insensitive): {others}"
             )
         resolved = list(dict.fromkeys(resolved))
     logger.info("loaded %d bundled GWAS gene set(s)", len(resolved))

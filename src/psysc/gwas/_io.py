@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -87,6 +88,16 @@ def _to_series(trait: str, genes: list[str], weights: list[float], where: str) -
             n_dup,
             "y" if n_dup == 1 else "ies",
             trait,
+        )
+    spelled: dict[str, list[str]] = {}  # one gene written twice in other ways: case, an Ensembl version suffix
+    for gene in merged:
+        spelled.setdefault(re.sub(r"^(ENS[A-Z]*G\d+)\.\d+$", r"\1", gene.upper()), []).append(gene)
+    twice = [names for names in spelled.values() if len(names) > 1]
+    if twice:
+        logger.warning(
+            "%s: gene set %r names %d gene(s) in more than one spelling (case or Ensembl version), kept as separate "
+            "entries: %s; map the set with psysc.gwas.to_ensembl or to_symbols to merge them", where, trait,
+            len(twice), "; ".join(" / ".join(names) for names in twice[:3]),
         )
     index = pd.Index(list(merged), dtype=object, name="gene")
     return pd.Series(np.fromiter(merged.values(), dtype=np.float64, count=len(merged)), index=index, name=trait)
