@@ -9,6 +9,7 @@ import html
 import io
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -392,6 +393,66 @@ def test_bad_expression_values_exit_2_without_traceback(tmp_path, darmanis, kind
     assert message in err
     assert "Traceback" not in err and "KeyError" not in err
     assert not out.exists()  # refused before any computation or output
+
+
+def test_counts_that_are_not_whole_numbers_are_scored_as_counts(tmp_path, darmanis):
+    """EM-quantified or ambient-corrected counts (not integers, large): normalised as counts, with a warning."""
+    sub = darmanis[:120].copy()
+    sub.write_h5ad(tmp_path / "int.h5ad")
+    sub.X = sub.X * np.float32(1.25)  # scaled counts: the same cells after size-factor normalisation
+    sub.write_h5ad(tmp_path / "frac.h5ad")
+    runs = {}
+    for name in ("int", "frac"):
+        out = tmp_path / name
+        rc, log = _run(["run", "--input", str(tmp_path / f"{name}.h5ad"), "--out", str(out), "--n-ctrl", "50",
+                        "--traits", "SCZ"])
+        assert rc == 0, log
+        runs[name] = (pd.read_csv(out / "scores.tsv.gz", sep="\t"), log)
+    assert "non-integer values up to" in runs["frac"][1] and "non-integer" not in runs["int"][1]
+    np.testing.assert_allclose(runs["frac"][0]["SCZ_norm_score"], runs["int"][0]["SCZ_norm_score"], rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_cell_names_repeated_or_trait_names_with_a_slash_are_refused_first(tmp_path, darmanis):
+    sub = darmanis[:40].copy()
+    sub.obs_names = [sub.obs_names[0]] * 2 + list(sub.obs_names[2:])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # anndata's own note on repeated names
+        sub.write_h5ad(tmp_path / "dup.h5ad")
+    out = tmp_path / "o"
+    rc, err = _run(["run", "--input", str(tmp_path / "dup.h5ad"), "--out", str(out), "--quick", "--traits", "SCZ"])
+    assert rc == 2 and "occur more than once in obs_names" in err and "obs_names_make_unique" in err
+    assert not out.exists()
+    gs = tmp_path / "slash.gs"
+    gs.write_text("TRAIT\tGENESET\nSCZ/PGC3\t" + ",".join(f"{g}:1" for g in darmanis.var_names[:200]) + "\n")
+    rc, err = _run(["run", "--gene-sets", str(gs), "--out", str(out), "--quick"])
+    assert rc == 2 and "contains '/'" in err and "PCA" not in err and not out.exists()
+
+
+def test_a_trait_without_any_gene_in_the_data_is_left_out_and_named(tmp_path):
+    gs = tmp_path / "mixed.gs"
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    sets["NOMATCH"] = pd.Series([3.0, 2.0], index=["FAKEGENE1", "FAKEGENE2"])
+    psysc.gwas.write_gs(sets, gs)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--gene-sets", str(gs), "--out", str(out), "--quick"])
+    assert rc == 0, log
+    assert "no gene of the gene set(s) of ['NOMATCH'] is in adata.var_names" in log and "not scored" in log
+    assert set(pd.read_csv(out / "enrichment.tsv", sep="\t")["trait"]) == {"SCZ"}
+    assert json.loads((out / "summary.json").read_text())["data"]["traits_not_scored"] == {"NOMATCH": 0}
+
+
+def test_a_group_column_named_like_a_score_column_does_not_replace_it(tmp_path, darmanis):
+    sub = darmanis[:150].copy()
+    sub.obs["cell"] = sub.obs["cell_type"]
+    sub.write_h5ad(tmp_path / "cellcol.h5ad")
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--input", str(tmp_path / "cellcol.h5ad"), "--groupby", "cell", "--out", str(out),
+                    "--n-ctrl", "50", "--traits", "SCZ"])
+    assert rc == 0, log
+    scores = pd.read_csv(out / "scores.tsv.gz", sep="\t", keep_default_na=False)
+    assert set(scores["cell"]) <= set(sub.obs_names) and len(scores)
+    assert (scores["group_cell"].to_numpy() == sub.obs.loc[scores["cell"], "cell_type"].astype(str).to_numpy()).all()
 
 
 def test_bad_values_in_the_counts_layer_are_refused(tmp_path, darmanis):

@@ -17,6 +17,15 @@ _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
 _ORF = re.compile(r"^C(\d{1,2}|X|Y)orf\d+$")
 
 
+def check_trait_name(trait) -> None:
+    """Refuse a trait name that an .h5ad file cannot store in the keys psysc writes (it holds '/')."""
+    if "/" in str(trait):
+        raise ValueError(
+            f"trait name {str(trait)!r} contains '/', which an .h5ad file cannot store in the keys psysc writes "
+            f"(obs[\"psysc_<trait>_...\"]); rename it, e.g. {str(trait).replace('/', '_')!r}"
+        )
+
+
 def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
     """Turn the accepted gene-set inputs into ``{trait: Series(gene -> weight)}``.
 
@@ -48,11 +57,7 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
         )
     out: dict[str, pd.Series] = {}
     for trait, genes in gene_sets.items():
-        if "/" in str(trait):
-            raise ValueError(
-                f"trait name {str(trait)!r} contains '/', which an .h5ad file cannot store in the keys psysc writes "
-                f"(obs[\"psysc_<trait>_...\"]); rename it, e.g. {str(trait).replace('/', '_')!r}"
-            )
+        check_trait_name(trait)
         if isinstance(genes, pd.DataFrame):
             if "ZSTAT" not in genes.columns:
                 raise TypeError(

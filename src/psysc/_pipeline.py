@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._genesets import overlap_hint
+from ._genesets import check_trait_name, overlap_hint
 from ._utils import group_order
 
 if TYPE_CHECKING:
@@ -85,6 +85,18 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         raise InputError(f"duplicated traits in {traits}")
     if len({safe_name(t) for t in traits}) != len(traits):
         raise InputError(f"traits {traits} give clashing file names")
+    for t in traits:  # before any computation
+        try:
+            check_trait_name(t)
+        except ValueError as err:
+            raise InputError(f"{err} in the gene-set file") from None
+    if adata.obs_names.has_duplicates:
+        dup = adata.obs_names[adata.obs_names.duplicated()].unique()
+        raise InputError(
+            f"{len(dup)} cell name(s) occur more than once in obs_names (e.g. {list(dup[:3])}), so the per-cell "
+            "scores could not be told apart: make them unique first (adata.obs_names_make_unique()) and write the "
+            "file again"
+        )
     if not adata.obs[groupby].notna().any():
         raise InputError(f"--groupby {groupby!r} has no label: the column is missing for every cell")
     labels = adata.obs[groupby].dropna()
@@ -101,13 +113,16 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
     no_overlap = [t for t in traits if found[t] == 0]
     if no_overlap:
         example = list(gene_sets[no_overlap[0]].index[:3])
-        raise InputError(
+        why = (
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
             f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first; "
             + overlap_hint(gene_sets[no_overlap[0]].index, genes) + _symbol_column_hint(adata)
             + ("; from the command line: psysc run --gene-loc <the gene location file of the MAGMA run>"
                if all(str(g).isdigit() for g in example) else "")
         )
+        if len(no_overlap) == len(traits):
+            raise InputError(why)
+        logger.warning("%s. They are not scored; the other traits are (--traits chooses the traits)", why)
     if all(n < MIN_GENES_PER_TRAIT for n in found.values()):
         raise InputError(
             f"every trait has fewer than {MIN_GENES_PER_TRAIT} of its genes in the data ("
@@ -138,8 +153,8 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     """Refuse expression that is not raw counts, before any computation; raise :class:`InputError` naming the fix.
 
     The checks of :func:`psysc.pp.prepare_scoring` with ``normalize=True`` (unique ``var_names``; finite,
-    non-negative, integer values), on the whole input: integrality is checked on every cell, so that
-    ``prepare_scoring`` cannot refuse the data after QC.
+    non-negative values; integers, or non-integer counts larger than 50 somewhere, with a warning), on the whole
+    input, so that ``prepare_scoring`` cannot refuse the data after QC.
     """
     from .pp._prepare import check_expression
 
@@ -153,9 +168,15 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     except ValueError as err:  # duplicated gene names, NaN, infinite or negative values, empty data
         note = "" if adata.var_names.has_duplicates else " psysc run needs raw counts."
         raise InputError(f"{err}{note}") from None
-    if not info["integer"]:
+    if not info["integer"] and info["max"] > 50:  # as prepare_scoring(normalize=True) takes them
+        logger.warning(
+            "%s holds non-integer values up to %.3g: read as counts that are not whole numbers (EM-quantified, "
+            "ambient-corrected or scaled counts) and normalised as counts", where, info["max"],
+        )
+    elif not info["integer"]:
         raise InputError(
-            f"{where} holds non-integer values, so it is not raw counts (log-normalised?). psysc run needs the raw "
+            f"{where} holds non-integer values no larger than {info['max']:.3g}, so it is not raw counts "
+            "(log-normalised?). psysc run needs the raw "
             f"counts{_counts_elsewhere(adata, layer)}. To score log-normalised data, use "
             "psysc.pp.prepare_scoring(adata, normalize=False) and psysc.tl.score_disorders in Python."
         )
@@ -658,10 +679,10 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     table.to_csv(path, sep="\t", index=False)
     files["enrichment.tsv"] = path
 
-    per_cell = pd.DataFrame({"cell": adata.obs_names, groupby: adata.obs[groupby].astype(object).to_numpy()})
-    for tr in traits:
-        for col in SCORE_COLUMNS:
-            per_cell[f"{tr}_{col}"] = adata.obs[f"psysc_{tr}_{col}"].to_numpy()
+    score_columns = {f"{tr}_{col}": adata.obs[f"psysc_{tr}_{col}"].to_numpy() for tr in traits for col in SCORE_COLUMNS}
+    group_column = groupby if groupby not in {"cell", *score_columns} else f"group_{groupby}"  # no column replaced
+    per_cell = pd.DataFrame({"cell": adata.obs_names, group_column: adata.obs[groupby].astype(object).to_numpy(),
+                             **score_columns})
     path = out / "scores.tsv.gz"
     per_cell.to_csv(path, sep="\t", index=False, compression={"method": "gzip", "mtime": 0})
     files["scores.tsv.gz"] = path
