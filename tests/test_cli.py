@@ -253,6 +253,17 @@ def test_bad_input_exits_2_without_traceback(tmp_path, small_h5ad, args, message
     assert not (tmp_path / "out").exists()  # nothing was computed
 
 
+def test_gene_sets_are_checked_before_the_input_is_read(tmp_path, monkeypatch):
+    import psysc.cli
+
+    monkeypatch.setattr(psysc.cli, "_read_input", lambda *a: pytest.fail("--input read before --gene-sets"))
+    rc, err = _run(["run", "--input", "big.h5ad", "--gene-sets", str(tmp_path / "missing.gs"), "--out",
+                    str(tmp_path / "out")])
+    assert rc == 2 and "no such file" in err and "missing.gs" in err
+    rc, err = _run(["run", "--input", "big.h5ad", "--traits", "NOT_A_TRAIT", "--out", str(tmp_path / "out")])
+    assert rc == 2 and "NOT_A_TRAIT" in err
+
+
 def test_unknown_trait_lists_available(tmp_path, small_h5ad):
     rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path), "--traits", "FOO"])
     assert rc == 2 and "SCZ" in err and "HEIGHT" in err

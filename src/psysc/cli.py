@@ -348,12 +348,7 @@ def _run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise _InputError(f"--model: {err}") from None
 
-    adata = _read_input(args.input)
-    # check the cheap things before reading gene sets and computing
-    if args.groupby not in adata.obs.columns:
-        raise _InputError(
-            f"--groupby {args.groupby!r} is not a column of obs; available columns: {', '.join(map(str, adata.obs))}"
-        )
+    # the gene sets first: reading them is quick, reading a large --input is not
     gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc)
     if args.species != "human":
         from .gwas import to_species
@@ -362,6 +357,11 @@ def _run(args: argparse.Namespace) -> int:
             gene_sets = to_species(gene_sets, args.species)
         except ValueError as err:
             raise _InputError(f"--species {args.species}: {err}") from None
+    adata = _read_input(args.input)
+    if args.groupby not in adata.obs.columns:
+        raise _InputError(
+            f"--groupby {args.groupby!r} is not a column of obs; available columns: {', '.join(map(str, adata.obs))}"
+        )
     try:
         check_inputs(adata, gene_sets, groupby=args.groupby, layer=args.layer, traits=traits)
     except InputError as err:
