@@ -70,7 +70,8 @@ def safe_name(name: str) -> str:
 def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby: str, layer: str | None, traits):
     """Validate the user's choices before any computation; raise :class:`InputError` naming the fix."""
     if groupby not in adata.obs.columns:
-        raise InputError(f"--groupby {groupby!r} is not a column of adata.obs; available columns: {list(adata.obs)}")
+        raise InputError(f"--groupby {groupby!r} is not a column of adata.obs; available columns: "
+                         f"{', '.join(map(str, adata.obs))}")
     if layer is not None and layer not in adata.layers:
         raise InputError(f"--layer {layer!r} not found; available layers: {list(adata.layers) or 'none (use X)'}")
     if not gene_sets:
@@ -156,7 +157,7 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     non-negative values; integers, or non-integer counts larger than 50 somewhere, with a warning), on the whole
     input, so that ``prepare_scoring`` cannot refuse the data after QC.
     """
-    from .pp._prepare import check_expression
+    from .pp._prepare import check_expression, reads_as_counts
 
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = adata.X if layer is None else adata.layers[layer]
@@ -168,7 +169,7 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     except ValueError as err:  # duplicated gene names, NaN, infinite or negative values, empty data
         note = "" if adata.var_names.has_duplicates else " psysc run needs raw counts."
         raise InputError(f"{err}{note}") from None
-    if not info["integer"] and info["max"] > 50:  # as prepare_scoring(normalize=True) takes them
+    if reads_as_counts(info, normalize=True) and not info["integer"]:  # as prepare_scoring(normalize=True) does
         logger.warning(
             "%s holds non-integer values up to %.3g: read as counts that are not whole numbers (EM-quantified, "
             "ambient-corrected or scaled counts) and normalised as counts", where, info["max"],
@@ -751,10 +752,10 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
             "n_genes_per_trait": {str(k): int(v) for k, v in dict(n_genes).items()},
             "gene_set_sizes": {str(tr): int(len(gene_sets[tr])) for tr in traits},
             "traits_not_scored": {str(k): int(v) for k, v in not_scored.items()},  # genes found, too few
-            "traits_without_celltype_test": {  # genes with a specificity, too few
+            "traits_without_celltype_test": {  # genes with a specificity, too few (this run's: uns was cleared)
                 str(k): int(v)
                 for k, v in adata.uns["psysc"].get("celltype_enrichment_params", {}).get("skipped", {}).items()
-            } if celltype is not None else {},
+            },
         },
         "significant_groups": sig,
         "interpretation": sentences,

@@ -338,7 +338,7 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _check_writable(out, args.out)
 
-    from ._pipeline import InputError, check_inputs, run_pipeline
+    from ._pipeline import InputError, run_pipeline
 
     if args.model is not None:  # fail before any work or output
         from ._registry import check_model_ref
@@ -357,15 +357,7 @@ def _run(args: argparse.Namespace) -> int:
             gene_sets = to_species(gene_sets, args.species)
         except ValueError as err:
             raise _InputError(f"--species {args.species}: {err}") from None
-    adata = _read_input(args.input)
-    if args.groupby not in adata.obs.columns:
-        raise _InputError(
-            f"--groupby {args.groupby!r} is not a column of obs; available columns: {', '.join(map(str, adata.obs))}"
-        )
-    try:
-        check_inputs(adata, gene_sets, groupby=args.groupby, layer=args.layer, traits=traits)
-    except InputError as err:
-        raise _InputError(str(err)) from None
+    adata = _read_input(args.input)  # run_pipeline checks it against the options before any work or output
 
     t0 = time.perf_counter()
     params = {

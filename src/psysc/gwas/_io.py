@@ -12,7 +12,6 @@ import io
 import logging
 import math
 import os
-import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .._core._gls import GeneCorrelations
+from ._ids import _ENSEMBL_ID, _clean_name
 
 logger = logging.getLogger("psysc")
 
@@ -91,7 +91,7 @@ def _to_series(trait: str, genes: list[str], weights: list[float], where: str) -
         )
     spelled: dict[str, list[str]] = {}  # one gene written twice in other ways: case, an Ensembl version suffix
     for gene in merged:
-        spelled.setdefault(re.sub(r"^(ENS[A-Z]*G\d+)\.\d+$", r"\1", gene.upper()), []).append(gene)
+        spelled.setdefault(_ENSEMBL_ID.sub(r"\1\2\4", gene).upper(), []).append(gene)  # without the version
     twice = [names for names in spelled.values() if len(names) > 1]
     if twice:
         logger.warning(
@@ -1113,8 +1113,6 @@ def read_gene_list(
             if weight_column is not None:
                 wcol = _pick_column(df, weight_column, "weight_column", where)
                 w = pd.to_numeric(df[wcol].str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-                from ._ids import _clean_name
-
                 keep = genes_s.map(_clean_name).notna().to_numpy()  # rows without a gene are dropped below
                 bad = np.nonzero(~np.isfinite(w) & keep)[0]
                 if len(bad):
@@ -1128,9 +1126,7 @@ def read_gene_list(
                 weights = [1.0] * len(genes_s)
             genes = genes_s.tolist()
 
-    from ._ids import _clean_name  # missing names as the identifier mapping reads them: empty, "NA", "nan", ...
-
-    genes = [_clean_name(g) or "" for g in genes]
+    genes = [_clean_name(g) or "" for g in genes]  # missing names as the identifier mapping reads them: "NA", ...
     n_empty = sum(1 for g in genes if not g)
     if n_empty:
         logger.info("%s: %d empty or missing gene name(s) (e.g. 'NA') dropped", where, n_empty)

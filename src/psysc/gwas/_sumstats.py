@@ -362,15 +362,11 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         data_fields, data_blank = n_fields[1:], blank[1:]
         long = np.flatnonzero((data_fields > n_header) & ~data_blank)
         if len(long):
-            cut = _trailing_empty_fields(raw, sep, starts[1:][long], ends[1:][long], int(n_header))
-            if cut is None:
+            trimmed = _without_trailing_empty_fields(raw, sep, starts[1:][long], ends[1:][long], int(n_header))
+            if trimmed is None:
                 i = int(long[0])
                 raise _too_many_fields(where, n_before + 2 + i, int(data_fields[i]), int(n_header), len(long), sep)
-            line_end = ends[1:][long] - (raw[np.maximum(ends[1:][long] - 1, 0)] == 13)  # before a '\r'
-            delta = np.zeros(len(raw) + 1, dtype=np.int32)  # drop the bytes from the cut to the line's end
-            np.add.at(delta, cut, -1)
-            np.add.at(delta, line_end, 1)
-            body = raw[np.cumsum(delta[:-1]) == 0].tobytes().decode("utf-8")
+            body = trimmed
             logger.info("%s: %s end with empty fields beyond the header's %d (trailing separators); they are ignored",
                         where, _plural(len(long), "line"), int(n_header))
         short = np.flatnonzero((data_fields < n_header) & ~data_blank)
@@ -448,19 +444,25 @@ def _next_line(text: str, end: int) -> str:
     return ""
 
 
-def _trailing_empty_fields(raw: np.ndarray, sep: str, starts: np.ndarray, ends: np.ndarray, n_header: int):
-    """Where to cut lines that are longer than the header only by empty trailing fields, or None.
+def _without_trailing_empty_fields(raw: np.ndarray, sep: str, starts: np.ndarray, ends: np.ndarray,
+                                   n_header: int) -> str | None:
+    """The table's text with the long lines cut to the header's fields, when all they hold beyond is empty; or None.
 
     ``raw``: the bytes of the table; ``starts``/``ends``: the long lines' byte ranges (``ends`` at the newline).
-    Returns each line's byte offset of its ``n_header``-th separator, when every byte from there to the end of the
-    line (less a carriage return) is a separator; None when a line has a non-empty extra field.
+    A line is cut at its ``n_header``-th separator when every byte from there to the end of the line (less a
+    carriage return) is a separator; None when a line has a non-empty extra field.
     """
     seps = np.flatnonzero(raw == ord(sep))
     first = np.searchsorted(seps, starts)  # each line's first separator
     cut = seps[first + n_header - 1]
     line_end = ends - (raw[np.maximum(ends - 1, 0)] == 13)
     n_extra = np.searchsorted(seps, line_end) - (first + n_header - 1)  # separators from the cut on
-    return cut if np.array_equal(line_end - cut, n_extra) else None
+    if not np.array_equal(line_end - cut, n_extra):
+        return None
+    delta = np.zeros(len(raw) + 1, dtype=np.int32)  # drop the bytes from each cut to its line's end
+    np.add.at(delta, cut, -1)
+    np.add.at(delta, line_end, 1)
+    return raw[np.cumsum(delta[:-1]) == 0].tobytes().decode("utf-8")
 
 
 def _too_many_fields(where: str, line_no: int, n_fields: int, n_header: int, n_long: int, sep: str) -> ValueError:
@@ -935,10 +937,10 @@ def read_sumstats(
     subnormal = (p > 0) & (p < _P_FLOOR)  # below the smallest normal double: kept as that, Z from the exact P
     qc["n_p_below_floor"] = int(subnormal.sum())
     if z_from_p.any():
-        with np.errstate(divide="ignore", invalid="ignore"):
-            tail_z = -special.ndtri_exp(np.log(np.where(subnormal, p, 1.0)) - math.log(2.0))
-        abs_z = np.where(zero & ~np.isnan(lp_z), lp_z,
-                         np.where(subnormal, tail_z, stats.norm.isf(np.maximum(p, _P_FLOOR) / 2.0)))
+        abs_z = stats.norm.isf(np.maximum(p, _P_FLOOR) / 2.0)
+        if subnormal.any():  # |z| of P/2 from its logarithm: P/2 is below what isf resolves
+            abs_z[subnormal] = -special.ndtri_exp(np.log(p[subnormal]) - math.log(2.0))
+        abs_z = np.where(zero & ~np.isnan(lp_z), lp_z, abs_z)
         z = np.where(z_from_p, sign * abs_z, z)
     if subnormal.any():
         logger.warning("%s: %s P below %.3g (the smallest normal double), stored as %.3g; Z is computed from the "

@@ -177,6 +177,19 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
         )
 
 
+#: log-normalised values stay far below this (log1p of 10,000 counts per cell is 9.2); larger ones are counts
+LOG_MAX = 50
+
+
+def reads_as_counts(info: dict, normalize) -> bool:
+    """Whether :func:`prepare_scoring` normalises the values :func:`inspect_values` describes as counts.
+
+    Integers always; with ``normalize=True`` (counts as the user says: EM-quantified or denoised counts are not
+    integers) also non-integer values reaching above :data:`LOG_MAX`, as smaller ones look log-normalised.
+    """
+    return bool(info["integer"] or (normalize is True and info["max"] > LOG_MAX))
+
+
 def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False, max_rows: int = 2_000,
                      moments: bool = False) -> dict:
     """Refuse data psysc cannot score and describe what it is (:func:`inspect_values`, integrality on ``max_rows``)."""
@@ -286,21 +299,19 @@ def prepare_scoring(
     X = get_matrix(adata, layer)
     # one pass over the data checks it and, for log-normalised input without covariates, gives the gene statistics
     info = check_expression(adata, X, where, allow_negative=normalize is False, moments=covariates is None)
-    # normalize=True: counts as the user says, integer or not (EM-quantified or denoised counts are not integer),
-    # unless the values are small enough to be log-normalised
-    is_counts = info["integer"] or (normalize is True and info["max"] > 50)
+    is_counts = reads_as_counts(info, normalize)
     if normalize is True and not is_counts:
         raise ValueError(
             f"{where} holds non-integer values up to {info['max']:.3g}, so it is not raw counts: it looks "
             "log-normalised. Pass the raw counts (layer='counts'?), or normalize=False (or 'auto') to use these "
             "values as they are."
         )
-    if normalize is False and is_counts and info["max"] > 50:
+    if normalize is False and is_counts and info["max"] > LOG_MAX:
         raise ValueError(
             f"{where} looks like raw counts (integer values up to {info['max']:.0f}), but normalize=False. "
             "Scoring un-normalised counts is wrong: use normalize='auto' or pass the log-normalised layer."
         )
-    if not is_counts and info["max"] > 50:
+    if not is_counts and info["max"] > LOG_MAX:
         raise ValueError(
             f"{where} is not integer but reaches {info['max']:.1f}: it is not log-normalised. Non-integer counts "
             "(EM-quantified, e.g. alevin-fry or RSEM, or denoised, e.g. CellBender): pass normalize=True to "
