@@ -278,6 +278,8 @@ def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV
     pd.testing.assert_frame_equal(got, want)
+    got = read_sumstats(write(tmp_path / "x.txt", "# exported 2026-01-01\nSNP;CHR;BP;P\nrs1;1;100;0.01\n"))
+    pd.testing.assert_frame_equal(got, want)
     with pytest.raises(ValueError, match=r"read as 1 column\(s\) holding '\|': pass sep='\|'"):
         read_sumstats(write(tmp_path / "x.txt", "SNP|CHR|BP|P\nrs1|1|100|0.01\n"))
     with pytest.raises(ValueError, match=r"every row has fewer fields than the header.*Pass sep="):

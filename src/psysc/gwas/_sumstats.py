@@ -428,8 +428,8 @@ _KNOWN_NAMES = frozenset(sp for spellings in _SYNONYMS.values() for sp in spelli
 
 
 def _known_columns(line: str) -> int:
-    """How many fields of a line (tab, comma or white space separated) are known column names."""
-    return sum(_norm_name(f) in _KNOWN_NAMES for f in re.split(r"[\t,]|\s+", line.strip()) if f)
+    """How many fields of a line (tab, comma, semicolon or white space separated) are known column names."""
+    return sum(_norm_name(f) in _KNOWN_NAMES for f in re.split(r"[\t,;]|\s+", line.strip()) if f)
 
 
 def _next_line(text: str, end: int) -> str:
