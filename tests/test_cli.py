@@ -79,6 +79,10 @@ def test_progress_is_logged_on_stderr_with_timestamps(quick_run):
     assert any("QC: dropped" in line for line in lines)
     assert "Traceback" not in log
     assert "\r" not in log and "it/s" not in log  # stderr is not a terminal: no redrawn progress bars in the log
+    # the scoring and the cell-type level test read the same gene sets in the same data: each overlap is said once
+    for trait in TRAITS:
+        said = re.findall(rf"INFO {trait}: (\d+) of (\d+) genes found in the data", log)
+        assert len(said) == 1, said
 
 
 def test_qc_matches_an_independent_count(quick_run, darmanis):
@@ -503,6 +507,31 @@ def test_missing_group_labels_stay_missing(tmp_path, darmanis):
     summary = json.loads((out / "summary.json").read_text())
     assert "nan" not in summary["data"]["group_sizes"]
     assert summary["data"]["n_cells_without_group"] == n_missing
+
+
+def test_tiny_groups_and_nan_text_labels_are_tested_with_one_warning_each(tmp_path, darmanis):
+    """A label 'nan' (a NaN turned into text) and a group of 3 cells are kept as groups, each warned about once; the
+    cell-type level test drops the tiny group, and its message names where the threshold can be changed."""
+    sub = darmanis[::2].copy()
+    labels = sub.obs["cell_type"].astype(object).to_numpy().copy()
+    labels[:20] = np.nan
+    labels[30:33] = "tiny"
+    sub.obs["cell_type"] = [str(x) for x in labels]
+    path = tmp_path / "textnan.h5ad"
+    sub.write_h5ad(path)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--input", str(path), "--out", str(out), "--n-ctrl", "50", "--traits", "SCZ"])
+    assert rc == 0, log
+    table = pd.read_csv(out / "enrichment.tsv", sep="\t", keep_default_na=False).set_index("group")
+    assert table.loc["nan", "n_cells"] == 20 and table.loc["tiny", "n_cells"] == 3
+    small = re.findall(r"(\d+) group\(s\) of 'cell_type' have fewer than 10 cells: ([^;]*);", log)
+    assert len(small) == 1
+    want = {f"'{g}' ({n})" for g, n in table["n_cells"].items() if n < 10}
+    assert "'tiny' (3)" in want and set(small[0][1].split(", ")) == want and int(small[0][0]) == len(want)
+    assert log.count("obs['cell_type'] has label(s) 'nan', text that reads as a missing value") == 1
+    dropped = re.findall(r"dropped from the specificity: (.*) \(lower min_cells_per_group of "
+                         r"psysc.tl.celltype_specificity to keep them\)", log)
+    assert len(dropped) == 1 and "tiny (3 cells)" in dropped[0].split(", ")
 
 
 def test_groupby_without_any_label(tmp_path, small_h5ad):

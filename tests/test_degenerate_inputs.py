@@ -327,6 +327,29 @@ def test_group_tests_leave_out_cells_without_a_score_and_keep_the_category_order
     assert list(t["group"]) == [str(i) for i in range(12)]
 
 
+def test_tiny_groups_and_missing_values_written_as_text_are_warned_about(caplog):
+    """Groups of a few cells and a 'nan' text label (a NaN turned into text) are tested, each with a warning."""
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=50)
+    labels = adata.obs["cell_type"].astype(object).to_numpy().copy()
+    labels[:2] = "singleton"  # a group of 2 cells
+    labels[5:30] = np.nan
+    adata.obs["typed"] = pd.Series(labels, index=adata.obs_names).astype(str)  # NaN -> "nan"
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        t = psysc.tl.disorder_enrichment(adata, groupby="typed", use_graph=None, inplace=False)
+    sizes = t.set_index("group")["n_cells"]
+    assert sizes["singleton"] == 2 and sizes["nan"] == 25  # tested, not dropped
+    small = sorted(f"'{g}' ({n})" for g, n in sizes.items() if n < 10)
+    assert small == ["'singleton' (2)"]
+    assert "1 group(s) of 'typed' have fewer than 10 cells: 'singleton' (2)" in caplog.text
+    assert "obs['typed'] has label(s) 'nan', text that reads as a missing value" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, inplace=False)
+    assert "fewer than" not in caplog.text and "missing value" not in caplog.text  # Darmanis: 16 cells and more
+
+
 def test_partial_overlap_and_stale_results_are_warned_about(caplog):
     adata = psysc.datasets.darmanis2015()
     hvg = adata[:, :3000].copy()  # as if only some genes had been kept

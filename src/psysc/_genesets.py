@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -156,6 +158,23 @@ def overlap_hint(set_genes, var_names) -> str:
     return "; ".join(hints)
 
 
+_OVERLAP_SAID = contextvars.ContextVar("psysc_overlap_said", default=False)
+
+
+@contextmanager
+def overlap_already_reported() -> Iterator[None]:
+    """Keep :func:`report_overlap` silent within this block.
+
+    A second function given the same gene sets and data (as ``psysc run`` gives them to the scoring and then to the
+    cell-type level test) would repeat each line.
+    """
+    token = _OVERLAP_SAID.set(True)
+    try:
+        yield
+    finally:
+        _OVERLAP_SAID.reset(token)
+
+
 def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
     """Log how many of a set's genes are in the data: a warning, with the likely cause, below half of them.
 
@@ -163,6 +182,8 @@ def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
     genes, or are named in another way (a set mixing symbols and Ensembl IDs), the result would silently rest on
     part of the set.
     """
+    if _OVERLAP_SAID.get():
+        return
     n_set = len(set_genes)
     if n_common >= 0.5 * n_set:
         logger.info("%s: %d of %d genes found in the data", trait, n_common, n_set)

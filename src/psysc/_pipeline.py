@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._genesets import check_trait_name, overlap_hint
+from ._genesets import check_trait_name, overlap_already_reported, overlap_hint
 from ._utils import group_order
 
 if TYPE_CHECKING:
@@ -342,8 +342,9 @@ def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.Da
         logger.warning("cell-type level enrichment skipped: %s", err)
         return None
     try:  # traits with too few genes with a specificity are left out, with a warning
-        tl.celltype_enrichment(adata, {tr: gene_sets[tr] for tr in traits}, groupby=groupby, method="all",
-                               min_cells_per_group=CELLTYPE_MIN_CELLS)
+        with overlap_already_reported():  # by the scoring, of the same gene sets in the same data
+            tl.celltype_enrichment(adata, {tr: gene_sets[tr] for tr in traits}, groupby=groupby, method="all",
+                                   min_cells_per_group=CELLTYPE_MIN_CELLS)
     except ValueError as err:
         logger.warning("cell-type level enrichment skipped: %s", err)
         return None

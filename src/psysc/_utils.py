@@ -55,6 +55,20 @@ def group_order(labels, present: set[str]) -> list[str]:
         return sorted(present)
 
 
+_MISSING_WORDS = frozenset({"nan", "none", "na", "n/a", "null", "<na>", ""})
+
+
+def warn_missing_words(groupby: str, groups: list[str]) -> None:
+    """Warn about group labels that read as a missing value written out as text (``"nan"``, ``"None"``, ...)."""
+    missing = [g for g in groups if g.strip().lower() in _MISSING_WORDS]
+    if missing:
+        logger.warning(
+            "obs[%r] has label(s) %s, text that reads as a missing value (e.g. from .astype(str) on a column with "
+            "NaN); they are treated as a group: set those cells to NaN (pd.NA) to leave them out of every group",
+            groupby, ", ".join(repr(g) for g in missing),
+        )
+
+
 def uns_namespace(adata, key: str) -> dict:
     """The dictionary ``adata.uns[key]`` to write results into, created when absent.
 

@@ -17,7 +17,7 @@ from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from .._genesets import as_gene_sets, overlap_hint, report_overlap
-from .._utils import check_anndata, check_unique_var_names, get_matrix, group_order, uns_namespace
+from .._utils import check_anndata, check_unique_var_names, get_matrix, group_order, uns_namespace, warn_missing_words
 
 logger = logging.getLogger("psysc")
 
@@ -67,6 +67,8 @@ def _labels(adata: AnnData, groupby: str, *, warn: bool = True):
         logger.warning("%d cells have no %r label and belong to no group", int(lab.isna().sum()), groupby)
     text = lab.astype("string").where(lab.notna(), None).astype(object)
     names = group_order(lab, set(text.dropna()))
+    if warn:
+        warn_missing_words(groupby, names)
     cat = pd.Categorical(text, categories=names)
     return np.asarray(cat.codes, dtype=np.int64), np.asarray(names, dtype=str)
 
@@ -125,8 +127,8 @@ def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _Spec
         dropped = [f"{names[i]} ({int(mom.n[i])} cell{'' if mom.n[i] == 1 else 's'})" for i in range(len(names))
                    if i not in kept]
         logger.warning(
-            "%d group(s) with fewer than %d cells dropped from the specificity: %s (lower min_cells_per_group to "
-            "keep them)",
+            "%d group(s) with fewer than %d cells dropped from the specificity: %s (lower min_cells_per_group of "
+            "psysc.tl.celltype_specificity to keep them)",
             res.n_groups_dropped, filters["min_cells_per_group"], ", ".join(dropped),
         )
     logger.info(

@@ -8,7 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core._group import bh_fdr, distribution_match, gearys_c
-from .._utils import check_anndata, group_order, uns_namespace
+from .._utils import check_anndata, group_order, uns_namespace, warn_missing_words
 
 logger = logging.getLogger("psysc")
 
@@ -50,6 +50,20 @@ def _group_stats(norm, ctrl, graph, cells):
     with np.errstate(invalid="ignore", divide="ignore"):  # equal control Geary's C: z undefined (as scDRS)
         hetero_z = -(C[0] - null.mean()) / null.std(ddof=1)
     return assoc_p, assoc_z, hetero_p, hetero_z
+
+
+#: groups with fewer cells are tested, with a warning
+FEW_CELLS = 10
+
+
+def _warn_small_groups(groupby: str, groups: list[str], members: dict[str, np.ndarray]) -> None:
+    small = [f"{g!r} ({len(members[g])})" for g in groups if len(members[g]) < FEW_CELLS]
+    if small:
+        logger.warning(
+            "%d group(s) of %r have fewer than %d cells: %s; their association test compares the 95th percentile of "
+            "a few scores and their heterogeneity test has few neighbours to compare, so read them with care (or "
+            "merge them into larger groups)", len(small), groupby, FEW_CELLS, ", ".join(small),
+        )
 
 
 def disorder_enrichment(
@@ -106,8 +120,10 @@ def disorder_enrichment(
     categorical ``groupby``, else in numeric order when every label is a number (clusters ``"2"`` before
     ``"10"``), else alphabetically. Cells without a normalised score (no control gene expressed, p-value 1;
     see :func:`psysc.tl.score_disorders`) are left out of the association and heterogeneity tests, with a
-    warning. A z-score is not finite (NaN or inf; its p-value stays defined) where the control statistics have no
-    spread, e.g. a group in which every control scores alike, as in scDRS.
+    warning. Groups of fewer than 10 cells, and labels that read as a missing value written out as text
+    (``"nan"``, ``"None"``, ...), are tested with a warning. A z-score is not finite (NaN or inf; its p-value
+    stays defined) where the control statistics have no spread, e.g. a group in which every control scores
+    alike, as in scDRS.
 
     Examples
     --------
@@ -176,6 +192,8 @@ def disorder_enrichment(
     members = {g: name_order[(label_arr == g) & valid] for g in groups}
     if not groups:
         raise ValueError(f"obs[{groupby!r}] has no label (every value is missing): no group to test")
+    _warn_small_groups(groupby, groups, members)
+    warn_missing_words(groupby, groups)
 
     rows = []
     for trait in traits:
