@@ -257,6 +257,26 @@ def test_bad_input_exits_2_without_traceback(tmp_path, small_h5ad, args, message
     assert not (tmp_path / "out").exists()  # nothing was computed
 
 
+def test_a_zarr_store_is_read_like_the_h5ad_of_the_same_data(tmp_path, darmanis):
+    sub = darmanis[::3].copy()
+    sub.write_h5ad(tmp_path / "d.h5ad")
+    sub.write_zarr(tmp_path / "d.zarr")
+    tables = {}
+    for name in ("d.h5ad", "d.zarr"):
+        out = tmp_path / f"out_{name}"
+        rc, log = _run(["run", "--input", str(tmp_path / name), "--out", str(out), "--n-ctrl", "50", "--traits",
+                        "SCZ"])
+        assert rc == 0, log
+        tables[name] = pd.read_csv(out / "enrichment.tsv", sep="\t")
+    pd.testing.assert_frame_equal(tables["d.zarr"], tables["d.h5ad"])
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "table.csv").write_text("cell,GAPDH\nc1,3\n")
+    for name, message in (("folder", "is a folder, but not an AnnData .zarr store"),
+                          ("table.csv", "psysc run reads AnnData (.h5ad or .zarr): convert .csv data with scanpy")):
+        rc, err = _run(["run", "--input", str(tmp_path / name), "--out", str(tmp_path / "o")])
+        assert rc == 2 and message in err and "Traceback" not in err
+
+
 def test_gene_sets_are_checked_before_the_input_is_read(tmp_path, monkeypatch):
     import psysc.cli
 

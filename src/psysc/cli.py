@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     run.add_argument(
-        "--input", metavar="H5AD", help="AnnData .h5ad file with raw counts (default: embedded Darmanis 2015 data)"
+        "--input", metavar="H5AD",
+        help="AnnData .h5ad file (or .zarr store) with raw counts (default: embedded Darmanis 2015 data)",
     )
     run.add_argument("--out", metavar="DIR", default="psysc-results/", help="output directory")
     run.add_argument(
@@ -142,12 +143,22 @@ def _read_input(path: str | None):
         logger.info("input: embedded Darmanis et al. 2015 human cortex data")
         return datasets.darmanis2015()
     p = Path(path)
-    if not p.is_file():
+    zarr = p.is_dir() and any((p / name).exists() for name in (".zgroup", ".zattrs", "zarr.json"))
+    if p.is_dir() and not zarr:
+        raise _InputError(f"--input {path!r} is a folder, but not an AnnData .zarr store; give an .h5ad file or a "
+                          ".zarr store (adata.write_zarr); a 10x Genomics folder is read with "
+                          "sc.read_10x_mtx(folder) and written with .write_h5ad(file)")
+    if not p.exists():
         raise _InputError(f"--input {path!r}: no such file")
+    kind = ".zarr store" if zarr else ".h5ad file"
     try:
-        adata = ad.read_h5ad(p)
+        adata = ad.read_zarr(p) if zarr else ad.read_h5ad(p)
     except Exception as err:  # noqa: BLE001 - any reading failure is a bad input file
-        raise _InputError(f"--input {path!r} could not be read as an .h5ad file: {err}") from None
+        hint = ""
+        if p.suffix.lower() in {".loom", ".csv", ".tsv", ".txt", ".mtx", ".h5", ".rds"}:
+            hint = (f"; psysc run reads AnnData (.h5ad or .zarr): convert {p.suffix} data with scanpy first (e.g. "
+                    "sc.read_10x_h5, sc.read_loom, sc.read_csv, then adata.write_h5ad)")
+        raise _InputError(f"--input {path!r} could not be read as an AnnData {kind}: {err}{hint}") from None
     logger.info("input: %s (%d cells x %d genes)", p, adata.n_obs, adata.n_vars)
     return adata
 
