@@ -734,6 +734,13 @@ def test_trait_aliases_resolve_in_a_gene_set_file_with_the_full_names(tmp_path):
     assert traits == ["UKB_460K.body_HEIGHTz", "SCZ"]  # a name in another case; one set asked twice is scored once
     with pytest.raises(_InputError, match=r"\['BIP'\] not in --gene-sets .*or their aliases SCZ, HEIGHT"):
         _load_gene_sets(str(path), ["BIP"])
+    # two traits differing in case only: the exact name picks one, another spelling is refused (not a guess)
+    path = tmp_path / "cases.gs"
+    psysc.gwas.write_gs({"scz": bundled["SCZ"].iloc[:50], "SCZ": bundled["SCZ"]}, path)
+    sets, traits = _load_gene_sets(str(path), ["scz"])
+    assert traits == ["scz"] and len(sets["scz"]) == 50
+    with pytest.raises(_InputError, match=r"--traits Scz: .* 2 traits of that name in other cases \(scz, SCZ\)"):
+        _load_gene_sets(str(path), ["Scz"])
 
 
 def test_cluster_numbers_keep_their_order_and_the_report_lists_warnings(tmp_path, darmanis):

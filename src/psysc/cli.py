@@ -270,6 +270,9 @@ def _select_traits(gene_sets: dict, traits: list[str], path: str) -> dict:
         elif alias is not None and TRAIT_ALIASES[alias] in gene_sets:
             key, name = alias, TRAIT_ALIASES[alias]
             logger.info("--traits %s: %s of --gene-sets", t, name)
+        elif len(same_case) > 1:
+            raise _InputError(f"--traits {t}: the --gene-sets file has {len(same_case)} traits of that name in other "
+                              f"cases ({', '.join(same_case)}); give one of them as it is spelled")
         else:
             missing.append(t)
             continue
