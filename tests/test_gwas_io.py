@@ -11,7 +11,6 @@ import gzip
 import importlib.machinery
 import importlib.util
 import logging
-import math
 import shutil
 from importlib.resources import files
 from pathlib import Path
@@ -372,7 +371,13 @@ def test_read_gene_list_bad_weight_and_direct_input(tmp_path):
     one = tmp_path / "one.txt"
     one.write_text("symbol\nAPOE\nTREM2\n")
     assert read_gene_list(one, column="symbol")["one"].index.tolist() == ["APOE", "TREM2"]
-    assert math.isclose(read_gene_list(one)["one"].sum(), 3.0)  # without column=: every line is a gene
+    # without column=: a usual column name on the first line is a header too (no gene is named so); other lines
+    # are genes
+    assert read_gene_list(one)["one"].index.tolist() == ["APOE", "TREM2"]
+    one.write_text("GENE\nAPOE\nsymbols\n")
+    assert read_gene_list(one)["one"].index.tolist() == ["APOE", "symbols"]
+    one.write_text("gene\n")
+    assert read_gene_list(one)["one"].index.tolist() == ["gene"]  # a lone line: a gene
 
 
 def test_read_magma_all_genes_raw_z_and_table(tmp_path):

@@ -1001,7 +1001,8 @@ def read_gene_list(
         Either a path to a text file (optionally gzip-compressed), or the genes themselves: a
         list, tuple, array, :class:`pandas.Index`, Series of gene names, a set (sorted), or a
         mapping gene -> weight. A file whose lines contain no tab and no comma (and whose name does
-        not end in ``.csv``/``.tsv``/``.tab``) is read as one gene per line, without header; lines
+        not end in ``.csv``/``.tsv``/``.tab``) is read as one gene per line, without header (a first
+        line that is a usual column name, such as ``gene`` or ``symbol``, is taken as one); lines
         starting with ``#`` and blank lines are skipped. Otherwise the file is read as a table with
         a header row, tab-separated if the first line contains a tab (or the name ends in
         ``.tsv``/``.tab``), comma-separated if not.
@@ -1084,6 +1085,9 @@ def read_gene_list(
             sep = _sep_of(lines[0])
         if sep is None and column is None and weight_column is None:
             genes = [ln.strip() for ln in lines]
+            if len(genes) > 1 and genes[0].lower() in _GENE_HEADERS:
+                logger.info("%s: first line %r read as a header, not a gene", where, genes[0])
+                genes = genes[1:]
             spaced = [g for g in genes if len(g.split()) > 1]
             if spaced:  # several genes on a line, or a gene and a weight: gene names hold no spaces
                 raise ValueError(
