@@ -215,6 +215,17 @@ def _is_unplaced(value) -> bool:
     return s.isdigit() and int(s) == 0
 
 
+#: contigs that are not chromosomes, in GRCh37/GRCh38 spellings (after :func:`_chrom_spelling`): alternate
+#: haplotypes and patches (6_ssto_hap7, 6_GL000250v2_alt, HSCHR6_MHC_COX), unlocalised and unplaced scaffolds
+#: (1_KI270706v1_random, Un_gl000220, GL000192.1, KI270728.1), decoys (hs37d5, EBV)
+_OTHER_CONTIG = re.compile(r"_|^(un|gl\d|ki\d|kn\d|jh\d|ml\d|hschr|hs37d5|ebv|nc_|nt_)")
+
+
+def _is_other_contig(value) -> bool:
+    """A contig that is not a chromosome (:data:`_OTHER_CONTIG`): no gene of psysc's gene tables lies on one."""
+    return _normalise_chrom_value(value) is None and bool(_OTHER_CONTIG.search(_chrom_spelling(value)))
+
+
 def _normalise_chrom_value(value: str) -> str | None:
     """One chromosome name in psysc's spelling ('1'..'22', 'X', 'Y', 'MT'), or None if unknown.
 
@@ -641,7 +652,9 @@ def read_sumstats(
     - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
       empty (separators at the end of the line), are read without them;
     - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 (PLINK's
-      code for unplaced variants);
+      code for unplaced variants) or on contigs that are not chromosomes (alternate haplotypes such as
+      ``6_ssto_hap7`` or ``chr6_GL000250v2_alt``, scaffolds such as ``chrUn_gl000220`` or ``GL000192.1``,
+      decoys such as ``hs37d5``);
     - a missing P is filled from ``LP``, else from ``Z`` / ``BETA/SE``;
     - P = 0 (underflow in the source) is replaced by the P-value of ``Z`` where ``Z`` (or
       ``BETA/SE``) is known, else by the smallest positive normal double (about 2.2e-308); a P below that
@@ -804,6 +817,15 @@ def read_sumstats(
         logger.warning("%s: %s on chromosome 0 (unplaced, PLINK's code) dropped (first: %s)", where,
                        _plural(qc["n_dropped_unplaced"], "row"), rows(int(np.argmax(unplaced))))
     keep &= ~unplaced
+    other = keep & np.array([_is_other_contig(u) for u in uniques], dtype=bool)[codes]
+    qc["n_dropped_other_contigs"] = int(other.sum())
+    if qc["n_dropped_other_contigs"]:
+        names = pd.unique(raw[found["CHR"]].astype(str).to_numpy()[other])
+        logger.warning("%s: %s on %s that are not chromosomes (alternate haplotypes, unplaced scaffolds, decoys: "
+                       "e.g. %s) dropped: no gene of the gene tables lies on them (first: %s)", where,
+                       _plural(qc["n_dropped_other_contigs"], "row"), _plural(len(names), "contig"),
+                       ", ".join(repr(n) for n in names[:3]), rows(int(np.argmax(other))))
+    keep &= ~other
     keep_idx = np.flatnonzero(keep)
     if len(keep_idx) == 0:
         hint = ("; every row has fewer fields than the header: do the rows use another separator than the header? "
