@@ -274,6 +274,26 @@ def test_a_zero_beta_beside_a_small_p_leaves_z_empty_and_tiny_p_keeps_its_z(capl
     assert "1 row has P below 2.23e-308" in caplog.text
 
 
+def test_a_p_far_from_the_p_of_beta_over_se_is_counted_in_a_warning(caplog):
+    """An SE that is in truth a variance (row b: z 2 read as 20) or a P of another test (row c) disagrees with P;
+    rounding in the file (row d: BETA 0.027, SE 0.003 beside P 2.7e-24, Okbay et al. 2016) does not."""
+    frame = pd.DataFrame({"SNP": list("abcde"), "CHR": "1", "BP": [1, 2, 3, 4, 5],
+                          "BETA": [0.2, 0.02, -0.5, 0.027, 0.1], "SE": [0.1, 0.001, 0.1, 0.003, 0.1],
+                          "P": [2 * stats.norm.sf(2.0), 2 * stats.norm.sf(2.0), 0.5, 2.693e-24, 0.3173]})
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        out = read_sumstats(frame).set_index("SNP")
+    z_of_p = stats.norm.isf(frame["P"].to_numpy() / 2)
+    z = (frame["BETA"] / frame["SE"]).abs().to_numpy()
+    assert np.abs(z - z_of_p).round(2).tolist() == [0.0, 18.0, 4.33, 1.17, 0.0]  # what the rule compares
+    assert out.attrs["qc"]["n_z_p_disagree"] == 2
+    assert "2 rows have a P far from the P of BETA/SE (first: row 2 (index 1), P 0.0455 but |Z| 20" in caplog.text
+    assert out.loc["b", "P"] == frame["P"][1] and out.loc["b", "Z"] == pytest.approx(20.0)  # both kept as given
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        assert read_sumstats(frame.iloc[[0, 3, 4]]).attrs["qc"]["n_z_p_disagree"] == 0
+    assert "far from" not in caplog.text
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV

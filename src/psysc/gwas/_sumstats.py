@@ -311,6 +311,32 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
+def _check_z_against_p(z, p, qc, where, rows, keep_idx, z_source: str) -> None:
+    """Count (``qc["n_z_p_disagree"]``) and warn about rows whose P and Z tell different strengths of association.
+
+    Z as given, or BETA/SE. A disagreement is a sign of a column read as what it is not (an SE that is a variance,
+    an OR read as a BETA, the P of another test). Compared on the z scale, where rounding in the file matters
+    least: ``|Z|`` and ``Phi^-1(1 - P/2)`` differ by more than ``1 + |z of P| / 4`` (P, BETA and SE given to two
+    significant digits move a z by a few percent). Rows with P = 0 are left to the underflow rule.
+    """
+    both = ~np.isnan(z) & ~np.isnan(p) & (p > 0) & (p <= 1)
+    qc["n_z_p_disagree"] = 0
+    if not both.any():
+        return
+    z_of_p = stats.norm.isf(np.maximum(p[both], np.finfo(np.float64).tiny) / 2.0)
+    off = np.zeros(len(z), dtype=bool)
+    off[both] = np.abs(np.abs(z[both]) - z_of_p) > 1.0 + np.abs(z_of_p) / 4.0
+    qc["n_z_p_disagree"] = int(off.sum())
+    if off.any():
+        i = int(np.argmax(off))
+        logger.warning(
+            "%s: %s a P far from the P of %s (first: %s, P %.3g but |Z| %.3g, whose P is %.3g): is each column what "
+            "its name says (an SE that is a variance, an OR read as BETA, the P of another test)? Both are kept: gene "
+            "scores use P", where, _plural(qc["n_z_p_disagree"], "row has", "rows have"), z_source,
+            rows(int(keep_idx[i])), p[i], abs(z[i]), _p_from_z(z[i : i + 1])[0],
+        )
+
+
 def _p_from_z(z: np.ndarray) -> np.ndarray:
     """Two-sided P-value of z: ``2 * (1 - Phi(|z|))`` (``norm.sf``, exact far in the tail)."""
     return 2.0 * stats.norm.sf(np.abs(z))
@@ -661,6 +687,8 @@ def read_sumstats(
       double is stored as it, its ``Z`` computed from the P given;
     - ``Z`` from P takes the sign of ``BETA`` (or ``log(OR)``); a ``BETA`` of exactly 0 (``OR`` 1) beside a P
       below 1 leaves ``Z`` empty (the sign is unknown; the row is kept, with its P);
+    - where P and ``Z`` (or ``BETA/SE``) are both given but tell clearly different strengths of association, both
+      are kept and the rows are counted in a warning (a column may not be what its name says);
     - duplicated SNP IDs, then duplicated ``CHR:BP:A1:A2``, keep the row with the smallest P.
 
     Chromosome codes: a ``chr`` prefix is dropped, ``M`` is ``MT`` and the numeric codes of
@@ -908,6 +936,8 @@ def read_sumstats(
     z = np.where(np.isnan(z), z_se, z)
 
     p = values["P"].copy() if "P" in values else nan.copy()
+    _check_z_against_p(z, p, qc, where, rows, keep_idx,
+                       "Z" if "Z" in found else "BETA/SE" if "BETA" in found else "log(OR)/SE")
     qc["n_p_filled"] = 0
     lp_z = nan.copy()
     if "LP" in values:
