@@ -1,6 +1,7 @@
 """Behaviour of the scoring tools against naive re-derivations, invariances and null calibration."""
 
 import logging
+import warnings
 
 import anndata as ad
 import numpy as np
@@ -242,6 +243,33 @@ def test_scores_do_not_depend_on_block_size_dense_input_or_other_traits(prepared
         pd.testing.assert_frame_equal(full[trait], blocks[trait], rtol=1e-6)
         pd.testing.assert_frame_equal(full[trait], dense_res[trait], rtol=1e-6)
     pd.testing.assert_frame_equal(full["t1"], alone["t1"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["counts", "log"])
+def test_dense_float16_input_is_scored_as_its_float32_copy(kind):
+    """float16 sums overflow at 65,504 (a cell's counts, a gene's expm1 moments): psysc sums them in float32, so
+    float16 data give the statistics and scores of the same values in float32, without overflow warnings."""
+    import scanpy as sc
+
+    base = synthetic_counts(n_cells=300, n_genes=400, seed=3)
+    base.X = base.X.multiply(300).tocsr()  # cells of ~10^5 counts: beyond float16's sums
+    if kind == "log":
+        sc.pp.normalize_total(base, target_sum=1e4)
+        sc.pp.log1p(base)
+    half = base.copy()
+    half.X = base.X.toarray().astype(np.float16)
+    single = base.copy()
+    single.X = half.X.astype(np.float32)
+    sets = random_sets(base, 2, size=40)
+    res = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        for name, adata in (("half", half), ("single", single)):
+            psysc.pp.prepare_scoring(adata)
+            res[name] = psysc.tl.score_disorders(adata, sets, n_ctrl=30, inplace=False)
+    pd.testing.assert_frame_equal(half.var, single.var)
+    for trait in sets:
+        pd.testing.assert_frame_equal(res["half"][trait], res["single"][trait])
 
 
 @pytest.mark.parametrize("rng", ["numpy", "scdrs"])

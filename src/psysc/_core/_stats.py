@@ -28,8 +28,14 @@ def _accumulate_sparse(indptr, indices, data, inv_n, s1, s2):
 
 
 def accumulation_dtype(X) -> np.dtype:
+    """The precision of per-gene sums over cells.
+
+    The data's for float32 and float64, float32 for float16 (whose sums overflow at 65,504), float64 for integers.
+    """
     dtype = np.dtype(X.dtype)
-    return dtype if np.issubdtype(dtype, np.floating) else np.dtype(np.float64)
+    if not np.issubdtype(dtype, np.floating):
+        return np.dtype(np.float64)
+    return dtype if dtype.itemsize >= 4 else np.dtype(np.float32)
 
 
 class SparseMoments:

@@ -89,7 +89,7 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
         if acc is not None:
             with np.errstate(over="ignore"):
                 acc.add(block)
-        row_sums[start:stop] = np.asarray(block.sum(axis=1)).ravel()
+        row_sums[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
     return {
         "n_nan": n_nan,
         "n_inf": n_inf,
@@ -109,7 +109,7 @@ _FINGERPRINT_ROWS = 1_000
 def _head_row_sums(X, k: int) -> np.ndarray:
     """float64 sums of the first ``k`` rows of ``X`` (in memory: a slice; backed or dask: the first row block)."""
     block = X[:k] if isinstance(X, np.ndarray) or sparse.issparse(X) else next(iter_row_blocks(X, k))[2]
-    return np.asarray(block.sum(axis=1), dtype=np.float64).ravel()
+    return np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
 
 
 def data_fingerprint(adata: AnnData, X, row_sums: np.ndarray | None = None) -> dict:
