@@ -294,6 +294,23 @@ def test_a_p_far_from_the_p_of_beta_over_se_is_counted_in_a_warning(caplog):
     assert "far from" not in caplog.text
 
 
+def test_white_space_rows_with_a_missing_field_are_dropped_not_shifted(tmp_path, caplog):
+    """With white space between fields an empty INFO (two spaces) would move OR, SE and P one column left (rs2 read
+    as OR 0.05, SE 0.84, P from Z); padding spaces (rs3, aligned columns) are not missing fields."""
+    text = ("CHR SNP BP A1 A2 INFO OR SE P\n1 rs1 1000 A G 0.98 1.2 0.05 0.00026\n1 rs2 2000 A G  1.01 0.05 0.84\n"
+            "1   rs3   3000 A G 0.9 1.1 0.05 0.06\n\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        out = read_sumstats(write(tmp_path / "daner.txt", text))
+    assert out["SNP"].tolist() == ["rs1", "rs3"]
+    assert out.set_index("SNP").loc["rs3", ["OR", "SE", "P"]].tolist() == [1.1, 0.05, 0.06]
+    assert (out.attrs["qc"]["n_short_rows"], out.attrs["qc"]["n_dropped_short_rows"]) == (1, 1)
+    assert "1 row with fewer fields than the header dropped (first: data row 2 (line 3 of the file))" in caplog.text
+    # the same row in a tab-separated file keeps its place: the empty field is seen, INFO is read as missing
+    tabbed = "CHR\tSNP\tBP\tA1\tA2\tINFO\tOR\tSE\tP\n1\trs2\t2000\tA\tG\t\t1.01\t0.05\t0.84\n"
+    tabbed = read_sumstats(write(tmp_path / "daner.tsv", tabbed))
+    assert tabbed.loc[0, ["SNP", "OR", "SE", "P"]].tolist() == ["rs2", 1.01, 0.05, 0.84]
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV

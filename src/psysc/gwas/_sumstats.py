@@ -409,6 +409,17 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         short = np.flatnonzero((data_fields < n_header) & ~data_blank)
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None,
                 "n_trailing_separators": len(long)}
+    elif sep == r"\s+" and '"' not in body:
+        # white space: a missing value leaves no empty field, so the values after it move one column left; the
+        # rows with fewer fields than the header are found here (a field starts where a gap ends)
+        raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+        gap = (raw == 32) | (raw == 9) | (raw == 13) | (raw == 10)
+        field_starts = np.flatnonzero(~gap & np.concatenate(([True], gap[:-1])))
+        newlines = np.flatnonzero(raw == 10)
+        n_fields = np.bincount(np.searchsorted(newlines, field_starts), minlength=len(newlines) + 1)
+        data_fields = n_fields[1:]
+        short = np.flatnonzero((data_fields < n_fields[0]) & (data_fields > 0))
+        info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None, "short_rows": short}
     options = {"sep": sep, "dtype": str, "keep_default_na": False, "na_filter": False, "engine": "c"}
     names: list[str] = []
     try:
@@ -781,14 +792,27 @@ def read_sumstats(
         )
     qc["n_short_rows"] = int(short["n_short"])
     qc["n_rows_with_trailing_separators"] = int(short.get("n_trailing_separators", 0))
-    if short["n_short"]:
+    keep = ~blank & ~header_like
+    shifted = np.zeros(n_read, dtype=bool)
+    if "short_rows" in short:  # white space separated: which field is missing is unknown
+        shifted[short["short_rows"]] = True
+        shifted &= keep
+    qc["n_dropped_short_rows"] = int(shifted.sum())
+    if shifted.any():
+        logger.warning(
+            "%s: %s with fewer fields than the header dropped (first: %s): the fields are separated by white "
+            "space, so a missing value leaves no empty field and the values after it would be read in the wrong "
+            "columns (write missing values as NA, or separate the fields by tabs)",
+            where, _plural(qc["n_dropped_short_rows"], "row"), rows(int(np.argmax(shifted))),
+        )
+        keep &= ~shifted
+    elif short["n_short"]:
         logger.warning(
             "%s: %s fewer fields than the header (first: %s); their missing fields were read as empty",
             where,
             _plural(short["n_short"], "row has", "rows have"),
             rows(short["first_short"]),
         )
-    keep = ~blank & ~header_like
 
     # 1b. PLINK and regenie write one row per SNP and model term (TEST = ADD, covariates, interactions): the
     # SNP's own association is its additive test
