@@ -61,6 +61,18 @@ def test_values_changed_in_place_after_preparing_are_refused():
     with pytest.raises(ValueError, match="has changed since"):
         psysc.tl.score_disorders(shuffled, sets, n_ctrl=20)
     psysc.tl.score_disorders(adata, sets, n_ctrl=20)  # unchanged
+    # scaled since: preparing it again would be refused too, so the message names what works instead
+    scaled = adata.copy()
+    scaled.layers["log"] = scaled.X.copy()
+    sc.pp.scale(scaled)
+    with pytest.raises(ValueError, match=r"has been scaled or centred since .* layer='log' in psysc.pp.prepare"):
+        psysc.tl.score_disorders(scaled, sets, n_ctrl=20)
+    with pytest.raises(ValueError, match=r"negative values: it looks scaled .*adata.raw.to_adata\(\)"):
+        psysc.pp.prepare_scoring(scaled)
+    psysc.pp.prepare_scoring(scaled, layer="log")  # the fix named
+    got = psysc.tl.score_disorders(scaled, sets, n_ctrl=20, inplace=False)
+    want = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)
+    pd.testing.assert_frame_equal(got["t0"], want["t0"])
 
 
 def test_the_same_data_in_another_form_is_accepted(prepared, tmp_path):

@@ -201,6 +201,33 @@ def test_celltype_specificity_refuses_raw_counts():
     psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
 
 
+def test_celltype_specificity_refuses_scaled_and_unlogged_values():
+    """Scaled values (sc.pp.scale) made HEIGHT 'enriched' in astrocytes over a sixth of the genes, and CPM or
+    non-integer counts passed unnoticed: each is refused, naming the fix."""
+    import scanpy as sc
+
+    base = psysc.datasets.darmanis2015()
+    base.layers["counts"] = base.X.copy()
+    sc.pp.normalize_total(base, target_sum=1e4)
+    sc.pp.log1p(base)
+    scaled = base.copy()
+    sc.pp.scale(scaled, max_value=10)
+    cpm = base.copy()
+    cpm.X = sc.pp.normalize_total(base, target_sum=1e6, layer="counts", inplace=False)["X"]
+    fractional = base.copy()
+    fractional.X = base.layers["counts"].astype(np.float32)
+    fractional.X.data += 0.5
+    empty = base.copy()
+    empty.X = None
+    for adata, message in ((scaled, r"adata.X holds negative values .* looks scaled or centred .*adata.raw"),
+                           (cpm, r"adata.X reaches .*: it is not log-transformed \(CPM/TPM"),
+                           (fractional, r"adata.X reaches .*: it is not log-transformed"),
+                           (empty, r"adata.X is None: name the layer")):
+        with pytest.raises(ValueError, match=message):
+            psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    psysc.tl.celltype_specificity(base, "cell_type", min_cells_per_group=10)  # log-normalised X
+
+
 CODE = """
 import logging, sys
 if sys.argv[1] == "configured":

@@ -171,9 +171,19 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
     then = np.asarray(stored["row_sums"], dtype=np.float64)
     scale = float(np.abs(then).mean()) if then.size else 0.0
     if not np.allclose(now, then, rtol=1e-5, atol=1e-6 * scale):
+        k = min(len(stored["cells"]), adata.n_obs)
+        head = X[:k] if isinstance(X, np.ndarray) or sparse.issparse(X) else next(iter_row_blocks(X, k))[2]
+        if (head.min() if sparse.issparse(head) else np.min(head)) < 0:  # scaled: preparing it again cannot help
+            raise ValueError(
+                f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has been "
+                "scaled or centred since (it now holds negative values; sc.pp.scale?): psysc scores log-normalised "
+                "expression. Prepare and score a layer that keeps it (adata.layers['log'] = adata.X.copy() before "
+                "scaling, then layer='log' in psysc.pp.prepare_scoring), or the raw counts (layer='counts'), or "
+                "adata.raw.to_adata() where scanpy kept the log-normalised values."
+            )
         raise ValueError(
             f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has changed "
-            f"since (e.g. sc.pp.scale or another normalisation in place). {again}"
+            f"since (e.g. another normalisation in place). {again}"
         )
 
 
@@ -211,8 +221,9 @@ def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = Fa
     if info["n_negative"] and not allow_negative:
         raise ValueError(
             f"{where} holds {info['n_negative']} negative values: it looks scaled or centred (sc.pp.scale?). "
-            "Pass raw counts or log-normalised values (layer=...); if it is log-normalised data with covariates "
-            "regressed out, pass normalize=False (or give the covariates to prepare_scoring instead)."
+            "Pass raw counts or log-normalised values (layer=...; scanpy keeps the log-normalised values in "
+            "adata.raw when it was set before scaling: adata.raw.to_adata()); if it is log-normalised data with "
+            "covariates regressed out, pass normalize=False (or give the covariates to prepare_scoring instead)."
         )
     if info["n_negative"]:
         logger.warning("%s holds %d negative values; used as given (normalize=False)", where, info["n_negative"])

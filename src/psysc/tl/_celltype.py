@@ -98,27 +98,49 @@ class _SpecTables:
     info: dict
 
 
-def _refuse_counts(X, where: str, *, n_rows: int = 2_000) -> None:
-    """Raise when the first rows of ``X`` look like raw counts (whole numbers above 1).
+def _refuse_non_log(X, where: str, *, n_rows: int = 2_000) -> None:
+    """Raise unless the first rows of ``X`` look log-normalised (the specificity compares mean log expression).
 
-    The specificity needs log-normalised expression.
+    Refused, each with its fix: no matrix; raw counts (whole numbers above 1); scaled or centred values (negative,
+    ``sc.pp.scale``: means near 0 drop genes and flip the regression); values above
+    :data:`~psysc.pp._prepare.LOG_MAX` (CPM/TPM or non-integer counts, not log-transformed).
     """
+    from ..pp._prepare import LOG_MAX
+
+    if X is None:
+        raise ValueError(f"{where} is None: name the layer with log-normalised expression (layer=...), or run "
+                         "psysc.pp.prepare_scoring(adata) first (it adds layers['psysc_norm'], used by default)")
     if X.shape[0] == 0:
         return
     _, _, block = next(iter_row_blocks(X, min(n_rows, X.shape[0])))
     data = block.data if sparse.issparse(block) else np.asarray(block).ravel()
     data = data[np.isfinite(data)]
-    if data.size and data.max() > 1 and np.all(data == np.round(data)):
+    if not data.size:
+        return
+    fix = ("run psysc.pp.prepare_scoring(adata) first (it adds layers['psysc_norm'], used by default) or pass "
+           "layer=<a log-normalised layer>")
+    head = f"in its first {block.shape[0]} cells"
+    if data.min() < 0:
         raise ValueError(
-            f"{where} looks like raw counts (whole numbers up to {data.max():g} in its first {block.shape[0]} "
-            "cells); the cell-type specificity needs log-normalised expression: run psysc.pp.prepare_scoring(adata) "
-            "first (it adds layers['psysc_norm'], used by default) or pass layer=<a log-normalised layer>"
+            f"{where} holds negative values {head}: it looks scaled or centred (sc.pp.scale?), and the cell-type "
+            f"specificity needs log-normalised expression, not centred: {fix}; scanpy keeps the log-normalised "
+            "values in adata.raw when it was set before scaling (adata.raw.to_adata())"
+        )
+    if data.max() > 1 and np.all(data == np.round(data)):
+        raise ValueError(
+            f"{where} looks like raw counts (whole numbers up to {data.max():g} {head}); the cell-type specificity "
+            f"needs log-normalised expression: {fix}"
+        )
+    if data.max() > LOG_MAX:
+        raise ValueError(
+            f"{where} reaches {data.max():.4g} {head}: it is not log-transformed (CPM/TPM, or non-integer counts); "
+            f"the cell-type specificity needs log-normalised expression: {fix} (sc.pp.log1p for normalised values)"
         )
 
 
 def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _SpecTables:
     X = get_matrix(adata, layer)
-    _refuse_counts(X, f"layers[{layer!r}]" if layer else "adata.X")
+    _refuse_non_log(X, f"layers[{layer!r}]" if layer else "adata.X")
     codes, names = _labels(adata, groupby)
     mom = group_moments(X, codes, len(names), block_size=block_size)
     res = seismic_specificity(mom, **filters)
