@@ -137,6 +137,24 @@ def test_heatmap_other_values(table, value, transform, fdr_col, cross):
     assert _markers(ax) == expected
 
 
+def test_heatmap_colours_z_scores_on_a_scale_centred_on_zero_and_warns_when_blank(table, caplog):
+    """z = 0 is white (no effect), the most extreme |z| ends either side; p-values keep a scale from 0 up."""
+    import logging
+
+    for value in ("assoc_z", "hetero_z"):
+        z = _grid(table, value)
+        im = psysc.pl.enrichment_heatmap(table, value=value, show=False).images[0]
+        top = np.nanmax(np.abs(z))
+        assert (im.norm.vmin, im.norm.vmax) == (-top, top)
+        assert im.norm(0.0) == 0.5 and im.get_cmap().name == "RdBu_r"
+        assert np.allclose(im.get_cmap()(0.5)[:3], 1.0, atol=0.06)  # white-ish
+    im = psysc.pl.enrichment_heatmap(table, show=False).images[0]
+    assert im.norm.vmin == 0.0 and im.get_cmap().name == "Reds"
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pl.enrichment_heatmap(table.assign(hetero_pval=np.nan), value="hetero_pval", show=False)
+    assert "no hetero_pval in the enrichment table" in caplog.text and "use_graph=None" in caplog.text
+
+
 def test_heatmap_subset_and_order(table):
     traits, groups = ["HEIGHT", "SCZ"], ["OPC", "neurons"]
     ax = psysc.pl.enrichment_heatmap(table, traits=traits, groups=groups, show=False)

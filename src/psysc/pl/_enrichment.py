@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
     from anndata import AnnData
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+logger = logging.getLogger("psysc")
 
 _VALUES = {
     # value column -> (transform, colour-bar label, matching FDR column)
@@ -79,7 +82,7 @@ def enrichment_heatmap(
     traits: Sequence[str] | None = None,
     groups: Sequence[str] | None = None,
     fdr: float = 0.1,
-    cmap: str = "Reds",
+    cmap: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
@@ -109,7 +112,8 @@ def enrichment_heatmap(
     fdr
         FDR threshold of the markers.
     cmap
-        Matplotlib colour map.
+        Matplotlib colour map. Default: ``"Reds"`` from 0 up for the p-values, the diverging ``"RdBu_r"``
+        centred on 0 for the z-scores (white at z = 0, red above, blue below).
     ax
         Axes to draw into. Default: a new figure sized to the table.
     show
@@ -203,10 +207,18 @@ def enrichment_heatmap(
     else:
         fig = ax.figure
 
-    vmin = 0.0 if transform == "nlog10" else None
-    vmax = None
-    if transform == "nlog10" and (shown.count() == 0 or shown.max() <= 0):
-        vmax = 1.0
+    if shown.count() == 0:
+        logger.warning(
+            "no %s in the enrichment table to colour by (every value is missing%s); the heatmap is blank", value,
+            ": was disorder_enrichment run with use_graph=None?" if value.startswith("hetero") else "",
+        )
+    if transform == "nlog10":
+        vmin, vmax = 0.0, (1.0 if shown.count() == 0 or shown.max() <= 0 else None)
+        cmap = cmap or "Reds"
+    else:  # a z-score: symmetric about 0, so that white is no effect
+        top = float(np.abs(shown).max()) if shown.count() else 1.0
+        vmin, vmax = -(top or 1.0), (top or 1.0)
+        cmap = cmap or "RdBu_r"
     im = ax.imshow(shown, cmap=cmap, aspect="auto", interpolation="nearest", vmin=vmin, vmax=vmax)
     cbar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)
     cbar.set_label(label)
