@@ -197,11 +197,29 @@ def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
     )
 
 
-def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min_genes: int):
+#: var columns that hold gene symbols in common files (CELLxGENE, 10x, scanpy)
+_SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "gene_name", "symbol", "gene")
+
+
+def symbol_column_hint(var: pd.DataFrame | None) -> str:
+    """A sentence naming a column of ``var`` with gene symbols to use as var_names, when var_names are Ensembl IDs."""
+    if var is None or not len(var) or not str(var.index[0]).upper().startswith("ENS"):
+        return ""
+    for col in _SYMBOL_COLUMNS:
+        if col in var.columns:
+            return (f"; adata.var[{col!r}] holds gene symbols: use them as var_names (adata.var_names = "
+                    f"adata.var[{col!r}].astype(str); adata.var_names_make_unique(); for psysc run, write the .h5ad "
+                    "again) or map the gene sets with psysc.gwas.to_ensembl(gene_sets)")
+    return "; map the gene sets to Ensembl IDs with psysc.gwas.to_ensembl(gene_sets), or the data's genes to symbols"
+
+
+def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min_genes: int,
+                    var: pd.DataFrame | None = None):
     """Restrict gene sets to the genes present; report what matched.
 
     Returns ``{trait: (gene_idx sorted by gene name, weights)}`` for traits with at least ``min_genes``
-    genes, and ``{trait: n_matched}`` of the traits left out.
+    genes, and ``{trait: n_matched}`` of the traits left out. ``var`` (the AnnData's ``var``) lets the error of no
+    overlap name a column of gene symbols.
     """
     pos = pd.Series(np.arange(len(var_names)), index=var_names)
     kept, skipped = {}, {}
@@ -221,6 +239,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
             "no gene of any gene set is in var_names (0 matches). "
             f"Gene sets start with {list(first.index[:3])}, var_names with {list(var_names[:3])}: "
             + overlap_hint(first.index, var_names)
+            + symbol_column_hint(var)
             + "."
         )
     if skipped:

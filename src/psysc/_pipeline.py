@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._genesets import check_trait_name, overlap_already_reported, overlap_hint
+from ._genesets import check_trait_name, overlap_already_reported, overlap_hint, symbol_column_hint
 from ._utils import group_order
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         why = (
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
             f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first; "
-            + overlap_hint(gene_sets[no_overlap[0]].index, genes) + _symbol_column_hint(adata)
+            + overlap_hint(gene_sets[no_overlap[0]].index, genes) + symbol_column_hint(adata.var)
             + ("; from the command line: psysc run --gene-loc <the gene location file of the MAGMA run>"
                if all(str(g).isdigit() for g in example) else "")
         )
@@ -132,22 +132,6 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
             + overlap_hint(gene_sets[traits[0]].index, genes)
         )
     return traits
-
-
-#: var columns that hold gene symbols in common files (CELLxGENE, 10x, scanpy)
-_SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "gene_name", "symbol", "gene")
-
-
-def _symbol_column_hint(adata: AnnData) -> str:
-    """A sentence naming a var column of symbols to use as var_names, when var_names are Ensembl IDs."""
-    if not str(adata.var_names[0]).upper().startswith("ENS"):
-        return ""
-    for col in _SYMBOL_COLUMNS:
-        if col in adata.var.columns:
-            return (f"; adata.var[{col!r}] holds gene symbols: write the file with them as var_names "
-                    f"(adata.var_names = adata.var[{col!r}].astype(str); adata.var_names_make_unique()) or map the "
-                    "gene sets with psysc.gwas.to_ensembl")
-    return "; map the gene sets to Ensembl IDs with psysc.gwas.to_ensembl, or the data's genes to symbols"
 
 
 def check_counts(adata: AnnData, layer: str | None) -> None:

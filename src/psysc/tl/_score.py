@@ -230,7 +230,7 @@ def score_disorders(
                       matrix="adata.X" if layer == "X" else f"adata.layers[{layer!r}]")
 
     sets = as_gene_sets(gene_sets)
-    kept, skipped = match_gene_sets(sets, adata.var_names, min_genes=min_genes)
+    kept, skipped = match_gene_sets(sets, adata.var_names, min_genes=min_genes, var=adata.var)
     traits = list(kept)
     names = adata.var_names.to_numpy().astype(str)
     bins = gstats["mean_var"].to_numpy().astype(str)
