@@ -483,6 +483,30 @@ def test_results_written_on_a_view_never_reach_its_parent():
     assert adata.uns["psysc"]["prepare_scoring"]["n_mean_bin"] == 20
 
 
+def test_views_of_a_backed_anndata_are_refused_where_results_would_be_written(tmp_path):
+    """anndata cannot copy a view of a backed AnnData into memory by itself: each writing step says so first, with
+    the fix; the steps that only return results read the view."""
+    import anndata
+    import scanpy as sc
+
+    adata = psysc.datasets.darmanis2015()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    adata.write_h5ad(tmp_path / "log.h5ad")
+    backed = anndata.read_h5ad(tmp_path / "log.h5ad", backed="r")
+    view = backed[backed.obs["cell_type"] != "hybrid"]
+    gs = psysc.datasets.gwas_gene_sets(["SCZ"])
+    for step in (lambda v: psysc.pp.prepare_scoring(v),
+                 lambda v: psysc.tl.celltype_specificity(v, "cell_type", min_cells_per_group=10),
+                 lambda v: psysc.tl.celltype_enrichment(v, gs, groupby="cell_type", min_cells_per_group=10)):
+        with pytest.raises(ValueError, match=r"view of an AnnData opened in backed mode.*\.to_memory\(\)"):
+            step(view)
+    spec = psysc.tl.celltype_specificity(view, "cell_type", min_cells_per_group=10, inplace=False)
+    mem = view.to_memory()
+    want = psysc.tl.celltype_specificity(mem, "cell_type", min_cells_per_group=10, inplace=False)
+    pd.testing.assert_frame_equal(spec, want)
+
+
 def test_nothing_to_test_and_multimodal_containers_are_clear_errors():
     adata = psysc.datasets.darmanis2015()
     psysc.pp.prepare_scoring(adata)

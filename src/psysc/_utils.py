@@ -10,11 +10,20 @@ import pandas as pd
 logger = logging.getLogger("psysc")
 
 
-def check_anndata(adata) -> None:
-    """Refuse a MuData (or anything else that is not an AnnData) with the fix: pass one modality."""
+_BACKED_VIEW = ("this is a view of an AnnData opened in backed mode, which cannot hold results: load the cells "
+                "first (adata = adata[...].to_memory())")
+
+
+def check_anndata(adata, *, writes: bool = False) -> None:
+    """Refuse a MuData (or anything else that is not an AnnData) with the fix: pass one modality.
+
+    ``writes``: the caller writes results into ``adata``; a view of a backed AnnData cannot hold them.
+    """
     from anndata import AnnData
 
     if isinstance(adata, AnnData):
+        if writes and adata.is_view and adata.isbacked:
+            raise ValueError(_BACKED_VIEW + " or pass inplace=False where the function has it")
         return
     if hasattr(adata, "mod"):
         raise TypeError(f"this function takes an AnnData; adata is a MuData with modalities {list(adata.mod)}: pass "
@@ -82,8 +91,7 @@ def uns_namespace(adata, key: str) -> dict:
         warnings.warn("Trying to modify attribute `.uns` of view, initializing view as actual.",
                       ImplicitModificationWarning, stacklevel=3)
         if adata.isbacked:
-            raise ValueError("this is a view of an AnnData opened in backed mode, which cannot hold results: load "
-                             "the cells first (adata[...].to_memory()) or pass inplace=False")
+            raise ValueError(_BACKED_VIEW + " or pass inplace=False")
         adata._init_as_actual(adata.copy())
     ns = adata.uns.get(key)
     if ns is None:

@@ -302,7 +302,7 @@ def prepare_scoring(
     >>> adata.var[["psysc_mean", "psysc_var_tech", "psysc_mean_var"]].head()  # doctest: +SKIP
 
     """
-    check_anndata(adata)
+    check_anndata(adata, writes=True)
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
     adata = adata.copy() if copy else adata

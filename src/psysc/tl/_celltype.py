@@ -372,7 +372,7 @@ def celltype_specificity(
     True
 
     """
-    check_anndata(adata)
+    check_anndata(adata, writes=inplace)
     check_unique_var_names(adata, "before computing the specificity")
     if layer is None:
         layer = _default_layer(adata, key_added)
@@ -776,7 +776,7 @@ def celltype_enrichment(
     'microglia'
 
     """
-    check_anndata(adata)
+    check_anndata(adata, writes=inplace)
     methods = _check_methods(method)
     if universe not in _UNIVERSES:
         raise ValueError(f"universe={universe!r}; choose from {_UNIVERSES}")

@@ -137,7 +137,7 @@ def disorder_enrichment(
     >>> adata.uns["psysc"]["enrichment"].head()  # doctest: +SKIP
 
     """
-    check_anndata(adata)
+    check_anndata(adata, writes=inplace)
     scored = _scored_traits(adata, key)
     if traits is None:
         traits = scored

@@ -202,7 +202,7 @@ def score_disorders(
     >>> adata.obs[["psysc_SCZ_norm_score", "psysc_SCZ_pval"]].head()  # doctest: +SKIP
 
     """
-    check_anndata(adata)
+    check_anndata(adata, writes=inplace)
     seed = settings.seed if seed is None else seed
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, not {seed!r}")
