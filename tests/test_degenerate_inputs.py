@@ -372,6 +372,14 @@ def test_group_tests_leave_out_cells_without_a_score_and_keep_the_category_order
     adata.obs["cluster"] = (np.arange(adata.n_obs) % 12).astype(str)  # plain strings "0".."11"
     t = psysc.tl.disorder_enrichment(adata, groupby="cluster", traits="SCZ", use_graph=None, inplace=False)
     assert list(t["group"]) == [str(i) for i in range(12)]
+    # integer clusters stored as floats because some cells have none: "5", as psysc run writes them, not "5.0"
+    clusters = (np.arange(adata.n_obs) % 3 * 5).astype(float)
+    clusters[:7] = np.nan
+    adata.obs["leiden_f"] = clusters
+    t = psysc.tl.disorder_enrichment(adata, groupby="leiden_f", traits="SCZ", use_graph=None, inplace=False)
+    assert list(t["group"]) == ["0", "5", "10"] and t["n_cells"].sum() == adata.n_obs - 7
+    spec = psysc.tl.celltype_specificity(adata, "leiden_f", inplace=False)
+    assert list(spec.columns) == ["0", "5", "10"]
 
 
 def test_tiny_groups_and_missing_values_written_as_text_are_warned_about(caplog):

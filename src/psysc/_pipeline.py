@@ -24,7 +24,7 @@ import pandas as pd
 from scipy import sparse
 
 from ._genesets import check_trait_name, overlap_already_reported, overlap_hint, symbol_column_hint
-from ._utils import group_order
+from ._utils import group_order, label_text
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -613,9 +613,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     # 10; float labels, whole numbers since check_inputs refuses fractional ones, e.g. integers stored as floats
     # because of missing labels, are written without ".0"); missing labels stay missing (not "nan"): those cells
     # belong to no group
-    if pd.api.types.is_float_dtype(labels):
-        labels = labels.astype("Int64")
-    names = labels.astype(str).where(labels.notna())
+    names = label_text(labels)
     adata.obs[groupby] = pd.Categorical(names, categories=group_order(labels, set(names.dropna())))
     n_unlabelled = int(labels.isna().sum())
     n_groups = adata.obs[groupby].nunique()

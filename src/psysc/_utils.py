@@ -50,6 +50,17 @@ def get_matrix(adata, layer: str | None):
     return adata.layers[layer]
 
 
+def label_text(labels: pd.Series) -> pd.Series:
+    """Group labels as text (object dtype; a missing label stays missing, ``None``).
+
+    Float labels that are all whole numbers (integer clusters stored as floats because some cells have no label)
+    read without ``.0``: cluster ``"5"``, not ``"5.0"``.
+    """
+    if pd.api.types.is_float_dtype(labels) and bool((labels.dropna() % 1 == 0).all()):
+        labels = labels.astype("Int64")
+    return labels.astype(str).where(labels.notna(), None).astype(object)
+
+
 def group_order(labels, present: set[str]) -> list[str]:
     """The groups (``present``, as strings) in the order of the categories of a categorical ``labels`` column.
 

@@ -17,7 +17,15 @@ from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
 from .._genesets import as_gene_sets, overlap_hint, report_overlap
-from .._utils import check_anndata, check_unique_var_names, get_matrix, group_order, uns_namespace, warn_missing_words
+from .._utils import (
+    check_anndata,
+    check_unique_var_names,
+    get_matrix,
+    group_order,
+    label_text,
+    uns_namespace,
+    warn_missing_words,
+)
 
 logger = logging.getLogger("psysc")
 
@@ -65,7 +73,7 @@ def _labels(adata: AnnData, groupby: str, *, warn: bool = True):
     lab = adata.obs[groupby]
     if warn and lab.isna().any():
         logger.warning("%d cells have no %r label and belong to no group", int(lab.isna().sum()), groupby)
-    text = lab.astype("string").where(lab.notna(), None).astype(object)
+    text = label_text(lab)
     names = group_order(lab, set(text.dropna()))
     if warn:
         warn_missing_words(groupby, names)

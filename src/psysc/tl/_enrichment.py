@@ -8,7 +8,7 @@ from anndata import AnnData
 from scipy import sparse
 
 from .._core._group import bh_fdr, distribution_match, gearys_c
-from .._utils import check_anndata, group_order, uns_namespace, warn_missing_words
+from .._utils import check_anndata, group_order, label_text, uns_namespace, warn_missing_words
 
 logger = logging.getLogger("psysc")
 
@@ -186,7 +186,7 @@ def disorder_enrichment(
         logger.warning("%d cells have no %r label and belong to no group", int(labels.isna().sum()), groupby)
     # cells in sorted name order within each group: a fixed order for tie-breaking
     name_order = np.argsort(adata.obs_names.to_numpy().astype(str), kind="stable")
-    label_arr = labels.astype(str).to_numpy()[name_order]
+    label_arr = label_text(labels).astype(str).to_numpy()[name_order]
     valid = labels.notna().to_numpy()[name_order]
     groups = group_order(labels, set(label_arr[valid]))
     members = {g: name_order[(label_arr == g) & valid] for g in groups}
