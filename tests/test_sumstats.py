@@ -509,7 +509,8 @@ def test_sumstats_to_genes_matches_naive(synthetic, method, window):
     np.testing.assert_allclose(got["P"], want["P"].astype(float), rtol=1e-7)
     np.testing.assert_allclose(got["ZSTAT"], want["ZSTAT"].astype(float), rtol=1e-7, atol=1e-9)
     assert (np.diff(got["P"].to_numpy()) >= 0).all()  # sorted by P
-    assert got.attrs == {"trait": "toy", "method": method, "build": "GRCh38", "build_assumed": True, "window": window}
+    assert got.attrs == {"trait": "toy", "method": method, "build": "that of gene_loc", "build_assumed": True,
+                         "window": window}
     # min_snps drops the genes with fewer SNPs
     got3 = sumstats_to_genes(ss, gene_loc=loc, window=window, method=method, min_snps=3)
     assert set(got3.index) == set(want.index[want["NSNPS"] >= 3])
@@ -733,9 +734,11 @@ def test_mixed_builds_and_chromosome_names_are_clear_errors(tmp_path, ad):
     loc = magma_gene_loc(tmp_path)
     # positions from "another build": shifted past the end of every gene
     shifted = ad.assign(BP=ad["BP"] + 300_000_000)
-    with pytest.raises(ValueError, match="another genome build") as err:
-        sumstats_to_genes(shifted, gene_loc=loc, window=0)
-    assert "build=" in str(err.value) and "gene_loc" in str(err.value)
+    for build in (None, "GRCh37"):  # the advice is not to pass what was passed
+        with pytest.raises(ValueError, match="another genome build than gene_loc: give the gene locations of the "
+                                             "positions' build") as err:
+            sumstats_to_genes(shifted, gene_loc=loc, window=0, build=build)
+        assert "pass build='GRCh37' with gene_loc=" not in str(err.value)
     # gene locations named with RefSeq accessions: nothing psysc can match
     g = magma_table()
     refseq = g.assign(CHR="NC_0000" + g["CHR"].str.zfill(2) + ".10")[["GENE", "CHR", "START", "STOP"]]
@@ -833,6 +836,18 @@ def test_an_unstated_build_is_assumed_aloud(caplog):
         stated = sumstats_to_genes(ss, window=0, build="GRCh38")
     assert "build not given" not in caplog.text and stated.attrs["build_assumed"] is False
     assert list(stated.index) == list(assumed.index) == ["APOE"]
+
+
+def test_without_build_the_positions_are_taken_on_the_build_of_gene_loc(tmp_path, ad, caplog):
+    """psysc cannot know the build of a user's gene table: it is not called GRCh38, and build= is recorded."""
+    loc = magma_gene_loc(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        got = sumstats_to_genes(ad, gene_loc=loc, window=0)
+    assert "taken to be on the build of gene_loc" in caplog.text and "taken as GRCh38" not in caplog.text
+    assert got.attrs["build"] == "that of gene_loc" and got.attrs["build_assumed"] is True
+    stated = sumstats_to_genes(ad, gene_loc=loc, window=0, build="hg19")
+    assert stated.attrs["build"] == "GRCh37" and stated.attrs["build_assumed"] is False
+    pd.testing.assert_series_equal(got["P"], stated["P"])
 
 
 @pytest.mark.parametrize(

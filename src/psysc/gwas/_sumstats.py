@@ -311,6 +311,10 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
+#: ``attrs["build"]`` of gene-level results computed with a gene_loc table and no build= (its build is unknown)
+GENE_LOC_BUILD = "that of gene_loc"
+
+
 def _check_z_against_p(z, p, qc, where, rows, keep_idx, z_source: str) -> None:
     """Count (``qc["n_z_p_disagree"]``) and warn about rows whose P and Z tell different strengths of association.
 
@@ -1384,7 +1388,8 @@ def sumstats_to_genes(
         GRCh38 is assumed with a warning, and ``attrs["build_assumed"]`` is True.
         The bundled gene table is GRCh38; GRCh37 positions need ``gene_loc`` (e.g. MAGMA's
         ``NCBI37.3.gene.loc``) or ``chain``. With ``gene_loc``, the positions must be on the build of
-        ``gene_loc``; ``build`` is then only recorded.
+        ``gene_loc``; ``build`` is then only recorded (without it, ``attrs["build"]`` reads
+        ``"that of gene_loc"``).
     window
         Bases added on each side of a gene (MAGMA's ``window=10`` is ``10_000``), or a pair
         ``(upstream, downstream)`` oriented by the gene's strand (MAGMA.Celltyping's 35 kb up / 10 kb
@@ -1491,16 +1496,23 @@ def sumstats_to_genes(
         logger.warning("build=%r given, but the file's position column is on %s; build=%r is used", build, stated,
                        build)
     build_assumed = build is None
-    if build_assumed:
-        build = "GRCh38"
+    if build_assumed and gene_loc is not None:  # psysc cannot tell the build of a user's gene table
         logger.warning(
-            "build not given: the SNP positions are taken as GRCh38, the build of %s. Many GWAS files are on "
-            "GRCh37/hg19; for those pass build='GRCh37' (with gene_loc= or chain=), else build='GRCh38'",
-            "the bundled gene table" if gene_loc is None else "gene_loc",
+            "build not given: the SNP positions are taken to be on the build of gene_loc (MAGMA's NCBI37.3.gene.loc "
+            "is GRCh37, NCBI38.gene.loc GRCh38); pass build= to check and record it"
         )
-    build_std = _BUILDS.get(str(build).lower())
-    if build_std is None:
-        raise ValueError(f"build must be 'GRCh38' (hg38) or 'GRCh37' (hg19), got {build!r}")
+        build_std = GENE_LOC_BUILD
+    else:
+        if build_assumed:
+            build = "GRCh38"
+            logger.warning(
+                "build not given: the SNP positions are taken as GRCh38, the build of the bundled gene table. Many "
+                "GWAS files are on GRCh37/hg19; for those pass build='GRCh37' (with gene_loc= or chain=), else "
+                "build='GRCh38'"
+            )
+        build_std = _BUILDS.get(str(build).lower())
+        if build_std is None:
+            raise ValueError(f"build must be 'GRCh38' (hg38) or 'GRCh37' (hg19), got {build!r}")
     if trait is None:
         trait = sumstats.attrs.get("trait") or "sumstats"
 
@@ -1617,6 +1629,14 @@ def sumstats_to_genes(
                 f"{sorted(set(genes['CHR']), key=lambda c: _CHROM_CODE[c])[:10]}... Check the chromosome column "
                 "(read the table with psysc.gwas.read_sumstats, which normalises 'chr1'/'1', 23/X) and the "
                 "gene locations"
+            )
+        elif gene_loc is not None:
+            cause = (
+                f"SNPs on chromosomes {shared[:10]} are all outside the gene windows of {where_genes} (window = "
+                f"{window}). The positions are probably on another genome build than gene_loc: give the gene "
+                "locations of the positions' build (MAGMA: NCBI37.3.gene.loc for GRCh37/hg19, NCBI38.gene.loc for "
+                "GRCh38), or leave gene_loc out for GRCh38 positions (the bundled table), or check that BP is the "
+                "base-pair position"
             )
         else:
             cause = (
