@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from psysc.gwas import read_magma
+from psysc.gwas import read_gene_list, read_magma
 from psysc.gwas._genes import gene_table
 from psysc.gwas._sumstats import genes_to_gene_set, read_sumstats, sumstats_to_genes
 
@@ -309,6 +309,33 @@ def test_white_space_rows_with_a_missing_field_are_dropped_not_shifted(tmp_path,
     tabbed = "CHR\tSNP\tBP\tA1\tA2\tINFO\tOR\tSE\tP\n1\trs2\t2000\tA\tG\t\t1.01\t0.05\t0.84\n"
     tabbed = read_sumstats(write(tmp_path / "daner.tsv", tabbed))
     assert tabbed.loc[0, ["SNP", "OR", "SE", "P"]].tolist() == ["rs2", 1.01, 0.05, 0.84]
+
+
+def test_bzip2_xz_and_zip_files_are_read_as_gzip_ones(tmp_path):
+    import bz2
+    import lzma
+    import zipfile
+
+    text = b"SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\nrs2\t2\t200\t0.5\n"
+    want = read_sumstats(write(tmp_path / "x.tsv", text.decode()))
+    (tmp_path / "x.tsv.bz2").write_bytes(bz2.compress(text))
+    (tmp_path / "x.tsv.xz").write_bytes(lzma.compress(text))
+    with zipfile.ZipFile(tmp_path / "x.zip", "w") as z:
+        z.writestr("x.tsv", text)
+    for name in ("x.tsv.bz2", "x.tsv.xz", "x.zip"):
+        got = read_sumstats(tmp_path / name)
+        pd.testing.assert_frame_equal(got, want, check_like=True)
+        assert got.attrs["trait"] == "x"
+    with zipfile.ZipFile(tmp_path / "two.zip", "w") as z:
+        z.writestr("a.tsv", text)
+        z.writestr("b.tsv", text)
+    with pytest.raises(ValueError, match=r"zip archive of 2 files \(\['a.tsv', 'b.tsv'\]\); unpack it"):
+        read_sumstats(tmp_path / "two.zip")
+    (tmp_path / "x.tsv.zst").write_bytes(b"\x28\xb5\x2f\xfd" + b"\x00" * 20)
+    with pytest.raises(ValueError, match="compressed with zstd; decompress it first"):
+        read_sumstats(tmp_path / "x.tsv.zst")
+    (tmp_path / "genes.txt.bz2").write_bytes(bz2.compress(b"SHANK3\nCHD8\n"))
+    assert read_gene_list(tmp_path / "genes.txt.bz2")["genes"].index.tolist() == ["SHANK3", "CHD8"]
 
 
 def test_separator_mismatches_are_named(tmp_path):

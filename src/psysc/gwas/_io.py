@@ -36,14 +36,48 @@ _P_FLOOR = float(np.finfo(np.float64).tiny)
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
+#: magic bytes of the compressions read (zstd: told, not read)
+_MAGIC = {"gzip": _GZIP_MAGIC, "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zip": b"PK\x03\x04",
+          "zstd": b"\x28\xb5\x2f\xfd"}
+
+
+def _compression(head: bytes) -> str | None:
+    """The compression of a file from its first bytes (a key of :data:`_MAGIC`), or None."""
+    return next((kind for kind, magic in _MAGIC.items() if head.startswith(magic)), None)
+
+
+def _decompressed(raw: bytes, where: str) -> bytes:
+    """``raw`` unpacked when it is gzip (or bgzip), bzip2, xz or a zip archive of one file."""
+    import bz2
+    import lzma
+    import zipfile
+
+    kind = _compression(raw[:6])
+    if kind == "gzip":
+        return gzip.decompress(raw)
+    if kind == "bzip2":
+        return bz2.decompress(raw)
+    if kind == "xz":
+        return lzma.decompress(raw)
+    if kind == "zip":
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                names = [m.filename for m in members][:5]
+                raise ValueError(f"{where} is a zip archive of {len(members)} files ({names}); unpack it and read "
+                                 "the file you want")
+            return archive.read(members[0])
+    if kind == "zstd":
+        raise ValueError(f"{where} is compressed with zstd; decompress it first (zstd -d) or recompress it with gzip")
+    return raw
+
+
 def _read_text(path: str | os.PathLike) -> str:
-    """Whole text of a plain or gzip-compressed file (gzip detected from the magic bytes)."""
+    """Whole text of a plain or compressed file (gzip, bgzip, bzip2, xz or a one-file zip; told by the magic bytes)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {str(path)!r}; check the path")
-    raw = path.read_bytes()
-    if raw[:2] == _GZIP_MAGIC:
-        raw = gzip.decompress(raw)
+    raw = _decompressed(path.read_bytes(), repr(str(path)))
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -51,13 +85,15 @@ def _read_text(path: str | os.PathLike) -> str:
 
 
 def _read_head(path: str | os.PathLike, n_bytes: int = 1 << 16) -> str:
-    """The first ``n_bytes`` (decompressed) of a plain or gzip-compressed file, as text.
+    """The first ``n_bytes`` (decompressed) of a plain or compressed file (:func:`_read_text`), as text.
 
     Undecodable bytes are replaced: enough to tell a file's kind without reading it whole.
     """
     with open(path, "rb") as fh:
-        gz = fh.read(2) == _GZIP_MAGIC
-    with gzip.open(path, "rb") if gz else open(path, "rb") as fh:
+        kind = _compression(fh.read(6))
+    if kind not in (None, "gzip"):  # bzip2, xz, zip: read whole
+        return _decompressed(Path(path).read_bytes(), repr(str(path)))[:n_bytes].decode("utf-8-sig", errors="replace")
+    with gzip.open(path, "rb") if kind == "gzip" else open(path, "rb") as fh:
         return fh.read(n_bytes).decode("utf-8-sig", errors="replace")
 
 
@@ -67,9 +103,9 @@ def _sep_of(line: str) -> str | None:
 
 
 def _base_name(path: str | os.PathLike) -> str:
-    """File name without a trailing ``.gz`` or ``.bgz`` (bgzip)."""
+    """File name without a trailing compression suffix (``.gz``, ``.bgz``, ``.bz2``, ``.xz``, ``.zip``)."""
     name = Path(path).name
-    for ext in (".gz", ".bgz"):
+    for ext in (".gz", ".bgz", ".bz2", ".xz", ".zip"):
         if name.lower().endswith(ext) and len(name) > len(ext):
             return name[: -len(ext)]
     return name
