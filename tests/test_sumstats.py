@@ -945,6 +945,9 @@ def test_plink_covariate_rows_do_not_replace_the_snps_additive_test(tmp_path, ca
         ss = read_sumstats(path).set_index("SNP")
     assert ss.loc["rs429358", "P"] == 1e-100 and ss.loc["rs1", "P"] == 0.84
     assert ss.loc["rs429358", "OR"] == 3.1
+    # PLINK 2's LOG(OR)_SE is the SE of log(OR), its OBS_CT the sample size; Z_STAT is log(OR)/SE
+    assert ss.loc["rs429358", "SE"] == 0.05 and ss.loc["rs1", "N"] == 5000
+    assert ss.attrs["columns_recognised"]["LOG(OR)_SE"] == "SE" and ss.attrs["qc"]["n_z_p_disagree"] == 0
     assert ss.attrs["qc"]["n_other_tests"] == 3 and ss.attrs["qc"]["n_duplicates"] == 0
     assert "3 rows of other tests than the additive one dropped" in caplog.text and "PC1, SEX" in caplog.text
     # regenie interaction output: ADD-INT_* rows are left out too

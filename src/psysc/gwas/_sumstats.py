@@ -145,7 +145,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "Z": ("z", "zscore", "zstat", "zstatistic", "zscores", "zval", "zvalue"),
     "BETA": ("beta", "b", "effect", "logor", "effects", "betas", "effectsize", "es", "lnor", "logodds"),
-    "SE": ("se", "stderr", "standarderror", "sebeta", "betase", "stderror", "selogor", "lnorse", "seor"),
+    "SE": ("se", "stderr", "standarderror", "sebeta", "betase", "stderror", "selogor", "lnorse", "seor", "logorse"),
     "OR": ("or", "oddsratio", "ors"),
     "N": (
         "n",
@@ -160,6 +160,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
         "neffective",
         "totalsamplesize",
         "weight",
+        "obsct",
     ),
 }
 #: Internal standard names that ``columns=`` may target (LP is read and turned into P).
