@@ -338,6 +338,24 @@ def test_bzip2_xz_and_zip_files_are_read_as_gzip_ones(tmp_path):
     assert read_gene_list(tmp_path / "genes.txt.bz2")["genes"].index.tolist() == ["SHANK3", "CHD8"]
 
 
+def test_positions_are_read_from_variant_ids_when_the_file_has_no_position_columns(tmp_path, caplog):
+    """METAL's MarkerName 1:1000, the Neale lab's variant 1:15791:C:T; an ID without a position is dropped and
+    counted; rsIDs alone hold no position: an error that names the fix."""
+    neale = ("variant\tminor_allele\tbeta\tse\tpval\n1:15791:C:T\tT\t0.1\t0.05\t0.0455\n"
+             "chrX_5000_A_G\tG\t0.2\t0.05\t6.3e-05\n")
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = read_sumstats(write(tmp_path / "neale.tsv", neale))
+    assert got[["SNP", "CHR", "BP"]].values.tolist() == [["1:15791:C:T", "1", 15791], ["chrX_5000_A_G", "X", 5000]]
+    assert "no CHR or BP column: read from the variant IDs of variant" in caplog.text
+    rows = [f"{i % 22 + 1}:{1000 + i}\ta\tg\t0.1\t0.02\t0.5" for i in range(19)] + ["rs999\ta\tg\t0.1\t0.02\t0.5"]
+    metal = read_sumstats(write(tmp_path / "metal.tbl",
+                                "MarkerName\tAllele1\tAllele2\tEffect\tStdErr\tP-value\n" + "\n".join(rows) + "\n"))
+    assert len(metal) == 19 and metal.attrs["qc"]["n_dropped_missing"] == 1  # rs999: no position, counted
+    assert metal["BP"].tolist() == [1000 + i for i in range(19)]
+    with pytest.raises(ValueError, match=r"named by rsID only \(e.g. 'rs1'\).*merge with a PLINK .bim file"):
+        read_sumstats(write(tmp_path / "ldsc.sumstats", "SNP\tA1\tA2\tN\tZ\nrs1\tA\tG\t1000\t2.0\n"))
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV

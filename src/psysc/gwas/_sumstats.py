@@ -594,6 +594,44 @@ def _recognise_columns(names: list[str], columns: Mapping | None, where: str) ->
     return found, ignored
 
 
+#: variant IDs that hold the position: 1:1000, chr1:1000, 1:1000:A:G, 1_1000_A_G, X:5000:C:T (METAL, Neale lab, ...)
+_POSITION_ID = re.compile(r"^(?:chr)?([0-9]{1,2}|x|y|xy|m|mt)[:_](\d+)(?:[:_][A-Za-z*<>.-]+[:_][A-Za-z*<>.-]+)?$",
+                          re.IGNORECASE)
+
+
+def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
+    """CHR and BP from variant IDs such as ``1:1000:A:G`` when the file has no position columns.
+
+    Used when most IDs (90% of the first 10,000 given) have that form; rows whose ID has not are left without a
+    position (dropped and counted later). IDs that are rsIDs only get an error naming the fix: positions come from a
+    reference of the file's build.
+    """
+    ids = raw[found["SNP"]].astype(str).str.strip()
+    sample = ids[~ids.str.lower().isin(_MISSING)].head(10_000)
+    if not len(sample):
+        return raw, list(raw.columns)
+    parts = ids.str.extract(_POSITION_ID)
+    if parts.loc[sample.index, 0].notna().mean() < 0.9:
+        if sample.str.match(r"^rs\d+$", case=False).mean() >= 0.5:
+            raise ValueError(
+                f"{where}: no CHR and BP columns, and the variants are named by rsID only (e.g. {sample.iloc[0]!r}), "
+                "which holds no position. Add each variant's chromosome and position from a reference of the same "
+                "genome build (e.g. merge with a PLINK .bim file or a dbSNP table on the SNP column), then read it "
+                "again"
+            )
+        return raw, list(raw.columns)
+    raw = raw.copy()
+    new = {}
+    for std, part in (("CHR", 0), ("BP", 1)):
+        if std not in found:
+            col = f"{std} (from {found['SNP']})"
+            raw[col] = parts[part].fillna("")
+            found[std] = new[std] = col
+    logger.info("%s: no %s column: read from the variant IDs of %s (e.g. %r)", where, " or ".join(new),
+                found["SNP"], sample.iloc[0])
+    return raw, list(raw.columns)
+
+
 def _check_required(found: dict[str, str], names: list[str], where: str) -> None:
     has_stat = (
         "P" in found
@@ -689,6 +727,9 @@ def read_sumstats(
     -----
     Cleaning, every step counted in ``attrs["qc"]`` and logged:
 
+    - without CHR and BP columns, the chromosome and position are read from variant IDs that hold them
+      (``1:1000``, ``chr1:1000:A:G``, ``1_1000_A_G``: METAL, the Neale lab's UK Biobank files), when 90% of them
+      do; rsIDs alone hold no position (an error names the fix);
     - blank lines, '#' comment lines before the header and repeated header lines (e.g. from concatenated files)
       are dropped;
     - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
@@ -758,6 +799,8 @@ def read_sumstats(
 
     names = list(raw.columns)
     found, ignored = _recognise_columns(names, columns, where)
+    if "SNP" in found and ("CHR" not in found or "BP" not in found):
+        raw, names = _positions_from_ids(raw, found, where)
     _check_required(found, names, where)
     logger.info(
         "%s: recognised columns %s; ignored %s",
