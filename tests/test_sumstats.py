@@ -352,7 +352,8 @@ def test_positions_are_read_from_variant_ids_when_the_file_has_no_position_colum
                                 "MarkerName\tAllele1\tAllele2\tEffect\tStdErr\tP-value\n" + "\n".join(rows) + "\n"))
     assert len(metal) == 19 and metal.attrs["qc"]["n_dropped_missing"] == 1  # rs999: no position, counted
     assert metal["BP"].tolist() == [1000 + i for i in range(19)]
-    with pytest.raises(ValueError, match=r"named by rsID only \(e.g. 'rs1'\).*merge with a PLINK .bim file"):
+    with pytest.raises(ValueError, match=r"cannot find CHR and BP. The variants are named by rsID \(e.g. 'rs1'\)"
+                                         r".*merge with a PLINK .bim file"):
         read_sumstats(write(tmp_path / "ldsc.sumstats", "SNP\tA1\tA2\tN\tZ\nrs1\tA\tG\t1000\t2.0\n"))
 
 
@@ -426,6 +427,13 @@ def test_duplicates_keep_smallest_p(caplog):
     assert df.attrs["qc"]["n_duplicates"] == 2
     assert df[["SNP", "P"]].values.tolist() == [["rs2", 0.5], ["rs1", 0.01], ["rs4", 0.04]]
     assert "2 rows of a duplicated SNP" in caplog.text
+    # the same variant with the alleles the other way round (another effect allele) is a duplicate too; a variant
+    # with other alleles at the same position (multi-allelic) is not
+    swapped = pd.concat([frame, pd.DataFrame({"SNP": ["2:30_b", "2:30_c"], "CHR": ["2", "2"], "BP": [30, 30],
+                                              "A1": ["T", "A"], "A2": ["G", "T"], "P": [0.001, 0.3]})])
+    df = read_sumstats(swapped)
+    assert df.attrs["qc"]["n_duplicates"] == 3  # rs1 once more; rs3, rs4 and 2:30_b are one variant
+    assert df[["SNP", "P"]].values.tolist() == [["rs2", 0.5], ["rs1", 0.01], ["2:30_b", 0.001], ["2:30_c", 0.3]]
 
 
 def test_p_zero_replaced(caplog):

@@ -603,23 +603,21 @@ def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
     """CHR and BP from variant IDs such as ``1:1000:A:G`` when the file has no position columns.
 
     Used when most IDs (90% of the first 10,000 given) have that form; rows whose ID has not are left without a
-    position (dropped and counted later). IDs that are rsIDs only get an error naming the fix: positions come from a
-    reference of the file's build.
+    position (dropped and counted later). Returns the table, its column names and, for IDs that are rsIDs, a hint
+    for the error of the missing columns: positions come from a reference of the file's build.
     """
     ids = raw[found["SNP"]].astype(str).str.strip()
     sample = ids[~ids.str.lower().isin(_MISSING)].head(10_000)
     if not len(sample):
-        return raw, list(raw.columns)
+        return raw, list(raw.columns), ""
     parts = ids.str.extract(_POSITION_ID)
     if parts.loc[sample.index, 0].notna().mean() < 0.9:
+        hint = ""
         if sample.str.match(r"^rs\d+$", case=False).mean() >= 0.5:
-            raise ValueError(
-                f"{where}: no CHR and BP columns, and the variants are named by rsID only (e.g. {sample.iloc[0]!r}), "
-                "which holds no position. Add each variant's chromosome and position from a reference of the same "
-                "genome build (e.g. merge with a PLINK .bim file or a dbSNP table on the SNP column), then read it "
-                "again"
-            )
-        return raw, list(raw.columns)
+            hint = (f"The variants are named by rsID (e.g. {sample.iloc[0]!r}), which holds no position: if the file "
+                    "has no position column, add each variant's chromosome and position from a reference of the "
+                    "same genome build (e.g. merge with a PLINK .bim file or a dbSNP table on the SNP column). ")
+        return raw, list(raw.columns), hint
     raw = raw.copy()
     new = {}
     for std, part in (("CHR", 0), ("BP", 1)):
@@ -629,10 +627,10 @@ def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
             found[std] = new[std] = col
     logger.info("%s: no %s column: read from the variant IDs of %s (e.g. %r)", where, " or ".join(new),
                 found["SNP"], sample.iloc[0])
-    return raw, list(raw.columns)
+    return raw, list(raw.columns), ""
 
 
-def _check_required(found: dict[str, str], names: list[str], where: str) -> None:
+def _check_required(found: dict[str, str], names: list[str], where: str, hint: str = "") -> None:
     has_stat = (
         "P" in found
         or "LP" in found
@@ -650,11 +648,24 @@ def _check_required(found: dict[str, str], names: list[str], where: str) -> None
             f"{where}: cannot find {' and '.join(missing)}. "
             + (f"The header was read as {len(names)} column(s) holding {joined[0]!r}: pass sep={joined[0]!r} if that "
                "is the file's separator. " if joined else "")
+            + hint
             + "SNP-to-gene mapping needs CHR, BP and one of "
             f"P / Z / BETA+SE / OR+SE. Columns present: {names}; recognised: {recognised}. If a column is there "
             "under another name, say which, e.g. read_sumstats(path, columns={'my_pos_col': 'BP', "
             "'my_p_col': 'P'})"
         )
+
+
+def _id_key(out: pd.DataFrame) -> pd.DataFrame:
+    return out[["SNP"]]
+
+
+def _variant_key(out: pd.DataFrame) -> pd.DataFrame:
+    """CHR, BP and the two alleles in sorted order: the same variant whichever allele is the effect allele."""
+    a1, a2 = out["A1"].to_numpy(dtype=object), out["A2"].to_numpy(dtype=object)
+    first = a1 <= a2
+    return pd.DataFrame({"CHR": out["CHR"].to_numpy(), "BP": out["BP"].to_numpy(), "lo": np.where(first, a1, a2),
+                         "hi": np.where(first, a2, a1)})
 
 
 def _trait_from_path(path) -> str:
@@ -729,7 +740,7 @@ def read_sumstats(
 
     - without CHR and BP columns, the chromosome and position are read from variant IDs that hold them
       (``1:1000``, ``chr1:1000:A:G``, ``1_1000_A_G``: METAL, the Neale lab's UK Biobank files), when 90% of them
-      do; rsIDs alone hold no position (an error names the fix);
+      do (rsIDs hold none: the error of the missing columns says where to find them);
     - blank lines, '#' comment lines before the header and repeated header lines (e.g. from concatenated files)
       are dropped;
     - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
@@ -746,7 +757,8 @@ def read_sumstats(
       below 1 leaves ``Z`` empty (the sign is unknown; the row is kept, with its P);
     - where P and ``Z`` (or ``BETA/SE``) are both given but tell clearly different strengths of association, both
       are kept and the rows are counted in a warning (a column may not be what its name says);
-    - duplicated SNP IDs, then duplicated ``CHR:BP:A1:A2``, keep the row with the smallest P.
+    - duplicated SNP IDs, then duplicated ``CHR:BP:A1:A2`` (the alleles in either order), keep the row with the
+      smallest P.
 
     Chromosome codes: a ``chr`` prefix is dropped, ``M`` is ``MT`` and the numeric codes of
     PLINK 1.9 are read as 23 = X, 24 = Y, 25 = XY (pseudo-autosomal, on X) and 26 = MT.
@@ -799,9 +811,10 @@ def read_sumstats(
 
     names = list(raw.columns)
     found, ignored = _recognise_columns(names, columns, where)
+    hint = ""
     if "SNP" in found and ("CHR" not in found or "BP" not in found):
-        raw, names = _positions_from_ids(raw, found, where)
-    _check_required(found, names, where)
+        raw, names, hint = _positions_from_ids(raw, found, where)
+    _check_required(found, names, where, hint)
     logger.info(
         "%s: recognised columns %s; ignored %s",
         where,
@@ -1128,13 +1141,14 @@ def read_sumstats(
 
     # 6. duplicates: keep the smallest P
     n_dup = 0
-    keys = [["SNP"]]
+    keys = [_id_key]
     if "A1" in out and "A2" in out:
-        keys.append(["CHR", "BP", "A1", "A2"])
-    for key in keys:
-        if out.duplicated(subset=key).any():
+        keys.append(_variant_key)
+    for make_key in keys:
+        key = make_key(out)
+        if key.duplicated().any():
             by_p = np.lexsort((np.arange(len(out)), out["P"].to_numpy()))
-            first = ~out.iloc[by_p].duplicated(subset=key).to_numpy()
+            first = ~key.iloc[by_p].duplicated().to_numpy()
             kept = np.sort(by_p[first])
             n_dup += len(out) - len(kept)
             out = out.iloc[kept].reset_index(drop=True)
