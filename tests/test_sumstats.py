@@ -357,6 +357,14 @@ def test_positions_are_read_from_variant_ids_when_the_file_has_no_position_colum
         read_sumstats(write(tmp_path / "ldsc.sumstats", "SNP\tA1\tA2\tN\tZ\nrs1\tA\tG\t1000\t2.0\n"))
 
 
+def test_a_p_above_1_by_a_rounding_error_is_read_as_1():
+    frame = pd.DataFrame({"SNP": ["a", "b"], "CHR": "1", "BP": [1, 2], "P": [1.0000001, 0.5]})
+    out = read_sumstats(frame)
+    assert out["P"].tolist() == [1.0, 0.5] and out.attrs["qc"]["n_p_rounded_to_1"] == 1
+    with pytest.raises(ValueError, match=r"P \(P\) = 1.01 is outside \[0, 1\]"):  # not a rounding error
+        read_sumstats(frame.assign(P=[1.01, 0.5]))
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV

@@ -312,6 +312,9 @@ def _plural(n: int, word: str, plural: str | None = None) -> str:
     return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
+#: a P above 1 by at most this much is a rounding error of the software that wrote it, read as 1
+_P_ABOVE_1 = 1e-5
+
 #: ``attrs["build"]`` of gene-level results computed with a gene_loc table and no build= (its build is unknown)
 GENE_LOC_BUILD = "that of gene_loc"
 
@@ -340,6 +343,11 @@ def _check_z_against_p(z, p, qc, where, rows, keep_idx, z_source: str) -> None:
             "scores use P", where, _plural(qc["n_z_p_disagree"], "row has", "rows have"), z_source,
             rows(int(keep_idx[i])), p[i], abs(z[i]), _p_from_z(z[i : i + 1])[0],
         )
+
+
+def _shown(value) -> str:
+    """A cell's value in a message: text quoted (its spaces and emptiness show), numbers as written ('1.01')."""
+    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _p_from_z(z: np.ndarray) -> np.ndarray:
@@ -749,7 +757,8 @@ def read_sumstats(
       code for unplaced variants) or on contigs that are not chromosomes (alternate haplotypes such as
       ``6_ssto_hap7`` or ``chr6_GL000250v2_alt``, scaffolds such as ``chrUn_gl000220`` or ``GL000192.1``,
       decoys such as ``hs37d5``);
-    - a missing P is filled from ``LP``, else from ``Z`` / ``BETA/SE``;
+    - a P above 1 by at most 1e-5 (rounding in the source) is read as 1; a missing P is filled from ``LP``, else
+      from ``Z`` / ``BETA/SE``;
     - P = 0 (underflow in the source) is replaced by the P-value of ``Z`` where ``Z`` (or
       ``BETA/SE``) is known, else by the smallest positive normal double (about 2.2e-308); a P below that
       double is stored as it, its ``Z`` computed from the P given;
@@ -956,7 +965,7 @@ def read_sumstats(
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(
-                f"{where}, {rows(int(keep_idx[i]))}: {found[std]} ({std}) is {sub[found[std]].iloc[i]!r}, not a "
+                f"{where}, {rows(int(keep_idx[i]))}: {found[std]} ({std}) is {_shown(sub[found[std]].iloc[i])}, not a "
                 f"number ({_plural(int(bad.sum()), 'row')}); fix or remove those rows, or map another column with "
                 f"columns="
             )
@@ -966,7 +975,7 @@ def read_sumstats(
     if bad_chr.any():
         i = int(np.argmax(bad_chr))
         raise ValueError(
-            f"{where}, {rows(int(keep_idx[i]))}: unknown chromosome {sub[found['CHR']].iloc[i]!r} "
+            f"{where}, {rows(int(keep_idx[i]))}: unknown chromosome {_shown(sub[found['CHR']].iloc[i])} "
             f"({_plural(int(bad_chr.sum()), 'row')}); psysc reads 1-22, X, Y, MT (with or without 'chr'; 23 = X, "
             "24 = Y, 25 = XY, 26 = MT). Remove rows on other contigs before reading"
         )
@@ -975,7 +984,7 @@ def read_sumstats(
         if mask.any():
             i = int(np.argmax(mask))
             raise ValueError(
-                f"{where}, {rows(int(keep_idx[i]))}: {found[std]} ({std}) = {sub[found[std]].iloc[i]!r} {rule} "
+                f"{where}, {rows(int(keep_idx[i]))}: {found[std]} ({std}) = {_shown(sub[found[std]].iloc[i])} {rule} "
                 f"({_plural(int(mask.sum()), 'row')}). Is {found[std]!r} really the {std} column? If so, fix or "
                 "remove those rows"
             )
@@ -985,8 +994,15 @@ def read_sumstats(
 
     bp = values["BP"]
     fail_if((bp < 1) | (bp != np.floor(bp)) | ~np.isfinite(bp), "BP", "is not a position (an integer >= 1)")
+    qc["n_p_rounded_to_1"] = 0
     if "P" in values:
         p_src = values["P"]
+        rounding = (p_src > 1) & (p_src <= 1 + _P_ABOVE_1)  # e.g. 1.0000001, from arithmetic in the source
+        if rounding.any():
+            qc["n_p_rounded_to_1"] = int(rounding.sum())
+            values["P"] = p_src = np.where(rounding, 1.0, p_src)
+            logger.info("%s: %s a P above 1 by at most %g (rounding in the source) read as 1", where,
+                        _plural(qc["n_p_rounded_to_1"], "row has", "rows have"), _P_ABOVE_1)
         fail_if(known("P") & ((p_src < 0) | (p_src > 1)), "P", "is outside [0, 1]")
     if "LP" in values:
         fail_if(known("LP") & (values["LP"] < 0), "LP", "is negative (LP = -log10 P must be >= 0)")
@@ -1240,7 +1256,7 @@ def _read_gene_loc(gene_loc) -> tuple[pd.DataFrame, str]:
         v, bad = _parse_numeric(df[c])
         if bad.any() or np.isnan(v).any() or (v != np.floor(v)).any():
             i = int(np.argmax(bad | np.isnan(v) | (v != np.floor(v))))
-            raise ValueError(f"{where}, gene row {i + 1}: {c} = {df[c].iloc[i]!r} is not an integer position")
+            raise ValueError(f"{where}, gene row {i + 1}: {c} = {_shown(df[c].iloc[i])} is not an integer position")
         out[c] = v.astype(np.int64)
     out["STRAND"] = df["STRAND"].astype(str).str.strip().to_numpy() if "STRAND" in df else "+"
     out["NAME"] = df["NAME"].astype(str).str.strip().to_numpy() if "NAME" in df else ""
