@@ -334,10 +334,19 @@ def test_read_gene_list_plain_file(tmp_path, caplog):
     gz.write_bytes(gzip.compress(path.read_bytes()))
     assert read_gene_list(gz, trait="ASD")["ASD"].index.tolist() == ["SHANK3", "CHD8", "SCN2A"]
     # several fields on a line (genes, or a gene and a weight) are not one gene named "APOE TREM2"
-    for text in ("APOE TREM2 CLU\nSORL1\n", "APOE 2.5\nTREM2 1.0\n"):
+    # nor is a later line with commas one gene named "NRXN1,NRXN2"
+    for text in ("APOE TREM2 CLU\nSORL1\n", "APOE 2.5\nTREM2 1.0\n", "SHANK3\nNRXN1,NRXN2\n", "A\nB;C\n"):
         path.write_text(text)
-        with pytest.raises(ValueError, match="several fields separated by spaces.*one gene per line"):
+        with pytest.raises(ValueError, match="several fields .*one gene per line"):
             read_gene_list(path)
+
+
+def test_semicolon_tables_of_european_spreadsheets_are_read(tmp_path):
+    for name in ("eu.csv", "eu.txt"):
+        path = tmp_path / name
+        path.write_text("gene;score\nSHANK3;1\nCHD8;2\n")
+        assert read_gene_list(path, column="gene", weight_column="score")["eu"].to_dict() == {"SHANK3": 1.0,
+                                                                                           "CHD8": 2.0}
 
 
 @pytest.mark.parametrize(("name", "sep"), [("t.csv", ","), ("t.tsv", "\t"), ("t.txt", "\t"), ("t.dat", ",")])

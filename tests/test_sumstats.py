@@ -365,6 +365,20 @@ def test_a_p_above_1_by_a_rounding_error_is_read_as_1():
         read_sumstats(frame.assign(P=[1.01, 0.5]))
 
 
+def test_decimal_commas_in_the_statistics_are_read_with_a_decimal_point(tmp_path, caplog):
+    """A European spreadsheet's export: ';' between fields, ',' before the decimals; N keeps its thousands."""
+    want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tBETA\tSE\tP\nrs1\t1\t100\t0.2\t0.05\t6.334E-05\n"
+                                                   "rs2\t1\t200\t-0.01\t0.05\t0.84\n"))
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;BETA;SE;P\nrs1;1;100;0,2;0,05;6,334E-05\n"
+                                                      "rs2;1;200;-0,01;0,05;0,84\n"))
+    pd.testing.assert_frame_equal(got, want)
+    assert ("P, BETA, SE written with a decimal comma (e.g. P '6,334E-05', BETA '0,2', SE '0,05'); read with a "
+            "decimal point") in caplog.text
+    with pytest.raises(ValueError, match=r"N \(N\) is '1,5x', not a number"):
+        read_sumstats(write(tmp_path / "y.txt", "SNP;CHR;BP;P;N\nrs1;1;100;0,5;1,5x\n"))
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV

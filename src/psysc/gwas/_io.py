@@ -98,8 +98,11 @@ def _read_head(path: str | os.PathLike, n_bytes: int = 1 << 16) -> str:
 
 
 def _sep_of(line: str) -> str | None:
-    """The separator of a table from its header line: tab, else comma, else ``None`` (whitespace)."""
-    return "\t" if "\t" in line else "," if "," in line else None
+    """The separator of a table from its header line.
+
+    Tab, else comma, else semicolon (European spreadsheets), else ``None`` (whitespace).
+    """
+    return next((c for c in "\t,;" if c in line), None)
 
 
 def _base_name(path: str | os.PathLike) -> str:
@@ -1113,8 +1116,8 @@ def read_gene_list(
         lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
         if not lines:
             raise ValueError(f"{where} has no gene; add one gene per line")
-        if ext == ".csv":
-            sep = ","
+        if ext == ".csv":  # European spreadsheets write ';' into their .csv files
+            sep = ";" if ";" in lines[0] and "," not in lines[0] else ","
         elif ext in (".tsv", ".tab"):
             sep = "\t"
         else:
@@ -1124,10 +1127,11 @@ def read_gene_list(
             if len(genes) > 1 and genes[0].lower() in _GENE_HEADERS:
                 logger.info("%s: first line %r read as a header, not a gene", where, genes[0])
                 genes = genes[1:]
-            spaced = [g for g in genes if len(g.split()) > 1]
-            if spaced:  # several genes on a line, or a gene and a weight: gene names hold no spaces
+            spaced = [g for g in genes if len(g.split()) > 1 or any(c in g for c in ",;")]
+            if spaced:  # several genes on a line, or a gene and a weight: gene names hold no spaces or commas
                 raise ValueError(
-                    f"{where}: {len(spaced)} line(s) hold several fields separated by spaces, e.g. {spaced[0]!r}; "
+                    f"{where}: {len(spaced)} line(s) hold several fields (separated by spaces, commas or semicolons "
+                    f"below a first line without any), e.g. {spaced[0]!r}; "
                     "write one gene per line, or make it a tab- or comma-separated table and pass column= (and "
                     "weight_column=)"
                 )

@@ -281,6 +281,10 @@ def _missing_mask(col: pd.Series) -> np.ndarray:
     return _map_unique(col, _is_missing_token).astype(bool)
 
 
+#: a number written with a decimal comma: 0,05, -1,2, 6,334E-05
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+([eE][-+]?\d+)?$")
+
+
 def _parse_numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Float values of a column and a mask of present-but-not-numeric cells (missing cells -> NaN)."""
     if _is_number_column(col):
@@ -836,6 +840,19 @@ def read_sumstats(
 
     # 1. blank rows and repeated header lines
     numeric = {std: _parse_numeric(raw[src]) for std, src in found.items() if std in _NUMERIC}
+    # decimal commas (European spreadsheets: 0,05 and 6,334E-05) in the statistics: read with a decimal point (not
+    # in N or BP, where 1,000 may be a thousands separator)
+    commas = {}
+    for std in [c for c in ("P", "LP", "Z", "BETA", "SE", "OR") if c in numeric]:
+        bad = numeric[std][1]
+        if bad.any():
+            cells = [str(c).strip() for c in raw[found[std]].to_numpy(dtype=object)[bad]]
+            if all(_DECIMAL_COMMA.match(c) for c in cells):
+                numeric[std] = _parse_numeric(raw[found[std]].astype(str).str.replace(",", ".", regex=False))
+                commas[found[std]] = cells[0]
+    if commas:
+        logger.info("%s: %s written with a decimal comma (e.g. %s); read with a decimal point", where,
+                    ", ".join(commas), ", ".join(f"{c} {v!r}" for c, v in commas.items()))
     missing = {std: np.isnan(v) & ~bad for std, (v, bad) in numeric.items()}
     for std in ("CHR", "A1", "A2"):
         if std in found:
