@@ -379,6 +379,34 @@ def test_decimal_commas_in_the_statistics_are_read_with_a_decimal_point(tmp_path
         read_sumstats(write(tmp_path / "y.txt", "SNP;CHR;BP;P;N\nrs1;1;100;0,5;1,5x\n"))
 
 
+@pytest.mark.parametrize("sep", ["\t", None])
+@pytest.mark.parametrize("chunk", [1, 7, 64, 1 << 22])
+def test_field_counts_in_chunks_equal_a_split_of_each_line(sep, chunk):
+    from psysc.gwas._sumstats import _field_counts
+
+    rng = np.random.default_rng(3)
+    words = ["rs1", "", "0.5", "A", "  ", "x y", "1e-8"]
+    lines = [(sep or " ").join(rng.choice(words, rng.integers(0, 9))) for _ in range(300)] + [""]
+    raw = np.frombuffer("\n".join(lines).encode(), dtype=np.uint8)
+    ends = np.append(np.flatnonzero(raw == 10), len(raw))
+    want = [len(line.split(sep)) if sep else len(line.split()) for line in lines]
+    assert _field_counts(raw, ends, sep, chunk=chunk).tolist() == want
+
+
+def test_columns_not_used_are_not_read_but_still_named(tmp_path, caplog):
+    """A PGC daner file's 19 columns: the frequencies, INFO, Direction, ... are not read into memory, and the log
+    still lists them as ignored; the result equals that of the used columns alone."""
+    head = "CHR SNP BP A1 A2 FRQ_A_1000 FRQ_U_2000 INFO OR SE P ngt Direction Nca Nco Neff"
+    rows = ["1 rs1 1000 A G 0.3 0.31 0.98 1.2 0.05 0.00026 0 ++-+ 1000 2000 2500",
+            "2 rs2 2000 C T 0.1 0.12 0.91 0.9 0.04 0.0085 0 --+- 1000 2000 2500"]
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = read_sumstats(write(tmp_path / "daner.txt", "\n".join([head, *rows]) + "\n"))
+    assert "ignored ['FRQ_A_1000', 'FRQ_U_2000', 'INFO', 'ngt', 'Direction', 'Nca', 'Nco']" in caplog.text
+    used = [0, 1, 2, 3, 4, 8, 9, 10, 15]
+    narrow = "\n".join(" ".join(line.split()[i] for i in used) for line in [head, *rows]) + "\n"
+    pd.testing.assert_frame_equal(got, read_sumstats(write(tmp_path / "daner.txt", narrow)), check_like=True)
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV

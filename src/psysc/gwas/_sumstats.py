@@ -376,8 +376,12 @@ class _RowNames:
         return f"row {i + 1} (index {label!r})"
 
 
-def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame, int, dict]:
-    """Read a delimited text file as strings; return (table, 1-based header line, field-count info)."""
+def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[pd.DataFrame, int, dict]:
+    """Read a delimited text file as strings; return (table, 1-based header line, field-count info).
+
+    ``select``: a function of the header's names that returns the names of the columns to keep (the others are
+    not read: a column of strings costs tens of bytes per row).
+    """
     where = str(path)
     text = _read_text(path)
     # skip VCF-style '##' meta lines, blank lines and '#' comments before the header (a '#' line is the header
@@ -408,8 +412,7 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         newlines = np.flatnonzero(raw == 10)
         starts = np.concatenate(([0], newlines + 1))
         ends = np.concatenate((newlines, [len(raw)]))
-        line_of_sep = np.searchsorted(newlines, np.flatnonzero(raw == ord(sep)))
-        n_fields = np.bincount(line_of_sep, minlength=len(starts)) + 1
+        n_fields = _field_counts(raw, ends, sep)
         length = ends - starts - (raw[np.maximum(ends - 1, 0)] == 13)  # ignore a '\r' before '\n'
         blank = length <= 0
         n_header = n_fields[0]
@@ -430,10 +433,7 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         # white space: a missing value leaves no empty field, so the values after it move one column left; the
         # rows with fewer fields than the header are found here (a field starts where a gap ends)
         raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
-        gap = (raw == 32) | (raw == 9) | (raw == 13) | (raw == 10)
-        field_starts = np.flatnonzero(~gap & np.concatenate(([True], gap[:-1])))
-        newlines = np.flatnonzero(raw == 10)
-        n_fields = np.bincount(np.searchsorted(newlines, field_starts), minlength=len(newlines) + 1)
+        n_fields = _field_counts(raw, np.append(np.flatnonzero(raw == 10), len(raw)), None)
         data_fields = n_fields[1:]
         short = np.flatnonzero((data_fields < n_fields[0]) & (data_fields > 0))
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None, "short_rows": short}
@@ -443,10 +443,18 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         # the header's own names: pandas renames a repeated name (P, P.1), which would hide the clash
         names = [str(c).strip() or f"Unnamed: {i}"
                  for i, c in enumerate(pd.read_csv(io.StringIO(header), header=None, **options).iloc[0])]
+        repeated = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
+        if repeated:
+            raise ValueError(f"{where}: duplicated column names {repeated} in the header; rename them")
+        kept = list(range(len(names)))
+        if select is not None:
+            wanted = set(select(names))
+            kept = [i for i, n in enumerate(names) if n in wanted]
         with warnings.catch_warnings():
             # pandas only warns (and drops the extra fields) when a line has more fields than the header
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(io.StringIO(body), skip_blank_lines=False, index_col=False, **options)
+            table = pd.read_csv(io.StringIO(body), skip_blank_lines=False, index_col=False,
+                                usecols=kept if len(kept) < len(names) else None, **options)
     except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError) as err:
         # a line with more fields than the header: a warning for the first data line, an error for a later one
         counts = [len(_split_fields(line, sep)) for line in body.split("\n")[1:]]
@@ -454,11 +462,33 @@ def _read_table(path: str | os.PathLike, sep: str | None) -> tuple[pd.DataFrame,
         if names and long:
             raise _too_many_fields(where, n_before + 2 + long[0], counts[long[0]], len(names), len(long), sep) from None
         raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
-    repeated = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
-    if repeated:
-        raise ValueError(f"{where}: duplicated column names {repeated} in the header; rename them")
-    table.columns = names
+    table.columns = [names[i] for i in kept]
     return table, n_before + 1, info
+
+
+def _field_counts(raw: np.ndarray, ends: np.ndarray, sep: str | None, chunk: int = 1 << 22) -> np.ndarray:
+    """The number of fields on each line of the bytes ``raw`` (``ends``: each line's end, its newline or the end).
+
+    One more than its separators for a one-character ``sep``; its runs of non-blank bytes for white space
+    (``None``). Counted in chunks of whole lines of about ``chunk`` bytes, so that the temporary arrays (positions in
+    int64) stay small whatever the size of the file.
+    """
+    counts = np.empty(len(ends), dtype=np.int64)
+    line0, start = 0, 0
+    while line0 < len(ends):
+        line1 = min(len(ends), max(line0 + 1, int(np.searchsorted(ends, start + chunk, side="right"))))
+        stop = int(ends[line1 - 1])
+        part = raw[start:stop]
+        local_ends = ends[line0:line1] - start
+        if sep is not None:
+            at = np.flatnonzero(part == ord(sep))
+            counts[line0:line1] = np.bincount(np.searchsorted(local_ends, at), minlength=line1 - line0) + 1
+        else:
+            gap = (part == 32) | (part == 9) | (part == 13) | (part == 10)
+            first = np.flatnonzero(~gap & np.concatenate(([True], gap[:-1])))  # a field starts where a gap ends
+            counts[line0:line1] = np.bincount(np.searchsorted(local_ends, first), minlength=line1 - line0)
+        line0, start = line1, stop + 1
+    return counts
 
 
 def _split_fields(line: str, sep: str) -> list[str]:
@@ -550,6 +580,10 @@ def _build_of_column(name: str) -> str | None:
     if any(tag in n for tag in ("b38", "grch38", "hg38")):
         return "GRCh38"
     return None
+
+
+#: columns that are not statistics but are read: TEST (rows of other tests are left out), ALT (PLINK 2's other allele)
+_READ_UNUSED = frozenset({"test", "alt"})
 
 
 def _recognise_columns(names: list[str], columns: Mapping | None, where: str) -> tuple[dict[str, str], list[str]]:
@@ -807,9 +841,22 @@ def read_sumstats(
         rows = _RowNames(None, path_or_frame.index)
         short = {"n_short": 0, "first_short": None}
         default_trait = path_or_frame.attrs.get("trait") or "sumstats"
+        header, found, ignored = list(raw.columns), None, None  # recognised below, once the names are checked
     elif isinstance(path_or_frame, str | os.PathLike):
-        raw, header_line, short = _read_table(path_or_frame, sep)
         where = str(path_or_frame)
+        header, found, ignored = [], {}, []
+
+        def needed(names: list[str]) -> list[str]:
+            # the columns read: those used (a column of strings costs tens of bytes per row), and those that name
+            # rows to leave out (TEST) or complete an allele (ALT), and those named in columns=
+            header.extend(names)
+            recognised, unused = _recognise_columns(names, columns, where)  # from every name (SAIGE: by some)
+            found.update(recognised)
+            ignored.extend(unused)
+            keep = set(found.values()) | set(columns or {})
+            return [n for n in names if n in keep or _norm_name(n) in _READ_UNUSED]
+
+        raw, header_line, short = _read_table(path_or_frame, sep, select=needed)
         rows = _RowNames(header_line)
         default_trait = _trait_from_path(path_or_frame)
     else:
@@ -821,13 +868,13 @@ def read_sumstats(
     if len(set(raw.columns)) != raw.shape[1]:
         dup = pd.Index(raw.columns)[pd.Index(raw.columns).duplicated()].unique().tolist()
         raise ValueError(f"{where}: duplicated column names {dup}; rename them")
+    if found is None:
+        found, ignored = _recognise_columns(header, columns, where)
 
-    names = list(raw.columns)
-    found, ignored = _recognise_columns(names, columns, where)
     hint = ""
     if "SNP" in found and ("CHR" not in found or "BP" not in found):
-        raw, names, hint = _positions_from_ids(raw, found, where)
-    _check_required(found, names, where, hint)
+        raw, _, hint = _positions_from_ids(raw, found, where)
+    _check_required(found, header, where, hint)
     logger.info(
         "%s: recognised columns %s; ignored %s",
         where,
