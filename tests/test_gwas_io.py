@@ -783,3 +783,15 @@ def test_read_magma_skips_comment_lines_before_a_genes_out_header(tmp_path):
     (tmp_path / "comma.genes.out").write_text(rows.replace(" ", ","))
     with pytest.raises(ValueError, match=r"looks comma-separated"):
         psysc.gwas.read_magma(tmp_path / "comma.genes.out")
+    # MAGMA's gene-set analysis output (.gsa.out) is not gene-level results
+    gsa = ("# MEAN_SAMPLE_SIZE = 82315\n# TOTAL_GENES = 18383\n# TEST_DIRECTION = one-sided, positive (set), "
+           "two-sided (covar)\n# CONDITIONED_INTERNAL = gene size, gene density, sample size, inverse mac, log(...)\n"
+           "VARIABLE                   TYPE  NGENES        BETA    BETA_STD          SE           P\n"
+           "neurons                    SET     412    0.080148    0.011339    0.024312  0.00049032\n")
+    (tmp_path / "scz.gsa.out").write_text(gsa)
+    with pytest.raises(ValueError, match=r"gene-set or gene-property analysis result .*reads the .genes.out"):
+        psysc.gwas.read_magma(tmp_path / "scz.gsa.out")
+    from psysc.cli import _InputError, _load_gene_sets
+
+    with pytest.raises(_InputError, match=r"gene-set or gene-property analysis result"):  # psysc run --gene-sets
+        _load_gene_sets(str(tmp_path / "scz.gsa.out"), None)

@@ -173,8 +173,8 @@ def _gene_sets_kind(path: str | Path) -> str:
     from .gwas._io import _MISSING_TOKENS, _read_head, _sep_of, _split_line
 
     name = Path(path).name
-    if ".genes.out" in name or ".genes.raw" in name:
-        return "magma"
+    if any(suffix in name for suffix in (".genes.out", ".genes.raw", ".gsa.out", ".gpa.out")):
+        return "magma"  # the gene-set analysis outputs: read_magma says what to give instead
     try:
         text = _read_head(path)  # gzip told by its first bytes
     except (OSError, EOFError):  # unreadable: the .gs reader says why

@@ -593,6 +593,12 @@ def read_magma(
     corr = None
     lines = text.splitlines()
     first = next((ln.split() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")), [""])
+    if first[0].upper() in ("VARIABLE", "SET", "COVAR") and "NGENES" in (f.upper() for f in first):
+        raise ValueError(
+            f"{where} is a MAGMA gene-set or gene-property analysis result (.gsa.out/.gpa.out: {' '.join(first[:4])} "
+            "...), not gene-level results: read_magma reads the .genes.out (or .genes.raw) that MAGMA's gene analysis "
+            "writes (magma --bfile ... --gene-annot ... --pval ... --out <prefix>)"
+        )
     # a .genes.raw file: '# VERSION = ...' / '# COVAR = ...' lines, then rows without a header; a .genes.out has a
     # header (GENE ...), after comment lines when someone added them
     if text.lstrip().startswith("#") and first[0].upper() != "GENE":
