@@ -407,6 +407,20 @@ def test_columns_not_used_are_not_read_but_still_named(tmp_path, caplog):
     pd.testing.assert_frame_equal(got, read_sumstats(write(tmp_path / "daner.txt", narrow)), check_like=True)
 
 
+@pytest.mark.parametrize("sep", [" ", "\t", ","])
+def test_r_write_table_row_names_are_read_as_a_column_of_their_own(tmp_path, sep):
+    """R's write.table writes row names below a header that names no column for them, and quotes text."""
+    want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100000\t0.01\nrs2\t2\t200\t0.5\n"))
+    text = sep.join(['"SNP"', '"CHR"', '"BP"', '"P"']) + "\n" + "".join(
+        sep.join([f'"{i + 1}"', f'"{snp}"', chrom, bp, p]) + "\n"
+        for i, (snp, chrom, bp, p) in enumerate([("rs1", "1", "1e+05", "0.01"), ("rs2", "2", "200", "0.5")]))
+    got = read_sumstats(write(tmp_path / "x.txt", text))
+    pd.testing.assert_frame_equal(got, want, check_like=True)
+    # a trailing separator on every row is not a row name
+    trailing = read_sumstats(write(tmp_path / "t.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100000\t0.01\t\n"))
+    assert trailing["SNP"].tolist() == ["rs1"] and trailing.attrs["qc"]["n_rows_with_trailing_separators"] == 1
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV

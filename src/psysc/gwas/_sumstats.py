@@ -404,6 +404,14 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
     header = body.split("\n", 1)[0].rstrip("\r")
     if sep is None:
         sep = next((c for c in "\t,;" if c in header), r"\s+")
+    n_head = len(_split_fields(header, sep))
+    first_rows = [_split_fields(ln, sep) for ln in body.split("\n", 101)[1:101] if ln.strip()]
+    if first_rows and all(len(f) == n_head + 1 and f[-1].strip() for f in first_rows):
+        # R's write.table (row.names=TRUE, its default) names no column above the row names
+        body = _ROW_NAMES + (sep if len(sep) == 1 else " ") + body
+        header = body.split("\n", 1)[0].rstrip("\r")
+        logger.info("%s: the header names one field fewer than the rows (R's write.table with row names): the first "
+                    "column is read as row names (%r) and not used", where, _ROW_NAMES)
     info = {"n_short": 0, "first_short": None}
     # Count the fields of every line (vectorised over the bytes) for single-character separators:
     # rows with fewer fields than the header are reported; rows with more are an error.
@@ -464,6 +472,10 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
         raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
     table.columns = [names[i] for i in kept]
     return table, n_before + 1, info
+
+
+#: the name given to a column of row names above which the header names nothing (R's write.table)
+_ROW_NAMES = "row_names"
 
 
 def _field_counts(raw: np.ndarray, ends: np.ndarray, sep: str | None, chunk: int = 1 << 22) -> np.ndarray:
