@@ -426,6 +426,25 @@ def test_partial_overlap_and_stale_results_are_warned_about(caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:200])}, n_ctrl=10)
     assert "computed from earlier scores of T" in caplog.text
+    # the tables of every grouping are named, not only the last one's
+    adata.obs["half"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 2, "odd", "even"))
+    psysc.tl.disorder_enrichment(adata, groupby="half", use_graph=None)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(adata, {"T": list(adata.var_names[:250])}, n_ctrl=10)
+    assert ("uns['psysc']['enrichment'] and uns['psysc']['enrichment_by_groupby']['cell_type'] and "
+            "uns['psysc']['enrichment_by_groupby']['half'] were computed from earlier scores of T") in caplog.text
+    # the cell-type level test, after a new specificity; not when celltype_enrichment computes one itself
+    gs = {"T": pd.Series(1.0, index=adata.var_names[:300])}
+    psysc.tl.celltype_enrichment(adata, gs, groupby="cell_type", min_cells_per_group=10)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.celltype_enrichment(adata, gs, groupby="half", min_cells_per_group=10)
+    assert "computed from the specificity before" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    assert ("uns['psysc']['celltype_enrichment'] was computed from the specificity before this one (groupby 'half'): "
+            "run psysc.tl.celltype_enrichment again") in caplog.text
 
 
 def test_a_gene_set_half_in_another_id_type_is_warned_about(caplog):

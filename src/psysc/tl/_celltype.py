@@ -34,6 +34,7 @@ _TABLE_COLUMNS = ["trait", "group", "method", "beta", "se", "t", "pval", "fdr", 
 MIN_GENES = 5  # genes of a set with a specificity score, at least
 MIN_FRACTION = 0.1  # ... and this fraction of the set, unless MIN_GENES_ANY_FRACTION or more
 MIN_GENES_ANY_FRACTION = 50
+TOP_FRACTION = 0.1  # the most specific genes of each group that make its top-specific gene set
 
 
 def too_few_genes(n_in: int, n_set: int) -> bool:
@@ -301,7 +302,7 @@ def celltype_specificity(
     min_cells_per_group: int = 20,
     min_cells_expressed: int = 10,
     min_mean: float = 0.1,
-    top_fraction: float = 0.1,
+    top_fraction: float = TOP_FRACTION,
     inplace: bool = True,
 ) -> pd.DataFrame | None:
     """Seismic's cell-type specificity score of every gene, and the top-specific gene sets.
@@ -385,11 +386,24 @@ def celltype_specificity(
     if layer is None:
         layer = _default_layer(adata, key_added)
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
-    tables = _compute_specificity(adata, groupby, layer=layer, block_size=block_size, filters=filters)
-    top = top_specific_genes(tables.tstat, top_fraction)
     if not inplace:
+        tables = _compute_specificity(adata, groupby, layer=layer, block_size=block_size, filters=filters)
         tables.spec.attrs.update(tables.info)
         return tables.spec
+    ns = adata.uns.get(key_added)
+    earlier = ns.get("celltype_enrichment_params") if isinstance(ns, Mapping) else None
+    if isinstance(earlier, Mapping) and "celltype_enrichment" in ns:
+        logger.warning("uns[%r]['celltype_enrichment'] was computed from the specificity before this one (groupby %r): "
+                       "run psysc.tl.celltype_enrichment again", key_added, earlier.get("groupby"))
+    _store_specificity(adata, groupby, layer=layer, key_added=key_added, block_size=block_size, filters=filters,
+                       top_fraction=top_fraction)
+    return None
+
+
+def _store_specificity(adata, groupby, *, layer, key_added, block_size, filters, top_fraction) -> None:
+    """Compute the specificity and write it into ``adata`` (varm tables, ``uns[key_added]``)."""
+    tables = _compute_specificity(adata, groupby, layer=layer, block_size=block_size, filters=filters)
+    top = top_specific_genes(tables.tstat, top_fraction)
     rows = adata.var_names.get_indexer(tables.spec.index)
     for suffix, table in (("specificity", tables.spec), ("specificity_t", tables.tstat), ("group_mean", tables.mean)):
         # a plain array: group names (e.g. "L2/3 IT") are not keys of the file, see specificity_table
@@ -411,7 +425,6 @@ def celltype_specificity(
         "added varm[%r], varm[%r], varm[%r] and uns[%r]['specific_genes']",
         f"{key_added}_specificity", f"{key_added}_specificity_t", f"{key_added}_group_mean", key_added,
     )
-    return None
 
 
 def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None:
@@ -450,7 +463,8 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _
             layer = _default_layer(adata, key_added)
         if not inplace:
             return _compute_specificity(adata, groupby, layer=layer, block_size=10_000, filters=filters)
-        celltype_specificity(adata, groupby, layer=layer, key_added=key_added, inplace=True, **filters)
+        _store_specificity(adata, groupby, layer=layer, key_added=key_added, block_size=10_000, filters=filters,
+                           top_fraction=TOP_FRACTION)
         ns = adata.uns[key_added]
     frames = [specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES]
     for f in frames:
@@ -681,7 +695,7 @@ def celltype_enrichment(
     method: str | Sequence[str] = "seismic",
     universe: str = "auto",
     covariates: pd.DataFrame | None = None,
-    top_fraction: float = 0.1,
+    top_fraction: float = TOP_FRACTION,
     layer: str | None = None,
     key_added: str = "psysc",
     min_cells_per_group: int = 20,

@@ -362,11 +362,15 @@ def score_disorders(
         logger.warning("%s not re-scored (too few genes in the data); the scores of an earlier call stay in adata",
                        ", ".join(map(str, earlier)))
     stale = [t for t in traits if t in previous.get("traits", [])]
-    enrichment = ns.get("enrichment")
-    if (stale and isinstance(enrichment, pd.DataFrame) and "trait" in enrichment
-            and enrichment["trait"].isin(stale).any()):
-        logger.warning("uns[%r]['enrichment'] was computed from earlier scores of %s: run "
-                       "psysc.tl.disorder_enrichment again", key_added, ", ".join(map(str, stale)))
+    tables = {f"uns[{key_added!r}]['enrichment']": ns.get("enrichment")}
+    for by, kept in dict(ns.get("enrichment_by_groupby", {})).items():
+        if isinstance(kept, dict):
+            tables[f"uns[{key_added!r}]['enrichment_by_groupby'][{by!r}]"] = kept.get("table")
+    outdated = [name for name, table in tables.items()
+                if stale and isinstance(table, pd.DataFrame) and "trait" in table and table["trait"].isin(stale).any()]
+    if outdated:
+        logger.warning("%s computed from earlier scores of %s: run psysc.tl.disorder_enrichment again",
+                       " and ".join(outdated) + (" were" if len(outdated) > 1 else " was"), ", ".join(map(str, stale)))
     all_traits = list(dict.fromkeys(list(previous.get("traits", [])) + traits))
     params = {
         "n_ctrl": int(n_ctrl),
