@@ -174,6 +174,15 @@ def test_mouse_written_symbols_matched_by_case_and_entrez_ids_are_named(log):
     assert "Entrez gene IDs" in log.text and "gene_loc=" in log.text
 
 
+def test_gene_names_a_spreadsheet_turned_into_dates_are_named(log):
+    """Ziemann et al. 2016: SEPT1 -> 1-Sep, MARCH2 -> 2-Mar; the message says where they came from."""
+    assert to_ensembl(["APOE", "1-Sep", "2-Mar", "GRIN2A", "2006-09-01"]) == [HUMAN["APOE"], HUMAN["GRIN2A"]]
+    assert "3 unmapped names are dates (e.g. ['1-Sep', '2-Mar', '2006-09-01']): a spreadsheet turned" in log.text
+    log.clear()
+    to_ensembl(["APOE", "NOT_A_GENE", "SEPTIN1"])
+    assert "dates" not in log.text
+
+
 def test_real_gwas_gene_sets_map_almost_completely():
     gs = panel("psychiatric")
     ids = to_ensembl(gs)

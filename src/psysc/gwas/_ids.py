@@ -179,12 +179,21 @@ class _Stats:
     n_multi: int = 0
     status: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    dates: list[str] = field(default_factory=list)  # unmapped names that read as spreadsheet dates
 
     def add(self, name: str, status: str) -> None:
         self.status[status] += 1
         ex = self.examples.setdefault(status, [])
         if len(ex) < _N_EXAMPLES:
             ex.append(name)
+        if status == "unmapped" and _SPREADSHEET_DATE.match(str(name)):
+            self.dates.append(str(name))
+
+
+#: what a spreadsheet makes of SEPT1, MARCH2, DEC1 (...): 1-Sep, 2-Mar, 1-Dec, Sep-01, 2006-09-01, 09/01/2006
+_SPREADSHEET_DATE = re.compile(
+    r"^(\d{1,2}-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"-\d{1,4}|\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4})$", re.IGNORECASE)
 
 
 #: a mapper takes one gene name and returns (output names, status)
@@ -324,6 +333,11 @@ def _id_log(target: str, species: str):
         elif unmapped and all(str(g).isdigit() for g in unmapped_ex):
             hint = ("the unmapped names are numbers, as Entrez gene IDs (MAGMA's GENE column) are: read a MAGMA file "
                     "with psysc.gwas.read_magma(path, gene_loc=<the gene.loc file of the run>)")
+        if st.dates:
+            dates = (f"{len(st.dates)} unmapped names are dates (e.g. {st.dates[:3]}): a spreadsheet turned gene "
+                     "symbols such as SEPT1, MARCH2 or DEC1 into them (now SEPTIN1, MARCHF2, BHLHE40); take the genes "
+                     "from the source file, not from a spreadsheet's copy")
+            hint = f"{hint}; {dates}" if hint else dates
         if 2 * c["case"] > st.n_in and guess_species(st.examples.get("case", [])) == _OTHER[species]:
             other = _OTHER[species]
             by_case = (f"most genes matched only ignoring case and are written as {other} genes are (e.g. "
