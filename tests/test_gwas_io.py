@@ -300,6 +300,9 @@ def test_read_magma_takes_p_zero_as_underflow(tmp_path, caplog):
         s = read_magma(path, n_top=2)["zero"]
     assert list(s.index) == ["7", "1"] and s["7"] == 9.0
     assert "1 gene(s) have P = 0 (numerical underflow)" in caplog.text
+    # below any P the file writes, a subnormal one included
+    path.write_text(MAGMA_HEADER + _magma_line("1", 38.3, 1.2e-320) + _magma_line("7", 40.0, 0))
+    assert list(read_magma(path, n_top=None)["zero"].index) == ["7", "1"]
 
 
 def test_read_magma_option_and_column_errors(tmp_path):
@@ -642,6 +645,8 @@ def test_read_gene_stats_huge_z_and_zero_p(tmp_path, caplog):
         s = psysc.gwas.read_gene_stats(path, n_top=2, stat="pval")["T"]
     assert s.index.tolist() == ["B", "A"] and s["B"] == 10.0
     assert "1 gene(s) have P = 0" in caplog.text
+    path.write_text("GENE\tT\nA\t1.2e-320\nB\t0\n")
+    assert psysc.gwas.read_gene_stats(path, n_top=None, stat="pval")["T"].index.tolist() == ["B", "A"]
     path.write_text("GENE\tT\nA\t0.01\nB\t1\n")  # P = 1: a finite z-score
     s = psysc.gwas.read_gene_stats(path, n_top=None, stat="pval")["T"]
     assert np.isfinite(s.to_numpy()).all() and s["B"] < -8

@@ -410,17 +410,18 @@ def _bh_n_significant(pvals: np.ndarray, alpha: float) -> int:
     return int(passed[-1] + 1) if len(passed) else 0
 
 
-def _floor_zero_p(p: np.ndarray, where: str) -> np.ndarray:
-    """Gene P-values with P = 0 set to the smallest normal double, with a warning.
+def _floor_zero_p(p: np.ndarray, where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Gene P-values with P = 0 set to the smallest normal double, with a warning; and the key that ranks them.
 
-    P = 0 is an underflow, as read_sumstats takes it: the most significant genes.
+    P = 0 is an underflow, as read_sumstats takes it: the most significant genes, so they rank before every P the
+    file writes, also a subnormal one such as 1e-320 (rank key -1).
     """
     zero = p == 0
     if zero.any():
-        logger.warning("%s: %d gene(s) have P = 0 (numerical underflow), taken as %.3g", where, int(zero.sum()),
-                       _P_FLOOR)
-        p = np.where(zero, _P_FLOOR, p)
-    return p
+        logger.warning("%s: %d gene(s) have P = 0 (numerical underflow), taken as %.3g and ranked first", where,
+                       int(zero.sum()), _P_FLOOR)
+        return np.where(zero, _P_FLOOR, p), np.where(zero, -1.0, p)
+    return p, p
 
 
 def _check_selection(n_top, fdr, fwer, weight) -> str:
@@ -654,7 +655,7 @@ def read_magma(
             f"{where}, line {line_of[i]} (gene {genes.iloc[i]!r}): P = {df['P'].iloc[i]} is outside [0, 1]; "
             f"{len(bad)} row(s) affected. Is the P column really a MAGMA P-value?"
         )
-    p = _floor_zero_p(p, where)
+    p, rank_key = _floor_zero_p(p, where)
     empty = genes == ""
     if empty.any():
         raise ValueError(f"{where}, line {line_of[int(np.argmax(empty.to_numpy()))]}: empty gene name; fix the GENE "
@@ -664,10 +665,10 @@ def read_magma(
         lines = line_of[(genes == dup[0]).to_numpy()].tolist()
         raise ValueError(f"{where}: duplicated genes {dup[:10]} ({dup[0]!r} on lines {lines}); keep one row per gene")
     if gene_loc is not None:
-        df, genes, z, p = _name_genes(df, genes, z, p, gene_loc, where)
+        df, genes, z, p, rank_key = _name_genes(df, genes, z, p, rank_key, gene_loc, where)
 
     n_genes = len(genes)
-    order = _select_top(p, p, n_top, fdr, fwer, where)
+    order = _select_top(rank_key, p, n_top, fdr, fwer, where)
     n_sel = len(order)
     sel_genes = genes.to_numpy()[order].tolist()
     weights = _gene_weights(z[order], weight, where, "MAGMA z-score")
@@ -899,8 +900,9 @@ def read_gene_stats(
             if v.min() < 0 or v.max() > 1:
                 raise ValueError(f"{where}: trait {name!r} has P-values outside [0, 1]; is it a z-score table "
                                  "(stat='zscore')?")
-            p = np.minimum(_floor_zero_p(v, f"{where}: trait {name!r}"), np.nextafter(1.0, 0.0))  # P = 1: z -8.2
-            z, key = stats.norm.isf(p), p
+            p, key = _floor_zero_p(v, f"{where}: trait {name!r}")
+            p = np.minimum(p, np.nextafter(1.0, 0.0))  # P = 1: z -8.2
+            z = stats.norm.isf(p)
         else:
             z, key = v, -v  # ranked by z: P = 1 - Phi(z) underflows beyond z ~ 38
             p = stats.norm.sf(z)
@@ -981,10 +983,10 @@ def _parse_genes_raw(text: str, where: str):
     return df, corr
 
 
-def _name_genes(df, genes, z, p, gene_loc, where):
+def _name_genes(df, genes, z, p, rank_key, gene_loc, where):
     """The rows of a MAGMA result renamed by the NAME column of ``gene_loc``.
 
-    Unnamed rows are left out; of rows with one name, the one with the smallest P is kept.
+    Unnamed rows are left out; of rows with one name, the one ranked first (``rank_key``, smallest P) is kept.
     """
     from ._sumstats import _read_gene_loc
 
@@ -994,7 +996,7 @@ def _name_genes(df, genes, z, p, gene_loc, where):
                          "it cannot name the genes")
     names = genes.map(dict(zip(loc["GENE"], loc["NAME"], strict=True)))
     named = names.notna().to_numpy() & (names.astype(str).str.strip() != "").to_numpy()
-    order = np.flatnonzero(named)[np.argsort(p[named], kind="stable")]
+    order = np.flatnonzero(named)[np.argsort(rank_key[named], kind="stable")]
     first = ~pd.Index(names.to_numpy()[order]).duplicated(keep="first")
     keep = np.sort(order[first])
     n_unnamed, n_dup = int((~named).sum()), int((~first).sum())
@@ -1004,7 +1006,7 @@ def _name_genes(df, genes, z, p, gene_loc, where):
     if len(keep) == 0:
         raise ValueError(f"no gene of {where} is in {loc_where}: is it the gene.loc file of this MAGMA run?")
     renamed = pd.Series(names.to_numpy()[keep], index=genes.index[keep]).astype(str).str.strip()
-    return df.iloc[keep], renamed, z[keep], p[keep]
+    return df.iloc[keep], renamed, z[keep], p[keep], rank_key[keep]
 
 
 # --------------------------------------------------------------------------------------------------
