@@ -530,11 +530,10 @@ def test_p_zero_replaced(caplog):
     [
         ("P", "1.5", "outside"),
         ("P", "-0.1", "outside"),
-        ("SE", "0", "not > 0"),
-        ("SE", "-0.2", "not > 0"),
+        ("SE", "-0.2", "not > 0"),  # SE 0 is read as missing, BP 0 as unplaced (tests below)
         ("OR", "0", "not > 0"),
         ("N", "0", "not > 0"),
-        ("BP", "0", "not a position"),
+        ("BP", "-5", "not a position"),
         ("BP", "12.5", "not a position"),
         ("P", "abc", "not a number"),
     ],
@@ -1087,6 +1086,23 @@ def test_unplaced_variants_on_chromosome_0_are_dropped_and_counted(caplog):
     assert out["SNP"].tolist() == ["rs1", "rs3"]
     assert out.attrs["qc"]["n_dropped_unplaced"] == 1 and "chromosome 0" in caplog.text
     assert out.attrs["qc"]["n_dropped_other_contigs"] == 0
+    # position 0 is PLINK's code for an unknown position too; PLINK 2's PAR1/PAR2 lie on X
+    out = read_sumstats(df.assign(BP=[100, 200, 0], CHR=["PAR1", "1", "2"]))
+    assert out[["SNP", "CHR"]].values.tolist() == [["rs1", "X"], ["rs2", "1"]]
+    assert out.attrs["qc"]["n_dropped_unplaced"] == 1
+
+
+def test_an_se_of_zero_is_read_as_missing_and_counted(caplog):
+    """A monomorphic variant (BETA 0, SE 0, P 1) does not refuse the file: Z comes from P and the sign of BETA."""
+    df = pd.DataFrame({"SNP": ["rs1", "rs2"], "CHR": "1", "BP": [1, 2], "BETA": [0.0, -0.2], "SE": [0.0, 0.05],
+                       "P": [1.0, 6.3e-5]})
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        out = read_sumstats(df).set_index("SNP")
+    assert out.attrs["qc"]["n_se_zero"] == 1 and "1 row has SE = 0" in caplog.text
+    assert out.loc["rs1", "P"] == 1.0 and out.loc["rs1", "Z"] == 0.0 and np.isnan(out.loc["rs1", "SE"])
+    assert out.loc["rs2", "Z"] == pytest.approx(-4.0)
+    with pytest.raises(ValueError, match="is not > 0"):
+        read_sumstats(df.assign(SE=[-0.1, 0.05]))
 
 
 @pytest.mark.parametrize("contig", ["6_ssto_hap7", "chr6_GL000250v2_alt", "chr1_KI270706v1_random", "chrUn_gl000220",

@@ -239,7 +239,8 @@ def _normalise_chrom_value(value: str) -> str | None:
         if 1 <= i <= 22:
             return str(i)
         return {23: "X", 24: "Y", 25: "X", 26: "MT"}.get(i)
-    return {"x": "X", "y": "Y", "xy": "X", "m": "MT", "mt": "MT"}.get(s)
+    # PLINK 2 names X's pseudo-autosomal regions PAR1 and PAR2 (positions on X)
+    return {"x": "X", "y": "Y", "xy": "X", "par1": "X", "par2": "X", "m": "MT", "mt": "MT"}.get(s)
 
 
 def _normalise_chroms(values: pd.Series) -> np.ndarray:
@@ -803,12 +804,12 @@ def read_sumstats(
       are dropped;
     - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
       empty (separators at the end of the line), are read without them;
-    - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 (PLINK's
-      code for unplaced variants) or on contigs that are not chromosomes (alternate haplotypes such as
+    - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 or at position
+      0 (PLINK's codes for unplaced variants) or on contigs that are not chromosomes (alternate haplotypes such as
       ``6_ssto_hap7`` or ``chr6_GL000250v2_alt``, scaffolds such as ``chrUn_gl000220`` or ``GL000192.1``,
       decoys such as ``hs37d5``);
-    - a P above 1 by at most 1e-5 (rounding in the source) is read as 1; a missing P is filled from ``LP``, else
-      from ``Z`` / ``BETA/SE``;
+    - a P above 1 by at most 1e-5 (rounding in the source) is read as 1, an SE of 0 as missing; a missing P is
+      filled from ``LP``, else from ``Z`` / ``BETA/SE``;
     - P = 0 (underflow in the source) is replaced by the P-value of ``Z`` where ``Z`` (or
       ``BETA/SE``) is known, else by the smallest positive normal double (about 2.2e-308); a P below that
       double is stored as it, its ``Z`` computed from the P given;
@@ -820,7 +821,8 @@ def read_sumstats(
       smallest P.
 
     Chromosome codes: a ``chr`` prefix is dropped, ``M`` is ``MT`` and the numeric codes of
-    PLINK 1.9 are read as 23 = X, 24 = Y, 25 = XY (pseudo-autosomal, on X) and 26 = MT.
+    PLINK 1.9 are read as 23 = X, 24 = Y, 25 = XY (pseudo-autosomal, on X) and 26 = MT; PLINK 2's PAR1 and PAR2
+    are X.
 
     Examples
     --------
@@ -1007,12 +1009,12 @@ def read_sumstats(
             rows(first),
         )
     keep &= essential
-    # PLINK writes chromosome 0 for variants without a known position (unplaced): no gene can hold them
+    # PLINK writes chromosome 0 (and position 0) for variants without a known position: no gene can hold them
     codes, uniques = pd.factorize(raw[found["CHR"]].astype(str), use_na_sentinel=False)
-    unplaced = keep & np.array([_is_unplaced(u) for u in uniques], dtype=bool)[codes]
+    unplaced = keep & (np.array([_is_unplaced(u) for u in uniques], dtype=bool)[codes] | (numeric["BP"][0] == 0))
     qc["n_dropped_unplaced"] = int(unplaced.sum())
     if qc["n_dropped_unplaced"]:
-        logger.warning("%s: %s on chromosome 0 (unplaced, PLINK's code) dropped (first: %s)", where,
+        logger.warning("%s: %s on chromosome 0 or at position 0 (unplaced, PLINK's code) dropped (first: %s)", where,
                        _plural(qc["n_dropped_unplaced"], "row"), rows(int(np.argmax(unplaced))))
     keep &= ~unplaced
     other = keep & np.array([_is_other_contig(u) for u in uniques], dtype=bool)[codes]
@@ -1082,7 +1084,14 @@ def read_sumstats(
         fail_if(known("P") & ((p_src < 0) | (p_src > 1)), "P", "is outside [0, 1]")
     if "LP" in values:
         fail_if(known("LP") & (values["LP"] < 0), "LP", "is negative (LP = -log10 P must be >= 0)")
+    qc["n_se_zero"] = 0
     if "SE" in values:
+        se_zero = values["SE"] == 0  # e.g. a monomorphic variant (BETA 0, P 1): no Z from BETA/SE, P is kept
+        if se_zero.any():
+            qc["n_se_zero"] = int(se_zero.sum())
+            values["SE"] = np.where(se_zero, np.nan, values["SE"])
+            logger.warning("%s: %s SE = 0 (a monomorphic variant?); their SE is read as missing, so Z comes from P "
+                           "and the sign of the effect", where, _plural(qc["n_se_zero"], "row has", "rows have"))
         fail_if(known("SE") & ~(values["SE"] > 0), "SE", "is not > 0")
         fail_if(known("SE") & np.isinf(values["SE"]), "SE", "is not finite")
     if "OR" in values:
