@@ -1054,6 +1054,16 @@ def test_plink_covariate_rows_do_not_replace_the_snps_additive_test(tmp_path, ca
     assert every.attrs["qc"]["n_duplicates"] == 3
 
 
+def test_a_meta_line_that_states_the_build_is_read(tmp_path, caplog):
+    text = "##fileformat=GWAS\n##genome_build=GRCh37\nSNP\tCHR\tBP\tP\nrs429358\t19\t45411941\t1e-50\n"
+    ss = read_sumstats(write(tmp_path / "ad.tsv", text))
+    assert ss.attrs["build"] == "GRCh37"
+    with pytest.raises(ValueError, match="GRCh37"):  # not silently mapped on the GRCh38 table
+        sumstats_to_genes(ss, window=0)
+    plain = read_sumstats(write(tmp_path / "ad.tsv", text.replace("##genome_build=GRCh37\n", "")))
+    assert "build" not in plain.attrs
+
+
 def test_position_columns_that_name_a_build(tmp_path, caplog):
     """pos_b37/pos_b38-like columns state the build; with both, GRCh38 (the bundled table's) is read."""
     both = pd.DataFrame({"rsid": ["rs429358"], "chr": ["19"], "pos_b37": [45411941], "pos_b38": [44908684],

@@ -190,6 +190,8 @@ _BUILDS = {
     "37": "GRCh37",
 }
 _METHODS = ("acat", "minp", "stouffer")
+#: keys of a '##key=value' meta line that state the genome build (compared as _norm_name gives them)
+_BUILD_KEYS = frozenset({"genomebuild", "build", "assembly", "genomeassembly", "referencebuild"})
 
 
 # --------------------------------------------------------------------------------------------------
@@ -388,10 +390,15 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
     # skip VCF-style '##' meta lines, blank lines and '#' comments before the header (a '#' line is the header
     # itself, as PLINK 2's '#CHROM POS ...', unless it names no known column and the next line names some)
     pos, n_before, n_comments = 0, 0, 0
+    stated_build = None
     while pos < len(text):
         end = text.find("\n", pos)
         end = len(text) if end < 0 else end
         line = text[pos:end].strip()
+        if line.startswith("##"):  # e.g. ##genome_build=GRCh37 (GWAS-VCF, GWAS-SSF-like headers)
+            key, _, value = line[2:].partition("=")
+            if _norm_name(key) in _BUILD_KEYS and _BUILDS.get(value.strip().lower()):
+                stated_build = _BUILDS[value.strip().lower()]
         if line and not line.startswith("##"):
             if not (line.startswith("#") and _known_columns(line) < 2 and _known_columns(_next_line(text, end)) >= 2):
                 break
@@ -472,6 +479,7 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
             raise _too_many_fields(where, n_before + 2 + long[0], counts[long[0]], len(names), len(long), sep) from None
         raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
     table.columns = [names[i] for i in kept]
+    info["build"] = stated_build
     return table, n_before + 1, info
 
 
@@ -801,7 +809,7 @@ def read_sumstats(
       (``1:1000``, ``chr1:1000:A:G``, ``1_1000_A_G``: METAL, the Neale lab's UK Biobank files), when 90% of them
       do (rsIDs hold none: the error of the missing columns says where to find them);
     - blank lines, '#' comment lines before the header and repeated header lines (e.g. from concatenated files)
-      are dropped;
+      are dropped; a ``##genome_build=GRCh37``-like meta line sets ``attrs["build"]``;
     - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
       empty (separators at the end of the line), are read without them;
     - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 or at position
@@ -1269,6 +1277,9 @@ def read_sumstats(
     elif (stated := _build_of_column(found["BP"])) is not None:
         out.attrs["build"] = stated
         logger.info("%s: positions read from column %r: on %s", where, found["BP"], out.attrs["build"])
+    elif short.get("build"):
+        out.attrs["build"] = short["build"]
+        logger.info("%s: positions on %s, as the file's meta lines state", where, short["build"])
     out.attrs["columns_recognised"] = {src: std for std, src in found.items()}
     out.attrs["qc"] = qc
     logger.info("read %s of trait %r from %s", _plural(len(out), "SNP"), trait, where)
