@@ -421,6 +421,58 @@ def test_r_write_table_row_names_are_read_as_a_column_of_their_own(tmp_path, sep
     assert trailing["SNP"].tolist() == ["rs1"] and trailing.attrs["qc"]["n_rows_with_trailing_separators"] == 1
 
 
+def test_lines_longer_than_the_header_stay_errors_when_columns_are_left_unread(tmp_path):
+    """Columns not used are not read; pandas would then drop a long line's extra fields without a word."""
+    for name, text in (("a.txt", "SNP CHR BP P INFO\nrs1 1 100 0.5 0.9\nrs2 1 200 0.01 0.8 extra\n"),
+                       ("b.csv", 'SNP,CHR,BP,P,INFO\n"rs1",1,100,0.5,0.9\n"rs2",1,200,0.01,0.8,7\n'),
+                       ("t.txt", "CHR BP P\n1 100 0.5 7\n")):  # one row numbered 1 is a chromosome, not a row name
+        with pytest.raises(ValueError, match=r"line \d: \d fields but the header has \d"):
+            read_sumstats(write(tmp_path / name, text))
+    # a quoted field with the separator inside is one field (not an R row name shifting the header)
+    got = read_sumstats(write(tmp_path / "q.csv", 'SNP,CHR,BP,P,GENE\nrs1,1,100,0.5,"A,B"\nrs2,1,200,0.01,"C,D"\n'))
+    assert got[["SNP", "P"]].values.tolist() == [["rs1", 0.5], ["rs2", 0.01]]
+
+
+def test_header_and_columns_errors_are_said_plainly(tmp_path):
+    path = write(tmp_path / "c.tsv", "SNP\tCHR\tBP\tP\tP\nrs1\t1\t1\t0.1\t0.2\n")
+    with pytest.raises(ValueError, match=r"^\S*c.tsv: duplicated column names \['P'\] in the header; rename them$"):
+        read_sumstats(path)
+    path = write(tmp_path / "d.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t1\t0.1\n")
+    with pytest.raises(ValueError, match=r"^columns=\{'pos': 'BP'\}: \S*d.tsv has no column 'pos'"):
+        read_sumstats(path, columns={"pos": "BP"})
+
+
+def test_an_se_of_zero_without_p_leaves_the_row_without_a_statistic(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        got = read_sumstats(write(tmp_path / "f.tsv", "SNP\tCHR\tBP\tBETA\tSE\nrs1\t1\t1000\t0.1\t0.05\n"
+                                                      "rs2\t1\t1100\t0\t0\n"))
+    assert got["SNP"].tolist() == ["rs1"] and got["P"].notna().all()
+    assert (got.attrs["qc"]["n_se_zero"], got.attrs["qc"]["n_dropped_missing"]) == (1, 1)
+
+
+def test_refseq_chromosome_names_are_read_and_unknown_names_stay_errors(tmp_path):
+    got = read_sumstats(pd.DataFrame({"SNP": ["a", "b", "c", "d"], "BP": [1, 2, 3, 4], "P": 0.5,
+                                      "CHR": ["NC_000001.11", "NC_000023.10", "NC_000024.10", "NC_012920.1"]}))
+    assert got["CHR"].tolist() == ["1", "X", "Y", "MT"]
+    for chrom in ("chr_1", "unknown", "NC_000025.1"):
+        with pytest.raises(ValueError, match=f"unknown chromosome '{chrom}'"):
+            read_sumstats(pd.DataFrame({"SNP": ["a"], "CHR": [chrom], "BP": [1], "P": [0.5]}))
+
+
+def test_decimal_commas_are_read_beside_a_repeated_header_line(tmp_path):
+    got = read_sumstats(write(tmp_path / "d.txt", "SNP;CHR;BP;P\nrs1;1;100;0,05\nSNP;CHR;BP;P\nrs2;1;200;0,5\n"))
+    assert got["P"].tolist() == [0.05, 0.5] and got.attrs["qc"]["n_header_rows"] == 1
+
+
+def test_a_damaged_compressed_file_is_a_clear_error(tmp_path):
+    import lzma
+
+    data = lzma.compress(b"SNP\tCHR\tBP\tP\n" + b"rs1\t1\t100\t0.01\n" * 1000)
+    (tmp_path / "cut.tsv.xz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"cut.tsv.xz' could not be decompressed as xz .*is the file complete"):
+        read_sumstats(tmp_path / "cut.tsv.xz")
+
+
 def test_separator_mismatches_are_named(tmp_path):
     want = read_sumstats(write(tmp_path / "x.tsv", "SNP\tCHR\tBP\tP\nrs1\t1\t100\t0.01\n"))
     got = read_sumstats(write(tmp_path / "x.txt", "SNP;CHR;BP;P\nrs1;1;100;0.01\n"))  # European CSV
@@ -855,11 +907,15 @@ def test_mixed_builds_and_chromosome_names_are_clear_errors(tmp_path, ad):
                                              "positions' build") as err:
             sumstats_to_genes(shifted, gene_loc=loc, window=0, build=build)
         assert "pass build='GRCh37' with gene_loc=" not in str(err.value)
-    # gene locations named with RefSeq accessions: nothing psysc can match
+    # gene locations named with RefSeq accessions (NC_000019.9 is chromosome 19 of GRCh37) are read as such
     g = magma_table()
-    refseq = g.assign(CHR="NC_0000" + g["CHR"].str.zfill(2) + ".10")[["GENE", "CHR", "START", "STOP"]]
+    refseq = g.assign(CHR="NC_0000" + g["CHR"].str.zfill(2) + ".9")[["GENE", "CHR", "START", "STOP"]]
+    plain = g[["GENE", "CHR", "START", "STOP"]]
+    pd.testing.assert_frame_equal(sumstats_to_genes(ad, gene_loc=refseq, window=0, build="GRCh37"),
+                                  sumstats_to_genes(ad, gene_loc=plain, window=0, build="GRCh37"))
+    # names psysc cannot read at all are an error that says so
     with pytest.raises(ValueError, match="rename the chromosomes"):
-        sumstats_to_genes(ad, gene_loc=refseq, window=0)
+        sumstats_to_genes(ad, gene_loc=g.assign(CHR="chrom" + g["CHR"])[["GENE", "CHR", "START", "STOP"]], window=0)
     # genes only on chromosomes the SNPs are not on
     other = g[g["CHR"] == "5"][["GENE", "CHR", "START", "STOP"]]
     with pytest.raises(ValueError, match="no chromosome is shared"):

@@ -177,7 +177,7 @@ def _gene_sets_kind(path: str | Path) -> str:
         return "magma"  # the gene-set analysis outputs: read_magma says what to give instead
     try:
         text = _read_head(path)  # gzip told by its first bytes
-    except (OSError, EOFError):  # unreadable: the .gs reader says why
+    except (OSError, EOFError, ValueError):  # unreadable: the .gs reader says why
         return "gs"
     all_lines = [ln for ln in text.splitlines() if ln.strip()]
     if all_lines and all_lines[0].startswith("#") and ("VERSION" in all_lines[0] or "COVAR" in all_lines[0]):

@@ -53,22 +53,26 @@ def _decompressed(raw: bytes, where: str) -> bytes:
     import zipfile
 
     kind = _compression(raw[:6])
-    if kind == "gzip":
-        return gzip.decompress(raw)
-    if kind == "bzip2":
-        return bz2.decompress(raw)
-    if kind == "xz":
-        return lzma.decompress(raw)
-    if kind == "zip":
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            members = [m for m in archive.infolist() if not m.is_dir()]
-            if len(members) != 1:
-                names = [m.filename for m in members][:5]
-                raise ValueError(f"{where} is a zip archive of {len(members)} files ({names}); unpack it and read "
-                                 "the file you want")
-            return archive.read(members[0])
     if kind == "zstd":
         raise ValueError(f"{where} is compressed with zstd; decompress it first (zstd -d) or recompress it with gzip")
+    try:
+        if kind == "gzip":
+            return gzip.decompress(raw)
+        if kind == "bzip2":
+            return bz2.decompress(raw)
+        if kind == "xz":
+            return lzma.decompress(raw)
+        if kind == "zip":
+            with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if len(members) != 1:
+                    names = [m.filename for m in members][:5]
+                    raise ValueError(f"{where} is a zip archive of {len(members)} files ({names}); unpack it and "
+                                     "read the file you want")
+                return archive.read(members[0])
+    except (OSError, EOFError, lzma.LZMAError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{where} could not be decompressed as {kind} ({err}); is the file complete (a download "
+                         "cut short)?") from err
     return raw
 
 

@@ -25,7 +25,7 @@ from scipy import special, stats
 
 from .._core._cauchy import cauchy_sf, cauchy_terms
 from ._genes import gene_table
-from ._io import _MAX_ZSCORE, _P_FLOOR, _base_name, _read_text
+from ._io import _MAX_ZSCORE, _P_FLOOR, _base_name, _read_text, _split_line
 
 logger = logging.getLogger("psysc")
 
@@ -221,7 +221,15 @@ def _is_unplaced(value) -> bool:
 #: contigs that are not chromosomes, in GRCh37/GRCh38 spellings (after :func:`_chrom_spelling`): alternate
 #: haplotypes and patches (6_ssto_hap7, 6_GL000250v2_alt, HSCHR6_MHC_COX), unlocalised and unplaced scaffolds
 #: (1_KI270706v1_random, Un_gl000220, GL000192.1, KI270728.1), decoys (hs37d5, EBV)
-_OTHER_CONTIG = re.compile(r"_|^(un|gl\d|ki\d|kn\d|jh\d|ml\d|hschr|hs37d5|ebv|nc_|nt_)")
+_OTHER_CONTIG = re.compile(r"^(\d{1,2}|x|y|un)_|^(gl|ki|kn|jh|ml)\d|^hschr|^(nt|nw)_|^(un|hs37d5|ebv)$")
+
+
+#: RefSeq accessions of the human chromosomes (GRCh37: NC_000001.10, GRCh38: NC_000001.11) and of the mitochondrion
+_REFSEQ_CHROM = re.compile(r"^nc_(0000(?:0[1-9]|1\d|2[0-4])|012920)\.\d+$")
+
+
+def _autosome(i: int) -> str | None:
+    return str(i) if 1 <= i <= 22 else None
 
 
 def _is_other_contig(value) -> bool:
@@ -236,6 +244,10 @@ def _normalise_chrom_value(value: str) -> str | None:
     23 = X, 24 = Y, 25 = XY (the pseudo-autosomal region, which lies on X), 26 = MT; ``M`` is MT.
     """
     s = _chrom_spelling(value)
+    refseq = _REFSEQ_CHROM.match(s)  # NC_000001.11: chromosome 1 (23 X, 24 Y); NC_012920.1: MT
+    if refseq:
+        return "MT" if refseq.group(1) == "012920" else {23: "X", 24: "Y"}.get(int(refseq.group(1)),
+                                                                                 _autosome(int(refseq.group(1))))
     if s.isdigit():
         i = int(s)
         if 1 <= i <= 22:
@@ -412,15 +424,14 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
     header = body.split("\n", 1)[0].rstrip("\r")
     if sep is None:
         sep = next((c for c in "\t,;" if c in header), r"\s+")
-    n_head = len(_split_fields(header, sep))
-    first_rows = [_split_fields(ln, sep) for ln in body.split("\n", 101)[1:101] if ln.strip()]
-    if first_rows and all(len(f) == n_head + 1 and f[-1].strip() for f in first_rows):
+    if _r_row_names(header, body, sep):
         # R's write.table (row.names=TRUE, its default) names no column above the row names
         body = _ROW_NAMES + (sep if len(sep) == 1 else " ") + body
         header = body.split("\n", 1)[0].rstrip("\r")
         logger.info("%s: the header names one field fewer than the rows (R's write.table with row names): the first "
                     "column is read as row names (%r) and not used", where, _ROW_NAMES)
     info = {"n_short": 0, "first_short": None}
+    counted = False  # every line's fields counted here (then a line longer than the header has been refused)
     # Count the fields of every line (vectorised over the bytes) for single-character separators:
     # rows with fewer fields than the header are reported; rows with more are an error.
     if len(sep) == 1 and '"' not in body:
@@ -445,27 +456,36 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
         short = np.flatnonzero((data_fields < n_header) & ~data_blank)
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None,
                 "n_trailing_separators": len(long)}
+        counted = True
     elif sep == r"\s+" and '"' not in body:
         # white space: a missing value leaves no empty field, so the values after it move one column left; the
         # rows with fewer fields than the header are found here (a field starts where a gap ends)
         raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
         n_fields = _field_counts(raw, np.append(np.flatnonzero(raw == 10), len(raw)), None)
         data_fields = n_fields[1:]
+        long = np.flatnonzero(data_fields > n_fields[0])
+        if len(long):
+            i = int(long[0])
+            raise _too_many_fields(where, n_before + 2 + i, int(data_fields[i]), int(n_fields[0]), len(long), sep)
         short = np.flatnonzero((data_fields < n_fields[0]) & (data_fields > 0))
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None, "short_rows": short}
+        counted = True
     options = {"sep": sep, "dtype": str, "keep_default_na": False, "na_filter": False, "engine": "c"}
     names: list[str] = []
     try:
         # the header's own names: pandas renames a repeated name (P, P.1), which would hide the clash
         names = [str(c).strip() or f"Unnamed: {i}"
                  for i, c in enumerate(pd.read_csv(io.StringIO(header), header=None, **options).iloc[0])]
-        repeated = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
-        if repeated:
-            raise ValueError(f"{where}: duplicated column names {repeated} in the header; rename them")
-        kept = list(range(len(names)))
-        if select is not None:
-            wanted = set(select(names))
-            kept = [i for i, n in enumerate(names) if n in wanted]
+    except (pd.errors.ParserError, ValueError) as err:
+        raise ValueError(f"{where}: the header could not be read with separator {sep!r} ({err}); pass sep=") from err
+    repeated = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
+    if repeated:
+        raise ValueError(f"{where}: duplicated column names {repeated} in the header; rename them")
+    kept = list(range(len(names)))
+    if select is not None and counted:  # pandas drops the fields of a long line it does not read, without a word
+        wanted = set(select(names))
+        kept = [i for i, n in enumerate(names) if n in wanted]
+    try:
         with warnings.catch_warnings():
             # pandas only warns (and drops the extra fields) when a line has more fields than the header
             warnings.simplefilter("error", pd.errors.ParserWarning)
@@ -479,12 +499,33 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
             raise _too_many_fields(where, n_before + 2 + long[0], counts[long[0]], len(names), len(long), sep) from None
         raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
     table.columns = [names[i] for i in kept]
+    if select is not None and not counted:  # read whole, then narrowed
+        wanted = set(select(names))
+        table = table[[n for n in table.columns if n in wanted]]
     info["build"] = stated_build
     return table, n_before + 1, info
 
 
 #: the name given to a column of row names above which the header names nothing (R's write.table)
 _ROW_NAMES = "row_names"
+
+
+def _r_row_names(header: str, body: str, sep: str) -> bool:
+    """Whether the rows start with row names that the header names no column for, as R's write.table writes them.
+
+    The first 100 rows (fields split as CSV, quotes respected) all have one field more than the header, the last
+    one not empty (not a trailing separator), and R's marks are there: a quoted header (``quote=TRUE``, the
+    default) or row names ``1, 2, 3, ...`` on two rows or more (the default row names; a lone ``1`` may be a
+    chromosome).
+    """
+    one = sep if len(sep) == 1 else None  # None: white space
+    head = _split_line(header, one)
+    rows = [_split_line(line.rstrip("\r"), one) for line in body.split("\n", 101)[1:101] if line.strip()]
+    if not rows or not all(len(f) == len(head) + 1 and f[-1] for f in rows):
+        return False
+    quoted = all(h.startswith('"') and h.endswith('"') for h in header.strip().split(one) if h)
+    numbered = len(rows) > 1 and [f[0] for f in rows] == [str(i + 1) for i in range(len(rows))]
+    return quoted or numbered
 
 
 def _field_counts(raw: np.ndarray, ends: np.ndarray, sep: str | None, chunk: int = 1 << 22) -> np.ndarray:
@@ -810,8 +851,9 @@ def read_sumstats(
       do (rsIDs hold none: the error of the missing columns says where to find them);
     - blank lines, '#' comment lines before the header and repeated header lines (e.g. from concatenated files)
       are dropped; a ``##genome_build=GRCh37``-like meta line sets ``attrs["build"]``;
-    - rows with fewer fields than the header are read with the missing fields empty; rows with more, all of them
-      empty (separators at the end of the line), are read without them;
+    - rows with fewer fields than the header are read with the missing fields empty (tab-, comma- or
+      semicolon-separated files) or dropped (white-space separated: the missing field is not told); rows with
+      more, all of them empty (separators at the end of the line), are read without them;
     - rows without a chromosome, a position or any statistic are dropped, and rows on chromosome 0 or at position
       0 (PLINK's codes for unplaced variants) or on contigs that are not chromosomes (alternate haplotypes such as
       ``6_ssto_hap7`` or ``chr6_GL000250v2_alt``, scaffolds such as ``chrUn_gl000220`` or ``GL000192.1``,
@@ -916,12 +958,23 @@ def read_sumstats(
         bad = numeric[std][1]
         if bad.any():
             cells = [str(c).strip() for c in raw[found[std]].to_numpy(dtype=object)[bad]]
-            if all(_DECIMAL_COMMA.match(c) for c in cells):
+            cells = [c for c in cells if _norm_name(c) != _norm_name(found[std])]  # repeated header lines
+            if cells and all(_DECIMAL_COMMA.match(c) for c in cells):
                 numeric[std] = _parse_numeric(raw[found[std]].astype(str).str.replace(",", ".", regex=False))
                 commas[found[std]] = cells[0]
     if commas:
         logger.info("%s: %s written with a decimal comma (e.g. %s); read with a decimal point", where,
                     ", ".join(commas), ", ".join(f"{c} {v!r}" for c, v in commas.items()))
+    qc["n_se_zero"] = 0
+    if "SE" in numeric:  # e.g. a monomorphic variant (BETA 0, SE 0, P 1): no Z from BETA/SE
+        se, se_bad = numeric["SE"]
+        se_zero = se == 0
+        if se_zero.any():
+            qc["n_se_zero"] = int(se_zero.sum())
+            numeric["SE"] = (np.where(se_zero, np.nan, se), se_bad)
+            logger.warning("%s: %s SE = 0 (a monomorphic variant?): their SE is read as missing (Z then comes from P "
+                           "and the sign of the effect; a row without P is dropped with the rows without a statistic)",
+                           where, _plural(qc["n_se_zero"], "row has", "rows have"))
     missing = {std: np.isnan(v) & ~bad for std, (v, bad) in numeric.items()}
     for std in ("CHR", "A1", "A2"):
         if std in found:
@@ -1092,14 +1145,7 @@ def read_sumstats(
         fail_if(known("P") & ((p_src < 0) | (p_src > 1)), "P", "is outside [0, 1]")
     if "LP" in values:
         fail_if(known("LP") & (values["LP"] < 0), "LP", "is negative (LP = -log10 P must be >= 0)")
-    qc["n_se_zero"] = 0
     if "SE" in values:
-        se_zero = values["SE"] == 0  # e.g. a monomorphic variant (BETA 0, P 1): no Z from BETA/SE, P is kept
-        if se_zero.any():
-            qc["n_se_zero"] = int(se_zero.sum())
-            values["SE"] = np.where(se_zero, np.nan, values["SE"])
-            logger.warning("%s: %s SE = 0 (a monomorphic variant?); their SE is read as missing, so Z comes from P "
-                           "and the sign of the effect", where, _plural(qc["n_se_zero"], "row has", "rows have"))
         fail_if(known("SE") & ~(values["SE"] > 0), "SE", "is not > 0")
         fail_if(known("SE") & np.isinf(values["SE"]), "SE", "is not finite")
     if "OR" in values:

@@ -142,7 +142,7 @@ def _row_sums_of(adata: AnnData, X, cells: list[str]) -> np.ndarray | None:
     idx = adata.obs_names.get_indexer(cells)
     if (idx < 0).any():
         return None
-    return np.asarray(X[idx].sum(axis=1), dtype=np.float64).ravel()
+    return np.asarray(X[idx].sum(axis=1, dtype=np.float64)).ravel()
 
 
 def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str, matrix: str) -> None:
