@@ -419,7 +419,8 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
     if n_comments:
         logger.info("%s: %s before the header skipped", where, _plural(n_comments, "comment line"))
     body = text[pos:]
-    if not body.strip():
+    del text  # the body alone from here on (a large file is held once, then as bytes)
+    if not body or body.isspace():
         raise ValueError(f"{where} is empty; expected a header line and one line per SNP")
     header = body.split("\n", 1)[0].rstrip("\r")
     if sep is None:
@@ -430,12 +431,15 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
         header = body.split("\n", 1)[0].rstrip("\r")
         logger.info("%s: the header names one field fewer than the rows (R's write.table with row names): the first "
                     "column is read as row names (%r) and not used", where, _ROW_NAMES)
+    data = body.encode("utf-8")  # what pandas parses (from bytes: no 4-byte-per-character copy of the text)
+    quoted = '"' in body
+    del body
     info = {"n_short": 0, "first_short": None}
     counted = False  # every line's fields counted here (then a line longer than the header has been refused)
     # Count the fields of every line (vectorised over the bytes) for single-character separators:
     # rows with fewer fields than the header are reported; rows with more are an error.
-    if len(sep) == 1 and '"' not in body:
-        raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+    if len(sep) == 1 and not quoted:
+        raw = np.frombuffer(data, dtype=np.uint8)
         newlines = np.flatnonzero(raw == 10)
         starts = np.concatenate(([0], newlines + 1))
         ends = np.concatenate((newlines, [len(raw)]))
@@ -450,17 +454,17 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
             if trimmed is None:
                 i = int(long[0])
                 raise _too_many_fields(where, n_before + 2 + i, int(data_fields[i]), int(n_header), len(long), sep)
-            body = trimmed
+            data = trimmed.encode("utf-8")
             logger.info("%s: %s end with empty fields beyond the header's %d (trailing separators); they are ignored",
                         where, _plural(len(long), "line"), int(n_header))
         short = np.flatnonzero((data_fields < n_header) & ~data_blank)
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None,
                 "n_trailing_separators": len(long)}
         counted = True
-    elif sep == r"\s+" and '"' not in body:
+    elif sep == r"\s+" and not quoted:
         # white space: a missing value leaves no empty field, so the values after it move one column left; the
         # rows with fewer fields than the header are found here (a field starts where a gap ends)
-        raw = np.frombuffer(body.encode("utf-8"), dtype=np.uint8)
+        raw = np.frombuffer(data, dtype=np.uint8)
         n_fields = _field_counts(raw, np.append(np.flatnonzero(raw == 10), len(raw)), None)
         data_fields = n_fields[1:]
         long = np.flatnonzero(data_fields > n_fields[0])
@@ -489,11 +493,11 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
         with warnings.catch_warnings():
             # pandas only warns (and drops the extra fields) when a line has more fields than the header
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            table = pd.read_csv(io.StringIO(body), skip_blank_lines=False, index_col=False,
+            table = pd.read_csv(io.BytesIO(data), encoding="utf-8", skip_blank_lines=False, index_col=False,
                                 usecols=kept if len(kept) < len(names) else None, **options)
     except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError) as err:
         # a line with more fields than the header: a warning for the first data line, an error for a later one
-        counts = [len(_split_fields(line, sep)) for line in body.split("\n")[1:]]
+        counts = [len(_split_fields(line, sep)) for line in data.decode("utf-8").split("\n")[1:]]
         long = [i for i, n in enumerate(counts) if n > len(names)]
         if names and long:
             raise _too_many_fields(where, n_before + 2 + long[0], counts[long[0]], len(names), len(long), sep) from None
@@ -764,16 +768,31 @@ def _check_required(found: dict[str, str], names: list[str], where: str, hint: s
         )
 
 
-def _id_key(out: pd.DataFrame) -> pd.DataFrame:
-    return out[["SNP"]]
+def _id_key(out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """The SNP ID as an integer key (and a constant second key)."""
+    return pd.factorize(out["SNP"])[0].astype(np.int64), np.zeros(len(out), dtype=np.int64)
 
 
-def _variant_key(out: pd.DataFrame) -> pd.DataFrame:
-    """CHR, BP and the two alleles in sorted order: the same variant whichever allele is the effect allele."""
-    a1, a2 = out["A1"].to_numpy(dtype=object), out["A2"].to_numpy(dtype=object)
-    first = a1 <= a2
-    return pd.DataFrame({"CHR": out["CHR"].to_numpy(), "BP": out["BP"].to_numpy(), "lo": np.where(first, a1, a2),
-                         "hi": np.where(first, a2, a1)})
+def _variant_key(out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """CHR:BP and the two alleles in sorted order, as two integer keys.
+
+    The same variant whichever allele is the effect allele.
+    """
+    position = _chrom_codes(out["CHR"].to_numpy(dtype=object)) * _KEY_SHIFT + out["BP"].to_numpy(dtype=np.int64)
+    codes, alleles = pd.factorize(pd.concat([out["A1"], out["A2"]], ignore_index=True))
+    a1, a2 = codes[: len(out)].astype(np.int64), codes[len(out) :].astype(np.int64)
+    return position, np.minimum(a1, a2) * (len(alleles) + 1) + np.maximum(a1, a2)
+
+
+def _best_of_each(major: np.ndarray, minor: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Positions (sorted) of the row with the smallest P (ties: the first) among the rows of each (major, minor)."""
+    n = len(p)
+    by_p = np.empty(n, dtype=np.int64)
+    by_p[np.lexsort((np.arange(n), p))] = np.arange(n)  # rank of each row by P, then input order
+    order = np.lexsort((by_p, minor, major))
+    first = np.ones(n, dtype=bool)
+    first[1:] = (np.diff(major[order]) != 0) | (np.diff(minor[order]) != 0)
+    return np.sort(order[first])
 
 
 def _trait_from_path(path) -> str:
@@ -1300,11 +1319,9 @@ def read_sumstats(
     if "A1" in out and "A2" in out:
         keys.append(_variant_key)
     for make_key in keys:
-        key = make_key(out)
-        if key.duplicated().any():
-            by_p = np.lexsort((np.arange(len(out)), out["P"].to_numpy()))
-            first = ~key.iloc[by_p].duplicated().to_numpy()
-            kept = np.sort(by_p[first])
+        major, minor = make_key(out)
+        kept = _best_of_each(major, minor, out["P"].to_numpy())
+        if len(kept) < len(out):
             n_dup += len(out) - len(kept)
             out = out.iloc[kept].reset_index(drop=True)
             order_rows = order_rows[kept]
