@@ -768,6 +768,20 @@ def _check_required(found: dict[str, str], names: list[str], where: str, hint: s
         )
 
 
+class _KeptRows:
+    """The kept rows of a table of strings, one column at a time.
+
+    A copy of every column at once would double the memory that the table holds.
+    """
+
+    def __init__(self, table: pd.DataFrame, rows: np.ndarray):
+        self.table, self.rows = table, rows
+        self.columns = table.columns
+
+    def __getitem__(self, column: str) -> pd.Series:
+        return self.table[column].iloc[self.rows]
+
+
 def _id_key(out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """The SNP ID as an integer key (and a constant second key)."""
     return pd.factorize(out["SNP"])[0].astype(np.int64), np.zeros(len(out), dtype=np.int64)
@@ -1111,7 +1125,7 @@ def read_sumstats(
         hint = ("; every row has fewer fields than the header: do the rows use another separator than the header? "
                 "Pass sep=" if qc["n_short_rows"] and qc["n_short_rows"] >= int((~blank & ~header_like).sum()) else "")
         raise ValueError(f"{where}: no row has a chromosome, a position and a statistic; check the file{hint}")
-    sub = raw.iloc[keep_idx]
+    sub = _KeptRows(raw, keep_idx)
     sub_missing = {std: m[keep_idx] for std, m in missing.items()}
 
     # 3. values: numbers, chromosomes, alleles
@@ -1312,6 +1326,7 @@ def read_sumstats(
         if std in values:
             out[std] = values[std]
     order_rows = keep_idx
+    raw = sub = numeric = missing = sub_missing = None  # the text table is read: the memory it holds is given back
 
     # 6. duplicates: keep the smallest P
     n_dup = 0
