@@ -587,6 +587,7 @@ def test_p_zero_replaced(caplog):
         ("N", "0", "not > 0"),
         ("BP", "-5", "not a position"),
         ("BP", "12.5", "not a position"),
+        ("BP", "4294967396", "not a position"),  # 2^32 + 100: would share a key with chromosome + 1, position 100
         ("P", "abc", "not a number"),
     ],
 )

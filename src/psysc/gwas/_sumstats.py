@@ -871,7 +871,7 @@ def read_sumstats(
     ValueError
         If ``CHR``, ``BP`` or every statistic (P, Z, BETA+SE, OR+SE) is missing (the message lists
         the columns present and the ``columns=`` fix); if a value is impossible: P outside
-        [0, 1], SE <= 0, OR <= 0, N <= 0, BP < 1 or not an integer, an unknown chromosome, or a
+        [0, 1], SE <= 0, OR <= 0, N <= 0, BP < 1, >= 2^32 or not an integer, an unknown chromosome, or a
         non-numeric number (the message names the first bad row, as the 1-based data row and line
         of the file, and its value).
 
@@ -1165,7 +1165,8 @@ def read_sumstats(
         return ~np.isnan(values[std])
 
     bp = values["BP"]
-    fail_if((bp < 1) | (bp != np.floor(bp)) | ~np.isfinite(bp), "BP", "is not a position (an integer >= 1)")
+    fail_if((bp < 1) | (bp >= _KEY_SHIFT) | (bp != np.floor(bp)) | ~np.isfinite(bp), "BP",
+            "is not a position (an integer from 1 to 2^32 - 1; the longest human chromosome has 2.5e8 bases)")
     qc["n_p_rounded_to_1"] = 0
     if "P" in values:
         p_src = values["P"]
