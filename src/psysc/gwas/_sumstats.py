@@ -871,7 +871,7 @@ def read_sumstats(
     ValueError
         If ``CHR``, ``BP`` or every statistic (P, Z, BETA+SE, OR+SE) is missing (the message lists
         the columns present and the ``columns=`` fix); if a value is impossible: P outside
-        [0, 1], SE <= 0, OR <= 0, N <= 0, BP < 1, >= 2^32 or not an integer, an unknown chromosome, or a
+        [0, 1], SE < 0, OR <= 0, N <= 0, BP < 1, >= 2^32 or not an integer, an unknown chromosome, or a
         non-numeric number (the message names the first bad row, as the 1-based data row and line
         of the file, and its value).
 
