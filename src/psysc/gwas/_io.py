@@ -1049,14 +1049,15 @@ def read_gene_list(
     Parameters
     ----------
     path_or_list
-        Either a path to a text file (optionally gzip-compressed), or the genes themselves: a
-        list, tuple, array, :class:`pandas.Index`, Series of gene names, a set (sorted), or a
-        mapping gene -> weight. A file whose lines contain no tab and no comma (and whose name does
-        not end in ``.csv``/``.tsv``/``.tab``) is read as one gene per line, without header (a first
-        line that is a usual column name, such as ``gene`` or ``symbol``, is taken as one); lines
-        starting with ``#`` and blank lines are skipped. Otherwise the file is read as a table with
-        a header row, tab-separated if the first line contains a tab (or the name ends in
-        ``.tsv``/``.tab``), comma-separated if not.
+        Either a path to a text file (plain, or compressed with gzip, bzip2, xz or zip), or the genes
+        themselves: a list, tuple, array, :class:`pandas.Index`, Series of gene names, a set (sorted),
+        or a mapping gene -> weight. A file whose first line holds no tab, comma or semicolon (and whose
+        name does not end in ``.csv``/``.tsv``/``.tab``) is read as one gene per line, without header (a
+        first line that is a usual column name, such as ``gene`` or ``symbol``, is taken as one; a later
+        line with several fields is an error); lines starting with ``#`` and blank lines are skipped.
+        Otherwise the file is read as a table with a header row, tab-separated if the first line
+        contains a tab (or the name ends in ``.tsv``/``.tab``), else comma-separated, or
+        semicolon-separated when the first line has semicolons and no comma (European spreadsheets).
     column
         Name or 0-based position of the gene column of a table; required when the table has more
         than one column. Given with a one-gene-per-line file, the first line is read as its header.

@@ -228,10 +228,6 @@ _OTHER_CONTIG = re.compile(r"^(\d{1,2}|x|y|un)_|^(gl|ki|kn|jh|ml)\d|^hschr|^(nt|
 _REFSEQ_CHROM = re.compile(r"^nc_(0000(?:0[1-9]|1\d|2[0-4])|012920)\.\d+$")
 
 
-def _autosome(i: int) -> str | None:
-    return str(i) if 1 <= i <= 22 else None
-
-
 def _is_other_contig(value) -> bool:
     """A contig that is not a chromosome (:data:`_OTHER_CONTIG`): no gene of psysc's gene tables lies on one."""
     return _normalise_chrom_value(value) is None and bool(_OTHER_CONTIG.search(_chrom_spelling(value)))
@@ -244,10 +240,9 @@ def _normalise_chrom_value(value: str) -> str | None:
     23 = X, 24 = Y, 25 = XY (the pseudo-autosomal region, which lies on X), 26 = MT; ``M`` is MT.
     """
     s = _chrom_spelling(value)
-    refseq = _REFSEQ_CHROM.match(s)  # NC_000001.11: chromosome 1 (23 X, 24 Y); NC_012920.1: MT
+    refseq = _REFSEQ_CHROM.match(s)  # NC_000001.11: chromosome 1 (numbered as PLINK: 23 X, 24 Y); NC_012920.1: MT
     if refseq:
-        return "MT" if refseq.group(1) == "012920" else {23: "X", 24: "Y"}.get(int(refseq.group(1)),
-                                                                                 _autosome(int(refseq.group(1))))
+        s = "mt" if refseq.group(1) == "012920" else str(int(refseq.group(1)))
     if s.isdigit():
         i = int(s)
         if 1 <= i <= 22:
@@ -350,7 +345,7 @@ def _check_z_against_p(z, p, qc, where, rows, keep_idx, z_source: str) -> None:
     qc["n_z_p_disagree"] = 0
     if not both.any():
         return
-    z_of_p = stats.norm.isf(np.maximum(p[both], np.finfo(np.float64).tiny) / 2.0)
+    z_of_p = stats.norm.isf(np.maximum(p[both], _P_FLOOR) / 2.0)
     off = np.zeros(len(z), dtype=bool)
     off[both] = np.abs(np.abs(z[both]) - z_of_p) > 1.0 + np.abs(z_of_p) / 4.0
     qc["n_z_p_disagree"] = int(off.sum())
@@ -454,7 +449,7 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
             if trimmed is None:
                 i = int(long[0])
                 raise _too_many_fields(where, n_before + 2 + i, int(data_fields[i]), int(n_header), len(long), sep)
-            data = trimmed.encode("utf-8")
+            data = trimmed
             logger.info("%s: %s end with empty fields beyond the header's %d (trailing separators); they are ignored",
                         where, _plural(len(long), "line"), int(n_header))
         short = np.flatnonzero((data_fields < n_header) & ~data_blank)
@@ -485,10 +480,10 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
     repeated = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
     if repeated:
         raise ValueError(f"{where}: duplicated column names {repeated} in the header; rename them")
-    kept = list(range(len(names)))
-    if select is not None and counted:  # pandas drops the fields of a long line it does not read, without a word
-        wanted = set(select(names))
-        kept = [i for i, n in enumerate(names) if n in wanted]
+    wanted = set(names) if select is None else set(select(names))
+    # unread columns only where every line's fields were counted: pandas drops the fields of a long line it does
+    # not read, without a word
+    kept = [i for i, n in enumerate(names) if n in wanted or not counted]
     try:
         with warnings.catch_warnings():
             # pandas only warns (and drops the extra fields) when a line has more fields than the header
@@ -503,8 +498,7 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None) -> tuple[
             raise _too_many_fields(where, n_before + 2 + long[0], counts[long[0]], len(names), len(long), sep) from None
         raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
     table.columns = [names[i] for i in kept]
-    if select is not None and not counted:  # read whole, then narrowed
-        wanted = set(select(names))
+    if len(kept) > len(wanted):  # read whole, then narrowed
         table = table[[n for n in table.columns if n in wanted]]
     info["build"] = stated_build
     return table, n_before + 1, info
@@ -606,8 +600,8 @@ def _next_line(text: str, end: int) -> str:
 
 
 def _without_trailing_empty_fields(raw: np.ndarray, sep: str, starts: np.ndarray, ends: np.ndarray,
-                                   n_header: int) -> str | None:
-    """The table's text with the long lines cut to the header's fields, when all they hold beyond is empty; or None.
+                                   n_header: int) -> bytes | None:
+    """The table's bytes with the long lines cut to the header's fields, when all they hold beyond is empty; or None.
 
     ``raw``: the bytes of the table; ``starts``/``ends``: the long lines' byte ranges (``ends`` at the newline).
     A line is cut at its ``n_header``-th separator when every byte from there to the end of the line (less a
@@ -623,7 +617,7 @@ def _without_trailing_empty_fields(raw: np.ndarray, sep: str, starts: np.ndarray
     delta = np.zeros(len(raw) + 1, dtype=np.int32)  # drop the bytes from each cut to its line's end
     np.add.at(delta, cut, -1)
     np.add.at(delta, line_end, 1)
-    return raw[np.cumsum(delta[:-1]) == 0].tobytes().decode("utf-8")
+    return raw[np.cumsum(delta[:-1]) == 0].tobytes()
 
 
 def _too_many_fields(where: str, line_no: int, n_fields: int, n_header: int, n_long: int, sep: str) -> ValueError:
@@ -715,13 +709,13 @@ def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
     """CHR and BP from variant IDs such as ``1:1000:A:G`` when the file has no position columns.
 
     Used when most IDs (90% of the first 10,000 given) have that form; rows whose ID has not are left without a
-    position (dropped and counted later). Returns the table, its column names and, for IDs that are rsIDs, a hint
-    for the error of the missing columns: positions come from a reference of the file's build.
+    position (dropped and counted later). Returns the table and, for IDs that are rsIDs, a hint for the error of
+    the missing columns: positions come from a reference of the file's build.
     """
     ids = raw[found["SNP"]].astype(str).str.strip()
     sample = ids[~ids.str.lower().isin(_MISSING)].head(10_000)
     if not len(sample):
-        return raw, list(raw.columns), ""
+        return raw, ""
     parts = ids.str.extract(_POSITION_ID)
     if parts.loc[sample.index, 0].notna().mean() < 0.9:
         hint = ""
@@ -729,7 +723,7 @@ def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
             hint = (f"The variants are named by rsID (e.g. {sample.iloc[0]!r}), which holds no position: if the file "
                     "has no position column, add each variant's chromosome and position from a reference of the "
                     "same genome build (e.g. merge with a PLINK .bim file or a dbSNP table on the SNP column). ")
-        return raw, list(raw.columns), hint
+        return raw, hint
     raw = raw.copy()
     new = {}
     for std, part in (("CHR", 0), ("BP", 1)):
@@ -739,7 +733,7 @@ def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
             found[std] = new[std] = col
     logger.info("%s: no %s column: read from the variant IDs of %s (e.g. %r)", where, " or ".join(new),
                 found["SNP"], sample.iloc[0])
-    return raw, list(raw.columns), ""
+    return raw, ""
 
 
 def _check_required(found: dict[str, str], names: list[str], where: str, hint: str = "") -> None:
@@ -970,7 +964,7 @@ def read_sumstats(
 
     hint = ""
     if "SNP" in found and ("CHR" not in found or "BP" not in found):
-        raw, _, hint = _positions_from_ids(raw, found, where)
+        raw, hint = _positions_from_ids(raw, found, where)
     _check_required(found, header, where, hint)
     logger.info(
         "%s: recognised columns %s; ignored %s",
@@ -1104,14 +1098,13 @@ def read_sumstats(
         )
     keep &= essential
     # PLINK writes chromosome 0 (and position 0) for variants without a known position: no gene can hold them
-    codes, uniques = pd.factorize(raw[found["CHR"]].astype(str), use_na_sentinel=False)
-    unplaced = keep & (np.array([_is_unplaced(u) for u in uniques], dtype=bool)[codes] | (numeric["BP"][0] == 0))
+    unplaced = keep & (_map_unique(raw[found["CHR"]], _is_unplaced).astype(bool) | (numeric["BP"][0] == 0))
     qc["n_dropped_unplaced"] = int(unplaced.sum())
     if qc["n_dropped_unplaced"]:
         logger.warning("%s: %s on chromosome 0 or at position 0 (unplaced, PLINK's code) dropped (first: %s)", where,
                        _plural(qc["n_dropped_unplaced"], "row"), rows(int(np.argmax(unplaced))))
     keep &= ~unplaced
-    other = keep & np.array([_is_other_contig(u) for u in uniques], dtype=bool)[codes]
+    other = keep & _map_unique(raw[found["CHR"]], _is_other_contig).astype(bool)
     qc["n_dropped_other_contigs"] = int(other.sum())
     if qc["n_dropped_other_contigs"]:
         names = pd.unique(raw[found["CHR"]].astype(str).to_numpy()[other])

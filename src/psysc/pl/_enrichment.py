@@ -27,6 +27,13 @@ _ASSOC_MARKER = "*"
 _HETERO_MARKER = "×"
 
 
+
+def symmetric_bound(values) -> float:
+    """The largest finite ``|value|``, the bound of a colour scale centred on 0 (1.0 when there is none above 0)."""
+    finite = np.abs(np.asarray(values, dtype=float))
+    finite = finite[np.isfinite(finite)]
+    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
 def _enrichment_table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
     """The tidy enrichment table, from a DataFrame or from ``adata.uns[key]["enrichment"]``."""
     if isinstance(data, pd.DataFrame):
@@ -216,8 +223,8 @@ def enrichment_heatmap(
         vmin, vmax = 0.0, (1.0 if shown.count() == 0 or shown.max() <= 0 else None)
         cmap = cmap or "Reds"
     else:  # a z-score: symmetric about 0, so that white is no effect
-        top = float(np.abs(shown).max()) if shown.count() else 1.0
-        vmin, vmax = -(top or 1.0), (top or 1.0)
+        top = symmetric_bound(values)
+        vmin, vmax = -top, top
         cmap = cmap or "RdBu_r"
     im = ax.imshow(shown, cmap=cmap, aspect="auto", interpolation="nearest", vmin=vmin, vmax=vmax)
     cbar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)

@@ -5,9 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from ._enrichment import _finish
+from ._enrichment import _finish, symmetric_bound
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -130,9 +128,7 @@ def scores(
         kwargs.setdefault("cmap", "RdBu_r")
         if not {"vmin", "vmax", "vcenter", "norm"} & kwargs.keys():
             # symmetric, linear colour scale: 0 is the neutral colour
-            finite = np.abs(np.asarray(adata.obs[column], dtype=float))
-            finite = finite[np.isfinite(finite)]
-            bound = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+            bound = symmetric_bound(adata.obs[column])
             kwargs["vmin"], kwargs["vmax"] = -bound, bound
     else:  # the strongest evidence darkest: high -log10 p, low p
         kwargs.setdefault("cmap", "Reds" if value == "nlog10_pval" else "Reds_r")

@@ -106,10 +106,14 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
 _FINGERPRINT_ROWS = 1_000
 
 
+def _head_block(X, k: int):
+    """The first ``k`` rows of ``X`` (in memory: a slice; backed or dask: the first row block)."""
+    return X[:k] if isinstance(X, np.ndarray) or sparse.issparse(X) else next(iter_row_blocks(X, k))[2]
+
+
 def _head_row_sums(X, k: int) -> np.ndarray:
-    """float64 sums of the first ``k`` rows of ``X`` (in memory: a slice; backed or dask: the first row block)."""
-    block = X[:k] if isinstance(X, np.ndarray) or sparse.issparse(X) else next(iter_row_blocks(X, k))[2]
-    return np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+    """float64 sums of the first ``k`` rows of ``X``."""
+    return np.asarray(_head_block(X, k).sum(axis=1, dtype=np.float64)).ravel()
 
 
 def data_fingerprint(adata: AnnData, X, row_sums: np.ndarray | None = None) -> dict:
@@ -171,9 +175,8 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
     then = np.asarray(stored["row_sums"], dtype=np.float64)
     scale = float(np.abs(then).mean()) if then.size else 0.0
     if not np.allclose(now, then, rtol=1e-5, atol=1e-6 * scale):
-        k = min(len(stored["cells"]), adata.n_obs)
-        head = X[:k] if isinstance(X, np.ndarray) or sparse.issparse(X) else next(iter_row_blocks(X, k))[2]
-        if (head.min() if sparse.issparse(head) else np.min(head)) < 0:  # scaled: preparing it again cannot help
+        head = _head_block(X, min(len(stored["cells"]), adata.n_obs))
+        if head.min() < 0:  # scaled: preparing it again cannot help
             raise ValueError(
                 f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has been "
                 "scaled or centred since (it now holds negative values; sc.pp.scale?): psysc scores log-normalised "

@@ -363,9 +363,9 @@ def score_disorders(
                        ", ".join(map(str, earlier)))
     stale = [t for t in traits if t in previous.get("traits", [])]
     tables = {f"uns[{key_added!r}]['enrichment']": ns.get("enrichment")}
-    for by, kept in dict(ns.get("enrichment_by_groupby", {})).items():
-        if isinstance(kept, dict):
-            tables[f"uns[{key_added!r}]['enrichment_by_groupby'][{by!r}]"] = kept.get("table")
+    for by, entry in dict(ns.get("enrichment_by_groupby", {})).items():
+        if isinstance(entry, dict):
+            tables[f"uns[{key_added!r}]['enrichment_by_groupby'][{by!r}]"] = entry.get("table")
     outdated = [name for name, table in tables.items()
                 if stale and isinstance(table, pd.DataFrame) and "trait" in table and table["trait"].isin(stale).any()]
     if outdated:
