@@ -1,4 +1,6 @@
-"""The machine a benchmark ran on: the tag in the result file names, and the GPU's name when one was used."""
+"""The machine a benchmark ran on: the tag in the result file names, the GPU's name when one was used, and the
+peak memory of the process that measured.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +8,28 @@ import os
 import platform
 import re
 import subprocess
+
+
+def peak_rss_bytes() -> int:
+    """The peak resident set size of this process so far, in bytes.
+
+    On Linux ``VmHWM`` of ``/proc/self/status``: the high-water mark of this program's own memory.
+    ``getrusage(RUSAGE_SELF).ru_maxrss`` is not that: Linux carries it over from the parent through ``fork`` and
+    ``exec``, so a worker started by a parent that once held 2.4 GB reports at least 2.4 GB whatever it used. Other
+    systems: ``ru_maxrss`` (KiB on Linux and BSD, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
 def n_cores() -> int:

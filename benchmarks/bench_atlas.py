@@ -16,7 +16,7 @@ What happens:
    (compiles the kernels), then times ``psysc.pp.prepare_scoring(adata)`` (one streamed pass for the gene
    statistics) and ``psysc.tl.score_disorders(adata, gene_sets, n_ctrl=N)`` (one streamed pass for every trait,
    then background correction and p-values in memory). Both passes read the matrix from the file, so the times
-   include reading it. Peak RSS is the worker's ``ru_maxrss``;
+   include reading it. Peak RSS is the worker's ``VmHWM`` (:func:`_machine.peak_rss_bytes`);
 3. JSON and markdown results go to ``benchmarks/results/atlas_<machine>.json|md``.
 """
 

@@ -31,7 +31,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -167,7 +166,9 @@ def main() -> None:
     max_diff = float(np.max(np.abs(ref.spec - ours.spec)))
     print(f"reference on {n_ref:,} cells: scipy {t_ref:.2f} s vs psysc {t_ours:.2f} s "
           f"({t_ref / t_ours:.1f}x); max |spec difference| {max_diff:.2e}", flush=True)
-    peak_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    from _machine import peak_rss_bytes
+
+    peak_gb = peak_rss_bytes() / 1e9
     matrix_gb = (X.data.nbytes + X.indices.nbytes + X.indptr.nbytes) / 1e9
     print(f"peak RSS {peak_gb:.2f} GB (the matrix itself: {matrix_gb:.2f} GB)")
 

@@ -30,8 +30,8 @@ Speed (one process, the same cells and the same weights for both pipelines):
 Memory (``--memory``): a 200,000-cell h5ad of brain-like counts (CSR, float32, written in row chunks with
 anndata's ``write_elem`` + ``sparse_dataset().append``) is embedded by a separate worker process with
 ``psysc.tl.embed(anndata.read_h5ad(path, backed="r"), model=<tiny V1-shaped checkpoint>, device="cpu",
-block_size=2048)``; the worker reports ``getrusage(RUSAGE_SELF).ru_maxrss`` and the largest VmRSS sampled every
-20 ms by a thread.
+block_size=2048)``; the worker reports its peak RSS (``VmHWM``, :func:`_machine.peak_rss_bytes`) and the largest
+VmRSS sampled every 20 ms by a thread.
 
 scGPT (``--models scGPT-brain``; e.g. ``python benchmarks/bench_embed.py --models scGPT-brain --out-name
 cpu-2core_scgpt``): a randomly initialised checkpoint shaped like the brain model (12 layers, 512 dimensions, 8 heads,
@@ -63,7 +63,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -80,7 +79,7 @@ REPO = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 from _machine import cpu_model as _cpu_model  # noqa: E402
-from _machine import gpu_name, machine_tag  # noqa: E402
+from _machine import gpu_name, machine_tag, peak_rss_bytes  # noqa: E402
 from _machine import n_cores as _n_cores  # noqa: E402
 
 GB = 1e9
@@ -110,8 +109,8 @@ def _log(msg: str) -> None:
 
 
 def _peak_rss_gb() -> float:
-    """Peak resident set size of this process so far (GB = 1e9 bytes; ru_maxrss is in KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / GB
+    """Peak resident set size of this process so far (GB = 1e9 bytes): :func:`_machine.peak_rss_bytes`."""
+    return peak_rss_bytes() / GB
 
 
 def _current_rss_gb() -> float:
@@ -819,7 +818,7 @@ def memory_worker(args) -> None:
         "embedding_shape": list(emb.shape), "n_nan_rows": int(np.isnan(emb[:, 0]).sum()),
         "rss_after_imports_gb": base, "rss_after_open_gb": after_open, "open_s": t_open,
         "embed_s": t_embed, "cells_per_s": adata.n_obs / t_embed,
-        "peak_rss_sampled_gb": sampler.peak, "rss_samples": sampler.n, "ru_maxrss_gb": _peak_rss_gb(),
+        "peak_rss_sampled_gb": sampler.peak, "rss_samples": sampler.n, "peak_rss_hwm_gb": _peak_rss_gb(),
         "torch": _torch_info(), "loadavg_before": load_before, "loadavg_after": _loadavg(),
     }
     # spot check: the first and last cells embedded again from an in-memory copy
@@ -879,7 +878,7 @@ def run_memory(args) -> dict:
         subprocess.run(cmd, check=True, cwd=REPO)
         res["worker"] = json.loads(out.read_text())
         w = res["worker"]
-        w["peak_rss_gb"] = max(w["peak_rss_sampled_gb"], w["ru_maxrss_gb"])
+        w["peak_rss_gb"] = max(w["peak_rss_sampled_gb"], w["peak_rss_hwm_gb"])
         w["under_limit"] = bool(w["peak_rss_gb"] < args.limit_gb)
     finally:
         if not args.workdir:
@@ -898,7 +897,7 @@ def print_memory(res: dict) -> None:
           f"layers, {TINY['num_attention_heads']} head(s); block_size={w['block_size']}, batch {w['batch_size']}): "
           f"{w['embed_s']:.0f} s = {w['cells_per_s']:.0f} cells/s, torch threads {w['torch']['num_threads']}")
     print(f"  RSS after imports {w['rss_after_imports_gb']:.2f} GB, after opening backed {w['rss_after_open_gb']:.2f} "
-          f"GB; peak RSS: ru_maxrss {w['ru_maxrss_gb']:.2f} GB, sampled VmRSS max {w['peak_rss_sampled_gb']:.2f} GB "
+          f"GB; peak RSS: VmHWM {w['peak_rss_hwm_gb']:.2f} GB, sampled VmRSS max {w['peak_rss_sampled_gb']:.2f} GB "
           f"({w['rss_samples']} samples)")
     print(f"  peak {w['peak_rss_gb']:.2f} GB {'<' if w['under_limit'] else '>='} {res['settings']['limit_gb']} GB: "
           f"{'PASS' if w['under_limit'] else 'FAIL'}; NaN rows {w['n_nan_rows']}; in-memory re-embedding of the "
@@ -980,12 +979,12 @@ def write_markdown(doc: dict, path: Path) -> None:
                   f"{TINY['hidden_size']}, {TINY['num_hidden_layers']} layers (the default `emb_layer=-1` runs one), "
                   f"{TINY['num_attention_heads']} head(s).", "",
                   "| cells | genes | non-zeros | detected genes/cell (median, range) | file GB | embed s | cells/s | "
-                  "RSS after imports GB | peak RSS GB (ru_maxrss / sampled) | < limit |",
+                  "RSS after imports GB | peak RSS GB (VmHWM / sampled) | < limit |",
                   "|---|---|---|---|---|---|---|---|---|---|",
                   f"| {w['n_cells']:,} | {w['n_genes']:,} | {d['nnz']:,} | {d['genes_per_cell']['median']:.0f} "
                   f"({d['genes_per_cell']['min']:.0f}-{d['genes_per_cell']['max']:.0f}) | {d['file_bytes'] / GB:.2f} | "
                   f"{w['embed_s']:.0f} | {w['cells_per_s']:.0f} | {w['rss_after_imports_gb']:.2f} | "
-                  f"{w['ru_maxrss_gb']:.2f} / {w['peak_rss_sampled_gb']:.2f} | "
+                  f"{w['peak_rss_hwm_gb']:.2f} / {w['peak_rss_sampled_gb']:.2f} | "
                   f"{'yes' if w['under_limit'] else 'NO'} ({mm['settings']['limit_gb']} GB) |", ""]
     lines += ["Summary: " + one_line(doc), ""]
     path.write_text("\n".join(lines))

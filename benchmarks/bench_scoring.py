@@ -12,7 +12,7 @@ What happens:
    (``scanpy.pp.normalize_total(target_sum=1e4)`` + ``scanpy.pp.log1p``, CSR float32) and written to an h5ad
    in a temporary directory, with the gene sets (1,000 genes, MAGMA-like z weights);
 2. each tool runs in its own Python subprocess (``--worker``), so that the peak resident memory
-   (``getrusage(RUSAGE_SELF).ru_maxrss``) is that tool's alone. The worker loads the h5ad (not timed), then times
+   (``VmHWM``, :func:`_machine.peak_rss_bytes`) is that tool's alone. The worker loads the h5ad (not timed), then times
    only the computation:
 
    - scdrs: ``scdrs.preprocess(adata)`` (no covariates) + ``scdrs.score_cell(adata, genes, gene_weight=weights,
@@ -35,7 +35,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -64,8 +63,10 @@ def _log(msg: str) -> None:
 
 
 def _peak_rss_gb() -> float:
-    """Peak resident set size of this process so far, in GB (1e9 bytes); ru_maxrss is in KiB on Linux."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    """Peak resident set size of this process so far, in GB (1e9 bytes): :func:`_machine.peak_rss_bytes`."""
+    from _machine import peak_rss_bytes
+
+    return peak_rss_bytes() / 1e9
 
 
 def _current_rss_gb() -> float:
@@ -595,7 +596,7 @@ def write_markdown(summary: dict, path: Path) -> None:
             if p["warmup"]
             else "; no warm-up: psysc's first call includes numba JIT compilation"
         )
-        + "); peak RSS = `ru_maxrss` of the tool's own process (includes the loaded data)",
+        + "); peak RSS = `VmHWM` of the tool's own process (includes the loaded data)",
         "",
         "| run | prepare (s) | score (s) | total (s) | peak RSS (GB) | RSS after load (GB) | warm-up (s) |",
         "|---|---:|---:|---:|---:|---:|---:|",
