@@ -410,3 +410,45 @@ def test_tokens_emptied_keeps_the_other_cells_and_their_values():
     assert t.cell(1).tolist() == [8] and t.values.tolist() == [4.0]
     with pytest.raises(ValueError, match="boolean mask of length 4"):
         t.emptied(np.array([True]))
+
+
+# -- inputs refused before any work, or read as they are -----------------------------------------------------
+def test_a_view_of_a_backed_anndata_is_refused_before_any_cell_is_embedded(tmp_path):
+    counts().write_h5ad(tmp_path / "c.h5ad")
+    backed = ad.read_h5ad(tmp_path / "c.h5ad", backed="r")
+    model = ToyModel(backed.n_vars)
+    with pytest.raises(ValueError, match=r"view of an AnnData opened in backed mode.*to_memory.*whole backed"):
+        psysc.tl.embed(backed[5:15], model, device="cpu")
+    with pytest.raises(ValueError, match=r"copy=True cannot copy an AnnData opened in backed mode"):
+        psysc.tl.embed(backed, model, device="cpu", copy=True)
+    assert model.calls == 0  # nothing was computed, then thrown away
+    psysc.tl.embed(backed, model, device="cpu")  # the whole backed AnnData: embedded in place
+    in_memory = counts()
+    psysc.tl.embed(in_memory, ToyModel(in_memory.n_vars), device="cpu")
+    np.testing.assert_allclose(backed.obsm["X_toy"][5:15], in_memory.obsm["X_toy"][5:15], atol=1e-6)
+
+
+def test_no_matrix_in_x_names_the_layer_to_pass():
+    adata = counts()
+    adata.layers["counts"] = adata.X.copy()
+    adata.X = None
+    model = ToyModel(adata.n_vars)
+    with pytest.raises(ValueError, match=r"adata.X is None: name the layer .*\['counts'\]"):
+        psysc.tl.embed(adata, model, device="cpu")
+    psysc.tl.embed(adata, model, device="cpu", layer="counts")
+    assert not np.isnan(adata.obsm["X_toy"][0]).any()
+
+
+@pytest.mark.parametrize("checkpoint", ["gf_v1", "scgpt_ckpt"])
+def test_dense_float16_counts_embed_as_float32_ones(brain_cells, checkpoint, request):
+    # scipy.sparse holds no float16; whole numbers up to 2048 are exact in float16
+    path = request.getfixturevalue(checkpoint)
+    model = psysc.models.load(path, device="cpu")
+    reference = brain_cells.copy()
+    reference.X = sparse.csr_matrix(np.minimum(reference.X.toarray(), 2048).astype(np.float32))
+    psysc.tl.embed(reference, model, device="cpu", key_added="e")
+    half = reference.copy()
+    half.X = reference.X.toarray().astype(np.float16)
+    assert np.array_equal(half.X.astype(np.float32), reference.X.toarray())
+    psysc.tl.embed(half, model, device="cpu", key_added="e")
+    np.testing.assert_array_equal(half.obsm["e"], reference.obsm["e"])

@@ -418,3 +418,22 @@ def test_duplicated_genes_are_refused_before_training(scvi, monkeypatch):
     monkeypatch.setattr(scvi.model.SCVI, "train", lambda *args, **kw: pytest.fail("trained"))
     with pytest.raises(ValueError, match=r"occur more than once in var_names.*var_names_make_unique"):
         psysc.tl.embed(a, model="scvi", train_kwargs={"max_epochs": 1}, device="cpu")
+
+
+def test_training_on_too_few_cells_is_refused_with_the_alternative(scvi):
+    with pytest.raises(ValueError, match=r"2 cell\(s\) are too few \(at least 3.*scvi-census"):
+        psysc.tl.embed(counts()[:2].copy(), model="scvi", train_kwargs={"max_epochs": 1}, device="cpu")
+    few = counts()[:3].copy()
+    psysc.tl.embed(few, model="scvi", train_kwargs={"max_epochs": 1}, device="cpu")
+    assert few.obsm["X_scvi"].shape[0] == 3
+
+
+def test_dense_float16_counts_embed_as_float32_ones(trained):
+    folder, _, _ = trained["plain"]
+    query = counts(n=30, seed=2)
+    reference = query.copy()
+    psysc.tl.embed(reference, folder, device="cpu", key_added="e")
+    query.X = reference.X.toarray().astype(np.float16)
+    assert np.array_equal(query.X.astype(np.float32), reference.X.toarray())
+    psysc.tl.embed(query, folder, device="cpu", key_added="e")
+    np.testing.assert_array_equal(query.obsm["e"], reference.obsm["e"])

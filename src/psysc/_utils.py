@@ -10,7 +10,7 @@ import pandas as pd
 logger = logging.getLogger("psysc")
 
 
-_BACKED_VIEW = ("this is a view of an AnnData opened in backed mode, which cannot hold results: load the cells "
+BACKED_VIEW = ("this is a view of an AnnData opened in backed mode, which cannot hold results: load the cells "
                 "first (adata = adata[...].to_memory())")
 
 
@@ -23,7 +23,7 @@ def check_anndata(adata, *, writes: bool = False) -> None:
 
     if isinstance(adata, AnnData):
         if writes and adata.is_view and adata.isbacked:
-            raise ValueError(_BACKED_VIEW + " or pass inplace=False where the function has it")
+            raise ValueError(BACKED_VIEW + " or pass inplace=False where the function has it")
         return
     if hasattr(adata, "mod"):
         raise TypeError(f"this function takes an AnnData; adata is a MuData with modalities {list(adata.mod)}: pass "
@@ -102,7 +102,7 @@ def uns_namespace(adata, key: str) -> dict:
         warnings.warn("Trying to modify attribute `.uns` of view, initializing view as actual.",
                       ImplicitModificationWarning, stacklevel=3)
         if adata.isbacked:
-            raise ValueError(_BACKED_VIEW + " or pass inplace=False")
+            raise ValueError(BACKED_VIEW + " or pass inplace=False")
         adata._init_as_actual(adata.copy())
     ns = adata.uns.get(key)
     if ns is None:

@@ -16,6 +16,22 @@ def is_dask(X) -> bool:
     return type(X).__module__.startswith("dask.")
 
 
+def as_csr(X) -> sparse.csr_matrix:
+    """Any 2-D matrix (sparse of any format, dense, anndata's backed sparse dataset) as a ``csr_matrix``.
+
+    scipy.sparse holds no float16: float16 values are taken as float32, which holds them exactly.
+    """
+    if hasattr(X, "to_memory"):  # anndata backed sparse dataset
+        X = X.to_memory()
+    if not sparse.issparse(X):
+        X = np.asarray(X)
+        if X.ndim != 2:
+            raise ValueError(f"X must be 2-D (cells x genes), got shape {X.shape}")
+    if X.dtype == np.float16:
+        X = X.astype(np.float32)
+    return sparse.csr_matrix(X)  # also turns csr_array and the other formats into a csr_matrix
+
+
 def _canonical(block: sparse.csr_matrix) -> sparse.csr_matrix:
     """``block`` itself when its rows are sorted without duplicated entries, else a copy brought to that form.
 

@@ -25,7 +25,7 @@ import numpy as np
 from numba import prange
 from scipy import sparse
 
-from ._blocks import iter_row_blocks
+from ._blocks import as_csr, iter_row_blocks
 from ._control import _bins_in_order
 from ._memory import fresh_zeros
 from ._simd import add1, add4, add8
@@ -275,8 +275,8 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
     ctrl = fresh_zeros((n_traits, X.shape[0], controls.n_ctrl), dtype)
     acc_like = np.zeros(0, dtype=np.float32 if ctrl.dtype == np.float32 else np.float64)
     for start, stop, block in iter_row_blocks(X, block_size, prefetch=True):  # the kernels release the GIL
-        if not sparse.issparse(block):  # scipy.sparse holds no float16: those values are exact in float32
-            block = sparse.csr_matrix(block.astype(np.float32) if block.dtype == np.float16 else block)
+        if not sparse.issparse(block):
+            block = as_csr(block)
         indptr = block.indptr.astype(np.uint64)  # unsigned indices: no negative-index handling in the loops
         indices = block.indices.view(np.uint32 if block.indices.itemsize == 4 else np.uint64)
         for part, layout, slot_w, lanes, weights in groups:

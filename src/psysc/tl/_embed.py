@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._settings import settings
-from .._utils import check_unique_var_names, get_matrix, uns_namespace
+from .._utils import BACKED_VIEW, check_unique_var_names, get_matrix, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -153,6 +153,10 @@ def embed(
         tokens_digest,
     )
 
+    if copy and getattr(adata, "isbacked", False):
+        raise ValueError("copy=True cannot copy an AnnData opened in backed mode (its counts stay on disk): embed it "
+                         "in place (copy=False; the embedding is written into adata.obsm), or load it first "
+                         "(adata.to_memory())")
     if copy:
         adata = adata.copy()
     target = _target(adata, mod)
@@ -160,7 +164,11 @@ def embed(
         raise ValueError("adata has no cells")
     if block_size < 1:
         raise ValueError(f"block_size must be positive, not {block_size}")
-    get_matrix(target, layer)  # a missing layer is refused before the model is loaded
+    if target.is_view and target.isbacked:  # before any work: obsm cannot be written into such a view
+        raise ValueError(BACKED_VIEW + ", or embed the whole backed AnnData and take the rows of obsm afterwards")
+    if get_matrix(target, layer) is None:  # a missing layer is refused before the model is loaded, and so is no X
+        raise ValueError(f"adata.X is None: name the layer that holds the raw counts (layer='counts'); layers: "
+                         f"{list(target.layers)}")
     if key_added is not None and not str(key_added):
         raise ValueError("key_added must be a non-empty obsm key (or None for X_<model name>)")
     train = isinstance(model, str) and model == "scvi"
@@ -351,6 +359,10 @@ def _tokenisation_options(m, target) -> dict:
     return out
 
 
+#: the fewest cells model="scvi" trains on (with fewer, scvi-tools' data splitter leaves no training batch)
+_MIN_SCVI_CELLS = 3
+
+
 def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, device):
     """Train ``scvi.model.SCVI`` on the counts of ``target`` and return it as a psysc model (:class:`ScVI`).
 
@@ -377,6 +389,10 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
 
     if getattr(target, "isbacked", False):
         raise ValueError("model='scvi' trains on data in memory: load it first (adata = adata.to_memory())")
+    if target.n_obs < _MIN_SCVI_CELLS:  # scvi-tools' split into training and validation cells leaves none to train on
+        raise ValueError(f"model='scvi' trains an scVI model on adata's own cells: {target.n_obs} cell(s) are too few "
+                         f"(at least {_MIN_SCVI_CELLS}, in practice thousands); embed them with a pretrained model "
+                         "instead (e.g. model='scvi-census')")
     X = target.X if layer is None else target.layers[layer]
     if hasattr(X, "compute"):
         raise ValueError("model='scvi' trains on data in memory: compute the dask array first "

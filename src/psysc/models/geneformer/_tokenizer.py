@@ -47,8 +47,8 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
+from ..._core._blocks import as_csr
 from .._base import Tokens, genes_digest
 from ._dictionaries import ensembl_mapping, gene_medians, gene_name_id, token_dictionary
 
@@ -429,15 +429,7 @@ class GeneformerTokenizer:
         (['ENSG00000141510', 'ENSG00000075624'], [2, 0])
 
         """
-        if hasattr(X, "to_memory"):  # anndata backed sparse dataset
-            X = X.to_memory()
-        if sparse.issparse(X):
-            X = sparse.csr_matrix(X)  # also turns csr_array / other formats into a csr_matrix
-        else:
-            X = np.asarray(X)
-            if X.ndim != 2:
-                raise ValueError(f"X must be 2-D (cells x genes), got shape {X.shape}")
-            X = sparse.csr_matrix(X)
+        X = as_csr(X)
         n_cells, n_genes = X.shape
         col_map, col_tokens, col_medians = self._plan(gene_token_ids)
         if len(col_map) != n_genes:

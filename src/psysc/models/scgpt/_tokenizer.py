@@ -61,8 +61,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
+from ..._core._blocks import as_csr
 from .._base import Tokens, genes_digest
 
 logger = logging.getLogger("psysc")
@@ -588,15 +588,7 @@ class ScGPTTokenizer:
         a cell without expressed vocabulary genes.
 
         """
-        if hasattr(X, "to_memory"):  # anndata backed sparse dataset
-            X = X.to_memory()
-        if sparse.issparse(X):
-            X = sparse.csr_matrix(X)
-        else:
-            X = np.asarray(X)
-            if X.ndim != 2:
-                raise ValueError(f"X must be 2-D (cells x genes), got shape {X.shape}")
-            X = sparse.csr_matrix(X)
+        X = as_csr(X)
         if not X.has_sorted_indices:  # official order: column order
             X = X.copy()
             X.sort_indices()

@@ -39,8 +39,8 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from scipy import sparse
 
+from ..._core._blocks import as_csr
 from .._base import FoundationModel, ModelInfo, Tokens
 from ._format import LEGACY_FILES, WEIGHTS_NAME, ScVIConfig, parse_config, read_model_pt
 
@@ -479,9 +479,7 @@ class ScVI(FoundationModel):
         block = X[sel]
         if hasattr(block, "compute"):
             block = block.compute()
-        if hasattr(block, "to_memory"):
-            block = block.to_memory()
-        block = sparse.csr_matrix(block) if not sparse.issparse(block) else block.tocsr()
+        block = as_csr(block)
         check_counts(block.data)
         n = block.shape[0]
         keep_cols = np.flatnonzero(plan >= 0)
