@@ -230,3 +230,28 @@ def test_model_folder_named_by_a_relative_path_and_device_names(cells, checkpoin
     assert adata.uns["psysc"]["embed"][f"X_{checkpoint.name}"]["genes_from"] == "var['gene_ids']"
     with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not 'gpu'"):
         psysc.tl.embed(adata, model=".", device="gpu")
+
+
+def test_run_with_a_model_embeds_the_kept_cells_with_all_their_genes(tmp_path, checkpoint):
+    """psysc run --model: the QC drops genes for scoring, but the model tokenises every gene of the input."""
+    from psysc._pipeline import InputError, run_pipeline
+
+    small = psysc.datasets.darmanis2015()[::4].copy()
+    gene_sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    with contextlib.redirect_stderr(io.StringIO()):
+        res = run_pipeline(small, gene_sets, out=tmp_path / "out", n_ctrl=20, model=checkpoint)
+    done = res["adata"]
+    assert done.n_vars < small.n_vars  # genes detected in fewer than 3 cells were dropped for scoring
+    kept = small[done.obs_names].copy()
+    psysc.tl.embed(kept, checkpoint, device="cpu", key_added="e")
+    np.testing.assert_allclose(done.obsm["X_embedding"], kept.obsm["e"], atol=1e-6)
+    fewer_genes = kept[:, done.var_names].copy()
+    psysc.tl.embed(fewer_genes, checkpoint, device="cpu", key_added="e")
+    assert np.abs(fewer_genes.obsm["e"] - kept.obsm["e"]).max() > 1e-4  # the gene filter would change them
+
+    # cells that obs["filter_pass"] leaves out cannot be on the graph: the error names that column
+    filtered = small.copy()
+    filtered.obs["filter_pass"] = 1
+    filtered.obs.iloc[:5, -1] = 0
+    with pytest.raises(InputError, match=r"5 cells have obs\['filter_pass'\] != 1.*drop them"):
+        run_pipeline(filtered, gene_sets, out=tmp_path / "fp", n_ctrl=20, model=checkpoint)

@@ -188,8 +188,11 @@ def _counts_elsewhere(adata: AnnData, layer: str | None) -> str:
     return ": store them in the file (in X, or in a layer named with --layer)"
 
 
-def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int]]:
-    """Drop cells with < MIN_GENES_PER_CELL detected genes, then genes detected in < MIN_CELLS_PER_GENE cells."""
+def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int], np.ndarray]:
+    """Drop cells with < MIN_GENES_PER_CELL detected genes, then genes detected in < MIN_CELLS_PER_GENE cells.
+
+    Returns the filtered copy, the counts of what was kept and dropped, and the mask of the kept cells.
+    """
     X = adata.X if layer is None else adata.layers[layer]
     detected = (X > 0) if sparse.issparse(X) else sparse.csr_matrix(np.asarray(X) > 0)
     genes_per_cell = np.asarray(detected.sum(axis=1)).ravel()
@@ -215,12 +218,14 @@ def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int]]:
     )
     if stats["n_cells"] < N_NEIGHBORS + 2:
         raise InputError(f"only {stats['n_cells']} cells pass QC (>= {MIN_GENES_PER_CELL} detected genes): too few")
-    return adata[keep_cells, keep_genes].copy(), stats
+    return adata[keep_cells, keep_genes].copy(), stats, keep_cells
 
 
-def _graph(adata: AnnData, *, seed: int, model=None, layer: str | None = None) -> str:
+def _graph(adata: AnnData, *, seed: int, model=None, layer: str | None = None, cells: AnnData | None = None) -> str:
     """Build the kNN graph and UMAP in ``adata``: on a foundation-model embedding, or on PCA of the normalised layer.
 
+    ``cells``: the cells of ``adata`` with every gene of the input (the QC keeps fewer genes for scoring), which the
+    model embeds: its tokenisation reads all of a cell's genes, as :func:`psysc.tl.embed` on the input would.
     Returns the representation used (an ``obsm`` key).
     """
     import scanpy as sc
@@ -229,13 +234,25 @@ def _graph(adata: AnnData, *, seed: int, model=None, layer: str | None = None) -
         from .tl import embed
 
         key = "X_embedding"
-        embed(adata, model, layer=layer, key_added=key)
-        usable = ~np.isnan(adata.obsm[key]).any(axis=1)
+        cells = adata if cells is None else cells
+        embed(cells, model, layer=layer, key_added=key)
+        emb = cells.obsm[key]
+        n_excluded = cells.uns["psysc"]["embed"][key]["n_filtered_cells"]
+        if n_excluded:  # Geneformer embeds only the cells with obs["filter_pass"] == 1, when the column is there
+            raise InputError(
+                f"{n_excluded} cells have obs['filter_pass'] != 1, which the model leaves out (as its official "
+                "tokenizer does), so they have no embedding and cannot be on the cell graph: drop them from the "
+                "input (adata = adata[adata.obs['filter_pass'] == 1].copy()) or remove the column"
+            )
+        usable = ~np.isnan(emb).any(axis=1)
         if not usable.all():
             raise InputError(
                 f"{int((~usable).sum())} cells express no gene of the model's vocabulary and have no embedding; "
                 "filter them out first or run without --model"
             )
+        if cells is not adata:  # the embedding and its provenance (uns['psysc']['embed']) go with the QC'd cells
+            adata.obsm[key] = emb
+            adata.uns.setdefault("psysc", {}).setdefault("embed", {})[key] = cells.uns["psysc"]["embed"][key]
         sc.pp.neighbors(adata, n_neighbors=N_NEIGHBORS, use_rep=key, random_state=seed)
         sc.tl.umap(adata, random_state=seed)
         logger.info("graph: %d-NN graph and UMAP on the %s embedding (obsm[%r])", N_NEIGHBORS, model, key)
@@ -528,8 +545,8 @@ def run_pipeline(
         More parameters to record in ``summary.json`` (e.g. the input path).
     model
         A foundation model (name from :func:`psysc.models.available` or a local checkpoint directory):
-        the kNN graph is built on its cell embedding (:func:`psysc.tl.embed` of the raw counts) instead
-        of PCA.
+        the kNN graph is built on its cell embedding (:func:`psysc.tl.embed` of the raw counts of the cells
+        that pass QC, with all their genes: the gene filter of the QC is for scoring only) instead of PCA.
 
     Returns
     -------
@@ -604,7 +621,8 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
         seed,
     )
 
-    adata, qc = _qc(adata, layer)
+    counts_in = adata
+    adata, qc, kept_cells = _qc(adata, layer)
     if "psysc" in adata.uns:  # results of an earlier run in the input file: this run writes its own
         logger.info("the input holds psysc results (uns['psysc']); they are replaced by this run's")
         del adata.uns["psysc"]
@@ -629,7 +647,14 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     logger.info("prepare_scoring done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
-    representation = _graph(adata, seed=seed, model=model, layer=layer)
+    cells = None
+    if model is not None:  # the kept cells with all their genes, for the model's tokenisation
+        from anndata import AnnData
+
+        X = counts_in.X if layer is None else counts_in.layers[layer]
+        cells = AnnData(X=X[kept_cells], obs=counts_in.obs.iloc[kept_cells].copy(), var=counts_in.var.copy())
+        cells.obs_names = adata.obs_names
+    representation = _graph(adata, seed=seed, model=model, cells=cells)
     logger.info("graph done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
