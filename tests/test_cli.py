@@ -767,28 +767,46 @@ def test_cluster_numbers_keep_their_order_and_the_report_lists_warnings(tmp_path
 
 
 def test_species_mouse_maps_the_gene_sets_to_mouse_orthologs(tmp_path, darmanis):
-    """Mouse-cased genes (Grin2a): without --species mouse few SCZ genes are found (and the report says so); with
-    it the human gene sets are mapped to mouse orthologs first, as psysc.gwas.to_species does."""
+    """Mouse-cased genes (Grin2a): without --species mouse few SCZ genes are found, which is refused with the fix;
+    with it the human gene sets are mapped to mouse orthologs first, as psysc.gwas.to_species does."""
     sub = darmanis[np.sort(np.random.default_rng(4).choice(darmanis.n_obs, 150, replace=False))].copy()
     sub.var_names = [g[:1] + g[1:].lower() for g in sub.var_names]
     sub.var_names_make_unique()
     path = tmp_path / "mouse.h5ad"
     sub.write_h5ad(path)
-    found = {}
-    for species in ("human", "mouse"):
-        out = tmp_path / species
-        rc, log = _run(["run", "--input", str(path), "--out", str(out), "--n-ctrl", "20", "--traits", "SCZ",
-                        "--species", species])
-        assert rc == 0, log
-        summary = json.loads((out / "summary.json").read_text())
-        found[species] = summary["data"]["n_genes_per_trait"]["SCZ"]
-        assert summary["parameters"]["species"] == species
+    human = psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"]
+    n_human = int(pd.Index(human.index).isin(sub.var_names).sum())
+    assert 10 <= n_human < 100  # enough genes to score, but a small fraction of the set
+    rc, log = _run(["run", "--input", str(path), "--out", str(tmp_path / "human"), "--n-ctrl", "20", "--traits",
+                    "SCZ", "--species", "human"])
+    assert rc == 2 and "look like human genes and the data like mouse genes" in log and "--species mouse" in log
+    assert "Traceback" not in log and not (tmp_path / "human" / "report.html").exists()
+    out = tmp_path / "mouse"
+    rc, log = _run(["run", "--input", str(path), "--out", str(out), "--n-ctrl", "20", "--traits", "SCZ",
+                    "--species", "mouse"])
+    assert rc == 0, log
+    summary = json.loads((out / "summary.json").read_text())
+    found = summary["data"]["n_genes_per_trait"]["SCZ"]
+    assert summary["parameters"]["species"] == "mouse"
     mapped = psysc.gwas.to_species(psysc.datasets.gwas_gene_sets(["SCZ"]), "mouse")["SCZ"]
-    assert found["mouse"] > 5 * found["human"]
+    assert found > 5 * n_human
     # QC keeps genes detected in 3 or more cells: at most the mapped genes present, most of them
     present = int(pd.Index(mapped.index).isin(sub.var_names).sum())
-    assert 0.5 * present < found["mouse"] <= present
-    assert "psysc run --species mouse" in (tmp_path / "human" / "report.html").read_text()
+    assert 0.5 * present < found <= present
+
+
+def test_other_species_names_are_only_warned_about_when_many_genes_match(tmp_path, darmanis):
+    """Title-case names for most genes but 30 % of the set's genes found as they are: scored, with the hint."""
+    sub = darmanis[np.sort(np.random.default_rng(4).choice(darmanis.n_obs, 150, replace=False))].copy()
+    scz = set(psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"].index)
+    keep_case = [g in scz and i % 3 == 0 for i, g in enumerate(sub.var_names)]
+    sub.var_names = [g if k else g[:1] + g[1:].lower() for g, k in zip(sub.var_names, keep_case, strict=True)]
+    sub.var_names_make_unique()
+    path = tmp_path / "mixed.h5ad"
+    sub.write_h5ad(path)
+    rc, log = _run(["run", "--input", str(path), "--out", str(tmp_path / "o"), "--n-ctrl", "20", "--traits", "SCZ"])
+    assert rc == 0, log
+    assert "psysc run --species mouse" in (tmp_path / "o" / "report.html").read_text()
 
 
 def test_an_input_scored_before_is_run_afresh_without_stale_warnings(tmp_path, darmanis):

@@ -123,6 +123,18 @@ def _upper_fraction(names) -> float:
     return sum(x.isupper() for x in sample) / max(1, len(sample))
 
 
+def data_species_if_other(set_genes, var_names) -> str | None:
+    """The species the data's gene names look like (``"human"`` or ``"mouse"``) when the gene sets look like the other.
+
+    ``None`` when both look alike or either is not named by symbols.
+    """
+    kinds = {"human-like symbols": "human", "mouse-like symbols": "mouse"}
+    a, b = _id_kind(set_genes), _id_kind(var_names)
+    if a in kinds and b in kinds and a != b:
+        return kinds[b]
+    return None
+
+
 def overlap_hint(set_genes, var_names) -> str:
     """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
     a, b = _id_kind(set_genes), _id_kind(var_names)
@@ -132,9 +144,9 @@ def overlap_hint(set_genes, var_names) -> str:
     if a == "Entrez-like numbers":
         hints.append("MAGMA names genes by Entrez IDs: read its .genes.out with the gene.loc file of the run, "
                      "psysc.gwas.read_magma(path, gene_loc=...), to name them by gene symbol")
-    species_differ = {a, b} == {"mouse-like symbols", "human-like symbols"}
+    target = data_species_if_other(set_genes, var_names)
+    species_differ = target is not None
     if species_differ:
-        target = "mouse" if b == "mouse-like symbols" else "human"
         hints.append("the data and the gene sets seem to be of different species: map the gene sets to the data's "
                      f"species, psysc.gwas.to_species(gene_sets, {target!r}) (psysc run --species {target})")
     for side, names, kind in (("var_names", var_names, b), ("the gene sets", set_genes, a)):

@@ -23,7 +23,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._genesets import check_trait_name, overlap_already_reported, overlap_hint, symbol_column_hint
+from ._genesets import (
+    check_trait_name,
+    data_species_if_other,
+    overlap_already_reported,
+    overlap_hint,
+    symbol_column_hint,
+)
 from ._utils import group_order, label_text
 
 if TYPE_CHECKING:
@@ -47,6 +53,8 @@ CELLTYPE_MIN_CELLS = 10
 #: more distinct --groupby values than this and than half the labelled cells (or fractional numbers): a continuous
 #: column, refused
 MAX_GROUPS = 20
+#: below this fraction of a gene set's genes in the data, names that look like the other species' genes are refused
+SPECIES_MIN_FRACTION = 0.1
 #: per-cell columns of ``scores.tsv.gz``
 SCORE_COLUMNS = ("norm_score", "pval", "zscore")
 
@@ -124,6 +132,14 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         if len(no_overlap) == len(traits):
             raise InputError(why)
         logger.warning("%s. They are not scored; the other traits are (--traits chooses the traits)", why)
+    species = data_species_if_other(gene_sets[traits[0]].index, genes)
+    fraction = max(found[t] / max(1, len(gene_sets[t])) for t in traits)
+    if species is not None and fraction < SPECIES_MIN_FRACTION:
+        raise InputError(
+            f"the gene sets look like {'mouse' if species == 'human' else 'human'} genes and the data like {species} "
+            f"genes, and at most {fraction:.0%} of a set's genes are in the data: map the gene sets to the data's "
+            f"species with --species {species} (from Python: psysc.gwas.to_species(gene_sets, {species!r}))"
+        )
     if all(n < MIN_GENES_PER_TRAIT for n in found.values()):
         raise InputError(
             f"every trait has fewer than {MIN_GENES_PER_TRAIT} of its genes in the data ("
