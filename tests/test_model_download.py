@@ -131,6 +131,31 @@ def test_download_verify_and_reuse_the_cache(cache, server, monkeypatch):
     np.testing.assert_array_equal(embed(again).numpy(), embed(model).numpy())
 
 
+def test_a_download_is_logged_by_psysc_alone_at_its_verbosity(cache, server, monkeypatch, caplog):
+    # pooch logs its own "Downloading file ..." line on stderr (its own handler, level INFO); psysc logs the
+    # download itself, at the user's verbosity
+    import logging
+
+    import pooch
+
+    seen = []
+    handler = logging.Handler()
+    handler.emit = seen.append
+    pooch_logger = pooch.get_logger()
+    level = pooch_logger.level
+    pooch_logger.addHandler(handler)
+    register(monkeypatch, server, base_url=server.url)
+    try:
+        with caplog.at_level(logging.INFO, logger="psysc"):
+            psysc.models.load(NAME)
+    finally:
+        pooch_logger.removeHandler(handler)
+    assert len(server.requests) == 2
+    assert [r.getMessage() for r in seen if r.levelno < logging.WARNING] == []
+    assert "downloading http://127.0.0.1" in caplog.text  # psysc's own line
+    assert pooch_logger.level == level
+
+
 def test_registry_names_match_in_any_case_and_the_folder_spelling(cache, tmp_path, monkeypatch):
     from pathlib import Path
 

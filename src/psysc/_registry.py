@@ -418,6 +418,9 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
         allow_updates=False,
     )
     logger.info("downloading %s to %s", url, path)
+    pooch_logger = pooch.get_logger()  # its own "Downloading file ..." line, on stderr whatever psysc's verbosity
+    pooch_level = pooch_logger.level
+    pooch_logger.setLevel(logging.WARNING)
     try:
         fetched = Path(pup.fetch(key, progressbar=settings.show_progress))
     except (requests.exceptions.RequestException, OSError) as err:
@@ -433,6 +436,8 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
             f"the file downloaded from {url} does not match {where} ({expected}); it was not kept. "
             f"The server holds other bytes than expected (pooch: {err})."
         ) from None
+    finally:
+        pooch_logger.setLevel(pooch_level)
     if expected is None:
         digest = sha256sum(fetched)
         _write_record(folder, file.name, digest)
