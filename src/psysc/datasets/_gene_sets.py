@@ -180,8 +180,9 @@ def gwas_gene_sets(traits: str | Iterable[str] | None = None) -> dict[str, pd.Se
             raise ValueError(
                 f"unknown trait(s) {unknown}"
                 + (f" (close: {'; '.join(f'{t} -> {cs}' for t, cs in close.items())})" if close else "")
-                + f"; use an alias (case-insensitive) among {sorted(TRAIT_ALIASES)} or one of the other trait names "
-                f"of the file (case-insensitive): {others}"
+                + f"; use an alias (case-insensitive) among {sorted(TRAIT_ALIASES)} or one of the {len(others)} other "
+                f"trait names of the file (case-insensitive, e.g. {others[:2]}; list(psysc.datasets.gwas_gene_sets()) "
+                "lists every trait)"
             )
         resolved = list(dict.fromkeys(resolved))
     logger.info("loaded %d bundled GWAS gene set(s)", len(resolved))
