@@ -10,6 +10,18 @@ import re
 import subprocess
 
 
+def status_bytes(field: str) -> int | None:
+    """A memory field of ``/proc/self/status`` (``"VmRSS"``, ``"VmHWM"``, ...) in bytes; ``None`` off Linux."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(f"{field}:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_bytes() -> int:
     """The peak resident set size of this process so far, in bytes.
 
@@ -18,13 +30,9 @@ def peak_rss_bytes() -> int:
     ``exec``, so a worker started by a parent that once held 2.4 GB reports at least 2.4 GB whatever it used. Other
     systems: ``ru_maxrss`` (KiB on Linux and BSD, bytes on macOS).
     """
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    peak = status_bytes("VmHWM")
+    if peak is not None:
+        return peak
     import resource
     import sys
 

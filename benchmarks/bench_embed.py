@@ -79,7 +79,7 @@ REPO = HERE.parent
 RESULTS = HERE / "results"
 sys.path.insert(0, str(HERE))
 from _machine import cpu_model as _cpu_model  # noqa: E402
-from _machine import gpu_name, machine_tag, peak_rss_bytes  # noqa: E402
+from _machine import gpu_name, machine_tag, peak_rss_bytes, status_bytes  # noqa: E402
 from _machine import n_cores as _n_cores  # noqa: E402
 
 GB = 1e9
@@ -114,14 +114,9 @@ def _peak_rss_gb() -> float:
 
 
 def _current_rss_gb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024 / GB
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return float("nan")
+    """Resident set size of this process now (GB = 1e9 bytes; NaN off Linux)."""
+    rss = status_bytes("VmRSS")
+    return float("nan") if rss is None else rss / GB
 
 
 class RssSampler:

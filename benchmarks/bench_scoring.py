@@ -70,14 +70,11 @@ def _peak_rss_gb() -> float:
 
 
 def _current_rss_gb() -> float:
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024 / 1e9
-    except OSError:  # pragma: no cover - not Linux
-        pass
-    return float("nan")
+    """Resident set size of this process now, in GB (NaN off Linux)."""
+    from _machine import status_bytes
+
+    rss = status_bytes("VmRSS")
+    return float("nan") if rss is None else rss / 1e9
 
 
 # ----------------------------------------------------------------------------------------------------------------
