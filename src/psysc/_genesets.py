@@ -128,10 +128,14 @@ def data_species_if_other(set_genes, var_names) -> str | None:
 
     ``None`` when both look alike or either is not named by symbols.
     """
-    kinds = {"human-like symbols": "human", "mouse-like symbols": "mouse"}
-    a, b = _id_kind(set_genes), _id_kind(var_names)
-    if a in kinds and b in kinds and a != b:
-        return kinds[b]
+    return _other_species(_id_kind(set_genes), _id_kind(var_names))
+
+
+def _other_species(set_kind: str, data_kind: str) -> str | None:
+    """:func:`data_species_if_other` from the kinds of names (:func:`_id_kind`) of the gene sets and of the data."""
+    species = {"human-like symbols": "human", "mouse-like symbols": "mouse"}
+    if set_kind in species and data_kind in species and set_kind != data_kind:
+        return species[data_kind]
     return None
 
 
@@ -144,7 +148,7 @@ def overlap_hint(set_genes, var_names) -> str:
     if a == "Entrez-like numbers":
         hints.append("MAGMA names genes by Entrez IDs: read its .genes.out with the gene.loc file of the run, "
                      "psysc.gwas.read_magma(path, gene_loc=...), to name them by gene symbol")
-    target = data_species_if_other(set_genes, var_names)
+    target = _other_species(a, b)
     species_differ = target is not None
     if species_differ:
         hints.append("the data and the gene sets seem to be of different species: map the gene sets to the data's "
