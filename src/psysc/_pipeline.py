@@ -237,11 +237,11 @@ def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int], np.
     return adata[keep_cells, keep_genes].copy(), stats, keep_cells
 
 
-def _graph(adata: AnnData, *, seed: int, model=None, layer: str | None = None, cells: AnnData | None = None) -> str:
+def _graph(adata: AnnData, *, seed: int, model=None, cells: AnnData | None = None) -> str:
     """Build the kNN graph and UMAP in ``adata``: on a foundation-model embedding, or on PCA of the normalised layer.
 
-    ``cells``: the cells of ``adata`` with every gene of the input (the QC keeps fewer genes for scoring), which the
-    model embeds: its tokenisation reads all of a cell's genes, as :func:`psysc.tl.embed` on the input would.
+    With ``model``, ``cells`` holds the raw counts (in ``X``) of the cells of ``adata`` with every gene of the input
+    (the QC keeps fewer genes for scoring): the model embeds them, as :func:`psysc.tl.embed` on the input would.
     Returns the representation used (an ``obsm`` key).
     """
     import scanpy as sc
@@ -250,25 +250,22 @@ def _graph(adata: AnnData, *, seed: int, model=None, layer: str | None = None, c
         from .tl import embed
 
         key = "X_embedding"
-        cells = adata if cells is None else cells
-        embed(cells, model, layer=layer, key_added=key)
-        emb = cells.obsm[key]
-        n_excluded = cells.uns["psysc"]["embed"][key]["n_filtered_cells"]
-        if n_excluded:  # Geneformer embeds only the cells with obs["filter_pass"] == 1, when the column is there
+        embed(cells, model, key_added=key)
+        provenance = cells.uns["psysc"]["embed"][key]
+        if provenance["n_filtered_cells"]:  # Geneformer embeds only the cells with obs["filter_pass"] == 1
             raise InputError(
-                f"{n_excluded} cells have obs['filter_pass'] != 1, which the model leaves out (as its official "
-                "tokenizer does), so they have no embedding and cannot be on the cell graph: drop them from the "
-                "input (adata = adata[adata.obs['filter_pass'] == 1].copy()) or remove the column"
+                f"{provenance['n_filtered_cells']} cells have obs['filter_pass'] != 1, which the model leaves out (as "
+                "its official tokenizer does), so they have no embedding and cannot be on the cell graph: drop them "
+                "from the input (adata = adata[adata.obs['filter_pass'] == 1].copy()) or remove the column"
             )
-        usable = ~np.isnan(emb).any(axis=1)
+        usable = ~np.isnan(cells.obsm[key]).any(axis=1)
         if not usable.all():
             raise InputError(
                 f"{int((~usable).sum())} cells express no gene of the model's vocabulary and have no embedding; "
                 "filter them out first or run without --model"
             )
-        if cells is not adata:  # the embedding and its provenance (uns['psysc']['embed']) go with the QC'd cells
-            adata.obsm[key] = emb
-            adata.uns.setdefault("psysc", {}).setdefault("embed", {})[key] = cells.uns["psysc"]["embed"][key]
+        adata.obsm[key] = cells.obsm[key]  # the embedding and its provenance go with the QC'd cells
+        adata.uns.setdefault("psysc", {}).setdefault("embed", {})[key] = provenance
         sc.pp.neighbors(adata, n_neighbors=N_NEIGHBORS, use_rep=key, random_state=seed)
         sc.tl.umap(adata, random_state=seed)
         logger.info("graph: %d-NN graph and UMAP on the %s embedding (obsm[%r])", N_NEIGHBORS, model, key)
@@ -669,7 +666,6 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
 
         X = counts_in.X if layer is None else counts_in.layers[layer]
         cells = AnnData(X=X[kept_cells], obs=counts_in.obs.iloc[kept_cells].copy(), var=counts_in.var.copy())
-        cells.obs_names = adata.obs_names
     representation = _graph(adata, seed=seed, model=model, cells=cells)
     logger.info("graph done in %.1f s", time.perf_counter() - t)
 
