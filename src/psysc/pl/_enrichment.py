@@ -27,12 +27,12 @@ _ASSOC_MARKER = "*"
 _HETERO_MARKER = "×"
 
 
-
 def symmetric_bound(values) -> float:
     """The largest finite ``|value|``, the bound of a colour scale centred on 0 (1.0 when there is none above 0)."""
     finite = np.abs(np.asarray(values, dtype=float))
     finite = finite[np.isfinite(finite)]
     return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+
 
 def _enrichment_table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
     """The tidy enrichment table, from a DataFrame or from ``adata.uns[key]["enrichment"]``."""
