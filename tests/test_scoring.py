@@ -622,6 +622,22 @@ def test_prefetched_row_blocks_equal_the_plain_ones(tmp_path):
         assert first[:2] == (0, 64)
 
 
+@pytest.mark.parametrize("k", [0, 1, 7, 40, 500])
+def test_head_rows_are_the_first_rows_of_any_matrix(tmp_path, k):
+    """head_rows gives X[:k] (at most all rows) of in-memory, dense, backed and dask matrices, and of no rows."""
+    da = pytest.importorskip("dask.array")
+    from psysc._core._blocks import head_rows
+
+    X = sparse.random(40, 12, density=0.3, format="csr", dtype=np.float32, random_state=1)
+    ad.AnnData(X).write_h5ad(tmp_path / "x.h5ad")
+    backed = ad.read_h5ad(tmp_path / "x.h5ad", backed="r")
+    dense = X.toarray()
+    for M in (X, X.tocsc(), dense, backed.X, da.from_array(dense, chunks=(9, -1)), X[:0]):
+        head = head_rows(M, k)
+        got = head.toarray() if sparse.issparse(head) else np.asarray(head)
+        np.testing.assert_array_equal(got, dense[: min(k, M.shape[0])])
+
+
 @pytest.mark.parametrize("n_cells", [GROUPED_QUERIES, GROUPED_QUERIES + 777])
 def test_pooled_pvalues_of_many_cells_equal_naive_counts(n_cells):
     """From GROUPED_QUERIES cells on, the null values are grouped before counting: still the exact counts."""

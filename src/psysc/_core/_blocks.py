@@ -95,3 +95,12 @@ def iter_row_blocks(X, block_size: int = 10_000, *, prefetch: bool = False) -> I
             yield start, stop, _canonical(view)
             continue
         yield start, stop, _read_rows(X, start, stop)
+
+
+def head_rows(X, k: int):
+    """The first ``k`` rows of ``X`` (at most all of them) as :func:`iter_row_blocks` gives a block.
+
+    Reads only those rows of a backed or dask-backed matrix.
+    """
+    k = min(int(k), n_rows(X))
+    return next(iter_row_blocks(X, k))[2] if k > 0 else _read_rows(X, 0, 0)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._blocks import iter_row_blocks, n_rows
+from ._blocks import head_rows, iter_row_blocks, n_rows
 
 
 @numba.njit(cache=True, nogil=True)
@@ -80,7 +80,7 @@ def gene_mean_var(X, *, block_size: int = 10_000, expm1: bool = False):
     n = n_rows(X)
     acc_dtype = accumulation_dtype(X)
     transform = np.expm1 if expm1 else None
-    first = next(iter_row_blocks(X, block_size=1))[2]
+    first = head_rows(X, 1)
     if sparse.issparse(first):
         moments = SparseMoments(n, X.shape[1], acc_dtype, log=not expm1, expm1=expm1)
         # expm1 makes a transformed copy of each block's values: smaller blocks bound that memory

@@ -8,7 +8,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._core._blocks import iter_row_blocks
+from .._core._blocks import head_rows, iter_row_blocks
 from .._core._covariates import corrected_mean_var
 from .._core._covariates import design_matrix as cov_design_matrix
 from .._core._covariates import fit as cov_fit
@@ -106,14 +106,9 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
 _FINGERPRINT_ROWS = 1_000
 
 
-def _head_block(X, k: int):
-    """The first ``k`` rows of ``X`` (in memory: a slice; backed or dask: the first row block)."""
-    return X[:k] if isinstance(X, np.ndarray) or sparse.issparse(X) else next(iter_row_blocks(X, k))[2]
-
-
 def _head_row_sums(X, k: int) -> np.ndarray:
     """float64 sums of the first ``k`` rows of ``X``."""
-    return np.asarray(_head_block(X, k).sum(axis=1, dtype=np.float64)).ravel()
+    return np.asarray(head_rows(X, k).sum(axis=1, dtype=np.float64)).ravel()
 
 
 def data_fingerprint(adata: AnnData, X, row_sums: np.ndarray | None = None) -> dict:
@@ -175,7 +170,7 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
     then = np.asarray(stored["row_sums"], dtype=np.float64)
     scale = float(np.abs(then).mean()) if then.size else 0.0
     if not np.allclose(now, then, rtol=1e-5, atol=1e-6 * scale):
-        head = _head_block(X, min(len(stored["cells"]), adata.n_obs))
+        head = head_rows(X, min(len(stored["cells"]), adata.n_obs))
         if head.min() < 0:  # scaled: preparing it again cannot help
             raise ValueError(
                 f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has been "

@@ -12,7 +12,7 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._core._blocks import iter_row_blocks
+from .._core._blocks import head_rows
 from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
@@ -121,7 +121,7 @@ def _refuse_non_log(X, where: str, *, n_rows: int = 2_000) -> None:
                          "psysc.pp.prepare_scoring(adata) first (it adds layers['psysc_norm'], used by default)")
     if X.shape[0] == 0:
         return
-    _, _, block = next(iter_row_blocks(X, min(n_rows, X.shape[0])))
+    block = head_rows(X, n_rows)
     data = block.data if sparse.issparse(block) else np.asarray(block).ravel()
     data = data[np.isfinite(data)]
     if not data.size:
