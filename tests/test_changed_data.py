@@ -75,6 +75,32 @@ def test_values_changed_in_place_after_preparing_are_refused():
     pd.testing.assert_frame_equal(got["t0"], want["t0"])
 
 
+def test_values_changed_after_a_subset_of_the_genes_are_refused():
+    """The scanpy route (highly variable genes, then sc.pp.scale) is caught after the gene subset too."""
+    adata = synthetic_counts(300, 1200, seed=9)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    psysc.pp.prepare_scoring(adata)
+    sets = random_sets(adata, 1, size=60)
+    keep = np.random.default_rng(2).permutation(adata.n_vars)[:700]  # a subset, in another order
+    sub = adata[:, keep].copy()
+    sub.var_names = [f"gene_{g}" for g in sub.var_names]  # and renamed: each gene keeps its statistics
+    sub_sets = {t: s.rename(index=lambda g: f"gene_{g}") for t, s in sets.items()}
+    psysc.tl.score_disorders(sub.copy(), sub_sets, n_ctrl=20)
+    scaled = sub.copy()
+    sc.pp.scale(scaled)
+    with pytest.raises(ValueError, match=r"has been scaled or centred since"):
+        psysc.tl.score_disorders(scaled, sub_sets, n_ctrl=20)
+    doubled = sub.copy()
+    doubled.X = doubled.X * 2
+    with pytest.raises(ValueError, match=r"has changed since"):
+        psysc.tl.score_disorders(doubled, sub_sets, n_ctrl=20)
+    one_gene = sub.copy()  # one value changed, in the first cell
+    one_gene.X.data[0] += 1.0
+    with pytest.raises(ValueError, match=r"has changed since"):
+        psysc.tl.score_disorders(one_gene, sub_sets, n_ctrl=20)
+
+
 def test_the_same_data_in_another_form_is_accepted(prepared, tmp_path):
     adata, sets = prepared
     expected = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)

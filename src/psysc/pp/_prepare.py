@@ -106,42 +106,49 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
 _FINGERPRINT_ROWS = 1_000
 
 
-def _head_row_sums(X, k: int) -> np.ndarray:
-    """float64 sums of the first ``k`` rows of ``X``."""
-    return np.asarray(head_rows(X, k).sum(axis=1, dtype=np.float64)).ravel()
+def _sums(block, axis: int) -> np.ndarray:
+    """float64 sums of a row block along ``axis`` (1: per cell, 0: per gene)."""
+    return np.asarray(block.sum(axis=axis, dtype=np.float64)).ravel()
 
 
-def data_fingerprint(adata: AnnData, X, row_sums: np.ndarray | None = None) -> dict:
+def data_fingerprint(adata: AnnData, X) -> tuple[dict, np.ndarray]:
     """What :func:`psysc.tl.score_disorders` checks before it uses the statistics of :func:`prepare_scoring`.
 
-    The numbers of cells and genes, and the names and expression sums of the first 1,000 cells in the matrix
-    scored (``X``; ``row_sums``: its row sums when already known), which change when the values are changed in
-    place (``sc.pp.scale``, another normalisation).
+    The numbers of cells and genes, and the names, expression sums and smallest value of the first 1,000 cells in
+    the matrix scored (``X``), which change when the values are changed in place (``sc.pp.scale``, another
+    normalisation); and, returned beside it for ``var``, each gene's sum over those cells, which a subset of the
+    genes keeps.
     """
     k = min(_FINGERPRINT_ROWS, adata.n_obs)
-    head = np.asarray(row_sums[:k], dtype=np.float64) if row_sums is not None else _head_row_sums(X, k)
+    head = head_rows(X, k)
     return {
         "n_obs": int(adata.n_obs),
         "n_vars": int(adata.n_vars),
         "cells": [str(c) for c in adata.obs_names[:k]],
-        "row_sums": [float(v) for v in head],
-    }
+        "row_sums": [float(v) for v in _sums(head, 1)],
+        "min": float(head.min()) if head.shape[0] and head.shape[1] else 0.0,
+    }, _sums(head, 0)
 
 
-def _row_sums_of(adata: AnnData, X, cells: list[str]) -> np.ndarray | None:
-    """Row sums of ``X`` for the named cells, or ``None`` when they cannot be found (renamed) or gathered.
+def _fingerprint_rows(adata: AnnData, X, cells: list[str]):
+    """The rows of ``X`` of the named cells, or ``None`` when they cannot be found (renamed) or gathered.
 
     Read from the head of ``X`` when they are its first cells, else gathered (in-memory matrices only).
     """
     k = len(cells)  # at least 2: prepare_scoring needs 2 cells
     if (adata.obs_names[:k].astype(str) == np.asarray(cells, dtype=str)).all():
-        return _head_row_sums(X, k)
+        return head_rows(X, k)
     if not adata.obs_names.is_unique or not (isinstance(X, np.ndarray) or sparse.issparse(X)):
         return None
     idx = adata.obs_names.get_indexer(cells)
     if (idx < 0).any():
         return None
-    return np.asarray(X[idx].sum(axis=1, dtype=np.float64)).ravel()
+    return X[idx]
+
+
+def _differ(now: np.ndarray, then: np.ndarray) -> bool:
+    scale = float(np.abs(then).mean()) if then.size else 0.0
+    return not np.allclose(now, then, rtol=1e-5, atol=1e-6 * scale)
 
 
 def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str, matrix: str) -> None:
@@ -149,9 +156,10 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
 
     The gene statistics are means and variances over the cells: scoring a subset of the cells, or values changed
     since, with them is wrong. What leaves them valid is accepted: reordered or renamed cells, renamed genes, and
-    a subset of the genes (each gene keeps its own statistics). ``stored``:
-    ``uns[key_added]["prepare_scoring"]["data"]`` (absent for data prepared by an older psysc: nothing is checked).
-    ``matrix`` names the matrix scored, for the message.
+    a subset of the genes (each gene keeps its own statistics; its sum over the fingerprint's cells,
+    ``var[f"{key_added}_head_sum"]``, checks its values). ``stored``: ``uns[key_added]["prepare_scoring"]["data"]``
+    (absent for data prepared by an older psysc: nothing is checked). ``matrix`` names the matrix scored, for the
+    message.
     """
     if not stored:
         return
@@ -161,24 +169,27 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             f"adata's cells are not the cells psysc.pp.prepare_scoring computed the gene statistics on "
             f"({int(stored['n_obs']):,} cells then, {adata.n_obs:,} now: subset or concatenated since). {again}"
         )
-    if int(stored["n_vars"]) != adata.n_vars:
-        return  # a subset of the genes: the row sums differ, the statistics of each gene are its own
-    now = _row_sums_of(adata, X, [str(c) for c in stored["cells"]])
-    if now is None:
+    rows = _fingerprint_rows(adata, X, [str(c) for c in stored["cells"]])
+    if rows is None:
         logger.debug("the cells of the fingerprint are not found by name: the values are not checked")
         return
-    then = np.asarray(stored["row_sums"], dtype=np.float64)
-    scale = float(np.abs(then).mean()) if then.size else 0.0
-    if not np.allclose(now, then, rtol=1e-5, atol=1e-6 * scale):
-        head = head_rows(X, min(len(stored["cells"]), adata.n_obs))
-        if head.min() < 0:  # scaled: preparing it again cannot help
-            raise ValueError(
-                f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has been "
-                "scaled or centred since (it now holds negative values; sc.pp.scale?): psysc scores log-normalised "
-                "expression. Prepare and score a layer that keeps it (adata.layers['log'] = adata.X.copy() before "
-                "scaling, then layer='log' in psysc.pp.prepare_scoring), or the raw counts (layer='counts'), or "
-                "adata.raw.to_adata() where scanpy kept the log-normalised values."
-            )
+    gene_sums = adata.var.get(f"{key_added}_head_sum")
+    if int(stored["n_vars"]) == adata.n_vars:
+        changed = _differ(_sums(rows, 1), np.asarray(stored["row_sums"], dtype=np.float64))
+    elif gene_sums is not None:  # a subset of the genes: the cells' sums differ, each gene's own do not
+        changed = _differ(_sums(rows, 0), gene_sums.to_numpy(dtype=np.float64))
+    else:
+        changed = False
+    rows_min = float(rows.min()) if rows.shape[1] else 0.0
+    if rows_min < 0 <= float(stored.get("min", -1.0)):  # scaled: preparing it again cannot help
+        raise ValueError(
+            f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has been "
+            "scaled or centred since (it now holds negative values; sc.pp.scale?): psysc scores log-normalised "
+            "expression. Prepare and score a layer that keeps it (adata.layers['log'] = adata.X.copy() before "
+            "scaling, then layer='log' in psysc.pp.prepare_scoring), or the raw counts (layer='counts'), or "
+            "adata.raw.to_adata() where scanpy kept the log-normalised values."
+        )
+    if changed:
         raise ValueError(
             f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has changed "
             f"since (e.g. another normalisation in place). {again}"
@@ -287,10 +298,11 @@ def prepare_scoring(
     - ``adata.layers[f"{key_added}_norm"]``: log-normalised expression (when normalised here);
     - ``adata.var[f"{key_added}_{stat}"]`` for stat in mean, var, var_tech, ct_mean, ct_var, ct_var_tech, mean_var;
     - ``adata.uns[key_added]["prepare_scoring"]``: parameters and what was done; under ``"data"`` the numbers
-      of cells and genes and the expression sums of the first 1,000 cells, by which
+      of cells and genes and the expression sums of the first 1,000 cells, and in
+      ``adata.var[f"{key_added}_head_sum"]`` each gene's sum over those cells, by which
       :func:`psysc.tl.score_disorders` refuses data changed since (a subset of the cells, values changed in
-      place) and accepts what leaves the statistics valid (reordered or renamed cells and genes, a subset of
-      the genes).
+      place, also after a subset of the genes) and accepts what leaves the statistics valid (reordered or renamed
+      cells and genes, a subset of the genes).
 
     Examples
     --------
@@ -376,7 +388,7 @@ def prepare_scoring(
         "ct_var_tech": ct_var_tech,
         "mean_var": bins,
     }
-    fingerprint = data_fingerprint(adata, Xn, info["row_sums"] if Xn is X else None)
+    fingerprint, head_sum = data_fingerprint(adata, Xn)
 
     if norm_layer != layer:
         adata.layers[norm_layer] = Xn
@@ -391,6 +403,7 @@ def prepare_scoring(
         logger.info("regressed out %d covariate columns: %s", len(cov_names), ", ".join(cov_names))
     for name in GENE_STAT_COLUMNS:
         adata.var[f"{key_added}_{name}"] = stats[name]
+    adata.var[f"{key_added}_head_sum"] = head_sum
     from .. import __version__
 
     ns = uns_namespace(adata, key_added)
