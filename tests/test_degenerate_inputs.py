@@ -328,6 +328,30 @@ def test_no_overlap_error_points_at_magma_entrez_ids():
         psysc.tl.score_disorders(adata, entrez, n_ctrl=10)
 
 
+def test_a_trait_left_out_for_its_spelling_is_told_why(caplog):
+    """One set matches, the other differs in case only: the skipped one gets the case hint, not only min_genes."""
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    genes = list(adata.var_names[:300])
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(adata, {"OK": genes, "LOW": [g.lower() for g in genes]}, n_ctrl=10)
+    assert "psysc_OK_norm_score" in adata.obs and "psysc_LOW_norm_score" not in adata.obs
+    n_case = sum(g.lower() != g for g in genes)  # names with letters: lower-casing changes them
+    assert f"LOW: only {300 - n_case} of 300 genes found in the data" in caplog.text
+    assert f"{n_case} gene-set genes match var_names when upper and lower case are ignored" in caplog.text
+
+
+def test_a_column_of_gene_names_is_a_gene_list():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    table = pd.DataFrame({"gene": adata.var_names[:200].to_numpy()})  # e.g. pd.read_csv of a gene list
+    got = psysc.tl.score_disorders(adata, {"T": table["gene"]}, n_ctrl=10, inplace=False)["T"]
+    want = psysc.tl.score_disorders(adata, {"T": list(table["gene"])}, n_ctrl=10, inplace=False)["T"]
+    pd.testing.assert_frame_equal(got, want)
+    with pytest.raises(TypeError, match=r"Series of names .* a list of genes is passed as a list"):
+        psysc.tl.score_disorders(adata, {"T": table["gene"].set_axis(table["gene"])}, n_ctrl=10)
+
+
 def test_a_trait_scored_by_a_later_call_leaves_the_skipped_list():
     adata = psysc.datasets.darmanis2015()
     psysc.pp.prepare_scoring(adata)

@@ -31,7 +31,8 @@ def check_trait_name(trait) -> None:
 def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
     """Turn the accepted gene-set inputs into ``{trait: Series(gene -> weight)}``.
 
-    Accepts a dict of Series, of dicts gene->weight, of gene lists (weight 1) or of MAGMA-like tables
+    Accepts a dict of Series, of dicts gene->weight, of gene lists (weight 1; also a Series of gene names with a
+    default index, such as a table's column) or of MAGMA-like tables
     (a ``ZSTAT`` column, as :func:`psysc.gwas.read_magma` with ``table=True`` and
     :func:`psysc.gwas.sumstats_to_genes` return); a single Series is one trait named by its ``name``,
     a single table one trait named by its ``attrs["trait"]``. Duplicated genes in a set keep their last
@@ -67,6 +68,14 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
                     "MAGMA-like table (psysc.gwas.read_magma(..., table=True), psysc.gwas.sumstats_to_genes)"
                 )
             s = genes["ZSTAT"].astype(np.float64)
+        elif isinstance(genes, pd.Series) and pd.api.types.infer_dtype(genes, skipna=True) == "string":
+            if not isinstance(genes.index, pd.RangeIndex):
+                raise TypeError(
+                    f"gene set {trait!r} is a Series of names ({list(genes[:3])}...) indexed by "
+                    f"{list(genes.index[:3])}: a weighted set is a Series gene -> weight (genes in the index); a "
+                    "list of genes is passed as a list, e.g. {t: list(genes)}"
+                )
+            s = pd.Series(np.ones(len(genes)), index=genes.to_numpy(), dtype=np.float64)  # a column of gene names
         elif isinstance(genes, pd.Series):
             s = genes.astype(np.float64)
         elif isinstance(genes, Mapping):
@@ -243,8 +252,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
     for trait, s in gene_sets.items():
         common = sorted(set(s.index) & set(var_names))
         total_matched += len(common)
-        if len(common) < min_genes:  # not scored: said by the caller
-            logger.info("%s: %d of %d genes found in the data", trait, len(common), len(s))
+        if len(common) < min_genes:  # not scored: said below
             skipped[trait] = len(common)
             continue
         report_overlap(trait, s.index, var_names, len(common))
@@ -258,6 +266,8 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
             + symbol_column_hint(var)
             + "."
         )
+    for trait, n in skipped.items():  # why: below half of the set found, the likely cause
+        report_overlap(trait, gene_sets[trait].index, var_names, n)
     if skipped:
         logger.warning(
             "%d trait(s) have fewer than %d genes in the data and are not scored: %s (min_genes= sets the "
