@@ -183,6 +183,21 @@ def _named_adata(seed=1):
                       var=pd.DataFrame(index=[f"g{i}" for i in range(X.shape[1])])), labels, names
 
 
+def test_stored_top_specific_genes_follow_top_fraction():
+    """The top-specific gene sets kept in uns are those the regression used, computed afresh or reused."""
+    adata, labels, names = _named_adata(seed=3)
+    gs = {"T": pd.Series(np.random.default_rng(0).normal(size=30), index=adata.var_names[:30])}
+    _, keep, genes, rel, _ = naive_specificity(adata.X.toarray(), labels, return_all=True)
+    for fraction in (0.2, 0.1, 0.35):  # computed, then reused from uns twice
+        celltype_enrichment(adata, gs, groupby="ct", method="top10", top_fraction=fraction)
+        n_top = int(np.ceil(fraction * len(genes)))
+        stored = psysc.tl.specific_gene_sets(adata)
+        assert adata.uns["psysc"]["specificity_params"]["top_fraction"] == fraction
+        for k, grp in enumerate(names[keep]):
+            want = adata.var_names[genes][np.argsort(-rel[k], kind="stable")[:n_top]]
+            assert set(stored[grp]) == set(want)
+
+
 def _lstsq_slope(y, design, col):
     """Slope, standard error and one-sided p of column ``col`` of a full design (with intercept) by lstsq."""
     A = np.column_stack([np.ones(len(y)), design])
@@ -408,13 +423,30 @@ def test_cauchy_combination():
     assert cauchy_combine([np.nan, 0.04]) == pytest.approx(0.04, rel=1e-12)
     assert np.isnan(cauchy_combine([np.nan, np.nan]))
     assert cauchy_combine([0.0, 0.5]) == 0.0
-    # P = 1 is moved to 1 - 1/m instead of forcing the combined P to 1
-    assert cauchy_combine([1.0, 0.01]) == pytest.approx(cauchy_combine([0.5, 0.01]), rel=1e-12)
     np.testing.assert_allclose(cauchy_combine(np.array([[0.1, 0.1], [0.3, 0.3]]), axis=1), [0.1, 0.3])
-    # under independence the combined p is close to uniform
+    with pytest.raises(ValueError, match="0, 1"):
+        cauchy_combine([1.5])
+
+
+def test_cauchy_combination_near_one_is_monotone_and_keeps_its_size():
+    """P-values above 0.999 count as 0.999 (term -cot(pi/1000)); the combined P never falls as an input rises,
+    and the rejection rates under independence and full dependence stay at the level."""
+    cot = 1.0 / np.tan(np.pi * 0.001)
+    others = np.array([0.001, 0.002, 0.003])
+    T = (np.sum(np.tan((0.5 - others) * np.pi)) - cot) / 4
+    for near_one in (0.9995, 1 - 1e-7, 1.0):  # a Monte Carlo P of 101/101, a one-sided t-test P of t.sf(-5, df)
+        assert cauchy_combine([*others, near_one]) == pytest.approx(0.5 - np.arctan(T) / np.pi, rel=1e-12)
+    rising = np.concatenate([np.linspace(0.9, 0.999999, 300), [1.0]])
+    combined = cauchy_combine(np.column_stack([np.broadcast_to(others, (301, 3)), rising]), axis=1)
+    assert np.all(np.diff(combined) >= 0)
+    assert combined[-1] < 0.01  # one P near 1 does not cancel three small ones
     rng = np.random.default_rng(0)
-    comb = cauchy_combine(rng.random((20000, 4)), axis=1)
-    assert abs(np.mean(comb < 0.05) - 0.05) < 0.01
+    for m in (2, 3, 4):
+        u = rng.random((400_000, m))
+        for P in (u, np.repeat(u[:, :1], m, axis=1)):  # independent, and the same test m times
+            comb = cauchy_combine(P, axis=1)
+            for level in (0.1, 0.05, 0.01):
+                assert np.mean(comb < level) / level == pytest.approx(1.0, abs=0.04)
     with pytest.raises(ValueError, match="0, 1"):
         cauchy_combine([1.5])
 
@@ -491,13 +523,17 @@ def test_darmanis_combined_evidence(darmanis):
     assert {"pval_cells", "pval_seismic", "pval_magma", "pval_top10"} <= set(comb.columns)
     both = comb[comb.trait.isin(["SCZ", "AD"])]
     P = both[["pval_cells", "pval_seismic", "pval_magma", "pval_top10"]].to_numpy()
-    P = np.where(P == 1.0, 1 - 1 / 4, P)  # the documented rule for P = 1 (1 - 1/m, m = 4 tests)
+    P = np.minimum(P, 0.999)  # the documented cap of P-values near 1
     T = np.tan((0.5 - P) * np.pi).mean(axis=1)
     np.testing.assert_allclose(both["pval"], 0.5 - np.arctan(T) / np.pi, rtol=1e-9)
     ad_ = comb[comb.trait == "AD"].set_index("group")
     assert ad_["pval"].idxmin() == "microglia"
     # traits without per-cell scores are combined from the cell-type tests alone
     assert (comb.loc[comb.trait == "HEIGHT", "n_tests"] == 3).all()
+    # a per-cell test by another grouping since: the one of the cell-type table's grouping is still used
+    adata.obs["half"] = np.where(np.arange(adata.n_obs) % 2, "odd", "even")
+    psysc.tl.disorder_enrichment(adata, groupby="half", use_graph=None)
+    pd.testing.assert_frame_equal(psysc.tl.combine_evidence(adata, inplace=False), comb)
 
 
 # ---------------------------------------------------------------- bad input

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: P-values above this are taken as this in :func:`cauchy_combine` (its term: -cot(pi / 1000) = -318.3)
+P_CAP = 0.999
+
 
 def cauchy_terms(p: np.ndarray) -> np.ndarray:
     """Cauchy transform ``tan(pi * (0.5 - p))`` of P-values, without cancellation.
@@ -36,14 +39,16 @@ def cauchy_combine(pvals, weights=None, axis: int = -1) -> np.ndarray:
 
     The test is valid under arbitrary dependence between the P-values for small combined P (the tail
     of T is Cauchy whatever the correlation). NaN P-values are left out (with their weights). A
-    P-value of exactly 0 gives 0. A P-value of exactly 1 would make T minus infinity (combined P = 1
-    whatever the others): it is set to ``1 - 1/m``, m the number of P-values combined, as the ACAT authors
-    suggest (yaowuliu/ACAT, FAQ; the same rule as :func:`psysc.gwas.sumstats_to_genes`). P-values below 1 are
-    used as they are: as in ACAT, one very close to 1 (say 1 - 1e-9) adds a large negative term that can
-    outweigh a small P-value among the others; such a P-value is evidence against the alternative, and the
-    test is meant to be driven by small P-values, so check inputs near 1 (e.g. one-sided tests of the wrong
-    direction) before combining. The transform
-    and the tail use cotangent and arctangent forms that keep full precision for tiny P-values.
+    P-value of exactly 0 gives 0. P-values above :data:`P_CAP` (0.999) are taken as 0.999: a P-value of
+    exactly 1 (a one-sided test far in the wrong direction, rounded; a Monte Carlo P-value with every control
+    above) would make T minus infinity, and one just below 1 a term so negative that it outweighs any
+    evidence among the others, so that a larger P-value could give a smaller combined P. With the cap the
+    combined P never decreases when an input increases, and a P-value near 1 still pulls it towards 1
+    (its term is -318) unless another input is below about 1e-3 / m. For the few P-values
+    :func:`psysc.tl.combine_evidence` combines (up to about ten) the test keeps its size: under independence
+    and under full dependence the rejection rates at 0.1, 0.05 and 0.01 stay within 1 % of the level (checked by
+    simulation, tested); with hundreds of P-values the cap would make it liberal. The transform and the tail use
+    cotangent and arctangent forms that keep full precision for tiny P-values.
 
     Parameters
     ----------
@@ -67,9 +72,7 @@ def cauchy_combine(pvals, weights=None, axis: int = -1) -> np.ndarray:
         raise ValueError("weights must be non-negative")
     ok = ~np.isnan(p)
     w = np.where(ok, w, 0.0)
-    m = np.expand_dims(ok.sum(axis=axis), axis)
-    p = np.where(ok, p, 0.5)
-    p = np.where((p >= 1.0) & (m > 1), 1.0 - 1.0 / np.maximum(m, 2), p)
+    p = np.minimum(np.where(ok, p, 0.5), P_CAP)
     zero = (p == 0) & (w > 0)
     term = np.where(zero, 0.0, cauchy_terms(p))
     wsum = w.sum(axis=axis)

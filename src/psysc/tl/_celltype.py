@@ -449,8 +449,11 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
     return None
 
 
-def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _SpecTables:
-    """The stored specificity when it fits the arguments and the data, else computed (stored when ``inplace``)."""
+def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace, top_fraction) -> _SpecTables:
+    """The stored specificity when it fits the arguments and the data, else computed (stored when ``inplace``).
+
+    When ``inplace``, the stored top-specific gene sets are those of ``top_fraction``.
+    """
     check_unique_var_names(adata, "before computing the specificity (a gene's specificity needs one name per gene)")
     ns = adata.uns.get(key_added)
     params = ns.get("specificity_params") if isinstance(ns, Mapping) else None
@@ -464,12 +467,17 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace) -> _
         if not inplace:
             return _compute_specificity(adata, groupby, layer=layer, block_size=10_000, filters=filters)
         _store_specificity(adata, groupby, layer=layer, key_added=key_added, block_size=10_000, filters=filters,
-                           top_fraction=TOP_FRACTION)
-        ns = adata.uns[key_added]
+                           top_fraction=top_fraction)
     frames = [specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES]
     for f in frames:
         f.columns.name = None
-    return _SpecTables(*frames, info={})
+    tables = _SpecTables(*frames, info={})
+    params = adata.uns[key_added]["specificity_params"]
+    if inplace and float(params.get("top_fraction", TOP_FRACTION)) != float(top_fraction):
+        adata.uns[key_added]["specific_genes"] = _specific_genes_table(top_specific_genes(tables.tstat, top_fraction))
+        params["top_fraction"] = float(top_fraction)
+        logger.info("uns[%r]['specific_genes'] now holds the top %g of each group", key_added, top_fraction)
+    return tables
 
 
 # ---------------------------------------------------------------- gene z-scores and covariates
@@ -809,7 +817,8 @@ def celltype_enrichment(
         covariates = pd.DataFrame(covariates)
         covariates.index = covariates.index.astype(str)
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
-    tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace)
+    tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace,
+                              top_fraction=top_fraction)
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
     # every trait before any regression

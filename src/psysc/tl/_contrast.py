@@ -193,7 +193,8 @@ def disorder_contrast(
     if len(shared) == 1:
         raise ValueError(f"shared needs two or more traits, got {shared}")
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
-    tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace)
+    tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace,
+                              top_fraction=top_fraction)
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
     used = sorted(needed, key=traits.index)
@@ -290,6 +291,11 @@ def disorder_contrast(
     return None
 
 
+def _cells_part(table) -> pd.DataFrame:
+    t = pd.DataFrame(table)
+    return t[["trait", "group", "assoc_pval"]].rename(columns={"assoc_pval": "pval_cells"})
+
+
 def combine_evidence(
     adata: AnnData,
     *,
@@ -308,9 +314,10 @@ def combine_evidence(
     tests are dependent, as these are (they use the same GWAS genes). Equal weights;
     Benjamini-Hochberg FDR across the groups of each trait.
 
-    Both tables must come from the same ``groupby``. A group missing from one table (e.g. dropped by
-    the specificity's minimum group size) is combined from the p-values it has; ``n_tests`` says how
-    many.
+    Both tables must come from the same ``groupby``: the per-cell table of the cell-type table's ``groupby`` is
+    taken from those :func:`disorder_enrichment` keeps for each grouping it ran. A group missing from one table
+    (e.g. dropped by the specificity's minimum group size) is combined from the p-values it has; ``n_tests``
+    says how many.
 
     Parameters
     ----------
@@ -351,9 +358,13 @@ def combine_evidence(
         raise KeyError(f"adata.uns[{key!r}] not found: run psysc.tl.disorder_enrichment and/or celltype_enrichment")
     parts = []
     groupbys = {}
-    if cells and "enrichment" in ns:
-        t = pd.DataFrame(ns["enrichment"])
-        parts.append(t[["trait", "group", "assoc_pval"]].rename(columns={"assoc_pval": "pval_cells"}))
+    celltype_groupby = ns.get("celltype_enrichment_params", {}).get("groupby") if "celltype_enrichment" in ns else None
+    kept = dict(ns.get("enrichment_by_groupby", {}))
+    if cells and celltype_groupby in kept:  # the per-cell table of the cell-type table's grouping
+        parts.append(_cells_part(kept[celltype_groupby]["table"]))
+        groupbys["disorder_enrichment"] = celltype_groupby
+    elif cells and "enrichment" in ns:
+        parts.append(_cells_part(ns["enrichment"]))
         groupbys["disorder_enrichment"] = ns.get("enrichment_params", {}).get("groupby")
     if "celltype_enrichment" in ns:
         t = pd.DataFrame(ns["celltype_enrichment"])
