@@ -350,6 +350,11 @@ def test_a_column_of_gene_names_is_a_gene_list():
     pd.testing.assert_frame_equal(got, want)
     with pytest.raises(TypeError, match=r"Series of names .* a list of genes is passed as a list"):
         psysc.tl.score_disorders(adata, {"T": table["gene"].set_axis(table["gene"])}, n_ctrl=10)
+    # a MAGMA-like table read with pandas: genes in a GENE column, not the index
+    magma = pd.DataFrame({"GENE": adata.var_names[:200].to_numpy(), "ZSTAT": np.linspace(1, 5, 200)})
+    got = psysc.tl.score_disorders(adata, {"T": magma}, n_ctrl=10, inplace=False)["T"]
+    want = psysc.tl.score_disorders(adata, {"T": magma.set_index("GENE")["ZSTAT"]}, n_ctrl=10, inplace=False)["T"]
+    pd.testing.assert_frame_equal(got, want)
 
 
 def test_a_trait_scored_by_a_later_call_leaves_the_skipped_list():

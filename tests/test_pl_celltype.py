@@ -78,3 +78,25 @@ def test_dotplot_colours_of_one_sign_are_centred_on_zero(table):
     lim = positive.loc[positive.method == "magma", "t"].abs().max()
     assert norm(0.0) == pytest.approx(0.5)  # t = 0 at the neutral middle of the diverging map
     assert norm(lim) == pytest.approx(1.0) and norm(-lim) == pytest.approx(0.0)
+
+
+def test_dotplot_draws_p_zero_largest_and_refuses_all_missing(table):
+    t = table[table.method == "magma"].assign(pval=[0.0, 0.46, 0.84, 0.3, 0.5, 0.9, 0.2, 0.7, 0.99])
+    sizes = psysc.pl.enrichment_dotplot(t, color=None, show=False).collections[0].get_sizes()
+    assert sizes[0] == sizes.max() > sizes[1:].max()  # p = 0 (underflow) is the strongest evidence
+    assert np.array_equal(np.argsort(sizes[1:]), np.argsort(-t["pval"].to_numpy()[1:]))
+    same = psysc.pl.enrichment_dotplot(t.assign(pval=0.0), show=False).collections[0].get_sizes()
+    assert np.all(same == same.max())
+    with pytest.raises(ValueError, match="every p-value .* is NaN"):
+        psysc.pl.enrichment_dotplot(t.assign(pval=np.nan), show=False)
+
+
+def test_contrast_on_axes_that_hold_other_bars():
+    t = pd.DataFrame({"contrast": "SCZ - AD", "trait_a": "SCZ", "trait_b": "AD", "method": "seismic",
+                      "group": ["neurons", "microglia"], "beta": [0.2, -1.0], "se": [0.1, 0.16],
+                      "pval": [0.07, 1e-9], "fdr": [0.5, 2e-9]})
+    fig, ax = plt.subplots()
+    ax.bar([0], [1])
+    psysc.pl.contrast(t, ax=ax, show=False)
+    psysc.pl.contrast(t, ax=ax, show=False)  # twice on the same axes
+    assert [p.get_alpha() for p in ax.patches] == [None, 1.0, 0.35, 1.0, 0.35]

@@ -32,11 +32,11 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
     """Turn the accepted gene-set inputs into ``{trait: Series(gene -> weight)}``.
 
     Accepts a dict of Series, of dicts gene->weight, of gene lists (weight 1; also a Series of gene names with a
-    default index, such as a table's column) or of MAGMA-like tables
-    (a ``ZSTAT`` column, as :func:`psysc.gwas.read_magma` with ``table=True`` and
-    :func:`psysc.gwas.sumstats_to_genes` return); a single Series is one trait named by its ``name``,
-    a single table one trait named by its ``attrs["trait"]``. Duplicated genes in a set keep their last
-    weight (as scDRS), counted in the log. NaN or infinite weights are an error.
+    default index, such as a table's column) or of MAGMA-like tables (a ``ZSTAT`` column, as
+    :func:`psysc.gwas.read_magma` with ``table=True`` and :func:`psysc.gwas.sumstats_to_genes` return; genes in
+    the index, or in a ``GENE`` column when the index is the default one); a single Series is one trait named by
+    its ``name``, a single table one trait named by its ``attrs["trait"]``. Duplicated genes in a set keep their
+    last weight (as scDRS), counted in the log. NaN or infinite weights are an error.
     """
     if isinstance(gene_sets, pd.Series):
         gene_sets = {gene_sets.name or "trait": gene_sets}
@@ -68,6 +68,8 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
                     "MAGMA-like table (psysc.gwas.read_magma(..., table=True), psysc.gwas.sumstats_to_genes)"
                 )
             s = genes["ZSTAT"].astype(np.float64)
+            if isinstance(genes.index, pd.RangeIndex) and "GENE" in genes.columns:  # e.g. pd.read_csv of .genes.out
+                s.index = pd.Index(genes["GENE"].astype(str).to_numpy())
         elif isinstance(genes, pd.Series) and pd.api.types.infer_dtype(genes, skipna=True) == "string":
             if not isinstance(genes.index, pd.RangeIndex):
                 raise TypeError(

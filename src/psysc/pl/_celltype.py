@@ -129,10 +129,13 @@ def enrichment_dotplot(
     with np.errstate(divide="ignore"):
         size_val = -np.log10(p)
     finite = size_val[np.isfinite(size_val)]
-    size_val[np.isposinf(size_val)] = finite.max() if finite.size else 0.0
+    top = float(finite.max()) if finite.size else 0.0
+    size_val[np.isposinf(size_val)] = max(1.1 * top, top + 1.0)  # p = 0: a step above every p > 0
     cval = size_val if color is None else tidy[color].astype(float).reindex(full).to_numpy()
     sig = np.zeros(len(full), dtype=bool) if fcol is None else tidy[fcol].astype(float).reindex(full).to_numpy() < fdr
     ok = ~np.isnan(p)
+    if not ok.any():
+        raise ValueError(f"every p-value ({pcol}) of the traits and groups shown is NaN: nothing to plot")
     yy, xx = np.divmod(np.arange(len(full)), len(cols))
     smax = max(float(np.nanmax(size_val)), 1.0)
     sizes = 20 + 280 * np.clip(size_val, 0, None) / smax
@@ -244,9 +247,9 @@ def contrast(
     beta = tab["beta"].to_numpy(dtype=float)
     sig = tab["fdr"].to_numpy(dtype=float) < fdr
     colors = np.where(beta > 0, "#b2182b", "#2166ac")
-    ax.barh(y, beta, color=colors, alpha=None, xerr=1.96 * tab["se"].to_numpy(dtype=float), ecolor="0.3",
-            capsize=2)
-    for patch, s in zip(ax.patches, sig, strict=True):
+    bars = ax.barh(y, beta, color=colors, alpha=None, xerr=1.96 * tab["se"].to_numpy(dtype=float), ecolor="0.3",
+                   capsize=2)
+    for patch, s in zip(bars.patches, sig, strict=True):
         patch.set_alpha(1.0 if s else 0.35)
     a_name = str(tab["trait_a"].iloc[0]) if "trait_a" in tab else "A"
     b_name = str(tab["trait_b"].iloc[0]) if "trait_b" in tab else "B"
