@@ -185,7 +185,25 @@ def test_heatmap_zero_pvalue_is_finite(table):
     zero.loc[0, "assoc_pval"] = 0.0
     values = np.ma.getdata(psysc.pl.enrichment_heatmap(zero, show=False).images[0].get_array())
     assert np.isfinite(values).all()
-    assert values[0, 0] == pytest.approx(-np.log10(table["assoc_pval"].iloc[1:].min()))
+    top = -np.log10(table["assoc_pval"].iloc[1:].min())
+    assert values[0, 0] == pytest.approx(max(1.1 * top, top + 1))  # above every p > 0: the strongest evidence
+
+
+def test_heatmap_missing_values_are_grey_and_the_legend_says_only_what_is_drawn(table):
+    gaps = table.copy()
+    gaps.loc[0, "assoc_pval"] = np.nan
+    ax = psysc.pl.enrichment_heatmap(gaps, show=False)
+    (im,) = ax.images
+    assert np.ma.getmaskarray(im.get_array())[0, 0]
+    assert np.allclose(im.get_cmap().get_bad()[:3], 0.8)  # grey, not white (white is p = 1 / z = 0)
+    assert "grey: no value" in ax.get_xlabel() and "heterog. FDR" in ax.get_xlabel()
+    ax = psysc.pl.enrichment_heatmap(table.assign(hetero_fdr=np.nan), show=False)  # use_graph=None
+    assert "heterog." not in ax.get_xlabel() and "grey" not in ax.get_xlabel()
+    # one group: the figure is wide enough for its legend
+    fig = psysc.pl.enrichment_heatmap(table, traits=["SCZ"], groups=["neurons"], show=False, return_fig=True)
+    fig.canvas.draw()
+    label = fig.axes[0].xaxis.label.get_window_extent()
+    assert label.x0 >= 0 and label.x1 <= fig.bbox.width
 
 
 def test_heatmap_from_anndata_equals_from_table(table):

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ._enrichment import _finish, _ordered_levels
+from ._enrichment import _finish, _ordered_levels, nlog10_pvalues
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -126,11 +126,7 @@ def enrichment_dotplot(
         raise ValueError("the table has more than one row per (trait, group); choose one method")
     full = pd.MultiIndex.from_product([rows, cols])
     p = tidy[pcol].astype(float).reindex(full).to_numpy()
-    with np.errstate(divide="ignore"):
-        size_val = -np.log10(p)
-    finite = size_val[np.isfinite(size_val)]
-    top = float(finite.max()) if finite.size else 0.0
-    size_val[np.isposinf(size_val)] = max(1.1 * top, top + 1.0)  # p = 0: a step above every p > 0
+    size_val = nlog10_pvalues(p)
     cval = size_val if color is None else tidy[color].astype(float).reindex(full).to_numpy()
     sig = np.zeros(len(full), dtype=bool) if fcol is None else tidy[fcol].astype(float).reindex(full).to_numpy() < fdr
     ok = ~np.isnan(p)

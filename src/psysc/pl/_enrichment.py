@@ -34,6 +34,19 @@ def symmetric_bound(values) -> float:
     return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
 
 
+def nlog10_pvalues(p: np.ndarray) -> np.ndarray:
+    """``-log10 p`` for a plot: p = 0 (below the smallest float) a step above the largest finite value.
+
+    The strongest evidence is drawn as such; NaN stays NaN.
+    """
+    with np.errstate(divide="ignore"):
+        out = -np.log10(np.asarray(p, dtype=np.float64))
+    finite = out[np.isfinite(out)]
+    top = float(finite.max()) if finite.size else 0.0
+    out[np.isposinf(out)] = max(1.1 * top, top + 1.0)
+    return out
+
+
 def _enrichment_table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
     """The tidy enrichment table, from a DataFrame or from ``adata.uns[key]["enrichment"]``."""
     if isinstance(data, pd.DataFrame):
@@ -120,7 +133,8 @@ def enrichment_heatmap(
         FDR threshold of the markers.
     cmap
         Matplotlib colour map. Default: ``"Reds"`` from 0 up for the p-values, the diverging ``"RdBu_r"``
-        centred on 0 for the z-scores (white at z = 0, red above, blue below).
+        centred on 0 for the z-scores (white at z = 0, red above, blue below). Missing values (a pair that was not
+        tested, a group too small for a test) are grey.
     ax
         Axes to draw into. Default: a new figure sized to the table.
     show
@@ -187,14 +201,7 @@ def enrichment_heatmap(
 
     transform, label, fdr_col = _VALUES[value]
     raw = grid(value)
-    if transform == "nlog10":
-        with np.errstate(divide="ignore"):
-            values = -np.log10(raw)
-        # p = 0 would give +inf: draw it as the largest finite value
-        finite = values[np.isfinite(values)]
-        values[np.isposinf(values)] = finite.max() if finite.size else 0.0
-    else:
-        values = raw
+    values = nlog10_pvalues(raw) if transform == "nlog10" else raw
     shown = np.ma.masked_invalid(values)
 
     markers = np.full(values.shape, "", dtype=object)
@@ -202,13 +209,17 @@ def enrichment_heatmap(
     if fdr_col in tidy.columns:
         markers[grid(fdr_col) < fdr] += _ASSOC_MARKER
         notes.append(f"{_ASSOC_MARKER} {fdr_col.split('_')[0]}. FDR < {fdr:g}")
-    if value.startswith("assoc") and "hetero_fdr" in tidy.columns:
+    if value.startswith("assoc") and "hetero_fdr" in tidy.columns and np.isfinite(grid("hetero_fdr")).any():
         markers[grid("hetero_fdr") < fdr] += _HETERO_MARKER
         notes.append(f"{_HETERO_MARKER} heterog. FDR < {fdr:g}")
+    if np.ma.count_masked(shown):
+        notes.append("grey: no value")
+    xlabel = "cell group" + (f"\n({', '.join(notes)})" if notes else "")
 
     ax_given = ax is not None
     if ax is None:
         width = 2.8 + 0.5 * len(col_names) + 0.07 * max(len(t) for t in row_names)
+        width = max(width, 1.6 + 0.075 * max(len(line) for line in xlabel.splitlines()))  # the legend fits
         height = 1.6 + 0.42 * len(row_names) + 0.07 * max(len(g) for g in col_names)
         fig, ax = plt.subplots(figsize=(min(width, 30), min(height, 30)), layout="constrained")
     else:
@@ -226,7 +237,8 @@ def enrichment_heatmap(
         top = symmetric_bound(values)
         vmin, vmax = -top, top
         cmap = cmap or "RdBu_r"
-    im = ax.imshow(shown, cmap=cmap, aspect="auto", interpolation="nearest", vmin=vmin, vmax=vmax)
+    colormap = plt.get_cmap(cmap).with_extremes(bad="0.8")  # missing values grey, not the colour of no effect
+    im = ax.imshow(shown, cmap=colormap, aspect="auto", interpolation="nearest", vmin=vmin, vmax=vmax)
     cbar = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.03)
     cbar.set_label(label)
 
@@ -236,7 +248,7 @@ def enrichment_heatmap(
     ax.set_yticks(np.arange(len(row_names) + 1) - 0.5, minor=True)
     ax.grid(which="minor", color="white", linewidth=1.0)
     ax.tick_params(which="minor", length=0)
-    ax.set_xlabel("cell group" + (f"   ({', '.join(notes)})" if notes else ""))
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("trait")
 
     # markers in black on light cells, white on dark ones
