@@ -669,6 +669,22 @@ def test_a_lone_fdr_threshold_and_a_trait_named_twice_are_taken_as_meant():
     fdr = false_discovery_control(adata.obs["psysc_SCZ_pval"].to_numpy(np.float64))
     counts = pd.Series(fdr < 0.1).groupby(adata.obs["cell_type"].astype(str).to_numpy()).sum()
     assert table.set_index("group")["n_fdr_0.1"].to_dict() == counts.to_dict()
+    twice = psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, fdr_thresholds=(0.1, 0.10),
+                                         inplace=False)
+    assert [c for c in twice.columns if c.startswith("n_fdr")] == ["n_fdr_0.1"]
+    for bad in ((2,), (0.0, 0.1), (-0.1,)):
+        with pytest.raises(ValueError, match=r"fdr_thresholds must lie in \(0, 1\]"):
+            psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, fdr_thresholds=bad)
+
+
+def test_a_trait_given_a_number_as_name_is_found_by_that_number():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, {1: list(adata.var_names[:200])}, n_ctrl=20)
+    by_number = psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, traits=[1], inplace=False)
+    by_name = psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, traits=["1"], inplace=False)
+    pd.testing.assert_frame_equal(by_number, by_name)
+    assert set(by_number["trait"]) == {"1"}
 
 
 def test_scoring_many_traits_writes_obs_without_pandas_warnings():
@@ -699,3 +715,19 @@ def test_a_distance_graph_for_the_heterogeneity_test_is_warned_about(caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph="distances")
     assert "looks like a graph of distances" in caplog.text
+
+
+def test_traits_whose_columns_would_clash_and_a_negative_min_genes_are_refused():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    genes = list(adata.var_names[:100])
+    with pytest.raises(ValueError, match=r"traits 'A' and 'A_mc' would both write obs\['psysc_A_mc_pval'\]"):
+        psysc.tl.score_disorders(adata, {"A": genes, "A_mc": genes}, n_ctrl=10)
+    psysc.tl.score_disorders(adata, {"A": genes}, n_ctrl=10)
+    before = adata.obs["psysc_A_mc_pval"].copy()
+    with pytest.raises(ValueError, match="would both write"):  # with a trait scored by an earlier call
+        psysc.tl.score_disorders(adata, {"A_mc": genes[::-1][:50]}, n_ctrl=10)
+    pd.testing.assert_series_equal(adata.obs["psysc_A_mc_pval"], before)
+    psysc.tl.score_disorders(adata, {"A": genes[:60]}, n_ctrl=10)  # re-scoring the same trait is not a clash
+    with pytest.raises(ValueError, match="min_genes must be a whole number of at least 1"):
+        psysc.tl.score_disorders(adata, {"B": genes}, n_ctrl=10, min_genes=-3)

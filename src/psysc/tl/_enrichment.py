@@ -143,7 +143,7 @@ def disorder_enrichment(
         traits = scored
     elif isinstance(traits, str):
         traits = [traits]
-    traits = list(dict.fromkeys(traits))  # a trait named twice is tested once
+    traits = list(dict.fromkeys(str(t) for t in traits))  # stored by name (str); a trait named twice is tested once
     missing = [t for t in traits if t not in scored]
     if missing:
         raise KeyError(f"traits {missing} were not scored; scored traits: {scored}")
@@ -155,7 +155,9 @@ def disorder_enrichment(
                         "'_' + adata.obs['b'].astype(str)")
     if isinstance(fdr_thresholds, int | float):
         fdr_thresholds = (fdr_thresholds,)
-    fdr_thresholds = tuple(float(t) for t in fdr_thresholds)
+    fdr_thresholds = tuple(dict.fromkeys(float(t) for t in fdr_thresholds))  # each threshold one column
+    if not all(0 < t <= 1 for t in fdr_thresholds):
+        raise ValueError(f"fdr_thresholds must lie in (0, 1] (FDR levels, e.g. (0.1, 0.2)), got {fdr_thresholds}")
     lost = [t for t in traits
             if f"{key}_{t}_ctrl_norm_score" not in adata.obsm or f"{key}_{t}_norm_score" not in adata.obs]
     if lost:

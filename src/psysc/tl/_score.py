@@ -117,6 +117,22 @@ def _trait_batches(n_traits: int, n_obs: int, n_ctrl: int, dtype: np.dtype, *, i
     return [everything[i : i + size] for i in range(0, n_traits, size)]
 
 
+def _refuse_clashing_names(traits: list[str], key_added: str) -> None:
+    """Refuse traits whose obs columns would be the same (e.g. ``A``'s ``mc_pval`` and ``A_mc``'s ``pval``).
+
+    ``traits``: those scored now and those an earlier call left in ``adata``.
+    """
+    owner: dict[str, str] = {}
+    for trait in traits:
+        for col in SCORE_COLUMNS:
+            name = f"{key_added}_{trait}_{col}"
+            if owner.setdefault(name, trait) != trait:
+                raise ValueError(
+                    f"traits {owner[name]!r} and {trait!r} would both write obs[{name!r}]; rename one of them "
+                    "(e.g. {'A_mc': ...} -> {'A.mc': ...})"
+                )
+
+
 def score_disorders(
     adata: AnnData,
     gene_sets,
@@ -216,6 +232,8 @@ def score_disorders(
             f"spread of its control scores; scDRS uses 1,000), not {n_ctrl!r}"
         )
     n_ctrl = int(n_ctrl)
+    if isinstance(min_genes, bool) or not isinstance(min_genes, int | np.integer) or min_genes < 1:
+        raise ValueError(f"min_genes must be a whole number of at least 1, not {min_genes!r}")
     if rng not in ("numpy", "scdrs"):
         raise ValueError(f"rng must be 'numpy' or 'scdrs', not {rng!r}")
     gstats = _gene_stats(adata, key_added)
@@ -230,6 +248,9 @@ def score_disorders(
                       matrix="adata.X" if layer == "X" else f"adata.layers[{layer!r}]")
 
     sets = as_gene_sets(gene_sets)
+    ns_before = adata.uns.get(key_added)
+    earlier = ns_before.get("score_disorders", {}).get("traits", []) if isinstance(ns_before, dict) else []
+    _refuse_clashing_names(list(dict.fromkeys([*map(str, earlier), *sets])), key_added)
     kept, skipped = match_gene_sets(sets, adata.var_names, min_genes=min_genes, var=adata.var)
     traits = list(kept)
     names = adata.var_names.to_numpy().astype(str)
