@@ -1,6 +1,8 @@
 """Scoring refuses data other than the data prepare_scoring computed its statistics on; a refused call changes
 nothing; what does not change the data (a file round trip, another sparse format or dtype) is not refused."""
 
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,13 +20,19 @@ def prepared():
     return adata, random_sets(adata, 2, size=60)
 
 
-def test_a_subset_of_cells_is_refused_until_prepared_again(prepared):
+def test_a_subset_of_cells_is_refused_until_prepared_again(prepared, caplog):
     adata, sets = prepared
+    psysc.tl.score_disorders(adata, {"early": sets["t1"]}, n_ctrl=20)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(adata)  # the same data again: the same statistics, nothing to say
+    assert "earlier" not in caplog.text
     sub = adata[:200].copy()
     again = r"prepare_scoring\(adata, key_added='psysc'\) again"
     with pytest.raises(ValueError, match=rf"cells .*300 cells then, 200 now.*{again}"):
         psysc.tl.score_disorders(sub, sets, n_ctrl=20)
-    psysc.pp.prepare_scoring(sub)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(sub)
+    assert "adata holds scores of early from an earlier psysc.pp.prepare_scoring(key_added='psysc')" in caplog.text
     psysc.tl.score_disorders(sub, sets, n_ctrl=20)
     assert np.isfinite(sub.obs["psysc_t0_norm_score"]).all()
 

@@ -401,12 +401,21 @@ def prepare_scoring(
         adata.varm[f"{key_added}_cov_beta"] = beta.T
         adata.var[f"{key_added}_cov_gene_mean"] = gene_mean
         logger.info("regressed out %d covariate columns: %s", len(cov_names), ", ".join(cov_names))
+    before = adata.var.get(f"{key_added}_mean")
+    same_stats = before is not None and np.allclose(before.to_numpy(dtype=np.float64), mean, rtol=1e-6, atol=0.0)
     for name in GENE_STAT_COLUMNS:
         adata.var[f"{key_added}_{name}"] = stats[name]
     adata.var[f"{key_added}_head_sum"] = head_sum
     from .. import __version__
 
     ns = uns_namespace(adata, key_added)
+    scored = [str(t) for t in ns.get("score_disorders", {}).get("traits", [])]
+    if scored and not same_stats:
+        logger.warning(
+            "adata holds scores of %s from an earlier psysc.pp.prepare_scoring(key_added=%r): they rest on the gene "
+            "statistics of then (other cells?), not on these; score them again (psysc.tl.score_disorders) before "
+            "testing them together with traits scored from now on", ", ".join(scored), key_added,
+        )
     ns["prepare_scoring"] = {
         "covariates": cov_names,
         "layer": norm_layer if norm_layer is not None else "X",
