@@ -1190,3 +1190,41 @@ def test_unknown_chromosome_names_stay_errors(chrom):
     df = pd.DataFrame({"SNP": ["rs1", "rs2"], "CHR": ["1", chrom], "BP": [100, 200], "P": [1e-3, 0.5]})
     with pytest.raises(ValueError, match=f"unknown chromosome '{chrom}'"):  # a typo or another organism
         read_sumstats(df)
+
+
+def test_p_text_below_the_smallest_double_keeps_its_order_and_exact_z(tmp_path):
+    """"1e-400" reads as 0 in a double: its Z comes from the text's exponent, so it stays more extreme than
+    "1e-320" (a subnormal P) and "1e-300"."""
+    path = tmp_path / "tiny.tsv"
+    path.write_text("SNP\tCHR\tBP\tBETA\tP\n" "a\t1\t10\t0.5\t1e-400\n" "b\t1\t20\t-0.5\t2.5E-320\n"
+                    "c\t1\t30\t0.5\t1e-300\n" "d\t1\t40\t0.5\t0\n")
+    df = read_sumstats(path)
+    z = df.set_index("SNP")["Z"]
+    assert z["a"] > -z["b"] > z["c"] > 0
+    mpmath = pytest.importorskip("mpmath")
+    # a subnormal double keeps only a few digits of "2.5e-320"
+    for snp, p, rel in (("a", "1e-400", 1e-12), ("b", "2.5e-320", 1e-7)):
+        two_sided = mpmath.erfc(mpmath.mpf(abs(z[snp])) / mpmath.sqrt(2))
+        assert float(mpmath.log10(two_sided)) == pytest.approx(float(mpmath.log10(mpmath.mpf(p))), rel=rel)
+    assert df.attrs["qc"]["n_p_zero"] == 2  # "1e-400" and "0"; the latter's Z is unknown beyond the floor
+
+
+def test_acat_of_several_extreme_snps_is_silent():
+    import warnings
+
+    loc = pd.DataFrame({"GENE": ["APOE"], "CHR": ["19"], "START": [100], "STOP": [200]})
+    n = 20  # P = 0 is read as 2.2e-308, whose Cauchy term is 1.4e307: twenty of them overflow the sum
+    ss = read_sumstats(pd.DataFrame({"SNP": [f"s{i}" for i in range(n)], "CHR": "19", "BP": np.arange(n) + 110,
+                                     "P": [0.0] * (n - 2) + [1e-305, 1e-300]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = sumstats_to_genes(ss, gene_loc=loc, window=0, method="acat")
+    assert got.loc["APOE", "P"] <= 1e-300
+
+
+def test_stderrlogor_is_the_se_of_log_or(tmp_path):
+    path = tmp_path / "mdd.tsv"  # the column names of Howard et al. 2019 (MDD)
+    path.write_text("MarkerName\tCHR\tBP\tA1\tA2\tLogOR\tStdErrLogOR\tP\n"
+                    "rs1\t1\t10\tA\tG\t0.1\t0.02\t5.7e-07\n" "rs2\t1\t20\tC\tT\t-0.05\t0.02\t0.0124\n")
+    df = read_sumstats(path)
+    np.testing.assert_allclose(df["Z"], [0.1 / 0.02, -0.05 / 0.02])

@@ -145,7 +145,8 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     ),
     "Z": ("z", "zscore", "zstat", "zstatistic", "zscores", "zval", "zvalue"),
     "BETA": ("beta", "b", "effect", "logor", "effects", "betas", "effectsize", "es", "lnor", "logodds"),
-    "SE": ("se", "stderr", "standarderror", "sebeta", "betase", "stderror", "selogor", "lnorse", "seor", "logorse"),
+    "SE": ("se", "stderr", "standarderror", "sebeta", "betase", "stderror", "selogor", "lnorse", "seor", "logorse",
+           "stderrlogor"),
     "OR": ("or", "oddsratio", "ors"),
     "N": (
         "n",
@@ -320,6 +321,23 @@ def _parse_numeric(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
         except ValueError:
             bad[i] = True
     return values, bad
+
+
+_SCIENTIFIC = re.compile(r"^\s*\+?(\d*\.?\d+)[eE]([-+]?\d+)\s*$")
+
+
+def _lp_of_underflowing_text(text: pd.Series, p: np.ndarray) -> np.ndarray:
+    """``-log10 P`` of the P-values written in scientific notation that read as 0 (e.g. ``"1e-400"``), else NaN.
+
+    From the mantissa and the exponent of the text, so that the Z of such a P keeps its order (``"1e-400"`` more
+    extreme than ``"1e-320"``).
+    """
+    out = np.full(len(p), np.nan)
+    for i in np.flatnonzero(p == 0):
+        match = _SCIENTIFIC.match(str(text.iloc[i]))
+        if match and float(match.group(1)) > 0:
+            out[i] = -(math.log10(float(match.group(1))) + int(match.group(2)))
+    return out
 
 
 def _plural(n: int, word: str, plural: str | None = None) -> str:
@@ -1207,8 +1225,11 @@ def read_sumstats(
                        "Z" if "Z" in found else "BETA/SE" if "BETA" in found else "log(OR)/SE")
     qc["n_p_filled"] = 0
     lp_z = nan.copy()
+    # -log10 P: the LP column, else the P text that underflows a double (e.g. "1e-400"), exactly
+    lp = _lp_of_underflowing_text(sub[found["P"]], p) if "P" in values else nan.copy()
     if "LP" in values:
-        lp = values["LP"]
+        lp = np.where(np.isnan(values["LP"]), lp, values["LP"])
+    if not np.isnan(lp).all():
         fill = np.isnan(p) & ~np.isnan(lp)
         if "P" in found and fill.any():
             logger.info("%s: P filled from %s (-log10 P) for %s", where, found["LP"], _plural(int(fill.sum()), "row"))
@@ -1230,10 +1251,10 @@ def read_sumstats(
         with np.errstate(invalid="ignore"):
             from_z = _p_from_z(z)
         p = np.where(zero, np.where(from_z > 0, from_z, _P_FLOOR), p)
-        if "LP" in values:  # -log10 P records a P too small for the P column (or for a float) exactly
+        if not np.isnan(lp).all():  # -log10 P records a P too small for the P column (or for a float) exactly
             with np.errstate(over="ignore", invalid="ignore"):
-                from_lp = np.maximum(10.0 ** -values["LP"], _P_FLOOR)
-            p = np.where(zero & ~np.isnan(values["LP"]), from_lp, p)
+                from_lp = np.maximum(10.0**-lp, _P_FLOOR)
+            p = np.where(zero & ~np.isnan(lp), from_lp, p)
         logger.warning(
             "%s: %s P = 0 (numerical underflow); replaced by 10^-LP (at least %.3g) where -log10 P is given, else "
             "by the P-value of Z where Z or BETA/SE is known, else by %.3g",
@@ -1332,7 +1353,8 @@ def read_sumstats(
         kept = _best_of_each(major, minor, out["P"].to_numpy())
         if len(kept) < len(out):
             n_dup += len(out) - len(kept)
-            out = out.iloc[kept].reset_index(drop=True)
+            out = out.iloc[kept]
+            out.index = pd.RangeIndex(len(out))  # one copy of the rows (reset_index would make a second)
             order_rows = order_rows[kept]
     qc["n_duplicates"] = n_dup
     if n_dup:
@@ -1582,7 +1604,8 @@ def _gene_pvalues(p: np.ndarray, starts: np.ndarray, counts: np.ndarray, method:
     # m the gene's number of SNPs, a common convention of ACAT code; 1/2 for a lone SNP (z = 0), as for two
     p_use = np.where(p >= 1.0, 1.0 - 1.0 / np.maximum(m_rep, 2), p)
     if method == "acat":
-        t = np.add.reduceat(cauchy_terms(p_use), starts) / m
+        with np.errstate(over="ignore"):  # SNPs of P <= 1e-300 (APOE): a sum beyond float64 is +inf, gene P 0
+            t = np.add.reduceat(cauchy_terms(p_use), starts) / m
         p_gene = cauchy_sf(t)
     elif method == "minp":
         pmin = np.minimum.reduceat(p_use, starts)
