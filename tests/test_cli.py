@@ -288,6 +288,27 @@ def test_gene_sets_are_checked_before_the_input_is_read(tmp_path, monkeypatch):
     assert rc == 2 and "NOT_A_TRAIT" in err
 
 
+@pytest.mark.parametrize("columns", ["SNP CHR BP A1 A2 BETA SE P", "SNP CHR BP P", "CHR BP LP"])
+def test_summary_statistics_given_as_gene_sets_are_refused_with_the_way_to_a_gene_set(tmp_path, columns):
+    """SNP-level files are not read as gene tables; the route the message names gives a .gs that psysc run takes."""
+    ex = psysc.datasets.ad_gwas_subset()
+    full = pd.read_csv(ex["sumstats"], sep="\t")
+    path = tmp_path / "ad.tsv"
+    full[columns.split()].to_csv(path, sep="\t", index=False)
+    rc, err = _run(["run", "--gene-sets", str(path), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "SNP-level GWAS summary statistics" in err and "sumstats_to_genes" in err
+    with pytest.raises(ValueError, match="SNP-level GWAS summary statistics"):
+        psysc.gwas.read_gene_stats(path)
+    if "P" in columns.split():  # the route of the message
+        ss = psysc.gwas.read_sumstats(path, trait="AD")
+        genes = psysc.gwas.sumstats_to_genes(ss, build=ex["build"], gene_loc=ex["gene_loc"], window=0)
+        psysc.gwas.write_gs(psysc.gwas.genes_to_gene_set(genes, n_top=50), tmp_path / "ad.gs")
+        assert list(psysc.gwas.read_gs(tmp_path / "ad.gs")) == ["AD"]
+    # a gene x trait table is still one
+    (tmp_path / "z.tsv").write_text("GENE\tSCZ\tP\nDRD2\t6.1\t0.2\nGRIN2A\t12.4\t0.5\n")
+    assert psysc.cli._gene_sets_kind(tmp_path / "z.tsv") == "table"
+
+
 def test_unknown_trait_lists_available(tmp_path, small_h5ad):
     rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(tmp_path), "--traits", "FOO"])
     assert rc == 2 and "SCZ" in err and "HEIGHT" in err

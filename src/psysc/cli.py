@@ -164,13 +164,15 @@ def _read_input(path: str | None):
 
 
 def _gene_sets_kind(path: str | Path) -> str:
-    """``"magma"``, ``"gs"``, ``"table"`` (gene x trait statistics) or ``"list"`` (one gene per line).
+    """The kind of a gene-set file: ``"magma"``, ``"gs"``, ``"table"``, ``"list"`` or ``"sumstats"``.
 
     MAGMA output by its name, else by the header: MAGMA's columns (or the ``#`` lines of a ``.genes.raw``);
     ``TRAIT GENESET`` (scDRS ``.gs``); a gene column and trait columns with numbers below them (``scdrs
-    munge-gs``'s z-score / p-value table); one field.
+    munge-gs``'s z-score / p-value table: ``"table"``); one field (a gene list); SNP-level summary statistics
+    (``"sumstats"``, refused with the way to a gene set).
     """
     from .gwas._io import _MISSING_TOKENS, _read_head, _sep_of, _split_line
+    from .gwas._sumstats import snp_level_columns
 
     name = Path(path).name
     if any(suffix in name for suffix in (".genes.out", ".genes.raw", ".gsa.out", ".gpa.out")):
@@ -187,6 +189,8 @@ def _gene_sets_kind(path: str | Path) -> str:
         return "gs"
 
     sep = _sep_of(lines[0])
+    if snp_level_columns(_split_line(lines[0], sep)):
+        return "sumstats"
     fields = [f.upper() for f in _split_line(lines[0], sep)]
     if {"NSNPS", "NPARAM"} & set(fields) or {"ZSTAT", "P"} <= set(fields):  # a lone ZSTAT column: a table
         return "magma"
@@ -226,6 +230,11 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         p = Path(path)
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
+        if kind == "sumstats":
+            from .gwas._sumstats import SNP_TO_GENE_SET
+
+            raise _InputError(f"--gene-sets {path!r} holds SNP-level GWAS summary statistics, not genes: "
+                              f"{SNP_TO_GENE_SET}")
         what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list",
                 "table": "gene x trait z-score / P-value table"}.get(kind, "scDRS .gs")
         try:

@@ -828,8 +828,14 @@ def read_gene_stats(
     weight = _check_selection(n_top, fdr, fwer, weight)
     if stat not in (None, "zscore", "pval"):
         raise ValueError(f"stat must be 'zscore', 'pval' or None (inferred), got {stat!r}")
+    from ._sumstats import SNP_TO_GENE_SET, snp_level_columns
+
     where = str(path)
     header, rows, sep = _parse_gene_table(_read_text(path), where)
+    snp_columns = snp_level_columns(header)
+    if snp_columns:
+        raise ValueError(f"{where} looks like SNP-level GWAS summary statistics (columns {snp_columns}), not a gene "
+                         f"table: {SNP_TO_GENE_SET}")
     if len(header) < 2:
         raise ValueError(
             f"{where}: one column only ({header}); expected the genes in the first column and one column per trait, "

@@ -718,6 +718,28 @@ def _recognise_columns(names: list[str], columns: Mapping | None, where: str) ->
     return found, ignored
 
 
+#: how SNP-level summary statistics become a gene set, said where a gene-level file is expected
+SNP_TO_GENE_SET = (
+    "map its SNPs to genes first: ss = psysc.gwas.read_sumstats(path); genes = psysc.gwas.sumstats_to_genes(ss, "
+    "build='GRCh37' or 'GRCh38'); psysc.gwas.write_gs(psysc.gwas.genes_to_gene_set(genes), 'trait.gs'); then pass "
+    "that .gs file (or run MAGMA and pass its .genes.out)"
+)
+
+
+def snp_level_columns(names) -> list[str] | None:
+    """The summary-statistics columns of a header that is SNP-level, else ``None``.
+
+    SNP-level: a variant ID or a chromosome and a position, and a P, -log10 P, Z, BETA or OR column, as
+    :func:`read_sumstats` recognises them.
+    """
+    try:
+        found, _ = _recognise_columns([str(n) for n in names], None, "the header")
+    except ValueError:
+        return None
+    placed = "SNP" in found or {"CHR", "BP"} <= set(found)
+    return list(found.values()) if placed and {"P", "LP", "Z", "BETA", "OR"} & set(found) else None
+
+
 #: variant IDs that hold the position: 1:1000, chr1:1000, 1:1000:A:G, 1_1000_A_G, X:5000:C:T (METAL, Neale lab, ...)
 _POSITION_ID = re.compile(r"^(?:chr)?([0-9]{1,2}|x|y|xy|m|mt)[:_](\d+)(?:[:_][A-Za-z*<>.-]+[:_][A-Za-z*<>.-]+)?$",
                           re.IGNORECASE)
