@@ -1228,3 +1228,15 @@ def test_stderrlogor_is_the_se_of_log_or(tmp_path):
                     "rs1\t1\t10\tA\tG\t0.1\t0.02\t5.7e-07\n" "rs2\t1\t20\tC\tT\t-0.05\t0.02\t0.0124\n")
     df = read_sumstats(path)
     np.testing.assert_allclose(df["Z"], [0.1 / 0.02, -0.05 / 0.02])
+
+
+def test_a_position_column_holding_chromosome_and_position_is_split(tmp_path, caplog):
+    path = tmp_path / "chrpos.tsv"
+    path.write_text("SNP\tchr_pos\tP\nrs1\t1:1000\t0.01\nrs2\tchrX:52000\t0.2\nrs3\t22:7\t0.5\n")
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        df = read_sumstats(path)
+    assert df[["SNP", "CHR", "BP"]].values.tolist() == [["rs1", "1", 1000], ["rs2", "X", 52000], ["rs3", "22", 7]]
+    assert "CHR and BP read from chr_pos, which holds chromosome:position" in caplog.text
+    # the GWAS Catalog's CHR_POS beside CHR_ID is a plain position
+    path.write_text("SNP\tCHR_ID\tCHR_POS\tP\nrs1\t1\t1000\t0.01\n")
+    assert read_sumstats(path)[["CHR", "BP"]].values.tolist() == [["1", 1000]]

@@ -745,14 +745,15 @@ _POSITION_ID = re.compile(r"^(?:chr)?([0-9]{1,2}|x|y|xy|m|mt)[:_](\d+)(?:[:_][A-
                           re.IGNORECASE)
 
 
-def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
+def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str, source: str = "SNP"):
     """CHR and BP from variant IDs such as ``1:1000:A:G`` when the file has no position columns.
 
     Used when most IDs (90% of the first 10,000 given) have that form; rows whose ID has not are left without a
     position (dropped and counted later). Returns the table and, for IDs that are rsIDs, a hint for the error of
-    the missing columns: positions come from a reference of the file's build.
+    the missing columns: positions come from a reference of the file's build. ``source="BP"``: a position column
+    that holds ``chr:pos`` (e.g. ``chr_pos`` = ``1:1000``) in a file without a chromosome column, split alike.
     """
-    ids = raw[found["SNP"]].astype(str).str.strip()
+    ids = raw[found[source]].astype(str).str.strip()
     sample = ids[~ids.str.lower().isin(_MISSING)].head(10_000)
     if not len(sample):
         return raw, ""
@@ -766,13 +767,18 @@ def _positions_from_ids(raw: pd.DataFrame, found: dict[str, str], where: str):
         return raw, hint
     raw = raw.copy()
     new = {}
+    origin = found[source]
     for std, part in (("CHR", 0), ("BP", 1)):
-        if std not in found:
-            col = f"{std} (from {found['SNP']})"
+        if std not in found or std == source:
+            col = f"{std} (from {origin})"
             raw[col] = parts[part].fillna("")
             found[std] = new[std] = col
-    logger.info("%s: no %s column: read from the variant IDs of %s (e.g. %r)", where, " or ".join(new),
-                found["SNP"], sample.iloc[0])
+    if source == "BP":
+        logger.info("%s: no CHR column: CHR and BP read from %s, which holds chromosome:position (e.g. %r)", where,
+                    origin, sample.iloc[0])
+    else:
+        logger.info("%s: no %s column: read from the variant IDs of %s (e.g. %r)", where, " or ".join(new), origin,
+                    sample.iloc[0])
     return raw, ""
 
 
@@ -1003,6 +1009,8 @@ def read_sumstats(
         found, ignored = _recognise_columns(header, columns, where)
 
     hint = ""
+    if "BP" in found and "CHR" not in found:
+        raw, _ = _positions_from_ids(raw, found, where, source="BP")
     if "SNP" in found and ("CHR" not in found or "BP" not in found):
         raw, hint = _positions_from_ids(raw, found, where)
     _check_required(found, header, where, hint)
