@@ -655,7 +655,14 @@ def test_magma_entrez_ids_named_with_gene_loc_and_stale_outputs_removed(tmp_path
     table = pd.read_csv(out / "enrichment.tsv", sep="\t")
     assert set(table["trait"]) == {"T"}
     assert not (out / "scores_HEIGHT.png").exists() and (out / "scores_T.png").is_file()
-    assert sorted(p.name for p in out.iterdir()) == json.loads((out / "summary.json").read_text())["files"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == summary["files"]
+    import hashlib
+
+    params = summary["parameters"]  # the files that named the genes, by path and content
+    assert params["gene_loc"] == str(loc)
+    assert params["gene_loc_sha256"] == hashlib.sha256(loc.read_bytes()).hexdigest()
+    assert params["gene_sets_sha256"] == hashlib.sha256(out_file.read_bytes()).hexdigest()
     few = tmp_path / "few.gs"
     psysc.gwas.write_gs({"SCZ": psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"],
                          "FEW": pd.Series(1.0, index=genes[:5])}, few)

@@ -208,6 +208,15 @@ def _gene_sets_kind(path: str | Path) -> str:
     return "gs"
 
 
+def _file_provenance(name: str, path: str | None) -> dict[str, str]:
+    """``{f"{name}_sha256": digest}`` of a file the run read (nothing for a bundled input)."""
+    if path is None:
+        return {}
+    from ._registry import sha256sum
+
+    return {f"{name}_sha256": sha256sum(path)}
+
+
 def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None) -> tuple[dict, list[str]]:
     """The gene sets to score and their traits (keys of the dict, in the requested order)."""
     from . import datasets, gwas
@@ -386,6 +395,8 @@ def _run(args: argparse.Namespace) -> int:
     params = {
         "input": args.input or "psysc.datasets.darmanis2015()",
         "gene_sets": args.gene_sets or "psysc.datasets.gwas_gene_sets()",
+        **_file_provenance("gene_sets", args.gene_sets),
+        **({"gene_loc": args.gene_loc, **_file_provenance("gene_loc", args.gene_loc)} if args.gene_loc else {}),
         "quick": bool(args.quick),
         "species": args.species,
     }
