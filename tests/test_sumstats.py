@@ -964,7 +964,7 @@ def test_few_snps_in_windows_warns():
 # ----------------------------------------------------------------------------------------------
 # genes_to_gene_set vs read_magma
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("weight", ["zscore", "uniform"])
+@pytest.mark.parametrize("weight", ["zscore", "zstat", "uniform"])
 def test_genes_to_gene_set_selects_like_read_magma(tmp_path, ad, weight):
     table = sumstats_to_genes(ad, gene_loc=magma_gene_loc(tmp_path), window=0, build="GRCh37")
     table.loc[table.index[0], "ZSTAT"] = 12.5  # exercise the clipping at 10
@@ -973,10 +973,10 @@ def test_genes_to_gene_set_selects_like_read_magma(tmp_path, ad, weight):
         fh.write("GENE CHR START STOP NSNPS NPARAM N ZSTAT P\n")
         for gene, r in table.iterrows():
             fh.write(f"{gene} {r.CHR} {r.START} {r.STOP} {r.NSNPS} 1 74046 {r.ZSTAT!r} {r.P!r}\n")
-    for n_top in (10, 1000):
-        want = read_magma(out, n_top=n_top, weight=weight, trait="AD")["AD"]
-        got = genes_to_gene_set(table, n_top=n_top, weight=weight, trait="AD")["AD"]
-        pd.testing.assert_series_equal(got, want)
+    for n_top, fdr, fwer in ((10, None, None), (1000, None, None), (None, None, None), (1000, 0.2, None),
+                             (50, None, 0.5)):
+        kw = {"n_top": n_top, "fdr": fdr, "fwer": fwer, "weight": weight, "trait": "AD"}
+        pd.testing.assert_series_equal(genes_to_gene_set(table, **kw)["AD"], read_magma(out, **kw)["AD"])
     assert list(genes_to_gene_set(table)) == [ad.attrs["trait"]]
 
 

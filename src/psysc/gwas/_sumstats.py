@@ -25,7 +25,7 @@ from scipy import special, stats
 
 from .._core._cauchy import cauchy_sf, cauchy_terms
 from ._genes import gene_table
-from ._io import _MAX_ZSCORE, _P_FLOOR, _base_name, _read_text, _split_line
+from ._io import _P_FLOOR, _base_name, _check_selection, _gene_weights, _read_text, _select_top, _split_line
 
 logger = logging.getLogger("psysc")
 
@@ -2005,14 +2005,19 @@ def sumstats_to_genes(
 def genes_to_gene_set(
     table: pd.DataFrame,
     *,
-    n_top: int = 1000,
+    n_top: int | None = 1000,
+    fdr: float | None = None,
+    fwer: float | None = None,
     weight: str = "zscore",
     trait: str | None = None,
 ) -> dict[str, pd.Series]:
     r"""Turn a gene table (from :func:`sumstats_to_genes`) into a weighted gene set.
 
     Genes are selected as :func:`psysc.gwas.read_magma` and ``scdrs munge-gs`` do: the ``n_top``
-    genes with the smallest ``P`` (ties kept in table order), weighted by ``ZSTAT`` clipped at 10.
+    genes with the smallest ``P`` (ties kept in table order) or, with ``fdr`` (``fwer``), those passing a
+    Benjamini-Hochberg FDR (Bonferroni FWER) threshold, their number capped to ``[min(100, n_top), n_top]``;
+    weighted by ``ZSTAT`` clipped at 10 (selected genes of negative ZSTAT, whose weight is negative, are
+    counted in the log).
 
     Parameters
     ----------
@@ -2020,9 +2025,12 @@ def genes_to_gene_set(
         A DataFrame indexed by gene with columns ``P`` and ``ZSTAT`` (e.g. the output of
         :func:`sumstats_to_genes`).
     n_top
-        Number of genes to keep (all of them when the table is shorter).
+        Number of genes to keep (all of them when the table is shorter; ``None``: every gene).
+    fdr, fwer
+        Keep the genes passing this FDR (Benjamini-Hochberg) or FWER (Bonferroni) level instead, at least
+        ``min(100, n_top)`` and at most ``n_top`` of them (at most one of the two).
     weight
-        ``"zscore"`` (ZSTAT clipped at 10) or ``"uniform"`` (every weight 1.0).
+        ``"zscore"`` (ZSTAT clipped at 10), ``"zstat"`` (ZSTAT as it is) or ``"uniform"`` (every weight 1.0).
     trait
         Name of the gene set; defaults to ``table.attrs["trait"]``.
 
@@ -2051,10 +2059,7 @@ def genes_to_gene_set(
             f"table has no column(s) {missing} (found {list(table.columns)}); pass the output of "
             "psysc.gwas.sumstats_to_genes"
         )
-    if isinstance(n_top, bool) or not isinstance(n_top, int | np.integer) or n_top < 1:
-        raise ValueError(f"n_top must be a positive integer, got {n_top!r}")
-    if weight not in ("zscore", "uniform"):
-        raise ValueError(f"weight must be 'zscore' or 'uniform', got {weight!r}")
+    weight = _check_selection(n_top, fdr, fwer, weight)
     if trait is None:
         trait = table.attrs.get("trait")
     if not isinstance(trait, str) or not trait:
@@ -2066,8 +2071,9 @@ def genes_to_gene_set(
     z = table["ZSTAT"].to_numpy(dtype=np.float64)
     if not (np.isfinite(p).all() and np.isfinite(z).all()):
         raise ValueError("table has missing or non-finite P / ZSTAT values; drop those genes")
-    order = np.argsort(p, kind="stable")[: min(int(n_top), len(p))]
-    weights = np.minimum(z[order], _MAX_ZSCORE) if weight == "zscore" else np.ones(len(order))
+    where = f"gene set {trait!r}"
+    order = _select_top(p, p, n_top, fdr, fwer, where)
+    weights = _gene_weights(z[order], weight, where, "ZSTAT")
     genes = pd.Index([str(g) for g in table.index[order]], dtype=object, name="gene")
     logger.info("gene set %r: %d of %d genes", trait, len(order), len(p))
     return {trait: pd.Series(weights.astype(np.float64), index=genes, name=trait)}
