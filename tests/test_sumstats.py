@@ -831,7 +831,8 @@ def test_bundled_grch38_apoe():
     got = sumstats_to_genes(ss, window=0)
     assert got.index[0] == "APOE" and got.loc["APOE", "TOP_SNP"] == "rs429358"
     assert got.loc["APOE", "START"] == apoe["start"] and got.loc["APOE", "STOP"] == apoe["end"]
-    by_id = sumstats_to_genes(ss, window=0, gene_id="gene_id")
+    by_id = sumstats_to_genes(ss, window=0, gene_id="ensembl")
+    pd.testing.assert_frame_equal(sumstats_to_genes(ss, window=0, gene_id="gene_id"), by_id)  # taken alike
     assert by_id.index[0] == apoe["gene_id"]
     # the GRCh37 position of the same variant is ~500 kb away: not in APOE on GRCh38
     ss37 = ss.assign(BP=[RS429358_GRCH37, 100_000_000])

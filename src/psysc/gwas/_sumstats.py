@@ -1698,10 +1698,11 @@ def sumstats_to_genes(
         (case-insensitive; :func:`psysc.gwas.gene_table` columns are accepted too).
     gene_id
         Index of the result: ``"symbol"`` (gene symbol; with ``gene_loc``, its NAME column when
-        there is one, else GENE) or ``"gene_id"`` (Ensembl ID of the bundled table, or GENE of
-        ``gene_loc``). A symbol of the bundled table that names several genes stands for the gene
-        :func:`psysc.gwas.to_ensembl` maps it to (e.g. PDE8B: ENSG00000113231); one it cannot settle, and an
-        ID repeated in ``gene_loc``, are placed at their first location (logged).
+        there is one, else GENE) or ``"ensembl"`` (Ensembl ID of the bundled table, or GENE of
+        ``gene_loc``; ``"gene_id"`` is taken alike), as in :func:`psysc.gwas.panel`. A symbol of the bundled
+        table that names several genes stands for the gene :func:`psysc.gwas.to_ensembl` maps it to (e.g. PDE8B:
+        ENSG00000113231); one it cannot settle, and an ID repeated in ``gene_loc``, are placed at their first
+        location (logged).
     biotypes
         GENCODE biotypes of the bundled table to keep (``None``: all genes). MAGMA's gene.loc files
         hold protein-coding genes, hence the default.
@@ -1780,8 +1781,9 @@ def sumstats_to_genes(
             raise ValueError(f"sumstats has no {col} column; read it with psysc.gwas.read_sumstats")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    if gene_id not in ("symbol", "gene_id"):
-        raise ValueError(f"gene_id must be 'symbol' or 'gene_id', got {gene_id!r}")
+    if gene_id not in ("symbol", "ensembl", "gene_id"):
+        raise ValueError(f"gene_id must be 'symbol' or 'ensembl', got {gene_id!r}")
+    gene_id = "gene_id" if gene_id == "ensembl" else gene_id  # the column of the bundled table
     if isinstance(min_snps, bool) or not isinstance(min_snps, int | np.integer) or min_snps < 1:
         raise ValueError(f"min_snps must be a positive integer, got {min_snps!r}")
     stated = sumstats.attrs.get("build")  # known from the file (GWAS Catalog hm_* or pos_b37-like columns)
@@ -1840,7 +1842,7 @@ def sumstats_to_genes(
             no_name = genes["NAME"] == ""
             if no_name.any():
                 logger.info(
-                    "%s: %s without a symbol left out (gene_id='gene_id' keeps them)",
+                    "%s: %s without a symbol left out (gene_id='ensembl' keeps them)",
                     where_genes,
                     _plural(int(no_name.sum()), "gene"),
                 )
