@@ -810,7 +810,7 @@ def test_bundled_gene_intervals_are_one_based_inclusive():
     chrom, start, end = ENSEMBL_114["APOE"]
     ss = read_sumstats(pd.DataFrame({"SNP": ["first", "before", "last", "after"], "CHR": [chrom] * 4,
                                      "BP": [start, start - 1, end, end + 1], "P": [1e-4, 1e-9, 1e-3, 1e-9]}))
-    got = sumstats_to_genes(ss, window=0)
+    got = sumstats_to_genes(ss, window=0, build="GRCh38")
     assert got.loc["APOE", "NSNPS"] == 2 and got.loc["APOE", "TOP_SNP"] == "first"
 
 
@@ -828,11 +828,11 @@ def test_bundled_grch38_apoe():
             }
         )
     )
-    got = sumstats_to_genes(ss, window=0)
+    got = sumstats_to_genes(ss, window=0, build="GRCh38")
     assert got.index[0] == "APOE" and got.loc["APOE", "TOP_SNP"] == "rs429358"
     assert got.loc["APOE", "START"] == apoe["start"] and got.loc["APOE", "STOP"] == apoe["end"]
-    by_id = sumstats_to_genes(ss, window=0, gene_id="ensembl")
-    pd.testing.assert_frame_equal(sumstats_to_genes(ss, window=0, gene_id="gene_id"), by_id)  # taken alike
+    by_id = sumstats_to_genes(ss, window=0, gene_id="ensembl", build="GRCh38")
+    pd.testing.assert_frame_equal(sumstats_to_genes(ss, window=0, gene_id="gene_id", build="GRCh38"), by_id)
     assert by_id.index[0] == apoe["gene_id"]
     # the GRCh37 position of the same variant is ~500 kb away: not in APOE on GRCh38
     ss37 = ss.assign(BP=[RS429358_GRCH37, 100_000_000])
@@ -842,7 +842,7 @@ def test_bundled_grch38_apoe():
         & (table["end"] + 10_000 >= RS429358_GRCH37)
         & (table["biotype"] == "protein_coding")
     ]
-    got37 = sumstats_to_genes(ss37, window=10_000)
+    got37 = sumstats_to_genes(ss37, window=10_000, build="GRCh38")  # GRCh37 positions said to be GRCh38
     assert "APOE" not in got37.index
     assert set(got37.index) == set(near37["symbol"])  # whatever GRCh38 genes lie there instead
 
@@ -856,10 +856,10 @@ def test_ea_top_snp_strand_oriented_window():
     assert aff3["strand"] == "-" and 10_000 < 100205086 - aff3["end"] < 35_000
     ea = read_sumstats(EA)
     top = ea[ea["SNP"] == "rs12987662"].assign(BP=100205086)
-    got = sumstats_to_genes(top, window=(35_000, 10_000))  # MAGMA.Celltyping's 35 kb up / 10 kb down
+    got = sumstats_to_genes(top, window=(35_000, 10_000), build="GRCh38")  # MAGMA.Celltyping's 35 kb up / 10 down
     assert got.index.tolist() == ["AFF3"] and got.loc["AFF3", "STOP"] == aff3["end"] + 35_000
     with pytest.raises(ValueError, match="none of the 1 SNPs lies in a gene window"):
-        sumstats_to_genes(top, window=10_000)
+        sumstats_to_genes(top, window=10_000, build="GRCh38")
 
 
 def test_grch37_without_gene_loc_is_a_clear_error(ad):
@@ -996,20 +996,21 @@ def test_lp_underflow_keeps_an_exact_z():
         assert float(-mpmath.log10(p_two_sided)) == pytest.approx(lp, rel=1e-9)
 
 
-def test_an_unstated_build_is_assumed_aloud(caplog):
-    """A file's positions carry no build: without build=, GRCh38 is assumed with a warning and recorded as assumed."""
+def test_an_unstated_build_is_an_error_that_names_both_builds(caplog):
+    """A file's positions carry no build: without build= (and without gene_loc=), nothing is assumed."""
     table = gene_table()
     apoe = table[table["symbol"] == "APOE"].iloc[0]
     ss = pd.DataFrame({"SNP": ["rs1"], "CHR": ["19"], "BP": [int(apoe["start"]) + 10], "P": [1e-9]})
-    with caplog.at_level(logging.WARNING, logger="psysc"):
-        assumed = sumstats_to_genes(ss, window=0)
-    assert "build not given: the SNP positions are taken as GRCh38" in caplog.text
-    assert assumed.attrs["build_assumed"] is True and assumed.attrs["build"] == "GRCh38"
-    caplog.clear()
+    with pytest.raises(ValueError, match=r"build not given.* build='GRCh38' \(hg38\) or build='GRCh37'"):
+        sumstats_to_genes(ss, window=0)
     with caplog.at_level(logging.WARNING, logger="psysc"):
         stated = sumstats_to_genes(ss, window=0, build="GRCh38")
     assert "build not given" not in caplog.text and stated.attrs["build_assumed"] is False
-    assert list(stated.index) == list(assumed.index) == ["APOE"]
+    assert list(stated.index) == ["APOE"]
+    # a file that states its build needs no build=
+    harmonised = pd.DataFrame({"hm_rsid": ["rs1"], "hm_chrom": ["19"], "hm_pos": [int(apoe["start"]) + 10],
+                               "p_value": [1e-9]})
+    assert list(sumstats_to_genes(harmonised, window=0).index) == ["APOE"]
 
 
 def test_without_build_the_positions_are_taken_on_the_build_of_gene_loc(tmp_path, ad, caplog):

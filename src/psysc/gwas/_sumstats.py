@@ -1679,8 +1679,9 @@ def sumstats_to_genes(
         Genome build of the SNP positions: ``"GRCh38"`` (``"hg38"``) or ``"GRCh37"`` (``"hg19"``). Nothing in
         a summary-statistics file says which build its positions are on, and many are GRCh37, whose positions
         silently hit the wrong genes on a GRCh38 table: when ``build`` is not given, the build that
-        :func:`read_sumstats` found is used (GRCh38 for the GWAS Catalog's harmonised ``hm_*`` columns), else
-        GRCh38 is assumed with a warning, and ``attrs["build_assumed"]`` is True.
+        :func:`read_sumstats` found is used (GRCh38 for the GWAS Catalog's harmonised ``hm_*`` columns, a
+        ``##genome_build`` line, a position column named after its build), else the build of ``gene_loc`` is
+        assumed with a warning (``attrs["build_assumed"]`` True); without ``gene_loc`` it is an error.
         The bundled gene table is GRCh38; GRCh37 positions need ``gene_loc`` (e.g. MAGMA's
         ``NCBI37.3.gene.loc``) or ``chain``. With ``gene_loc``, the positions must be on the build of
         ``gene_loc``; ``build`` is then only recorded (without it, ``attrs["build"]`` reads
@@ -1730,7 +1731,8 @@ def sumstats_to_genes(
     Raises
     ------
     ValueError
-        If no SNP lies in any gene window (the message tells whether the chromosome names or the
+        If the build of the positions is neither given, nor stated by the file, nor that of ``gene_loc``; if no
+        SNP lies in any gene window (the message tells whether the chromosome names or the
         build look wrong, and what to pass), or an argument is invalid. Fewer than 1 % of the
         SNPs in gene windows gives a warning.
 
@@ -1801,11 +1803,12 @@ def sumstats_to_genes(
         build_std = GENE_LOC_BUILD
     else:
         if build_assumed:
-            build = "GRCh38"
-            logger.warning(
-                "build not given: the SNP positions are taken as GRCh38, the build of the bundled gene table. Many "
-                "GWAS files are on GRCh37/hg19; for those pass build='GRCh37' (with gene_loc= or chain=), else "
-                "build='GRCh38'"
+            raise ValueError(
+                "build not given, and the file does not state it: pass the genome build of the SNP positions, "
+                "build='GRCh38' (hg38) or build='GRCh37' (hg19, with gene_loc= or chain=). Most GWAS files do not say "
+                "it and many are on GRCh37 (e.g. the PGC's); taken as GRCh38, their positions would silently hit "
+                "the wrong genes of the bundled GRCh38 table. The README of a GWAS, or its positions of known SNPs "
+                "(rs429358 in APOE: 19:45411941 on GRCh37, 19:44908684 on GRCh38), tell the build."
             )
         build_std = _BUILDS.get(str(build).lower())
         if build_std is None:
