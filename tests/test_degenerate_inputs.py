@@ -180,6 +180,23 @@ def test_missing_covariates_are_counted_in_the_log_and_uns(caplog):
     assert adata.uns["psysc"]["prepare_scoring"]["n_cells_covariates_filled"] == 40
 
 
+def test_covariates_named_by_obs_columns_equal_the_table():
+    adata = psysc.datasets.darmanis2015()
+    adata.obs["n_genes"] = np.asarray((adata.X > 0).sum(axis=1)).ravel().astype(float)
+    adata.obs["half"] = np.where(np.arange(adata.n_obs) % 2, "odd", "even")
+    by_table = psysc.pp.prepare_scoring(adata, covariates=adata.obs[["n_genes", "half"]], copy=True)
+    for keys in (["n_genes", "half"], ("n_genes", "half")):
+        by_name = psysc.pp.prepare_scoring(adata, covariates=keys, copy=True)
+        pd.testing.assert_frame_equal(by_name.var, by_table.var)
+        np.testing.assert_array_equal(by_name.obsm["psysc_covariates"], by_table.obsm["psysc_covariates"])
+    one = psysc.pp.prepare_scoring(adata, covariates="n_genes", copy=True)
+    np.testing.assert_array_equal(
+        one.obsm["psysc_covariates"],
+        psysc.pp.prepare_scoring(adata, covariates=adata.obs[["n_genes"]], copy=True).obsm["psysc_covariates"])
+    with pytest.raises(KeyError, match=r"covariates \['depth'\] are not columns of adata.obs"):
+        psysc.pp.prepare_scoring(adata, covariates=["n_genes", "depth"])
+
+
 def test_covariates_need_unique_cell_names():
     adata = psysc.datasets.darmanis2015()
     adata.obs_names = ["c"] * 2 + list(adata.obs_names[2:])

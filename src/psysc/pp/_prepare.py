@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -245,7 +246,7 @@ def prepare_scoring(
     layer: str | None = None,
     normalize: bool | str = "auto",
     target_sum: float = 1e4,
-    covariates: pd.DataFrame | None = None,
+    covariates: pd.DataFrame | str | Sequence[str] | None = None,
     n_mean_bin: int = 20,
     n_var_bin: int = 20,
     key_added: str = "psysc",
@@ -275,9 +276,10 @@ def prepare_scoring(
     target_sum
         Counts per cell after size-factor normalisation.
     covariates
-        Cells x covariates (e.g. sequencing depth, sex, age, batch), indexed by ``obs_names``; categorical
-        columns become indicators and a constant is added (unless the columns span one exactly; see
-        :func:`psysc._core._covariates.design_matrix`). scDRS 1.0.2 adds the constant only when a column of
+        Cells x covariates (e.g. sequencing depth, sex, age, batch), indexed by ``obs_names``, or the names of
+        columns of ``adata.obs`` (``"n_counts"``, ``["n_counts", "batch"]``, as ``sc.pp.regress_out`` takes
+        keys); categorical columns become indicators and a constant is added (unless the columns span one
+        exactly; see :func:`psysc._core._covariates.design_matrix`). scDRS 1.0.2 adds the constant only when a column of
         ones regressed on the covariates leaves a mean squared residual above 0.01, so it leaves it out for a
         single covariate whose coefficient of variation is below about 10 % (e.g. the log library size alone),
         and its scores then differ from psysc's (see the design notes). Their effect is regressed out of every gene
@@ -340,6 +342,13 @@ def prepare_scoring(
             "(layer='counts'?), or log-transform them first (sc.pp.log1p)."
         )
     design = None
+    if isinstance(covariates, str) or (isinstance(covariates, list | tuple) and covariates
+                                       and all(isinstance(c, str) for c in covariates)):
+        keys = [covariates] if isinstance(covariates, str) else list(covariates)  # columns of adata.obs, as scanpy
+        unknown = [k for k in keys if k not in adata.obs.columns]
+        if unknown:
+            raise KeyError(f"covariates {unknown} are not columns of adata.obs; columns: {list(adata.obs.columns)}")
+        covariates = adata.obs[keys]
     if covariates is not None:  # checked before adata is changed: a refused call leaves it as it was
         design = cov_design_matrix(covariates, adata.obs_names)
     n_empty = len(info["empty_rows"])
