@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="scDRS .gs file, MAGMA .genes.out/.genes.raw file, a gene x trait table of z-scores or P-values (the "
         "input of scdrs munge-gs; top 1,000 genes per trait; a single value column named ZSCORE or P) or a list of "
         "genes, one per line, without weights; told by name or header (default: the bundled MAGMA gene sets of 75 "
-        "traits)",
+        "traits). SNP-level summary statistics are mapped to genes first, in Python: psysc.gwas.read_sumstats, "
+        "sumstats_to_genes(build=...), genes_to_gene_set, write_gs",
     )
     run.add_argument(
         "--gene-loc",

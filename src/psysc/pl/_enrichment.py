@@ -113,7 +113,8 @@ def enrichment_heatmap(
     (``value="assoc_pval"`` or ``"hetero_pval"``) or the z-score itself (``"assoc_z"``, ``"hetero_z"``).
     A ``*`` marks the pairs whose FDR of the same test (``assoc_fdr`` or ``hetero_fdr``) is below ``fdr``;
     when the association is shown, a ``×`` also marks significant within-group heterogeneity
-    (``hetero_fdr < fdr``) if the table has that column. Pairs absent from the table stay blank.
+    (``hetero_fdr < fdr``) if the table has that column. Pairs absent from the table, or without a value, are
+    drawn grey.
 
     Parameters
     ----------

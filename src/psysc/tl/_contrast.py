@@ -311,7 +311,8 @@ def combine_evidence(
     (``assoc_pval``: scDRS scores of the cells of the group against their control-set scores) and
     the cell-type regressions of :func:`celltype_enrichment` (one p-value per method), and combines
     the p-values with the Cauchy combination test (Liu & Xie, JASA 2020), which stays valid when the
-    tests are dependent, as these are (they use the same GWAS genes). Equal weights;
+    tests are dependent, as these are (they use the same GWAS genes). Equal weights; P-values above 0.999 count
+    as 0.999 (:func:`psysc._core._cauchy.cauchy_combine`: the combined p-value never falls when an input rises);
     Benjamini-Hochberg FDR across the groups of each trait.
 
     Both tables must come from the same ``groupby``: the per-cell table of the cell-type table's ``groupby`` is
