@@ -1,11 +1,13 @@
 """Large zero-filled arrays for results that are written once, row by row.
 
 NumPy asks Linux for transparent huge pages on every large allocation (``madvise(MADV_HUGEPAGE)``). Where the
-kernel then compacts memory synchronously on the first write of each 2 MB page (``defrag`` set to
-``madvise``, a common default, and usual on virtual machines), filling a fresh array of control scores
-costs several times the time of filling ordinary 4 KB pages (1.2 GB: 1.2-1.5 s against 0.4 s on a 2-core
-VM). :func:`fresh_zeros` maps such arrays directly, without that advice, where the kernel would compact
-on demand; elsewhere it is :func:`numpy.zeros`.
+kernel may then compact memory synchronously on the first write of a 2 MB page (``defrag`` set to ``madvise``,
+a common default), that write can stall; on a virtual machine the host backing the guest's memory adds its own
+cost to every first write, whatever the page size. On the 2-core VM of the benchmarks, a first write of 1.2 GB
+took 0.35-1.4 s in 4 KB pages and 0.05-1.6 s in huge pages, depending on how long before the memory had been
+freed by another process (huge pages faster within seconds of it, slower 15 s after: 1.45 s against 0.9 s).
+:func:`fresh_zeros` maps such arrays directly, in 4 KB pages, where the kernel would compact on demand, for the
+smaller spread; elsewhere it is :func:`numpy.zeros`.
 """
 
 from __future__ import annotations
