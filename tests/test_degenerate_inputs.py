@@ -748,3 +748,19 @@ def test_traits_whose_columns_would_clash_and_a_negative_min_genes_are_refused()
     psysc.tl.score_disorders(adata, {"A": genes[:60]}, n_ctrl=10)  # re-scoring the same trait is not a clash
     with pytest.raises(ValueError, match="min_genes must be a whole number of at least 1"):
         psysc.tl.score_disorders(adata, {"B": genes}, n_ctrl=10, min_genes=-3)
+
+
+def test_a_second_key_reuses_one_preparation():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)  # raw counts: one normalised layer
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    layers = set(adata.layers)
+    with pytest.raises(KeyError, match=r"prepare_scoring\(adata, key_added='run2'\)"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=20, key_added="run2")
+    psysc.tl.score_disorders(adata, sets, n_ctrl=20, seed=3, key_added="run2", prepare_key="psysc")
+    assert set(adata.layers) == layers  # nothing normalised again
+    want = psysc.tl.score_disorders(adata, sets, n_ctrl=20, seed=3, inplace=False)["SCZ"]
+    np.testing.assert_array_equal(adata.obs["run2_SCZ_norm_score"].to_numpy(), want["norm_score"].to_numpy(np.float32))
+    assert adata.uns["run2"]["score_disorders"]["params_by_trait"]["SCZ"]["prepare_key"] == "psysc"
+    table = psysc.tl.disorder_enrichment(adata, groupby="cell_type", key="run2", use_graph=None, inplace=False)
+    assert set(table["trait"]) == {"SCZ"}

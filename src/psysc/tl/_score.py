@@ -147,6 +147,7 @@ def score_disorders(
     key_added: str = "psysc",
     block_size: int = 20_000,
     device: str | None = None,
+    prepare_key: str | None = None,
 ) -> dict[str, pd.DataFrame] | None:
     """Score every cell for the genetic risk of each trait (scDRS statistics).
 
@@ -188,13 +189,18 @@ def score_disorders(
         in the available memory is refused up front; with ``inplace=False`` they are dropped, and traits are
         scored in batches that fit in half the available memory (same results).
     key_added
-        Prefix of the written keys; also the key of the statistics written by ``prepare_scoring``.
+        Prefix of the written keys; also the key of the statistics written by ``prepare_scoring``, unless
+        ``prepare_key`` names another.
     block_size
         Rows read at a time (backed and dask-backed matrices are streamed).
     device
         ``"cpu"`` (compiled multi-threaded kernels), ``"cuda"``/``"cuda:N"`` (the same kernels in torch on
         the GPU; needs ``psysc[torch]``) or ``"auto"`` (default ``psysc.settings.device``: CUDA when torch
         sees a GPU).
+    prepare_key
+        The ``key_added`` of the :func:`psysc.pp.prepare_scoring` whose statistics are used (default:
+        ``key_added``): a second scoring run under its own ``key_added`` (other seeds, other gene sets) reuses one
+        preparation, and its normalised layer, instead of normalising the counts again.
 
     Returns
     -------
@@ -236,15 +242,16 @@ def score_disorders(
         raise ValueError(f"min_genes must be a whole number of at least 1, not {min_genes!r}")
     if rng not in ("numpy", "scdrs"):
         raise ValueError(f"rng must be 'numpy' or 'scdrs', not {rng!r}")
-    gstats = _gene_stats(adata, key_added)
-    prep = adata.uns[key_added]["prepare_scoring"]
+    pkey = key_added if prepare_key is None else prepare_key
+    gstats = _gene_stats(adata, pkey)
+    prep = adata.uns[pkey]["prepare_scoring"]
     layer = prep["layer"]
     if layer != "X" and layer not in adata.layers:
         raise KeyError(f"layer {layer!r}, written by psysc.pp.prepare_scoring, is no longer in adata.layers "
                        f"(available: {list(adata.layers)}); run psysc.pp.prepare_scoring(adata, key_added="
-                       f"{key_added!r}) again")
+                       f"{pkey!r}) again")
     X = get_matrix(adata, None if layer == "X" else layer)
-    check_fingerprint(adata, X, prep.get("data"), key_added=key_added,
+    check_fingerprint(adata, X, prep.get("data"), key_added=pkey,
                       matrix="adata.X" if layer == "X" else f"adata.layers[{layer!r}]")
 
     sets = as_gene_sets(gene_sets)
@@ -290,11 +297,11 @@ def score_disorders(
 
     batches = _trait_batches(len(traits), adata.n_obs, n_ctrl, dtype, inplace=inplace)
     covariates = None  # the implicit covariate correction's terms, read once for every batch
-    if len(adata.uns[key_added]["prepare_scoring"].get("covariates", [])) > 0:
+    if len(prep.get("covariates", [])) > 0:
         covariates = (
-            np.asarray(adata.obsm[f"{key_added}_covariates"], dtype=np.float64),
-            np.asarray(adata.varm[f"{key_added}_cov_beta"], dtype=np.float64).T,
-            adata.var[f"{key_added}_cov_gene_mean"].to_numpy(dtype=np.float64),
+            np.asarray(adata.obsm[f"{pkey}_covariates"], dtype=np.float64),
+            np.asarray(adata.varm[f"{pkey}_cov_beta"], dtype=np.float64).T,
+            adata.var[f"{pkey}_cov_gene_mean"].to_numpy(dtype=np.float64),
         )
     from tqdm.auto import tqdm
 
@@ -402,6 +409,7 @@ def score_disorders(
         "min_genes": int(min_genes),
         "layer": layer,
         "device": device,
+        "prepare_key": pkey,
     }
     now = datetime.now(UTC).isoformat(timespec="seconds")
     ns["score_disorders"] = {
