@@ -536,6 +536,20 @@ def test_darmanis_combined_evidence(darmanis):
     pd.testing.assert_frame_equal(psysc.tl.combine_evidence(adata, inplace=False), comb)
 
 
+def test_combined_evidence_finds_the_per_cell_table_of_a_grouping_named_with_a_slash(darmanis):
+    adata = darmanis.copy()
+    adata.obs["type/x"] = adata.obs["cell_type"]
+    gs = psysc.gwas.panel("psychiatric")
+    psysc.tl.score_disorders(adata, {"AD": gs["AD"]}, n_ctrl=50, seed=0)
+    psysc.tl.disorder_enrichment(adata, groupby="type/x", use_graph=None)
+    cells = adata.uns["psysc"]["enrichment"].set_index("group")["assoc_pval"]
+    celltype_enrichment(adata, {"AD": gs["AD"]}, groupby="type/x", method="seismic", min_cells_per_group=10)
+    adata.obs["half"] = np.where(np.arange(adata.n_obs) % 2, "odd", "even")
+    psysc.tl.disorder_enrichment(adata, groupby="half", use_graph=None)  # the latest per-cell table: another grouping
+    comb = psysc.tl.combine_evidence(adata, inplace=False).set_index("group")
+    pd.testing.assert_series_equal(comb["pval_cells"], cells.loc[comb.index], check_names=False)
+
+
 # ---------------------------------------------------------------- bad input
 
 

@@ -33,6 +33,13 @@ def test_a_subset_of_cells_is_refused_until_prepared_again(prepared, caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         psysc.pp.prepare_scoring(sub)
     assert "adata holds scores of early from an earlier psysc.pp.prepare_scoring(key_added='psysc')" in caplog.text
+    # the same cells with other statistics (a covariate regressed out), and scores kept under another key
+    psysc.tl.score_disorders(adata, {"other": sets["t1"]}, n_ctrl=20, key_added="run2", prepare_key="psysc")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(adata, covariates=pd.DataFrame({"d": np.arange(adata.n_obs) % 7},
+                                                                index=adata.obs_names))
+    assert "adata holds scores of early, other (key 'run2') from an earlier" in caplog.text
     psysc.tl.score_disorders(sub, sets, n_ctrl=20)
     assert np.isfinite(sub.obs["psysc_t0_norm_score"]).all()
 
@@ -99,6 +106,12 @@ def test_values_changed_after_a_subset_of_the_genes_are_refused():
     sc.pp.scale(scaled)
     with pytest.raises(ValueError, match=r"has been scaled or centred since"):
         psysc.tl.score_disorders(scaled, sub_sets, n_ctrl=20)
+    # a fingerprint written by an earlier psysc (no smallest value) still names the fix for scaled data
+    old = adata.copy()
+    del old.uns["psysc"]["prepare_scoring"]["data"]["min"]
+    sc.pp.scale(old)
+    with pytest.raises(ValueError, match=r"has been scaled or centred since"):
+        psysc.tl.score_disorders(old, sets, n_ctrl=20)
     doubled = sub.copy()
     doubled.X = doubled.X * 2
     with pytest.raises(ValueError, match=r"has changed since"):

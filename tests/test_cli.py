@@ -304,9 +304,13 @@ def test_summary_statistics_given_as_gene_sets_are_refused_with_the_way_to_a_gen
         genes = psysc.gwas.sumstats_to_genes(ss, build=ex["build"], gene_loc=ex["gene_loc"], window=0)
         psysc.gwas.write_gs(psysc.gwas.genes_to_gene_set(genes, n_top=50), tmp_path / "ad.gs")
         assert list(psysc.gwas.read_gs(tmp_path / "ad.gs")) == ["AD"]
-    # a gene x trait table is still one
-    (tmp_path / "z.tsv").write_text("GENE\tSCZ\tP\nDRD2\t6.1\t0.2\nGRIN2A\t12.4\t0.5\n")
-    assert psysc.cli._gene_sets_kind(tmp_path / "z.tsv") == "table"
+    # gene x trait tables are still read as such, also with a gene column named like a variant ID column
+    for text in ("GENE\tSCZ\tP\nDRD2\t6.1\t0.2\nGRIN2A\t12.4\t0.5\n", "id\tSCZ\tP\nDRD2\t6.1\t0.2\nGRIN2A\t12.4\t0.5\n",
+                 "id\tZSCORE\nDRD2\t6.1\nGRIN2A\t12.4\n"):
+        (tmp_path / "z.tsv").write_text(text)
+        assert psysc.cli._gene_sets_kind(tmp_path / "z.tsv") == "table"
+        first = next(iter(psysc.gwas.read_gene_stats(tmp_path / "z.tsv", n_top=2).values()))
+        assert set(first.index) == {"DRD2", "GRIN2A"}
 
 
 def test_unknown_trait_lists_available(tmp_path, small_h5ad):

@@ -367,6 +367,11 @@ def test_a_column_of_gene_names_is_a_gene_list():
     pd.testing.assert_frame_equal(got, want)
     with pytest.raises(TypeError, match=r"Series of names .* a list of genes is passed as a list"):
         psysc.tl.score_disorders(adata, {"T": table["gene"].set_axis(table["gene"])}, n_ctrl=10)
+    # weights read as text (pd.read_csv(dtype=str)) are weights
+    as_text = pd.Series(np.linspace(1, 5, 200).astype(str), index=table["gene"].to_numpy())
+    got = psysc.tl.score_disorders(adata, {"T": as_text}, n_ctrl=10, inplace=False)["T"]
+    want = psysc.tl.score_disorders(adata, {"T": as_text.astype(float)}, n_ctrl=10, inplace=False)["T"]
+    pd.testing.assert_frame_equal(got, want)
     # a MAGMA-like table read with pandas: genes in a GENE column, not the index
     magma = pd.DataFrame({"GENE": adata.var_names[:200].to_numpy(), "ZSTAT": np.linspace(1, 5, 200)})
     got = psysc.tl.score_disorders(adata, {"T": magma}, n_ctrl=10, inplace=False)["T"]
@@ -686,7 +691,7 @@ def test_a_lone_fdr_threshold_and_a_trait_named_twice_are_taken_as_meant():
     fdr = false_discovery_control(adata.obs["psysc_SCZ_pval"].to_numpy(np.float64))
     counts = pd.Series(fdr < 0.1).groupby(adata.obs["cell_type"].astype(str).to_numpy()).sum()
     assert table.set_index("group")["n_fdr_0.1"].to_dict() == counts.to_dict()
-    twice = psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, fdr_thresholds=(0.1, 0.10),
+    twice = psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, fdr_thresholds=(0.1, 0.1000001),
                                          inplace=False)
     assert [c for c in twice.columns if c.startswith("n_fdr")] == ["n_fdr_0.1"]
     for bad in ((2,), (0.0, 0.1), (-0.1,)):

@@ -974,11 +974,27 @@ def test_genes_to_gene_set_selects_like_read_magma(tmp_path, ad, weight):
         fh.write("GENE CHR START STOP NSNPS NPARAM N ZSTAT P\n")
         for gene, r in table.iterrows():
             fh.write(f"{gene} {r.CHR} {r.START} {r.STOP} {r.NSNPS} 1 74046 {r.ZSTAT!r} {r.P!r}\n")
+    from statsmodels.stats.multitest import multipletests
+
+    p, z = table["P"].to_numpy(), table["ZSTAT"].to_numpy()
     for n_top, fdr, fwer in ((10, None, None), (1000, None, None), (None, None, None), (1000, 0.2, None),
                              (50, None, 0.5)):
         kw = {"n_top": n_top, "fdr": fdr, "fwer": fwer, "weight": weight, "trait": "AD"}
-        pd.testing.assert_series_equal(genes_to_gene_set(table, **kw)["AD"], read_magma(out, **kw)["AD"])
+        got = genes_to_gene_set(table, **kw)["AD"]
+        pd.testing.assert_series_equal(got, read_magma(out, **kw)["AD"])
+        # the rule written out: the n_top smallest P, or the FDR / FWER discoveries capped to [min(100, n_top), n_top]
+        cap = len(p) if n_top is None else n_top
+        n_sel = cap
+        if fdr is not None or fwer is not None:
+            n_sig = int(multipletests(p, alpha=fdr or fwer, method="fdr_bh" if fdr else "bonferroni")[0].sum())
+            n_sel = max(min(n_sig, cap), min(100, cap))
+        order = np.argsort(p, kind="stable")[:n_sel]
+        assert list(got.index) == [str(g) for g in table.index[order]]
+        want_w = {"zscore": np.minimum(z[order], 10.0), "uniform": np.ones(len(order)), "zstat": z[order]}[weight]
+        np.testing.assert_array_equal(got.to_numpy(), want_w)
     assert list(genes_to_gene_set(table)) == [ad.attrs["trait"]]
+    np.testing.assert_array_equal(genes_to_gene_set(table, n_top=None, trait="AD")["AD"].to_numpy(),
+                                  z[np.argsort(p, kind="stable")])  # all genes: ZSTAT as it is, as read_magma
 
 
 def test_lp_underflow_keeps_an_exact_z():

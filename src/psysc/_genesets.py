@@ -70,7 +70,8 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
             s = genes["ZSTAT"].astype(np.float64)
             if isinstance(genes.index, pd.RangeIndex) and "GENE" in genes.columns:  # e.g. pd.read_csv of .genes.out
                 s.index = pd.Index(genes["GENE"].astype(str).to_numpy())
-        elif isinstance(genes, pd.Series) and pd.api.types.infer_dtype(genes, skipna=True) == "string":
+        elif (isinstance(genes, pd.Series) and pd.api.types.infer_dtype(genes, skipna=True) == "string"
+              and pd.to_numeric(genes, errors="coerce").isna().all()):  # names, not weights written as text
             if not isinstance(genes.index, pd.RangeIndex):
                 raise TypeError(
                     f"gene set {trait!r} is a Series of names ({list(genes[:3])}...) indexed by "

@@ -190,7 +190,7 @@ def _gene_sets_kind(path: str | Path) -> str:
         return "gs"
 
     sep = _sep_of(lines[0])
-    if snp_level_columns(_split_line(lines[0], sep)):
+    if snp_level_columns(_split_line(lines[0], sep), [_split_line(line, sep) for line in lines[1:21]]):
         return "sumstats"
     fields = [f.upper() for f in _split_line(lines[0], sep)]
     if {"NSNPS", "NPARAM"} & set(fields) or {"ZSTAT", "P"} <= set(fields):  # a lone ZSTAT column: a table

@@ -832,7 +832,7 @@ def read_gene_stats(
 
     where = str(path)
     header, rows, sep = _parse_gene_table(_read_text(path), where)
-    snp_columns = snp_level_columns(header)
+    snp_columns = snp_level_columns(header, [_split_line(line, None if sep == r"\s+" else sep) for line in rows[:20]])
     if snp_columns:
         raise ValueError(f"{where} looks like SNP-level GWAS summary statistics (columns {snp_columns}), not a gene "
                          f"table: {SNP_TO_GENE_SET}")

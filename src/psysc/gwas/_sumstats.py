@@ -726,18 +726,28 @@ SNP_TO_GENE_SET = (
 )
 
 
-def snp_level_columns(names) -> list[str] | None:
-    """The summary-statistics columns of a header that is SNP-level, else ``None``.
+def snp_level_columns(names, rows=()) -> list[str] | None:
+    """The summary-statistics columns of a table that is SNP-level, else ``None``.
 
-    SNP-level: a variant ID or a chromosome and a position, and a P, -log10 P, Z, BETA or OR column, as
-    :func:`read_sumstats` recognises them.
+    SNP-level: a P, -log10 P, Z, BETA or OR column, as :func:`read_sumstats` recognises them, and a chromosome
+    and a position, or a variant ID column whose values in ``rows`` (the first data rows, split into fields) are
+    mostly rsIDs or ``chr:pos`` IDs (a gene table's ``id`` column holds genes).
     """
+    names = [str(n) for n in names]
     try:
-        found, _ = _recognise_columns([str(n) for n in names], None, "the header")
+        found, _ = _recognise_columns(names, None, "the header")
     except ValueError:
         return None
-    placed = "SNP" in found or {"CHR", "BP"} <= set(found)
-    return list(found.values()) if placed and {"P", "LP", "Z", "BETA", "OR"} & set(found) else None
+    if not {"P", "LP", "Z", "BETA", "OR"} & set(found):
+        return None
+    if {"CHR", "BP"} <= set(found):
+        return list(found.values())
+    if "SNP" not in found:
+        return None
+    i = names.index(found["SNP"])
+    ids = [str(r[i]).strip() for r in rows if len(r) > i]
+    variants = [bool(re.match(r"^rs\d+$", v, re.IGNORECASE) or _POSITION_ID.match(v)) for v in ids]
+    return list(found.values()) if ids and sum(variants) >= 0.5 * len(ids) else None
 
 
 #: variant IDs that hold the position: 1:1000, chr1:1000, 1:1000:A:G, 1_1000_A_G, X:5000:C:T (METAL, Neale lab, ...)
@@ -2013,7 +2023,7 @@ def genes_to_gene_set(
     n_top: int | None = 1000,
     fdr: float | None = None,
     fwer: float | None = None,
-    weight: str = "zscore",
+    weight: str | None = None,
     trait: str | None = None,
 ) -> dict[str, pd.Series]:
     r"""Turn a gene table (from :func:`sumstats_to_genes`) into a weighted gene set.
@@ -2035,7 +2045,8 @@ def genes_to_gene_set(
         Keep the genes passing this FDR (Benjamini-Hochberg) or FWER (Bonferroni) level instead, at least
         ``min(100, n_top)`` and at most ``n_top`` of them (at most one of the two).
     weight
-        ``"zscore"`` (ZSTAT clipped at 10), ``"zstat"`` (ZSTAT as it is) or ``"uniform"`` (every weight 1.0).
+        ``"zscore"`` (ZSTAT clipped at 10; the default with ``n_top``), ``"zstat"`` (ZSTAT as it is; the default
+        with ``n_top=None``) or ``"uniform"`` (every weight 1.0), as :func:`psysc.gwas.read_magma`.
     trait
         Name of the gene set; defaults to ``table.attrs["trait"]``.
 

@@ -182,7 +182,10 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
     else:
         changed = False
     rows_min = float(rows.min()) if rows.shape[1] else 0.0
-    if rows_min < 0 <= float(stored.get("min", -1.0)):  # scaled: preparing it again cannot help
+    # negative values the prepared data did not have: scaled, and preparing it again cannot help (a fingerprint
+    # of an earlier psysc holds no smallest value: then, as then, negative values that changed)
+    was_non_negative = float(stored["min"]) >= 0 if "min" in stored else changed
+    if rows_min < 0 and was_non_negative:
         raise ValueError(
             f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has been "
             "scaled or centred since (it now holds negative values; sc.pp.scale?): psysc scores log-normalised "
@@ -195,6 +198,35 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has changed "
             f"since (e.g. another normalisation in place). {again}"
         )
+
+
+def _same_statistics(adata: AnnData, key: str, stats: dict) -> bool:
+    """Whether ``adata.var`` already holds these gene statistics under ``key`` (a preparation run again alike)."""
+    for name, new in stats.items():
+        old = adata.var.get(f"{key}_{name}")
+        if old is None:
+            return False
+        if name == "mean_var":
+            if not np.array_equal(old.astype(str).to_numpy(), np.asarray(new).astype(str)):
+                return False
+        elif not np.allclose(old.to_numpy(dtype=np.float64), np.asarray(new, dtype=np.float64), rtol=1e-6, atol=0.0,
+                             equal_nan=True):
+            return False
+    return True
+
+
+def _traits_scored_with(adata: AnnData, key: str) -> list[str]:
+    """The traits in ``adata`` scored with the statistics of ``prepare_scoring(key_added=key)``, under any key."""
+    out = []
+    for ns_key, ns in adata.uns.items():
+        if not isinstance(ns, dict) or not isinstance(ns.get("score_disorders"), dict):
+            continue
+        params = dict(ns["score_disorders"].get("params_by_trait", {}))
+        for trait in ns["score_disorders"].get("traits", []):
+            used = dict(params.get(trait, {})).get("prepare_key", ns_key)
+            if used == key:
+                out.append(str(trait) if ns_key == key else f"{trait} (key {ns_key!r})")
+    return out
 
 
 #: log-normalised values stay far below this (log1p of 10,000 counts per cell is 9.2); larger ones are counts
@@ -410,15 +442,14 @@ def prepare_scoring(
         adata.varm[f"{key_added}_cov_beta"] = beta.T
         adata.var[f"{key_added}_cov_gene_mean"] = gene_mean
         logger.info("regressed out %d covariate columns: %s", len(cov_names), ", ".join(cov_names))
-    before = adata.var.get(f"{key_added}_mean")
-    same_stats = before is not None and np.allclose(before.to_numpy(dtype=np.float64), mean, rtol=1e-6, atol=0.0)
+    same_stats = _same_statistics(adata, key_added, stats)
     for name in GENE_STAT_COLUMNS:
         adata.var[f"{key_added}_{name}"] = stats[name]
     adata.var[f"{key_added}_head_sum"] = head_sum
     from .. import __version__
 
     ns = uns_namespace(adata, key_added)
-    scored = [str(t) for t in ns.get("score_disorders", {}).get("traits", [])]
+    scored = _traits_scored_with(adata, key_added)
     if scored and not same_stats:
         logger.warning(
             "adata holds scores of %s from an earlier psysc.pp.prepare_scoring(key_added=%r): they rest on the gene "

@@ -360,9 +360,9 @@ def combine_evidence(
     parts = []
     groupbys = {}
     celltype_groupby = ns.get("celltype_enrichment_params", {}).get("groupby") if "celltype_enrichment" in ns else None
-    kept = dict(ns.get("enrichment_by_groupby", {}))
-    if cells and celltype_groupby in kept:  # the per-cell table of the cell-type table's grouping
-        parts.append(_cells_part(kept[celltype_groupby]["table"]))
+    kept = dict(ns.get("enrichment_by_groupby", {})).get(str(celltype_groupby).replace("/", "_"))  # its key
+    if cells and kept is not None and dict(kept.get("params", {})).get("groupby") == celltype_groupby:
+        parts.append(_cells_part(kept["table"]))  # the per-cell table of the cell-type table's grouping
         groupbys["disorder_enrichment"] = celltype_groupby
     elif cells and "enrichment" in ns:
         parts.append(_cells_part(ns["enrichment"]))

@@ -155,7 +155,10 @@ def disorder_enrichment(
                         "'_' + adata.obs['b'].astype(str)")
     if isinstance(fdr_thresholds, int | float):
         fdr_thresholds = (fdr_thresholds,)
-    fdr_thresholds = tuple(dict.fromkeys(float(t) for t in fdr_thresholds))  # each threshold one column
+    named: dict[str, float] = {}  # each threshold one column, named by the threshold as :g writes it (the first)
+    for t in fdr_thresholds:
+        named.setdefault(f"{float(t):g}", float(t))
+    fdr_thresholds = tuple(named.values())
     if not all(0 < t <= 1 for t in fdr_thresholds):
         raise ValueError(f"fdr_thresholds must lie in (0, 1] (FDR levels, e.g. (0.1, 0.2)), got {fdr_thresholds}")
     lost = [t for t in traits
