@@ -1258,3 +1258,33 @@ def test_a_position_column_holding_chromosome_and_position_is_split(tmp_path, ca
     # the GWAS Catalog's CHR_POS beside CHR_ID is a plain position
     path.write_text("SNP\tCHR_ID\tCHR_POS\tP\nrs1\t1\t1000\t0.01\n")
     assert read_sumstats(path)[["CHR", "BP"]].values.tolist() == [["1", 1000]]
+
+
+def test_reading_in_chunks_gives_the_same_table_and_messages(tmp_path, monkeypatch):
+    """Numbers are kept as numbers chunk by chunk; chunks with cells that need their text (underflow, repeated
+    header, decimal commas, impossible values) stay text, so the result and the messages do not depend on it."""
+    import psysc.gwas._sumstats as ss_module
+
+    lines = ["SNP\tCHR\tBP\tA1\tA2\tBETA\tSE\tP\tN"]
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        lines.append(f"rs{i}\t{1 + i % 3}\t{1000 + 37 * i}\tA\tG\t{rng.normal():.4f}\t0.05\t{rng.uniform():.5g}\t5000")
+    lines[8] = "rs7\t1\t1259\tA\tG\t0.5\t0.01\t1e-400\t5000"  # underflows
+    lines[14] = "SNP\tCHR\tBP\tA1\tA2\tBETA\tSE\tP\tN"  # a repeated header
+    lines[20] = "rs19\t2\t1703\tA\tG\t0.2\tNA\t0.03\t"  # missing values
+    path = tmp_path / "ss.tsv"
+    path.write_text("\n".join(lines) + "\n")
+    whole = read_sumstats(path)
+    monkeypatch.setattr(ss_module, "_CHUNK_ROWS", 4)
+    chunked = read_sumstats(path)
+    pd.testing.assert_frame_equal(chunked, whole)
+    assert chunked.attrs["qc"] == whole.attrs["qc"]
+    assert chunked.set_index("SNP").loc["rs7", "P"] == np.finfo(float).tiny
+    clean = tmp_path / "clean.tsv"  # every cell a plain number: held as float64, not as strings
+    clean.write_text("\n".join(lines[:8]) + "\n")
+    raw, _, _ = ss_module._read_table(clean, None, numeric=lambda: {"P": "P", "BETA": "BETA", "BP": "BP"})
+    assert [str(raw[c].dtype) for c in ("P", "BETA", "BP", "SE", "SNP")] == ["float64"] * 3 + ["object"] * 2
+    lines[26] = "rs25\t1\t12.5\tA\tG\t0.1\t0.05\t0.2\t5000"  # a chunk of its own, read as numbers but for this
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"BP \(BP\) = '12.5' is not a position"):
+        read_sumstats(path)
