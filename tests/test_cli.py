@@ -296,7 +296,8 @@ def test_summary_statistics_given_as_gene_sets_are_refused_with_the_way_to_a_gen
     path = tmp_path / "ad.tsv"
     full[columns.split()].to_csv(path, sep="\t", index=False)
     rc, err = _run(["run", "--gene-sets", str(path), "--out", str(tmp_path / "o")])
-    assert rc == 2 and "SNP-level GWAS summary statistics" in err and "sumstats_to_genes" in err
+    assert rc == 2 and "SNP-level GWAS summary statistics" in err and "--build GRCh38" in err
+    assert "sumstats_to_genes" in err
     with pytest.raises(ValueError, match="SNP-level GWAS summary statistics"):
         psysc.gwas.read_gene_stats(path)
     if "P" in columns.split():  # the route of the message
@@ -311,6 +312,28 @@ def test_summary_statistics_given_as_gene_sets_are_refused_with_the_way_to_a_gen
         assert psysc.cli._gene_sets_kind(tmp_path / "z.tsv") == "table"
         first = next(iter(psysc.gwas.read_gene_stats(tmp_path / "z.tsv", n_top=2).values()))
         assert set(first.index) == {"DRD2", "GRIN2A"}
+
+
+def test_summary_statistics_with_their_build_are_mapped_to_genes_and_scored(tmp_path):
+    """--build maps the SNPs to genes as psysc.gwas does in Python (here a real GRCh37 GWAS with its gene.loc)."""
+    ex = psysc.datasets.ad_gwas_subset()
+    path = tmp_path / "ad.tsv"
+    pd.read_csv(ex["sumstats"], sep="\t").to_csv(path, sep="\t", index=False)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--quick", "--gene-sets", str(path), "--build", "GRCh37", "--gene-loc", str(ex["gene_loc"]),
+                    "--out", str(out)])
+    assert rc == 0, log
+    want = psysc.gwas.genes_to_gene_set(psysc.gwas.sumstats_to_genes(psysc.gwas.read_sumstats(path), build="GRCh37",
+                                                                     gene_loc=ex["gene_loc"]))["ad"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["build"] == "GRCh37" and summary["parameters"]["gene_loc"] == str(ex["gene_loc"])
+    assert set(pd.read_csv(out / "enrichment.tsv", sep="\t")["trait"]) == {"ad"}
+    assert re.search(rf"ad: \d+ of {len(want)} genes found in the data", log)  # the genes of the Python route
+    # --build belongs to summary statistics; GRCh37 needs the gene locations of that build
+    rc, err = _run(["run", "--quick", "--build", "GRCh38", "--out", str(tmp_path / "o2")])
+    assert rc == 2 and "--build is the genome build of SNP-level summary statistics" in err
+    rc, err = _run(["run", "--quick", "--gene-sets", str(path), "--build", "GRCh37", "--out", str(tmp_path / "o3")])
+    assert rc == 2 and "NCBI37.3.gene.loc" in err
 
 
 def test_unknown_trait_lists_available(tmp_path, small_h5ad):

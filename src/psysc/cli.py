@@ -7,6 +7,7 @@ traits), tests the cell groups for enrichment and writes tables, figures and a s
     psysc run --input brain.h5ad --groupby cell_state --traits SCZ,BIP,HEIGHT --out results/
     psysc run --gene-sets my_traits.gs --layer counts --quick
     psysc run --gene-sets scz.genes.out --gene-loc NCBI37.3.gene.loc   # MAGMA output named by Entrez IDs
+    psysc run --gene-sets scz_sumstats.tsv.gz --build GRCh38          # GWAS summary statistics, SNPs -> genes
 
 Bad input (missing file, unknown column or trait, expression that is not raw counts, duplicated gene names) is
 reported on stderr with exit status 2.
@@ -83,13 +84,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="scDRS .gs file, MAGMA .genes.out/.genes.raw file, a gene x trait table of z-scores or P-values (the "
         "input of scdrs munge-gs; top 1,000 genes per trait; a single value column named ZSCORE or P) or a list of "
         "genes, one per line, without weights; told by name or header (default: the bundled MAGMA gene sets of 75 "
-        "traits). SNP-level summary statistics are mapped to genes first, in Python: psysc.gwas.read_sumstats, "
-        "sumstats_to_genes(build=...), genes_to_gene_set, write_gs",
+        "traits), or SNP-level GWAS summary statistics with --build",
     )
     run.add_argument(
         "--gene-loc",
         metavar="FILE",
-        help="the MAGMA gene.loc file of the --gene-sets MAGMA run: names its genes (Entrez IDs) by gene symbol",
+        help="the MAGMA gene.loc file of the --gene-sets MAGMA run: names its genes (Entrez IDs) by gene symbol; "
+        "with summary statistics and --build, the gene locations on that build (e.g. NCBI37.3.gene.loc for GRCh37)",
+    )
+    run.add_argument(
+        "--build",
+        choices=["GRCh38", "GRCh37", "hg38", "hg19"],
+        help="genome build of SNP-level summary statistics given as --gene-sets: their SNPs are mapped to genes "
+        "(ACAT of the SNPs within 10 kb of a gene; the bundled GENCODE GRCh38 genes, or --gene-loc for GRCh37) and "
+        "the top 1,000 genes scored",
     )
     run.add_argument(
         "--traits",
@@ -218,16 +226,20 @@ def _file_provenance(name: str, path: str | None) -> dict[str, str]:
     return {f"{name}_sha256": sha256sum(path)}
 
 
-def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None) -> tuple[dict, list[str]]:
+def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None,
+                    build: str | None = None) -> tuple[dict, list[str]]:
     """The gene sets to score and their traits (keys of the dict, in the requested order)."""
     from . import datasets, gwas
 
     kind = None if path is None else _gene_sets_kind(path)
     if gene_loc is not None:
-        if kind != "magma":
-            raise _InputError("--gene-loc names the genes of a MAGMA --gene-sets file (.genes.out or .genes.raw)")
+        if kind not in ("magma", "sumstats"):
+            raise _InputError("--gene-loc names the genes of a MAGMA --gene-sets file (.genes.out or .genes.raw), "
+                              "or gives the gene locations of SNP-level summary statistics (with --build)")
         if not Path(gene_loc).is_file():
             raise _InputError(f"--gene-loc {gene_loc!r}: no such file")
+    if build is not None and kind != "sumstats":
+        raise _InputError("--build is the genome build of SNP-level summary statistics given as --gene-sets")
     if path is None:
         if traits is None:
             traits = [*datasets.PSYCHIATRIC_TRAITS, *datasets.CONTRAST_TRAITS]
@@ -240,15 +252,21 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         p = Path(path)
         if not p.is_file():
             raise _InputError(f"--gene-sets {path!r}: no such file")
-        if kind == "sumstats":
+        if kind == "sumstats" and build is None:
             from .gwas._sumstats import SNP_TO_GENE_SET
 
-            raise _InputError(f"--gene-sets {path!r} holds SNP-level GWAS summary statistics, not genes: "
-                              f"{SNP_TO_GENE_SET}")
-        what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list",
+            raise _InputError(
+                f"--gene-sets {path!r} holds SNP-level GWAS summary statistics, not genes: give the genome build of "
+                "its positions, --build GRCh38 (or --build GRCh37 with --gene-loc, e.g. MAGMA's NCBI37.3.gene.loc), "
+                f"to map its SNPs to genes here; or {SNP_TO_GENE_SET}"
+            )
+        what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list", "sumstats": "GWAS summary statistics",
                 "table": "gene x trait z-score / P-value table"}.get(kind, "scDRS .gs")
         try:
-            if kind == "magma":
+            if kind == "sumstats":  # SNPs -> genes (ACAT in 10 kb windows) -> the top 1,000 genes, as read_magma
+                genes = gwas.sumstats_to_genes(gwas.read_sumstats(p), build=build, gene_loc=gene_loc)
+                gene_sets = dict(gwas.genes_to_gene_set(genes))
+            elif kind == "magma":
                 gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc))
             elif kind == "list":  # one gene per line: a trait named after the file
                 gene_sets = dict(gwas.read_gene_list(p))
@@ -382,7 +400,7 @@ def _run(args: argparse.Namespace) -> int:
             raise _InputError(f"--model: {err}") from None
 
     # the gene sets first: reading them is quick, reading a large --input is not
-    gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc)
+    gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc, args.build)
     if args.species != "human":
         from .gwas import to_species
 
@@ -398,6 +416,7 @@ def _run(args: argparse.Namespace) -> int:
         "gene_sets": args.gene_sets or "psysc.datasets.gwas_gene_sets()",
         **_file_provenance("gene_sets", args.gene_sets),
         **({"gene_loc": args.gene_loc, **_file_provenance("gene_loc", args.gene_loc)} if args.gene_loc else {}),
+        **({"build": args.build} if args.build else {}),
         "quick": bool(args.quick),
         "species": args.species,
     }
