@@ -28,6 +28,7 @@ from ._celltype import (
     _with_covariates,
     top_specific_genes,
 )
+from ._enrichment import kept_enrichment
 
 logger = logging.getLogger("psysc")
 
@@ -360,8 +361,8 @@ def combine_evidence(
     parts = []
     groupbys = {}
     celltype_groupby = ns.get("celltype_enrichment_params", {}).get("groupby") if "celltype_enrichment" in ns else None
-    kept = dict(ns.get("enrichment_by_groupby", {})).get(str(celltype_groupby).replace("/", "_"))  # its key
-    if cells and kept is not None and dict(kept.get("params", {})).get("groupby") == celltype_groupby:
+    kept = kept_enrichment(ns, celltype_groupby)
+    if cells and kept is not None:
         parts.append(_cells_part(kept["table"]))  # the per-cell table of the cell-type table's grouping
         groupbys["disorder_enrichment"] = celltype_groupby
     elif cells and "enrichment" in ns:

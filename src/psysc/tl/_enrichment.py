@@ -66,6 +66,23 @@ def _warn_small_groups(groupby: str, groups: list[str], members: dict[str, np.nd
         )
 
 
+def _groupby_key(groupby) -> str:
+    """The key of a grouping in ``uns[key]["enrichment_by_groupby"]`` (an .h5ad key cannot hold '/')."""
+    return str(groupby).replace("/", "_")
+
+
+def kept_enrichment(ns, groupby) -> dict | None:
+    """The per-cell enrichment entry (``table``, ``params``) :func:`disorder_enrichment` kept for ``groupby``.
+
+    ``ns``: ``adata.uns[key]``. ``None`` when none was kept for that grouping (two groupings whose names differ
+    only by '/' and '_' share a key: the entry's own ``groupby`` decides).
+    """
+    entry = dict(ns.get("enrichment_by_groupby", {})).get(_groupby_key(groupby))
+    if entry is None or dict(entry.get("params", {})).get("groupby") != groupby:
+        return None
+    return entry
+
+
 def disorder_enrichment(
     adata: AnnData,
     *,
@@ -244,7 +261,7 @@ def disorder_enrichment(
     ns["enrichment"] = table
     ns["enrichment_params"] = params
     by = dict(ns.get("enrichment_by_groupby", {}))
-    by[str(groupby).replace("/", "_")] = {"table": table, "params": params}
+    by[_groupby_key(groupby)] = {"table": table, "params": params}
     ns["enrichment_by_groupby"] = by
     logger.info("added uns[%r]['enrichment'] (%d traits x %d groups of %r; the tables of every groupby are kept in "
                 "uns[%r]['enrichment_by_groupby'])", key, len(traits), len(groups), groupby, key)
