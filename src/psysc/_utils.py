@@ -11,7 +11,7 @@ logger = logging.getLogger("psysc")
 
 
 BACKED_VIEW = ("this is a view of an AnnData opened in backed mode, which cannot hold results: load the cells "
-                "first (adata = adata[...].to_memory())")
+               "first (adata = adata[...].to_memory())")
 
 
 def check_anndata(adata, *, writes: bool = False) -> None:
