@@ -552,6 +552,22 @@ def test_duplicates_keep_smallest_p(caplog):
     assert df[["SNP", "P"]].values.tolist() == [["rs2", 0.5], ["rs1", 0.01], ["2:30_b", 0.001], ["2:30_c", 0.3]]
 
 
+def test_best_of_each_matches_pandas():
+    # the row kept per key: the smallest P, ties and missing P by input order, as pandas' sort + drop_duplicates
+    from psysc.gwas._sumstats import _best_of_each
+
+    rng = np.random.default_rng(7)
+    for n in (0, 1, 2, 5, 40, 300):
+        for _ in range(20):
+            major = rng.integers(0, max(1, n // 2), n)
+            minor = rng.integers(0, 3, n)
+            p = rng.choice([1e-8, 0.1, 0.5, np.nan], n)
+            frame = pd.DataFrame({"major": major, "minor": minor, "P": p, "row": np.arange(n)})
+            expected = (frame.sort_values("P", kind="stable", na_position="last")
+                        .drop_duplicates(["major", "minor"])["row"].sort_values().to_numpy())
+            np.testing.assert_array_equal(_best_of_each(major, minor, p), expected)
+
+
 def test_p_zero_replaced(caplog):
     frame = pd.DataFrame(
         {

@@ -271,14 +271,27 @@ def _is_number_column(col: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col)
 
 
+class _Distinct:
+    """A column's distinct values, found once, to apply functions of a value to every row (or to some rows).
+
+    The values are given to the functions in their string form (NaN/None as ``None``).
+    """
+
+    def __init__(self, col: pd.Series):
+        self.codes, uniques = pd.factorize(col, use_na_sentinel=False)
+        self.values = [None if (u is None or (isinstance(u, float) and math.isnan(u))) else str(u) for u in uniques]
+
+    def map(self, func, rows: np.ndarray | None = None) -> np.ndarray:
+        """``func`` of each row's value (object array), for the rows ``rows`` (positions) or all of them."""
+        codes = self.codes if rows is None else self.codes[rows]
+        if not self.values:
+            return np.array([], dtype=object)
+        return np.array([func(v) for v in self.values], dtype=object)[codes]
+
+
 def _map_unique(col: pd.Series, func) -> np.ndarray:
     """``func`` applied to the string form of each distinct value (NaN/None -> ``func(None)``)."""
-    codes, uniques = pd.factorize(col, use_na_sentinel=False)
-    mapped = np.array(
-        [func(None if (u is None or (isinstance(u, float) and math.isnan(u))) else str(u)) for u in uniques],
-        dtype=object,
-    )
-    return mapped[codes] if len(uniques) else np.array([], dtype=object)
+    return _Distinct(col).map(func)
 
 
 def _is_missing_token(value: str | None) -> bool:
@@ -894,14 +907,24 @@ def _variant_key(out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _best_of_each(major: np.ndarray, minor: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """Positions (sorted) of the row with the smallest P (ties: the first) among the rows of each (major, minor)."""
+    """Positions (sorted) of the row with the smallest P (ties: the first) among the rows of each (major, minor).
+
+    The rows whose key is unique are found by hashing and kept as they are; only the others are sorted.
+    """
     n = len(p)
-    by_p = np.empty(n, dtype=np.int64)
-    by_p[np.lexsort((np.arange(n), p))] = np.arange(n)  # rank of each row by P, then input order
-    order = np.lexsort((by_p, minor, major))
-    first = np.ones(n, dtype=bool)
-    first[1:] = (np.diff(major[order]) != 0) | (np.diff(minor[order]) != 0)
-    return np.sort(order[first])
+    shared = pd.DataFrame({"major": major, "minor": minor}, copy=False).duplicated(keep=False).to_numpy()
+    if not shared.any():
+        return np.arange(n)
+    rows = np.flatnonzero(shared)
+    m = len(rows)
+    by_p = np.empty(m, dtype=np.int64)
+    by_p[np.lexsort((rows, p[rows]))] = np.arange(m)  # rank of each row by P, then input order
+    order = np.lexsort((by_p, minor[rows], major[rows]))
+    first = np.ones(m, dtype=bool)
+    first[1:] = (np.diff(major[rows][order]) != 0) | (np.diff(minor[rows][order]) != 0)
+    keep = ~shared
+    keep[rows[order[first]]] = True
+    return np.flatnonzero(keep)
 
 
 def _trait_from_path(path) -> str:
@@ -1108,9 +1131,11 @@ def read_sumstats(
                            "and the sign of the effect; a row without P is dropped with the rows without a statistic)",
                            where, _plural(qc["n_se_zero"], "row has", "rows have"))
     missing = {std: np.isnan(v) & ~bad for std, (v, bad) in numeric.items()}
-    for std in ("CHR", "A1", "A2"):
-        if std in found:
-            missing[std] = _missing_mask(raw[found[std]])
+    # the text columns' distinct values, found once for the rules below
+    distinct = {std: _Distinct(raw[found[std]]) for std in ("CHR", "A1", "A2") if std in found}
+    for std, values in distinct.items():
+        col = raw[found[std]]
+        missing[std] = col.isna().to_numpy() if _is_number_column(col) else values.map(_is_missing_token).astype(bool)
     if "SNP" in found:  # many distinct values: compare with the usual spellings of missing only
         col = raw[found["SNP"]]
         missing["SNP"] = (col.isna() | col.isin(_MISSING_SPELLINGS)).to_numpy()
@@ -1118,7 +1143,7 @@ def read_sumstats(
     chr_src, bp_src = found["CHR"], found["BP"]
     header_like = np.zeros(n_read, dtype=bool)
     if not _is_number_column(raw[chr_src]):
-        header_like = _map_unique(raw[chr_src], lambda v: v is not None and _norm_name(v) == _norm_name(chr_src))
+        header_like = distinct["CHR"].map(lambda v: v is not None and _norm_name(v) == _norm_name(chr_src))
         header_like = header_like.astype(bool)
         cand = np.flatnonzero(header_like)
         header_like[cand] = [_norm_name(v) == _norm_name(bp_src) for v in raw[bp_src].iloc[cand].astype(str)]
@@ -1203,13 +1228,13 @@ def read_sumstats(
         )
     keep &= essential
     # PLINK writes chromosome 0 (and position 0) for variants without a known position: no gene can hold them
-    unplaced = keep & (_map_unique(raw[found["CHR"]], _is_unplaced).astype(bool) | (numeric["BP"][0] == 0))
+    unplaced = keep & (distinct["CHR"].map(_is_unplaced).astype(bool) | (numeric["BP"][0] == 0))
     qc["n_dropped_unplaced"] = int(unplaced.sum())
     if qc["n_dropped_unplaced"]:
         logger.warning("%s: %s on chromosome 0 or at position 0 (unplaced, PLINK's code) dropped (first: %s)", where,
                        _plural(qc["n_dropped_unplaced"], "row"), rows(int(np.argmax(unplaced))))
     keep &= ~unplaced
-    other = keep & _map_unique(raw[found["CHR"]], _is_other_contig).astype(bool)
+    other = keep & distinct["CHR"].map(_is_other_contig).astype(bool)
     qc["n_dropped_other_contigs"] = int(other.sum())
     if qc["n_dropped_other_contigs"]:
         names = pd.unique(raw[found["CHR"]].astype(str).to_numpy()[other])
@@ -1240,7 +1265,7 @@ def read_sumstats(
                 f"columns="
             )
         values[std] = v
-    chrom = _normalise_chroms(sub[found["CHR"]])
+    chrom = distinct["CHR"].map(_normalise_chrom_value, keep_idx)
     bad_chr = pd.isna(chrom)
     if bad_chr.any():
         i = int(np.argmax(bad_chr))
@@ -1393,7 +1418,7 @@ def read_sumstats(
     out["BP"] = bp.astype(np.int64)
     for std in ("A1", "A2"):
         if std in found:
-            a = _map_unique(sub[found[std]], lambda v: "" if v is None else v.strip().upper())
+            a = distinct[std].map(lambda v: "" if v is None else v.strip().upper(), keep_idx)
             a = np.where(sub_missing[std], "", a)
             out[std] = a
     if found.get("A2") == "REF" and "ALT" in sub.columns and "A1" in out:
@@ -1404,7 +1429,8 @@ def read_sumstats(
         if is_ref.any():
             logger.info("%s: PLINK 2 columns: A2 is ALT where A1 is REF (%s)", where, _plural(int(is_ref.sum()), "row"))
     if "SNP" in found:
-        snp = sub[found["SNP"]].astype(str).str.strip().to_numpy()
+        snp = np.array([v.strip() if isinstance(v, str) else str(v).strip()
+                        for v in sub[found["SNP"]].to_numpy(dtype=object)], dtype=object)
         no_id = sub_missing["SNP"]
     else:
         snp = np.full(n, "", dtype=object)
@@ -1428,7 +1454,8 @@ def read_sumstats(
         if std in values:
             out[std] = values[std]
     order_rows = keep_idx
-    raw = sub = numeric = missing = sub_missing = None  # the text table is read: the memory it holds is given back
+    # the text table is read: the memory it holds is given back
+    raw = sub = numeric = missing = sub_missing = distinct = None
 
     # 6. duplicates: keep the smallest P
     n_dup = 0
