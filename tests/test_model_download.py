@@ -222,6 +222,7 @@ def test_corrupt_cached_weights_are_detected_logged_and_fetched_again(cache, ser
     assert any(str(cached) in w and "corrupt" in w for w in warnings), warnings
     assert server.requests[n:] == [f"/{REV}/{FOLDER}/model.safetensors"]  # only the bad file again
     assert sha256(cached) == sha256(server.root / REV / FOLDER / "model.safetensors")
+    assert not cached.with_name("model.safetensors.corrupt").exists()  # set aside, then deleted once replaced
     np.testing.assert_array_equal(embed(model).numpy(), good)
 
 
@@ -244,9 +245,77 @@ def test_server_that_changes_an_unpinned_file_is_an_error(cache, server, monkeyp
     served = server.root / REV / FOLDER / "config.json"
     served.write_text(served.read_text().replace('"relu"', '"gelu"'))
     (cache / "models" / NAME / "config.json").unlink()
-    with pytest.raises(ValueError, match=r"does not match the sha256 recorded in .*psysc-sha256\.json"):
+    with pytest.raises(ValueError, match=r"does not match the sha256 recorded in .*psysc-sha256\.json") as err:
         psysc.models.load(NAME)
     assert not (cache / "models" / NAME / "config.json").exists()
+    # the fix when the recorded hash is the wrong one: delete the record
+    assert f"delete {cache / 'models' / NAME / _registry.RECORD_NAME}" in str(err.value)
+    (cache / "models" / NAME / _registry.RECORD_NAME).unlink()
+    assert psysc.models.load(NAME).info.sha256["config.json"] == sha256(served)
+
+
+WEB_PAGE = b"<!DOCTYPE html>\n<html><body>Sign in to continue</body></html>\n"
+
+
+def test_a_web_page_served_for_an_unpinned_file_is_refused_and_not_recorded(cache, server, monkeypatch):
+    # a proxy's login page served with status 200 in place of config.json (which has no published sha256): it is
+    # neither kept nor trusted; once the server serves the real file, that one is recorded
+    register(monkeypatch, server, base_url=server.url)
+    served = server.root / REV / FOLDER / "config.json"
+    real = served.read_bytes()
+    served.write_bytes(WEB_PAGE)
+    folder = cache / "models" / NAME
+    with pytest.raises(DownloadError, match=r"config\.json is a web page .*not kept and no sha256 was recorded"):
+        psysc.models.load(NAME)
+    assert not (folder / "config.json").exists()
+    assert not (folder / _registry.RECORD_NAME).exists()
+    served.write_bytes(real)
+    assert psysc.models.load(NAME).info.sha256["config.json"] == sha256(served)
+
+
+def test_an_unpinned_file_placed_by_hand_must_be_the_kind_of_file_its_name_says(cache, server, monkeypatch):
+    register(monkeypatch, server, base_url=f"http://127.0.0.1:{closed_port()}")
+    folder = cache / "models" / NAME
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors").write_bytes((server.root / REV / FOLDER / "model.safetensors").read_bytes())
+    (folder / "config.json").write_bytes(WEB_PAGE)
+    with pytest.raises(ValueError, match=r"config\.json is a web page .*its sha256 was not recorded"):
+        psysc.models.load(NAME)
+    assert not (folder / _registry.RECORD_NAME).exists()
+    assert (folder / "config.json").read_bytes() == WEB_PAGE  # the user's file is left where it is
+
+
+def test_a_bad_file_trusted_earlier_names_the_cache_folder_to_delete(cache, server, monkeypatch):
+    # a record made from a bad first copy (e.g. by an earlier psysc): the error names the file and the fix
+    register(monkeypatch, server, base_url=server.url)
+    folder = cache / "models" / NAME
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_bytes(WEB_PAGE)
+    (folder / _registry.RECORD_NAME).write_text(json.dumps({"config.json": sha256(folder / "config.json")}))
+    with pytest.raises(ValueError, match=r"config\.json is not valid JSON .*delete the folder .*" + NAME) as err:
+        psysc.models.load(NAME)
+    assert str(folder / "config.json") in str(err.value)
+
+
+def test_file_kind_problem_reads_the_first_bytes(tmp_path):
+    from safetensors.torch import save_file
+
+    def problem(name, data):
+        (tmp_path / name).write_bytes(data)
+        return _registry.file_kind_problem(tmp_path / name)
+
+    assert problem("a.json", b"") == "is empty"
+    assert problem("a.pt", b"  \n<html>").startswith("is a web page")
+    assert problem("a.json", b"[1, 2]") == "holds a JSON list, not a JSON object"
+    assert problem("a.json", b"{\"model_type\": \"bert\"}") is None
+    assert "torch.save" in problem("a.bin", b"GIF89a....")
+    torch.save({"w": torch.zeros(2)}, tmp_path / "zip.pt")  # zip archive
+    assert _registry.file_kind_problem(tmp_path / "zip.pt") is None
+    torch.save({"w": torch.zeros(2)}, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)  # pickle
+    assert _registry.file_kind_problem(tmp_path / "legacy.pt") is None
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "w.safetensors"))
+    assert _registry.file_kind_problem(tmp_path / "w.safetensors") is None
+    assert "safetensors" in problem("x.safetensors", b"\x10\x00\x00\x00\x00\x00\x00\x00GARBAGE")
 
 
 def test_wrong_sha256_on_the_server_is_an_error_and_nothing_is_kept(cache, server, monkeypatch):
@@ -295,10 +364,13 @@ def test_files_placed_by_hand_are_verified_and_used_offline(cache, server, monke
     assert model.info.sha256["model.safetensors"] == entry.weights.sha256
     # a hand-placed file with other bytes than the pinned hash is not used
     flip_bytes(folder / "model.safetensors")
-    with caplog.at_level(logging.WARNING, logger="psysc"), pytest.raises(DownloadError):
+    with caplog.at_level(logging.WARNING, logger="psysc"), pytest.raises(DownloadError) as err:
         psysc.models.load(NAME)
     assert any("corrupt" in r.getMessage() for r in caplog.records)
     assert not (folder / "model.safetensors").exists()
+    # offline, the copy that did not match is set aside, not deleted, and the error says where
+    assert (folder / "model.safetensors.corrupt").exists()
+    assert str(folder / "model.safetensors.corrupt") in str(err.value)
 
 
 # -- safe loading ----------------------------------------------------------------------------------------

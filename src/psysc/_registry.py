@@ -5,12 +5,15 @@ licence. Files are fetched with :mod:`pooch` into ``settings.cachedir / "models"
 sha256 is checked by pooch while downloading and by psysc every time a cached file is used:
 
 - a cached file whose sha256 differs from the expected one is reported (``logger.warning`` naming the
-  file), deleted and downloaded again;
+  file), moved aside (``<file>.corrupt``, deleted once a good copy is downloaded) and downloaded again;
 - a download whose sha256 differs is an error and nothing is kept;
-- some small files (each model's ``config.json``) have no published sha256. For those, the sha256
-  computed at the first download is recorded in ``<cache>/models/<name>/psysc-sha256.json`` and every
-  later use is verified against that record (trust on first use). A file that no longer matches its
-  record is treated like any corrupt file; a server that later serves other bytes is an error.
+- some files (each model's ``config.json``, the Census scVI ``model.pt``, scgpt-brain's ``best_model.pt``) have
+  no published sha256. For those, the sha256 of the first copy (downloaded or placed by hand) is recorded in
+  ``<cache>/models/<name>/psysc-sha256.json`` and every later use is verified against that record (trust on first
+  use). Before it is recorded, the first copy must be the kind of file its name says (a JSON object, a file
+  written by ``torch.save``, a safetensors file; not empty, not a web page such as a proxy's login page). A file
+  that no longer matches its record is treated like any corrupt file; a server that later serves other bytes is
+  an error.
 
 Downloads only go to the URL of the entry: ``<base_url>/<revision>/<folder>/<file>`` where
 ``base_url`` is ``https://huggingface.co/ctheodoris/Geneformer/resolve`` (the CELLxGENE Census bucket
@@ -324,6 +327,60 @@ def sha256sum(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
+def file_kind_problem(path: str | os.PathLike) -> str | None:
+    """Why a model file cannot be the kind of file its name says, or None (a check of its first bytes).
+
+    Empty, a web page (a proxy's login page or a server's error page served in its place), a ``.json`` that holds
+    no JSON object, a ``.pt`` / ``.bin`` / ``.pth`` / ``.ckpt`` that ``torch.save`` did not write (neither a zip
+    archive nor a pickle), a ``.safetensors`` without its JSON header.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(1024)
+    if not head:
+        return "is empty"
+    if head.lstrip()[:1] == b"<":
+        return (f"is a web page or an XML document (it starts with {head.lstrip()[:32]!r}), e.g. a proxy's login "
+                "page or a server's error page served instead of the file")
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        try:
+            obj = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as err:  # UnicodeDecodeError and JSONDecodeError both are
+            return f"is not valid JSON ({err})"
+        if not isinstance(obj, dict):
+            return f"holds a JSON {type(obj).__name__}, not a JSON object"
+    elif suffix in (".pt", ".bin", ".pth", ".ckpt"):
+        if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
+            return "is not a file written by torch.save (neither a zip archive nor a pickle)"
+    elif suffix == ".safetensors" and (len(head) < 9 or head[8:9] != b"{"):
+        return "is not a safetensors file (no JSON header after its first 8 bytes)"
+    return None
+
+
+def cache_hint(path: str | os.PathLike) -> str:
+    """'; delete <folder> ...' when ``path`` lies in a model folder of psysc's cache, else ''."""
+    path = Path(path).resolve()
+    models = (Path(settings.cachedir) / "models").resolve()
+    if models not in path.parents or path.parent == models:
+        return ""
+    folder = models / path.relative_to(models).parts[0]
+    return (f"; it is a file of psysc's model cache: delete the folder {folder} (its files and the sha256 recorded "
+            "at first use) to download the model again")
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """The JSON object in a model's file, or a ``ValueError`` that names the file (and the cache folder to delete)."""
+    path = Path(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise ValueError(f"{path} is not valid JSON ({err}){cache_hint(path)}") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path} must hold a JSON object, not a JSON {type(obj).__name__}{cache_hint(path)}")
+    return obj
+
+
 def _read_record(folder: Path) -> dict[str, str]:
     f = folder / RECORD_NAME
     if not f.exists():
@@ -352,6 +409,8 @@ def expected_sha256(entry: ModelEntry, file: RemoteFile) -> str | None:
 
 def _manual_help(entry: ModelEntry, file: RemoteFile, url: str | None, path: Path, expected: str | None) -> str:
     check = f"sha256 {expected}" if expected else "its sha256 is recorded at first use"
+    corrupt = path.with_name(path.name + ".corrupt")
+    moved = f" The copy that was there before, which did not match, is at {corrupt}." if corrupt.exists() else ""
     layout = ("config.json + model.safetensors or pytorch_model.bin" if entry.family == "geneformer"
               else " + ".join(f.name for f in entry.files))
     where = url if url is not None else f"{file.name} from {entry.manual_source or 'the upstream release'}"
@@ -359,7 +418,7 @@ def _manual_help(entry: ModelEntry, file: RemoteFile, url: str | None, path: Pat
         f"To use it offline, download {where} elsewhere and place it at {path} ({check}), "
         f"or set ${ENV_BASE_URL} (or base_url=) to a mirror with the layout <base>/<revision>/<folder>/<file>, "
         f"or pass a local directory in the official layout ({layout}) to "
-        f"psysc.models.load('/path/to/{entry.folder}')."
+        f"psysc.models.load('/path/to/{entry.folder}').{moved}"
     )
 
 
@@ -383,10 +442,17 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
     folder = model_dir(entry.name)
     path = folder / file.name
     expected = expected_sha256(entry, file)
+    corrupt = path.with_name(path.name + ".corrupt")
     if path.exists():
         digest = sha256sum(path)
         if expected is None:
             # placed by hand (or record lost) and no published hash: trust it now, verify it from now on
+            problem = file_kind_problem(path)
+            if problem is not None:
+                raise ValueError(
+                    f"{path} {problem}; it is not the official {file.name} of {entry.name} and its sha256 was not "
+                    f"recorded. Delete it or replace it with the official file. " + _manual_help(entry, file, None,
+                                                                                                path, None))
             folder.mkdir(parents=True, exist_ok=True)
             _write_record(folder, file.name, digest)
             logger.info("recorded sha256 %s of %s (no published hash; verified on every later use)", digest, path)
@@ -394,10 +460,10 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
         if digest == expected:
             return path
         logger.warning(
-            "cached file %s is corrupt (sha256 %s, expected %s): deleting it and downloading it again",
-            path, digest, expected,
+            "cached file %s is corrupt (sha256 %s, expected %s): moved to %s (deleted once a good copy is "
+            "downloaded) and downloading it again", path, digest, expected, corrupt.name,
         )
-        path.unlink()
+        os.replace(path, corrupt)
 
     import pooch
     import requests
@@ -432,16 +498,27 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
         where = (
             "the sha256 pinned in psysc's registry" if file.sha256 else f"the sha256 recorded in {folder / RECORD_NAME}"
         )
+        fix = "" if file.sha256 else (
+            f" If the recorded sha256 is the wrong one (the first copy was not the official file), delete "
+            f"{folder / RECORD_NAME} and load the model again: the sha256 of the file downloaded then is recorded.")
         raise ValueError(
             f"the file downloaded from {url} does not match {where} ({expected}); it was not kept. "
-            f"The server holds other bytes than expected (pooch: {err})."
+            f"The server holds other bytes than expected (pooch: {err}).{fix}"
         ) from None
     finally:
         pooch_logger.setLevel(pooch_level)
     if expected is None:
+        problem = file_kind_problem(fetched)
+        if problem is not None:
+            Path(fetched).unlink()
+            raise DownloadError(
+                f"the file downloaded from {url} {problem}; it was not kept and no sha256 was recorded. "
+                + _manual_help(entry, file, url, path, None)
+            )
         digest = sha256sum(fetched)
         _write_record(folder, file.name, digest)
         logger.info("recorded sha256 %s of %s (no published hash; verified on every later use)", digest, fetched)
+    corrupt.unlink(missing_ok=True)
     return fetched
 
 

@@ -13,10 +13,9 @@ Importing :mod:`psysc.models` is light (no torch, no transformers): torch is imp
 
 from __future__ import annotations
 
-import json
 import os
 
-from .._registry import available
+from .._registry import available, read_json_object
 from ._base import FoundationModel, ModelInfo, Tokens
 
 __all__ = ["FoundationModel", "ModelInfo", "Tokens", "available", "load"]
@@ -69,7 +68,7 @@ def detect_family(directory) -> str:
     for family, files in _LAYOUTS:
         if all((directory / f).is_file() for f in files):
             if family == "geneformer":
-                cfg = json.loads((directory / "config.json").read_text())
+                cfg = read_json_object(directory / "config.json")
                 model_type = cfg.get("model_type", "bert")
                 if model_type != "bert":
                     raise ValueError(

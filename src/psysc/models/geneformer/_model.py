@@ -15,7 +15,6 @@ Official embedding semantics (``geneformer.EmbExtractor`` at HF revision ``05fcb
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..._registry import cache_hint, file_kind_problem, read_json_object
 from .._base import FoundationModel, GeneColumnChoice, ModelInfo, Tokens
 from ._network import GeneformerNetwork, pool, resolve_layer
 
@@ -72,6 +72,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     not a tensor, a container or a plain number (a ``__reduce__`` payload is never run).
     """
     path = Path(path)
+    problem = file_kind_problem(path)
+    if problem is not None:
+        raise ValueError(f"{path} {problem}{cache_hint(path)}")
     if path.suffix == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -188,7 +191,7 @@ class Geneformer(GeneColumnChoice, FoundationModel):
             raise FileNotFoundError(
                 f"{directory} has no config.json (official layout: config.json + model.safetensors)"
             )
-        config = json.loads(cfg_path.read_text())
+        config = read_json_object(cfg_path)
         version = geneformer_version(config)
         weights = find_weights(directory)
         state = read_state_dict(weights)

@@ -10,7 +10,6 @@ breaking, gene sampling) comes from a per-cell stream keyed by ``seed`` and the 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..._registry import read_json_object
 from .._base import FoundationModel, GeneColumnChoice, ModelInfo, Tokens
 from ._network import ScGPTConfig, ScGPTNetwork, resolve_layer
 from ._tokenizer import ScGPTTokenizer, cell_keys, read_vocab_json
@@ -165,12 +165,7 @@ class ScGPT(GeneColumnChoice, FoundationModel):
             found = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else "no such directory"
             raise FileNotFoundError(f"{directory} lacks {missing}: the official scGPT layout is best_model.pt + "
                                     f"vocab.json + args.json (found {found})")
-        try:
-            args = json.loads((directory / "args.json").read_text(encoding="utf-8"))
-        except ValueError as err:
-            raise ValueError(f"{directory / 'args.json'} is not valid JSON ({err})") from None
-        if not isinstance(args, dict):
-            raise ValueError(f"{directory / 'args.json'} must hold a JSON object")
+        args = read_json_object(directory / "args.json")
         tokens = read_vocab_json(directory / "vocab.json")
         pad_token = args.get("pad_token", "<pad>")
         if pad_token != "<pad>":

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from ..._registry import cache_hint, file_kind_problem
+
 logger = logging.getLogger("psysc")
 
 WEIGHTS_NAME = "model.pt"
@@ -158,6 +160,9 @@ def read_model_pt(path: str | os.PathLike) -> dict[str, Any]:
     if not hasattr(torch.serialization, "safe_globals"):
         raise ImportError(f"reading scvi-tools model files safely needs torch >= 2.6 (found {torch.__version__}): "
                           "pip install -U torch")
+    problem = file_kind_problem(path) if path.is_file() else None
+    if problem is not None:
+        raise ValueError(f"{path} {problem}; it is not an scvi-tools model file{cache_hint(path)}")
     try:
         with torch.serialization.safe_globals(allowed_globals()), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
