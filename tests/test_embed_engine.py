@@ -440,6 +440,14 @@ def test_no_matrix_in_x_names_the_layer_to_pass():
 
 
 @pytest.mark.parametrize("checkpoint", ["gf_v1", "scgpt_ckpt"])
+def test_duplicated_sparse_entries_count_as_their_sum(brain_cells, checkpoint, request):
+    # scipy allows a cell's value to be stored as several entries that add up; each cell is one count
+    from _sparse import check_duplicated_entries_embed_as_their_sum
+
+    check_duplicated_entries_embed_as_their_sum(brain_cells, psysc.models.load(request.getfixturevalue(checkpoint)))
+
+
+@pytest.mark.parametrize("checkpoint", ["gf_v1", "scgpt_ckpt"])
 def test_dense_float16_counts_embed_as_float32_ones(brain_cells, checkpoint, request):
     # scipy.sparse holds no float16; whole numbers up to 2048 are exact in float16
     path = request.getfixturevalue(checkpoint)

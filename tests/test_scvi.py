@@ -428,6 +428,12 @@ def test_training_on_too_few_cells_is_refused_with_the_alternative(scvi):
     assert few.obsm["X_scvi"].shape[0] == 3
 
 
+def test_duplicated_sparse_entries_count_as_their_sum(trained):
+    from _sparse import check_duplicated_entries_embed_as_their_sum
+
+    check_duplicated_entries_embed_as_their_sum(counts(n=30, seed=2), trained["plain"][0])
+
+
 def test_dense_float16_counts_embed_as_float32_ones(trained):
     folder, _, _ = trained["plain"]
     query = counts(n=30, seed=2)

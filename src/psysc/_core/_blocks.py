@@ -19,7 +19,9 @@ def is_dask(X) -> bool:
 def as_csr(X) -> sparse.csr_matrix:
     """Any 2-D matrix (sparse of any format, dense, anndata's backed sparse dataset) as a ``csr_matrix``.
 
-    scipy.sparse holds no float16: float16 values are taken as float32, which holds them exactly.
+    In canonical form (sorted column indices, duplicated entries summed: :func:`_canonical`), so that per-entry
+    work (tokens, ``log1p``) sees each cell's value once. scipy.sparse holds no float16: float16 values are taken as
+    float32, which holds them exactly.
     """
     if hasattr(X, "to_memory"):  # anndata backed sparse dataset
         X = X.to_memory()
@@ -29,7 +31,7 @@ def as_csr(X) -> sparse.csr_matrix:
             raise ValueError(f"X must be 2-D (cells x genes), got shape {X.shape}")
     if X.dtype == np.float16:
         X = X.astype(np.float32)
-    return sparse.csr_matrix(X)  # also turns csr_array and the other formats into a csr_matrix
+    return _canonical(sparse.csr_matrix(X))  # also turns csr_array and the other formats into a csr_matrix
 
 
 def _canonical(block: sparse.csr_matrix) -> sparse.csr_matrix:

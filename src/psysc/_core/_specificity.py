@@ -97,9 +97,8 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
         rows = np.flatnonzero(ok)
         if rows.size == 0:
             continue
-        if sparse.issparse(block):
-            B = block if block.has_canonical_format else sparse.csr_matrix(block, copy=True)
-            B.sum_duplicates()
+        if sparse.issparse(block):  # canonical (iter_row_blocks): no duplicated entries
+            B = block
             if acc is None:
                 n_parts = max(1, min(numba.get_num_threads(), _ACC_BUDGET // max(1, 24 * n_groups * n_genes)))
                 acc = np.zeros((n_parts, 3, n_groups, n_genes))
