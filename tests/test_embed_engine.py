@@ -460,3 +460,13 @@ def test_dense_float16_counts_embed_as_float32_ones(brain_cells, checkpoint, req
     assert np.array_equal(half.X.astype(np.float32), reference.X.toarray())
     psysc.tl.embed(half, model, device="cpu", key_added="e")
     np.testing.assert_array_equal(half.obsm["e"], reference.obsm["e"])
+
+
+@pytest.mark.parametrize("checkpoint", ["gf_v1", "scgpt_ckpt"])
+def test_a_gene_col_that_is_not_a_var_column_names_the_columns(brain_cells, checkpoint, request):
+    model = psysc.models.load(request.getfixturevalue(checkpoint), device="cpu")
+    model.gene_col = "nope"
+    columns = list(brain_cells.var.columns)
+    with pytest.raises(KeyError, match=r"gene_col='nope' is not a column of adata\.var") as err:
+        psysc.tl.embed(brain_cells.copy(), model, device="cpu")
+    assert str(columns) in str(err.value) and "model.gene_col" in str(err.value)

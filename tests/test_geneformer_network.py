@@ -237,6 +237,14 @@ def test_config_that_disagrees_with_the_weights_is_refused(tmp_path):
         psysc.models.load(folder)
 
 
+def test_a_context_shorter_than_the_official_input_is_refused_at_load(tmp_path, monkeypatch):
+    # a V1-vocabulary BERT with 512 positions: refused when loaded, not at the first long cell
+    monkeypatch.setitem(SHAPES, "V1", {**SHAPES["V1"], "max_position_embeddings": 512})
+    folder = _save(_hf_model("V1"), tmp_path / "c")
+    with pytest.raises(ValueError, match=r"max_position_embeddings=512 .*fewer than the 2048 tokens"):
+        psysc.models.load(folder)
+
+
 def test_no_weights_is_a_clear_error(tmp_path):
     folder = _save(_hf_model("V1"), tmp_path / "c")
     (folder / "model.safetensors").unlink()
@@ -311,7 +319,7 @@ def test_a_safetensors_checkpoint_without_the_package_names_the_install(tmp_path
     from psysc.models.geneformer._model import read_state_dict
 
     path = tmp_path / "model.safetensors"
-    path.write_bytes(b"\x00" * 16)
+    path.write_bytes(b"\x02\x00\x00\x00\x00\x00\x00\x00{}")  # an empty safetensors file: header {}
     monkeypatch.setitem(sys.modules, "safetensors.torch", None)  # as if safetensors were not installed
     with pytest.raises(ImportError, match=r"pip install safetensors \(or psysc\[torch\]\)"):
         read_state_dict(path)

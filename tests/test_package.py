@@ -122,3 +122,16 @@ def test_code_passes_the_linter():
                          text=True, cwd=root)
     assert "No module named ruff" not in run.stderr, "ruff is in the test extras: pip install '.[test]'"
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_cachedir_expands_the_home_directory(monkeypatch, tmp_path):
+    # "~/models" from a setting or a quoted environment variable is the home folder's, not ./~ under the cwd
+    import os
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setattr(psysc.settings, "cachedir", "~/models")
+    assert psysc.settings.cachedir == tmp_path / "models"
+    env = {**os.environ, "PSYSC_CACHE_DIR": "~/cache"}
+    out = subprocess.run([sys.executable, "-c", "import psysc; print(psysc.settings.cachedir)"], env=env,
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(tmp_path / "cache")

@@ -193,8 +193,18 @@ def test_too_few_vocabulary_genes_is_a_clear_error(darmanis):
         tk.tokenize_adata(lower)
     mouse = lower.copy()
     mouse.var_names = [g[:1].upper() + g[1:] for g in lower.var_names]
-    with pytest.raises(ValueError, match="mouse symbols.*to_species"):
+    with pytest.raises(ValueError, match="mouse symbols.*to_species") as err:
         tk.tokenize_adata(mouse)
+    # the code the message suggests runs, and gives each human gene the counts of its mouse ortholog
+    from psysc.models.scgpt._tokenizer import MOUSE_TO_HUMAN_COLUMNS
+
+    assert MOUSE_TO_HUMAN_COLUMNS in str(err.value)
+    scope = {"adata": mouse.copy(), "psysc": psysc, "pd": pd}
+    exec(MOUSE_TO_HUMAN_COLUMNS, scope)
+    human = scope["adata"]
+    assert tk.tokenize_adata(human).lengths.sum() > 0
+    for gene in ("SNAP25", "GFAP", "OLIG2"):
+        np.testing.assert_array_equal(human[:, gene].X.toarray(), darmanis[:, gene].X.toarray())
     none = lower.copy()
     none.var_names = [f"gene{i}" for i in range(none.n_vars)]
     with pytest.raises(ValueError, match=r"only 0 of"):

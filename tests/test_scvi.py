@@ -282,6 +282,9 @@ def test_embed_trains_scvi_deterministically_with_a_seed(scvi):
     assert x.obsm["X_scvi"].shape == (a.n_obs, 6)
     np.testing.assert_array_equal(x.obsm["X_scvi"], y.obsm["X_scvi"])
     assert list(x.obs.columns) == ["batch", "kind"] and "_scvi_uuid" not in x.uns  # adata left as it was
+    spelled = a.copy()  # the name in any case, as registry names
+    psysc.tl.embed(spelled, **{**kw, "model": "scVI"})
+    np.testing.assert_array_equal(spelled.obsm["X_scvi"], x.obsm["X_scvi"])
     prov = x.uns["psysc"]["embed"]["X_scvi"]
     assert prov["options"]["trained"] and prov["options"]["seed"] == 5 and prov["options"]["n_epochs"] == 3
     assert prov["batch_key"] == "batch" and json.loads(prov["options"]["model_kwargs"]) == {"n_latent": 6}

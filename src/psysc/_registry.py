@@ -237,7 +237,8 @@ class _Registry(dict):
 def _unknown_model_hint(name) -> str:
     close = REGISTRY.suggest(name)
     did_you_mean = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
-    return f"{did_you_mean}known models: {', '.join(sorted(REGISTRY))} (see psysc.models.available())"
+    return (f"{did_you_mean}known models: {', '.join(sorted(REGISTRY))} (see psysc.models.available()), and "
+            "'scvi' in psysc.tl.embed, which trains an scVI model on the data")
 
 
 #: Every downloadable model, by name. Sizes and sha256 are the Git-LFS pointers of the official files.

@@ -72,7 +72,7 @@ class Settings:
     """
 
     def __init__(self) -> None:
-        self._cachedir = Path(os.environ.get("PSYSC_CACHE_DIR", Path.home() / ".cache" / "psysc"))
+        self._cachedir = Path(os.environ.get("PSYSC_CACHE_DIR", Path.home() / ".cache" / "psysc")).expanduser()
         self.device = "auto"
         self._verbosity = 2
         logger.setLevel(_LEVELS[self._verbosity])
@@ -83,12 +83,12 @@ class Settings:
 
     @property
     def cachedir(self) -> Path:
-        """Directory where downloads are cached."""
+        """Directory where downloads are cached (``~`` is expanded)."""
         return self._cachedir
 
     @cachedir.setter
     def cachedir(self, value: str | os.PathLike) -> None:
-        self._cachedir = Path(value)
+        self._cachedir = Path(value).expanduser()
 
     @property
     def verbosity(self) -> int:

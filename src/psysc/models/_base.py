@@ -160,6 +160,14 @@ class FoundationModel:
         return f"<{type(self).__name__} {self.info.name} ({self.info.family} {self.info.version})>"
 
 
+def var_column(adata, column: str) -> pd.Series:
+    """``adata.var[column]``, or a ``KeyError`` that lists the columns there are (for ``gene_col``)."""
+    if column not in adata.var.columns:
+        raise KeyError(f"gene_col={column!r} is not a column of adata.var (columns: {list(adata.var.columns)}); set "
+                       "model.gene_col to one of them, None for var_names, or 'auto'")
+    return adata.var[column]
+
+
 class GeneColumnChoice:
     """The ``gene_col`` option of models that read gene identifiers from ``var``.
 

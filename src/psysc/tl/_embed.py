@@ -171,7 +171,8 @@ def embed(
                          f"{list(target.layers)}")
     if key_added is not None and not str(key_added):
         raise ValueError("key_added must be a non-empty obsm key (or None for X_<model name>)")
-    train = isinstance(model, str) and model == "scvi"
+    # "scvi" in any case trains (an existing folder of another spelling is that folder, as for registry names)
+    train = isinstance(model, str) and model.lower() == "scvi" and (model == "scvi" or not os.path.isdir(model))
     if not train:
         for name, value in (("train_kwargs", train_kwargs), ("model_kwargs", model_kwargs)):
             if value is not None:

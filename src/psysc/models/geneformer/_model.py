@@ -165,6 +165,14 @@ class Geneformer(GeneColumnChoice, FoundationModel):
             raise ValueError(f"version must be 'V1' or 'V2', not {version!r}")
         pooling = DEFAULT_POOLING[version] if pooling is None else pooling
         _check_options(version, layer, pooling, network.num_hidden_layers)  # now, not at the first batch
+        input_size = 4096 if version == "V2" else 2048  # the official tokenizer's model_input_size
+        if network.config.max_position_embeddings < input_size:
+            raise ValueError(
+                f"the checkpoint has max_position_embeddings={network.config.max_position_embeddings} (config.json), "
+                f"fewer than the {input_size} tokens the official Geneformer {version} tokenizer gives a cell "
+                f"(Geneformer {version} checkpoints have {input_size}); this checkpoint cannot embed official "
+                "Geneformer input"
+            )
         self._network = network.eval()
         self.version = version
         self.layer = int(layer)

@@ -49,7 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..._core._blocks import as_csr
-from .._base import Tokens, genes_digest
+from .._base import Tokens, genes_digest, var_column
 from ._dictionaries import ensembl_mapping, gene_medians, gene_name_id, token_dictionary
 
 logger = logging.getLogger("psysc")
@@ -560,7 +560,7 @@ class GeneformerTokenizer:
             key, ids = choose_gene_ids(adata, self)
         else:
             key = gene_ids
-            ids = self.harmonize(adata.var_names if key is None else adata.var[key])
+            ids = self.harmonize(adata.var_names if key is None else var_column(adata, key))
         names = adata.var_names if key is None else adata.var[key]
         rep = self.overlap_report(ids, names=names, check=check)
         logger.info(

@@ -63,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from ..._core._blocks import as_csr
-from .._base import Tokens, genes_digest
+from .._base import Tokens, genes_digest, var_column
 
 logger = logging.getLogger("psysc")
 
@@ -335,6 +335,12 @@ def ensembl_to_symbols(names) -> np.ndarray:
     return out
 
 
+#: the code the error for mouse genes suggests: each human ortholog takes the column of its mouse gene
+MOUSE_TO_HUMAN_COLUMNS = (
+    "column = psysc.gwas.to_species(pd.Series(range(adata.n_vars), index=adata.var_names), 'human'); "
+    "adata = adata[:, column.to_numpy(dtype=int)].copy(); adata.var_names = column.index"
+)
+
 class ScGPTTokenizer:
     """scGPT's zero-shot tokenizer: symbols -> ids, per-cell binning, ``<cls>`` first, sampling to ``max_length``.
 
@@ -493,9 +499,7 @@ class ScGPTTokenizer:
             names = np.asarray(adata.var_names, dtype=object)
             label = "var_names"
         else:
-            if gene_col not in adata.var.columns:
-                raise KeyError(f"gene_col={gene_col!r} is not a column of adata.var ({list(adata.var.columns)})")
-            names = np.asarray(adata.var[gene_col].astype(str), dtype=object)
+            names = np.asarray(var_column(adata, gene_col).astype(str), dtype=object)
             label = f"var[{gene_col!r}]"
         label, ids = self._ids_of(label, names)
         return label, names, ids
@@ -514,9 +518,9 @@ class ScGPTTokenizer:
         if check and (matched == 0 or frac < MIN_MATCHED_FRACTION):
             sample = ", ".join(names[:5])
             title = sum(bool(_TITLE_CASE_RE.match(x)) for x in names) > 0.5 * max(n_in, 1)
-            hint = (" These look like mouse symbols (Actb, Snap25): convert them to human genes first, e.g. "
-                    "adata.var_names = psysc.gwas.to_species(list(adata.var_names), 'human', origin='mouse') "
-                    "(keeping the genes that map), then embed." if title else "")
+            hint = (" These look like mouse symbols (Actb, Snap25): give each human ortholog the column of its mouse "
+                    "gene first (genes without one are left out), then embed: " + MOUSE_TO_HUMAN_COLUMNS
+                    if title else "")
             raise ValueError(
                 f"only {matched:,} of {n_in:,} genes ({100 * frac:.1f}%) of {label} (e.g. {sample}) are in scGPT's "
                 f"vocabulary of {rep['n_vocab_genes']:,} human gene symbols, which is matched exactly and "
