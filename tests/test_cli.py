@@ -414,8 +414,8 @@ def test_too_few_groups_skips_the_cell_type_level_with_a_warning(tmp_path, darma
     assert rc == 0, log
     assert "cell-type level enrichment skipped" in log
     assert not (out / "celltype_enrichment.tsv").exists()
-
-
+    skipped = json.loads((out / "summary.json").read_text())["data"]["celltype_level_skipped"]
+    assert skipped is not None and skipped in log  # the reason, where summary.json is read
 
 
 def test_traits_with_too_few_genes_leave_the_others_scored_and_tested(tmp_path, darmanis):
@@ -432,6 +432,7 @@ def test_traits_with_too_few_genes_leave_the_others_scored_and_tested(tmp_path, 
     assert rc == 0, log
     assert "1 of 2 traits are left out: too few of their genes have a specificity score (TINY: " in log
     assert json.loads((out / "summary.json").read_text())["data"]["traits_without_celltype_test"].keys() == {"TINY"}
+    assert json.loads((out / "summary.json").read_text())["data"]["celltype_level_skipped"] is None
     assert set(pd.read_csv(out / "enrichment.tsv", sep="\t")["trait"]) == {"SCZ", "TINY"}  # scored per cell
     assert json.loads((out / "summary.json").read_text())["data"]["traits_not_scored"] == {"FEW": 5}
     t = pd.read_csv(out / "celltype_enrichment.tsv", sep="\t")
@@ -714,10 +715,21 @@ def test_counts_elsewhere_in_the_file_are_named(tmp_path, darmanis):
     sc.pp.log1p(logged)
     cases["layer"] = (logged, [], "layers['counts'] holds whole numbers, pass --layer counts")
     raw = sub.copy()
-    raw.raw = raw
+    raw.raw = sub.copy()  # the counts of every gene (a copy: raw = adata shares X); X: log-normalised, 2,000 genes
     sc.pp.normalize_total(raw)
     sc.pp.log1p(raw)
-    cases["raw"] = (raw, [], "psysc run does not read adata.raw")
+    raw = raw[:, :2000].copy()
+    cases["raw"] = (raw, [], f"adata.raw holds whole numbers for {sub.n_vars:,} genes")
+    scaled = sub.copy()  # scanpy's tutorial: raw = log-normalised, X scaled
+    sc.pp.normalize_total(scaled)
+    sc.pp.log1p(scaled)
+    scaled.raw = scaled
+    sc.pp.scale(scaled)
+    cases["scaled"] = (scaled, [], "looks scaled or centred (sc.pp.scale?). psysc run needs raw counts: adata.raw "
+                                   "holds no raw counts either")
+    counts_in_x = sub.copy()
+    counts_in_x.layers["lognorm"] = sc.pp.log1p(sc.pp.normalize_total(sub, copy=True).X)
+    cases["counts_in_x"] = (counts_in_x, ["--layer", "lognorm"], "adata.X holds whole numbers, drop --layer lognorm")
     continuous = sub.copy()
     continuous.obs["depth"] = np.asarray(continuous.X.sum(axis=1)).ravel() + 0.5
     cases["continuous"] = (continuous, ["--groupby", "depth"], "looks continuous")
@@ -728,6 +740,16 @@ def test_counts_elsewhere_in_the_file_are_named(tmp_path, darmanis):
         rc, err = _run(["run", "--input", str(path), "--out", str(out), "--quick", "--traits", "SCZ", *extra])
         assert rc == 2 and message in err and "Traceback" not in err, (name, err)
         assert not out.exists()
+    # the fix the message gives for the counts in adata.raw, run as written: psysc run scores every gene
+    from psysc._pipeline import RAW_AS_X
+
+    scope = {"adata": ad.read_h5ad(tmp_path / "raw.h5ad")}
+    exec(RAW_AS_X, scope)
+    scope["adata"].write_h5ad(tmp_path / "fixed.h5ad")
+    rc, err = _run(["run", "--input", str(tmp_path / "fixed.h5ad"), "--out", str(tmp_path / "out_fixed"), "--quick",
+                    "--traits", "SCZ"])
+    assert rc == 0, err
+    assert json.loads((tmp_path / "out_fixed" / "summary.json").read_text())["data"]["n_genes_in"] == sub.n_vars
 
 
 def test_gene_set_files_are_told_by_their_content(tmp_path):

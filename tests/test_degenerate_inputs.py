@@ -304,21 +304,28 @@ def test_no_overlap_error_points_at_a_case_mismatch():
         psysc.tl.score_disorders(adata, sets, n_ctrl=10)
 
 
-def test_no_overlap_error_names_the_column_of_gene_symbols_and_both_fixes_work():
+def test_no_overlap_error_names_the_column_of_gene_symbols_and_both_fixes_work(tmp_path):
+    from psysc._genesets import SYMBOLS_AS_VAR_NAMES
+
     adata = psysc.datasets.darmanis2015()
     adata = adata[:, adata.var["gene_ids"] != ""].copy()
-    adata.var["gene_symbols"] = adata.var_names.astype(str)
+    adata.var["gene_symbols"] = pd.Categorical(adata.var_names.astype(str))  # as CELLxGENE's feature_name
     adata.var_names = adata.var["gene_ids"].astype(str)
     adata.var_names_make_unique()
     psysc.pp.prepare_scoring(adata)
     sets = psysc.datasets.gwas_gene_sets(["SCZ"])
     with pytest.raises(ValueError, match=r"adata.var\['gene_symbols'\] holds gene symbols: use them as var_names .*"
-                                         r"psysc.gwas.to_ensembl\(gene_sets\)"):
+                                         r"psysc.gwas.to_ensembl\(gene_sets\)") as err:
         psysc.tl.score_disorders(adata, sets, n_ctrl=10)
     by_id = psysc.tl.score_disorders(adata, psysc.gwas.to_ensembl(sets), n_ctrl=10, inplace=False)["SCZ"]
     assert by_id["norm_score"].notna().all()
-    adata.var_names = adata.var["gene_symbols"]
-    adata.var_names_make_unique()
+    # the code the message gives, run as written: the AnnData can be written again (for psysc run)
+    code = SYMBOLS_AS_VAR_NAMES.format(col="gene_symbols")
+    assert code in str(err.value)
+    scope = {"adata": adata}
+    exec(code, scope)
+    adata = scope["adata"]
+    adata.write_h5ad(tmp_path / "symbols.h5ad")
     psysc.pp.prepare_scoring(adata)
     by_symbol = psysc.tl.score_disorders(adata, sets, n_ctrl=10, inplace=False)["SCZ"]
     assert by_symbol["norm_score"].notna().all()

@@ -167,8 +167,12 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     try:
         info = check_expression(adata, X, where, max_rows=adata.n_obs)  # one pass, integrality of every cell
     except ValueError as err:  # duplicated gene names, NaN, infinite or negative values, empty data
-        note = "" if adata.var_names.has_duplicates else " psysc run needs raw counts."
-        raise InputError(f"{err}{note}") from None
+        if adata.var_names.has_duplicates:
+            raise InputError(str(err)) from None
+        message = str(err)
+        if "negative values" in message:  # the fixes of prepare_scoring's message are Python's: the CLI's instead
+            message = message.split(":")[0] + ": it looks scaled or centred (sc.pp.scale?)."
+        raise InputError(f"{message} psysc run needs raw counts{_counts_elsewhere(adata, layer)}.") from None
     if reads_as_counts(info, normalize=True) and not info["integer"]:  # as prepare_scoring(normalize=True) does
         logger.warning(
             "%s holds non-integer values up to %.3g: read as counts that are not whole numbers (EM-quantified, "
@@ -183,24 +187,31 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
         )
 
 
+#: the code that makes the counts of adata.raw (every gene of it) the AnnData psysc run reads
+RAW_AS_X = "adata = adata.raw.to_adata()"
+
+
 def _counts_elsewhere(adata: AnnData, layer: str | None) -> str:
     """Where else the file seems to hold raw counts, as the end of a sentence of :func:`check_counts`."""
     from .pp._prepare import check_expression
 
-    candidates = []
-    for name, X in adata.layers.items():
-        if name == layer:
-            continue
+    def whole_numbers(X, where: str) -> bool:
         try:
-            if check_expression(adata, X, f"layers[{name!r}]", max_rows=min(adata.n_obs, 500))["integer"]:
-                candidates.append(name)
+            return bool(check_expression(adata, X, where, max_rows=min(adata.n_obs, 500))["integer"])
         except ValueError:
-            continue
+            return False
+
+    if layer is not None and adata.X is not None and whole_numbers(adata.X, "adata.X"):
+        return f": adata.X holds whole numbers, drop --layer {layer}"
+    candidates = [name for name, X in adata.layers.items() if name != layer and whole_numbers(X, f"layers[{name!r}]")]
     if candidates:
         return f": layers[{candidates[0]!r}] holds whole numbers, pass --layer {candidates[0]}"
     if adata.raw is not None:
-        return (": psysc run does not read adata.raw; if it holds the counts, save them as a layer "
-                "(adata.layers['counts'] = adata.raw[:, adata.var_names].X) and pass --layer counts")
+        if whole_numbers(adata.raw.X, "adata.raw.X"):
+            return (f": adata.raw holds whole numbers for {adata.raw.n_vars:,} genes, and psysc run reads X or a "
+                    f"layer: make them the data, with every gene of adata.raw ({RAW_AS_X}), and write the .h5ad again")
+        return (": adata.raw holds no raw counts either (non-integer values: scanpy's adata.raw usually keeps the "
+                "log-normalised data); store the raw counts in the file (in X, or in a layer named with --layer)")
     return ": store them in the file (in X, or in a layer named with --layer)"
 
 
@@ -342,28 +353,25 @@ def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FD
     return sentences
 
 
-def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> pd.DataFrame | None:
-    """Cell-type level enrichment (seismic, MAGMA gene-property, top-10 %) of the traits, or None when impossible.
+def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> tuple[pd.DataFrame | None, str | None]:
+    """Cell-type level enrichment (seismic, MAGMA gene-property, top-10 %) of the traits, and why it was skipped.
 
-    Groups need at least ``CELLTYPE_MIN_CELLS`` cells; with fewer than two such groups the step is skipped
-    (logged as a warning).
+    Returns ``(table, None)``, or ``(None, reason)`` when impossible: groups need at least ``CELLTYPE_MIN_CELLS``
+    cells; with fewer than two such groups the step is skipped (logged as a warning).
     """
     from . import tl
 
     try:
         tl.celltype_specificity(adata, groupby, min_cells_per_group=CELLTYPE_MIN_CELLS)
-    except ValueError as err:
-        logger.warning("cell-type level enrichment skipped: %s", err)
-        return None
-    try:  # traits with too few genes with a specificity are left out, with a warning
         with overlap_already_reported():  # by the scoring, of the same gene sets in the same data
+            # traits with too few genes with a specificity are left out, with a warning
             tl.celltype_enrichment(adata, {tr: gene_sets[tr] for tr in traits}, groupby=groupby, method="all",
                                    min_cells_per_group=CELLTYPE_MIN_CELLS)
     except ValueError as err:
         logger.warning("cell-type level enrichment skipped: %s", err)
-        return None
+        return None, str(err)
     table = adata.uns["psysc"]["celltype_enrichment"]
-    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    return (table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)), None
 
 
 def _remove_stale_outputs(out: Path, written: set[str]) -> None:
@@ -688,7 +696,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     logger.info("disorder_enrichment done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
-    celltype = _celltype_level(adata, gene_sets, traits=traits, groupby=groupby)
+    celltype, celltype_skipped = _celltype_level(adata, gene_sets, traits=traits, groupby=groupby)
     logger.info("celltype_enrichment done in %.1f s", time.perf_counter() - t)
 
     # ---- files
@@ -776,6 +784,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
                 str(k): int(v)
                 for k, v in adata.uns["psysc"].get("celltype_enrichment_params", {}).get("skipped", {}).items()
             },
+            "celltype_level_skipped": celltype_skipped,  # why no trait has a cell-type level test, or None
         },
         "significant_groups": sig,
         "interpretation": sentences,
