@@ -872,3 +872,34 @@ def test_pooled_pvalues_equal_naive_counts_at_the_width_of_the_bucket_table(n_ce
     null = np.sort(ctrl.ravel().astype(np.float64))
     naive = (1 + null.size - np.searchsorted(null, norm, side="left")) / (1 + null.size)
     np.testing.assert_array_equal(pooled, naive)
+
+
+def test_a_backed_matrix_stored_by_column_is_read_once_per_pass_with_the_fix_named(tmp_path, caplog):
+    # rows of a CSC file lie across all of it: psysc reads it whole once per pass (as CSR) and says how to store it
+    import psysc._core._blocks as blocks
+
+    base = synthetic_counts(n_cells=600, n_genes=300, seed=5)
+    sets = random_sets(base, 1, size=30)
+    reference = base.copy()
+    psysc.pp.prepare_scoring(reference)
+    expected = psysc.tl.score_disorders(reference, sets, n_ctrl=20, inplace=False)
+    by_column = base.copy()
+    by_column.X = by_column.X.tocsc()
+    by_column.write_h5ad(tmp_path / "csc.h5ad")
+    backed = ad.read_h5ad(tmp_path / "csc.h5ad", backed="r")
+    reads = []
+    original = backed.X.__class__.to_memory
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        blocks._WARNED_CSC.clear()
+        try:
+            backed.X.__class__.to_memory = lambda self, *a, **k: reads.append(1) or original(self, *a, **k)
+            rows = list(blocks.iter_row_blocks(backed.X, 100))
+        finally:
+            backed.X.__class__.to_memory = original
+        psysc.pp.prepare_scoring(backed)
+        got = psysc.tl.score_disorders(backed, sets, n_ctrl=20, inplace=False)
+    assert len(rows) == 6 and len(reads) == 1  # six blocks of rows from one read
+    warnings_ = [r.getMessage() for r in caplog.records if "stored by column (CSC)" in r.getMessage()]
+    assert len(warnings_) == 1 and "adata.X = adata.X.tocsr()" in warnings_[0]
+    for trait, table in expected.items():
+        pd.testing.assert_frame_equal(got[trait], table)

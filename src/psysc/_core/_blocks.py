@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import numpy as np
 from scipy import sparse
+
+logger = logging.getLogger("psysc")
+
+#: backed CSC matrices already reported (file, dataset): one warning per matrix
+_WARNED_CSC: set[tuple[str, str]] = set()
 
 
 def n_rows(X) -> int:
@@ -32,6 +38,26 @@ def as_csr(X) -> sparse.csr_matrix:
     if X.dtype == np.float16:
         X = X.astype(np.float32)
     return _canonical(sparse.csr_matrix(X))  # also turns csr_array and the other formats into a csr_matrix
+
+
+def _backed_csc_in_memory(X):
+    """A backed CSC matrix (anndata's dataset) read whole, as CSR, with a warning; any other ``X`` as it is.
+
+    Rows of a CSC matrix lie across the whole file: every block of rows would read all of it.
+    """
+    if not (hasattr(X, "to_memory") and getattr(X, "format", None) == "csc"):
+        return X
+    group = getattr(X, "group", None)
+    key = (str(getattr(getattr(group, "file", None), "filename", "")), str(getattr(group, "name", "")))
+    if key not in _WARNED_CSC:
+        _WARNED_CSC.add(key)
+        logger.warning(
+            "the backed matrix %s of %s is stored by column (CSC): a block of rows cannot be read without reading all "
+            "of it, so each pass reads it whole into memory (as CSR). For row-block streaming, write it by row "
+            "once: adata = anndata.read_h5ad(path); adata.X = adata.X.tocsr(); adata.write_h5ad(path)",
+            key[1] or "X", key[0] or "the file",
+        )
+    return as_csr(X)
 
 
 def _canonical(block: sparse.csr_matrix) -> sparse.csr_matrix:
@@ -67,8 +93,10 @@ def iter_row_blocks(X, block_size: int = 10_000, *, prefetch: bool = False) -> I
 
     With ``prefetch=True``, a matrix that is not in memory (backed, dask) is read one block ahead in a
     background thread, so reading the next block overlaps the caller's work on this one (compiled kernels
-    that release the GIL); one more block is then held in memory.
+    that release the GIL); one more block is then held in memory. A backed matrix stored by column (CSC) is
+    read whole, once per call, with a warning (:func:`_backed_csc_in_memory`).
     """
+    X = _backed_csc_in_memory(X)
     n = n_rows(X)
     in_memory_csr = isinstance(X, sparse.csr_matrix | sparse.csr_array)
     if prefetch and not in_memory_csr and not isinstance(X, np.ndarray) and n > block_size:
