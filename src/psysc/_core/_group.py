@@ -27,46 +27,58 @@ def bh_fdr(p: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(parallel=True, cache=True)
-def _geary_numerators(indptr, indices, weights, V, out):
-    # out[k] = sum_ij w_ij (V[i, k] - V[j, k])^2, rows accumulated in order per column
-    n, m = V.shape
+def _geary_sums(indptr, indices, weights, VT, means, num, den):
+    # per vector k (a row of VT, in float64): num[k] = sum_ij w_ij (x_i - x_j)^2, den[k] = sum_i (x_i - mean_k)^2,
+    # both accumulated over i in order
+    m, n = VT.shape
     for k in prange(m):
+        x = VT[k]
         total = 0.0
         for i in range(n):
-            vi = V[i, k]
+            vi = np.float64(x[i])
             for e in range(indptr[i], indptr[i + 1]):
-                d = vi - V[indices[e], k]
+                d = vi - np.float64(x[indices[e]])
                 total += weights[e] * d * d
-        out[k] = total
+        num[k] = total
+        sq = 0.0
+        for i in range(n):
+            d = np.float64(x[i]) - means[k]
+            sq += d * d
+        den[k] = sq
 
 
-def gearys_c(graph: sparse.csr_matrix, V: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
-    """Geary's C of every column of ``V`` on ``graph`` (all columns at once).
+def gearys_c_rows(graph: sparse.csr_matrix, VT: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
+    """Geary's C of every row of ``VT`` (``(m, N)``: one vector of the ``N`` cells per row) on ``graph``.
 
-    ``C = (N - 1) sum_ij w_ij (x_i - x_j)^2 / (2 W sum_i (x_i - mean)^2)``.
+    ``C = (N - 1) sum_ij w_ij (x_i - x_j)^2 / (2 W sum_i (x_i - mean)^2)``, in float64 from values in their own
+    precision (no float64 copy of ``VT``: a vector's values are contiguous, read by one thread).
 
     Parameters
     ----------
     graph
         ``(N, N)`` weighted adjacency (CSR).
-    V
-        ``(N, m)`` values.
+    VT
+        ``(m, N)`` values, C-contiguous (else copied).
     means
-        Column means to centre by (default: float64 means of ``V``).
+        Means to centre each vector by (default: float64 means of ``VT``'s rows).
 
     """
     graph = sparse.csr_matrix(graph)
-    V64 = np.ascontiguousarray(V, dtype=np.float64)
-    n = V64.shape[0]
-    num = np.empty(V64.shape[1], dtype=np.float64)
-    _geary_numerators(graph.indptr.astype(np.int64), graph.indices.astype(np.int64),
-                      graph.data.astype(np.float64), V64, num)
+    VT = np.ascontiguousarray(VT)
+    m, n = VT.shape
     if means is None:
-        means = V64.mean(axis=0)
-    den = ((V64 - np.asarray(means, dtype=np.float64)) ** 2).sum(axis=0)
+        means = VT.mean(axis=1, dtype=np.float64)
+    num, den = np.empty(m), np.empty(m)
+    _geary_sums(graph.indptr.astype(np.int64), graph.indices.astype(np.int64), graph.data.astype(np.float64), VT,
+                np.asarray(means, dtype=np.float64), num, den)
     W = graph.data.astype(np.float64).sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         return (n - 1) * num / (2.0 * W * den)
+
+
+def gearys_c(graph: sparse.csr_matrix, V: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
+    """Geary's C of every column of ``V`` (``(N, m)``) on ``graph`` (all columns at once): :func:`gearys_c_rows`."""
+    return gearys_c_rows(graph, np.asarray(V).T, means)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -102,14 +114,21 @@ def distribution_match(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Give each column of ``values`` the values of ``ref``, placed in the column's rank order.
 
     Ties are ranked by order of appearance, so only the spatial arrangement of each control differs
-    from the disease scores. The columns are sorted as contiguous rows of a transposed copy, in parallel
-    (finite values; float32 columns by one integer-key sort each).
+    from the disease scores (:func:`distribution_match_rows` on the transposed values).
     """
     values = np.asarray(values)
-    out_t = np.empty((values.shape[1], values.shape[0]), dtype=ref.dtype)
-    columns = np.ascontiguousarray(values.T)
-    if columns.dtype == np.float32 and values.shape[0] < 2**32:
-        _place_by_rank_float32(columns, np.sort(ref), out_t)
+    return distribution_match_rows(np.ascontiguousarray(values.T), ref).T
+
+
+def distribution_match_rows(rows: np.ndarray, ref: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`distribution_match` of the rows of ``rows`` (C-contiguous), into ``out`` (same shape) when given.
+
+    Rows sorted in parallel (finite values; float32 rows by one integer-key sort each).
+    """
+    if out is None:
+        out = np.empty(rows.shape, dtype=ref.dtype)
+    if rows.dtype == np.float32 and rows.shape[1] < 2**32:
+        _place_by_rank_float32(rows, np.sort(ref), out)
     else:
-        _place_by_rank(columns, np.sort(ref), out_t)
-    return out_t.T
+        _place_by_rank(rows, np.sort(ref), out)
+    return out

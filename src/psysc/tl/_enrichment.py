@@ -7,7 +7,8 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._core._group import bh_fdr, distribution_match, gearys_c
+from .._core._group import bh_fdr, distribution_match_rows, gearys_c_rows
+from .._settings import settings
 from .._utils import check_anndata, group_order, label_text, uns_namespace, warn_missing_words
 
 logger = logging.getLogger("psysc")
@@ -23,26 +24,33 @@ def _scored_traits(adata: AnnData, key: str) -> list[str]:
 
 
 def _group_stats(norm, ctrl, graph, cells):
-    """Association and heterogeneity of one group (cells in the given order)."""
+    """Association and heterogeneity of one group (cells in the given order).
+
+    The group's control scores are taken once, one control set per row (``ctrl.T[:, cells]``), and the
+    heterogeneity vectors are built in the same layout: the working memory is about twice the group's control
+    scores (float32), whatever the group's size.
+    """
     v = norm[cells]
-    c = ctrl[cells]
-    n_ctrl = c.shape[1]
+    n_ctrl = ctrl.shape[1]
     if len(cells) == 0:
         return np.nan, np.nan, np.nan, np.nan
+    c_rows = np.empty((n_ctrl, len(cells)), dtype=ctrl.dtype)  # (n_ctrl, group), gathered in slices of cells
+    for j in range(0, len(cells), 4096):
+        c_rows[:, j : j + 4096] = ctrl[cells[j : j + 4096]].T
     q = np.quantile(v, 0.95)
-    q_ctrl = np.quantile(c, 0.95, axis=0)
+    q_ctrl = np.quantile(c_rows, 0.95, axis=1)
     assoc_p = (np.sum(q_ctrl >= q) + 1) / (n_ctrl + 1)
     with np.errstate(invalid="ignore", divide="ignore"):  # equal control percentiles: z undefined (as scDRS)
         assoc_z = (q - q_ctrl.mean()) / q_ctrl.std()
     if graph is None or len(cells) < 2:
         return assoc_p, assoc_z, np.nan, np.nan
     sub = graph[cells][:, cells]
-    V = np.empty((len(cells), n_ctrl + 1), dtype=v.dtype)
-    V[:, 0] = v
-    V[:, 1:] = distribution_match(c, v)
+    VT = np.empty((n_ctrl + 1, len(cells)), dtype=v.dtype)  # the disease scores, then the matched controls
+    VT[0] = v
+    distribution_match_rows(c_rows, v, out=VT[1:])
+    del c_rows
     # centre each vector by its own mean in its own precision (float32 pairwise mean, as 1-D numpy means)
-    means = np.ascontiguousarray(V.T).mean(axis=1)
-    C = gearys_c(sub, V, means=means)
+    C = gearys_c_rows(sub, VT, means=VT.mean(axis=1))
     if np.isnan(C[0]):
         return assoc_p, assoc_z, np.nan, np.nan
     null = C[1:]
@@ -217,7 +225,11 @@ def disorder_enrichment(
     _warn_small_groups(groupby, groups, members)
     warn_missing_words(groupby, groups)
 
+    from tqdm.auto import tqdm
+
     rows = []
+    bar = tqdm(total=len(traits) * len(groups), desc="group tests (association, heterogeneity)", unit="group",
+               disable=not settings.show_progress)
     for trait in traits:
         norm = adata.obs[f"{key}_{trait}_norm_score"].to_numpy(dtype=np.float32)
         pval = adata.obs[f"{key}_{trait}_pval"].to_numpy(dtype=np.float64)
@@ -246,6 +258,8 @@ def disorder_enrichment(
                 row[f"n_fdr_{thr:g}"] = int(np.sum(fdr[cells] < thr))
             row["frac_sig"] = float(np.mean(fdr[cells] < 0.1)) if len(cells) else np.nan
             rows.append(row)
+            bar.update()
+    bar.close()
     table = pd.DataFrame(rows)
     for col in ("assoc", "hetero"):
         by_trait = table.groupby("trait", sort=False)[f"{col}_pval"]
