@@ -75,6 +75,10 @@ def test_values_changed_in_place_after_preparing_are_refused():
     shuffled = changed[np.random.default_rng(1).permutation(adata.n_obs)].copy()  # found by cell name
     with pytest.raises(ValueError, match="has changed since"):
         psysc.tl.score_disorders(shuffled, sets, n_ctrl=20)
+    renamed = changed.copy()  # renamed cells: their first rows compared by position
+    renamed.obs_names = [f"x{i}" for i in range(renamed.n_obs)]
+    with pytest.raises(ValueError, match=r"has changed since .*cells were renamed"):
+        psysc.tl.score_disorders(renamed, sets, n_ctrl=20)
     psysc.tl.score_disorders(adata, sets, n_ctrl=20)  # unchanged
     # scaled since: preparing it again would be refused too, so the message names what works instead
     scaled = adata.copy()

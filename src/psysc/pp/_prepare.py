@@ -156,11 +156,11 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
     """Refuse to score data other than the data :func:`prepare_scoring` computed its statistics on.
 
     The gene statistics are means and variances over the cells: scoring a subset of the cells, or values changed
-    since, with them is wrong. What leaves them valid is accepted: reordered or renamed cells, renamed genes, and
-    a subset of the genes (each gene keeps its own statistics; its sum over the fingerprint's cells,
-    ``var[f"{key_added}_head_sum"]``, checks its values). ``stored``: ``uns[key_added]["prepare_scoring"]["data"]``
-    (absent for data prepared by an older psysc: nothing is checked). ``matrix`` names the matrix scored, for the
-    message.
+    since, with them is wrong. What leaves them valid is accepted: reordered or renamed cells (renamed ones are
+    compared by position), renamed genes, and a subset of the genes (each gene keeps its own statistics; its sum
+    over the fingerprint's cells, ``var[f"{key_added}_head_sum"]``, checks its values). ``stored``:
+    ``uns[key_added]["prepare_scoring"]["data"]`` (absent for data prepared by an older psysc: nothing is
+    checked). ``matrix`` names the matrix scored, for the message.
     """
     if not stored:
         return
@@ -171,9 +171,9 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             f"({int(stored['n_obs']):,} cells then, {adata.n_obs:,} now: subset or concatenated since). {again}"
         )
     rows = _fingerprint_rows(adata, X, [str(c) for c in stored["cells"]])
-    if rows is None:
-        logger.debug("the cells of the fingerprint are not found by name: the values are not checked")
-        return
+    renamed = rows is None
+    if renamed:  # cells renamed since: the first cells, by position
+        rows = head_rows(X, len(stored["cells"]))
     gene_sums = adata.var.get(f"{key_added}_head_sum")
     if int(stored["n_vars"]) == adata.n_vars:
         changed = _differ(_sums(rows, 1), np.asarray(stored["row_sums"], dtype=np.float64))
@@ -194,9 +194,11 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             "adata.raw.to_adata() where scanpy kept the log-normalised values."
         )
     if changed:
+        how = (" (its cells were renamed, or renamed and reordered, since: the first cells were compared by "
+               "position)" if renamed else "")
         raise ValueError(
             f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has changed "
-            f"since (e.g. another normalisation in place). {again}"
+            f"since (e.g. another normalisation in place){how}. {again}"
         )
 
 
