@@ -903,3 +903,19 @@ def test_a_backed_matrix_stored_by_column_is_read_once_per_pass_with_the_fix_nam
     assert len(warnings_) == 1 and "adata.X = adata.X.tocsr()" in warnings_[0]
     for trait, table in expected.items():
         pd.testing.assert_frame_equal(got[trait], table)
+
+
+def test_the_covariate_correction_is_added_block_by_block_as_the_whole_product():
+    from psysc._core._covariates import add_low_rank_scores
+
+    rng = np.random.default_rng(3)
+    n, n_genes, n_cov, n_sets = 50, 30, 3, 6
+    C, beta = rng.standard_normal((n, n_cov)), rng.standard_normal((n_cov, n_genes))
+    gene_mean = rng.random(n_genes)
+    W = sparse.random(n_genes, n_sets, density=0.4, format="csc", random_state=4)
+    dis, ctrl = rng.standard_normal(n), rng.standard_normal((n, n_sets - 1)).astype(np.float32)
+    expected = -(C @ beta @ W.toarray()) + gene_mean @ W.toarray()  # the correction written out
+    want_dis, want_ctrl = dis + expected[:, 0], ctrl + expected[:, 1:].astype(np.float32)
+    add_low_rank_scores(C, beta, gene_mean, W, dis, ctrl, block_rows=7)
+    np.testing.assert_allclose(dis, want_dis, rtol=1e-12)
+    np.testing.assert_allclose(ctrl, want_ctrl, rtol=1e-6)

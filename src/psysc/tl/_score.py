@@ -9,7 +9,7 @@ from anndata import AnnData
 from scipy import sparse, stats
 
 from .._core._control import scdrs_control_sets
-from .._core._covariates import low_rank_scores
+from .._core._covariates import add_low_rank_scores
 from .._core._scoring import correct_background, monte_carlo_pvalues, raw_scores, vs_weights
 from .._core._shared import SharedControls, shared_raw_scores
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
@@ -338,9 +338,8 @@ def score_disorders(
 
         if covariates is not None:
             for i in range(len(batch)):
-                low = low_rank_scores(*covariates, _trait_weights(i, shared, factor, disease_w_b, W, n_genes))
-                dis[i] += low[:, 0]
-                ctrl[i] += low[:, 1:].astype(ctrl.dtype)
+                add_low_rank_scores(*covariates, _trait_weights(i, shared, factor, disease_w_b, W, n_genes), dis[i],
+                                    ctrl[i])
 
         for i, trait in enumerate(names_b):
             raw = dis[i].copy()
