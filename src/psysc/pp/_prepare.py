@@ -25,31 +25,68 @@ GENE_STAT_COLUMNS = ("mean", "var", "var_tech", "ct_mean", "ct_var", "ct_var_tec
 NORMALISE_BLOCK = 20_000
 
 
+def _stored_entries(X) -> int | None:
+    """The number of stored entries of a sparse matrix (in memory or anndata's backed dataset), else None."""
+    if sparse.issparse(X):
+        return int(X.nnz)
+    group = getattr(X, "group", None)
+    if hasattr(X, "to_memory") and group is not None and "data" in group:
+        return int(group["data"].shape[0])
+    return None
+
+
+def _normalised_block(block, target_sum: float):
+    """``log1p(normalize_total(block))`` with scanpy, in float32 (a copy: ``block`` is left as it is)."""
+    import scanpy as sc
+
+    if sparse.issparse(block):
+        block = block.astype(np.float32) if block.dtype != np.float32 else block.copy()
+    else:
+        block = np.array(block, dtype=np.float32)
+    tmp = AnnData(X=block)
+    sc.pp.normalize_total(tmp, target_sum=target_sum)
+    sc.pp.log1p(tmp)
+    return tmp.X
+
+
 def _log_normalise(X, target_sum: float):
     """``log1p`` of counts scaled to ``target_sum`` per cell (scanpy's ``normalize_total`` + ``log1p``), float32.
 
-    Row block by row block (each cell is scaled on its own), so counts in a backed h5ad or a dask array are
-    read in blocks; the result, the layer that is scored, is in memory (CSR for sparse input).
+    Row block by row block (each cell is scaled on its own; blocks of ``NORMALISE_BLOCK`` cells), written into the
+    result allocated once: the layer that is scored, in memory (CSR for sparse input). Besides the input (when it
+    is in memory) and the result, one block is held at a time.
     """
-    import scanpy as sc
+    n, n_genes = X.shape
+    capacity = _stored_entries(X)
+    if capacity is None:  # dense (or a dask array of either kind): the first block tells
+        first = head_rows(X, 1)
+        if sparse.issparse(first):
+            return _stacked_normalised(X, target_sum)
+        out = np.empty((n, n_genes), dtype=np.float32)
+        for start, stop, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True):
+            out[start:stop] = _normalised_block(block, target_sum)
+        return out
+    data = np.empty(capacity, dtype=np.float32)
+    indices = np.empty(capacity, dtype=np.int64 if max(capacity, n_genes) >= 2**31 else np.int32)
+    indptr = np.zeros(n + 1, dtype=np.int64 if capacity >= 2**31 else np.int32)
+    pos = 0
+    for start, stop, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True):
+        normed = sparse.csr_matrix(_normalised_block(block, target_sum))
+        k = normed.nnz  # at most the entries stored (duplicated entries are summed in the blocks)
+        data[pos : pos + k] = normed.data
+        indices[pos : pos + k] = normed.indices
+        indptr[start + 1 : stop + 1] = normed.indptr[1:] + pos
+        pos += k
+    if pos < capacity:  # duplicated entries were summed: the arrays hold fewer
+        data, indices = data[:pos].copy(), indices[:pos].copy()
+    return sparse.csr_matrix((data, indices, indptr), shape=(n, n_genes))
 
-    in_memory = isinstance(X, np.ndarray) or sparse.issparse(X)
-    block_size = max(1, X.shape[0]) if in_memory else NORMALISE_BLOCK  # in memory: one block, one copy
-    parts = []
-    for _, _, block in iter_row_blocks(X, block_size, prefetch=True):
-        if sparse.issparse(block):
-            block = block.astype(np.float32) if block.dtype != np.float32 else block.copy()
-        else:
-            block = np.array(block, dtype=np.float32)
-        tmp = AnnData(X=block)
-        sc.pp.normalize_total(tmp, target_sum=target_sum)
-        sc.pp.log1p(tmp)
-        parts.append(tmp.X)
-    if not parts:
-        return X.astype(np.float32) if hasattr(X, "astype") else np.zeros(X.shape, dtype=np.float32)
-    if len(parts) == 1:
-        return parts[0]
-    return sparse.vstack(parts, format="csr") if sparse.issparse(parts[0]) else np.vstack(parts)
+
+def _stacked_normalised(X, target_sum: float):
+    """:func:`_log_normalise` of a sparse matrix whose number of entries is not known ahead (dask): blocks stacked."""
+    parts = [_normalised_block(block, target_sum) for _, _, block in iter_row_blocks(X, NORMALISE_BLOCK,
+                                                                                      prefetch=True)]
+    return sparse.vstack(parts, format="csr") if parts else sparse.csr_matrix(X.shape, dtype=np.float32)
 
 
 def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_size: int = 10_000) -> dict:
@@ -351,6 +388,8 @@ def prepare_scoring(
     check_anndata(adata, writes=True)
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
+    if isinstance(target_sum, bool) or not isinstance(target_sum, int | float) or not target_sum > 0:
+        raise ValueError(f"target_sum must be a positive number of counts per cell (scDRS: 1e4), not {target_sum!r}")
     adata = adata.copy() if copy else adata
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = get_matrix(adata, layer)
