@@ -899,3 +899,33 @@ def test_an_input_scored_before_is_run_afresh_without_stale_warnings(tmp_path, d
     assert "computed from earlier scores" not in log and "replaced by this run" in log
     table = pd.read_csv(tmp_path / "out" / "enrichment.tsv", sep="\t")
     assert set(table["trait"]) == {"SCZ"}
+
+
+def test_messages_name_the_options_of_the_command_line(tmp_path):
+    """The fixes the Python functions name (stat=, build=, gene_loc=, species=) are given as psysc run's options."""
+    from psysc.cli import _as_cli, _load_gene_sets
+
+    one = tmp_path / "scz_genes.tsv"  # scdrs munge-gs's one-trait input: GENE and a column named after the trait
+    one.write_text("GENE\tSCZ\nDRD2\t6.1\nAPOE\t0.2\nGRIN2A\t5.0\n")
+    rc, err = _run(["run", "--gene-sets", str(one), "--out", str(tmp_path / "o1"), "--quick"])
+    assert rc == 2 and "--stat zscore or --stat pval" in err and "stat='" not in err, err
+    sets, traits = _load_gene_sets(str(one), None, stat="zscore")
+    assert traits == ["SCZ"] and sets["SCZ"].to_dict() == {"DRD2": 6.1, "GRIN2A": 5.0, "APOE": 0.2}
+    rc, err = _run(["run", "--gene-sets", str(one), "--stat", "pval", "--out", str(tmp_path / "o2"), "--quick"])
+    assert rc == 2 and "is it a z-score table (--stat zscore)?" in err  # z-scores are no P-values
+    rc, err = _run(["run", "--stat", "zscore", "--out", str(tmp_path / "o3"), "--quick"])
+    assert rc == 2 and "--stat is for a --gene-sets table" in err
+    # SNP-level statistics on GRCh37 without gene locations on that build: the option that fixes it
+    ad_sumstats = tmp_path / "ad.tsv"
+    pd.read_csv(psysc.datasets.ad_gwas_subset()["sumstats"], sep="\t").to_csv(ad_sumstats, sep="\t", index=False)
+    rc, err = _run(["run", "--gene-sets", str(ad_sumstats), "--build", "GRCh37", "--out", str(tmp_path / "o4"),
+                    "--quick"])
+    assert rc == 2 and "--gene-loc" in err and "gene_loc=" not in err, err
+    # mouse gene sets with --species mouse: drop the option (the Python fix, species=, is not the command line's)
+    mouse = tmp_path / "mouse.gs"
+    psysc.gwas.write_gs({"T": pd.Series(1.0, index=["Snap25", "Gfap", "Olig2", "Actb", "Gapdh", "Mbp"])}, mouse)
+    rc, err = _run(["run", "--gene-sets", str(mouse), "--species", "mouse", "--out", str(tmp_path / "o5"),
+                    "--quick"])
+    assert rc == 2 and "drop it" in err and "species='" not in err, err
+    assert _as_cli("pass build='GRCh37' with gene_loc= or stat='pval'; pass stat= to say") == (
+        "pass --build GRCh37 with --gene-loc or --stat pval; pass --stat to say")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -32,6 +33,22 @@ DEFAULT_N_CTRL = 1000
 
 class _InputError(Exception):
     """Bad command-line input: printed as one message, exit status 2."""
+
+
+#: the options of psysc's Python functions that psysc run has too, as the messages of those functions name them
+_AS_OPTIONS = (
+    (re.compile(r"\bstat='(zscore|pval)'"), r"--stat \1"),
+    (re.compile(r"\bpass stat=(?=\W|$)"), "pass --stat"),
+    (re.compile(r"\bbuild='(GRCh3[78])'"), r"--build \1"),
+    (re.compile(r"\bgene_loc=(?=\W|$)"), "--gene-loc"),
+)
+
+
+def _as_cli(message: str) -> str:
+    """A message of psysc's Python functions with the options psysc run has named as on the command line."""
+    for pattern, option in _AS_OPTIONS:
+        message = pattern.sub(option, message)
+    return message
 
 
 def _version() -> str:
@@ -82,9 +99,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--gene-sets",
         metavar="FILE",
         help="scDRS .gs file, MAGMA .genes.out/.genes.raw file, a gene x trait table of z-scores or P-values (the "
-        "input of scdrs munge-gs; top 1,000 genes per trait; a single value column named ZSCORE or P) or a list of "
-        "genes, one per line, without weights; told by name or header (default: the bundled MAGMA gene sets of 75 "
-        "traits), or SNP-level GWAS summary statistics with --build",
+        "input of scdrs munge-gs; top 1,000 genes per trait; a single value column named ZSCORE, ZSTAT or P, or any "
+        "name with --stat) or a list of genes, one per line, without weights; told by name or header (default: the "
+        "bundled MAGMA gene sets of 75 traits), or SNP-level GWAS summary statistics with --build",
+    )
+    run.add_argument(
+        "--stat",
+        choices=["zscore", "pval"],
+        help="what the values of a --gene-sets table are, gene z-scores or P-values (default: told from the "
+        "column names, or from the values of several columns)",
     )
     run.add_argument(
         "--gene-loc",
@@ -227,11 +250,21 @@ def _file_provenance(name: str, path: str | None) -> dict[str, str]:
 
 
 def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None,
-                    build: str | None = None) -> tuple[dict, list[str]]:
+                    build: str | None = None, stat: str | None = None) -> tuple[dict, list[str]]:
     """The gene sets to score and their traits (keys of the dict, in the requested order)."""
     from . import datasets, gwas
 
     kind = None if path is None else _gene_sets_kind(path)
+    if stat is not None and kind != "table":
+        raise _InputError("--stat says what the values of a gene x trait --gene-sets table are (z-scores or "
+                          "P-values); the --gene-sets file given is not such a table" if path else
+                          "--stat is for a --gene-sets table of gene z-scores or P-values")
+    if kind == "sumstats" and build is not None and build.lower() in ("grch37", "hg19") and gene_loc is None:
+        raise _InputError(
+            f"--build {build}: psysc's bundled gene locations are on GRCh38; give the gene locations on GRCh37 with "
+            "--gene-loc (e.g. MAGMA's NCBI37.3.gene.loc), or lift the positions to GRCh38 first (in Python: "
+            "psysc.gwas.sumstats_to_genes(..., chain='hg19ToHg38.over.chain.gz'))"
+        )
     if gene_loc is not None:
         if kind not in ("magma", "sumstats"):
             raise _InputError("--gene-loc names the genes of a MAGMA --gene-sets file (.genes.out or .genes.raw), "
@@ -271,7 +304,7 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
             elif kind == "list":  # one gene per line: a trait named after the file
                 gene_sets = dict(gwas.read_gene_list(p))
             elif kind == "table":  # gene x trait z-scores or P-values: the top 1,000 genes of each trait
-                gene_sets = dict(gwas.read_gene_stats(p))
+                gene_sets = dict(gwas.read_gene_stats(p, stat=stat))
             else:
                 gene_sets = dict(gwas.read_gs(p))
         except (ValueError, OSError, UnicodeDecodeError) as err:
@@ -400,13 +433,17 @@ def _run(args: argparse.Namespace) -> int:
             raise _InputError(f"--model: {err}") from None
 
     # the gene sets first: reading them is quick, reading a large --input is not
-    gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc, args.build)
+    gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc, args.build, args.stat)
     if args.species != "human":
         from .gwas import to_species
 
         try:
             gene_sets = to_species(gene_sets, args.species)
         except ValueError as err:
+            if "already looks like" in str(err):  # the Python fix (species=) is not the command line's
+                raise _InputError(f"--species {args.species}: {str(err).split(';')[0]}; --species {args.species} maps "
+                                  f"human gene sets to {args.species} genes: drop it to score these as they are"
+                                  ) from None
             raise _InputError(f"--species {args.species}: {err}") from None
     adata = _read_input(args.input)  # run_pipeline checks it against the options before any work or output
 
@@ -417,6 +454,7 @@ def _run(args: argparse.Namespace) -> int:
         **_file_provenance("gene_sets", args.gene_sets),
         **({"gene_loc": args.gene_loc, **_file_provenance("gene_loc", args.gene_loc)} if args.gene_loc else {}),
         **({"build": args.build} if args.build else {}),
+        **({"stat": args.stat} if args.stat else {}),
         "quick": bool(args.quick),
         "species": args.species,
     }
@@ -480,7 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             matplotlib.use("Agg")  # a console script writes files only: never open windows
         return _run(args)
     except _InputError as err:
-        print(f"psysc {args.command}: error: {err}", file=sys.stderr)
+        print(f"psysc {args.command}: error: {_as_cli(str(err))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("psysc: interrupted", file=sys.stderr)
