@@ -929,3 +929,27 @@ def test_messages_name_the_options_of_the_command_line(tmp_path):
     assert rc == 2 and "drop it" in err and "species='" not in err, err
     assert _as_cli("pass build='GRCh37' with gene_loc= or stat='pval'; pass stat= to say") == (
         "pass --build GRCh37 with --gene-loc or --stat pval; pass --stat to say")
+
+
+def test_groups_without_cells_are_named(tmp_path, darmanis):
+    """An unused category of --groupby, and a group whose every cell the QC drops, are logged and listed."""
+    sub = darmanis[:105].copy()
+    X = sparse.lil_matrix(sub.X)
+    for i in range(100, 105):  # five cells with 150 detected genes: below the QC's 200
+        X[i, 150:] = 0
+    sub.X = sparse.csr_matrix(X)
+    sub.X.eliminate_zeros()
+    labels = sub.obs["cell_type"].astype(str).to_numpy().copy()
+    labels[100:] = "low_quality"
+    assert (labels == "low_quality").sum() > 0
+    sub.obs["ct"] = pd.Categorical(labels, categories=[*sorted(set(labels)), "pericytes"])
+    path = tmp_path / "groups.h5ad"
+    sub.write_h5ad(path)
+    out = tmp_path / "res"
+    rc, log = _run(["run", "--input", str(path), "--groupby", "ct", "--out", str(out), "--quick", "--traits", "SCZ"])
+    assert rc == 0, log
+    assert "group 'pericytes' of 'ct' is not tested: no cell in the input" in log
+    assert "group 'low_quality' of 'ct' is not tested: every cell dropped by the QC" in log
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["data"]["groups_without_cells"]) == {"pericytes", "low_quality"}
+    assert not {"pericytes", "low_quality"} & set(pd.read_csv(out / "enrichment.tsv", sep="\t")["group"])

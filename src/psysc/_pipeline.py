@@ -655,6 +655,17 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     names = label_text(labels)
     adata.obs[groupby] = pd.Categorical(names, categories=group_order(labels, set(names.dropna())))
     n_unlabelled = int(labels.isna().sum())
+    # groups that have no cell here: none in the input (an unused category), or none left by the QC
+    labels_in = counts_in.obs[groupby]  # (a subset of an AnnData drops the categories it does not use)
+    in_input = set(label_text(labels_in).dropna())
+    categories = ([str(c) for c in labels_in.cat.categories] if isinstance(labels_in.dtype, pd.CategoricalDtype)
+                  else [])
+    groups_without_cells = {
+        **{g: "no cell in the input (an unused category)" for g in categories if g not in in_input},
+        **{g: "every cell dropped by the QC" for g in sorted(in_input - set(names.dropna()))},
+    }
+    for g, why in groups_without_cells.items():
+        logger.warning("group %r of %r is not tested: %s", g, groupby, why)
     n_groups = adata.obs[groupby].nunique()
     if n_groups / (n_ctrl + 1) >= REPORT_FDR:
         logger.warning(
@@ -776,6 +787,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
             **qc,
             "n_groups": int(adata.obs[groupby].nunique()),
             "n_cells_without_group": n_unlabelled,
+            "groups_without_cells": groups_without_cells,
             "group_sizes": {str(k): int(v) for k, v in adata.obs[groupby].value_counts(sort=False).items()},
             "n_genes_per_trait": {str(k): int(v) for k, v in dict(n_genes).items()},
             "gene_set_sizes": {str(tr): int(len(gene_sets[tr])) for tr in traits},
