@@ -276,9 +276,11 @@ def score_disorders(
         n_negative = int((w < 0).sum())
         if n_negative:
             logger.warning(
-                "%s: %d of its %d genes have negative weights (scDRS weights are meant to be positive, e.g. the top "
-                "1,000 MAGMA z-scores: a genome-wide z-score table is not a gene set, read it with "
-                "psysc.gwas.read_magma(..., n_top=1000); a table of fewer genes than that keeps them all)",
+                "%s: %d of its %d genes have negative weights (scDRS weights are meant to be positive, e.g. the "
+                "z-scores of the top 1,000 MAGMA genes). A genome-wide z-score table is not a gene set: select its "
+                "top genes (psysc.gwas.read_magma, read_gene_stats, genes_to_gene_set: n_top=1000); a table of "
+                "fewer genes than n_top keeps them all, those with no association (z < 0) too: fdr= keeps the "
+                "associated ones",
                 trait, n_negative, len(w),
             )
         dw = factor[idx] * w
