@@ -100,3 +100,16 @@ def test_contrast_on_axes_that_hold_other_bars():
     psysc.pl.contrast(t, ax=ax, show=False)
     psysc.pl.contrast(t, ax=ax, show=False)  # twice on the same axes
     assert [p.get_alpha() for p in ax.patches] == [None, 1.0, 0.35, 1.0, 0.35]
+
+
+def test_dotplot_says_what_the_dot_sizes_mean():
+    t = pd.DataFrame({"trait": ["SCZ", "SCZ", "AD", "AD"], "group": ["neurons", "microglia"] * 2, "method": "seismic",
+                      "t": [2.5, -4.2, -0.1, 4.3], "pval": [0.007, 1.0, 0.5, 1e-5], "fdr": [0.01, 1.0, 0.6, 1e-4]})
+    fig = psysc.pl.enrichment_dotplot(t, show=False, return_fig=True)
+    (legend,) = fig.legends
+    assert "dot size" in legend.get_title().get_text()
+    labels = [float(x.get_text()) for x in legend.get_texts()]
+    assert labels == sorted(labels) and labels[-1] == 5.0  # up to the largest -log10 p shown (p = 1e-5)
+    sizes = [h.get_markersize() ** 2 for h in legend.legend_handles]  # areas, as the dots'
+    dots = fig.axes[0].collections[0].get_sizes()
+    assert max(sizes) == pytest.approx(max(dots))

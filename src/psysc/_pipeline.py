@@ -445,8 +445,8 @@ def _report_html(
 <p class="note">Regression of the traits' gene z-scores (genes outside a gene set: z = 0) on each group's
 specificity (seismic), on its mean expression with the average over groups as covariate (MAGMA gene-property
 model), and on membership of its 10 % most specific genes (top10); one-sided t statistics below, p-values and
-FDR in celltype_enrichment.tsv. Dot plot: seismic; ring: FDR &lt; {REPORT_FDR:g}. Groups with fewer than
-{CELLTYPE_MIN_CELLS} cells are left out.</p>
+FDR in celltype_enrichment.tsv. Dot plot: seismic; colour: t, dot size: -log<sub>10</sub> P, ring:
+FDR &lt; {REPORT_FDR:g}. Groups with fewer than {CELLTYPE_MIN_CELLS} cells are left out.</p>
 {img(dotplot, "cell-type enrichment dot plot")}
 {wide.to_html(border=0, classes="enrichment", escape=True)}
 """

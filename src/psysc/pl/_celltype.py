@@ -156,6 +156,18 @@ def enrichment_dotplot(
     ax.set_ylim(len(rows) - 0.5, -0.5)
     label = color if color is not None else "$-\\log_{10}$ p"
     fig.colorbar(sc, ax=ax, label=label, shrink=0.8)
+    # what the dot sizes mean: a few -log10 p values up to the largest shown (a scatter size is an area)
+    from matplotlib.lines import Line2D
+
+    steps = [v for v in (1, 2, 3, 5, 10, 20, 50, 100, 200) if v < smax][-2:] + [round(smax, 1)]
+    handles = [Line2D([], [], marker="o", linestyle="", color="grey", markersize=np.sqrt(20 + 280 * v / smax))
+               for v in steps]
+    options = {"title": f"dot size: $-\\log_{{10}}$ {pcol}", "ncols": len(steps), "fontsize": 7,
+               "title_fontsize": 7, "frameon": False}
+    if ax_given or fig.get_layout_engine() is None:  # another figure's layout: inside the axes
+        ax.legend(handles, [f"{v:g}" for v in steps], loc="best", **options)
+    else:
+        fig.legend(handles, [f"{v:g}" for v in steps], loc="outside lower center", **options)
     title = {"celltype_enrichment": "cell-type enrichment", "combined_enrichment": "combined evidence",
              "enrichment": "per-cell enrichment"}.get(table, table)
     ax.set_title(f"{title}{f' ({method})' if method else ''}; ring: FDR < {fdr:g}", fontsize=9)
