@@ -787,6 +787,10 @@ def test_gene_set_files_are_told_by_their_content(tmp_path):
     assert traits == ["scz_pvals"] and list(sets["scz_pvals"].index) == ["DRD2", "APOE"]
     with pytest.raises(_InputError, match=r"one value column \('weight'\)"):
         _load_gene_sets(str(weighted), None)
+    headerless = tmp_path / "list_w.txt"  # genes and weights without a header: not read as a trait named '0.9'
+    headerless.write_text("SHANK3\t0.9\nCHD8\t0.8\nSCN2A\t0.7\n")
+    with pytest.raises(_InputError, match=r"first line \('SHANK3\\t0.9'\) holds numbers .* no header"):
+        _load_gene_sets(str(headerless), None)
     sets, traits = _load_gene_sets(str(magma), None)
     assert traits == ["ad_magma"] and sets["ad_magma"].to_dict() == {"APOE": 6.0, "TREM2": 4.0}
     sets, traits = _load_gene_sets(str(genes), None)

@@ -240,6 +240,26 @@ def _gene_sets_kind(path: str | Path) -> str:
     return "gs"
 
 
+def _check_header(path: Path) -> None:
+    """Refuse a gene table whose first line holds numbers where the column names belong (a file without header)."""
+    from .gwas._io import _read_head, _sep_of, _split_line
+
+    first = next(ln for ln in _read_head(path).splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
+    numbers = []
+    for field in _split_line(first, _sep_of(first))[1:]:
+        try:
+            numbers.append(float(field))
+        except ValueError:
+            continue
+    if numbers:
+        raise _InputError(
+            f"--gene-sets {str(path)!r}: its first line ({first.strip()!r}) holds numbers where a table names its "
+            "columns: the file has no header. Give a table a header (GENE, then one column per trait, named after "
+            "the trait; --stat says whether they are z-scores or P-values), or give the genes without weights, one "
+            "per line"
+        )
+
+
 def _file_provenance(name: str, path: str | None) -> dict[str, str]:
     """``{f"{name}_sha256": digest}`` of a file the run read (nothing for a bundled input)."""
     if path is None:
@@ -304,6 +324,7 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
             elif kind == "list":  # one gene per line: a trait named after the file
                 gene_sets = dict(gwas.read_gene_list(p))
             elif kind == "table":  # gene x trait z-scores or P-values: the top 1,000 genes of each trait
+                _check_header(p)
                 gene_sets = dict(gwas.read_gene_stats(p, stat=stat))
             else:
                 gene_sets = dict(gwas.read_gs(p))
