@@ -2,9 +2,8 @@
 
 The mean and variance follow scipy's sparse ``mean`` arithmetic exactly (values scaled by
 ``1/n`` in the data's precision, then accumulated cell by cell), so that the mean-variance bins,
-which are sensitive to the last bit at bin edges, are the same as scDRS's on the same sparse data.
-Dense data take the same arithmetic (each row block as CSR), so that the bins, and the scores, do not depend
-on how the same values are stored. The kernels stream row blocks and never copy the whole matrix.
+which are sensitive to the last bit at bin edges, are the same as scDRS's on the same data.
+The kernels stream row blocks and never copy the whole matrix.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from ._blocks import as_csr, iter_row_blocks, n_rows
+from ._blocks import head_rows, iter_row_blocks, n_rows
 
 
 @numba.njit(cache=True, nogil=True)
@@ -68,9 +67,11 @@ class SparseMoments:
 def gene_mean_var(X, *, block_size: int = 10_000, expm1: bool = False):
     """Per-gene mean and population variance of ``X`` (or of ``expm1(X)``), streaming row blocks.
 
-    The result is bit-identical to ``X.mean(axis=0)`` and ``X.power(2).mean(axis=0) - mean**2`` computed by
-    scipy on the whole matrix in memory as CSR, whether ``X`` is sparse or dense (a dense row block is taken as
-    CSR: the zeros add nothing), in memory, backed or dask-backed.
+    For sparse input the result is bit-identical to ``X.mean(axis=0)`` and
+    ``X.power(2).mean(axis=0) - mean**2`` computed by scipy on the whole matrix in memory.
+    For dense input it follows ``numpy.mean``/``numpy.var`` (two passes, as scDRS for dense data): more
+    accurate for highly expressed, nearly constant genes, so the same values stored dense and sparse can fall
+    into other mean-variance bins at the bin edges.
 
     Returns
     -------
@@ -78,11 +79,28 @@ def gene_mean_var(X, *, block_size: int = 10_000, expm1: bool = False):
         Arrays of length ``n_genes`` in the floating dtype of the data (float64 for integer data).
 
     """
-    moments = SparseMoments(n_rows(X), X.shape[1], accumulation_dtype(X), log=not expm1, expm1=expm1)
-    # expm1 makes a transformed copy of each block's values: smaller blocks bound that memory
-    for _, _, block in iter_row_blocks(X, max(1, block_size // 4) if expm1 else block_size):
-        moments.add(block if sparse.issparse(block) else as_csr(block))
-    return moments.result("expm1" if expm1 else "log")
+    n = n_rows(X)
+    acc_dtype = accumulation_dtype(X)
+    transform = np.expm1 if expm1 else None
+    first = head_rows(X, 1)
+    if sparse.issparse(first):
+        moments = SparseMoments(n, X.shape[1], acc_dtype, log=not expm1, expm1=expm1)
+        # expm1 makes a transformed copy of each block's values: smaller blocks bound that memory
+        for _, _, block in iter_row_blocks(X, block_size if transform is None else max(1, block_size // 4)):
+            moments.add(block)
+        return moments.result("expm1" if expm1 else "log")
+    # dense: numpy's two-pass mean/var (exact for in-memory data, blockwise sums otherwise)
+    total = np.zeros(X.shape[1], dtype=acc_dtype)
+    for _, _, block in iter_row_blocks(X, block_size):
+        b = block.astype(acc_dtype, copy=False)
+        total += (transform(b) if transform else b).sum(axis=0)
+    mean = total / acc_dtype.type(n)
+    sq = np.zeros(X.shape[1], dtype=acc_dtype)
+    for _, _, block in iter_row_blocks(X, block_size):
+        b = block.astype(acc_dtype, copy=False)
+        d = (transform(b) if transform else b) - mean
+        sq += (d * d).sum(axis=0)
+    return mean, sq / acc_dtype.type(n)
 
 
 def technical_variance(mean, var, ct_mean, ct_var, *, span: float = 0.3, degree: int = 2):
