@@ -162,3 +162,25 @@ def test_non_integer_counts_are_normalised_when_the_user_says_they_are_counts():
     sc.pp.normalize_total(ref, target_sum=1e4)
     sc.pp.log1p(ref)
     np.testing.assert_allclose(adata.layers["psysc_norm"].toarray(), ref.X.toarray(), rtol=1e-6, atol=1e-6)
+
+
+def test_reordered_cells_that_cannot_be_gathered_by_name_are_accepted(tmp_path, caplog):
+    # a backed file of the cells in another order, and cell names that repeat: the cells are there, not renamed
+    import anndata as ad
+
+    adata = synthetic_counts(300, 1200, seed=8)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    psysc.pp.prepare_scoring(adata)
+    sets = random_sets(adata, 1, size=60)
+    expected = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)["t0"]
+    order = np.random.default_rng(2).permutation(adata.n_obs)
+    adata[order].copy().write_h5ad(tmp_path / "reordered.h5ad")
+    backed = ad.read_h5ad(tmp_path / "reordered.h5ad", backed="r")
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = psysc.tl.score_disorders(backed, sets, n_ctrl=20, inplace=False)["t0"]
+    assert "the values are not checked" in caplog.text
+    pd.testing.assert_frame_equal(got.loc[expected.index], expected, rtol=1e-5, atol=1e-6)
+    repeated = adata.copy()
+    repeated.obs_names = [f"c{i % 150}" for i in range(adata.n_obs)]
+    psysc.tl.score_disorders(repeated[order].copy(), sets, n_ctrl=20, inplace=False)

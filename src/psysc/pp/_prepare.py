@@ -169,19 +169,24 @@ def data_fingerprint(adata: AnnData, X) -> tuple[dict, np.ndarray]:
 
 
 def _fingerprint_rows(adata: AnnData, X, cells: list[str]):
-    """The rows of ``X`` of the named cells, or ``None`` when they cannot be found (renamed) or gathered.
+    """``(rows, how)``: the rows of ``X`` of the named cells and how they were found.
 
-    Read from the head of ``X`` when they are its first cells, else gathered (in-memory matrices only).
+    ``how`` is ``"by name"`` (read from the head of ``X`` when they are its first cells, else gathered, from
+    in-memory matrices only), ``"by position"`` (none of the names is there: renamed cells, the first rows
+    instead) or ``"not found"`` (rows ``None``: the cells are there but cannot be gathered, from a backed or dask
+    matrix, or the names are not unique).
     """
     k = len(cells)  # at least 2: prepare_scoring needs 2 cells
     if (adata.obs_names[:k].astype(str) == np.asarray(cells, dtype=str)).all():
-        return head_rows(X, k)
+        return head_rows(X, k), "by name"
+    if not adata.obs_names.astype(str).isin(cells).any():
+        return head_rows(X, k), "by position"
     if not adata.obs_names.is_unique or not (isinstance(X, np.ndarray) or sparse.issparse(X)):
-        return None
+        return None, "not found"
     idx = adata.obs_names.get_indexer(cells)
     if (idx < 0).any():
-        return None
-    return X[idx]
+        return None, "not found"
+    return X[idx], "by name"
 
 
 def _differ(now: np.ndarray, then: np.ndarray) -> bool:
@@ -207,10 +212,12 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             f"adata's cells are not the cells psysc.pp.prepare_scoring computed the gene statistics on "
             f"({int(stored['n_obs']):,} cells then, {adata.n_obs:,} now: subset or concatenated since). {again}"
         )
-    rows = _fingerprint_rows(adata, X, [str(c) for c in stored["cells"]])
-    renamed = rows is None
-    if renamed:  # cells renamed since: the first cells, by position
-        rows = head_rows(X, len(stored["cells"]))
+    rows, how = _fingerprint_rows(adata, X, [str(c) for c in stored["cells"]])
+    if rows is None:
+        logger.info("the cells of the fingerprint of the prepared data could not be gathered (reordered cells of a "
+                    "backed or dask matrix, or cell names that are not unique): the values are not checked")
+        return
+    renamed = how == "by position"
     gene_sums = adata.var.get(f"{key_added}_head_sum")
     if int(stored["n_vars"]) == adata.n_vars:
         changed = _differ(_sums(rows, 1), np.asarray(stored["row_sums"], dtype=np.float64))
@@ -231,11 +238,11 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             "adata.raw.to_adata() where scanpy kept the log-normalised values."
         )
     if changed:
-        how = (" (its cells were renamed, or renamed and reordered, since: the first cells were compared by "
-               "position)" if renamed else "")
+        note = (" (its cells were renamed since, or renamed and reordered: the first cells were compared by "
+                "position)" if renamed else "")
         raise ValueError(
             f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has changed "
-            f"since (e.g. another normalisation in place){how}. {again}"
+            f"since (e.g. another normalisation in place){note}. {again}"
         )
 
 
