@@ -791,6 +791,9 @@ def test_gene_set_files_are_told_by_their_content(tmp_path):
     headerless.write_text("SHANK3\t0.9\nCHD8\t0.8\nSCN2A\t0.7\n")
     with pytest.raises(_InputError, match=r"first line \('SHANK3\\t0.9'\) holds numbers .* no header"):
         _load_gene_sets(str(headerless), None)
+    phecodes = tmp_path / "phecodes.tsv"  # traits named by numbers (phecodes) under a header
+    phecodes.write_text("GENE\t250.2\t296.22\nDRD2\t6.1\t0.3\nAPOE\t0.2\t4.0\n")
+    assert _load_gene_sets(str(phecodes), None)[1] == ["250.2", "296.22"]
     sets, traits = _load_gene_sets(str(magma), None)
     assert traits == ["ad_magma"] and sets["ad_magma"].to_dict() == {"APOE": 6.0, "TREM2": 4.0}
     sets, traits = _load_gene_sets(str(genes), None)

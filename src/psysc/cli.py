@@ -241,17 +241,20 @@ def _gene_sets_kind(path: str | Path) -> str:
 
 
 def _check_header(path: Path) -> None:
-    """Refuse a gene table whose first line holds numbers where the column names belong (a file without header)."""
-    from .gwas._io import _read_head, _sep_of, _split_line
+    """Refuse a gene table whose first line holds genes and numbers where the column names belong (no header).
+
+    A first line whose every field after the first is a number, and whose first field is no usual name of a gene
+    column (a trait may be named by a number: a phecode such as 250.2, a UK Biobank field).
+    """
+    from .gwas._io import _GENE_HEADERS, _read_head, _sep_of, _split_line
 
     first = next(ln for ln in _read_head(path).splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
-    numbers = []
-    for field in _split_line(first, _sep_of(first))[1:]:
-        try:
-            numbers.append(float(field))
-        except ValueError:
-            continue
-    if numbers:
+    head, *rest = _split_line(first, _sep_of(first))
+    try:
+        numbers = [float(field) for field in rest]
+    except ValueError:
+        return
+    if numbers and head.strip().lower() not in _GENE_HEADERS:
         raise _InputError(
             f"--gene-sets {str(path)!r}: its first line ({first.strip()!r}) holds numbers where a table names its "
             "columns: the file has no header. Give a table a header (GENE, then one column per trait, named after "
