@@ -934,8 +934,11 @@ def test_messages_name_the_options_of_the_command_line(tmp_path):
     rc, err = _run(["run", "--gene-sets", str(mouse), "--species", "mouse", "--out", str(tmp_path / "o5"),
                     "--quick"])
     assert rc == 2 and "drop it" in err and "species='" not in err, err
-    assert _as_cli("pass build='GRCh37' with gene_loc= or stat='pval'; pass stat= to say") == (
-        "pass --build GRCh37 with --gene-loc or --stat pval; pass --stat to say")
+    assert _as_cli("pass build='GRCh37' with gene_loc= or stat='pval'; pass stat= to say (stat='zscore')?") == (
+        "pass --build GRCh37 with --gene-loc or --stat pval; pass --stat to say (--stat zscore)?")
+    code = ("psysc.gwas.read_magma(path, gene_loc=<the gene.loc file>); "
+            "psysc.gwas.sumstats_to_genes(ss, build='GRCh37'); read_gene_stats(path, stat='pval')")
+    assert _as_cli(code) == code  # Python code in a message stays Python
 
 
 def test_groups_without_cells_are_named(tmp_path, darmanis):

@@ -776,3 +776,14 @@ def test_a_second_key_reuses_one_preparation():
     assert adata.uns["run2"]["score_disorders"]["params_by_trait"]["SCZ"]["prepare_key"] == "psysc"
     table = psysc.tl.disorder_enrichment(adata, groupby="cell_type", key="run2", use_graph=None, inplace=False)
     assert set(table["trait"]) == {"SCZ"}
+
+
+def test_target_sum_is_a_positive_number_of_any_numeric_type():
+    adata = psysc.datasets.darmanis2015()[:60].copy()
+    reference = psysc.pp.prepare_scoring(adata, copy=True)
+    for value in (np.float32(1e4), np.int64(10_000), 10_000):
+        other = psysc.pp.prepare_scoring(adata, target_sum=value, copy=True)
+        np.testing.assert_array_equal(other.var["psysc_mean"], reference.var["psysc_mean"])
+    for bad in (None, 0, -5.0, True, "1e4"):
+        with pytest.raises(ValueError, match="target_sum must be a positive number"):
+            psysc.pp.prepare_scoring(adata, target_sum=bad, copy=True)

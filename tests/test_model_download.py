@@ -371,6 +371,21 @@ def test_files_placed_by_hand_are_verified_and_used_offline(cache, server, monke
     # offline, the copy that did not match is set aside, not deleted, and the error says where
     assert (folder / "model.safetensors.corrupt").exists()
     assert str(folder / "model.safetensors.corrupt") in str(err.value)
+    # a good copy placed by hand: used, and the copy set aside is deleted
+    (folder / "model.safetensors").write_bytes((src / "model.safetensors").read_bytes())
+    psysc.models.load(NAME)
+    assert not (folder / "model.safetensors.corrupt").exists()
+
+
+def test_cache_hint_names_the_model_folder_also_through_links(cache, tmp_path):
+    elsewhere = tmp_path / "big_disk" / "gf"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "config.json").write_text("{")
+    (cache / "models").mkdir(parents=True, exist_ok=True)
+    (cache / "models" / "gf").symlink_to(elsewhere, target_is_directory=True)  # a model folder on another disk
+    hint = _registry.cache_hint(cache / "models" / "gf" / "config.json")
+    assert f"delete the folder {cache / 'models' / 'gf'} " in hint
+    assert _registry.cache_hint(tmp_path / "mine" / "config.json") == ""  # not in the cache: no hint
 
 
 # -- safe loading ----------------------------------------------------------------------------------------

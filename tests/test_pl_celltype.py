@@ -113,3 +113,7 @@ def test_dotplot_says_what_the_dot_sizes_mean():
     sizes = [h.get_markersize() ** 2 for h in legend.legend_handles]  # areas, as the dots'
     dots = fig.axes[0].collections[0].get_sizes()
     assert max(sizes) == pytest.approx(max(dots))
+    t["pval"] = [0.05, 1.0, 0.5, 10**-2.02]  # the largest -log10 p rounds onto a step: each size listed once
+    (legend,) = psysc.pl.enrichment_dotplot(t, show=False, return_fig=True).legends
+    labels = [x.get_text() for x in legend.get_texts()]
+    assert labels == ["1", "2"]

@@ -361,11 +361,13 @@ def file_kind_problem(path: str | os.PathLike) -> str | None:
 
 def cache_hint(path: str | os.PathLike) -> str:
     """'; delete <folder> ...' when ``path`` lies in a model folder of psysc's cache, else ''."""
-    path = Path(path).resolve()
-    models = (Path(settings.cachedir) / "models").resolve()
-    if models not in path.parents or path.parent == models:
+    for resolve in (os.path.abspath, os.path.realpath):  # as given first: a model folder may be a link
+        file, models = Path(resolve(path)), Path(resolve(Path(settings.cachedir) / "models"))
+        if models in file.parents and file.parent != models:
+            break
+    else:
         return ""
-    folder = models / path.relative_to(models).parts[0]
+    folder = models / file.relative_to(models).parts[0]
     return (f"; it is a file of psysc's model cache: delete the folder {folder} (its files and the sha256 recorded "
             "at first use) to download the model again")
 
@@ -452,13 +454,14 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
             if problem is not None:
                 raise ValueError(
                     f"{path} {problem}; it is not the official {file.name} of {entry.name} and its sha256 was not "
-                    f"recorded. Delete it or replace it with the official file. " + _manual_help(entry, file, None,
-                                                                                                path, None))
+                    f"recorded. Delete it or replace it with the official file. "
+                    + _manual_help(entry, file, entry.url(file.name, base_url), path, None))
             folder.mkdir(parents=True, exist_ok=True)
             _write_record(folder, file.name, digest)
             logger.info("recorded sha256 %s of %s (no published hash; verified on every later use)", digest, path)
             return path
         if digest == expected:
+            corrupt.unlink(missing_ok=True)  # a good copy is back (placed by hand): the one set aside can go
             return path
         logger.warning(
             "cached file %s is corrupt (sha256 %s, expected %s): moved to %s (deleted once a good copy is "

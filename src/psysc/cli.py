@@ -35,12 +35,15 @@ class _InputError(Exception):
     """Bad command-line input: printed as one message, exit status 2."""
 
 
+#: where the messages of psysc's Python functions name a parameter in prose ("pass stat=", "with gene_loc=", "(stat=
+#: 'zscore')"), not in a line of code ("read_magma(path, gene_loc=...)")
+_PROSE = r"(\b(?:pass|with|or|and) |\s\()"
 #: the options of psysc's Python functions that psysc run has too, as the messages of those functions name them
 _AS_OPTIONS = (
-    (re.compile(r"\bstat='(zscore|pval)'"), r"--stat \1"),
-    (re.compile(r"\bpass stat=(?=\W|$)"), "pass --stat"),
-    (re.compile(r"\bbuild='(GRCh3[78])'"), r"--build \1"),
-    (re.compile(r"\bgene_loc=(?=\W|$)"), "--gene-loc"),
+    (re.compile(_PROSE + r"stat='(zscore|pval)'"), r"\1--stat \2"),
+    (re.compile(_PROSE + r"stat=(?=[\s,.;)]|$)"), r"\1--stat"),
+    (re.compile(_PROSE + r"build='(GRCh3[78])'"), r"\1--build \2"),
+    (re.compile(_PROSE + r"gene_loc=(?=[\s,.;)]|$)"), r"\1--gene-loc"),
 )
 
 

@@ -159,7 +159,7 @@ def enrichment_dotplot(
     # what the dot sizes mean: a few -log10 p values up to the largest shown (a scatter size is an area)
     from matplotlib.lines import Line2D
 
-    steps = [v for v in (1, 2, 3, 5, 10, 20, 50, 100, 200) if v < smax][-2:] + [round(smax, 1)]
+    steps = [v for v in (1, 2, 3, 5, 10, 20, 50, 100, 200) if v < round(smax, 1)][-2:] + [round(smax, 1)]
     handles = [Line2D([], [], marker="o", linestyle="", color="grey", markersize=np.sqrt(20 + 280 * v / smax))
                for v in steps]
     options = {"title": f"dot size: $-\\log_{{10}}$ {pcol}", "ncols": len(steps), "fontsize": 7,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -75,7 +76,7 @@ def _log_normalise(X, target_sum: float):
         k = normed.nnz  # at most the entries stored (duplicated entries are summed in the blocks)
         data[pos : pos + k] = normed.data
         indices[pos : pos + k] = normed.indices
-        indptr[start + 1 : stop + 1] = normed.indptr[1:] + pos
+        indptr[start + 1 : stop + 1] = normed.indptr[1:].astype(indptr.dtype) + pos  # a block's int32 offsets
         pos += k
     if pos < capacity:  # duplicated entries were summed: the arrays hold fewer
         data, indices = data[:pos].copy(), indices[:pos].copy()
@@ -395,8 +396,9 @@ def prepare_scoring(
     check_anndata(adata, writes=True)
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
-    if isinstance(target_sum, bool) or not isinstance(target_sum, int | float) or not target_sum > 0:
+    if isinstance(target_sum, bool | np.bool_) or not isinstance(target_sum, numbers.Real) or not target_sum > 0:
         raise ValueError(f"target_sum must be a positive number of counts per cell (scDRS: 1e4), not {target_sum!r}")
+    target_sum = float(target_sum)  # a float32 1e4 scales as 1e4 does
     adata = adata.copy() if copy else adata
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = get_matrix(adata, layer)
