@@ -1,6 +1,7 @@
 """Package-level guarantees: light import, no reads of files outside the package."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -135,3 +136,36 @@ def test_cachedir_expands_the_home_directory(monkeypatch, tmp_path):
     out = subprocess.run([sys.executable, "-c", "import psysc; print(psysc.settings.cachedir)"], env=env,
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == str(tmp_path / "cache")
+
+
+def test_steps_that_read_the_data_show_the_cells_read(monkeypatch, tmp_path):
+    # prepare_scoring on raw counts in a backed file: one bar, counting each pass over the cells (checks,
+    # normalisation, gene statistics), and nothing counted outside the step
+    import io
+
+    import anndata as ad
+
+    from psysc._core._blocks import ROWS_READ
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    adata = psysc.datasets.darmanis2015()[:200].copy()
+    adata.write_h5ad(tmp_path / "counts.h5ad")
+    backed = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r")
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.setattr(psysc.settings, "verbosity", 2)
+    psysc.pp.prepare_scoring(backed)
+    bars = [line for line in terminal.getvalue().replace("\r", "\n").splitlines() if "prepare_scoring" in line]
+    read = re.search(r"prepare_scoring \(cells read, every pass\): (\d+) cells", bars[-1]) if bars else None
+    assert read and int(read.group(1)) >= 3 * 200, bars  # checks, normalisation, gene statistics: 3 passes at least
+    assert ROWS_READ.get() is None
+    counted = []
+    token = ROWS_READ.set(counted.append)  # within an outer step's count: no second bar, the rows counted there
+    try:
+        psysc.pp.prepare_scoring(psysc.datasets.darmanis2015()[:200].copy())
+    finally:
+        ROWS_READ.reset(token)
+    assert sum(counted) >= 2 * 200

@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import warnings
 
 import pandas as pd
 
 logger = logging.getLogger("psysc")
+
+
+def reports_cells_read(desc: str):
+    """Decorate a function with a progress bar of the cells its passes over the data read (tqdm).
+
+    Every row block of :func:`psysc._core._blocks.iter_row_blocks` within the call counts (a step that reads
+    the data three times counts each cell three times); shown where :attr:`psysc.settings.show_progress` says.
+    """
+    def wrap(func):
+        @functools.wraps(func)
+        def call(*args, **kwargs):
+            from tqdm.auto import tqdm
+
+            from ._core._blocks import ROWS_READ
+            from ._settings import settings
+
+            if ROWS_READ.get() is not None:  # within another step's bar: counted there
+                return func(*args, **kwargs)
+            with tqdm(desc=desc, unit=" cells", unit_scale=True, disable=not settings.show_progress) as bar:
+                token = ROWS_READ.set(bar.update)
+                try:
+                    return func(*args, **kwargs)
+                finally:
+                    ROWS_READ.reset(token)
+        return call
+    return wrap
 
 
 BACKED_VIEW = ("this is a view of an AnnData opened in backed mode, which cannot hold results: load the cells "

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 
 import numpy as np
 from scipy import sparse
@@ -12,6 +13,10 @@ logger = logging.getLogger("psysc")
 
 #: backed CSC matrices already reported (file, dataset): one warning per matrix
 _WARNED_CSC: set[tuple[str, str]] = set()
+
+#: told the number of rows of each block :func:`iter_row_blocks` gives, when set (a progress bar over the passes
+#: of a step, :func:`psysc._utils.rows_progress`)
+ROWS_READ: ContextVar[Callable[[int], object] | None] = ContextVar("psysc_rows_read", default=None)
 
 
 def n_rows(X) -> int:
@@ -98,6 +103,17 @@ def iter_row_blocks(X, block_size: int = 10_000, *, prefetch: bool = False) -> I
     """
     X = _backed_csc_in_memory(X)
     n = n_rows(X)
+    told = ROWS_READ.get()
+    if told is not None:
+        for start, stop, block in _row_blocks(X, n, block_size, prefetch):
+            yield start, stop, block
+            told(stop - start)
+        return
+    yield from _row_blocks(X, n, block_size, prefetch)
+
+
+def _row_blocks(X, n: int, block_size: int, prefetch: bool) -> Iterator[tuple[int, int, object]]:
+    """:func:`iter_row_blocks` of ``X`` (``n`` rows)."""
     in_memory_csr = isinstance(X, sparse.csr_matrix | sparse.csr_array)
     if prefetch and not in_memory_csr and not isinstance(X, np.ndarray) and n > block_size:
         from concurrent.futures import ThreadPoolExecutor

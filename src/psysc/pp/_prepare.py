@@ -15,7 +15,7 @@ from .._core._covariates import corrected_mean_var
 from .._core._covariates import design_matrix as cov_design_matrix
 from .._core._covariates import fit as cov_fit
 from .._core._stats import SparseMoments, accumulation_dtype, gene_mean_var, mean_var_bins, technical_variance
-from .._utils import check_anndata, check_unique_var_names, get_matrix, uns_namespace
+from .._utils import check_anndata, check_unique_var_names, get_matrix, reports_cells_read, uns_namespace
 
 logger = logging.getLogger("psysc")
 
@@ -319,6 +319,7 @@ def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = Fa
     return info
 
 
+@reports_cells_read("prepare_scoring (cells read, every pass)")
 def prepare_scoring(
     adata: AnnData,
     *,

@@ -23,6 +23,7 @@ from .._utils import (
     get_matrix,
     group_order,
     label_text,
+    reports_cells_read,
     uns_namespace,
     warn_missing_words,
 )
@@ -292,6 +293,7 @@ def specificity_table(adata: AnnData, which: str = "specificity", *, key: str = 
     return table.dropna(how="all") if dropna else table
 
 
+@reports_cells_read("celltype_specificity (cells read, every pass)")
 def celltype_specificity(
     adata: AnnData,
     groupby: str,
