@@ -184,3 +184,21 @@ def test_reordered_cells_that_cannot_be_gathered_by_name_are_accepted(tmp_path, 
     repeated = adata.copy()
     repeated.obs_names = [f"c{i % 150}" for i in range(adata.n_obs)]
     psysc.tl.score_disorders(repeated[order].copy(), sets, n_ctrl=20, inplace=False)
+
+
+def test_cells_replaced_by_others_of_the_same_number_are_refused():
+    # 100 cells swapped for 100 new ones (same number of cells; the others still there): other gene statistics
+    import anndata as ad
+
+    adata = synthetic_counts(300, 1200, seed=9)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    psysc.pp.prepare_scoring(adata)
+    sets = random_sets(adata, 1, size=60)
+    new = adata[:100].copy()
+    new.obs_names = [f"new{i}" for i in range(100)]
+    new.X = new.X * 1.5
+    swapped = ad.concat([adata[100:], new])
+    swapped.uns, swapped.var = adata.uns, adata.var
+    with pytest.raises(ValueError, match=r"not the cells .* some of them are gone"):
+        psysc.tl.score_disorders(swapped, sets, n_ctrl=20)

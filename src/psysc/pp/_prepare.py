@@ -174,20 +174,23 @@ def _fingerprint_rows(adata: AnnData, X, cells: list[str]):
 
     ``how`` is ``"by name"`` (read from the head of ``X`` when they are its first cells, else gathered, from
     in-memory matrices only), ``"by position"`` (none of the names is there: renamed cells, the first rows
-    instead) or ``"not found"`` (rows ``None``: the cells are there but cannot be gathered, from a backed or dask
-    matrix, or the names are not unique).
+    instead), ``"some gone"`` (rows ``None``: some of the names are there, others not, among unique names: cells
+    replaced by others, or partly renamed) or ``"not found"`` (rows ``None``: the cells are there but cannot be
+    gathered, from a backed or dask matrix, or the names are not unique).
     """
     k = len(cells)  # at least 2: prepare_scoring needs 2 cells
     if (adata.obs_names[:k].astype(str) == np.asarray(cells, dtype=str)).all():
         return head_rows(X, k), "by name"
-    if not adata.obs_names.astype(str).isin(cells).any():
+    present = pd.Index(cells).isin(adata.obs_names.astype(str))
+    if not present.any():
         return head_rows(X, k), "by position"
-    if not adata.obs_names.is_unique or not (isinstance(X, np.ndarray) or sparse.issparse(X)):
+    if not adata.obs_names.is_unique:
         return None, "not found"
-    idx = adata.obs_names.get_indexer(cells)
-    if (idx < 0).any():
+    if not present.all():
+        return None, "some gone"
+    if not (isinstance(X, np.ndarray) or sparse.issparse(X)):
         return None, "not found"
-    return X[idx], "by name"
+    return X[adata.obs_names.get_indexer(cells)], "by name"
 
 
 def _differ(now: np.ndarray, then: np.ndarray) -> bool:
@@ -214,6 +217,11 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             f"({int(stored['n_obs']):,} cells then, {adata.n_obs:,} now: subset or concatenated since). {again}"
         )
     rows, how = _fingerprint_rows(adata, X, [str(c) for c in stored["cells"]])
+    if how == "some gone":
+        raise ValueError(
+            "adata's cells are not the cells psysc.pp.prepare_scoring computed the gene statistics on: some of them "
+            f"are gone (replaced by other cells, or renamed), others are still there. {again}"
+        )
     if rows is None:
         logger.info("the cells of the fingerprint of the prepared data could not be gathered (reordered cells of a "
                     "backed or dask matrix, or cell names that are not unique): the values are not checked")
