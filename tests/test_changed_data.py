@@ -20,6 +20,14 @@ def prepared():
     return adata, random_sets(adata, 2, size=60)
 
 
+def log_normalised_and_prepared(seed: int):
+    """Log-normalised counts prepared for scoring (the statistics are those of adata.X itself), and one gene set."""
+    adata = synthetic_counts(300, 1200, seed=seed)
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    sc.pp.log1p(adata)
+    psysc.pp.prepare_scoring(adata)
+    return adata, random_sets(adata, 1, size=60)
+
 def test_a_subset_of_cells_is_refused_until_prepared_again(prepared, caplog):
     adata, sets = prepared
     psysc.tl.score_disorders(adata, {"early": sets["t1"]}, n_ctrl=20)
@@ -63,11 +71,7 @@ def test_reordered_or_renamed_cells_and_genes_keep_their_statistics(prepared):
 
 
 def test_values_changed_in_place_after_preparing_are_refused():
-    adata = synthetic_counts(300, 1200, seed=6)
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    psysc.pp.prepare_scoring(adata)  # log-normalised input: the statistics are those of adata.X itself
-    sets = random_sets(adata, 1, size=60)
+    adata, sets = log_normalised_and_prepared(seed=6)
     changed = adata.copy()
     changed.X = changed.X * 1.01
     with pytest.raises(ValueError, match=r"adata.X, the expression .* has changed since"):
@@ -96,11 +100,7 @@ def test_values_changed_in_place_after_preparing_are_refused():
 
 def test_values_changed_after_a_subset_of_the_genes_are_refused():
     """The scanpy route (highly variable genes, then sc.pp.scale) is caught after the gene subset too."""
-    adata = synthetic_counts(300, 1200, seed=9)
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    psysc.pp.prepare_scoring(adata)
-    sets = random_sets(adata, 1, size=60)
+    adata, sets = log_normalised_and_prepared(seed=9)
     keep = np.random.default_rng(2).permutation(adata.n_vars)[:700]  # a subset, in another order
     sub = adata[:, keep].copy()
     sub.var_names = [f"gene_{g}" for g in sub.var_names]  # and renamed: each gene keeps its statistics
@@ -168,11 +168,7 @@ def test_reordered_cells_that_cannot_be_gathered_by_name_are_accepted(tmp_path, 
     # a backed file of the cells in another order, and cell names that repeat: the cells are there, not renamed
     import anndata as ad
 
-    adata = synthetic_counts(300, 1200, seed=8)
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    psysc.pp.prepare_scoring(adata)
-    sets = random_sets(adata, 1, size=60)
+    adata, sets = log_normalised_and_prepared(seed=8)
     expected = psysc.tl.score_disorders(adata, sets, n_ctrl=20, inplace=False)["t0"]
     order = np.random.default_rng(2).permutation(adata.n_obs)
     adata[order].copy().write_h5ad(tmp_path / "reordered.h5ad")
@@ -190,11 +186,7 @@ def test_cells_replaced_by_others_of_the_same_number_are_refused():
     # 100 cells swapped for 100 new ones (same number of cells; the others still there): other gene statistics
     import anndata as ad
 
-    adata = synthetic_counts(300, 1200, seed=9)
-    sc.pp.normalize_total(adata, target_sum=1e4)
-    sc.pp.log1p(adata)
-    psysc.pp.prepare_scoring(adata)
-    sets = random_sets(adata, 1, size=60)
+    adata, sets = log_normalised_and_prepared(seed=9)
     new = adata[:100].copy()
     new.obs_names = [f"new{i}" for i in range(100)]
     new.X = new.X * 1.5
