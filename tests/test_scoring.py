@@ -894,6 +894,6 @@ def test_the_covariate_correction_is_added_block_by_block_as_the_whole_product()
     dis, ctrl = rng.standard_normal(n), rng.standard_normal((n, n_sets - 1)).astype(np.float32)
     expected = -(C @ beta @ W.toarray()) + gene_mean @ W.toarray()  # the correction written out
     want_dis, want_ctrl = dis + expected[:, 0], ctrl + expected[:, 1:].astype(np.float32)
-    add_low_rank_scores(C, beta, gene_mean, W, dis, ctrl, block_rows=7)
+    add_low_rank_scores(C, beta, gene_mean, W, dis, ctrl, block_values=7 * n_sets)  # blocks of 7 cells
     np.testing.assert_allclose(dis, want_dis, rtol=1e-12)
     np.testing.assert_allclose(ctrl, want_ctrl, rtol=1e-6)

@@ -128,18 +128,20 @@ def corrected_mean_var(X, C: np.ndarray, beta: np.ndarray, gene_mean: np.ndarray
 
 
 def add_low_rank_scores(C: np.ndarray, beta: np.ndarray, gene_mean: np.ndarray, W: sparse.spmatrix,
-                        dis: np.ndarray, ctrl: np.ndarray, *, block_rows: int = 65_536) -> None:
+                        dis: np.ndarray, ctrl: np.ndarray, *, block_values: int = 1 << 24) -> None:
     """Add ``-C (beta W) + gene_mean W``, the correction of ``X W`` (cells x sets), to the scores in place.
 
     Column 0 of ``W`` is the disease set (added to ``dis``), the others the control sets (added to ``ctrl``, in its
-    precision). Computed in float64 by blocks of ``block_rows`` cells: the working memory is one block, not a
-    float64 copy of every cell's control scores.
+    precision). Computed in float64 by blocks of cells of about ``block_values`` values (128 MB): the working
+    memory is one block, not a float64 copy of every cell's control scores.
     """
     W = sparse.csc_matrix(W)
     bw = np.asarray((W.T @ beta.T).T)  # (n_cov, n_sets)
     mw = np.asarray(W.T @ gene_mean).ravel()
+    block_rows = max(1, block_values // max(1, bw.shape[1]))
     for start in range(0, C.shape[0], block_rows):
         stop = min(start + block_rows, C.shape[0])
-        low = -(C[start:stop] @ bw) + mw
+        low = C[start:stop] @ bw
+        np.subtract(mw, low, out=low)  # -(C beta W) + gene_mean W, in place
         dis[start:stop] += low[:, 0]
         ctrl[start:stop] += low[:, 1:].astype(ctrl.dtype)
