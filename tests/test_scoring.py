@@ -897,3 +897,41 @@ def test_the_covariate_correction_is_added_block_by_block_as_the_whole_product()
     add_low_rank_scores(C, beta, gene_mean, W, dis, ctrl, block_values=7 * n_sets)  # blocks of 7 cells
     np.testing.assert_allclose(dis, want_dis, rtol=1e-12)
     np.testing.assert_allclose(ctrl, want_ctrl, rtol=1e-6)
+
+
+def test_counts_too_large_to_normalise_in_memory_go_through_a_file(tmp_path, monkeypatch):
+    """write_normalized writes the layer prepare_scoring would keep, block by block, from a backed file; prepared from
+    that file (backed), the scores equal those of the counts in memory; a layer that cannot fit names this route."""
+    import scanpy as sc
+
+    counts = synthetic_counts(n_cells=700, n_genes=150, seed=12)
+    counts.obs["cell_type"] = np.where(np.arange(700) % 2, "a", "b")
+    counts.write_h5ad(tmp_path / "counts.h5ad")
+    backed = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r")
+    monkeypatch.setattr(psysc.pp._prepare, "NORMALISE_BLOCK", 128)  # six appended blocks
+    psysc.pp.write_normalized(backed, tmp_path / "lognorm.h5ad")
+    written = ad.read_h5ad(tmp_path / "lognorm.h5ad")
+    reference = counts.copy()
+    sc.pp.normalize_total(reference, target_sum=1e4)
+    sc.pp.log1p(reference)
+    assert (written.X != sparse.csr_matrix(reference.X, dtype=np.float32)).nnz == 0
+    pd.testing.assert_frame_equal(written.obs, counts.obs)
+    assert list(written.var_names) == list(counts.var_names)
+    sets = random_sets(counts, 2, size=20)
+    in_memory = counts.copy()
+    psysc.pp.prepare_scoring(in_memory)
+    from_file = ad.read_h5ad(tmp_path / "lognorm.h5ad", backed="r")
+    psysc.pp.prepare_scoring(from_file)
+    assert "psysc_norm" not in from_file.layers  # read in blocks: no layer in memory
+    want = psysc.tl.score_disorders(in_memory, sets, n_ctrl=30, inplace=False)
+    got = psysc.tl.score_disorders(from_file, sets, n_ctrl=30, inplace=False)
+    for trait in sets:
+        pd.testing.assert_frame_equal(got[trait], want[trait])
+    # too little memory for the layer: refused before any work, with this route named
+    monkeypatch.setattr(psysc.pp._prepare, "available_memory", lambda: 1000)
+    fresh = counts.copy()
+    with pytest.raises(MemoryError, match=r"psysc.pp.write_normalized\(adata, 'lognorm.h5ad'\)"):
+        psysc.pp.prepare_scoring(fresh)
+    assert "psysc" not in fresh.uns and not fresh.layers
+    with pytest.raises(ValueError, match="not raw counts"):
+        psysc.pp.write_normalized(written, tmp_path / "again.h5ad")

@@ -1,5 +1,5 @@
 """Preprocessing: prepare expression data for disease scoring."""
 
-from ._prepare import prepare_scoring
+from ._prepare import prepare_scoring, write_normalized
 
-__all__ = ["prepare_scoring"]
+__all__ = ["prepare_scoring", "write_normalized"]

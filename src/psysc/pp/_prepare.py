@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import logging
 import numbers
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -10,12 +11,19 @@ import pandas as pd
 from anndata import AnnData
 from scipy import sparse
 
-from .._core._blocks import head_rows, iter_row_blocks
+from .._core._blocks import head_rows, is_dask, iter_row_blocks
 from .._core._covariates import corrected_mean_var
 from .._core._covariates import design_matrix as cov_design_matrix
 from .._core._covariates import fit as cov_fit
 from .._core._stats import SparseMoments, accumulation_dtype, gene_mean_var, mean_var_bins, technical_variance
-from .._utils import check_anndata, check_unique_var_names, get_matrix, reports_cells_read, uns_namespace
+from .._utils import (
+    available_memory,
+    check_anndata,
+    check_unique_var_names,
+    get_matrix,
+    reports_cells_read,
+    uns_namespace,
+)
 
 logger = logging.getLogger("psysc")
 
@@ -24,6 +32,29 @@ GENE_STAT_COLUMNS = ("mean", "var", "var_tech", "ct_mean", "ct_var", "ct_var_tec
 
 #: rows normalised at a time from a backed or dask matrix
 NORMALISE_BLOCK = 20_000
+
+
+#: what the memory error of a normalised layer too large suggests
+WRITE_NORMALIZED = ("psysc.pp.write_normalized(adata, 'lognorm.h5ad'); adata = anndata.read_h5ad('lognorm.h5ad', "
+                    "backed='r'); psysc.pp.prepare_scoring(adata)")
+
+
+def _check_layer_fits(X, where: str) -> None:
+    """Refuse, before any work, raw counts whose normalised layer would not fit in the memory available."""
+    entries = _stored_entries(X)
+    if entries is not None:
+        need = entries * (4 + (8 if max(entries, X.shape[1]) >= 2**31 else 4)) + (X.shape[0] + 1) * 8
+    elif is_dask(X):  # sparse or dense blocks: not known ahead
+        return
+    else:
+        need = X.shape[0] * X.shape[1] * 4
+    avail = available_memory()
+    if avail is not None and need > avail:
+        raise MemoryError(
+            f"{where} holds raw counts, and their log-normalised layer, which prepare_scoring keeps in memory, needs "
+            f"{need / 1e9:.1f} GB, more than the {avail / 1e9:.1f} GB available. Write it to a file block by block "
+            f"and prepare that file, read in blocks: {WRITE_NORMALIZED}"
+        )
 
 
 def _stored_entries(X) -> int | None:
@@ -88,6 +119,70 @@ def _stacked_normalised(X, target_sum: float):
     parts = [_normalised_block(block, target_sum) for _, _, block in iter_row_blocks(X, NORMALISE_BLOCK,
                                                                                       prefetch=True)]
     return sparse.vstack(parts, format="csr") if parts else sparse.csr_matrix(X.shape, dtype=np.float32)
+
+
+def _checked_target_sum(target_sum) -> float:
+    """``target_sum`` as a float (a float32 1e4 scales as 1e4 does), or a ``ValueError``."""
+    if isinstance(target_sum, bool | np.bool_) or not isinstance(target_sum, numbers.Real) or not target_sum > 0:
+        raise ValueError(f"target_sum must be a positive number of counts per cell (scDRS: 1e4), not {target_sum!r}")
+    return float(target_sum)
+
+
+def write_normalized(adata: AnnData, filename: str | os.PathLike, *, layer: str | None = None,
+                     target_sum: float = 1e4) -> None:
+    """Write the log-normalised counts of ``adata`` to a new ``.h5ad``, block by block.
+
+    ``log1p`` of the counts scaled to ``target_sum`` per cell (scanpy's ``normalize_total`` + ``log1p``, as
+    :func:`prepare_scoring` normalises raw counts), written as a CSR float32 ``X`` beside ``obs`` and ``var``,
+    one block of 20,000 cells at a time: the counts may be a backed file or a dask array larger than memory. Open
+    the file backed (``anndata.read_h5ad(filename, backed="r")``) and give it to :func:`prepare_scoring`, which
+    then reads it in blocks instead of keeping a normalised layer in memory.
+
+    Parameters
+    ----------
+    adata
+        Raw counts in ``X`` (or ``layers[layer]``); in memory, backed (``backed="r"``) or dask-backed.
+    filename
+        The ``.h5ad`` to write (replaced if it exists); only ``X``, ``obs`` and ``var`` are written.
+    layer
+        Layer with the counts (default: ``X``).
+    target_sum
+        Counts per cell after scaling (scDRS: 1e4).
+
+    Examples
+    --------
+    >>> import os, tempfile, anndata, psysc
+    >>> path = os.path.join(tempfile.mkdtemp(), "lognorm.h5ad")
+    >>> psysc.pp.write_normalized(psysc.datasets.darmanis2015(), path)
+    >>> adata = anndata.read_h5ad(path, backed="r")
+    >>> psysc.pp.prepare_scoring(adata)  # log-normalised: read in blocks, no layer added
+    >>> "psysc_norm" in adata.layers
+    False
+
+    """
+    import h5py
+    from anndata.io import sparse_dataset, write_elem
+
+    target_sum = _checked_target_sum(target_sum)
+    where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
+    X = get_matrix(adata, layer)
+    info = check_expression(adata, X, where)
+    if not reads_as_counts(info, True):
+        raise ValueError(f"{where} holds non-integer values up to {info['max']:.3g}: it is not raw counts (already "
+                         "log-normalised?); give prepare_scoring this data as it is")
+    filename = os.fspath(filename)
+    AnnData(obs=adata.obs.copy(), var=adata.var.copy()).write_h5ad(filename)  # the file without X
+    with h5py.File(filename, "r+") as f:
+        if "X" in f:
+            del f["X"]
+        for start, _, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True):
+            normed = sparse.csr_matrix(_normalised_block(block, target_sum))
+            if start == 0:
+                write_elem(f, "X", normed)
+            else:
+                sparse_dataset(f["X"]).append(normed)
+    logger.info("wrote the log-normalised counts of %s (%d cells x %d genes) to %s", where, adata.n_obs,
+                adata.n_vars, filename)
 
 
 def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_size: int = 10_000) -> dict:
@@ -405,9 +500,7 @@ def prepare_scoring(
     check_anndata(adata, writes=True)
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
-    if isinstance(target_sum, bool | np.bool_) or not isinstance(target_sum, numbers.Real) or not target_sum > 0:
-        raise ValueError(f"target_sum must be a positive number of counts per cell (scDRS: 1e4), not {target_sum!r}")
-    target_sum = float(target_sum)  # a float32 1e4 scales as 1e4 does
+    target_sum = _checked_target_sum(target_sum)
     adata = adata.copy() if copy else adata
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = get_matrix(adata, layer)
@@ -454,6 +547,7 @@ def prepare_scoring(
     Xn = X
     if is_counts and normalize in ("auto", True):
         logger.info("%s holds raw counts: normalising to %g counts per cell and log1p", where, target_sum)
+        _check_layer_fits(X, where)
         norm_layer = f"{key_added}_norm"
         Xn = _log_normalise(X, target_sum)
 
