@@ -177,8 +177,9 @@ def test_reordered_cells_that_cannot_be_gathered_by_name_are_accepted(tmp_path, 
         got = psysc.tl.score_disorders(backed, sets, n_ctrl=20, inplace=False)["t0"]
     assert "the values are not checked" in caplog.text
     pd.testing.assert_frame_equal(got.loc[expected.index], expected, rtol=1e-5, atol=1e-6)
-    repeated = adata.copy()
+    repeated = adata.copy()  # prepared with names that repeat, then reordered
     repeated.obs_names = [f"c{i % 150}" for i in range(adata.n_obs)]
+    psysc.pp.prepare_scoring(repeated)
     psysc.tl.score_disorders(repeated[order].copy(), sets, n_ctrl=20, inplace=False)
 
 
@@ -192,5 +193,27 @@ def test_cells_replaced_by_others_of_the_same_number_are_refused():
     new.X = new.X * 1.5
     swapped = ad.concat([adata[100:], new])
     swapped.uns, swapped.var = adata.uns, adata.var
-    with pytest.raises(ValueError, match=r"not the cells .* some of them are gone"):
+    with pytest.raises(ValueError, match=r"has changed since .*replaced by others"):
         psysc.tl.score_disorders(swapped, sets, n_ctrl=20)
+    # the same cells renamed so that old names name other cells, or partly renamed: accepted (same values)
+    shifted = adata.copy()
+    shifted.obs_names = [f"c{i + 1}" for i in range(adata.n_obs)]
+    psysc.tl.score_disorders(shifted, sets, n_ctrl=20)
+    partly = adata.copy()
+    partly.obs_names = [f"s2_{c}" if i % 2 else c for i, c in enumerate(adata.obs_names)]
+    psysc.tl.score_disorders(partly, sets, n_ctrl=20)
+
+
+def test_names_made_unique_after_preparing_are_accepted():
+    # two samples with the same barcodes, prepared together, then obs_names_make_unique() (anndata's advice)
+    import anndata as ad
+
+    first, second = synthetic_counts(150, 800, seed=10), synthetic_counts(150, 800, seed=11)
+    both = ad.concat([first, second])
+    assert not both.obs_names.is_unique
+    psysc.pp.prepare_scoring(both)
+    sets = random_sets(both, 1, size=40)
+    expected = psysc.tl.score_disorders(both, sets, n_ctrl=20, inplace=False)["t0"]
+    both.obs_names_make_unique()
+    got = psysc.tl.score_disorders(both, sets, n_ctrl=20, inplace=False)["t0"]
+    np.testing.assert_array_equal(got["norm_score"].to_numpy(), expected["norm_score"].to_numpy())

@@ -4,6 +4,7 @@ import logging
 import warnings
 
 import anndata as ad
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
@@ -927,11 +928,40 @@ def test_counts_too_large_to_normalise_in_memory_go_through_a_file(tmp_path, mon
     got = psysc.tl.score_disorders(from_file, sets, n_ctrl=30, inplace=False)
     for trait in sets:
         pd.testing.assert_frame_equal(got[trait], want[trait])
-    # too little memory for the layer: refused before any work, with this route named
+    with h5py.File(tmp_path / "lognorm.h5ad") as f:
+        assert f["X/indptr"].dtype == np.int64  # appending past 2^31 entries needs 64-bit offsets
+    # too little memory for the layer: refused before normalising, with this route named with the call's options;
+    # the code of the message runs as written and gives the scores of the counts in memory
     monkeypatch.setattr(psysc.pp._prepare, "available_memory", lambda: 1000)
     fresh = counts.copy()
-    with pytest.raises(MemoryError, match=r"psysc.pp.write_normalized\(adata, 'lognorm.h5ad'\)"):
-        psysc.pp.prepare_scoring(fresh)
-    assert "psysc" not in fresh.uns and not fresh.layers
+    fresh.layers["counts"] = fresh.X.copy()
+    fresh.X = fresh.X * 2.0  # not the counts
+    with pytest.raises(MemoryError, match=r"psysc.pp.write_normalized\(adata, 'lognorm.h5ad', layer='counts'\)") as err:
+        psysc.pp.prepare_scoring(fresh, layer="counts", key_added="run2")
+    assert "psysc" not in fresh.uns and "run2" not in fresh.uns and list(fresh.layers) == ["counts"]
+    code = str(err.value).split("read in blocks: ")[1]
+    (tmp_path / "fix").mkdir()
+    monkeypatch.chdir(tmp_path / "fix")  # where the code writes its lognorm.h5ad
+    scope = {"adata": fresh, "anndata": ad, "psysc": psysc}
+    exec(code, scope)
+    assert "run2" in scope["adata"].uns
+    got = psysc.tl.score_disorders(scope["adata"], sets, n_ctrl=30, key_added="run2", prepare_key="run2",
+                                   inplace=False)
+    for trait in sets:
+        pd.testing.assert_frame_equal(got[trait], want[trait])
     with pytest.raises(ValueError, match="not raw counts"):
         psysc.pp.write_normalized(written, tmp_path / "again.h5ad")
+    psysc.pp.write_normalized(counts[:1].copy(), tmp_path / "one.h5ad")  # one cell: written (scoring needs 2)
+    assert ad.read_h5ad(tmp_path / "one.h5ad").n_obs == 1
+
+
+def test_the_code_of_the_file_route_keeps_the_options_of_the_call():
+    from psysc.pp._prepare import write_normalized_code
+
+    assert write_normalized_code() == ("psysc.pp.write_normalized(adata, 'lognorm.h5ad'); adata = anndata.read_h5ad("
+                                       "'lognorm.h5ad', backed='r'); psysc.pp.prepare_scoring(adata)")
+    code = write_normalized_code(layer="counts", target_sum=1e6, key_added="k", covariates=("depth", "batch"))
+    assert "write_normalized(adata, 'lognorm.h5ad', layer='counts', target_sum=1e+06)" in code
+    assert code.endswith("prepare_scoring(adata, key_added='k', covariates=['depth', 'batch'])")
+    assert write_normalized_code(covariates="depth").endswith("covariates='depth')")
+    assert write_normalized_code(covariates=pd.DataFrame({"d": [1.0]})).endswith("covariates=covariates)")

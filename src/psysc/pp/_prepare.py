@@ -34,13 +34,36 @@ GENE_STAT_COLUMNS = ("mean", "var", "var_tech", "ct_mean", "ct_var", "ct_var_tec
 NORMALISE_BLOCK = 20_000
 
 
-#: what the memory error of a normalised layer too large suggests
-WRITE_NORMALIZED = ("psysc.pp.write_normalized(adata, 'lognorm.h5ad'); adata = anndata.read_h5ad('lognorm.h5ad', "
-                    "backed='r'); psysc.pp.prepare_scoring(adata)")
+def write_normalized_code(*, layer: str | None = None, target_sum: float = 1e4, key_added: str = "psysc",
+                          covariates=None) -> str:
+    """The code that writes the normalised counts to a file and prepares it, with the options of the call refused.
+
+    ``covariates`` as given to :func:`prepare_scoring`: obs column names are kept (the file keeps ``obs``), a table
+    is named ``covariates``.
+    """
+    write = ["adata", "'lognorm.h5ad'"]
+    if layer is not None:
+        write.append(f"layer={layer!r}")
+    if target_sum != 1e4:
+        write.append(f"target_sum={target_sum:g}")
+    prepare = ["adata"]
+    if key_added != "psysc":
+        prepare.append(f"key_added={key_added!r}")
+    if covariates is not None:
+        names = isinstance(covariates, str) or (isinstance(covariates, list | tuple)
+                                                 and all(isinstance(c, str) for c in covariates))
+        prepare.append(f"covariates={list(covariates) if names and not isinstance(covariates, str) else covariates!r}"
+                       if names else "covariates=covariates")
+    return (f"psysc.pp.write_normalized({', '.join(write)}); adata = anndata.read_h5ad('lognorm.h5ad', "
+            f"backed='r'); psysc.pp.prepare_scoring({', '.join(prepare)})")
 
 
-def _check_layer_fits(X, where: str) -> None:
-    """Refuse, before any work, raw counts whose normalised layer would not fit in the memory available."""
+def _check_layer_fits(X, where: str, fix: str) -> None:
+    """Refuse raw counts whose normalised layer would not fit in the memory available, before normalising them.
+
+    ``fix``: the code that goes through a file instead (:func:`write_normalized_code`). Not checked for a dask
+    array, whose number of entries is not known ahead.
+    """
     entries = _stored_entries(X)
     if entries is not None:
         need = entries * (4 + (8 if max(entries, X.shape[1]) >= 2**31 else 4)) + (X.shape[0] + 1) * 8
@@ -53,7 +76,7 @@ def _check_layer_fits(X, where: str) -> None:
         raise MemoryError(
             f"{where} holds raw counts, and their log-normalised layer, which prepare_scoring keeps in memory, needs "
             f"{need / 1e9:.1f} GB, more than the {avail / 1e9:.1f} GB available. Write it to a file block by block "
-            f"and prepare that file, read in blocks: {WRITE_NORMALIZED}"
+            f"and prepare that file, read in blocks: {fix}"
         )
 
 
@@ -166,7 +189,7 @@ def write_normalized(adata: AnnData, filename: str | os.PathLike, *, layer: str 
     target_sum = _checked_target_sum(target_sum)
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = get_matrix(adata, layer)
-    info = check_expression(adata, X, where)
+    info = check_expression(adata, X, where, min_cells=1)
     if not reads_as_counts(info, True):
         raise ValueError(f"{where} holds non-integer values up to {info['max']:.3g}: it is not raw counts (already "
                          "log-normalised?); give prepare_scoring this data as it is")
@@ -177,7 +200,8 @@ def write_normalized(adata: AnnData, filename: str | os.PathLike, *, layer: str 
             del f["X"]
         for start, _, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True):
             normed = sparse.csr_matrix(_normalised_block(block, target_sum))
-            if start == 0:
+            if start == 0:  # int64 offsets in the file: appending past 2^31 entries needs them
+                normed.indptr = normed.indptr.astype(np.int64)
                 write_elem(f, "X", normed)
             else:
                 sparse_dataset(f["X"]).append(normed)
@@ -268,22 +292,19 @@ def _fingerprint_rows(adata: AnnData, X, cells: list[str]):
     """``(rows, how)``: the rows of ``X`` of the named cells and how they were found.
 
     ``how`` is ``"by name"`` (read from the head of ``X`` when they are its first cells, else gathered, from
-    in-memory matrices only), ``"by position"`` (none of the names is there: renamed cells, the first rows
-    instead), ``"some gone"`` (rows ``None``: some of the names are there, others not, among unique names: cells
-    replaced by others, or partly renamed) or ``"not found"`` (rows ``None``: the cells are there but cannot be
-    gathered, from a backed or dask matrix, or the names are not unique).
+    in-memory matrices only), ``"by position"`` (the first rows: some or all of the names are gone, renamed cells
+    or cells replaced by others, or the names recorded repeat and today's do not, so they cannot name rows) or
+    ``"not found"`` (rows ``None``: the cells are there but cannot be gathered, from a backed or dask matrix, or
+    today's names repeat).
     """
     k = len(cells)  # at least 2: prepare_scoring needs 2 cells
     if (adata.obs_names[:k].astype(str) == np.asarray(cells, dtype=str)).all():
         return head_rows(X, k), "by name"
-    present = pd.Index(cells).isin(adata.obs_names.astype(str))
-    if not present.any():
+    if len(set(cells)) < k:  # the names recorded repeat: rows by position once the names are unique
+        return (head_rows(X, k), "by position") if adata.obs_names.is_unique else (None, "not found")
+    if not pd.Index(cells).isin(adata.obs_names.astype(str)).all():
         return head_rows(X, k), "by position"
-    if not adata.obs_names.is_unique:
-        return None, "not found"
-    if not present.all():
-        return None, "some gone"
-    if not (isinstance(X, np.ndarray) or sparse.issparse(X)):
+    if not adata.obs_names.is_unique or not (isinstance(X, np.ndarray) or sparse.issparse(X)):
         return None, "not found"
     return X[adata.obs_names.get_indexer(cells)], "by name"
 
@@ -312,11 +333,6 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             f"({int(stored['n_obs']):,} cells then, {adata.n_obs:,} now: subset or concatenated since). {again}"
         )
     rows, how = _fingerprint_rows(adata, X, [str(c) for c in stored["cells"]])
-    if how == "some gone":
-        raise ValueError(
-            "adata's cells are not the cells psysc.pp.prepare_scoring computed the gene statistics on: some of them "
-            f"are gone (replaced by other cells, or renamed), others are still there. {again}"
-        )
     if rows is None:
         logger.info("the cells of the fingerprint of the prepared data could not be gathered (reordered cells of a "
                     "backed or dask matrix, or cell names that are not unique): the values are not checked")
@@ -342,8 +358,8 @@ def check_fingerprint(adata: AnnData, X, stored: dict | None, *, key_added: str,
             "adata.raw.to_adata() where scanpy kept the log-normalised values."
         )
     if changed:
-        note = (" (its cells were renamed since, or renamed and reordered: the first cells were compared by "
-                "position)" if renamed else "")
+        note = (" (cells were renamed or replaced by others since, or renamed and reordered: the first cells "
+                "were compared by position)" if renamed else "")
         raise ValueError(
             f"{matrix}, the expression psysc.pp.prepare_scoring computed the gene statistics on, has changed "
             f"since (e.g. another normalisation in place){note}. {again}"
@@ -393,11 +409,14 @@ def reads_as_counts(info: dict, normalize) -> bool:
 
 
 def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False, max_rows: int = 2_000,
-                     moments: bool = False) -> dict:
-    """Refuse data psysc cannot score and describe what it is (:func:`inspect_values`, integrality on ``max_rows``)."""
+                     min_cells: int = 2, moments: bool = False) -> dict:
+    """Refuse data psysc cannot score and describe what it is (:func:`inspect_values`, integrality on ``max_rows``).
+
+    ``min_cells``: scoring needs 2 (gene variances); writing normalised counts, 1.
+    """
     if adata.n_obs == 0 or adata.n_vars == 0:
         raise ValueError(f"{where} is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
-    if adata.n_obs < 2:
+    if adata.n_obs < min_cells:
         raise ValueError(f"{where} has {adata.n_obs} cell: gene variances, and so disease scores, need at least 2 "
                          "cells (in practice hundreds)")
     if X is None:
@@ -498,6 +517,7 @@ def prepare_scoring(
 
     """
     check_anndata(adata, writes=True)
+    covariates_given = covariates  # as the call gave them (for a message)
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
     target_sum = _checked_target_sum(target_sum)
@@ -547,7 +567,8 @@ def prepare_scoring(
     Xn = X
     if is_counts and normalize in ("auto", True):
         logger.info("%s holds raw counts: normalising to %g counts per cell and log1p", where, target_sum)
-        _check_layer_fits(X, where)
+        _check_layer_fits(X, where, write_normalized_code(layer=layer, target_sum=target_sum, key_added=key_added,
+                                                          covariates=covariates_given))
         norm_layer = f"{key_added}_norm"
         Xn = _log_normalise(X, target_sum)
 
