@@ -1,6 +1,9 @@
 """Behaviour of the scoring tools against naive re-derivations, invariances and null calibration."""
 
+import builtins
+import io
 import logging
+import sys
 import warnings
 
 import anndata as ad
@@ -301,6 +304,31 @@ def test_traits_are_scored_in_batches_that_fit_in_memory(prepared, monkeypatch, 
     monkeypatch.setattr(score_module, "available_memory", lambda: per_trait - 1)
     with pytest.raises(MemoryError, match="one trait need .*lower n_ctrl"):
         psysc.tl.score_disorders(prepared, sets, n_ctrl=n_ctrl, inplace=False, rng=rng)
+
+
+def test_a_cgroup_limit_counts_its_inactive_file_cache_as_free(tmp_path, monkeypatch):
+    # a batch job's cgroup v2: 10 GB limit, 9 GB charged of which 6 GB is page cache of a file read once
+    import psysc._utils as utils
+
+    (tmp_path / "memory.max").write_text(f"{10 * 2**30}\n")
+    (tmp_path / "memory.current").write_text(f"{9 * 2**30}\n")
+    (tmp_path / "memory.stat").write_text(f"anon {3 * 2**30}\nfile {6 * 2**30}\ninactive_file {6 * 2**30}\n")
+    monkeypatch.setattr(utils, "CGROUP", tmp_path)
+    monkeypatch.setitem(sys.modules, "psutil", None)  # the system's MemAvailable, larger here
+    monkeypatch.setattr(builtins, "open", _meminfo_of(64 * 2**30))
+    assert utils.available_memory() == 7 * 2**30  # 10 - (9 - 6) GB
+    (tmp_path / "memory.max").write_text("max\n")  # no limit: the system's
+    assert utils.available_memory() == 64 * 2**30
+
+
+def _meminfo_of(available: int):
+    real = builtins.open
+
+    def fake(path, *args, **kwargs):
+        if str(path) == "/proc/meminfo":
+            return io.StringIO(f"MemTotal: {2 * available // 1024} kB\nMemAvailable: {available // 1024} kB\n")
+        return real(path, *args, **kwargs)
+    return fake
 
 
 def test_available_memory_is_within_the_machine_memory():

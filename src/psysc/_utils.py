@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
+from pathlib import Path
 
 import pandas as pd
 
@@ -137,11 +138,15 @@ def uns_namespace(adata, key: str) -> dict:
     return ns
 
 
+#: the cgroup v2 folder of the process's limits (a container or a batch job)
+CGROUP = Path("/sys/fs/cgroup")
+
+
 def available_memory() -> int | None:
     """Bytes of memory that can be allocated without swapping, or ``None`` when unknown.
 
     The smaller of the system's available memory (``psutil``, else Linux's ``MemAvailable``) and what the
-    process's cgroup (a container or batch-job limit) still allows.
+    process's cgroup (a container or batch-job limit) still allows, counting its inactive file cache as free.
     """
     avail = None
     try:
@@ -158,11 +163,17 @@ def available_memory() -> int | None:
         except OSError:
             pass
     try:  # cgroup v2
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()
+        limit = (CGROUP / "memory.max").read_text().strip()
         if limit != "max":
-            with open("/sys/fs/cgroup/memory.current") as f:
-                left = int(limit) - int(f.read().strip())
+            used = int((CGROUP / "memory.current").read_text().strip())
+            # the page cache of files read and not used since (inactive_file) is given back on demand: a pass over
+            # a backed file fills it, and it is not memory in use
+            try:
+                stat = dict(line.split() for line in (CGROUP / "memory.stat").read_text().splitlines() if line)
+                used -= int(stat.get("inactive_file", 0))
+            except (OSError, ValueError):
+                pass
+            left = int(limit) - used
             avail = left if avail is None else min(avail, left)
     except (OSError, ValueError):
         pass
