@@ -15,7 +15,7 @@ logger = logging.getLogger("psysc")
 _WARNED_CSC: set[tuple[str, str]] = set()
 
 #: told the number of rows of each block :func:`iter_row_blocks` gives, when set (a progress bar over the passes
-#: of a step, :func:`psysc._utils.rows_progress`)
+#: of a step, :func:`psysc._utils.reports_cells_read`)
 ROWS_READ: ContextVar[Callable[[int], object] | None] = ContextVar("psysc_rows_read", default=None)
 
 

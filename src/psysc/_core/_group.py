@@ -76,11 +76,6 @@ def gearys_c_rows(graph: sparse.csr_matrix, VT: np.ndarray, means: np.ndarray | 
         return (n - 1) * num / (2.0 * W * den)
 
 
-def gearys_c(graph: sparse.csr_matrix, V: np.ndarray, means: np.ndarray | None = None) -> np.ndarray:
-    """Geary's C of every column of ``V`` (``(N, m)``) on ``graph`` (all columns at once): :func:`gearys_c_rows`."""
-    return gearys_c_rows(graph, np.asarray(V).T, means)
-
-
 @numba.njit(parallel=True, cache=True)
 def _place_by_rank(columns, sorted_ref, out):
     # out[j, i] = sorted_ref[rank of columns[j, i] in row j], ties by position (a stable sort); rows in parallel
@@ -110,20 +105,12 @@ def _place_by_rank_float32(columns, sorted_ref, out):
             out[j, keys[r] & low] = sorted_ref[r]
 
 
-def distribution_match(values: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Give each column of ``values`` the values of ``ref``, placed in the column's rank order.
+def distribution_match_rows(rows: np.ndarray, ref: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Give each row of ``rows`` (C-contiguous) the values of ``ref``, placed in the row's rank order.
 
     Ties are ranked by order of appearance, so only the spatial arrangement of each control differs
-    from the disease scores (:func:`distribution_match_rows` on the transposed values).
-    """
-    values = np.asarray(values)
-    return distribution_match_rows(np.ascontiguousarray(values.T), ref).T
-
-
-def distribution_match_rows(rows: np.ndarray, ref: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """:func:`distribution_match` of the rows of ``rows`` (C-contiguous), into ``out`` (same shape) when given.
-
-    Rows sorted in parallel (finite values; float32 rows by one integer-key sort each).
+    from the disease scores. Into ``out`` (same shape) when given. Rows sorted in parallel (finite values;
+    float32 rows by one integer-key sort each).
     """
     if out is None:
         out = np.empty(rows.shape, dtype=ref.dtype)

@@ -98,11 +98,10 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
         if rows.size == 0:
             continue
         if sparse.issparse(block):  # canonical (iter_row_blocks): no duplicated entries
-            B = block
             if acc is None:
                 n_parts = max(1, min(numba.get_num_threads(), _ACC_BUDGET // max(1, 24 * n_groups * n_genes)))
                 acc = np.zeros((n_parts, 3, n_groups, n_genes))
-            _csr_group_moments(B.data, B.indices, B.indptr, lab, acc)
+            _csr_group_moments(block.data, block.indices, block.indptr, lab, acc)
             continue
         # dense block: one product with a group indicator (n_groups x block rows) per statistic
         G = sparse.csr_matrix(
