@@ -346,11 +346,9 @@ def file_kind_problem(path: str | os.PathLike) -> str | None:
     suffix = path.suffix.lower()
     if suffix == ".json":
         try:
-            obj = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as err:  # UnicodeDecodeError and JSONDecodeError both are
-            return f"is not valid JSON ({err})"
-        if not isinstance(obj, dict):
-            return f"holds a JSON {type(obj).__name__}, not a JSON object"
+            _json_object(path)
+        except ValueError as err:
+            return str(err)
     elif suffix in (".pt", ".bin", ".pth", ".ckpt"):
         if not (head.startswith(b"PK\x03\x04") or head.startswith(b"\x80")):
             return "is not a file written by torch.save (neither a zip archive nor a pickle)"
@@ -372,16 +370,24 @@ def cache_hint(path: str | os.PathLike) -> str:
             "at first use) to download the model again")
 
 
+def _json_object(path: Path) -> dict:
+    """The JSON object in ``path``, or a ``ValueError`` whose message says what the file is instead."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:  # UnicodeDecodeError and JSONDecodeError both are
+        raise ValueError(f"is not valid JSON ({err})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"holds a JSON {type(obj).__name__}, not a JSON object")
+    return obj
+
+
 def read_json_object(path: str | os.PathLike) -> dict:
     """The JSON object in a model's file, or a ``ValueError`` that names the file (and the cache folder to delete)."""
     path = Path(path)
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
+        return _json_object(path)
     except ValueError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}){cache_hint(path)}") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path} must hold a JSON object, not a JSON {type(obj).__name__}{cache_hint(path)}")
-    return obj
+        raise ValueError(f"{path} {err}{cache_hint(path)}") from None
 
 
 def _read_record(folder: Path) -> dict[str, str]:

@@ -255,9 +255,7 @@ def _normalise_chrom_value(value: str) -> str | None:
 
 def _normalise_chroms(values: pd.Series) -> np.ndarray:
     """Vectorised :func:`_normalise_chrom_value` (maps the unique values only); unknown -> None."""
-    codes, uniques = pd.factorize(values.astype(str), use_na_sentinel=False)
-    mapped = np.array([_normalise_chrom_value(u) for u in uniques], dtype=object)
-    return mapped[codes] if len(uniques) else np.array([], dtype=object)
+    return _Distinct(values).map(_normalise_chrom_value)
 
 
 def _chrom_codes(chroms: np.ndarray) -> np.ndarray:
@@ -298,11 +296,11 @@ def _is_missing_token(value: str | None) -> bool:
     return value is None or value.strip().lower() in _MISSING
 
 
-def _missing_mask(col: pd.Series) -> np.ndarray:
-    """True where a cell is missing (NaN/None or one of the missing tokens)."""
+def _missing_mask(col: pd.Series, distinct: _Distinct | None = None) -> np.ndarray:
+    """True where a cell is missing (NaN/None or one of the missing tokens); ``distinct``: ``col``'s, when found."""
     if _is_number_column(col):
         return col.isna().to_numpy()
-    return _map_unique(col, _is_missing_token).astype(bool)
+    return (distinct or _Distinct(col)).map(_is_missing_token).astype(bool)
 
 
 #: a number written with a decimal comma: 0,05, -1,2, 6,334E-05
@@ -1134,8 +1132,7 @@ def read_sumstats(
     # the text columns' distinct values, found once for the rules below
     distinct = {std: _Distinct(raw[found[std]]) for std in ("CHR", "A1", "A2") if std in found}
     for std, values in distinct.items():
-        col = raw[found[std]]
-        missing[std] = col.isna().to_numpy() if _is_number_column(col) else values.map(_is_missing_token).astype(bool)
+        missing[std] = _missing_mask(raw[found[std]], values)
     if "SNP" in found:  # many distinct values: compare with the usual spellings of missing only
         col = raw[found["SNP"]]
         missing["SNP"] = (col.isna() | col.isin(_MISSING_SPELLINGS)).to_numpy()

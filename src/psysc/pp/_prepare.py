@@ -34,6 +34,15 @@ GENE_STAT_COLUMNS = ("mean", "var", "var_tech", "ct_mean", "ct_var", "ct_var_tec
 NORMALISE_BLOCK = 20_000
 
 
+def _obs_columns(covariates) -> list[str] | None:
+    """The ``obs`` columns that ``covariates`` names (a name, or a list or tuple of names), else None (a table)."""
+    if isinstance(covariates, str):
+        return [covariates]
+    if isinstance(covariates, list | tuple) and covariates and all(isinstance(c, str) for c in covariates):
+        return list(covariates)
+    return None
+
+
 def write_normalized_code(*, layer: str | None = None, target_sum: float = 1e4, key_added: str = "psysc",
                           covariates=None) -> str:
     """The code that writes the normalised counts to a file and prepares it, with the options of the call refused.
@@ -50,10 +59,9 @@ def write_normalized_code(*, layer: str | None = None, target_sum: float = 1e4, 
     if key_added != "psysc":
         prepare.append(f"key_added={key_added!r}")
     if covariates is not None:
-        names = isinstance(covariates, str) or (isinstance(covariates, list | tuple)
-                                                 and all(isinstance(c, str) for c in covariates))
-        prepare.append(f"covariates={list(covariates) if names and not isinstance(covariates, str) else covariates!r}"
-                       if names else "covariates=covariates")
+        names = _obs_columns(covariates)
+        shown = "covariates" if names is None else repr(covariates if isinstance(covariates, str) else names)
+        prepare.append(f"covariates={shown}")
     return (f"psysc.pp.write_normalized({', '.join(write)}); adata = anndata.read_h5ad('lognorm.h5ad', "
             f"backed='r'); psysc.pp.prepare_scoring({', '.join(prepare)})")
 
@@ -66,7 +74,7 @@ def _check_layer_fits(X, where: str, fix: str) -> None:
     """
     entries = _stored_entries(X)
     if entries is not None:
-        need = entries * (4 + (8 if max(entries, X.shape[1]) >= 2**31 else 4)) + (X.shape[0] + 1) * 8
+        need = entries * (4 + _index_dtype(entries, X.shape[1]).itemsize) + (X.shape[0] + 1) * 8
     elif is_dask(X):  # sparse or dense blocks: not known ahead
         return
     else:
@@ -78,6 +86,11 @@ def _check_layer_fits(X, where: str, fix: str) -> None:
             f"{need / 1e9:.1f} GB, more than the {avail / 1e9:.1f} GB available. Write it to a file block by block "
             f"and prepare that file, read in blocks: {fix}"
         )
+
+
+def _index_dtype(entries: int, n_genes: int) -> np.dtype:
+    """The dtype of the column indices of a CSR layer of ``entries`` stored values over ``n_genes`` genes."""
+    return np.dtype(np.int64 if max(entries, n_genes) >= 2**31 else np.int32)
 
 
 def _stored_entries(X) -> int | None:
@@ -122,7 +135,7 @@ def _log_normalise(X, target_sum: float):
             out[start:stop] = _normalised_block(block, target_sum)
         return out
     data = np.empty(capacity, dtype=np.float32)
-    indices = np.empty(capacity, dtype=np.int64 if max(capacity, n_genes) >= 2**31 else np.int32)
+    indices = np.empty(capacity, dtype=_index_dtype(capacity, n_genes))
     indptr = np.zeros(n + 1, dtype=np.int64 if capacity >= 2**31 else np.int32)
     pos = 0
     for start, stop, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True):
@@ -408,6 +421,13 @@ def reads_as_counts(info: dict, normalize) -> bool:
     return bool(info["integer"] or (normalize is True and info["max"] > LOG_MAX))
 
 
+class NegativeValuesError(ValueError):
+    """Expression with negative values (scaled or centred), refused by :func:`check_expression`.
+
+    Its own class, so that a caller with other fixes to offer (the command line) can tell it from the others.
+    """
+
+
 def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = False, max_rows: int = 2_000,
                      min_cells: int = 2, moments: bool = False) -> dict:
     """Refuse data psysc cannot score and describe what it is (:func:`inspect_values`, integrality on ``max_rows``).
@@ -430,7 +450,7 @@ def check_expression(adata: AnnData, X, where: str, *, allow_negative: bool = Fa
             "fill or remove them (e.g. adata.X = np.nan_to_num(adata.X)) or choose another layer."
         )
     if info["n_negative"] and not allow_negative:
-        raise ValueError(
+        raise NegativeValuesError(
             f"{where} holds {info['n_negative']} negative values: it looks scaled or centred (sc.pp.scale?). "
             "Pass raw counts or log-normalised values (layer=...; scanpy keeps the log-normalised values in "
             "adata.raw when it was set before scaling: adata.raw.to_adata()); if it is log-normalised data with "
@@ -546,9 +566,8 @@ def prepare_scoring(
             "(layer='counts'?), or log-transform them first (sc.pp.log1p)."
         )
     design = None
-    if isinstance(covariates, str) or (isinstance(covariates, list | tuple) and covariates
-                                       and all(isinstance(c, str) for c in covariates)):
-        keys = [covariates] if isinstance(covariates, str) else list(covariates)  # columns of adata.obs, as scanpy
+    keys = _obs_columns(covariates)  # columns of adata.obs, as scanpy's regress_out takes them
+    if keys is not None:
         unknown = [k for k in keys if k not in adata.obs.columns]
         if unknown:
             raise KeyError(f"covariates {unknown} are not columns of adata.obs; columns: {list(adata.obs.columns)}")
