@@ -157,7 +157,7 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
     non-negative values; integers, or non-integer counts larger than 50 somewhere, with a warning), on the whole
     input, so that ``prepare_scoring`` cannot refuse the data after QC.
     """
-    from .pp._prepare import check_expression, reads_as_counts
+    from .pp._prepare import NegativeValuesError, check_expression, reads_as_counts
 
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = adata.X if layer is None else adata.layers[layer]
@@ -170,7 +170,7 @@ def check_counts(adata: AnnData, layer: str | None) -> None:
         if adata.var_names.has_duplicates:
             raise InputError(str(err)) from None
         message = str(err)
-        if "negative values" in message:  # the fixes of prepare_scoring's message are Python's: the CLI's instead
+        if isinstance(err, NegativeValuesError):  # the fixes of prepare_scoring's message are Python's: the CLI's
             message = message.split(":")[0] + ": it looks scaled or centred (sc.pp.scale?)."
         raise InputError(f"{message} psysc run needs raw counts{_counts_elsewhere(adata, layer)}.") from None
     if reads_as_counts(info, normalize=True) and not info["integer"]:  # as prepare_scoring(normalize=True) does

@@ -463,11 +463,12 @@ def _run(args: argparse.Namespace) -> int:
     gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc, args.build, args.stat)
     if args.species != "human":
         from .gwas import to_species
+        from .gwas._ids import SameSpeciesError
 
         try:
             gene_sets = to_species(gene_sets, args.species)
         except ValueError as err:
-            if "already looks like" in str(err):  # the Python fix (species=) is not the command line's
+            if isinstance(err, SameSpeciesError):  # the Python fix (species=) is not the command line's
                 raise _InputError(f"--species {args.species}: {str(err).split(';')[0]}; --species {args.species} maps "
                                   f"human gene sets to {args.species} genes: drop it to score these as they are"
                                   ) from None

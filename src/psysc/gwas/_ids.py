@@ -589,6 +589,13 @@ def _scdrs(origin: str) -> dict[str, tuple[str, ...]]:
     return _group(table[src].str.upper(), table[dst])
 
 
+class SameSpeciesError(ValueError):
+    """A gene set given to :func:`to_species` that already looks like genes of the target species.
+
+    Its own class, so that a caller with another fix to offer (the command line's ``--species``) can tell it apart.
+    """
+
+
 def to_species(
     gene_sets, species: str = "mouse", *, source: str = "hcop", min_support: int = 3, gene_id: str = "symbol"
 ):
@@ -667,7 +674,7 @@ def to_species(
     for trait, genes in sets:
         guessed = guess_species(genes)
         if guessed == target:
-            raise ValueError(
+            raise SameSpeciesError(
                 f"gene set {trait!r} already looks like {target} genes (e.g. {_gene_names(genes)[:3]}); "
                 f"to map {target} genes to {origin} pass species={origin!r}, or use the set as it is"
             )
