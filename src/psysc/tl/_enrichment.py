@@ -228,38 +228,37 @@ def disorder_enrichment(
     from tqdm.auto import tqdm
 
     rows = []
-    bar = tqdm(total=len(traits) * len(groups), desc="group tests (association, heterogeneity)", unit="group",
-               disable=not settings.show_progress)
-    for trait in traits:
-        norm = adata.obs[f"{key}_{trait}_norm_score"].to_numpy(dtype=np.float32)
-        pval = adata.obs[f"{key}_{trait}_pval"].to_numpy(dtype=np.float64)
-        ctrl = np.asarray(adata.obsm[f"{key}_{trait}_ctrl_norm_score"], dtype=np.float32)
-        fdr = bh_fdr(pval)
-        undefined = ~np.isfinite(norm)
-        if undefined.any():
-            logger.warning(
-                "%s: %d cells have no normalised score (they express none of the control genes; p-value 1); they "
-                "are left out of the groups' association and heterogeneity tests (still counted in n_cells and "
-                "frac_sig)", trait, int(undefined.sum()),
-            )
-        for g in groups:
-            cells = members[g]
-            assoc_p, assoc_z, hetero_p, hetero_z = _group_stats(norm, ctrl, graph, cells[~undefined[cells]])
-            row = {
-                "trait": trait,
-                "group": g,
-                "n_cells": len(cells),
-                "assoc_pval": assoc_p,
-                "assoc_z": assoc_z,
-                "hetero_pval": hetero_p,
-                "hetero_z": hetero_z,
-            }
-            for thr in fdr_thresholds:
-                row[f"n_fdr_{thr:g}"] = int(np.sum(fdr[cells] < thr))
-            row["frac_sig"] = float(np.mean(fdr[cells] < 0.1)) if len(cells) else np.nan
-            rows.append(row)
-            bar.update()
-    bar.close()
+    with tqdm(total=len(traits) * len(groups), desc="group tests (association, heterogeneity)", unit="group",
+              disable=not settings.show_progress) as bar:
+        for trait in traits:
+            norm = adata.obs[f"{key}_{trait}_norm_score"].to_numpy(dtype=np.float32)
+            pval = adata.obs[f"{key}_{trait}_pval"].to_numpy(dtype=np.float64)
+            ctrl = np.asarray(adata.obsm[f"{key}_{trait}_ctrl_norm_score"], dtype=np.float32)
+            fdr = bh_fdr(pval)
+            undefined = ~np.isfinite(norm)
+            if undefined.any():
+                logger.warning(
+                    "%s: %d cells have no normalised score (they express none of the control genes; p-value 1); they "
+                    "are left out of the groups' association and heterogeneity tests (still counted in n_cells and "
+                    "frac_sig)", trait, int(undefined.sum()),
+                )
+            for g in groups:
+                cells = members[g]
+                assoc_p, assoc_z, hetero_p, hetero_z = _group_stats(norm, ctrl, graph, cells[~undefined[cells]])
+                row = {
+                    "trait": trait,
+                    "group": g,
+                    "n_cells": len(cells),
+                    "assoc_pval": assoc_p,
+                    "assoc_z": assoc_z,
+                    "hetero_pval": hetero_p,
+                    "hetero_z": hetero_z,
+                }
+                for thr in fdr_thresholds:
+                    row[f"n_fdr_{thr:g}"] = int(np.sum(fdr[cells] < thr))
+                row["frac_sig"] = float(np.mean(fdr[cells] < 0.1)) if len(cells) else np.nan
+                rows.append(row)
+                bar.update()
     table = pd.DataFrame(rows)
     for col in ("assoc", "hetero"):
         by_trait = table.groupby("trait", sort=False)[f"{col}_pval"]
