@@ -598,9 +598,12 @@ def test_p_zero_replaced(caplog):
     [
         ("P", "1.5", "outside"),
         ("P", "-0.1", "outside"),
-        ("SE", "-0.2", "not > 0"),  # SE 0 is read as missing, BP 0 as unplaced (tests below)
-        ("OR", "0", "not > 0"),
-        ("N", "0", "not > 0"),
+        ("SE", "-0.2", "not a finite number > 0"),  # SE 0 is read as missing, BP 0 as unplaced (tests below)
+        ("SE", "inf", "not a finite number > 0"),
+        ("OR", "0", "not a finite number > 0"),
+        ("OR", "Inf", "not a finite number > 0"),
+        ("N", "0", "not a finite number > 0"),
+        ("N", "inf", "not a finite number > 0"),
         ("BP", "-5", "not a position"),
         ("BP", "12.5", "not a position"),
         ("BP", "4294967396", "not a position"),  # 2^32 + 100: would share a key with chromosome + 1, position 100
@@ -1202,7 +1205,7 @@ def test_an_se_of_zero_is_read_as_missing_and_counted(caplog):
     assert out.attrs["qc"]["n_se_zero"] == 1 and "1 row has SE = 0" in caplog.text
     assert out.loc["rs1", "P"] == 1.0 and out.loc["rs1", "Z"] == 0.0 and np.isnan(out.loc["rs1", "SE"])
     assert out.loc["rs2", "Z"] == pytest.approx(-4.0)
-    with pytest.raises(ValueError, match="is not > 0"):
+    with pytest.raises(ValueError, match=r"SE \(SE\) = -0.1 is not a finite number > 0"):
         read_sumstats(df.assign(SE=[-0.1, 0.05]))
 
 

@@ -17,7 +17,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -419,24 +419,38 @@ class _RowNames:
 _CHUNK_ROWS = 500_000
 
 
+def _finite_and_positive(v: np.ndarray) -> np.ndarray:
+    return ~(v > 0) | np.isinf(v)
+
+
+#: the rule of each standard numeric column: the test of its known (not NaN) values that break it, and how an
+#: error states it. Repairs that come first: a P above 1 by at most _P_ABOVE_1 is read as 1, an SE of 0 as missing
+_VALUE_RULES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
+    "BP": (lambda v: (v < 1) | (v >= _KEY_SHIFT) | (v != np.floor(v)) | ~np.isfinite(v),
+           "is not a position (an integer from 1 to 2^32 - 1; the longest human chromosome has 2.5e8 bases)"),
+    "P": (lambda v: (v < 0) | (v > 1), "is outside [0, 1]"),
+    "LP": (lambda v: v < 0, "is negative (LP = -log10 P must be >= 0)"),
+    "SE": (_finite_and_positive, "is not a finite number > 0"),
+    "OR": (_finite_and_positive, "is not a finite number > 0"),
+    "N": (_finite_and_positive, "is not a finite number > 0"),
+    "Z": (np.isinf, "is not finite"),
+    "BETA": (np.isinf, "is not finite"),
+}
+
+
 def _unremarkable(std: str, values: np.ndarray) -> bool:
     """Whether parsed values of a standard column break none of the rules :func:`read_sumstats` checks or repairs.
 
-    A chunk of a column that does is kept as text, so that the messages quote the cells as written and the
-    repairs that read the text (a P that underflows, decimal commas, repeated headers) see it.
+    The rules are :data:`_VALUE_RULES`; a P of 0 (underflow, repaired from the text) and an infinite value (whose
+    text may say more) count as breaking one too. A chunk of a column that breaks one is kept as text, so that the
+    messages quote the cells as written and the repairs that read the text (a P that underflows, decimal commas,
+    repeated headers) see it.
     """
     v = values[~np.isnan(values)]
-    if np.isinf(v).any():
+    if np.isinf(v).any() or (std == "P" and (v == 0).any()):
         return False
-    if std == "P":
-        return bool(((v > 0) & (v <= 1)).all())
-    if std == "LP":
-        return bool((v >= 0).all())
-    if std in ("SE", "OR", "N"):
-        return bool((v > 0).all())
-    if std == "BP":
-        return bool(((v >= 1) & (v < _KEY_SHIFT) & (v == np.floor(v))).all())
-    return True
+    rule = _VALUE_RULES.get(std)
+    return rule is None or not rule[0](v).any()
 
 
 def _as_numbers(chunk: pd.DataFrame, numeric: Mapping[str, str]) -> pd.DataFrame:
@@ -1284,32 +1298,19 @@ def read_sumstats(
     def known(std: str) -> np.ndarray:
         return ~np.isnan(values[std])
 
-    bp = values["BP"]
-    fail_if((bp < 1) | (bp >= _KEY_SHIFT) | (bp != np.floor(bp)) | ~np.isfinite(bp), "BP",
-            "is not a position (an integer from 1 to 2^32 - 1; the longest human chromosome has 2.5e8 bases)")
-    qc["n_p_rounded_to_1"] = 0
     if "P" in values:
         p_src = values["P"]
         rounding = (p_src > 1) & (p_src <= 1 + _P_ABOVE_1)  # e.g. 1.0000001, from arithmetic in the source
+        qc["n_p_rounded_to_1"] = int(rounding.sum())
         if rounding.any():
-            qc["n_p_rounded_to_1"] = int(rounding.sum())
-            values["P"] = p_src = np.where(rounding, 1.0, p_src)
+            values["P"] = np.where(rounding, 1.0, p_src)
             logger.info("%s: %s a P above 1 by at most %g (rounding in the source) read as 1", where,
                         _plural(qc["n_p_rounded_to_1"], "row has", "rows have"), _P_ABOVE_1)
-        fail_if(known("P") & ((p_src < 0) | (p_src > 1)), "P", "is outside [0, 1]")
-    if "LP" in values:
-        fail_if(known("LP") & (values["LP"] < 0), "LP", "is negative (LP = -log10 P must be >= 0)")
-    if "SE" in values:
-        fail_if(known("SE") & ~(values["SE"] > 0), "SE", "is not > 0")
-        fail_if(known("SE") & np.isinf(values["SE"]), "SE", "is not finite")
-    if "OR" in values:
-        fail_if(known("OR") & ~(values["OR"] > 0), "OR", "is not > 0")
-        fail_if(known("OR") & np.isinf(values["OR"]), "OR", "is not finite")
-    if "N" in values:
-        fail_if(known("N") & ~(values["N"] > 0), "N", "is not > 0")
-    for std in ("Z", "BETA"):
-        if std in values:
-            fail_if(known(std) & np.isinf(values[std]), std, "is not finite")
+    else:
+        qc["n_p_rounded_to_1"] = 0
+    for std, (breaks, rule) in _VALUE_RULES.items():
+        if std in values:  # every position must be known (rows without one were dropped above)
+            fail_if((True if std == "BP" else known(std)) & breaks(values[std]), std, rule)
 
     # 4. Z and P
     n = len(keep_idx)
@@ -1412,7 +1413,7 @@ def read_sumstats(
     # 5. assemble
     out = pd.DataFrame(index=pd.RangeIndex(n))
     out["CHR"] = pd.array(chrom.astype(str), dtype=object)
-    out["BP"] = bp.astype(np.int64)
+    out["BP"] = values["BP"].astype(np.int64)
     for std in ("A1", "A2"):
         if std in found:
             a = distinct[std].map(lambda v: "" if v is None else v.strip().upper(), keep_idx)
