@@ -157,6 +157,15 @@ def test_report_is_self_contained(quick_run):
     for t in TRAITS:
         assert html.escape(summary["interpretation"][t]) in report
     assert "<th>n_ctrl</th><td>200</td>" in report
+    # the cell-type table lists traits, methods and groups in the order of the figures and of celltype_enrichment.tsv
+    section = report[report.index("<h2>Cell-type level enrichment</h2>"):]
+    section = section[section.index("<table"): section.index("</table>")]
+    header, body = section.split("<tbody>")
+    rows = [re.findall(r"<th[^>]*>([^<]*)</th>", r) for r in header.split("</tr>")[:2]]
+    celltype = pd.read_csv(out / "celltype_enrichment.tsv", sep="\t")
+    methods, groups = list(pd.unique(celltype["method"])), list(pd.unique(celltype["group"]))
+    assert rows[0] == ["method", *methods] and rows[1] == ["group", *groups * len(methods)]
+    assert re.findall(r"<th>([^<]+)</th>", body) == TRAITS
 
 
 def test_interpretation_sentences():
@@ -190,6 +199,18 @@ def test_interpretation_sentences():
     celltype["fdr"] = 0.5
     assert interpret(table, ["SCZ"], celltype=celltype)["SCZ"].endswith(
         "Cell-type level (seismic): no group at FDR < 0.1.")
+
+
+def test_interpretation_breaks_ties_of_the_pvalue_by_z():
+    """Groups at the Monte Carlo floor share one p-value: the strongest named is the one of the highest z."""
+    from psysc._pipeline import interpret
+
+    floor = 1 / 51
+    table = pd.DataFrame({"trait": "SCZ", "group": ["6", "12", "21", "3"], "assoc_pval": [floor, floor, floor, 0.4],
+                          "assoc_z": [2.44, 2.5, 2.97, 0.1], "assoc_fdr": [0.13, 0.13, 0.13, 0.4]})
+    assert "(strongest: 21, p = 0.02, FDR = 0.13)" in interpret(table, ["SCZ"])["SCZ"]
+    table["assoc_fdr"] = [0.05, 0.05, 0.05, 0.4]
+    assert interpret(table, ["SCZ"])["SCZ"].split(": ", 2)[2].startswith("21 (p = 0.02, FDR = 0.05); 12 (p")
 
 
 def test_run_with_input_layer_and_gene_set_file(tmp_path, darmanis):

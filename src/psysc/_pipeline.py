@@ -311,6 +311,13 @@ def _fmt(x: float) -> str:
     return f"{x:.2g}" if np.isfinite(x) else "nan"
 
 
+def _strongest_first(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the enrichment table by association p-value, ties (e.g. at the Monte Carlo floor) by z-score."""
+    if "assoc_z" not in rows.columns:
+        return rows.sort_values("assoc_pval", kind="stable")
+    return rows.sort_values(["assoc_pval", "assoc_z"], ascending=[True, False], kind="stable")
+
+
 def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FDR,
               celltype: pd.DataFrame | None = None) -> dict[str, str]:
     """One plain-language sentence per trait: the cell groups associated at ``assoc_fdr < fdr``.
@@ -320,7 +327,7 @@ def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FD
     """
     sentences = {}
     for trait in traits:
-        sub = table[table["trait"].astype(str) == str(trait)].sort_values("assoc_pval")
+        sub = _strongest_first(table[table["trait"].astype(str) == str(trait)])
         sig = sub[sub["assoc_fdr"] < fdr]
         if len(sig):
             parts = []
@@ -440,6 +447,9 @@ def _report_html(
     celltype_html = ""
     if celltype is not None and dotplot is not None:
         wide = celltype.pivot_table(index="trait", columns=["method", "group"], values="t", aggfunc="first")
+        # in the order of the figures (pivot_table sorts the traits and groups as text)
+        wide = wide.reindex(index=pd.unique(celltype["trait"]),
+                            columns=pd.MultiIndex.from_frame(celltype[["method", "group"]].drop_duplicates()))
         wide = wide.map(lambda v: f"{v:.2f}")
         celltype_html = f"""<h2>Cell-type level enrichment</h2>
 <p class="note">Regression of the traits' gene z-scores (genes outside a gene set: z = 0) on each group's
