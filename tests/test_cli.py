@@ -984,3 +984,12 @@ def test_groups_without_cells_are_named(tmp_path, darmanis):
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["data"]["groups_without_cells"]) == {"pericytes", "low_quality"}
     assert not {"pericytes", "low_quality"} & set(pd.read_csv(out / "enrichment.tsv", sep="\t")["group"])
+
+
+def test_python_dash_m_runs_the_command():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "psysc", "run", "--help"], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert "--gene-sets" in done.stdout and done.stdout.startswith("usage: psysc run")

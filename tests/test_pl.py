@@ -232,6 +232,31 @@ def test_heatmap_return_fig_ax_and_show(table, monkeypatch):
     assert shown == [1]
 
 
+def test_heatmap_scale_reaches_at_least_p_of_a_tenth(table):
+    weak = pd.DataFrame({"trait": "HEIGHT", "group": list("abc"), "assoc_pval": [0.6, 0.8, 1.0], "assoc_fdr": 1.0})
+    im = psysc.pl.enrichment_heatmap(weak, show=False).images[0]
+    assert im.norm.vmax == 1.0 and im.norm(-np.log10(0.6)) < 0.25  # p = 0.6 is pale, not the darkest red
+    im = psysc.pl.enrichment_heatmap(table, show=False).images[0]
+    assert im.norm.vmax == pytest.approx((-np.log10(table["assoc_pval"])).max())
+
+
+def test_heatmap_of_a_chosen_groupby(table):
+    adata = ad.AnnData(np.zeros((3, 2), dtype=np.float32))
+    by_cluster = table.assign(group=table["group"] + "_cl", assoc_pval=0.5)
+    adata.uns["psysc"] = {
+        "enrichment": by_cluster, "enrichment_params": {"groupby": "leiden"},
+        "enrichment_by_groupby": {"cell_type": {"table": table, "params": {"groupby": "cell_type"}},
+                                  "leiden": {"table": by_cluster, "params": {"groupby": "leiden"}}},
+    }
+    ax = psysc.pl.enrichment_heatmap(adata, show=False)
+    assert ax.get_xlabel().startswith("leiden") and _labels(ax.get_xticklabels())[0] == "neurons_cl"
+    ax = psysc.pl.enrichment_heatmap(adata, groupby="cell_type", show=False)
+    assert ax.get_xlabel().startswith("cell_type\n")
+    np.testing.assert_allclose(ax.images[0].get_array(), -np.log10(_grid(table, "assoc_pval")))
+    with pytest.raises(KeyError, match=r"groupby='subclass'.*\['cell_type', 'leiden'\]"):
+        psysc.pl.enrichment_heatmap(adata, groupby="subclass", show=False)
+
+
 def test_heatmap_errors(table):
     with pytest.raises(KeyError, match="disorder_enrichment"):
         psysc.pl.enrichment_heatmap(ad.AnnData(np.zeros((2, 2), dtype=np.float32)), show=False)
@@ -245,6 +270,8 @@ def test_heatmap_errors(table):
         psysc.pl.enrichment_heatmap(table.drop(columns="assoc_z"), value="assoc_z", show=False)
     with pytest.raises(TypeError):
         psysc.pl.enrichment_heatmap(table.to_numpy(), show=False)
+    with pytest.raises(ValueError, match=r"\['SCZ'\] named more than once"):
+        psysc.pl.enrichment_heatmap(table, traits=["SCZ", "BIP", "SCZ"], show=False)
 
 
 # -------------------------------------------------------------------------------------- scores
@@ -306,8 +333,34 @@ def test_scores_ax_return_fig_and_show(scored, monkeypatch):
     assert shown == []
     assert psysc.pl.scores(scored, "SCZ") is None
     assert shown == [1]
-    with pytest.raises(TypeError, match=r"return_fig=True.*savefig"):  # as every psysc.pl function: no save=
-        psysc.pl.scores(scored, "SCZ", save="x.png", show=False)
+
+
+def test_every_plot_saves_as_scanpy_does(scored, table, tmp_path):
+    """save=True or a suffix: <figdir>/<name><suffix> (scanpy's rule); any other name: that file."""
+    import scanpy as sc
+
+    before = sc.settings.figdir, sc.settings.file_format_figs
+    sc.settings.figdir, sc.settings.file_format_figs = tmp_path / "figs", "png"
+    try:
+        psysc.pl.scores(scored, "SCZ", save="_umap.pdf", show=False)
+        psysc.pl.scores(scored, "HEIGHT", save=True, show=False)
+        psysc.pl.enrichment_heatmap(table, save=".svg", show=False)
+        psysc.pl.enrichment_heatmap(table, save=str(tmp_path / "out" / "heat"), show=False)  # no extension
+        psysc.pl.enrichment_heatmap(table, save=tmp_path / "heat.pdf", show=False)
+    finally:
+        sc.settings.figdir, sc.settings.file_format_figs = before
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "enrichment_heatmap.svg", "scores_HEIGHT.png", "scores_SCZ_umap.pdf"]
+    assert (tmp_path / "out" / "heat.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "heat.pdf").read_bytes()[:4] == b"%PDF"
+    with pytest.raises(TypeError, match="save must be"):
+        psysc.pl.enrichment_heatmap(table, save="", show=False)
+
+
+def test_scores_in_three_dimensions(scored):
+    scored.obsm["X_pca"] = np.random.default_rng(0).normal(size=(scored.n_obs, 3))
+    ax = psysc.pl.scores(scored, "SCZ", basis="pca", projection="3d", show=False)
+    assert ax.name == "3d"
 
 
 def test_scores_errors(scored):
@@ -323,6 +376,9 @@ def test_scores_errors(scored):
     bare = ad.AnnData(np.zeros((3, 2), dtype=np.float32), obsm={"X_umap": np.zeros((3, 2))})
     with pytest.raises(KeyError, match=r"run psysc\.tl\.score_disorders"):
         psysc.pl.scores(bare, "SCZ", show=False)
+    scored.obsm["X_umap"] = np.zeros((scored.n_obs, 2))
+    with pytest.raises(KeyError, match=r"scored under key='psysc': pass key='psysc'"):
+        psysc.pl.scores(scored, "SCZ", key="other", show=False)
 
 
 def test_figures_keep_their_labels_inside_the_canvas(table):

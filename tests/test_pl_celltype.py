@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import PathCollection
 
 import psysc
 
@@ -117,3 +118,74 @@ def test_dotplot_says_what_the_dot_sizes_mean():
     (legend,) = psysc.pl.enrichment_dotplot(t, show=False, return_fig=True).legends
     labels = [x.get_text() for x in legend.get_texts()]
     assert labels == ["1", "2"]
+
+
+LONG_GROUPS = ["OPC", "astrocytes", "endothelial", "fetal_quiescent", "fetal_replicating", "hybrid", "microglia",
+               "neurons", "oligodendrocytes"]
+
+
+@pytest.mark.parametrize("traits", [["SCZ"], ["SCZ", "HEIGHT"]])
+@pytest.mark.parametrize("groups", [LONG_GROUPS, ["neurons"]])
+def test_dotplot_of_one_or_two_traits_has_room_for_its_labels(traits, groups, recwarn):
+    rng = np.random.default_rng(0)
+    t = pd.DataFrame([{"trait": tr, "group": g, "method": "seismic", "t": rng.normal(),
+                       "pval": 10 ** -rng.uniform(0, 4), "fdr": 0.5} for tr in traits for g in groups])
+    fig = psysc.pl.enrichment_dotplot(t, show=False, return_fig=True)
+    fig.canvas.draw()
+    assert not [w for w in recwarn if "layout" in str(w.message)]  # constrained layout did not give up
+    width, height = fig.get_size_inches()
+    box = fig.get_tightbbox(fig.canvas.get_renderer())  # inches: every label, legend and title on the canvas
+    assert box.x0 >= -0.01 and box.y0 >= -0.01 and box.x1 <= width + 0.01 and box.y1 <= height + 0.01
+    colour_bar = fig.axes[1].get_window_extent().transformed(fig.dpi_scale_trans.inverted())
+    assert colour_bar.height >= 0.9  # inches: room for its ticks
+    texts = [fig.axes[0].title.get_window_extent(), *(x.get_window_extent() for x in fig.axes[0].get_xticklabels())]
+    legend = fig.legends[0].get_window_extent()
+    assert all(not legend.overlaps(b) for b in texts)
+
+
+def test_dotplot_draws_a_dot_without_colour_value_grey(table):
+    t = table[table.method == "seismic"].reset_index(drop=True)
+    t.loc[1, "t"] = np.nan
+    ax = psysc.pl.enrichment_dotplot(t, show=False)
+    coloured, grey = ax.collections[:2]
+    assert len(coloured.get_offsets()) == len(t) - 1
+    np.testing.assert_array_equal(grey.get_offsets(), [[1, 0]])  # neurons x astrocytes... second group, first row
+    np.testing.assert_allclose(grey.get_facecolors()[0][:3], [0.7, 0.7, 0.7])
+
+
+def test_dotplot_size_legend_steps_are_apart():
+    t = pd.DataFrame({"trait": "SCZ", "group": ["a", "b"], "pval": [10**-2.1, 0.5]})
+    (legend,) = psysc.pl.enrichment_dotplot(t, show=False, return_fig=True).legends
+    steps = [float(x.get_text()) for x in legend.get_texts()]
+    assert steps[-1] == 2.1 and all(a <= 0.8 * b for a, b in zip(steps, steps[1:], strict=False))
+
+
+def test_dotplot_and_contrast_refuse_bad_tables_and_thresholds(table):
+    with pytest.raises(ValueError, match="empty"):
+        psysc.pl.enrichment_dotplot(table.iloc[:0], show=False)
+    with pytest.raises(KeyError, match=r"lacks column\(s\) \['trait'\]"):
+        psysc.pl.enrichment_dotplot(table.drop(columns="trait"), show=False)
+    with pytest.raises(ValueError, match="fdr must be"):
+        psysc.pl.enrichment_dotplot(table, fdr=5, show=False)
+    with pytest.raises(ValueError, match="named more than once"):
+        psysc.pl.enrichment_dotplot(table, traits=["AD", "AD"], show=False)
+    t = pd.DataFrame({"contrast": "SCZ - AD", "trait_a": "SCZ", "trait_b": "AD", "method": "seismic",
+                      "group": ["neurons"], "beta": [0.2], "se": [0.1], "pval": [0.07], "fdr": [0.07]})
+    with pytest.raises(ValueError, match="fdr must be"):
+        psysc.pl.contrast(t, fdr=0, show=False)
+    with pytest.raises(KeyError, match=r"lacks column\(s\) \['contrast'\]"):
+        psysc.pl.contrast(t.drop(columns="contrast"), show=False)
+
+
+def test_shared_contrast_read_back_from_a_file_is_one_sided(tmp_path):
+    t = pd.DataFrame({"contrast": "shared", "trait_a": "SCZ+BIP", "trait_b": "", "method": "seismic",
+                      "group": ["neurons", "microglia"], "beta": [0.3, -0.1], "se": [0.1, 0.1], "pval": [0.01, 0.8],
+                      "fdr": [0.02, 0.8], "beta_a": [0.3, -0.1], "beta_b": [np.nan, np.nan]})
+    t.to_csv(tmp_path / "contrast.tsv", sep="\t", index=False)
+    read = pd.read_csv(tmp_path / "contrast.tsv", sep="\t")
+    assert read["trait_b"].isna().all()  # the empty name comes back as NaN
+    for tab in (t, read):
+        ax = psysc.pl.contrast(tab, "shared", show=False)
+        assert ax.get_xlabel() == "slope (seismic) of the mean scaled z of SCZ, BIP"
+        # no 'alone' markers (one slope, no difference); the error bars are the only collection
+        assert not [c for c in ax.collections if isinstance(c, PathCollection)]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ._enrichment import _finish, _ordered_levels, nlog10_pvalues
+from ._enrichment import _finish, _ordered_levels, check_columns, check_fdr, nlog10_pvalues
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -55,6 +56,7 @@ def enrichment_dotplot(
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
+    save: bool | str | os.PathLike | None = None,
 ) -> Axes | Figure | None:
     r"""Dot plot of traits x cell states: dot size :math:`-\log_{10} p`, colour the effect, ring when significant.
 
@@ -81,6 +83,10 @@ def enrichment_dotplot(
         Matplotlib colour map.
     ax, show, return_fig
         As in scanpy: draw into ``ax``; show by default only for a new figure; return the Figure.
+    save
+        Also write the figure to a file: ``True``, or a suffix such as ``"_scz.png"``, writes it to
+        ``scanpy.settings.figdir`` under the function's name, as scanpy does; any other name is the file itself
+        (e.g. ``"results/heatmap.pdf"``).
 
     Returns
     -------
@@ -102,7 +108,11 @@ def enrichment_dotplot(
     import matplotlib.pyplot as plt
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
+    check_fdr(fdr)
     tab = _table(data, key, table)
+    check_columns(tab, ("trait", "group"), _TABLES.get(table, "a psysc.tl function"))
+    if tab.empty:
+        raise ValueError("nothing to plot: the table is empty")
     if "method" in tab.columns:
         available = list(pd.unique(tab["method"].astype(str)))
         if method is None:
@@ -136,20 +146,29 @@ def enrichment_dotplot(
     smax = max(float(np.nanmax(size_val)), 1.0)
     sizes = 20 + 280 * np.clip(size_val, 0, None) / smax
 
+    title = {"celltype_enrichment": "cell-type enrichment", "combined_enrichment": "combined evidence",
+             "enrichment": "per-cell enrichment"}.get(table, table)
+    title = f"{title}{f' ({method})' if method else ''}; ring: FDR < {fdr:g}"
     ax_given = ax is not None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(2.5 + 0.55 * len(cols), 1.4 + 0.4 * len(rows)), layout="constrained")
+        fig, ax = plt.subplots(figsize=_dotplot_size(rows, cols, title), layout="constrained")
     fig = ax.figure
     # a signed statistic (t, z, beta) is centred on 0 even when every value has one sign: a small positive t is
     # drawn near the neutral colour, not in the colour of depletion
-    signed = color is not None and (color in _SIGNED_COLUMNS or np.nanmin(cval) < 0)
+    coloured = ok & ~np.isnan(cval)
+    known = cval[coloured] if coloured.any() else np.zeros(1)
+    signed = color is not None and (color in _SIGNED_COLUMNS or known.min() < 0)
     if signed:
-        lim = max(float(np.nanmax(np.abs(cval))), 1e-12)
+        lim = max(float(np.abs(known).max()), 1e-12)
         norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
     else:
-        norm = Normalize(vmin=float(np.nanmin(cval)), vmax=float(np.nanmax(cval)))
-    sc = ax.scatter(xx[ok], yy[ok], s=sizes[ok], c=cval[ok], cmap=cmap, norm=norm,
-                    edgecolors=np.where(sig[ok], "black", "none"), linewidths=1.5)
+        norm = Normalize(vmin=float(known.min()), vmax=float(known.max()))
+    sc = ax.scatter(xx[coloured], yy[coloured], s=sizes[coloured], c=cval[coloured], cmap=cmap, norm=norm,
+                    edgecolors=np.where(sig[coloured], "black", "none"), linewidths=1.5)
+    grey = ok & np.isnan(cval)  # a p-value without its colour value: drawn, in grey
+    if grey.any():
+        ax.scatter(xx[grey], yy[grey], s=sizes[grey], color="0.7", edgecolors=np.where(sig[grey], "black", "none"),
+                   linewidths=1.5)
     ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlim(-0.6, len(cols) - 0.4)
@@ -159,7 +178,9 @@ def enrichment_dotplot(
     # what the dot sizes mean: a few -log10 p values up to the largest shown (a scatter size is an area)
     from matplotlib.lines import Line2D
 
-    steps = [v for v in (1, 2, 3, 5, 10, 20, 50, 100, 200) if v < round(smax, 1)][-2:] + [round(smax, 1)]
+    # steps at most 0.8 of the next, so that no two look alike
+    steps = [v for v in (1, 2, 3, 5, 10, 20, 50, 100, 200) if v <= 0.8 * round(smax, 1)][-2:] + [round(smax, 1)]
+    steps = [v for v, nxt in zip(steps, steps[1:] + [np.inf], strict=True) if v <= 0.8 * nxt]
     handles = [Line2D([], [], marker="o", linestyle="", color="grey", markersize=np.sqrt(20 + 280 * v / smax))
                for v in steps]
     options = {"title": f"dot size: $-\\log_{{10}}$ {pcol}", "ncols": len(steps), "fontsize": 7,
@@ -168,10 +189,22 @@ def enrichment_dotplot(
         ax.legend(handles, [f"{v:g}" for v in steps], loc="best", **options)
     else:
         fig.legend(handles, [f"{v:g}" for v in steps], loc="outside lower center", **options)
-    title = {"celltype_enrichment": "cell-type enrichment", "combined_enrichment": "combined evidence",
-             "enrichment": "per-cell enrichment"}.get(table, table)
-    ax.set_title(f"{title}{f' ({method})' if method else ''}; ring: FDR < {fdr:g}", fontsize=9)
-    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig)
+    ax.set_title(title, fontsize=9)
+    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig, save=save,
+                   name="enrichment_dotplot")
+
+
+def _dotplot_size(rows: Sequence[str], cols: Sequence[str], title: str) -> tuple[float, float]:
+    """Figure size (inches) of a dot plot, at most 30 x 30.
+
+    Room for the rows (at least a colour bar's height), the group labels (rotated 60 degrees), the size legend
+    below and the title.
+    """
+    label = 0.065 * max(len(c) for c in cols)  # a rotated label's height, 10-point text
+    height = 0.9 + max(0.4 * len(rows), 1.3) + 0.87 * label + 0.6
+    width = max(2.5 + 0.55 * len(cols) + 0.065 * max(len(r) for r in rows), 1.0 + 0.06 * len(title),
+                0.5 * label + 2.5)
+    return min(width, 30.0), min(height, 30.0)
 
 
 #: columns of psysc's tables that hold signed statistics
@@ -189,6 +222,7 @@ def contrast(
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
+    save: bool | str | os.PathLike | None = None,
 ) -> Axes | Figure | None:
     """Bar plot of one disorder contrast per cell state: slope difference with 95 % interval.
 
@@ -213,6 +247,10 @@ def contrast(
         Significance threshold of the solid bars.
     ax, show, return_fig
         As in scanpy.
+    save
+        Also write the figure to a file: ``True``, or a suffix such as ``"_scz.png"``, writes it to
+        ``scanpy.settings.figdir`` under the function's name, as scanpy does; any other name is the file itself
+        (e.g. ``"results/heatmap.pdf"``).
 
     Returns
     -------
@@ -233,7 +271,11 @@ def contrast(
     """
     import matplotlib.pyplot as plt
 
+    check_fdr(fdr)
     tab = _table(data, key, "disorder_contrast")
+    check_columns(tab, ("contrast", "method", "group", "beta", "se", "fdr"), _TABLES["disorder_contrast"])
+    if tab.empty:
+        raise ValueError("nothing to plot: the table is empty")
     available = list(pd.unique(tab["contrast"].astype(str)))
     contrast = available[0] if contrast is None else contrast
     if contrast not in available:
@@ -260,12 +302,14 @@ def contrast(
     for patch, s in zip(bars.patches, sig, strict=True):
         patch.set_alpha(1.0 if s else 0.35)
     a_name = str(tab["trait_a"].iloc[0]) if "trait_a" in tab else "A"
-    b_name = str(tab["trait_b"].iloc[0]) if "trait_b" in tab else "B"
-    one_sided = not b_name  # the shared component: one slope, no difference
+    b_value = tab["trait_b"].iloc[0] if "trait_b" in tab else "B"
+    # the shared component: one slope, no difference (no second trait: '' in adata, NaN in a table read from a file)
+    b_name = "" if pd.isna(b_value) else str(b_value)
+    one_sided = not b_name or contrast == "shared"
     if "beta_a" in tab and not one_sided:
         ax.scatter(tab["beta_a"], y, marker="o", facecolors="none", edgecolors="black", s=25, zorder=3,
                    label=f"{a_name} alone")
-    if "beta_b" in tab and b_name and tab["beta_b"].notna().any():
+    if "beta_b" in tab and not one_sided and tab["beta_b"].notna().any():
         ax.scatter(tab["beta_b"], y, marker="x", color="black", s=25, zorder=3, label=f"{b_name} alone")
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y, order)
@@ -276,4 +320,4 @@ def contrast(
     ax.set_title(f"{contrast}: solid bars FDR < {fdr:g}", fontsize=9)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=7, loc="best", frameon=False)
-    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig)
+    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig, save=save, name="contrast")

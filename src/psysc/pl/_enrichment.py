@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import logging
+import numbers
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,10 +50,15 @@ def nlog10_pvalues(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def _enrichment_table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
-    """The tidy enrichment table, from a DataFrame or from ``adata.uns[key]["enrichment"]``."""
+def _enrichment_table(data: AnnData | pd.DataFrame, key: str, groupby: str | None = None
+                      ) -> tuple[pd.DataFrame, str | None]:
+    """The tidy enrichment table and the grouping it tests (``None`` when unknown).
+
+    From a DataFrame, or from ``adata.uns[key]``: the table of ``groupby`` that
+    :func:`psysc.tl.disorder_enrichment` kept, by default the last one it wrote (``["enrichment"]``).
+    """
     if isinstance(data, pd.DataFrame):
-        return data
+        return data, groupby
     uns = getattr(data, "uns", None)
     if uns is None:
         raise TypeError(f"data must be an AnnData or a pandas DataFrame, not {type(data).__name__}")
@@ -59,8 +67,19 @@ def _enrichment_table(data: AnnData | pd.DataFrame, key: str) -> pd.DataFrame:
             f"adata.uns[{key!r}]['enrichment'] not found; run psysc.tl.disorder_enrichment(adata, groupby=...) first"
             + (" (or pass key=, the key_added used when scoring)" if key not in uns else "")
         )
-    table = uns[key]["enrichment"]
-    return table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)
+    if groupby is None:
+        table, groupby = uns[key]["enrichment"], dict(uns[key].get("enrichment_params", {})).get("groupby")
+    else:
+        from ..tl._enrichment import kept_enrichment
+
+        entry = kept_enrichment(uns[key], groupby)
+        if entry is None:
+            kept = [dict(e.get("params", {})).get("groupby")
+                    for e in dict(uns[key].get("enrichment_by_groupby", {})).values() if isinstance(e, dict)]
+            raise KeyError(f"no enrichment table of groupby={groupby!r} in adata.uns[{key!r}] (tables kept for: "
+                           f"{kept}); run psysc.tl.disorder_enrichment(adata, groupby={groupby!r}) first")
+        table = entry["table"]
+    return (table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)), groupby
 
 
 def _ordered_levels(column: pd.Series, wanted: Sequence[str] | None, what: str) -> list[str]:
@@ -75,14 +94,57 @@ def _ordered_levels(column: pd.Series, wanted: Sequence[str] | None, what: str) 
     if isinstance(wanted, str):
         wanted = [wanted]
     wanted = [str(w) for w in wanted]
+    repeated = sorted({w for w in wanted if wanted.count(w) > 1})
+    if repeated:
+        raise ValueError(f"{what} {repeated} named more than once; name each once")
     missing = [w for w in wanted if w not in available]
     if missing:
         raise KeyError(f"{what} {missing} not in the enrichment table; available: {available}")
     return wanted
 
 
-def _finish(fig: Figure, ax: Axes, *, ax_given: bool, show: bool | None, return_fig: bool):
-    """Show and/or return following scanpy: show by default only for a new figure, return None when shown."""
+def check_fdr(fdr) -> None:
+    """Refuse an FDR threshold outside (0, 1]."""
+    if not isinstance(fdr, numbers.Real) or not 0 < fdr <= 1:
+        raise ValueError(f"fdr must be a number in (0, 1], not {fdr!r}")
+
+
+def check_columns(table: pd.DataFrame, needed: Sequence[str], made_by: str) -> None:
+    """Refuse a table that lacks one of the ``needed`` columns, naming them and the tool that writes such tables."""
+    missing = [c for c in needed if c not in table.columns]
+    if missing:
+        raise KeyError(f"the table lacks column(s) {missing}; columns: {list(table.columns)}. Is it the output of "
+                       f"{made_by}?")
+
+
+def saved_path(save: bool | str | os.PathLike, name: str) -> Path:
+    """Where ``save=`` writes a figure named ``name``.
+
+    As in scanpy: ``True`` is ``<figdir>/<name>.<format>`` and a suffix that starts with ``_`` or ``.`` is added
+    to the name (``"_scz.png"`` gives ``<figdir>/<name>_scz.png``), in ``scanpy.settings.figdir`` and
+    ``scanpy.settings.file_format_figs``. Any other text or path is the file itself (``"fig/heatmap.png"``),
+    its format from its extension (the default format when it has none).
+    """
+    import scanpy as sc
+
+    fmt = str(sc.settings.file_format_figs)
+    if save is True:
+        return Path(sc.settings.figdir) / f"{name}.{fmt}"
+    text = os.fspath(save)
+    if not isinstance(text, str) or not text:
+        raise TypeError(f"save must be True, a file name or a suffix such as '_scz.png', not {save!r}")
+    path = Path(sc.settings.figdir) / f"{name}{text}" if text[0] in "_." else Path(text)
+    return path if path.suffix else path.with_name(f"{path.name}.{fmt}")
+
+
+def _finish(fig: Figure, ax: Axes, *, ax_given: bool, show: bool | None, return_fig: bool,
+            save: bool | str | os.PathLike | None = None, name: str = "figure"):
+    """Save, show and/or return following scanpy: show by default only for a new figure, return None when shown."""
+    if save is not None and save is not False:
+        path = saved_path(save, name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, bbox_inches="tight")
+        logger.info("saved figure to %s", path)
     if show is None:
         show = not ax_given and not return_fig
     if show:
@@ -101,11 +163,13 @@ def enrichment_heatmap(
     value: str = "assoc_pval",
     traits: Sequence[str] | None = None,
     groups: Sequence[str] | None = None,
+    groupby: str | None = None,
     fdr: float = 0.1,
     cmap: str | None = None,
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
+    save: bool | str | os.PathLike | None = None,
 ) -> Axes | Figure | None:
     r"""Heatmap of trait x cell-group enrichment, with the significant cells marked.
 
@@ -130,6 +194,10 @@ def enrichment_heatmap(
     groups
         Cell groups (columns) to show, in this order. Default: all, in table order (category order when
         ``group`` is categorical).
+    groupby
+        The grouping whose table to draw, when :func:`psysc.tl.disorder_enrichment` was run with several
+        (each kept in ``adata.uns[key]["enrichment_by_groupby"]``). Default: the last one run. It labels the
+        x axis.
     fdr
         FDR threshold of the markers.
     cmap
@@ -143,6 +211,10 @@ def enrichment_heatmap(
         is given, as in scanpy.
     return_fig
         Return the :class:`~matplotlib.figure.Figure` instead of the Axes.
+    save
+        Also write the figure to a file: ``True``, or a suffix such as ``"_scz.png"``, writes it to
+        ``scanpy.settings.figdir`` under the function's name, as scanpy does; any other name is the file itself
+        (e.g. ``"results/heatmap.pdf"``).
 
     Returns
     -------
@@ -177,15 +249,9 @@ def enrichment_heatmap(
 
     if value not in _VALUES:
         raise ValueError(f"value must be one of {list(_VALUES)}, not {value!r}")
-    if not 0 < fdr <= 1:
-        raise ValueError(f"fdr must be in (0, 1], not {fdr!r}")
-    table = _enrichment_table(data, key)
-    missing_cols = [c for c in ("trait", "group", value) if c not in table.columns]
-    if missing_cols:
-        raise KeyError(
-            f"the enrichment table lacks column(s) {missing_cols}; columns: {list(table.columns)}. "
-            "Is it the output of psysc.tl.disorder_enrichment?"
-        )
+    check_fdr(fdr)
+    table, grouping = _enrichment_table(data, key, groupby)
+    check_columns(table, ("trait", "group", value), "psysc.tl.disorder_enrichment")
     row_names = _ordered_levels(table["trait"], traits, "trait(s)")
     col_names = _ordered_levels(table["group"], groups, "group(s)")
     if not row_names or not col_names:
@@ -215,7 +281,7 @@ def enrichment_heatmap(
         notes.append(f"{_HETERO_MARKER} heterog. FDR < {fdr:g}")
     if np.ma.count_masked(shown):
         notes.append("grey: no value")
-    xlabel = "cell group" + (f"\n({', '.join(notes)})" if notes else "")
+    xlabel = (str(grouping) if grouping else "cell group") + (f"\n({', '.join(notes)})" if notes else "")
 
     ax_given = ax is not None
     if ax is None:
@@ -231,8 +297,8 @@ def enrichment_heatmap(
             "no %s in the enrichment table to colour by (every value is missing%s); the heatmap is blank", value,
             ": was disorder_enrichment run with use_graph=None?" if value.startswith("hetero") else "",
         )
-    if transform == "nlog10":
-        vmin, vmax = 0.0, (1.0 if shown.count() == 0 or shown.max() <= 0 else None)
+    if transform == "nlog10":  # the top of the scale at least p = 0.1: weak evidence is never drawn dark
+        vmin, vmax = 0.0, (1.0 if shown.count() == 0 else max(float(shown.max()), 1.0))
         cmap = cmap or "Reds"
     else:  # a z-score: symmetric about 0, so that white is no effect
         top = symmetric_bound(values)
@@ -260,4 +326,4 @@ def enrichment_heatmap(
         color = "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
         ax.text(j, i, markers[i, j], ha="center", va="center", color=color, fontsize=12, fontweight="bold")
 
-    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig)
+    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig, save=save, name="enrichment_heatmap")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ def scores(
     ax: Axes | None = None,
     show: bool | None = None,
     return_fig: bool = False,
+    save: bool | str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> Axes | Figure | None:
     """Embedding of the cells coloured by their score for one trait.
@@ -68,6 +70,10 @@ def scores(
         is given, as in scanpy.
     return_fig
         Return the :class:`~matplotlib.figure.Figure` instead of the Axes.
+    save
+        Also write the figure to a file: ``True``, or a suffix such as ``"_scz.png"``, writes it to
+        ``scanpy.settings.figdir`` as ``scores_<trait>``, as scanpy does; any other name is the file itself
+        (e.g. ``"results/heatmap.pdf"``).
     **kwargs
         Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``cmap``, ``vmax``, ``title``).
 
@@ -114,7 +120,11 @@ def scores(
     if column not in adata.obs.columns:
         scored = _scored_traits(adata, key)
         if not scored:
-            hint = f"no trait is scored under key={key!r}: run psysc.tl.score_disorders(adata, gene_sets) first"
+            other = [k for k, ns in adata.uns.items()
+                     if k != key and isinstance(ns, Mapping) and "score_disorders" in ns and _scored_traits(adata, k)]
+            hint = (f"no trait is scored under key={key!r}" + (
+                f"; traits are scored under key={other[0]!r}: pass key={other[0]!r}" if other else
+                ": run psysc.tl.score_disorders(adata, gene_sets) first"))
         elif str(trait) not in scored:
             hint = (
                 f"trait {trait!r} was not scored under key={key!r} (scored: {scored}): "
@@ -134,13 +144,14 @@ def scores(
         kwargs.setdefault("cmap", "Reds" if value == "nlog10_pval" else "Reds_r")
     kwargs.setdefault("title", f"{trait} ({value})")
 
-    if "save" in kwargs:  # scanpy would write figures/<basis><save> and close the figure it returns
-        raise TypeError("scores() takes no save=: use fig = psysc.pl.scores(..., return_fig=True) and "
-                        "fig.savefig(path), as with the other psysc.pl functions")
     ax_given = ax is not None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
-    else:
+    if ax is None and kwargs.get("projection", "2d") != "2d":  # scanpy makes its own 3-D axes
+        ax = sc.pl.embedding(adata, basis=basis, color=column, show=False, **kwargs)
         fig = ax.figure
-    ax = sc.pl.embedding(adata, basis=basis, color=column, ax=ax, show=False, **kwargs)
-    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig)
+    else:
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
+        else:
+            fig = ax.figure
+        ax = sc.pl.embedding(adata, basis=basis, color=column, ax=ax, show=False, **kwargs)
+    return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig, save=save, name=f"scores_{trait}")
