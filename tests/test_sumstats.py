@@ -881,6 +881,25 @@ def test_ea_top_snp_strand_oriented_window():
         sumstats_to_genes(top, window=10_000, build="GRCh38")
 
 
+def test_gene_loc_strands_written_as_numbers_orient_the_window(caplog):
+    """BioMart writes strands 1 / -1: a window (35 kb up, 10 kb down) of a minus-strand gene lies 3' of it."""
+    ss = read_sumstats(pd.DataFrame({"SNP": ["rs1", "rs2"], "CHR": "1", "BP": [130_000, 70_000], "P": [0.01, 0.02]}))
+    for minus in ("-", -1, "-1"):
+        loc = pd.DataFrame({"gene_id": ["G1"], "chromosome": ["1"], "start": [100_000], "end": [110_000],
+                            "strand": [minus], "symbol": ["GENEA"]})
+        got = sumstats_to_genes(ss, gene_loc=loc, build="GRCh37", window=(35_000, 10_000))
+        assert (got.loc["GENEA", "START"], got.loc["GENEA", "STOP"]) == (90_000, 145_000)  # 10 kb 3' (left), 35 kb 5'
+        assert got.loc["GENEA", "NSNPS"] == 1  # the SNP at 130 kb, not the one at 70 kb
+    loc["strand"] = "."
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        got = sumstats_to_genes(ss, gene_loc=loc, build="GRCh37", window=(35_000, 10_000))
+    assert (got.loc["GENEA", "START"], got.loc["GENEA", "STOP"]) == (65_000, 120_000)
+    assert "1 gene of the gene locations have no strand" in caplog.text
+    loc["strand"] = "x"
+    with pytest.raises(ValueError, match=r"gene row 1: STRAND = 'x' is not a strand"):
+        sumstats_to_genes(ss, gene_loc=loc, build="GRCh37", window=(35_000, 10_000))
+
+
 def test_grch37_without_gene_loc_is_a_clear_error(ad):
     with pytest.raises(ValueError, match="NCBI37.3.gene.loc"):
         sumstats_to_genes(ad, build="hg19")

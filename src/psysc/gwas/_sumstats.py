@@ -1560,7 +1560,7 @@ def _read_gene_loc(gene_loc) -> tuple[pd.DataFrame, str]:
             i = int(np.argmax(bad | np.isnan(v) | (v != np.floor(v))))
             raise ValueError(f"{where}, gene row {i + 1}: {c} = {_shown(df[c].iloc[i])} is not an integer position")
         out[c] = v.astype(np.int64)
-    out["STRAND"] = df["STRAND"].astype(str).str.strip().to_numpy() if "STRAND" in df else "+"
+    out["STRAND"] = _normalise_strands(df["STRAND"], where) if "STRAND" in df else "+"
     out["NAME"] = df["NAME"].astype(str).str.strip().to_numpy() if "NAME" in df else ""
     bad = (out["START"] < 1) | (out["STOP"] < out["START"])
     if bad.any():
@@ -1579,6 +1579,22 @@ def _read_gene_loc(gene_loc) -> tuple[pd.DataFrame, str]:
             f"{df['CHR'].astype(str).unique()[:5].tolist()}); rename the chromosomes of the gene locations"
         )
     return out, where
+
+
+#: how gene tables write a strand: '+' / '-' (MAGMA, GTF), 1 / -1 (Ensembl BioMart), and an unknown one
+_STRANDS = {"+": "+", "1": "+", "+1": "+", "1.0": "+", "-": "-", "-1": "-", "-1.0": "-", ".": ".", "": ".",
+            "nan": ".", "?": ".", "*": ".", "0": "."}
+
+
+def _normalise_strands(values: pd.Series, where: str) -> np.ndarray:
+    """Strands as '+', '-' or '.' (unknown); any other code is refused with the row that has it."""
+    text = values.astype(str).str.strip().str.lower()
+    out = text.map(_STRANDS)
+    if out.isna().any():
+        i = int(np.argmax(out.isna().to_numpy()))
+        raise ValueError(f"{where}, gene row {i + 1}: STRAND = {_shown(values.iloc[i])} is not a strand; psysc reads "
+                         "+ / - (or 1 / -1, '.' for unknown)")
+    return out.to_numpy(dtype=object)
 
 
 def _bundled_gene_loc(biotypes) -> pd.DataFrame:
@@ -1621,6 +1637,10 @@ def _gene_windows(genes: pd.DataFrame, window) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"window must be a non-negative integer number of bases (or a pair), got {window!r}")
     start, stop = genes["START"].to_numpy(np.int64), genes["STOP"].to_numpy(np.int64)
     minus = (genes["STRAND"].astype(str) == "-").to_numpy()
+    unknown = (genes["STRAND"].astype(str) == ".").to_numpy()
+    if up != down and unknown.any():
+        logger.warning("%s of the gene locations have no strand ('.'): their window (%d bases upstream, %d "
+                       "downstream) is placed as for the + strand", _plural(int(unknown.sum()), "gene"), up, down)
     lo = start - np.where(minus, down, up)
     hi = stop + np.where(minus, up, down)
     return np.maximum(lo, 1), hi
