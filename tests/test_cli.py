@@ -955,6 +955,10 @@ def test_messages_name_the_options_of_the_command_line(tmp_path):
     rc, err = _run(["run", "--gene-sets", str(mouse), "--species", "mouse", "--out", str(tmp_path / "o5"),
                     "--quick"])
     assert rc == 2 and "drop it" in err and "species='" not in err, err
+    # mouse gene sets on human data: --species (the data's species) cannot map them; the way that can
+    rc, err = _run(["run", "--gene-sets", str(mouse), "--out", str(tmp_path / "o6"), "--quick"])
+    assert rc == 2 and "--species human" not in err, err
+    assert "psysc.gwas.write_gs(psysc.gwas.to_species(gene_sets, 'human'), 'human_gene_sets.gs')" in err, err
     assert _as_cli("pass build='GRCh37' with gene_loc= or stat='pval'; pass stat= to say (stat='zscore')?") == (
         "pass --build GRCh37 with --gene-loc or --stat pval; pass --stat to say (--stat zscore)?")
     code = ("psysc.gwas.read_magma(path, gene_loc=<the gene.loc file>); "

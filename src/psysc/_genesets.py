@@ -151,6 +151,19 @@ def _other_species(set_kind: str, data_kind: str) -> str | None:
     return None
 
 
+def species_fix(target: str) -> str:
+    """How to map gene sets to the ``target`` species: in Python, and with ``psysc run``.
+
+    ``psysc run --species mouse`` maps its (human) gene sets to mouse data; mouse gene sets for human data are
+    mapped before the run.
+    """
+    python = f"psysc.gwas.to_species(gene_sets, {target!r})"
+    if target == "mouse":
+        return f"{python} (psysc run --species mouse)"
+    return (f"{python}; for psysc run, write the mapped sets to a file, psysc.gwas.write_gs({python}, "
+            f"'{target}_gene_sets.gs'), and pass it as --gene-sets")
+
+
 def overlap_hint(set_genes, var_names) -> str:
     """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
     a, b = _id_kind(set_genes), _id_kind(var_names)
@@ -164,7 +177,7 @@ def overlap_hint(set_genes, var_names) -> str:
     species_differ = target is not None
     if species_differ:
         hints.append("the data and the gene sets seem to be of different species: map the gene sets to the data's "
-                     f"species, psysc.gwas.to_species(gene_sets, {target!r}) (psysc run --species {target})")
+                     f"species, {species_fix(target)}")
     for side, names, kind in (("var_names", var_names, b), ("the gene sets", set_genes, a)):
         if kind == "ensembl" and any("." in str(x) for x in list(names)[:200]):
             hints.append(f"{side} carry Ensembl version suffixes (ENSG...\\.N): strip them (e.g. "

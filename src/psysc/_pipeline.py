@@ -28,6 +28,7 @@ from ._genesets import (
     data_species_if_other,
     overlap_already_reported,
     overlap_hint,
+    species_fix,
     symbol_column_hint,
 )
 from ._utils import group_order, label_text
@@ -138,7 +139,7 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         raise InputError(
             f"the gene sets look like {'mouse' if species == 'human' else 'human'} genes and the data like {species} "
             f"genes, and at most {fraction:.0%} of a set's genes are in the data: map the gene sets to the data's "
-            f"species with --species {species} (from Python: psysc.gwas.to_species(gene_sets, {species!r}))"
+            f"species, {species_fix(species)}"
         )
     if all(n < MIN_GENES_PER_TRAIT for n in found.values()):
         raise InputError(
