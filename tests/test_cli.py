@@ -798,9 +798,18 @@ def test_gene_set_files_are_told_by_their_content(tmp_path):
     zstat.write_text("GENE\tZSTAT\nDRD2\t6.1\nAPOE\t0.2\n")
     weighted = tmp_path / "weighted.tsv"  # a gene list with weights: refused, not read as statistics
     weighted.write_text("gene\tweight\nSHANK3\t0.9\nCHD8\t0.8\n")
-    files = (magma, genes, gs, table, csv_table, renamed_magma, gz_table, raw, zstat, weighted)
+    plink2 = tmp_path / "scz.glm.logistic"  # PLINK 2: the header is a '#' line
+    plink2.write_text("#CHROM\tPOS\tID\tREF\tALT\tA1\tTEST\tOBS_CT\tOR\tLOG(OR)_SE\tZ_STAT\tP\n"
+                      "19\t44908684\trs429358\tT\tC\tC\tADD\t1000\t3.1\t0.05\t22.6\t1e-100\n")
+    vcf_tsv = tmp_path / "bip.vcf.tsv"  # PGC's newer releases: '##' meta lines, then a '#CHROM' header
+    vcf_tsv.write_text("##fileformat=GWAS-VCF-TSV\n##genome_build=GRCh38\n#CHROM\tPOS\tID\tA1\tA2\tBETA\tSE\tPVAL\n"
+                       "19\t44908684\trs429358\tC\tT\t0.5\t0.05\t1e-20\n")
+    files = (magma, genes, gs, table, csv_table, renamed_magma, gz_table, raw, zstat, weighted, plink2, vcf_tsv)
     kinds = [_gene_sets_kind(p) for p in files]
-    assert kinds == ["magma", "list", "gs", "table", "table", "magma", "table", "magma", "table", "table"]
+    assert kinds == ["magma", "list", "gs", "table", "table", "magma", "table", "magma", "table", "table",
+                     "sumstats", "sumstats"]
+    for snps in (plink2, vcf_tsv):  # read as SNP-level statistics: genes around the SNP
+        assert "APOE" in _load_gene_sets(str(snps), None, build="GRCh38")[0][snps.name.split(".")[0]].index
     assert _load_gene_sets(str(zstat), None)[0]["scz_zstat"].to_dict() == {"DRD2": 6.1, "APOE": 0.2}
     sets, traits = _load_gene_sets(str(table), None)
     assert traits == ["SCZ", "AD"] and sets["AD"].to_dict() == {"TREM2": 4.0, "DRD2": 0.3}

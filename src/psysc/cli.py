@@ -222,6 +222,12 @@ def _gene_sets_kind(path: str | Path) -> str:
     lines = [ln for ln in all_lines if not ln.lstrip().startswith("#")]
     if not lines:
         return "gs"
+    first = all_lines.index(lines[0])
+    if first > 0:  # a '#' header above the rows, as PLINK 2's '#CHROM POS ID ...' or a '##' VCF-style preamble
+        header = all_lines[first - 1].lstrip("#").strip()
+        sep = _sep_of(header)
+        if header and snp_level_columns(_split_line(header, sep), [_split_line(ln, sep) for ln in lines[:20]]):
+            return "sumstats"
 
     sep = _sep_of(lines[0])
     if snp_level_columns(_split_line(lines[0], sep), [_split_line(line, sep) for line in lines[1:21]]):

@@ -939,12 +939,20 @@ def _best_of_each(major: np.ndarray, minor: np.ndarray, p: np.ndarray) -> np.nda
     return np.flatnonzero(keep)
 
 
+#: endings of summary-statistics file names, left out of the trait named after a file (PLINK 2 names its
+#: outputs <prefix>.<phenotype>.glm.logistic[.hybrid] / .glm.linear / .glm.firth; PGC writes .vcf.tsv)
+_SUMSTATS_ENDINGS = (".tsv", ".txt", ".csv", ".tab", ".sumstats", ".ma", ".assoc", ".vcf", ".regenie", ".hybrid",
+                     ".logistic", ".linear", ".firth", ".glm")
+
+
 def _trait_from_path(path) -> str:
+    """The trait named after a file: its name without compression and summary-statistics endings."""
     name = _base_name(path)
-    for ext in (".tsv", ".txt", ".csv", ".tab", ".sumstats", ".ma", ".assoc", ".vcf", ".regenie"):
-        if name.lower().endswith(ext) and len(name) > len(ext):
-            return name[: -len(ext)]
-    return name
+    while True:
+        ext = next((e for e in _SUMSTATS_ENDINGS if name.lower().endswith(e) and len(name) > len(e)), None)
+        if ext is None:
+            return name
+        name = name[: -len(ext)]
 
 
 def read_sumstats(
