@@ -251,6 +251,10 @@ def specificity_table(adata: AnnData, which: str = "specificity", *, key: str = 
                       dropna: bool = True) -> pd.DataFrame:
     """A table stored by :func:`celltype_specificity`, as a genes x groups DataFrame.
 
+    The table is ``adata.varm[f"{key}_{which}"]`` with ``var_names`` as index and
+    ``adata.uns[key]["specificity_groups"]`` as columns; stored as a plain array, it writes to h5ad and zarr
+    whatever the group names.
+
     Parameters
     ----------
     adata
@@ -262,10 +266,6 @@ def specificity_table(adata: AnnData, which: str = "specificity", *, key: str = 
         The ``key_added`` of :func:`celltype_specificity`.
     dropna
         Leave out the genes that the filters removed (all NaN); ``False`` keeps every gene of ``var_names``.
-
-    The table is ``adata.varm[f"{key}_{which}"]`` with ``var_names`` as index and
-    ``adata.uns[key]["specificity_groups"]`` as columns; stored as a plain array, it writes to h5ad and zarr
-    whatever the group names.
 
     Examples
     --------
