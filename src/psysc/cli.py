@@ -207,7 +207,7 @@ def _gene_sets_kind(path: str | Path) -> str:
     (``"sumstats"``, refused with the way to a gene set).
     """
     from .gwas._io import _MISSING_TOKENS, _read_head, _sep_of, _split_line
-    from .gwas._sumstats import snp_level_columns
+    from .gwas._sumstats import header_position, snp_level_columns
 
     name = Path(path).name
     if any(suffix in name for suffix in (".genes.out", ".genes.raw", ".gsa.out", ".gpa.out")):
@@ -219,19 +219,19 @@ def _gene_sets_kind(path: str | Path) -> str:
     all_lines = [ln for ln in text.splitlines() if ln.strip()]
     if all_lines and all_lines[0].startswith("#") and ("VERSION" in all_lines[0] or "COVAR" in all_lines[0]):
         return "magma"  # a .genes.raw under another name
+    # SNP-level statistics: the header where read_sumstats finds it (PLINK 2's '#CHROM POS ID ...', after a
+    # '##' VCF-style preamble or '#' comments)
+    table = [ln for ln in text[header_position(text)[0]:].splitlines() if ln.strip()]
+    if table:
+        header = table[0].lstrip("#").strip()
+        sep = _sep_of(header)
+        if snp_level_columns(_split_line(header, sep), [_split_line(line, sep) for line in table[1:21]]):
+            return "sumstats"
     lines = [ln for ln in all_lines if not ln.lstrip().startswith("#")]
     if not lines:
         return "gs"
-    first = all_lines.index(lines[0])
-    if first > 0:  # a '#' header above the rows, as PLINK 2's '#CHROM POS ID ...' or a '##' VCF-style preamble
-        header = all_lines[first - 1].lstrip("#").strip()
-        sep = _sep_of(header)
-        if header and snp_level_columns(_split_line(header, sep), [_split_line(ln, sep) for ln in lines[:20]]):
-            return "sumstats"
 
     sep = _sep_of(lines[0])
-    if snp_level_columns(_split_line(lines[0], sep), [_split_line(line, sep) for line in lines[1:21]]):
-        return "sumstats"
     fields = [f.upper() for f in _split_line(lines[0], sep)]
     if {"NSNPS", "NPARAM"} & set(fields) or {"ZSTAT", "P"} <= set(fields):  # a lone ZSTAT column: a table
         return "magma"

@@ -467,17 +467,13 @@ def _as_numbers(chunk: pd.DataFrame, numeric: Mapping[str, str]) -> pd.DataFrame
     return chunk
 
 
-def _read_table(path: str | os.PathLike, sep: str | None, select=None,
-                numeric=None) -> tuple[pd.DataFrame, int, dict]:
-    """Read a delimited text file as strings; return (table, 1-based header line, field-count info).
+def header_position(text: str) -> tuple[int, int, int, str | None]:
+    """Where the header of a summary-statistics text starts: ``(offset, lines before it, comments, stated build)``.
 
-    ``select``: a function of the header's names that returns the names of the columns to keep (the others are
-    not read: a column of strings costs tens of bytes per row).
+    VCF-style ``##`` meta lines (``##genome_build=GRCh37`` states the build), blank lines and ``#`` comments come
+    before the header; a ``#`` line is the header itself, as PLINK 2's ``#CHROM POS ...``, unless it names no known
+    column and the next line names some.
     """
-    where = str(path)
-    text = _read_text(path)
-    # skip VCF-style '##' meta lines, blank lines and '#' comments before the header (a '#' line is the header
-    # itself, as PLINK 2's '#CHROM POS ...', unless it names no known column and the next line names some)
     pos, n_before, n_comments = 0, 0, 0
     stated_build = None
     while pos < len(text):
@@ -493,6 +489,19 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None,
                 break
             n_comments += 1
         pos, n_before = end + 1, n_before + 1
+    return pos, n_before, n_comments, stated_build
+
+
+def _read_table(path: str | os.PathLike, sep: str | None, select=None,
+                numeric=None) -> tuple[pd.DataFrame, int, dict]:
+    """Read a delimited text file as strings; return (table, 1-based header line, field-count info).
+
+    ``select``: a function of the header's names that returns the names of the columns to keep (the others are
+    not read: a column of strings costs tens of bytes per row).
+    """
+    where = str(path)
+    text = _read_text(path)
+    pos, n_before, n_comments, stated_build = header_position(text)
     if n_comments:
         logger.info("%s: %s before the header skipped", where, _plural(n_comments, "comment line"))
     body = text[pos:]
