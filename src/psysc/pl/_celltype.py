@@ -163,12 +163,9 @@ def enrichment_dotplot(
         norm = TwoSlopeNorm(vcenter=0.0, vmin=-lim, vmax=lim)
     else:
         norm = Normalize(vmin=float(known.min()), vmax=float(known.max()))
-    sc = ax.scatter(xx[coloured], yy[coloured], s=sizes[coloured], c=cval[coloured], cmap=cmap, norm=norm,
-                    edgecolors=np.where(sig[coloured], "black", "none"), linewidths=1.5)
-    grey = ok & np.isnan(cval)  # a p-value without its colour value: drawn, in grey
-    if grey.any():
-        ax.scatter(xx[grey], yy[grey], s=sizes[grey], color="0.7", edgecolors=np.where(sig[grey], "black", "none"),
-                   linewidths=1.5)
+    colormap = plt.get_cmap(cmap).with_extremes(bad="0.7")  # a p-value without its colour value: a grey dot
+    sc = ax.scatter(xx[ok], yy[ok], s=sizes[ok], c=cval[ok], cmap=colormap, norm=norm, plotnonfinite=True,
+                    edgecolors=np.where(sig[ok], "black", "none"), linewidths=1.5)
     ax.set_xticks(range(len(cols)), cols, rotation=60, ha="right")
     ax.set_yticks(range(len(rows)), rows)
     ax.set_xlim(-0.6, len(cols) - 0.4)
@@ -178,9 +175,8 @@ def enrichment_dotplot(
     # what the dot sizes mean: a few -log10 p values up to the largest shown (a scatter size is an area)
     from matplotlib.lines import Line2D
 
-    # steps at most 0.8 of the next, so that no two look alike
+    # round steps at most 0.8 of the largest (and of each other), so that no two look alike
     steps = [v for v in (1, 2, 3, 5, 10, 20, 50, 100, 200) if v <= 0.8 * round(smax, 1)][-2:] + [round(smax, 1)]
-    steps = [v for v, nxt in zip(steps, steps[1:] + [np.inf], strict=True) if v <= 0.8 * nxt]
     handles = [Line2D([], [], marker="o", linestyle="", color="grey", markersize=np.sqrt(20 + 280 * v / smax))
                for v in steps]
     options = {"title": f"dot size: $-\\log_{{10}}$ {pcol}", "ncols": len(steps), "fontsize": 7,

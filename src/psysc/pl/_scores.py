@@ -73,7 +73,7 @@ def scores(
     save
         Also write the figure to a file: ``True``, or a suffix such as ``"_scz.png"``, writes it to
         ``scanpy.settings.figdir`` as ``scores_<trait>``, as scanpy does; any other name is the file itself
-        (e.g. ``"results/heatmap.pdf"``).
+        (e.g. ``"results/scz_umap.pdf"``).
     **kwargs
         Passed to :func:`scanpy.pl.embedding` (e.g. ``size``, ``cmap``, ``vmax``, ``title``).
 
@@ -145,13 +145,8 @@ def scores(
     kwargs.setdefault("title", f"{trait} ({value})")
 
     ax_given = ax is not None
-    if ax is None and kwargs.get("projection", "2d") != "2d":  # scanpy makes its own 3-D axes
-        ax = sc.pl.embedding(adata, basis=basis, color=column, show=False, **kwargs)
-        fig = ax.figure
-    else:
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
-        else:
-            fig = ax.figure
-        ax = sc.pl.embedding(adata, basis=basis, color=column, ax=ax, show=False, **kwargs)
+    if ax is None and kwargs.get("projection", "2d") == "2d":  # for 3-D, scanpy makes its own axes
+        _, ax = plt.subplots(figsize=(5.2, 4.4), layout="constrained")
+    ax = sc.pl.embedding(adata, basis=basis, color=column, ax=ax, show=False, **kwargs)
+    fig = ax.figure
     return _finish(fig, ax, ax_given=ax_given, show=show, return_fig=return_fig, save=save, name=f"scores_{trait}")
