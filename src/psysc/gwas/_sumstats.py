@@ -1326,8 +1326,8 @@ def read_sumstats(
     else:
         qc["n_p_rounded_to_1"] = 0
     for std, (breaks, rule) in _VALUE_RULES.items():
-        if std in values:  # every position must be known (rows without one were dropped above)
-            fail_if((True if std == "BP" else known(std)) & breaks(values[std]), std, rule)
+        if std in values:  # (every position is known: rows without one were dropped above)
+            fail_if(known(std) & breaks(values[std]), std, rule)
 
     # 4. Z and P
     n = len(keep_idx)
