@@ -252,8 +252,15 @@ def test_comment_lines_before_the_header_are_skipped_but_a_hash_header_is_read(t
     assert "3 comment lines before the header skipped" in caplog.text
     pd.testing.assert_frame_equal(got, want)
     # PLINK 2 writes its header as '#CHROM POS ID ...': that line is the header
-    plink2 = read_sumstats(write(tmp_path / "plain.tsv", "#CHROM\tPOS\tID\tP\n1\t100\trs1\t0.01\n2\t200\trs2\t0.5\n"))
+    plink2_rows = "1\t100\trs1\t0.01\n2\t200\trs2\t0.5\n"
+    plink2 = read_sumstats(write(tmp_path / "plain.tsv", "#CHROM\tPOS\tID\tP\n" + plink2_rows))
     pd.testing.assert_frame_equal(plink2, want)
+    # a comment that names columns too is still a comment when the header below names as many or more
+    named = "# SNP and P from the meta-analysis\n# CHR, BP: GRCh37\n"
+    got = read_sumstats(write(tmp_path / "plain.tsv", named + "SNP\tCHR\tBP\tP\n" + rows))
+    pd.testing.assert_frame_equal(got, want)
+    hashed = read_sumstats(write(tmp_path / "plain.tsv", "# SNP and P\n#CHROM\tPOS\tID\tP\n" + plink2_rows))
+    pd.testing.assert_frame_equal(hashed, want)
 
 
 def test_a_zero_beta_beside_a_small_p_leaves_z_empty_and_tiny_p_keeps_its_z(caplog):

@@ -471,8 +471,9 @@ def header_position(text: str) -> tuple[int, int, int, str | None]:
     """Where the header of a summary-statistics text starts: ``(offset, lines before it, comments, stated build)``.
 
     VCF-style ``##`` meta lines (``##genome_build=GRCh37`` states the build), blank lines and ``#`` comments come
-    before the header; a ``#`` line is the header itself, as PLINK 2's ``#CHROM POS ...``, unless it names no known
-    column and the next line names some.
+    before the header; a ``#`` line is the header itself, as PLINK 2's ``#CHROM POS ...``, unless a line below it
+    (up to the first line without ``#``) names at least two known columns and no fewer than it does (a comment such
+    as ``# SNP and P from the meta-analysis`` above the header names some too; rows of values name none).
     """
     pos, n_before, n_comments = 0, 0, 0
     stated_build = None
@@ -485,7 +486,10 @@ def header_position(text: str) -> tuple[int, int, int, str | None]:
             if _norm_name(key) in _BUILD_KEYS and _BUILDS.get(value.strip().lower()):
                 stated_build = _BUILDS[value.strip().lower()]
         if line and not line.startswith("##"):
-            if not (line.startswith("#") and _known_columns(line) < 2 and _known_columns(_next_line(text, end)) >= 2):
+            if not line.startswith("#"):
+                break
+            below = _most_known_below(text, end)
+            if not (below >= 2 and below >= _known_columns(line)):
                 break
             n_comments += 1
         pos, n_before = end + 1, n_before + 1
@@ -684,16 +688,22 @@ def _known_columns(line: str) -> int:
     return sum(_norm_name(f) in _KNOWN_NAMES for f in re.split(r"[\t,;]|\s+", line.strip()) if f)
 
 
-def _next_line(text: str, end: int) -> str:
-    """The first line of ``text`` after offset ``end`` (a newline) that is neither blank nor a '#' line, or ''."""
+def _most_known_below(text: str, end: int) -> int:
+    """The most known column names on one line after offset ``end`` (a newline).
+
+    The lines looked at end with the first one that is neither blank nor a ``#`` line (included).
+    """
+    most = 0
     while end < len(text):
         nxt = text.find("\n", end + 1)
         nxt = len(text) if nxt < 0 else nxt
         line = text[end + 1 : nxt].strip()
-        if line and not line.startswith("#"):
-            return line
+        if line and not line.startswith("##"):
+            most = max(most, _known_columns(line))
+            if not line.startswith("#"):
+                break
         end = nxt
-    return ""
+    return most
 
 
 def _without_trailing_empty_fields(raw: np.ndarray, sep: str, starts: np.ndarray, ends: np.ndarray,
