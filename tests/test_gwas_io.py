@@ -136,6 +136,8 @@ def test_read_gs_mixed_line_is_an_error(tmp_path):
         ("TRAIT\tGENESET\nA\tG1\nA\tG2\n", "already appeared"),
         ("TRAIT\tGENESET\nA\t \n", "empty"),
         ("", "empty"),
+        ("TRAIT\tGENESET\nA\tG1 2.5,G2 1.0\n", r"entry 'G1 2.5' of gene set 'A' holds white space"),
+        ("TRAIT\tGENESET\nA\tG1 G2 G3\n", "separate the genes with commas"),
     ],
 )
 def test_read_gs_format_errors(tmp_path, content, match):
@@ -800,3 +802,98 @@ def test_read_magma_skips_comment_lines_before_a_genes_out_header(tmp_path):
 
     with pytest.raises(_InputError, match=r"gene-set or gene-property analysis result"):  # psysc run --gene-sets
         _load_gene_sets(str(tmp_path / "scz.gsa.out"), None)
+
+
+# ----------------------------------------------------------------------------------------------
+# spreadsheets, FUMA's MAGMA output, long gene tables
+# ----------------------------------------------------------------------------------------------
+def _zip(path, members: dict[str, str]):
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+def test_spreadsheets_are_refused_with_their_sheets_and_the_way_to_csv(tmp_path):
+    xlsx = _zip(tmp_path / "TableS5.xlsx", {
+        "[Content_Types].xml": "<Types/>",
+        "xl/workbook.xml": '<workbook><sheets><sheet name="Description" sheetId="3" r:id="rId1"/>'
+                           '<sheet name="TADA genes (FDR &#8804; 0.1) &amp; more" sheetId="1" r:id="rId2"/></sheets>'
+                           "</workbook>",
+        "xl/worksheets/sheet1.xml": "<worksheet/>",
+    })
+    ods = _zip(tmp_path / "genes.ods", {
+        "mimetype": "application/vnd.oasis.opendocument.spreadsheet",
+        "content.xml": '<office:body><table:table table:name="Genes" table:style-name="ta1"></table:table>'
+                       "</office:body>",
+    })
+    xls = tmp_path / "old.xls"
+    xls.write_bytes(bytes.fromhex("d0cf11e0a1b11ae1") + bytes(504))
+    with pytest.raises(ValueError, match=r"is an Excel workbook \(.xlsx\) \(sheets: 'Description', 'TADA genes "
+                                         r"\(FDR ≤ 0.1\) & more'\), not a text table: save the sheet you want as CSV"):
+        read_gene_list(xlsx)
+    with pytest.raises(ValueError, match=r"OpenDocument spreadsheet \(.ods\) \(sheets: 'Genes'\)"):
+        read_gs(ods)
+    with pytest.raises(ValueError, match=r"Excel 97-2003 workbook \(.xls\).*pandas.read_excel"):
+        read_magma(xls)
+    # a zip of one text file is still read
+    assert list(read_gene_list(_zip(tmp_path / "asd.txt.zip", {"asd.txt": "CHD8\nSCN2A\n"}))["asd"].index) == [
+        "CHD8", "SCN2A"]
+
+
+FUMA = ("GENE CHR START STOP NSNPS NPARAM N ZSTAT P SYMBOL\n"
+        "ENSG00000130203 19 44905791 44909393 40 8 74046 12.1 5e-34 APOE\n"
+        "ENSG00000095970 6 41158506 41163186 20 4 74046 4.2 1.3e-05 TREM2\n"
+        "ENSG00000120885 8 27596917 27614700 30 6 74046 2.9 1.9e-03 CLU\n"
+        "ENSG00000999999 8 27600000 27614700 30 6 74046 3.5 2.0e-04 CLU\n"
+        "ENSG00000888888 1 1000 2000 3 1 74046 5.0 3.0e-07 NA\n")
+
+
+def test_fuma_genes_out_named_by_its_symbol_column(tmp_path, caplog):
+    """gene_column='SYMBOL' names FUMA's rows by symbol: rows without one left out, a repeated one kept once (the
+    row of smaller P), as a plain join and drop_duplicates do."""
+    path = tmp_path / "magma.genes.out"
+    path.write_text(FUMA)
+    table = pd.read_csv(path, sep=r"\s+", dtype=str, keep_default_na=False)
+    table["P"] = table["P"].astype(float)
+    expected = table[table["SYMBOL"] != "NA"].sort_values("P", kind="stable").drop_duplicates("SYMBOL")
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        by_id = read_magma(path, trait="AD")["AD"]
+    assert list(by_id.index[:2]) == ["ENSG00000130203", "ENSG00000888888"]
+    assert "gene_column='SYMBOL'" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        by_symbol = read_magma(path, trait="AD", gene_column="symbol")["AD"]
+    assert list(by_symbol.index) == expected["SYMBOL"].tolist()
+    assert by_symbol.to_dict() == {"APOE": 10.0, "TREM2": 4.2, "CLU": 3.5}
+    assert "1 of 5 have no name there and are left out, 1 share a name with a gene of smaller P" in caplog.text
+    with pytest.raises(ValueError, match=r"gene_column='NAME' is not a column; the columns are \['GENE'"):
+        read_magma(path, gene_column="NAME")
+    with pytest.raises(ValueError, match="gene_loc and gene_column='SYMBOL' both name the genes"):
+        read_magma(path, gene_column="SYMBOL", gene_loc=pd.DataFrame())
+
+
+def test_a_long_gene_table_gives_one_set_per_value_of_its_set_column(tmp_path, caplog):
+    path = tmp_path / "risk_genes.tsv"
+    path.write_text("gene\tsource\tscore\nCHD8\tASD_Ruzzo\t3\nSETD1A\tSCZ_SCHEMA\t2\nSCN2A\tASD_Ruzzo\t1\n"
+                    "GRIN2A\t\t5\nNA\tSCZ_SCHEMA\t4\nCHD8\tSFARI\t1\n")
+    table = pd.read_csv(path, sep="\t", keep_default_na=False)
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = read_gene_list(path, column="gene", set_column="source", weight_column="score")
+    named = table[(table["source"] != "") & (table["gene"] != "NA")]
+    expected = {s: dict(zip(g["gene"], g["score"].astype(float), strict=True))
+                for s, g in named.groupby("source", sort=False)}
+    assert {k: v.to_dict() for k, v in got.items()} == expected
+    assert list(got) == ["ASD_Ruzzo", "SCZ_SCHEMA", "SFARI"]  # the order of their first rows
+    assert "1 row(s) without a set name in column 'source' left out" in caplog.text
+    assert list(read_gene_list(path, column=0, set_column=1)["SFARI"].index) == ["CHD8"]
+    with pytest.raises(ValueError, match="set_column and column are both 'gene'"):
+        read_gene_list(path, column="gene", set_column="gene")
+    with pytest.raises(ValueError, match="set_column names the gene sets by its values; trait names"):
+        read_gene_list(path, column="gene", set_column="source", trait="X")
+    with pytest.raises(ValueError, match="set_column='trait' is not a column"):
+        read_gene_list(path, column="gene", set_column="trait")
+    with pytest.raises(ValueError, match="apply to files only"):
+        read_gene_list(["CHD8"], set_column="source")

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import html
 import io
 import logging
 import math
 import os
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -38,7 +40,11 @@ _P_FLOOR = float(np.finfo(np.float64).tiny)
 # --------------------------------------------------------------------------------------------------
 #: magic bytes of the compressions read (zstd: told, not read)
 _MAGIC = {"gzip": _GZIP_MAGIC, "bzip2": b"BZh", "xz": b"\xfd7zXZ\x00", "zip": b"PK\x03\x04",
-          "zstd": b"\x28\xb5\x2f\xfd"}
+          "zstd": b"\x28\xb5\x2f\xfd", "ole2": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"}
+#: the way from a spreadsheet to what psysc reads
+_SPREADSHEET_FIX = ("save the sheet you want as CSV (in Excel or LibreOffice: Save As, CSV) and read that, or read it "
+                    "in Python with pandas.read_excel(path, sheet_name=...) and pass the gene column to "
+                    "psysc.gwas.read_gene_list")
 
 
 def _compression(head: bytes) -> str | None:
@@ -52,7 +58,10 @@ def _decompressed(raw: bytes, where: str) -> bytes:
     import lzma
     import zipfile
 
-    kind = _compression(raw[:6])
+    kind = _compression(raw[:8])
+    if kind == "ole2":  # the container of Excel 97-2003 workbooks (and of other Office files of that time)
+        raise ValueError(f"{where} is an Excel 97-2003 workbook (.xls) or another binary Office file, not a text "
+                         f"table: {_SPREADSHEET_FIX}")
     if kind == "zstd":
         raise ValueError(f"{where} is compressed with zstd; decompress it first (zstd -d) or recompress it with gzip")
     try:
@@ -64,6 +73,7 @@ def _decompressed(raw: bytes, where: str) -> bytes:
             return lzma.decompress(raw)
         if kind == "zip":
             with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+                _refuse_spreadsheet(archive, where)
                 members = [m for m in archive.infolist() if not m.is_dir()]
                 if len(members) != 1:
                     names = [m.filename for m in members][:5]
@@ -74,6 +84,23 @@ def _decompressed(raw: bytes, where: str) -> bytes:
         raise ValueError(f"{where} could not be decompressed as {kind} ({err}); is the file complete (a download "
                          "cut short)?") from err
     return raw
+
+
+def _refuse_spreadsheet(archive, where: str) -> None:
+    """Refuse a zip archive that is an Excel (.xlsx) or OpenDocument (.ods) workbook, naming its sheets."""
+    names = set(archive.namelist())
+    if "xl/workbook.xml" in names:
+        what, listing = "an Excel workbook (.xlsx)", archive.read("xl/workbook.xml")
+    elif "mimetype" in names and b"opendocument.spreadsheet" in archive.read("mimetype"):
+        what, listing = "an OpenDocument spreadsheet (.ods)", archive.read("content.xml") if "content.xml" in names \
+            else b""
+    else:
+        return
+    # the sheet names, by a pattern (no XML parser for a file from anywhere)
+    found = re.findall(rb'<(?:sheet|table:table)\b[^>]*?\s(?:table:)?name="([^"]*)"', listing)
+    sheets = [html.unescape(m.decode("utf-8", errors="replace")) for m in found]
+    named = f" (sheets: {', '.join(map(repr, sheets[:10]))}{', ...' if len(sheets) > 10 else ''})" if sheets else ""
+    raise ValueError(f"{where} is {what}{named}, not a text table: {_SPREADSHEET_FIX}")
 
 
 def _read_text(path: str | os.PathLike) -> str:
@@ -94,7 +121,7 @@ def _read_head(path: str | os.PathLike, n_bytes: int = 1 << 16) -> str:
     Undecodable bytes are replaced: enough to tell a file's kind without reading it whole.
     """
     with open(path, "rb") as fh:
-        kind = _compression(fh.read(6))
+        kind = _compression(fh.read(8))
     if kind not in (None, "gzip"):  # bzip2, xz, zip: read whole
         return _decompressed(Path(path).read_bytes(), repr(str(path)))[:n_bytes].decode("utf-8-sig", errors="replace")
     with gzip.open(path, "rb") if kind == "gzip" else open(path, "rb") as fh:
@@ -170,6 +197,13 @@ def _parse_geneset(trait: str, text: str, lineno: int, where: str) -> pd.Series:
     if not tokens:
         raise ValueError(
             f"{where}, line {lineno}: gene set {trait!r} is empty; give at least one gene or remove the line"
+        )
+    spaced = next((tok for tok in tokens if len(tok.partition(":")[0].split()) > 1), None)
+    if spaced is not None:  # 'GENE 2.5' or 'GENE1 GENE2': gene names hold no white space
+        raise ValueError(
+            f"{where}, line {lineno}: entry {spaced!r} of gene set {trait!r} holds white space, which no gene name "
+            "does; separate the genes with commas and write a weight after a colon: 'GENE1:2.5,GENE2:1.7' (or "
+            "'GENE1,GENE2' without weights)"
         )
     n_colon = [tok.count(":") for tok in tokens]
     if any(c > 1 for c in n_colon):
@@ -498,6 +532,7 @@ def read_magma(
     trait: str | None = None,
     table: bool = False,
     gene_loc=None,
+    gene_column: str = "GENE",
 ) -> dict[str, pd.Series] | dict[str, pd.DataFrame]:
     r"""Read a MAGMA gene-level result (``.genes.out`` or ``.genes.raw``) as a weighted gene set.
 
@@ -548,6 +583,10 @@ def read_magma(
         (gene symbols for NCBI's ``NCBI37.3.gene.loc``) instead of MAGMA's ``GENE`` IDs (Entrez IDs). Genes
         without a name are left out, and of genes with the same name the one with the smallest P is kept; both
         are counted in the log.
+    gene_column
+        The column that names the genes: ``GENE`` (MAGMA's gene IDs), or another column of the file, such as the
+        ``SYMBOL`` column that FUMA adds to its ``magma.genes.out`` (whose ``GENE`` holds Ensembl IDs). Rows
+        without a name, and rows whose name a gene of smaller P has, are left out as with ``gene_loc``.
 
     Returns
     -------
@@ -587,6 +626,11 @@ def read_magma(
     """
     weight = _check_selection(n_top, fdr, fwer, weight)
     where = str(path)
+    if not isinstance(gene_column, str) or not gene_column.strip():
+        raise ValueError(f"gene_column must be the name of a column, not {gene_column!r}")
+    gene_column = gene_column.strip()
+    if gene_loc is not None and gene_column.upper() != "GENE":
+        raise ValueError(f"gene_loc and gene_column={gene_column!r} both name the genes; pass one of them")
     if trait is None:
         trait = _magma_trait_name(path)
     if not isinstance(trait, str) or not trait:
@@ -637,6 +681,8 @@ def read_magma(
             "whose header is 'GENE CHR START STOP NSNPS NPARAM N ZSTAT P' (a table with one column per trait, as "
             "scdrs munge-gs reads, is read by psysc.gwas.read_gene_stats)"
         )
+    if gene_column.upper() not in df.columns:
+        raise ValueError(f"{where}: gene_column={gene_column!r} is not a column; the columns are {list(df.columns)}")
     if len(df) == 0:
         raise ValueError(f"{where} has a header but no gene; check that MAGMA finished")
     df["_row"] = np.arange(len(df))  # position in the file (the order of the correlation matrix)
@@ -670,6 +716,13 @@ def read_magma(
         raise ValueError(f"{where}: duplicated genes {dup[:10]} ({dup[0]!r} on lines {lines}); keep one row per gene")
     if gene_loc is not None:
         df, genes, z, p, rank_key = _name_genes(df, genes, z, p, rank_key, gene_loc, where)
+    elif gene_column.upper() != "GENE":
+        df, genes, z, p, rank_key = _rename_genes(df, genes, z, p, rank_key, df[gene_column.upper()],
+                                                  f"its column {gene_column.upper()}", where,
+                                                  f"fill in the {gene_column.upper()} column")
+    elif "SYMBOL" in df.columns:
+        logger.info("%s: genes named by its GENE column; the file names them in a SYMBOL column too (FUMA's output): "
+                    "read_magma(..., gene_column='SYMBOL') (psysc run: --gene-column SYMBOL) names them by it", where)
 
     n_genes = len(genes)
     order = _select_top(rank_key, p, n_top, fdr, fwer, where)
@@ -994,10 +1047,7 @@ def _parse_genes_raw(text: str, where: str):
 
 
 def _name_genes(df, genes, z, p, rank_key, gene_loc, where):
-    """The rows of a MAGMA result renamed by the NAME column of ``gene_loc``.
-
-    Unnamed rows are left out; of rows with one name, the one ranked first (``rank_key``, smallest P) is kept.
-    """
+    """The rows of a MAGMA result renamed by the NAME column of ``gene_loc`` (:func:`_rename_genes`)."""
     from ._sumstats import _read_gene_loc
 
     loc, loc_where = _read_gene_loc(gene_loc)
@@ -1005,17 +1055,27 @@ def _name_genes(df, genes, z, p, rank_key, gene_loc, where):
         raise ValueError(f"{loc_where} has no NAME column (the 6th column of a MAGMA gene.loc, the gene symbol), so "
                          "it cannot name the genes")
     names = genes.map(dict(zip(loc["GENE"], loc["NAME"], strict=True)))
-    named = names.notna().to_numpy() & (names.astype(str).str.strip() != "").to_numpy()
+    return _rename_genes(df, genes, z, p, rank_key, names, loc_where, where,
+                         "is it the gene.loc file of this MAGMA run?")
+
+
+def _rename_genes(df, genes, z, p, rank_key, names: pd.Series, source: str, where: str, fix: str):
+    """The rows of a MAGMA result renamed by ``names`` (one per row; missing or empty: unnamed), from ``source``.
+
+    Unnamed rows are left out; of rows with one name, the one ranked first (``rank_key``, smallest P) is kept.
+    """
+    text = names.astype(str).str.strip()
+    named = names.notna().to_numpy() & ~text.str.upper().isin(_MISSING_TOKENS).to_numpy()
     order = np.flatnonzero(named)[np.argsort(rank_key[named], kind="stable")]
-    first = ~pd.Index(names.to_numpy()[order]).duplicated(keep="first")
+    first = ~pd.Index(text.to_numpy()[order]).duplicated(keep="first")
     keep = np.sort(order[first])
     n_unnamed, n_dup = int((~named).sum()), int((~first).sum())
     level = logging.WARNING if n_unnamed > 0.1 * len(genes) else logging.INFO
     logger.log(level, "%s: genes named by %s; %d of %d have no name there and are left out, %d share a name with a "
-               "gene of smaller P and are left out", where, loc_where, n_unnamed, len(genes), n_dup)
+               "gene of smaller P and are left out", where, source, n_unnamed, len(genes), n_dup)
     if len(keep) == 0:
-        raise ValueError(f"no gene of {where} is in {loc_where}: is it the gene.loc file of this MAGMA run?")
-    renamed = pd.Series(names.to_numpy()[keep], index=genes.index[keep]).astype(str).str.strip()
+        raise ValueError(f"no gene of {where} is named by {source}: {fix}")
+    renamed = pd.Series(text.to_numpy()[keep], index=genes.index[keep])
     return df.iloc[keep], renamed, z[keep], p[keep], rank_key[keep]
 
 
@@ -1027,6 +1087,37 @@ def _gene_str(g) -> str:
     if g is None or (isinstance(g, float) and math.isnan(g)):
         return ""
     return str(g).strip()
+
+
+def _split_by_set(genes: list[str], weights: list[float], sets: list[str], scol: str, where: str
+                  ) -> dict[str, pd.Series]:
+    """One gene set per value of ``sets`` (a table's set column), in the order of their first rows."""
+    from .._genesets import check_trait_name
+
+    named = [_clean_name(s) is not None for s in sets]
+    n_unnamed = named.count(False)
+    if n_unnamed:
+        logger.warning("%s: %d row(s) without a set name in column %r left out", where, n_unnamed, scol)
+    rows: dict[str, list[int]] = {}
+    for i, (s, ok) in enumerate(zip(sets, named, strict=True)):
+        if ok:
+            rows.setdefault(s, []).append(i)
+    if not rows:
+        raise ValueError(f"{where}: column {scol!r} names no set; check set_column")
+    out = {}
+    for name, idx in rows.items():
+        check_trait_name(name)
+        kept = [(_clean_name(genes[i]), weights[i]) for i in idx]
+        n_empty = sum(g is None for g, _ in kept)
+        if n_empty:
+            logger.info("%s: set %r: %d empty or missing gene name(s) (e.g. 'NA') dropped", where, name, n_empty)
+        kept = [(g, w) for g, w in kept if g is not None]
+        if not kept:
+            raise ValueError(f"{where}: set {name!r} has no gene name; check the gene column")
+        out[name] = _to_series(name, [g for g, _ in kept], [w for _, w in kept], where)
+    logger.info("read %d gene sets from %s (by column %r): %s", len(out), where, scol,
+                ", ".join(f"{k} ({len(v)} genes)" for k, v in out.items()))
+    return out
 
 
 def _pick_column(df: pd.DataFrame, column: str | int, what: str, where: str) -> str:
@@ -1049,8 +1140,9 @@ def read_gene_list(
     column: str | int | None = None,
     weight_column: str | int | None = None,
     trait: str | None = None,
+    set_column: str | int | None = None,
 ) -> dict[str, pd.Series]:
-    r"""Read a gene list (one gene per line, or a column of a CSV/TSV table) as a gene set.
+    r"""Read a gene list (one gene per line, or a column of a CSV/TSV table) as a gene set, or as several.
 
     Parameters
     ----------
@@ -1073,13 +1165,18 @@ def read_gene_list(
     trait
         Name of the gene set; defaults to the file name without extension, or ``"gene_list"`` for
         genes given directly.
+    set_column
+        Name or 0-based position of a column of a table that names each gene's set (a long table of
+        ``gene, set`` rows, as decoupler's networks and many curated lists are): one gene set per value of the
+        column, named by it, in the order of their first rows. Rows without a set name are left out (counted in
+        the log). Not with ``trait``.
 
     Returns
     -------
     dict[str, pandas.Series]
-        ``{trait: Series}`` indexed by gene (stripped of spaces) with float64 weights, in input
-        order. Empty and missing gene names (``NA``, ``nan``, ...) are dropped; a gene listed twice keeps its
-        first position and its last weight (the number of duplicates is logged).
+        ``{trait: Series}`` indexed by gene (stripped of spaces) with float64 weights, in input order (one entry
+        per set with ``set_column``). Empty and missing gene names (``NA``, ``nan``, ...) are dropped; a gene listed
+        twice keeps its first position and its last weight (the number of duplicates is logged).
 
     Raises
     ------
@@ -1103,13 +1200,24 @@ def read_gene_list(
     >>> gs["sfari"].to_dict()
     {'SHANK3': 1.0, 'CHD8': 1.0, 'NRXN1': 2.0}
 
+    A long table, one gene set per value of a column:
+
+    >>> path = os.path.join(tempfile.mkdtemp(), "risk_genes.tsv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("gene\tsource\nCHD8\tASD\nSCN2A\tASD\nSETD1A\tSCZ\n")
+    >>> {k: list(v.index) for k, v in psysc.gwas.read_gene_list(path, column="gene", set_column="source").items()}
+    {'ASD': ['CHD8', 'SCN2A'], 'SCZ': ['SETD1A']}
+
     """
     if trait is not None and (not isinstance(trait, str) or not trait):
         raise ValueError(f"trait must be a non-empty string, got {trait!r}")
 
+    if set_column is not None and trait is not None:
+        raise ValueError("set_column names the gene sets by its values; trait names a file's single set: pass one")
     if not isinstance(path_or_list, str | os.PathLike):
-        if column is not None or weight_column is not None:
-            raise ValueError("column and weight_column apply to files only; pass the genes (and weights) directly")
+        if column is not None or weight_column is not None or set_column is not None:
+            raise ValueError("column, weight_column and set_column apply to files only; pass the genes (and weights) "
+                             "directly")
         where = "gene list"
         if isinstance(path_or_list, Mapping):
             genes = [_gene_str(g) for g in path_or_list]
@@ -1141,7 +1249,7 @@ def read_gene_list(
             sep = "\t"
         else:
             sep = _sep_of(lines[0])
-        if sep is None and column is None and weight_column is None:
+        if sep is None and column is None and weight_column is None and set_column is None:
             genes = [ln.strip() for ln in lines]
             if len(genes) > 1 and genes[0].lower() in _GENE_HEADERS:
                 logger.info("%s: first line %r read as a header, not a gene", where, genes[0])
@@ -1188,6 +1296,11 @@ def read_gene_list(
             else:
                 weights = [1.0] * len(genes_s)
             genes = genes_s.tolist()
+            if set_column is not None:
+                scol = _pick_column(df, set_column, "set_column", where)
+                if scol == gcol:
+                    raise ValueError(f"{where}: set_column and column are both {scol!r}; set_column names the sets")
+                return _split_by_set(genes, weights, df[scol].astype(str).str.strip().tolist(), scol, where)
 
     genes = [_clean_name(g) or "" for g in genes]  # missing names as the identifier mapping reads them: "NA", ...
     n_empty = sum(1 for g in genes if not g)
