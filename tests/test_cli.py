@@ -1006,3 +1006,68 @@ def test_python_dash_m_runs_the_command():
     done = subprocess.run([sys.executable, "-m", "psysc", "run", "--help"], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert "--gene-sets" in done.stdout and done.stdout.startswith("usage: psysc run")
+
+
+def test_tables_of_genes_are_read_by_their_gene_column(tmp_path):
+    """A table of genes with other columns (SFARI's CSV, a gene-source TSV) is told apart from a .gs file; without
+    --gene-column the message names its columns and the likely options, with them it is read as read_gene_list
+    reads it."""
+    from psysc.cli import _gene_sets_kind, _InputError, _load_gene_sets
+
+    sfari = tmp_path / "SFARI-Gene.csv"
+    sfari.write_text('status,gene-symbol,gene-name,gene-score\n9,ABAT,"4-aminobutyrate aminotransferase",3\n'
+                     '9,CHD8,"chromodomain helicase DNA binding protein 8",1\n9,SHANK3,"SH3 and ankyrin",1\n')
+    long = tmp_path / "risk_genes.tsv"
+    long.write_text("gene\tsource\nCHD8\tASD_Ruzzo\nSCN2A\tASD_Ruzzo\nSETD1A\tSCZ_SCHEMA\nGRIN2A\tSCZ_SCHEMA\n"
+                    "CHD8\tSFARI\nSHANK3\tSFARI\n")
+    headerless_gs = tmp_path / "sets.txt"  # a .gs file without its header is still a .gs file
+    headerless_gs.write_text("SCZ\tDRD2:6.1,GRIN2A:5.0\nAD\tAPOE,TREM2\n")
+    assert [_gene_sets_kind(p) for p in (sfari, long, headerless_gs)] == ["genes", "genes", "gs"]
+    with pytest.raises(_InputError, match=r"is a table of genes with 4 columns \('status', 'gene-symbol', "
+                                          r"'gene-name', 'gene-score'\).*\(probably --gene-column gene-symbol\)"):
+        _load_gene_sets(str(sfari), None)
+    with pytest.raises(_InputError, match=r"\(probably --gene-column gene --set-column source\)"):
+        _load_gene_sets(str(long), None)
+    sets, traits = _load_gene_sets(str(sfari), None, gene_column="gene-symbol", weight_column="gene-score")
+    assert traits == ["SFARI-Gene"] and sets["SFARI-Gene"].to_dict() == {"ABAT": 3.0, "CHD8": 1.0, "SHANK3": 1.0}
+    sets, traits = _load_gene_sets(str(long), ["SCZ_SCHEMA", "SFARI"], gene_column="gene", set_column="source")
+    expected = pd.read_csv(long, sep="\t").groupby("source")["gene"].apply(list).to_dict()
+    assert traits == ["SCZ_SCHEMA", "SFARI"] and {t: list(s.index) for t, s in sets.items()} == {
+        t: expected[t] for t in traits}
+    for kwargs, message in (
+        ({"set_column": "source"}, "--weight-column and --set-column name columns of a table of genes"),
+        ({"gene_column": "gene", "stat": "zscore"}, "--stat is for a gene x trait table"),
+    ):
+        with pytest.raises(_InputError, match=message):
+            _load_gene_sets(str(long), None, **kwargs)
+    # the reader's messages name the options of the command line
+    rc, err = _run(["run", "--gene-sets", str(sfari), "--gene-column", "symbol", "--out", str(tmp_path / "o"),
+                    "--quick"])
+    assert rc == 2 and "--gene-column 'symbol' is not a column; available columns: ['status', 'gene-symbol'" in err
+    rc, err = _run(["run", "--gene-column", "gene", "--out", str(tmp_path / "o"), "--quick"])
+    assert rc == 2 and "--gene-column names the column of genes of a --gene-sets file" in err
+
+
+def test_fuma_magma_output_by_its_symbols_and_a_spreadsheet_named(tmp_path):
+    import zipfile
+
+    from psysc.cli import _gene_sets_kind, _InputError, _load_gene_sets
+
+    fuma = tmp_path / "magma.genes.out"
+    fuma.write_text("GENE CHR START STOP NSNPS NPARAM N ZSTAT P SYMBOL\n"
+                    "ENSG00000130203 19 44905791 44909393 40 8 74046 12.1 5e-34 APOE\n"
+                    "ENSG00000095970 6 41158506 41163186 20 4 74046 4.2 1.3e-05 TREM2\n")
+    assert _load_gene_sets(str(fuma), None)[0]["magma"].index[0] == "ENSG00000130203"
+    assert _load_gene_sets(str(fuma), None, gene_column="SYMBOL")[0]["magma"].to_dict() == {"APOE": 10.0,
+                                                                                            "TREM2": 4.2}
+    with pytest.raises(_InputError, match="--gene-loc and --gene-column both name the genes"):
+        _load_gene_sets(str(fuma), None, gene_loc=str(fuma), gene_column="SYMBOL")
+    with pytest.raises(_InputError, match="a MAGMA file's genes are weighted by their ZSTAT"):
+        _load_gene_sets(str(fuma), None, gene_column="SYMBOL", weight_column="N")
+    xlsx = tmp_path / "genes.xlsx"
+    with zipfile.ZipFile(xlsx, "w") as archive:
+        archive.writestr("xl/workbook.xml", '<workbook><sheets><sheet name="TADA" sheetId="1"/></sheets></workbook>')
+        archive.writestr("xl/worksheets/sheet1.xml", "<worksheet/>")
+    with pytest.raises(_InputError, match=r"^--gene-sets: '.*genes.xlsx' is an Excel workbook \(.xlsx\) \(sheets: "
+                                          r"'TADA'\), not a text table"):
+        _gene_sets_kind(xlsx)

@@ -44,6 +44,12 @@ _AS_OPTIONS = (
     (re.compile(_PROSE + r"stat=(?=[\s,.;)]|$)"), r"\1--stat"),
     (re.compile(_PROSE + r"build='(GRCh3[78])'"), r"\1--build \2"),
     (re.compile(_PROSE + r"gene_loc=(?=[\s,.;)]|$)"), r"\1--gene-loc"),
+    (re.compile(r"psysc\.gwas\.read_gene_list\(path, column=\.\.\., weight_column=\.\.\.\)"),
+     "psysc run --gene-column ... --weight-column ..."),
+    (re.compile(r"read_magma\(\.\.\., gene_column='(\w+)'\) \(psysc run: --gene-column \w+\)"), r"--gene-column \1"),
+    # the gene-table readers' column options: "<file>: column='x' is not a column", "pass column= (the gene column)"
+    (re.compile(r"(^|: |\b(?:pass|with|or|and) )(gene_|weight_|set_|)column=(?:'([^']*)')?"),
+     lambda m: f"{m[1]}--{m[2][:-1] or 'gene'}-column" + (f" {m[3]!r}" if m[3] is not None else "")),
 )
 
 
@@ -103,8 +109,27 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="scDRS .gs file, MAGMA .genes.out/.genes.raw file, a gene x trait table of z-scores or P-values (the "
         "input of scdrs munge-gs; top 1,000 genes per trait; a single value column named ZSCORE, ZSTAT or P, or any "
-        "name with --stat) or a list of genes, one per line, without weights; told by name or header (default: the "
+        "name with --stat), a list of genes, one per line, without weights, or a table of genes with --gene-column; "
+        "told by name or header (default: the "
         "bundled MAGMA gene sets of 75 traits), or SNP-level GWAS summary statistics with --build",
+    )
+    run.add_argument(
+        "--gene-column",
+        metavar="NAME",
+        help="the column of a --gene-sets table that names the genes: reads any table of genes (a CSV or TSV with a "
+        "header, e.g. SFARI's or a supplementary table saved as CSV) as a gene list, weight 1 unless "
+        "--weight-column; in a MAGMA .genes.out, the column that names its genes instead of GENE (FUMA's SYMBOL)",
+    )
+    run.add_argument(
+        "--weight-column",
+        metavar="NAME",
+        help="with --gene-column: the column of numbers that weight the genes",
+    )
+    run.add_argument(
+        "--set-column",
+        metavar="NAME",
+        help="with --gene-column: the column that names each gene's set (a long table of gene, set rows): one "
+        "trait per value",
     )
     run.add_argument(
         "--stat",
@@ -214,7 +239,9 @@ def _gene_sets_kind(path: str | Path) -> str:
         return "magma"  # the gene-set analysis outputs: read_magma says what to give instead
     try:
         text = _read_head(path)  # gzip told by its first bytes
-    except (OSError, EOFError, ValueError):  # unreadable: the .gs reader says why
+    except ValueError as err:  # a spreadsheet, an archive of several files, zstd: the message says what to do
+        raise _InputError(f"--gene-sets: {err}") from None
+    except (OSError, EOFError):  # unreadable: the .gs reader says why
         return "gs"
     all_lines = [ln for ln in text.splitlines() if ln.strip()]
     if all_lines and all_lines[0].startswith("#") and ("VERSION" in all_lines[0] or "COVAR" in all_lines[0]):
@@ -244,9 +271,63 @@ def _gene_sets_kind(path: str | Path) -> str:
         try:
             [float(v) for v in values if v.upper() not in _MISSING_TOKENS]
         except ValueError:
-            return "gs"
+            # 'TRAIT<TAB>GENE1,GENE2' (or 'GENE:weight' entries): a .gs file without its header; else a table of
+            # genes and other columns (a gene list's source, e.g. SFARI's CSV)
+            first_row = _split_line(lines[0], sep)
+            if Path(path).suffix.lower() == ".gs" or (sep == "\t" and len(first_row) == 2
+                                                        and any(c in first_row[1] for c in ",:")):
+                return "gs"
+            return "genes"
         return "table"
     return "gs"
+
+
+def _gene_table_hint(path: Path) -> str:
+    """What to pass for a table of genes (``"genes"``): its columns, and the likely gene (and set) column."""
+    import csv
+
+    from .gwas._io import _GENE_HEADERS, _read_head, _sep_of
+
+    head = _read_head(path)
+    lines = [ln for ln in head.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    if len(head) >= 60_000 and len(lines) > 2:  # the first 64 KB of a larger file: its last line may be cut
+        lines = lines[:-1]
+    sep = _sep_of(lines[0]) or " "
+    rows = [[f.strip() for f in row] for row in csv.reader(lines, delimiter=sep, skipinitialspace=sep == " ")]
+    header, body = rows[0], rows[1:]
+    lower = [h.lower() for h in header]
+    gene = next((h for h, low in zip(header, lower, strict=True) if low in _GENE_HEADERS), None) or next(
+        (h for h, low in zip(header, lower, strict=True) if any(w in low for w in ("gene", "symbol", "ensembl"))),
+        None)
+    likely = ""
+    if gene is not None:
+        likely = f" (probably --gene-column {_shell_word(gene)}"
+        other = [i for i, h in enumerate(header) if h != gene]
+        if len(header) == 2 and body:  # gene, set: the other column names a few sets, of several genes each
+            values = [row[other[0]] for row in body if len(row) > other[0]]
+            if values and len(set(values)) <= len(values) / 2 and not all(_is_number(v) for v in values):
+                likely += f" --set-column {_shell_word(header[other[0]])}"
+        likely += ")"
+    shown = ", ".join(map(repr, header[:8])) + (", ..." if len(header) > 8 else "")
+    return (f"--gene-sets {str(path)!r} is a table of genes with {len(header)} columns ({shown}), not a scDRS .gs "
+            f"file: name its column of gene names with --gene-column{likely}. --weight-column weights the genes by "
+            "a column of numbers (default: weight 1); --set-column makes one gene set per value of a column "
+            "(default: one set, named after the file)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _shell_word(text: str) -> str:
+    """``text`` as one word of a shell command line (quoted when it holds spaces or special characters)."""
+    import shlex
+
+    return shlex.quote(text)
 
 
 def _check_header(path: Path) -> None:
@@ -282,11 +363,31 @@ def _file_provenance(name: str, path: str | None) -> dict[str, str]:
 
 
 def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | None = None,
-                    build: str | None = None, stat: str | None = None) -> tuple[dict, list[str]]:
+                    build: str | None = None, stat: str | None = None, gene_column: str | None = None,
+                    weight_column: str | None = None, set_column: str | None = None) -> tuple[dict, list[str]]:
     """The gene sets to score and their traits (keys of the dict, in the requested order)."""
     from . import datasets, gwas
 
+    if (weight_column is not None or set_column is not None) and gene_column is None:
+        raise _InputError("--weight-column and --set-column name columns of a table of genes: name its column of "
+                          "gene names with --gene-column too")
+    if gene_column is not None and path is None:
+        raise _InputError("--gene-column names the column of genes of a --gene-sets file")
     kind = None if path is None else _gene_sets_kind(path)
+    if gene_column is not None:
+        if kind == "sumstats":
+            raise _InputError(f"--gene-column: --gene-sets {path!r} holds SNP-level summary statistics, which have no "
+                              "gene column; drop --gene-column and give --build")
+        if kind == "magma" and (weight_column is not None or set_column is not None):
+            raise _InputError("--weight-column and --set-column are for tables of genes; a MAGMA file's genes are "
+                              "weighted by their ZSTAT")
+        if kind == "magma" and gene_loc is not None:
+            raise _InputError("--gene-loc and --gene-column both name the genes of the MAGMA file; give one of them")
+        if stat is not None:
+            raise _InputError("--stat is for a gene x trait table of z-scores or P-values; with --gene-column the "
+                              "table is read as a gene list (--weight-column for weights)")
+        if kind != "magma":
+            kind = "gene_column"
     if stat is not None and kind != "table":
         raise _InputError("--stat says what the values of a gene x trait --gene-sets table are (z-scores or "
                           "P-values); the --gene-sets file given is not such a table" if path else
@@ -325,14 +426,19 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
                 "its positions, --build GRCh38 (or --build GRCh37 with --gene-loc, e.g. MAGMA's NCBI37.3.gene.loc), "
                 f"to map its SNPs to genes here; or {SNP_TO_GENE_SET}"
             )
+        if kind == "genes":
+            raise _InputError(_gene_table_hint(p))
         what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list", "sumstats": "GWAS summary statistics",
-                "table": "gene x trait z-score / P-value table"}.get(kind, "scDRS .gs")
+                "table": "gene x trait z-score / P-value table", "gene_column": "table of genes"}.get(kind, "scDRS .gs")
         try:
             if kind == "sumstats":  # SNPs -> genes (ACAT in 10 kb windows) -> the top 1,000 genes, as read_magma
                 genes = gwas.sumstats_to_genes(gwas.read_sumstats(p), build=build, gene_loc=gene_loc)
                 gene_sets = dict(gwas.genes_to_gene_set(genes))
             elif kind == "magma":
-                gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc))
+                gene_sets = dict(gwas.read_magma(p, gene_loc=gene_loc, gene_column=gene_column or "GENE"))
+            elif kind == "gene_column":
+                gene_sets = dict(gwas.read_gene_list(p, column=gene_column, weight_column=weight_column,
+                                                     set_column=set_column))
             elif kind == "list":  # one gene per line: a trait named after the file
                 gene_sets = dict(gwas.read_gene_list(p))
             elif kind == "table":  # gene x trait z-scores or P-values: the top 1,000 genes of each trait
@@ -466,7 +572,8 @@ def _run(args: argparse.Namespace) -> int:
             raise _InputError(f"--model: {err}") from None
 
     # the gene sets first: reading them is quick, reading a large --input is not
-    gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc, args.build, args.stat)
+    gene_sets, traits = _load_gene_sets(args.gene_sets, traits, args.gene_loc, args.build, args.stat,
+                                        args.gene_column, args.weight_column, args.set_column)
     if args.species != "human":
         from .gwas import to_species
         from .gwas._ids import SameSpeciesError
@@ -489,6 +596,8 @@ def _run(args: argparse.Namespace) -> int:
         **({"gene_loc": args.gene_loc, **_file_provenance("gene_loc", args.gene_loc)} if args.gene_loc else {}),
         **({"build": args.build} if args.build else {}),
         **({"stat": args.stat} if args.stat else {}),
+        **{option: value for option, value in (("gene_column", args.gene_column), ("weight_column", args.weight_column),
+                                               ("set_column", args.set_column)) if value is not None},
         "quick": bool(args.quick),
         "species": args.species,
     }
