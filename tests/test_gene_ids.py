@@ -297,3 +297,54 @@ def test_to_species_reproduces_scdrs_mouse_toy_gene_set():
     got = to_species(h, "mouse", source="scdrs")
     assert len(got) == len(m) == 250
     pd.testing.assert_series_equal(got.sort_index(), m.sort_index(), check_names=False)
+
+
+def _one_by_one(names):
+    """Each name's current symbol by to_symbols alone (None when it maps to nothing or to itself)."""
+    out = []
+    for name in names:
+        got = to_symbols([name])
+        out.append(got[0] if got and got[0] != name else None)
+    return out
+
+
+def test_current_symbols_renames_what_to_symbols_maps_and_keeps_the_rest(log):
+    from psysc.gwas import current_symbols
+
+    names = ["C10orf26", "APOE", "odz2", "NOT_A_GENE", "ENSG00000130203", "", "KIAA0317", "AREL1x",
+             "SEPT4", "C17orf47", "C22orf26", "PRR34"]
+    targets = _one_by_one(names)
+    # expected by the documented rule: renamed to to_symbols' symbol unless that symbol is already one of the names
+    # or the symbol of another name too; IDs and unknown names as given
+    expected = [t if t is not None and not n.startswith("ENSG") and t not in names and targets.count(t) == 1 else n
+                for n, t in zip(names, targets, strict=True)]
+    got = current_symbols(names)
+    assert got == expected
+    assert got[:4] == ["WBP1L", "APOE", "TENM2", "NOT_A_GENE"] and got[8:10] == ["SEPT4", "C17orf47"]
+    assert got[10] == "C22orf26"  # its symbol, PRR34, is already one of the names
+    assert "3 of 12 names renamed" in log.text and "3 kept as given" in log.text
+    index = pd.Index(names, name="gene_symbols")
+    assert current_symbols(index).equals(pd.Index(expected, name="gene_symbols"))
+    sets = current_symbols({"MDD": pd.Series([5.0, 4.0, 1.0], index=["TENM2", "KIAA0317", "AREL1"])})
+    assert sets["MDD"].to_dict() == {"TENM2": 5.0, "KIAA0317": 4.0, "AREL1": 1.0}  # AREL1 is there: kept
+    assert current_symbols(pd.Series([2.0], index=["ODZ2"], name="T")).to_dict() == {"TENM2": 2.0}
+    with pytest.raises(TypeError, match="not str"):
+        current_symbols("APOE")
+
+
+def test_genes_named_by_another_symbol_in_the_data_are_counted_with_the_fix(caplog):
+    """The count the scoring logs equals the genes found after current_symbols of both, counted with sets."""
+    import psysc
+    from psysc.gwas import current_symbols
+
+    adata = psysc.datasets.darmanis2015()
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    before = int(sets["SCZ"].index.isin(adata.var_names).sum())
+    after = int(pd.Index(current_symbols(sets)["SCZ"].index).isin(current_symbols(adata.var_names)).sum())
+    psysc.pp.prepare_scoring(adata)
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=5, inplace=False)
+    assert after > before
+    assert (f"SCZ: {before} of 1000 genes found in the data; {after - before} more are in the data under another "
+            "symbol of the gene (e.g. WBP1L as C10orf26") in caplog.text
+    assert "bring both to current symbols, adata.var_names = psysc.gwas.current_symbols(adata.var_names)" in caplog.text

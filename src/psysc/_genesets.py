@@ -226,16 +226,37 @@ def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
     if _OVERLAP_SAID.get():
         return
     n_set = len(set_genes)
-    if n_common >= 0.5 * n_set:
-        logger.info("%s: %d of %d genes found in the data", trait, n_common, n_set)
-        return
     missing = pd.Index(set_genes)[~pd.Index(set_genes).isin(var_names)]
+    if n_common >= 0.5 * n_set:
+        logger.info("%s: %d of %d genes found in the data%s", trait, n_common, n_set,
+                    _earlier_symbols_note(missing, var_names))
+        return
     same_kind = _id_kind(missing) == _id_kind(var_names)
     logger.warning(
         "%s: only %d of %d genes found in the data; %s", trait, n_common, n_set,
-        "is the matrix gene-filtered? use all genes, not only the highly variable ones" if same_kind
+        "is the matrix gene-filtered? use all genes, not only the highly variable ones"
+        + _earlier_symbols_note(missing, var_names) if same_kind
         else f"the missing ones (e.g. {list(missing[:3])}) are named differently: " + overlap_hint(missing, var_names),
     )
+
+
+#: the code that brings the data's and the gene sets' symbols to the current ones (psysc run: --current-symbols)
+CURRENT_SYMBOLS_FIX = ("adata.var_names = psysc.gwas.current_symbols(adata.var_names) and gene_sets = "
+                       "psysc.gwas.current_symbols(gene_sets)")
+
+
+def _earlier_symbols_note(missing: pd.Index, var_names) -> str:
+    """``"; N more are in the data under another symbol ..."`` for human symbols, or ``""``."""
+    if not len(missing) or _id_kind(missing) != "human-like symbols" or _id_kind(var_names) != "human-like symbols":
+        return ""
+    from .gwas._ids import other_symbols_in
+
+    pairs = other_symbols_in(missing, var_names)
+    if not pairs:
+        return ""
+    shown = ", ".join(f"{gene} as {name}" for gene, name in pairs[:3])
+    return (f"; {len(pairs)} more {'is' if len(pairs) == 1 else 'are'} in the data under another symbol of the gene "
+            f"(e.g. {shown}): bring both to current symbols, {CURRENT_SYMBOLS_FIX}")
 
 
 #: var columns that hold gene symbols in common files (CELLxGENE, 10x, scanpy)

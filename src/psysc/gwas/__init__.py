@@ -10,19 +10,20 @@ trait name to a Series indexed by gene whose values are the gene weights.
 - :func:`read_gene_list`: plain gene lists or one column of a CSV/TSV table;
 - :func:`read_sumstats`, :func:`sumstats_to_genes`, :func:`genes_to_gene_set`: GWAS summary
   statistics to gene-level z-scores;
-- :func:`to_ensembl`, :func:`to_symbols`, :func:`to_species`, :func:`guess_species`: identifiers and
-  human <-> mouse orthologs;
+- :func:`to_ensembl`, :func:`to_symbols`, :func:`current_symbols`, :func:`to_species`,
+  :func:`guess_species`: identifiers and human <-> mouse orthologs;
 - :func:`panel`, :func:`panels`: bundled gene sets (GWAS MAGMA sets, rare-variant gene lists);
 - :func:`gene_table`: the bundled GENCODE gene tables.
 """
 
 from ._genes import gene_table
-from ._ids import guess_species, to_ensembl, to_species, to_symbols
+from ._ids import current_symbols, guess_species, to_ensembl, to_species, to_symbols
 from ._io import read_gene_list, read_gene_stats, read_gs, read_magma, write_gs
 from ._panels import panel, panels
 from ._sumstats import genes_to_gene_set, read_sumstats, sumstats_to_genes
 
 __all__ = [
+    "current_symbols",
     "gene_table",
     "genes_to_gene_set",
     "guess_species",

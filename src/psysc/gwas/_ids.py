@@ -501,6 +501,136 @@ def to_symbols(genes, *, species: str = "human", aliases=None):
     return _apply(genes, mapper, _id_log("symbols", sp))
 
 
+def current_symbols(genes, *, species: str = "human", aliases=None):
+    """Gene names with earlier symbols brought to the current ones, every other name kept as given.
+
+    Unlike :func:`to_symbols`, which drops what it cannot map, nothing is dropped: one name out per name in, in
+    order, so that it suits ``var_names`` as well as gene sets. A name is renamed when it resolves (as in
+    :func:`to_symbols`: GENCODE, then HGNC approved, previous and alias symbols, human) to a gene whose current
+    symbol is another name, no other name of the same list (or gene set) already is that symbol, and no other is
+    renamed to it; Ensembl IDs, unknown and ambiguous names stay as they are. Bring the data and the gene sets to
+    current symbols both, and a gene that one names by an earlier symbol (the 2015 annotation of
+    :func:`psysc.datasets.darmanis2015`, a gene set of a few years ago) matches in the other. The counts and a few
+    examples are logged.
+
+    Parameters
+    ----------
+    genes
+        A list or :class:`pandas.Index` of gene names (e.g. ``adata.var_names``), a gene-set Series (gene ->
+        weight) or a dict of gene sets.
+    species
+        ``"human"`` or ``"mouse"`` (mouse: GENCODE symbols only).
+    aliases
+        Extra synonyms, as in :func:`to_ensembl`.
+
+    Returns
+    -------
+    Of the kind given: a list or Index as long as ``genes``; a Series (or dict of Series) with the same weights.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import psysc
+    >>> psysc.gwas.current_symbols(["C10orf26", "APOE", "ODZ2", "NOT_A_GENE", "ENSG00000130203"])
+    ['WBP1L', 'APOE', 'TENM2', 'NOT_A_GENE', 'ENSG00000130203']
+    >>> psysc.gwas.current_symbols({"MDD": pd.Series([5.0, 4.0], index=["TENM2", "KIAA0317"])})["MDD"].to_dict()
+    {'TENM2': 5.0, 'AREL1': 4.0}
+
+    On an AnnData and its gene sets: ``adata.var_names = psysc.gwas.current_symbols(adata.var_names)`` and
+    ``gene_sets = psysc.gwas.current_symbols(gene_sets)``.
+
+    """
+    if isinstance(genes, str) or isinstance(genes, pd.DataFrame) or not isinstance(genes, Iterable | Mapping):
+        raise TypeError(f"genes must be a list or Index of gene names, a gene-set Series or a dict of them, not "
+                        f"{type(genes).__name__}")
+    if isinstance(genes, Mapping):
+        return {trait: current_symbols(s, species=species, aliases=aliases) for trait, s in as_gene_sets(genes).items()}
+    if isinstance(genes, pd.Series):
+        label = "genes" if genes.name is None else str(genes.name)
+        index = pd.Index(_renamed(genes.index.astype(str).tolist(), species, aliases, label), dtype=object,
+                         name=genes.index.name)
+        return pd.Series(genes.to_numpy(), index=index, name=genes.name)
+    given = [str(n) for n in genes]
+    out = _renamed(given, species, aliases, "genes")
+    return pd.Index(out, dtype=object, name=genes.name) if isinstance(genes, pd.Index) else out
+
+
+def _renamed(given: list[str], species: str, aliases, label: str) -> list[str]:
+    """:func:`current_symbols` of a list of names (logged under ``label``)."""
+    targets = _current_targets(given, species, aliases)
+    present = set(given)
+    wanted = Counter(t for t in targets if t is not None)
+    out, renamed, clashes = [], [], []
+    for name, target in zip(given, targets, strict=True):
+        if target is None:
+            out.append(name)
+        elif target in present or wanted[target] > 1:
+            out.append(name)
+            clashes.append(f"{name} -> {target}")
+        else:
+            out.append(target)
+            renamed.append(f"{name} -> {target}")
+    logger.info("%s: %d of %d names renamed to their current symbol (e.g. %s)%s", label, len(renamed), len(given),
+                ", ".join(renamed[:_N_EXAMPLES]) or "none",
+                f"; {len(clashes)} kept as given: their current symbol is another of the names or the new name of "
+                f"another too (e.g. {', '.join(clashes[:3])})" if clashes else "")
+    return out
+
+
+def _current_targets(names: list[str], species: str, aliases=None) -> list[str | None]:
+    """The current symbol of each name that another symbol names (None for the others: current, IDs, unknown)."""
+    lk = _lookup(_check_species(species))
+    resolve = _gene_id_resolver(lk.species, lk, aliases)
+    out: list[str | None] = []
+    for name in names:
+        if _parse_id(name) is not None:
+            out.append(None)
+            continue
+        gid, _, status = resolve(name)
+        symbol = lk.symbol_of.get(gid, "") if gid is not None and status != "unknown_id" else ""
+        out.append(symbol if symbol and symbol != name else None)
+    return out
+
+
+def other_symbols_in(missing, var_names, species: str = "human") -> list[tuple[str, str]]:
+    """``(gene, name in the data)`` for the genes of ``missing`` that the data name by another symbol of the gene.
+
+    A gene of ``missing`` that resolves to a gene (as :func:`current_symbols` resolves it) whose current symbol, or
+    one of whose HGNC previous or alias symbols, is a name of ``var_names`` (any case) resolving to the same gene.
+    :func:`current_symbols` of both then brings them to one name. Only those few names are resolved (a reverse
+    look-up), so that the check costs little beside scoring.
+    """
+    lk = _lookup(_check_species(species))
+    resolve = _gene_id_resolver(lk.species, lk, None)
+    by_gene = _hgnc_names_by_gene(lk.species)
+    upper: dict[str, list[str]] = {}
+    for v in map(str, var_names):
+        upper.setdefault(v.upper(), []).append(v)
+    found = []
+    for gene in map(str, missing):
+        gid, _, status = resolve(gene)
+        symbol = lk.symbol_of.get(gid, "") if gid is not None and status != "unknown_id" else ""
+        if not symbol:
+            continue
+        names = [v for key in (symbol.upper(), *by_gene.get(gid, ())) for v in upper.get(key, ()) if v != gene]
+        same = next((v for v in names if resolve(v)[0] == gid), None)
+        if same is not None:
+            found.append((gene, same))
+    return found
+
+
+@lru_cache(maxsize=2)
+def _hgnc_names_by_gene(species: str) -> dict[str, tuple[str, ...]]:
+    """Gene ID -> its HGNC previous and alias symbols (upper case); empty for mouse."""
+    lk = _lookup(species)
+    out: dict[str, list[str]] = {}
+    for kind in ("previous", "alias"):
+        for name, gids in lk.hgnc.get(kind, {}).items():
+            for gid in gids:
+                out.setdefault(gid, []).append(name)
+    return {g: tuple(v) for g, v in out.items()}
+
+
 # --------------------------------------------------------------------------------------------------
 # public: species
 # --------------------------------------------------------------------------------------------------
