@@ -1071,3 +1071,19 @@ def test_fuma_magma_output_by_its_symbols_and_a_spreadsheet_named(tmp_path):
     with pytest.raises(_InputError, match=r"^--gene-sets: '.*genes.xlsx' is an Excel workbook \(.xlsx\) \(sheets: "
                                           r"'TADA'\), not a text table"):
         _gene_sets_kind(xlsx)
+
+
+def test_current_symbols_option_finds_the_genes_named_otherwise(tmp_path):
+    """Without --current-symbols the log says how many more genes the option finds; with it, the data's and the gene
+    sets' symbols are renamed (psysc.gwas.current_symbols) before the run, and exactly those are found."""
+    rc, err = _run(["run", "--traits", "SCZ", "--n-ctrl", "5", "--out", str(tmp_path / "plain")])
+    assert rc == 0, err
+    hint = re.search(r"SCZ: (\d+) of 1000 genes found in the data; (\d+) more are in the data under another symbol "
+                     r"of the gene \(e.g. WBP1L as C10orf26.*\): --current-symbols brings both to current symbols", err)
+    assert hint is not None and "adata.var_names =" not in err, err
+    rc, err = _run(["run", "--traits", "SCZ", "--n-ctrl", "5", "--current-symbols", "--out", str(tmp_path / "cur")])
+    assert rc == 0, err
+    found = re.search(r"SCZ: (\d+) of 1000 genes found in the data\n", err)
+    assert found is not None and int(found[1]) == int(hint[1]) + int(hint[2]) > int(hint[1]), err
+    assert json.loads((tmp_path / "cur" / "summary.json").read_text())["parameters"]["current_symbols"] is True
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["parameters"]["current_symbols"] is False

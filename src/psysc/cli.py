@@ -47,6 +47,9 @@ _AS_OPTIONS = (
     (re.compile(r"psysc\.gwas\.read_gene_list\(path, column=\.\.\., weight_column=\.\.\.\)"),
      "psysc run --gene-column ... --weight-column ..."),
     (re.compile(r"read_magma\(\.\.\., gene_column='(\w+)'\) \(psysc run: --gene-column \w+\)"), r"--gene-column \1"),
+    (re.compile(r"bring both to current symbols, adata\.var_names = psysc\.gwas\.current_symbols\(adata\.var_names\) "
+                r"and gene_sets = psysc\.gwas\.current_symbols\(gene_sets\)"),
+     "--current-symbols brings both to current symbols"),
     # the gene-table readers' column options: "<file>: column='x' is not a column", "pass column= (the gene column)"
     (re.compile(r"(^|: |\b(?:pass|with|or|and) )(gene_|weight_|set_|)column=(?:'([^']*)')?"),
      lambda m: f"{m[1]}--{m[2][:-1] or 'gene'}-column" + (f" {m[3]!r}" if m[3] is not None else "")),
@@ -163,6 +166,13 @@ def build_parser() -> argparse.ArgumentParser:
         default="human",
         help="species of the data's genes; with mouse, the (human) gene sets are mapped to their mouse orthologs "
         "(HCOP, as psysc.gwas.to_species) before scoring (default: human)",
+    )
+    run.add_argument(
+        "--current-symbols",
+        action="store_true",
+        help="bring the gene symbols of the data and of the gene sets to the current GENCODE/HGNC symbols before "
+        "matching them (psysc.gwas.current_symbols), so that a gene named by an earlier symbol on one side is found "
+        "on the other",
     )
     run.add_argument("--groupby", default="cell_type", help="column of obs with the cell groups to test")
     run.add_argument("--layer", default=None, help="layer with the raw counts (default: X)")
@@ -499,6 +509,15 @@ def _select_traits(gene_sets: dict, traits: list[str], path: str) -> dict:
     return out
 
 
+def _options_named(record: logging.LogRecord) -> bool:
+    """A log record whose message names the fixes as psysc run's options (:func:`_as_cli`); always kept."""
+    text = record.getMessage()
+    named = _as_cli(text)
+    if named != text:
+        record.msg, record.args = named, None
+    return True
+
+
 def _setup_logging(quiet: bool):
     """A timestamped stderr handler on the 'psysc' logger; returns a function undoing it."""
     from . import settings
@@ -506,6 +525,7 @@ def _setup_logging(quiet: bool):
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", datefmt="%Y-%m-%d %H:%M:%S"))
+    handler.addFilter(_options_named)
     old = (logger.level, logger.propagate, settings.verbosity)
     fallback = [h for h in logger.handlers if isinstance(h, FallbackHandler)]
     for h in fallback:  # this handler replaces it while the command runs
@@ -587,6 +607,11 @@ def _run(args: argparse.Namespace) -> int:
                                   ) from None
             raise _InputError(f"--species {args.species}: {err}") from None
     adata = _read_input(args.input)  # run_pipeline checks it against the options before any work or output
+    if args.current_symbols:
+        from .gwas import current_symbols
+
+        adata.var_names = current_symbols(adata.var_names, species=args.species)
+        gene_sets = current_symbols(gene_sets, species=args.species)
 
     t0 = time.perf_counter()
     params = {
@@ -600,6 +625,7 @@ def _run(args: argparse.Namespace) -> int:
                                                ("set_column", args.set_column)) if value is not None},
         "quick": bool(args.quick),
         "species": args.species,
+        "current_symbols": bool(args.current_symbols),
     }
     created = not out.exists()
     try:
