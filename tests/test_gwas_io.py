@@ -897,3 +897,17 @@ def test_a_long_gene_table_gives_one_set_per_value_of_its_set_column(tmp_path, c
         read_gene_list(path, column="gene", set_column="trait")
     with pytest.raises(ValueError, match="apply to files only"):
         read_gene_list(["CHD8"], set_column="source")
+
+
+def test_gene_names_a_spreadsheet_made_dates_of_are_warned_about(tmp_path, caplog):
+    path = tmp_path / "copied.txt"
+    path.write_text("GRIN2A\n1-Sep\nMar-02\nSETD1A\n2006-12-01\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        got = read_gene_list(path)["copied"]
+    assert list(got.index) == ["GRIN2A", "1-Sep", "Mar-02", "SETD1A", "2006-12-01"]  # kept, as given
+    assert "gene set 'copied' holds 3 name(s) that are dates and match no gene (e.g. ['1-Sep', 'Mar-02'" in caplog.text
+    assert "take the genes from the source file" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        read_gene_list(["GRIN2A", "SEPTIN1", "MARCHF2"])
+    assert "dates" not in caplog.text

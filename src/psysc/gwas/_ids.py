@@ -190,6 +190,10 @@ class _Stats:
             self.dates.append(str(name))
 
 
+#: why gene names read as dates, and the fix
+SPREADSHEET_DATES = ("a spreadsheet turned gene symbols such as SEPT1, MARCH2 or DEC1 into them (now SEPTIN1, MARCHF2, "
+                     "BHLHE40); take the genes from the source file, not from a spreadsheet's copy")
+
 #: what a spreadsheet makes of SEPT1, MARCH2, DEC1 (...): 1-Sep, 2-Mar, 1-Dec, Sep-01, 2006-09-01, 09/01/2006
 _SPREADSHEET_DATE = re.compile(
     r"^(\d{1,2}-(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
@@ -334,9 +338,7 @@ def _id_log(target: str, species: str):
             hint = ("the unmapped names are numbers, as Entrez gene IDs (MAGMA's GENE column) are: read a MAGMA file "
                     "with psysc.gwas.read_magma(path, gene_loc=<the gene.loc file of the run>)")
         if st.dates:
-            dates = (f"{len(st.dates)} unmapped names are dates (e.g. {st.dates[:3]}): a spreadsheet turned gene "
-                     "symbols such as SEPT1, MARCH2 or DEC1 into them (now SEPTIN1, MARCHF2, BHLHE40); take the genes "
-                     "from the source file, not from a spreadsheet's copy")
+            dates = f"{len(st.dates)} unmapped names are dates (e.g. {st.dates[:3]}): {SPREADSHEET_DATES}"
             hint = f"{hint}; {dates}" if hint else dates
         if 2 * c["case"] > st.n_in and guess_species(st.examples.get("case", [])) == _OTHER[species]:
             other = _OTHER[species]

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .._core._gls import GeneCorrelations
-from ._ids import _ENSEMBL_ID, _clean_name
+from ._ids import _ENSEMBL_ID, _SPREADSHEET_DATE, SPREADSHEET_DATES, _clean_name
 
 logger = logging.getLogger("psysc")
 
@@ -169,6 +169,10 @@ def _to_series(trait: str, genes: list[str], weights: list[float], where: str) -
             "entries: %s; map the set with psysc.gwas.to_ensembl or to_symbols to merge them", where, trait,
             len(twice), "; ".join(" / ".join(names) for names in twice[:3]),
         )
+    dates = [gene for gene in merged if _SPREADSHEET_DATE.match(gene)]
+    if dates:
+        logger.warning("%s: gene set %r holds %d name(s) that are dates and match no gene (e.g. %s): %s", where, trait,
+                       len(dates), dates[:3], SPREADSHEET_DATES)
     index = pd.Index(list(merged), dtype=object, name="gene")
     return pd.Series(np.fromiter(merged.values(), dtype=np.float64, count=len(merged)), index=index, name=trait)
 
