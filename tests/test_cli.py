@@ -1060,6 +1060,10 @@ def test_fuma_magma_output_by_its_symbols_and_a_spreadsheet_named(tmp_path):
     assert _load_gene_sets(str(fuma), None)[0]["magma"].index[0] == "ENSG00000130203"
     assert _load_gene_sets(str(fuma), None, gene_column="SYMBOL")[0]["magma"].to_dict() == {"APOE": 10.0,
                                                                                             "TREM2": 4.2}
+    from psysc.cli import _as_cli
+
+    assert _as_cli("magma.genes.out: ... (FUMA's output): pass gene_column='SYMBOL' to name them by it").endswith(
+        "(FUMA's output): pass --gene-column 'SYMBOL' to name them by it")
     with pytest.raises(_InputError, match="--gene-loc and --gene-column both name the genes"):
         _load_gene_sets(str(fuma), None, gene_loc=str(fuma), gene_column="SYMBOL")
     with pytest.raises(_InputError, match="a MAGMA file's genes are weighted by their ZSTAT"):

@@ -229,13 +229,13 @@ def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
     missing = pd.Index(set_genes)[~pd.Index(set_genes).isin(var_names)]
     if n_common >= 0.5 * n_set:
         logger.info("%s: %d of %d genes found in the data%s", trait, n_common, n_set,
-                    _earlier_symbols_note(missing, var_names))
+                    _other_symbols_note(missing, var_names))
         return
     same_kind = _id_kind(missing) == _id_kind(var_names)
     logger.warning(
         "%s: only %d of %d genes found in the data; %s", trait, n_common, n_set,
         "is the matrix gene-filtered? use all genes, not only the highly variable ones"
-        + _earlier_symbols_note(missing, var_names) if same_kind
+        + _other_symbols_note(missing, var_names) if same_kind
         else f"the missing ones (e.g. {list(missing[:3])}) are named differently: " + overlap_hint(missing, var_names),
     )
 
@@ -245,7 +245,7 @@ CURRENT_SYMBOLS_FIX = ("adata.var_names = psysc.gwas.current_symbols(adata.var_n
                        "psysc.gwas.current_symbols(gene_sets)")
 
 
-def _earlier_symbols_note(missing: pd.Index, var_names) -> str:
+def _other_symbols_note(missing: pd.Index, var_names) -> str:
     """``"; N more are in the data under another symbol ..."`` for human symbols, or ``""``."""
     if not len(missing) or _id_kind(missing) != "human-like symbols" or _id_kind(var_names) != "human-like symbols":
         return ""

@@ -46,7 +46,6 @@ _AS_OPTIONS = (
     (re.compile(_PROSE + r"gene_loc=(?=[\s,.;)]|$)"), r"\1--gene-loc"),
     (re.compile(r"psysc\.gwas\.read_gene_list\(path, column=\.\.\., weight_column=\.\.\.\)"),
      "psysc run --gene-column ... --weight-column ..."),
-    (re.compile(r"read_magma\(\.\.\., gene_column='(\w+)'\) \(psysc run: --gene-column \w+\)"), r"--gene-column \1"),
     (re.compile(r"bring both to current symbols, adata\.var_names = psysc\.gwas\.current_symbols\(adata\.var_names\) "
                 r"and gene_sets = psysc\.gwas\.current_symbols\(gene_sets\)"),
      "--current-symbols brings both to current symbols"),

@@ -497,10 +497,15 @@ def to_symbols(genes, *, species: str = "human", aliases=None):
             return [], status
         if status == "unknown_id":
             return [], "unmapped"
-        symbol = lk.symbol_of.get(gid, "")
+        symbol = _symbol_of(lk, gid, status)
         return ([symbol], status) if symbol else ([], "no_symbol")
 
     return _apply(genes, mapper, _id_log("symbols", sp))
+
+
+def _symbol_of(lk: _Lookup, gid: str | None, status: str) -> str:
+    """The current symbol of a resolved gene (``resolve``'s ID and status), or ``""`` (none, an unknown ID)."""
+    return lk.symbol_of.get(gid, "") if gid is not None and status != "unknown_id" else ""
 
 
 def current_symbols(genes, *, species: str = "human", aliases=None):
@@ -589,7 +594,7 @@ def _current_targets(names: list[str], species: str, aliases=None) -> list[str |
             out.append(None)
             continue
         gid, _, status = resolve(name)
-        symbol = lk.symbol_of.get(gid, "") if gid is not None and status != "unknown_id" else ""
+        symbol = _symbol_of(lk, gid, status)
         out.append(symbol if symbol and symbol != name else None)
     return out
 
@@ -611,7 +616,7 @@ def other_symbols_in(missing, var_names, species: str = "human") -> list[tuple[s
     found = []
     for gene in map(str, missing):
         gid, _, status = resolve(gene)
-        symbol = lk.symbol_of.get(gid, "") if gid is not None and status != "unknown_id" else ""
+        symbol = _symbol_of(lk, gid, status)
         if not symbol:
             continue
         names = [v for key in (symbol.upper(), *by_gene.get(gid, ())) for v in upper.get(key, ()) if v != gene]

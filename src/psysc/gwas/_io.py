@@ -633,7 +633,8 @@ def read_magma(
     if not isinstance(gene_column, str) or not gene_column.strip():
         raise ValueError(f"gene_column must be the name of a column, not {gene_column!r}")
     gene_column = gene_column.strip()
-    if gene_loc is not None and gene_column.upper() != "GENE":
+    gene_col = gene_column.upper()  # the file's columns are read in upper case
+    if gene_loc is not None and gene_col != "GENE":
         raise ValueError(f"gene_loc and gene_column={gene_column!r} both name the genes; pass one of them")
     if trait is None:
         trait = _magma_trait_name(path)
@@ -685,7 +686,7 @@ def read_magma(
             "whose header is 'GENE CHR START STOP NSNPS NPARAM N ZSTAT P' (a table with one column per trait, as "
             "scdrs munge-gs reads, is read by psysc.gwas.read_gene_stats)"
         )
-    if gene_column.upper() not in df.columns:
+    if gene_col not in df.columns:
         raise ValueError(f"{where}: gene_column={gene_column!r} is not a column; the columns are {list(df.columns)}")
     if len(df) == 0:
         raise ValueError(f"{where} has a header but no gene; check that MAGMA finished")
@@ -720,13 +721,12 @@ def read_magma(
         raise ValueError(f"{where}: duplicated genes {dup[:10]} ({dup[0]!r} on lines {lines}); keep one row per gene")
     if gene_loc is not None:
         df, genes, z, p, rank_key = _name_genes(df, genes, z, p, rank_key, gene_loc, where)
-    elif gene_column.upper() != "GENE":
-        df, genes, z, p, rank_key = _rename_genes(df, genes, z, p, rank_key, df[gene_column.upper()],
-                                                  f"its column {gene_column.upper()}", where,
-                                                  f"fill in the {gene_column.upper()} column")
+    elif gene_col != "GENE":
+        df, genes, z, p, rank_key = _rename_genes(df, genes, z, p, rank_key, df[gene_col], f"its column {gene_col}",
+                                                  where, f"fill in the {gene_col} column")
     elif "SYMBOL" in df.columns:
         logger.info("%s: genes named by its GENE column; the file names them in a SYMBOL column too (FUMA's output): "
-                    "read_magma(..., gene_column='SYMBOL') (psysc run: --gene-column SYMBOL) names them by it", where)
+                    "pass gene_column='SYMBOL' to name them by it", where)
 
     n_genes = len(genes)
     order = _select_top(rank_key, p, n_top, fdr, fwer, where)
@@ -1111,14 +1111,7 @@ def _split_by_set(genes: list[str], weights: list[float], sets: list[str], scol:
     out = {}
     for name, idx in rows.items():
         check_trait_name(name)
-        kept = [(_clean_name(genes[i]), weights[i]) for i in idx]
-        n_empty = sum(g is None for g, _ in kept)
-        if n_empty:
-            logger.info("%s: set %r: %d empty or missing gene name(s) (e.g. 'NA') dropped", where, name, n_empty)
-        kept = [(g, w) for g, w in kept if g is not None]
-        if not kept:
-            raise ValueError(f"{where}: set {name!r} has no gene name; check the gene column")
-        out[name] = _to_series(name, [g for g, _ in kept], [w for _, w in kept], where)
+        out[name] = _listed_gene_set(name, [genes[i] for i in idx], [weights[i] for i in idx], f"{where}, set {name!r}")
     logger.info("read %d gene sets from %s (by column %r): %s", len(out), where, scol,
                 ", ".join(f"{k} ({len(v)} genes)" for k, v in out.items()))
     return out
@@ -1306,6 +1299,13 @@ def read_gene_list(
                     raise ValueError(f"{where}: set_column and column are both {scol!r}; set_column names the sets")
                 return _split_by_set(genes, weights, df[scol].astype(str).str.strip().tolist(), scol, where)
 
+    s = _listed_gene_set(trait, genes, weights, where)
+    logger.info("read gene list %r: %d genes", trait, len(s))
+    return {trait: s}
+
+
+def _listed_gene_set(trait: str, genes: list, weights: list[float], where: str) -> pd.Series:
+    """A gene set from a list's names and weights: missing names (``NA``, empty, ...) dropped and counted."""
     genes = [_clean_name(g) or "" for g in genes]  # missing names as the identifier mapping reads them: "NA", ...
     n_empty = sum(1 for g in genes if not g)
     if n_empty:
@@ -1317,6 +1317,4 @@ def read_gene_list(
         raise ValueError(f"{where}: no gene left after dropping empty names; check the gene column")
     if any(not math.isfinite(w) for w in weights):
         raise ValueError(f"{where}: weights must be finite numbers; fix or drop the non-finite ones")
-    s = _to_series(trait, genes, weights, where)
-    logger.info("read gene list %r: %d genes", trait, len(s))
-    return {trait: s}
+    return _to_series(trait, genes, weights, where)

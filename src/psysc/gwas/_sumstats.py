@@ -419,7 +419,7 @@ class _RowNames:
 _CHUNK_ROWS = 500_000
 
 
-def _finite_and_positive(v: np.ndarray) -> np.ndarray:
+def _not_finite_and_positive(v: np.ndarray) -> np.ndarray:
     return ~(v > 0) | np.isinf(v)
 
 
@@ -430,9 +430,9 @@ _VALUE_RULES: dict[str, tuple[Callable[[np.ndarray], np.ndarray], str]] = {
            "is not a position (an integer from 1 to 2^32 - 1; the longest human chromosome has 2.5e8 bases)"),
     "P": (lambda v: (v < 0) | (v > 1), "is outside [0, 1]"),
     "LP": (lambda v: v < 0, "is negative (LP = -log10 P must be >= 0)"),
-    "SE": (_finite_and_positive, "is not a finite number > 0"),
-    "OR": (_finite_and_positive, "is not a finite number > 0"),
-    "N": (_finite_and_positive, "is not a finite number > 0"),
+    "SE": (_not_finite_and_positive, "is not a finite number > 0"),
+    "OR": (_not_finite_and_positive, "is not a finite number > 0"),
+    "N": (_not_finite_and_positive, "is not a finite number > 0"),
     "Z": (np.isinf, "is not finite"),
     "BETA": (np.isinf, "is not finite"),
 }
