@@ -50,7 +50,8 @@ source_suffix = {".rst": "restructuredtext", ".ipynb": "myst-nb", ".md": "myst-n
 master_doc = "index"
 exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "**.ipynb_checkpoints"]
 
-# autodoc / autosummary
+# autodoc / autosummary (docs/_templates/autosummary/base.rst: objects such as psysc.settings without their value)
+templates_path = ["_templates"]
 autosummary_generate = True
 autodoc_member_order = "groupwise"
 autodoc_default_options = {"members": True, "inherited-members": False}
@@ -84,6 +85,8 @@ intersphinx_mapping = {
     "scanpy": ("https://scanpy.readthedocs.io/en/stable/", None),
     "scipy": ("https://docs.scipy.org/doc/scipy/", None),
 }
+
+intersphinx_timeout = 10  # seconds per inventory: an offline build goes on without them
 
 nitpicky = False
 

@@ -572,9 +572,10 @@ def available():
 
     Returns
     -------
-    :class:`pandas.DataFrame` with one row per model: ``name``, ``family``, ``version``, ``layers``,
-    ``hidden_size``, ``n_heads``, ``max_length`` (tokens), ``size_mb`` (weights, 10^6 bytes), ``licence``,
-    ``revision`` (pinned upstream commit) and ``cached`` (all files already in ``settings.cachedir``).
+    pandas.DataFrame
+        :class:`pandas.DataFrame` with one row per model: ``name``, ``family``, ``version``, ``layers``,
+        ``hidden_size``, ``n_heads``, ``max_length`` (tokens), ``size_mb`` (weights, 10^6 bytes), ``licence``,
+        ``revision`` (pinned upstream commit) and ``cached`` (all files already in ``settings.cachedir``).
 
     Examples
     --------

@@ -50,18 +50,18 @@ class Settings:
 
     Attributes
     ----------
-    cachedir
+    settings.cachedir
         Where downloaded files (model weights, public datasets) are kept. Defaults to
         ``$PSYSC_CACHE_DIR`` or ``~/.cache/psysc``.
-    device
+    settings.device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
-    verbosity
+    settings.verbosity
         0 errors, 1 warnings, 2 info (default; progress bars on a terminal or in a notebook), 3 debug. Messages
         go to the ``"psysc"`` logger; psysc prints them on stderr unless the application has configured
         :mod:`logging` itself.
-    seed
+    settings.seed
         Default random seed of every random choice.
-    n_jobs
+    settings.n_jobs
         Threads for the compiled kernels; ``None`` uses every available core.
 
     Examples

@@ -43,7 +43,8 @@ def random_geneformer_checkpoint(
 
     Returns
     -------
-    The directory, loadable with :func:`psysc.models.load` and usable as ``model=`` of :func:`psysc.tl.embed`.
+    pathlib.Path
+        The directory, loadable with :func:`psysc.models.load` and usable as ``model=`` of :func:`psysc.tl.embed`.
 
     Examples
     --------
@@ -123,7 +124,8 @@ def random_scgpt_checkpoint(
 
     Returns
     -------
-    The directory, loadable with :func:`psysc.models.load` and usable as ``model=`` of :func:`psysc.tl.embed`.
+    pathlib.Path
+        The directory, loadable with :func:`psysc.models.load` and usable as ``model=`` of :func:`psysc.tl.embed`.
 
     Examples
     --------

@@ -13,14 +13,15 @@ def darmanis2015() -> ad.AnnData:
 
     Returns
     -------
-    AnnData with
+    anndata.AnnData
+        The 466 cells, with
 
-    - ``X``: raw read counts (CSR, float32), cells x 22,085 genes;
-    - ``var_names``: gene symbols; ``var["gene_ids"]``: GENCODE v48 Ensembl ID where the symbol maps
-      (empty otherwise); ``var["biotype"]``;
-    - ``obs["cell_type"]``: neurons, astrocytes, oligodendrocytes, OPC, microglia, endothelial,
-      fetal_quiescent, fetal_replicating, hybrid; also ``tissue``, ``age``, ``stage`` (adult/fetal),
-      ``chip_id`` and ``sample``.
+        - ``X``: raw read counts (CSR, float32), cells x 22,085 genes;
+        - ``var_names``: gene symbols; ``var["gene_ids"]``: GENCODE v48 Ensembl ID where the symbol maps
+          (empty otherwise); ``var["biotype"]``;
+        - ``obs["cell_type"]``: neurons, astrocytes, oligodendrocytes, OPC, microglia, endothelial,
+          fetal_quiescent, fetal_replicating, hybrid; also ``tissue``, ``age``, ``stage`` (adult/fetal),
+          ``chip_id`` and ``sample``.
 
     Notes
     -----

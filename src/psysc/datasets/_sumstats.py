@@ -30,7 +30,8 @@ def ad_gwas_subset() -> dict[str, object]:
 
     Returns
     -------
-    ``{"sumstats": Path, "gene_loc": Path, "build": "GRCh37", "columns": dict}``.
+    dict
+        ``{"sumstats": Path, "gene_loc": Path, "build": "GRCh37", "columns": dict}``.
 
     Examples
     --------

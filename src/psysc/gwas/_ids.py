@@ -405,8 +405,9 @@ def to_ensembl(genes, *, species: str = "human", keep_version: bool = False, ali
 
     Returns
     -------
-    Same kind as ``genes``: a list (or Index) of the mapped IDs, unmapped genes dropped and duplicates
-    removed (input order); a Series or dict of Series indexed by ID, with ``index.name == "gene"``.
+    list, pandas.Index, pandas.Series or dict[str, pandas.Series]
+        Same kind as ``genes``: a list (or Index) of the mapped IDs, unmapped genes dropped and duplicates
+        removed (input order); a Series or dict of Series indexed by ID, with ``index.name == "gene"``.
 
     Notes
     -----
@@ -473,9 +474,10 @@ def to_symbols(genes, *, species: str = "human", aliases=None):
 
     Returns
     -------
-    Same kind as ``genes``, with symbols. IDs unknown to GENCODE, or of genes GENCODE names only by
-    their ID (many lncRNAs), are dropped and counted as unmapped; several IDs with one symbol (e.g.
-    the chrX and chrY copies of a pseudo-autosomal gene) are merged, keeping the largest weight.
+    list, pandas.Index, pandas.Series or dict[str, pandas.Series]
+        Same kind as ``genes``, with symbols. IDs unknown to GENCODE, or of genes GENCODE names only by
+        their ID (many lncRNAs), are dropped and counted as unmapped; several IDs with one symbol (e.g.
+        the chrX and chrY copies of a pseudo-autosomal gene) are merged, keeping the largest weight.
 
     Examples
     --------
@@ -532,7 +534,8 @@ def current_symbols(genes, *, species: str = "human", aliases=None):
 
     Returns
     -------
-    Of the kind given: a list or Index as long as ``genes``; a Series (or dict of Series) with the same weights.
+    list, pandas.Index, pandas.Series or dict[str, pandas.Series]
+        Of the kind given: a list or Index as long as ``genes``; a Series (or dict of Series) with the same weights.
 
     Examples
     --------
@@ -766,8 +769,9 @@ def to_species(
 
     Returns
     -------
-    Same kind as ``gene_sets``, in the target species. A gene with several orthologs passes its
-    weight to each; a target gene reached from several input genes keeps the largest weight.
+    list, pandas.Index, pandas.Series or dict[str, pandas.Series]
+        Same kind as ``gene_sets``, in the target species. A gene with several orthologs passes its
+        weight to each; a target gene reached from several input genes keeps the largest weight.
 
     Raises
     ------

@@ -578,8 +578,8 @@ def read_magma(
         Series: gene size, gene density, sample size, inverse minor allele count and gene length then enter
         :func:`psysc.tl.celltype_enrichment` and :func:`psysc.tl.disorder_contrast` as covariates. From a
         ``.genes.raw`` file the table also carries the gene-gene correlations of the selected genes in
-        ``attrs["gene_corr"]`` (:class:`psysc._core._gls.GeneCorrelations`: ``genes`` in the file's order and a
-        symmetric sparse ``matrix`` with unit diagonal),
+        ``attrs["gene_corr"]`` (an object with ``genes``, in the file's order, and a symmetric sparse ``matrix``
+        with unit diagonal),
         with which :func:`psysc.tl.celltype_enrichment` fits MAGMA's models by generalised least squares.
     gene_loc
         The MAGMA ``gene.loc`` file the analysis used (``GENE CHR START STOP STRAND NAME``; a path or a

@@ -30,7 +30,7 @@ _PANELS = {
 
 
 def panels() -> dict[str, str]:
-    """The bundled gene panels: ``{name: description}``, for :func:`panel`.
+    """The bundled gene panels: ``{name: description}``, for :func:`~psysc.gwas.panel`.
 
     Examples
     --------

@@ -2145,7 +2145,7 @@ def genes_to_gene_set(
     weight: str | None = None,
     trait: str | None = None,
 ) -> dict[str, pd.Series]:
-    r"""Turn a gene table (from :func:`sumstats_to_genes`) into a weighted gene set.
+    r"""Turn a gene table (from :func:`~psysc.gwas.sumstats_to_genes`) into a weighted gene set.
 
     Genes are selected as :func:`psysc.gwas.read_magma` and ``scdrs munge-gs`` do: the ``n_top``
     genes with the smallest ``P`` (ties kept in table order) or, with ``fdr`` (``fwer``), those passing a

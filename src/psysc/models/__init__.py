@@ -6,9 +6,9 @@ Importing :mod:`psysc.models` is light (no torch, no transformers): torch is imp
 - :func:`load` returns a :class:`FoundationModel` from a registry name (downloaded once into
   ``psysc.settings.cachedir``, hash-checked) or from a local directory in the official layout;
   scvi-tools ``SCVI`` models (a folder with ``model.pt``, or ``"scvi-census"``) load the same way and embed with
-  the encoder's latent mean (:mod:`psysc.models.scvi`);
+  the encoder's latent mean;
 - :class:`Tokens`, :class:`FoundationModel` and :class:`ModelInfo` are the protocol every model implements
-  (see :mod:`psysc.models._base`).
+  (see ``psysc/models/_base.py``).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
         ``vocab.json`` + ``args.json``; whole-human and brain are told apart by the training data named in
         ``args.json``. ``best_model.pt`` is read with ``torch.load(weights_only=True)`` only, and every encoder
         weight must be present with the right shape. scVI (``"scvi-census"`` or a folder with scvi-tools'
-        ``model.pt``): the encoder's latent mean (:mod:`psysc.models.scvi`).
+        ``model.pt``): the encoder's latent mean.
     layer
         Hidden layer to read. ``-1`` (default) is the official ``EmbExtractor`` default ``emb_layer=-1``: the
         output of the **second-to-last** encoder layer, ``hidden_states[L - 1]``. ``0`` is the last layer;
@@ -122,7 +122,8 @@ def load(name_or_path: str | os.PathLike, *, layer: int = -1, pooling: str | Non
 
     Returns
     -------
-    The model (:class:`FoundationModel`); ``model.info`` holds the provenance (revision, sha256 of the files).
+    psysc.models.FoundationModel
+        The loaded model; ``model.info`` holds the provenance (revision, sha256 of the files).
 
     Raises
     ------

@@ -60,13 +60,16 @@ class Tokens:
 
     @property
     def n_cells(self) -> int:
+        """Number of cells."""
         return len(self.offsets) - 1
 
     @property
     def lengths(self) -> np.ndarray:
+        """Sequence length of each cell (0 for an empty cell)."""
         return np.diff(self.offsets)
 
     def cell(self, i: int) -> np.ndarray:
+        """Token ids of cell ``i``."""
         return self.ids[self.offsets[i] : self.offsets[i + 1]]
 
     def emptied(self, cells) -> Tokens:
@@ -83,6 +86,17 @@ class Tokens:
 
     @classmethod
     def from_list(cls, seqs: list[np.ndarray], values: list[np.ndarray] | None = None) -> Tokens:
+        """Tokens from one id array per cell (and, optionally, one value array per cell).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from psysc.models import Tokens
+        >>> tk = Tokens.from_list([np.array([5, 9]), np.array([], dtype=int), np.array([7])])
+        >>> tk.n_cells, tk.lengths.tolist(), tk.cell(2).tolist()
+        (3, [2, 0, 1], [7])
+
+        """
         offsets = np.zeros(len(seqs) + 1, dtype=np.int64)
         np.cumsum([len(s) for s in seqs], out=offsets[1:])
         ids = np.concatenate(seqs).astype(np.int64) if seqs else np.zeros(0, dtype=np.int64)
@@ -94,15 +108,36 @@ class Tokens:
 
 @dataclass
 class ModelInfo:
-    """What a loaded model is, for provenance (``adata.uns["psysc"]["embed"]``)."""
+    """What a loaded model is, for provenance (``adata.uns["psysc"]["embed"]``).
+
+    Attributes
+    ----------
+    name
+        Registry name (``"geneformer-v2-104m"``) or the local folder's name.
+    family
+        ``"geneformer"``, ``"scgpt"``, ``"scvi"``, ...
+    version
+        Version within the family, e.g. ``"V1"``, ``"V2"``.
+    revision
+        Pinned upstream revision, when known.
+    sha256
+        File name -> sha256 of the files used.
+    licence
+        Licence of the weights, when known.
+    source
+        URL or local directory the files came from.
+    extra
+        Family-specific details: the weights file, and e.g. layer and pooling (Geneformer) or architecture (scVI).
+
+    """
 
     name: str
-    family: str  # "geneformer", "scgpt", "scvi", ...
-    version: str  # e.g. "V1", "V2"
-    revision: str | None = None  # pinned upstream revision
-    sha256: dict[str, str] = field(default_factory=dict)  # file name -> sha256 of the weights used
+    family: str
+    version: str
+    revision: str | None = None
+    sha256: dict[str, str] = field(default_factory=dict)
     licence: str | None = None
-    source: str | None = None  # URL or local directory
+    source: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -113,8 +148,11 @@ class FoundationModel:
     :meth:`network` and :meth:`embed_batch`.
     """
 
+    #: What the model is (name, revision, sha256 of its files), recorded with every embedding.
     info: ModelInfo
+    #: Size of a cell embedding.
     embedding_dim: int
+    #: Token id that right-pads the sequences of a batch.
     pad_id: int = 0
     #: True when tokenize() needs raw counts (an error is raised for normalised input)
     needs_counts: bool = True

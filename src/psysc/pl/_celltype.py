@@ -90,8 +90,9 @@ def enrichment_dotplot(
 
     Returns
     -------
-    The :class:`~matplotlib.axes.Axes` (the dots are ``ax.collections[0]``), the Figure with
-    ``return_fig=True``, or ``None`` when shown.
+    matplotlib.axes.Axes, matplotlib.figure.Figure or None
+        The :class:`~matplotlib.axes.Axes` (the dots are ``ax.collections[0]``), the Figure with
+        ``return_fig=True``, or ``None`` when shown.
 
     Examples
     --------
@@ -250,8 +251,9 @@ def contrast(
 
     Returns
     -------
-    The :class:`~matplotlib.axes.Axes` (bars are ``ax.patches``), the Figure with ``return_fig=True``,
-    or ``None`` when shown.
+    matplotlib.axes.Axes, matplotlib.figure.Figure or None
+        The :class:`~matplotlib.axes.Axes` (bars are ``ax.patches``), the Figure with ``return_fig=True``,
+        or ``None`` when shown.
 
     Examples
     --------

@@ -218,8 +218,9 @@ def enrichment_heatmap(
 
     Returns
     -------
-    The heatmap's :class:`~matplotlib.axes.Axes` (its image is ``ax.images[0]``), the Figure with
-    ``return_fig=True``, or ``None`` when the figure was shown.
+    matplotlib.axes.Axes, matplotlib.figure.Figure or None
+        The heatmap's :class:`~matplotlib.axes.Axes` (its image is ``ax.images[0]``), the Figure with
+        ``return_fig=True``, or ``None`` when the figure was shown.
 
     Examples
     --------

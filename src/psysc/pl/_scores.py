@@ -79,8 +79,9 @@ def scores(
 
     Returns
     -------
-    The :class:`~matplotlib.axes.Axes` (the cells are ``ax.collections[0]``), the Figure with
-    ``return_fig=True``, or ``None`` when the figure was shown.
+    matplotlib.axes.Axes, matplotlib.figure.Figure or None
+        The :class:`~matplotlib.axes.Axes` (the cells are ``ax.collections[0]``), the Figure with
+        ``return_fig=True``, or ``None`` when the figure was shown.
 
     Examples
     --------

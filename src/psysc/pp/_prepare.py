@@ -501,7 +501,7 @@ def prepare_scoring(
         Cells x covariates (e.g. sequencing depth, sex, age, batch), indexed by ``obs_names``, or the names of
         columns of ``adata.obs`` (``"n_counts"``, ``["n_counts", "batch"]``, as ``sc.pp.regress_out`` takes
         keys); categorical columns become indicators and a constant is added (unless the columns span one
-        exactly; see :func:`psysc._core._covariates.design_matrix`). scDRS 1.0.2 adds the constant only when a column of
+        exactly). scDRS 1.0.2 adds the constant only when a column of
         ones regressed on the covariates leaves a mean squared residual above 0.01, so it leaves it out for a
         single covariate whose coefficient of variation is below about 10 % (e.g. the log library size alone),
         and its scores then differ from psysc's (see the design notes). Their effect is regressed out of every gene
@@ -517,16 +517,17 @@ def prepare_scoring(
 
     Returns
     -------
-    ``None`` (or the copy), and writes
+    anndata.AnnData or None
+        ``None`` (or the copy), and writes
 
-    - ``adata.layers[f"{key_added}_norm"]``: log-normalised expression (when normalised here);
-    - ``adata.var[f"{key_added}_{stat}"]`` for stat in mean, var, var_tech, ct_mean, ct_var, ct_var_tech, mean_var;
-    - ``adata.uns[key_added]["prepare_scoring"]``: parameters and what was done; under ``"data"`` the numbers
-      of cells and genes and the expression sums of the first 1,000 cells, and in
-      ``adata.var[f"{key_added}_head_sum"]`` each gene's sum over those cells, by which
-      :func:`psysc.tl.score_disorders` refuses data changed since (a subset of the cells, values changed in
-      place, also after a subset of the genes) and accepts what leaves the statistics valid (reordered or renamed
-      cells and genes, a subset of the genes).
+        - ``adata.layers[f"{key_added}_norm"]``: log-normalised expression (when normalised here);
+        - ``adata.var[f"{key_added}_{stat}"]`` for stat in mean, var, var_tech, ct_mean, ct_var, ct_var_tech, mean_var;
+        - ``adata.uns[key_added]["prepare_scoring"]``: parameters and what was done; under ``"data"`` the numbers
+          of cells and genes and the expression sums of the first 1,000 cells, and in
+          ``adata.var[f"{key_added}_head_sum"]`` each gene's sum over those cells, by which
+          :func:`psysc.tl.score_disorders` refuses data changed since (a subset of the cells, values changed in
+          place, also after a subset of the genes) and accepts what leaves the statistics valid (reordered or renamed
+          cells and genes, a subset of the genes).
 
     Examples
     --------

@@ -208,7 +208,7 @@ def _specific_genes_table(top: dict[str, list[str]]) -> pd.DataFrame:
 
 
 def specific_gene_sets(adata: AnnData, key: str = "psysc") -> dict[str, list[str]]:
-    """The top-specific gene sets stored by :func:`celltype_specificity`, as ``{group: genes}``.
+    """The top-specific gene sets stored by :func:`~psysc.tl.celltype_specificity`, as ``{group: genes}``.
 
     Genes of each group are ordered from the most specific. Reads ``adata.uns[key]["specific_genes"]``
     (a table with columns ``group``, ``gene``, ``rank``; also the ``{group: genes}`` mapping of files
@@ -249,7 +249,7 @@ _SPECIFICITY_TABLES = ("specificity", "specificity_t", "group_mean")
 
 def specificity_table(adata: AnnData, which: str = "specificity", *, key: str = "psysc",
                       dropna: bool = True) -> pd.DataFrame:
-    """A table stored by :func:`celltype_specificity`, as a genes x groups DataFrame.
+    """A table stored by :func:`~psysc.tl.celltype_specificity`, as a genes x groups DataFrame.
 
     The table is ``adata.varm[f"{key}_{which}"]`` with ``var_names`` as index and
     ``adata.uns[key]["specificity_groups"]`` as columns; stored as a plain array, it writes to h5ad and zarr
@@ -348,27 +348,28 @@ def celltype_specificity(
 
     Returns
     -------
-    With ``inplace=False``, a genes x groups DataFrame of the specificity score of the kept genes
-    and groups. With ``inplace=True`` (all genes x kept groups; filtered genes are NaN):
+    pandas.DataFrame or None
+        With ``inplace=False``, a genes x groups DataFrame of the specificity score of the kept genes
+        and groups. With ``inplace=True`` (all genes x kept groups; filtered genes are NaN):
 
-    - ``adata.varm[f"{key_added}_specificity"]``: the seismic specificity score;
-    - ``adata.varm[f"{key_added}_specificity_t"]``: the statistic ``rel``;
-    - ``adata.varm[f"{key_added}_group_mean"]``: the mean expression of each group;
+        - ``adata.varm[f"{key_added}_specificity"]``: the seismic specificity score;
+        - ``adata.varm[f"{key_added}_specificity_t"]``: the statistic ``rel``;
+        - ``adata.varm[f"{key_added}_group_mean"]``: the mean expression of each group;
 
-      three float64 arrays (genes x groups, columns in the order of ``specificity_groups``), so that
-      group names such as ``"L2/3 IT"`` never become keys of an h5ad or zarr store;
-      :func:`psysc.tl.specificity_table` returns each as a labelled DataFrame;
-    - ``adata.uns[key_added]["specific_genes"]``: the top-specific gene sets as a long table with
-      columns ``group``, ``gene`` and ``rank`` (1 = most specific), one row per gene of each set;
-      group names are values, not keys, so names such as ``"L2/3 IT"`` survive ``write_h5ad``.
-      :func:`psysc.tl.specific_gene_sets` returns ``{group: genes}``;
-    - ``adata.uns[key_added]["specificity_groups"]``: the kept groups, in the column order of the
-      ``varm`` tables;
-    - ``adata.uns[key_added]["specificity_params"]``: groupby, layer, filters, ``top_fraction``, the
-      numbers of genes and groups removed, and what the specificity was computed on (``n_obs``,
-      ``n_vars`` and ``labels_digest``, a hash of every cell's group label): :func:`celltype_enrichment`
-      and :func:`psysc.tl.disorder_contrast` reuse the stored specificity only while these still
-      match the data.
+          three float64 arrays (genes x groups, columns in the order of ``specificity_groups``), so that
+          group names such as ``"L2/3 IT"`` never become keys of an h5ad or zarr store;
+          :func:`psysc.tl.specificity_table` returns each as a labelled DataFrame;
+        - ``adata.uns[key_added]["specific_genes"]``: the top-specific gene sets as a long table with
+          columns ``group``, ``gene`` and ``rank`` (1 = most specific), one row per gene of each set;
+          group names are values, not keys, so names such as ``"L2/3 IT"`` survive ``write_h5ad``.
+          :func:`psysc.tl.specific_gene_sets` returns ``{group: genes}``;
+        - ``adata.uns[key_added]["specificity_groups"]``: the kept groups, in the column order of the
+          ``varm`` tables;
+        - ``adata.uns[key_added]["specificity_params"]``: groupby, layer, filters, ``top_fraction``, the
+          numbers of genes and groups removed, and what the specificity was computed on (``n_obs``,
+          ``n_vars`` and ``labels_digest``, a hash of every cell's group label): :func:`celltype_enrichment`
+          and :func:`psysc.tl.disorder_contrast` reuse the stored specificity only while these still
+          match the data.
 
     Examples
     --------
@@ -755,8 +756,8 @@ def celltype_enrichment(
     labels (``n_obs``, ``n_vars`` and a digest of ``obs[groupby]`` in ``specificity_params``; after
     subsetting or re-labelling it is recomputed, with an INFO line saying why).
 
-    Each trait needs at least 5 genes with a specificity score, and 10 % of its genes unless 50 or more
-    (:func:`too_few_genes`). A trait with fewer is left out of the table with a WARNING that names it, its count
+    Each trait needs at least 5 genes with a specificity score, and 10 % of its genes unless 50 or more.
+    A trait with fewer is left out of the table with a WARNING that names it, its count
     and the likely cause (other species, other gene IDs), and is listed under ``"skipped"`` in the parameters;
     when no trait has enough, a ValueError says so. ``covariates`` that match none of these genes raise a
     ValueError; covering only part of them logs a WARNING (the others get the covariate means).
@@ -766,7 +767,7 @@ def celltype_enrichment(
     adata
         Annotated data with log-normalised expression.
     gene_sets
-        ``{trait: Series(gene -> z-score)}`` (:mod:`psysc.gwas`, :func:`psysc.gwas.panel`,
+        ``{trait: Series(gene -> z-score)}`` (the readers of ``psysc.gwas``, :func:`psysc.gwas.panel`,
         :func:`psysc.datasets.gwas_gene_sets`), or MAGMA-like tables with a ``ZSTAT`` column.
     groupby
         Column of ``adata.obs`` with the groups.
@@ -790,11 +791,12 @@ def celltype_enrichment(
 
     Returns
     -------
-    A tidy DataFrame (returned with ``inplace=False``) with one row per trait, method and group:
-    ``trait``, ``group``, ``method``, ``beta`` (slope), ``se``, ``t``, ``pval`` (one-sided,
-    beta > 0), ``fdr``, ``n_genes`` (genes in the regression). With ``inplace``, the parameters go to
-    ``uns[key_added]["celltype_enrichment_params"]``, with ``"fit"``: ``"ols"`` or ``"gls"`` per trait and
-    method, and ``"skipped"``: ``{trait: genes with a specificity}`` of the traits left out.
+    pandas.DataFrame or None
+        A tidy DataFrame (returned with ``inplace=False``) with one row per trait, method and group:
+        ``trait``, ``group``, ``method``, ``beta`` (slope), ``se``, ``t``, ``pval`` (one-sided,
+        beta > 0), ``fdr``, ``n_genes`` (genes in the regression). With ``inplace``, the parameters go to
+        ``uns[key_added]["celltype_enrichment_params"]``, with ``"fit"``: ``"ols"`` or ``"gls"`` per trait and
+        method, and ``"skipped"``: ``{trait: genes with a specificity}`` of the traits left out.
 
     Examples
     --------

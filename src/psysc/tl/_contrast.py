@@ -121,7 +121,7 @@ def disorder_contrast(
 
     As in :func:`celltype_enrichment`, the stored specificity is reused only while it was computed
     for the same ``groupby``, filters, cells and labels (else recomputed), and each trait needs enough
-    genes with a specificity score (:func:`psysc.tl._celltype.too_few_genes`; else a ValueError).
+    genes with a specificity score (else a ValueError).
 
     Parameters
     ----------
@@ -152,9 +152,10 @@ def disorder_contrast(
 
     Returns
     -------
-    A tidy DataFrame with one row per contrast, method and group: ``contrast``, ``trait_a``,
-    ``trait_b``, ``group``, ``method``, ``beta``, ``se``, ``t``, ``pval``, ``fdr``, ``beta_a`` and
-    ``beta_b`` (the slope of each side alone, on the scaled z-scores), ``n_genes``.
+    pandas.DataFrame or None
+        A tidy DataFrame with one row per contrast, method and group: ``contrast``, ``trait_a``,
+        ``trait_b``, ``group``, ``method``, ``beta``, ``se``, ``t``, ``pval``, ``fdr``, ``beta_a`` and
+        ``beta_b`` (the slope of each side alone, on the scaled z-scores), ``n_genes``.
 
     Examples
     --------
@@ -313,7 +314,7 @@ def combine_evidence(
     the cell-type regressions of :func:`celltype_enrichment` (one p-value per method), and combines
     the p-values with the Cauchy combination test (Liu & Xie, JASA 2020), which stays valid when the
     tests are dependent, as these are (they use the same GWAS genes). Equal weights; P-values above 0.999 count
-    as 0.999 (:func:`psysc._core._cauchy.cauchy_combine`: the combined p-value never falls when an input rises);
+    as 0.999 (so the combined p-value never falls when an input rises);
     Benjamini-Hochberg FDR across the groups of each trait.
 
     Both tables must come from the same ``groupby``: the per-cell table of the cell-type table's ``groupby`` is
@@ -338,8 +339,9 @@ def combine_evidence(
 
     Returns
     -------
-    A tidy DataFrame: ``trait``, ``group``, one ``pval_<source>`` column per input test
-    (``pval_cells``, ``pval_seismic``, ...), ``n_tests``, ``pval`` (combined), ``fdr``.
+    pandas.DataFrame or None
+        A tidy DataFrame: ``trait``, ``group``, one ``pval_<source>`` column per input test
+        (``pval_cells``, ``pval_seismic``, ...), ``n_tests``, ``pval`` (combined), ``fdr``.
 
     Examples
     --------

@@ -120,12 +120,13 @@ def embed(
 
     Returns
     -------
-    ``None`` (or the copy), and writes ``obsm[key_added]`` (float32, cells x embedding size; with Geneformer and
-    scGPT, NaN rows for cells that express no gene of the model's vocabulary, counted in the log; with
-    Geneformer also for cells whose ``obs["filter_pass"]`` is not 1, which the official tokenizer leaves out;
-    scVI embeds every cell, an empty one too, as scvi-tools does) and the provenance (model, revision, weight
-    sha256, parameters, the gene identifiers read for Geneformer in ``genes_from``, psysc version) in
-    ``uns["psysc"]["embed"][key_added]``.
+    anndata.AnnData or None
+        ``None`` (or the copy), and writes ``obsm[key_added]`` (float32, cells x embedding size; with Geneformer and
+        scGPT, NaN rows for cells that express no gene of the model's vocabulary, counted in the log; with
+        Geneformer also for cells whose ``obs["filter_pass"]`` is not 1, which the official tokenizer leaves out;
+        scVI embeds every cell, an empty one too, as scvi-tools does) and the provenance (model, revision, weight
+        sha256, parameters, the gene identifiers read for Geneformer in ``genes_from``, psysc version) in
+        ``uns["psysc"]["embed"][key_added]``.
 
     Examples
     --------

@@ -138,17 +138,18 @@ def disorder_enrichment(
 
     Returns
     -------
-    A tidy DataFrame (returned with ``inplace=False``) with one row per trait and group: ``trait``, ``group``,
-    ``n_cells``, ``assoc_pval``, ``assoc_z``, ``assoc_fdr``, ``hetero_pval``, ``hetero_z``, ``hetero_fdr``,
-    ``frac_sig`` (fraction of cells with FDR < 0.1), ``n_fdr_<t>`` per threshold. FDRs are
-    Benjamini-Hochberg across the groups of each trait. Groups come in the order of the categories of a
-    categorical ``groupby``, else in numeric order when every label is a number (clusters ``"2"`` before
-    ``"10"``), else alphabetically. Cells without a normalised score (no control gene expressed, p-value 1;
-    see :func:`psysc.tl.score_disorders`) are left out of the association and heterogeneity tests, with a
-    warning. Groups of fewer than 10 cells, and labels that read as a missing value written out as text
-    (``"nan"``, ``"None"``, ...), are tested with a warning. A z-score is not finite (NaN or inf; its p-value
-    stays defined) where the control statistics have no spread, e.g. a group in which every control scores
-    alike, as in scDRS.
+    pandas.DataFrame or None
+        A tidy DataFrame (returned with ``inplace=False``) with one row per trait and group: ``trait``, ``group``,
+        ``n_cells``, ``assoc_pval``, ``assoc_z``, ``assoc_fdr``, ``hetero_pval``, ``hetero_z``, ``hetero_fdr``,
+        ``frac_sig`` (fraction of cells with FDR < 0.1), ``n_fdr_<t>`` per threshold. FDRs are
+        Benjamini-Hochberg across the groups of each trait. Groups come in the order of the categories of a
+        categorical ``groupby``, else in numeric order when every label is a number (clusters ``"2"`` before
+        ``"10"``), else alphabetically. Cells without a normalised score (no control gene expressed, p-value 1;
+        see :func:`psysc.tl.score_disorders`) are left out of the association and heterogeneity tests, with a
+        warning. Groups of fewer than 10 cells, and labels that read as a missing value written out as text
+        (``"nan"``, ``"None"``, ...), are tested with a warning. A z-score is not finite (NaN or inf; its p-value
+        stays defined) where the control statistics have no spread, e.g. a group in which every control scores
+        alike, as in scDRS.
 
     Examples
     --------

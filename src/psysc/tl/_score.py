@@ -204,15 +204,16 @@ def score_disorders(
 
     Returns
     -------
-    With ``inplace=False``, ``{trait: DataFrame}`` indexed like ``adata.obs_names`` with scDRS's columns
-    ``raw_score``, ``norm_score``, ``mc_pval``, ``pval``, ``nlog10_pval``, ``zscore`` (in ``dtype``).
-    With ``inplace=True``, ``None``, and writes
+    dict[str, pandas.DataFrame] or None
+        With ``inplace=False``, ``{trait: DataFrame}`` indexed like ``adata.obs_names`` with scDRS's columns
+        ``raw_score``, ``norm_score``, ``mc_pval``, ``pval``, ``nlog10_pval``, ``zscore`` (in ``dtype``).
+        With ``inplace=True``, ``None``, and writes
 
-    - ``adata.obs[f"{key_added}_{trait}_{column}"]`` for those six columns;
-    - ``adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"]``: normalised control scores (cells x n_ctrl);
-    - ``adata.uns[key_added]["score_disorders"]``: traits, the number of genes used per trait (``n_genes``),
-      parameters and provenance; a later call adds its traits, and ``["params_by_trait"]`` keeps the parameters
-      each trait was scored with.
+        - ``adata.obs[f"{key_added}_{trait}_{column}"]`` for those six columns;
+        - ``adata.obsm[f"{key_added}_{trait}_ctrl_norm_score"]``: normalised control scores (cells x n_ctrl);
+        - ``adata.uns[key_added]["score_disorders"]``: traits, the number of genes used per trait (``n_genes``),
+          parameters and provenance; a later call adds its traits, and ``["params_by_trait"]`` keeps the parameters
+          each trait was scored with.
 
     Examples
     --------

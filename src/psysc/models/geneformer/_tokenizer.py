@@ -213,8 +213,9 @@ class GeneformerTokenizer:
 
         Returns
         -------
-        ``int64`` array of token ids, -1 where the gene is not in the vocabulary. Several inputs may map to
-        the same token: :meth:`tokenize` sums their counts, as the official ``sum_ensembl_ids`` does.
+        numpy.ndarray
+            ``int64`` array of token ids, -1 where the gene is not in the vocabulary. Several inputs may map to
+            the same token: :meth:`tokenize` sums their counts, as the official ``sum_ensembl_ids`` does.
 
         Examples
         --------
@@ -254,8 +255,9 @@ class GeneformerTokenizer:
         return out
 
     # ------------------------------------------------------------------ overlap
-    #: :meth:`overlap_report` refuses inputs below these
+    #: :meth:`overlap_report` refuses inputs of which a smaller fraction is in the vocabulary
     min_input_fraction = 0.2
+    #: :meth:`overlap_report` refuses inputs with fewer distinct vocabulary genes
     min_vocab_genes = 1000
 
     def overlap_report(self, gene_token_ids, *, names=None, check: bool = True) -> dict:
@@ -273,9 +275,10 @@ class GeneformerTokenizer:
 
         Returns
         -------
-        dict with ``n_input_genes``, ``n_input_matched``, ``frac_input_matched``, ``n_vocab_genes``,
-        ``n_vocab_found``, ``frac_vocab_found`` and ``n_merged`` (input genes summed into a gene that
-        another input column also maps to).
+        dict
+            dict with ``n_input_genes``, ``n_input_matched``, ``frac_input_matched``, ``n_vocab_genes``,
+            ``n_vocab_found``, ``frac_vocab_found`` and ``n_merged`` (input genes summed into a gene that
+            another input column also maps to).
 
         Examples
         --------
@@ -413,9 +416,10 @@ class GeneformerTokenizer:
 
         Returns
         -------
-        :class:`~psysc.models._base.Tokens` of ``X.shape[0]`` cells, in row order. V1: at most 2,048 gene
-        tokens; V2: ``<cls>``, at most 4,094 gene tokens, ``<eos>``. A cell without any expressed vocabulary
-        gene has an empty sequence.
+        psysc.models.Tokens
+            :class:`~psysc.models._base.Tokens` of ``X.shape[0]`` cells, in row order. V1: at most 2,048 gene
+            tokens; V2: ``<cls>``, at most 4,094 gene tokens, ``<eos>``. A cell without any expressed vocabulary
+            gene has an empty sequence.
 
         Examples
         --------
@@ -505,7 +509,8 @@ class GeneformerTokenizer:
 
         Returns
         -------
-        ``adata.var_names`` or the chosen ``adata.var`` column.
+        pandas.Index
+            ``adata.var_names`` or the chosen ``adata.var`` column.
 
         Examples
         --------
@@ -647,10 +652,11 @@ def choose_gene_ids(adata, tokenizer: GeneformerTokenizer | str = "V2", *, candi
 
     Returns
     -------
-    ``(key, gene_token_ids)``: ``key`` is ``None`` for ``var_names`` or the column name; ``gene_token_ids``
-    is :meth:`GeneformerTokenizer.harmonize` of it. Among the sources of the same kind (Ensembl IDs or not), the
-    winner has the most distinct vocabulary genes (ties: the earlier candidate, ``var`` columns before
-    ``var_names``).
+    tuple[str or None, numpy.ndarray]
+        ``(key, gene_token_ids)``: ``key`` is ``None`` for ``var_names`` or the column name; ``gene_token_ids``
+        is :meth:`GeneformerTokenizer.harmonize` of it. Among the sources of the same kind (Ensembl IDs or not), the
+        winner has the most distinct vocabulary genes (ties: the earlier candidate, ``var`` columns before
+        ``var_names``).
 
     Examples
     --------

@@ -278,7 +278,8 @@ def bin_values(values, n_bins: int = 51, *, uniforms=None, seed: int = 0, name: 
 
     Returns
     -------
-    Levels (int64) of the values.
+    numpy.ndarray
+        Levels (int64) of the values.
 
     Examples
     --------
@@ -466,8 +467,9 @@ class ScGPTTokenizer:
 
         Returns
         -------
-        ``(label, names, token_ids)``: a description of the source, the names and one token id per gene (-1 for
-        genes outside the vocabulary).
+        tuple[str, numpy.ndarray, numpy.ndarray]
+            ``(label, names, token_ids)``: a description of the source, the names and one token id per gene (-1 for
+            genes outside the vocabulary).
 
         Examples
         --------
@@ -507,7 +509,7 @@ class ScGPTTokenizer:
     def overlap_report(self, ids: np.ndarray, names, label: str = "genes", *, check: bool = True) -> dict:
         """How many input genes are in the vocabulary; with ``check``, a ``ValueError`` naming the fix when too few.
 
-        Refused: no gene at all, or fewer than :data:`MIN_MATCHED_FRACTION` (10 %) of the input genes.
+        Refused: no gene at all, or fewer than 10 % of the input genes.
         """
         names = [str(x) for x in names]
         n_in = sum(1 for x in names if x)
@@ -587,9 +589,10 @@ class ScGPTTokenizer:
 
         Returns
         -------
-        :class:`~psysc.models._base.Tokens` in row order: ``<cls>`` (value ``pad_value``) then at most
-        ``max_length - 1`` gene tokens with their levels ``1..n_bins-1`` (float32 values); an empty sequence for
-        a cell without expressed vocabulary genes.
+        psysc.models.Tokens
+            :class:`~psysc.models._base.Tokens` in row order: ``<cls>`` (value ``pad_value``) then at most
+            ``max_length - 1`` gene tokens with their levels ``1..n_bins-1`` (float32 values); an empty sequence for
+            a cell without expressed vocabulary genes.
 
         """
         X = as_csr(X)
