@@ -386,6 +386,32 @@ def test_a_column_of_gene_names_is_a_gene_list():
     pd.testing.assert_frame_equal(got, want)
 
 
+def test_categorical_and_boolean_columns_are_gene_sets(caplog):
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    genes = list(adata.var_names[:300])
+    want = psysc.tl.score_disorders(adata, {"T": genes[:200]}, n_ctrl=10, inplace=False)["T"]
+    # a categorical column of names (pd.read_csv(dtype="category"), an obs-like table)
+    names = pd.Series(genes[:200], dtype="category")
+    got = psysc.tl.score_disorders(adata, {"T": names}, n_ctrl=10, inplace=False)["T"]
+    pd.testing.assert_frame_equal(got, want)
+    # a column of a genes x traits membership table: the genes marked True, weight 1 (not False as weight 0)
+    member = pd.Series(np.arange(300) < 200, index=genes)
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        got = psysc.tl.score_disorders(adata, {"T": member}, n_ctrl=10, inplace=False)["T"]
+    pd.testing.assert_frame_equal(got, want)
+    assert "the set of its 200 genes marked True (weight 1); 100 marked False or missing left out" in caplog.text
+    nullable = member.astype("boolean")
+    nullable.iloc[250] = pd.NA
+    got = psysc.tl.score_disorders(adata, {"T": nullable}, n_ctrl=10, inplace=False)["T"]
+    pd.testing.assert_frame_equal(got, want)
+    # categorical weights are weights
+    weights = pd.Series(pd.Categorical(np.repeat([1.0, 2.0], 100)), index=genes[:200])
+    got = psysc.tl.score_disorders(adata, {"T": weights}, n_ctrl=10, inplace=False)["T"]
+    want = psysc.tl.score_disorders(adata, {"T": weights.astype(float)}, n_ctrl=10, inplace=False)["T"]
+    pd.testing.assert_frame_equal(got, want)
+
+
 def test_a_trait_scored_by_a_later_call_leaves_the_skipped_list():
     adata = psysc.datasets.darmanis2015()
     psysc.pp.prepare_scoring(adata)

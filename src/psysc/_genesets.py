@@ -35,8 +35,10 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
     default index, such as a table's column) or of MAGMA-like tables (a ``ZSTAT`` column, as
     :func:`psysc.gwas.read_magma` with ``table=True`` and :func:`psysc.gwas.sumstats_to_genes` return; genes in
     the index, or in a ``GENE`` column when the index is the default one); a single Series is one trait named by
-    its ``name``, a single table one trait named by its ``attrs["trait"]``. Duplicated genes in a set keep their
-    last weight (as scDRS), counted in the log. NaN or infinite weights are an error.
+    its ``name``, a single table one trait named by its ``attrs["trait"]``. A boolean Series (a column of a
+    genes x traits membership table) is the set of the genes marked ``True``, weight 1; the others are counted in
+    the log. Duplicated genes in a set keep their last weight (as scDRS), counted in the log. NaN or infinite
+    weights are an error.
     """
     if isinstance(gene_sets, pd.Series):
         gene_sets = {gene_sets.name or "trait": gene_sets}
@@ -61,6 +63,15 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
     out: dict[str, pd.Series] = {}
     for trait, genes in gene_sets.items():
         check_trait_name(trait)
+        if isinstance(genes, pd.Series) and isinstance(genes.dtype, pd.CategoricalDtype):
+            genes = genes.astype(object)  # its values: names or weights, told apart below
+        if isinstance(genes, pd.Series) and (pd.api.types.is_bool_dtype(genes.dtype)
+                                             or pd.api.types.infer_dtype(genes, skipna=True) == "boolean"):
+            member = pd.array(genes.to_numpy(), dtype="boolean").fillna(False).to_numpy(dtype=bool)
+            if (~member).any():
+                logger.info("gene set %r: a boolean Series, the set of its %d genes marked True (weight 1); %d "
+                            "marked False or missing left out", trait, int(member.sum()), int((~member).sum()))
+            genes = pd.Series(np.ones(int(member.sum())), index=genes.index[member], dtype=np.float64)
         if isinstance(genes, pd.DataFrame):
             if "ZSTAT" not in genes.columns:
                 raise TypeError(
