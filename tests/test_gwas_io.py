@@ -394,6 +394,25 @@ def test_read_gene_list_bad_weight_and_direct_input(tmp_path):
     assert read_gene_list(one)["one"].index.tolist() == ["gene"]  # a lone line: a gene
 
 
+def test_one_gene_per_line_files_of_r_and_with_a_title(tmp_path, caplog):
+    one = tmp_path / "one.txt"
+    # R: write.table(genes, "one.txt") quotes the values under the header "x"; biomaRt names columns hgnc_symbol
+    for text in ('"x"\n"APOE"\n"TREM2"\n', "'APOE'\nTREM2\n", "hgnc_symbol\nAPOE\nTREM2\n",
+                 "Gene.name\nAPOE\nTREM2\n", "external_gene_name\nAPOE\nTREM2\n"):
+        one.write_text(text)
+        assert read_gene_list(one)["one"].index.tolist() == ["APOE", "TREM2"], text
+    # a title of several words, none a gene, is not a gene named "SCZ risk genes"
+    one.write_text("SCZ risk genes (Trubetskoy 2022)\nDRD2\nGRIN2A\n")
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        assert read_gene_list(one)["one"].index.tolist() == ["DRD2", "GRIN2A"]
+    assert "first line 'SCZ risk genes (Trubetskoy 2022)' names no gene" in caplog.text
+    # several genes on the first line are genes, not a title: an error, as on any other line
+    for text in ("APOE TREM2 CLU\nSORL1\n", "risk genes: APOE CLU\nSORL1\n", "ENSG00000130203 x\nSORL1\n"):
+        one.write_text(text)
+        with pytest.raises(ValueError, match=r"read as one gene per line .* 1 line\(s\) hold several fields"):
+            read_gene_list(one)
+
+
 def test_read_magma_all_genes_raw_z_and_table(tmp_path):
     from pathlib import Path
 

@@ -204,6 +204,19 @@ _SPREADSHEET_DATE = re.compile(
 _Mapper = Callable[[str], tuple[list[str], str]]
 
 
+def is_gene_name(name: str) -> bool:
+    """Whether ``name`` is an Ensembl gene ID, or a human or mouse gene symbol of GENCODE or an earlier HGNC one.
+
+    Case is ignored. HGNC aliases are not counted: they include everyday words (``OF``, ``TOP``).
+    """
+    name = name.strip()
+    if _parse_id(name) is not None:
+        return True
+    up = name.upper()
+    human, mouse = _lookup("human"), _lookup("mouse")
+    return up in human.upper or up in mouse.upper or up in human.hgnc["approved"] or up in human.hgnc["previous"]
+
+
 def _clean_name(value) -> str | None:
     """A gene name without surrounding white space, or None for a missing one (NaN, None, blank, "NA", ...)."""
     if value is None or (not isinstance(value, str) and pd.isna(value)):

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from .._core._gls import GeneCorrelations
-from ._ids import _ENSEMBL_ID, _SPREADSHEET_DATE, SPREADSHEET_DATES, _clean_name
+from ._ids import _ENSEMBL_ID, _SPREADSHEET_DATE, SPREADSHEET_DATES, _clean_name, is_gene_name
 
 logger = logging.getLogger("psysc")
 
@@ -761,9 +761,13 @@ def read_magma(
 
 
 #: Usual headers of a gene column (lower case): a one-column table with another first line is warned about.
-_GENE_HEADERS = frozenset({"gene", "genes", "symbol", "gene_symbol", "gene-symbol", "gene symbol", "gene_name",
-                           "genename", "hgnc_symbol", "ensembl", "ensembl_id", "ensembl_gene_id", "gene_id", "name",
-                           "id"})
+#: R's write.table names a vector's column "x"; biomaRt's attributes (hgnc_symbol, external_gene_name, ...) and
+#: read.csv's names (gene.name) are common too.
+_GENE_HEADERS = frozenset({"gene", "genes", "symbol", "symbols", "gene_symbol", "gene_symbols", "gene-symbol",
+                           "gene symbol", "gene.symbol", "gene_name", "gene name", "gene.name", "genename",
+                           "approved_symbol", "approved symbol", "hgnc_symbol", "hgnc symbol", "mgi_symbol",
+                           "external_gene_name", "ensembl", "ensembl_id", "ensembl_gene_id", "gene_id", "gene id",
+                           "entrez", "entrez_id", "entrezgene_id", "name", "id", "x"})
 #: Tokens read as a missing value in gene tables (upper case).
 _MISSING_TOKENS = frozenset({"", "NA", "N/A", "NAN", "NULL", "NONE", ".", "-"})
 #: A gene table's lone value column named after its statistic -> the statistic.
@@ -1086,6 +1090,18 @@ def _rename_genes(df, genes, z, p, rank_key, names: pd.Series, source: str, wher
 # --------------------------------------------------------------------------------------------------
 # plain gene lists
 # --------------------------------------------------------------------------------------------------
+def _unquoted(text: str) -> str:
+    """``text`` without one pair of surrounding quotes (``"APOE"``, ``'APOE'``)."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1].strip()
+    return text
+
+
+def _several_fields(line: str) -> bool:
+    """Whether a line of a one-gene-per-line file holds several fields: gene names hold no spaces or commas."""
+    return len(line.split()) > 1 or any(c in line for c in ",;")
+
+
 def _gene_str(g) -> str:
     """Gene name as a stripped string; missing values (None, NaN) become ''."""
     if g is None or (isinstance(g, float) and math.isnan(g)):
@@ -1148,8 +1164,10 @@ def read_gene_list(
         themselves: a list, tuple, array, :class:`pandas.Index`, Series of gene names, a set (sorted),
         or a mapping gene -> weight. A file whose first line holds no tab, comma or semicolon (and whose
         name does not end in ``.csv``/``.tsv``/``.tab``) is read as one gene per line, without header (a
-        first line that is a usual column name, such as ``gene`` or ``symbol``, is taken as one; a later
-        line with several fields is an error); lines starting with ``#`` and blank lines are skipped.
+        first line that is a usual column name, such as ``gene``, ``symbol`` or R's ``x``, is taken as one, and
+        so is a title of several words none of which is a gene, with a warning; another line with several fields
+        is an error); quotes around a name (R's ``write.table``) are removed; lines starting with ``#`` and blank
+        lines are skipped.
         Otherwise the file is read as a table with a header row, tab-separated if the first line
         contains a tab (or the name ends in ``.tsv``/``.tab``), else comma-separated, or
         semicolon-separated when the first line has semicolons and no comma (European spreadsheets).
@@ -1247,17 +1265,22 @@ def read_gene_list(
         else:
             sep = _sep_of(lines[0])
         if sep is None and column is None and weight_column is None and set_column is None:
-            genes = [ln.strip() for ln in lines]
+            genes = [_unquoted(ln.strip()) for ln in lines]  # R's write.table quotes its values
             if len(genes) > 1 and genes[0].lower() in _GENE_HEADERS:
                 logger.info("%s: first line %r read as a header, not a gene", where, genes[0])
                 genes = genes[1:]
-            spaced = [g for g in genes if len(g.split()) > 1 or any(c in g for c in ",;")]
+            elif (len(genes) > 1 and _several_fields(genes[0]) and not any(_several_fields(g) for g in genes[1:])
+                  and not any(is_gene_name(w) for w in re.split(r"[\s,;]+", genes[0]) if w)):
+                logger.warning("%s: first line %r names no gene (several words, none a gene name or ID); read as a "
+                               "title, not a gene", where, genes[0])
+                genes = genes[1:]
+            spaced = [g for g in genes if _several_fields(g)]
             if spaced:  # several genes on a line, or a gene and a weight: gene names hold no spaces or commas
                 raise ValueError(
-                    f"{where}: {len(spaced)} line(s) hold several fields (separated by spaces, commas or semicolons "
-                    f"below a first line without any), e.g. {spaced[0]!r}; "
-                    "write one gene per line, or make it a tab- or comma-separated table and pass column= (and "
-                    "weight_column=)"
+                    f"{where} is read as one gene per line (its first line holds no tab, comma or semicolon), but "
+                    f"{len(spaced)} line(s) hold several fields (separated by spaces, commas or semicolons), e.g. "
+                    f"{spaced[0]!r}; write one gene per line, or make it a tab- or comma-separated table and pass "
+                    "column= (and weight_column=)"
                 )
             weights = [1.0] * len(genes)
         else:
