@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -213,6 +214,27 @@ def overlap_hint(set_genes, var_names) -> str:
 _OVERLAP_SAID = contextvars.ContextVar("psysc_overlap_said", default=False)
 
 
+class DataGenes:
+    """A dataset's gene names and what the overlap reports derive from them, made once for every gene set."""
+
+    def __init__(self, var_names):
+        self.names = pd.Index(var_names)
+
+    @cached_property
+    def set(self) -> set:
+        return set(self.names)
+
+    @cached_property
+    def kind(self) -> str:
+        return _id_kind(self.names)
+
+    @cached_property
+    def by_upper(self) -> dict[str, list[str]]:
+        from .gwas._ids import names_by_upper
+
+        return names_by_upper(self.names)
+
+
 @contextmanager
 def overlap_already_reported() -> Iterator[None]:
     """Keep :func:`report_overlap` silent within this block.
@@ -232,22 +254,23 @@ def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
 
     The genes not found are left out of every test; when they are missing because the data were restricted to some
     genes, or are named in another way (a set mixing symbols and Ensembl IDs), the result would silently rest on
-    part of the set.
+    part of the set. ``var_names``: the data's genes, or their :class:`DataGenes` (for many sets).
     """
     if _OVERLAP_SAID.get():
         return
+    data = var_names if isinstance(var_names, DataGenes) else DataGenes(var_names)
     n_set = len(set_genes)
-    missing = pd.Index(set_genes)[~pd.Index(set_genes).isin(var_names)]
+    missing = pd.Index(set_genes)[~pd.Index(set_genes).isin(data.names)]
     if n_common >= 0.5 * n_set:
         logger.info("%s: %d of %d genes found in the data%s", trait, n_common, n_set,
-                    _other_symbols_note(missing, var_names))
+                    _other_symbols_note(missing, data))
         return
-    same_kind = _id_kind(missing) == _id_kind(var_names)
+    same_kind = _id_kind(missing) == data.kind
     logger.warning(
         "%s: only %d of %d genes found in the data; %s", trait, n_common, n_set,
         "is the matrix gene-filtered? use all genes, not only the highly variable ones"
-        + _other_symbols_note(missing, var_names) if same_kind
-        else f"the missing ones (e.g. {list(missing[:3])}) are named differently: " + overlap_hint(missing, var_names),
+        + _other_symbols_note(missing, data) if same_kind
+        else f"the missing ones (e.g. {list(missing[:3])}) are named differently: " + overlap_hint(missing, data.names),
     )
 
 
@@ -256,13 +279,13 @@ CURRENT_SYMBOLS_FIX = ("adata.var_names = psysc.gwas.current_symbols(adata.var_n
                        "psysc.gwas.current_symbols(gene_sets)")
 
 
-def _other_symbols_note(missing: pd.Index, var_names) -> str:
+def _other_symbols_note(missing: pd.Index, data: DataGenes) -> str:
     """``"; N more are in the data under another symbol ..."`` for human symbols, or ``""``."""
-    if not len(missing) or _id_kind(missing) != "human-like symbols" or _id_kind(var_names) != "human-like symbols":
+    if not len(missing) or _id_kind(missing) != "human-like symbols" or data.kind != "human-like symbols":
         return ""
     from .gwas._ids import other_symbols_in
 
-    pairs = other_symbols_in(missing, var_names)
+    pairs = other_symbols_in(missing, data.names, by_upper=data.by_upper)
     if not pairs:
         return ""
     shown = ", ".join(f"{gene} as {name}" for gene, name in pairs[:3])
@@ -300,15 +323,16 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
     overlap name a column of gene symbols.
     """
     pos = pd.Series(np.arange(len(var_names)), index=var_names)
+    data = DataGenes(var_names)
     kept, skipped = {}, {}
     total_matched = 0
     for trait, s in gene_sets.items():
-        common = sorted(set(s.index) & set(var_names))
+        common = sorted(set(s.index) & data.set)
         total_matched += len(common)
         if len(common) < min_genes:  # not scored: said below
             skipped[trait] = len(common)
             continue
-        report_overlap(trait, s.index, var_names, len(common))
+        report_overlap(trait, s.index, data, len(common))
         kept[trait] = (pos[common].to_numpy(), s[common].to_numpy(dtype=np.float64))
     if total_matched == 0:
         first = next(iter(gene_sets.values()))
@@ -320,7 +344,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
             + "."
         )
     for trait, n in skipped.items():  # why: below half of the set found, the likely cause
-        report_overlap(trait, gene_sets[trait].index, var_names, n)
+        report_overlap(trait, gene_sets[trait].index, data, n)
     if skipped:
         logger.warning(
             "%d trait(s) have fewer than %d genes in the data and are not scored: %s (min_genes= sets the "

@@ -615,20 +615,28 @@ def _current_targets(names: list[str], species: str, aliases=None) -> list[str |
     return out
 
 
-def other_symbols_in(missing, var_names, species: str = "human") -> list[tuple[str, str]]:
+def names_by_upper(var_names) -> dict[str, list[str]]:
+    """Upper-case name -> the names of ``var_names`` that are spelled so in any case (for :func:`other_symbols_in`)."""
+    upper: dict[str, list[str]] = {}
+    for v in map(str, var_names):
+        upper.setdefault(v.upper(), []).append(v)
+    return upper
+
+
+def other_symbols_in(missing, var_names, species: str = "human", *, by_upper: dict[str, list[str]] | None = None
+                     ) -> list[tuple[str, str]]:
     """``(gene, name in the data)`` for the genes of ``missing`` that the data name by another symbol of the gene.
 
     A gene of ``missing`` that resolves to a gene (as :func:`current_symbols` resolves it) whose current symbol, or
     one of whose HGNC previous or alias symbols, is a name of ``var_names`` (any case) resolving to the same gene.
     :func:`current_symbols` of both then brings them to one name. Only those few names are resolved (a reverse
-    look-up), so that the check costs little beside scoring.
+    look-up), so that the check costs little beside scoring. ``by_upper``: :func:`names_by_upper` of ``var_names``,
+    when already made (checking many gene sets against the same data).
     """
     lk = _lookup(_check_species(species))
     resolve = _gene_id_resolver(lk.species, lk, None)
     by_gene = _hgnc_names_by_gene(lk.species)
-    upper: dict[str, list[str]] = {}
-    for v in map(str, var_names):
-        upper.setdefault(v.upper(), []).append(v)
+    upper = names_by_upper(var_names) if by_upper is None else by_upper
     found = []
     for gene in map(str, missing):
         gid, _, status = resolve(gene)

@@ -16,7 +16,7 @@ from .._core._blocks import head_rows
 from .._core._gls import BandWhitener
 from .._core._group import bh_fdr
 from .._core._specificity import group_moments, ols_one_sided, seismic_specificity
-from .._genesets import as_gene_sets, overlap_hint, report_overlap
+from .._genesets import DataGenes, as_gene_sets, overlap_hint, report_overlap
 from .._utils import (
     check_anndata,
     check_unique_var_names,
@@ -567,8 +567,12 @@ def _no_match(message: str, left: tuple[str, pd.Index], right: tuple[str, pd.Ind
     return ValueError(f"{message} ({a}: {list(ia[:3])}, {b}: {list(ib[:3])}); {overlap_hint(ia, ib)}. {fix}")
 
 
-def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Index) -> int:
-    """Number of the set's genes with a specificity; a ValueError when they are too few (:func:`too_few_genes`)."""
+def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Index,
+                   data: DataGenes | None = None) -> int:
+    """Number of the set's genes with a specificity; a ValueError when they are too few (:func:`too_few_genes`).
+
+    ``data``: the :class:`~psysc._genesets.DataGenes` of ``var_names``, when made for several sets.
+    """
     n_in = int(genes.isin(s.index).sum())
     if n_in == 0:
         raise _no_match(f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names",
@@ -585,7 +589,7 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
             + f"{int(s.index.isin(var_names).sum())} of the set's genes are in var_names: lower min_cells_expressed "
             "/ min_mean if they were filtered out of the specificity"
         )
-    report_overlap(trait, s.index, var_names, int(s.index.isin(var_names).sum()))
+    report_overlap(trait, s.index, var_names if data is None else data, int(s.index.isin(var_names).sum()))
     return n_in
 
 
@@ -596,9 +600,10 @@ def _usable_traits(gene_sets: dict, genes: pd.Index, var_names: pd.Index) -> tup
     it and its count, when another trait can be tested; when none can, the first trait's error is raised.
     """
     usable, skipped, errors = {}, {}, []
+    data = DataGenes(var_names)
     for t, s in gene_sets.items():
         try:
-            usable[t] = _check_overlap(t, s, genes, var_names)
+            usable[t] = _check_overlap(t, s, genes, var_names, data)
         except ValueError as err:
             skipped[t] = int(genes.isin(s.index).sum())
             errors.append(err)
