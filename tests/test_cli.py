@@ -1022,7 +1022,14 @@ def test_tables_of_genes_are_read_by_their_gene_column(tmp_path):
                     "CHD8\tSFARI\nSHANK3\tSFARI\n")
     headerless_gs = tmp_path / "sets.txt"  # a .gs file without its header is still a .gs file
     headerless_gs.write_text("SCZ\tDRD2:6.1,GRIN2A:5.0\nAD\tAPOE,TREM2\n")
-    assert [_gene_sets_kind(p) for p in (sfari, long, headerless_gs)] == ["genes", "genes", "gs"]
+    titled = tmp_path / "scz_genes.txt"  # one gene per line under a title: a gene list, not a table of 5 traits
+    titled.write_text('SCZ risk genes (Trubetskoy 2022)\n"DRD2"\n"GRIN2A"\n')
+    spaced = tmp_path / "z.txt"  # whitespace-separated z-scores: a table
+    spaced.write_text("GENE SCZ AD\nDRD2 6.1 0.2\nAPOE 0.1 12.0\n")
+    assert [_gene_sets_kind(p) for p in (sfari, long, headerless_gs, titled, spaced)] == [
+        "genes", "genes", "gs", "list", "table"]
+    sets, traits = _load_gene_sets(str(titled), None)
+    assert traits == ["scz_genes"] and list(sets["scz_genes"].index) == ["DRD2", "GRIN2A"]
     with pytest.raises(_InputError, match=r"is a table of genes with 4 columns \('status', 'gene-symbol', "
                                           r"'gene-name', 'gene-score'\).*\(probably --gene-column gene-symbol\)"):
         _load_gene_sets(str(sfari), None)

@@ -237,7 +237,8 @@ def _gene_sets_kind(path: str | Path) -> str:
 
     MAGMA output by its name, else by the header: MAGMA's columns (or the ``#`` lines of a ``.genes.raw``);
     ``TRAIT GENESET`` (scDRS ``.gs``); a gene column and trait columns with numbers below them (``scdrs
-    munge-gs``'s z-score / p-value table: ``"table"``); one field (a gene list); SNP-level summary statistics
+    munge-gs``'s z-score / p-value table: ``"table"``); one field, or a first line of words over lines of one field
+    (a gene list, perhaps under a title); SNP-level summary statistics
     (``"sumstats"``, refused with the way to a gene set).
     """
     from .gwas._io import _MISSING_TOKENS, _read_head, _sep_of, _split_line
@@ -275,6 +276,8 @@ def _gene_sets_kind(path: str | Path) -> str:
         return "gs"
     if len(fields) == 1:
         return "list"
+    if sep is None and len(lines) > 1 and all(len(_split_line(line, None)) == 1 for line in lines[1:21]):
+        return "list"  # one gene per line under a title line (read_gene_list tells a title from genes on a line)
     if len(lines) > 1:
         values = _split_line(lines[1], sep)[1:]
         try:
