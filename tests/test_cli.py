@@ -1055,6 +1055,28 @@ def test_tables_of_genes_are_read_by_their_gene_column(tmp_path):
     assert rc == 2 and "--gene-column names the column of genes of a --gene-sets file" in err
 
 
+def test_gmt_files_are_read_as_gene_sets(tmp_path):
+    """A GMT file (MSigDB's with a URL, Enrichr's without a description, under another name) is one set per line."""
+    from psysc.cli import _gene_sets_kind, _InputError, _load_gene_sets
+
+    msigdb = tmp_path / "syngo.gmt"
+    msigdb.write_text("POSTSYNAPSE\thttps://www.syngoportal.org\tDLG4\tSHANK3\nPRESYNAPSE\tNA\tSYN1\tSNAP25\n")
+    enrichr = tmp_path / "enrichr_library.txt"
+    enrichr.write_text("SCZ_GWAS\t\tDRD2,2.0\tGRIN2A,1.0\t\nAD_GWAS\t\tAPOE,3.0\tTREM2,1.0\t\n")
+    table = tmp_path / "z.tsv"  # a gene x trait table is no GMT file
+    table.write_text("GENE\tSCZ\tAD\nDRD2\t6.1\t0.2\nAPOE\t0.1\t12.0\n")
+    assert [_gene_sets_kind(p) for p in (msigdb, enrichr, table)] == ["gmt", "gmt", "table"]
+    sets, traits = _load_gene_sets(str(enrichr), ["AD_GWAS"])
+    assert traits == ["AD_GWAS"] and sets["AD_GWAS"].to_dict() == {"APOE": 3.0, "TREM2": 1.0}
+    sets, traits = _load_gene_sets(str(msigdb), None)
+    assert traits == ["POSTSYNAPSE", "PRESYNAPSE"] and list(sets["PRESYNAPSE"].index) == ["SYN1", "SNAP25"]
+    with pytest.raises(_InputError, match="is a GMT file, whose lines list their genes"):
+        _load_gene_sets(str(msigdb), None, gene_column="gene")
+    msigdb.write_text("POSTSYNAPSE\tNA\tDLG4,x\n")
+    with pytest.raises(_InputError, match=r"could not be read as a GMT file: .*'DLG4,x'"):
+        _load_gene_sets(str(msigdb), None)
+
+
 def test_fuma_magma_output_by_its_symbols_and_a_spreadsheet_named(tmp_path):
     import zipfile
 

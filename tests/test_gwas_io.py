@@ -346,6 +346,43 @@ def test_read_gene_list_plain_file(tmp_path, caplog):
             read_gene_list(path)
 
 
+def test_read_gmt_msigdb_enrichr_and_errors(tmp_path, caplog):
+    # MSigDB: a URL as description; Enrichr: an empty description, trailing tabs, GENE,weight entries
+    path = tmp_path / "sets.gmt"
+    path.write_text(
+        "# comment\n"
+        "SYNGO_POSTSYNAPSE\thttps://www.syngoportal.org\tDLG4\tSHANK3\tGRIN2A\tDLG4\n"
+        "\n"
+        "ENRICHR_WEIGHTED\t\tDRD2,2.5\tAPOE,1.0\tNA\t\t\n"
+    )
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        gs = psysc.gwas.read_gmt(path)
+    assert list(gs) == ["SYNGO_POSTSYNAPSE", "ENRICHR_WEIGHTED"]
+    assert gs["SYNGO_POSTSYNAPSE"].to_dict() == {"DLG4": 1.0, "SHANK3": 1.0, "GRIN2A": 1.0}
+    assert gs["ENRICHR_WEIGHTED"].to_dict() == {"DRD2": 2.5, "APOE": 1.0}  # 'NA' is no gene
+    assert "1 duplicated gene entry" in caplog.text
+    assert list(psysc.gwas.read_gmt(path, traits=["ENRICHR_WEIGHTED"])) == ["ENRICHR_WEIGHTED"]
+    gz = tmp_path / "sets.gmt.gz"
+    gz.write_bytes(gzip.compress(path.read_bytes()))
+    assert psysc.gwas.read_gmt(gz)["ENRICHR_WEIGHTED"].to_dict() == {"DRD2": 2.5, "APOE": 1.0}
+    # as the scoring takes it: the same as the genes given directly
+    assert psysc._genesets.as_gene_sets(gs)["SYNGO_POSTSYNAPSE"].index.tolist() == ["DLG4", "SHANK3", "GRIN2A"]
+    for text, message in (
+        ("A\tNA\tX\nA\tNA\tY\n", "gene set 'A' already appeared on line 1"),
+        ("APOE\nTREM2\n", "a GMT line is NAME<TAB>DESCRIPTION<TAB>GENE.*use psysc.gwas.read_gene_list"),
+        ("A\tNA\tDRD2,high\n", "entry 'DRD2,high' of gene set 'A' is not GENE or GENE,weight"),
+        ("A\tNA\t\t\n", "gene set 'A' lists no gene"),
+        ("A\tNA\tDRD2,inf\n", "finite"),
+        ("", "no gene set"),
+    ):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            psysc.gwas.read_gmt(path)
+    path.write_text("A\tNA\tX\n")
+    with pytest.raises(ValueError, match=r"gene set\(s\) \['B'\] not in .* available gene sets: \['A'\]"):
+        psysc.gwas.read_gmt(path, traits="B")
+
+
 def test_semicolon_tables_of_european_spreadsheets_are_read(tmp_path):
     for name in ("eu.csv", "eu.txt"):
         path = tmp_path / name

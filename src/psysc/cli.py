@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="scDRS .gs file, MAGMA .genes.out/.genes.raw file, a gene x trait table of z-scores or P-values (the "
         "input of scdrs munge-gs; top 1,000 genes per trait; a single value column named ZSCORE, ZSTAT or P, or any "
-        "name with --stat), a list of genes, one per line, without weights, or a table of genes with --gene-column; "
+        "name with --stat), a GMT file (MSigDB, Enrichr; one set per line), a list of genes, one per line, without "
+        "weights, or a table of genes with --gene-column; "
         "told by name or header (default: the "
         "bundled MAGMA gene sets of 75 traits), or SNP-level GWAS summary statistics with --build",
     )
@@ -233,9 +234,10 @@ def _read_input(path: str | None):
 
 
 def _gene_sets_kind(path: str | Path) -> str:
-    """The kind of a gene-set file: ``"magma"``, ``"gs"``, ``"table"``, ``"list"`` or ``"sumstats"``.
+    """The kind of a gene-set file: ``"magma"``, ``"gmt"``, ``"gs"``, ``"table"``, ``"list"`` or ``"sumstats"``.
 
-    MAGMA output by its name, else by the header: MAGMA's columns (or the ``#`` lines of a ``.genes.raw``);
+    MAGMA output and GMT files by their name, else by the content: MAGMA's columns (or the ``#`` lines of a
+    ``.genes.raw``); GMT lines (name, a URL, ``NA`` or nothing, genes);
     ``TRAIT GENESET`` (scDRS ``.gs``); a gene column and trait columns with numbers below them (``scdrs
     munge-gs``'s z-score / p-value table: ``"table"``); one field, or a first line of words over lines of one field
     (a gene list, perhaps under a title); SNP-level summary statistics
@@ -247,6 +249,8 @@ def _gene_sets_kind(path: str | Path) -> str:
     name = Path(path).name
     if any(suffix in name for suffix in (".genes.out", ".genes.raw", ".gsa.out", ".gpa.out")):
         return "magma"  # the gene-set analysis outputs: read_magma says what to give instead
+    if ".gmt" in name.lower():
+        return "gmt"
     try:
         text = _read_head(path)  # gzip told by its first bytes
     except ValueError as err:  # a spreadsheet, an archive of several files, zstd: the message says what to do
@@ -272,6 +276,8 @@ def _gene_sets_kind(path: str | Path) -> str:
     fields = [f.upper() for f in _split_line(lines[0], sep)]
     if {"NSNPS", "NPARAM"} & set(fields) or {"ZSTAT", "P"} <= set(fields):  # a lone ZSTAT column: a table
         return "magma"
+    if sep == "\t" and _is_gmt([line.split("\t") for line in lines[:20]]):
+        return "gmt"
     if fields[:2] == ["TRAIT", "GENESET"]:
         return "gs"
     if len(fields) == 1:
@@ -292,6 +298,12 @@ def _gene_sets_kind(path: str | Path) -> str:
             return "genes"
         return "table"
     return "gs"
+
+
+def _is_gmt(rows: list[list[str]]) -> bool:
+    """Whether tab-separated lines are GMT lines: a name, a description that is a URL, ``NA`` or empty, genes."""
+    return all(len(r) >= 3 and (r[1].strip().upper() in ("", "NA") or r[1].strip().startswith(("http://", "https://")))
+               for r in rows)
 
 
 def _gene_table_hint(path: Path) -> str:
@@ -395,6 +407,9 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
                               "weighted by their ZSTAT")
         if kind == "magma" and gene_loc is not None:
             raise _InputError("--gene-loc and --gene-column both name the genes of the MAGMA file; give one of them")
+        if kind == "gmt":
+            raise _InputError(f"--gene-column: --gene-sets {path!r} is a GMT file, whose lines list their genes (no "
+                              "gene column); drop --gene-column")
         if stat is not None:
             raise _InputError("--stat is for a gene x trait table of z-scores or P-values; with --gene-column the "
                               "table is read as a gene list (--weight-column for weights)")
@@ -441,6 +456,7 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
         if kind == "genes":
             raise _InputError(_gene_table_hint(p))
         what = {"magma": "MAGMA .genes.out/.genes.raw", "list": "gene list", "sumstats": "GWAS summary statistics",
+                "gmt": "GMT",
                 "table": "gene x trait z-score / P-value table", "gene_column": "table of genes"}.get(kind, "scDRS .gs")
         try:
             if kind == "sumstats":  # SNPs -> genes (ACAT in 10 kb windows) -> the top 1,000 genes, as read_magma
@@ -451,6 +467,8 @@ def _load_gene_sets(path: str | None, traits: list[str] | None, gene_loc: str | 
             elif kind == "gene_column":
                 gene_sets = dict(gwas.read_gene_list(p, column=gene_column, weight_column=weight_column,
                                                      set_column=set_column))
+            elif kind == "gmt":  # one set per line, weight 1 (or GENE,weight entries)
+                gene_sets = dict(gwas.read_gmt(p))
             elif kind == "list":  # one gene per line: a trait named after the file
                 gene_sets = dict(gwas.read_gene_list(p))
             elif kind == "table":  # gene x trait z-scores or P-values: the top 1,000 genes of each trait

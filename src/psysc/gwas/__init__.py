@@ -3,7 +3,7 @@
 Every reader returns the gene-set contract of psysc: a ``dict[str, pandas.Series]`` mapping a
 trait name to a Series indexed by gene whose values are the gene weights.
 
-- :func:`read_gs` / :func:`write_gs`: scDRS ``.gs`` files;
+- :func:`read_gs` / :func:`write_gs`: scDRS ``.gs`` files; :func:`read_gmt`: GMT files (MSigDB, Enrichr);
 - :func:`read_magma`: MAGMA gene-level results (``.genes.out``; ``.genes.raw`` with the gene-gene
   correlations), selected as ``scdrs munge-gs`` does;
 - :func:`read_gene_stats`: gene x trait tables of z-scores or P-values (``scdrs munge-gs``'s input);
@@ -18,7 +18,7 @@ trait name to a Series indexed by gene whose values are the gene weights.
 
 from ._genes import gene_table
 from ._ids import current_symbols, guess_species, to_ensembl, to_species, to_symbols
-from ._io import read_gene_list, read_gene_stats, read_gs, read_magma, write_gs
+from ._io import read_gene_list, read_gene_stats, read_gmt, read_gs, read_magma, write_gs
 from ._panels import panel, panels
 from ._sumstats import genes_to_gene_set, read_sumstats, sumstats_to_genes
 
@@ -31,6 +31,7 @@ __all__ = [
     "panels",
     "read_gene_list",
     "read_gene_stats",
+    "read_gmt",
     "read_gs",
     "read_magma",
     "read_sumstats",

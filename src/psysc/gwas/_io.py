@@ -177,6 +177,18 @@ def _to_series(trait: str, genes: list[str], weights: list[float], where: str) -
     return pd.Series(np.fromiter(merged.values(), dtype=np.float64, count=len(merged)), index=index, name=trait)
 
 
+def _selected(names: list[str], traits: str | Iterable[str] | None, where: str, what: str) -> list[str]:
+    """The ``traits`` asked for (all ``names`` for None), in that order; an error names the available ones."""
+    if traits is None:
+        return names
+    selected = _as_trait_list(traits)
+    missing = [t for t in selected if t not in set(names)]
+    if missing:
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        raise ValueError(f"{what}(s) {missing} not in {where}; available {what}s: {names[:20]}{more}")
+    return selected
+
+
 def _as_trait_list(traits: str | Iterable[str]) -> list[str]:
     if isinstance(traits, str):
         return [traits]
@@ -335,14 +347,90 @@ def read_gs(path: str | os.PathLike, *, traits: str | Iterable[str] | None = Non
     if not raw:
         raise ValueError(f"{where}: the file has a header but no trait; add lines 'TRAIT<TAB>GENESET'")
 
-    if traits is None:
-        selected = list(raw)
-    else:
-        selected = _as_trait_list(traits)
-        missing = [t for t in selected if t not in raw]
-        if missing:
-            raise ValueError(f"trait(s) {missing} not in {where}; available traits: {list(raw)}")
+    selected = _selected(list(raw), traits, where, "trait")
     out = {trait: _parse_geneset(trait, raw[trait][0], raw[trait][1], where) for trait in selected}
+    logger.info("read %d gene set(s) from %s", len(out), where)
+    return out
+
+
+def read_gmt(path: str | os.PathLike, *, traits: str | Iterable[str] | None = None) -> dict[str, pd.Series]:
+    r"""Read a GMT gene-set file (MSigDB, GSEA, Enrichr, SynGO exports): one gene set per line.
+
+    Each line is tab-separated: the set's name, a description (a URL or ``NA`` in MSigDB's files; not used), then
+    its genes, each in a field of its own. An entry ``GENE,w`` (the weighted libraries of Enrichr) gives the gene
+    the weight ``w``; every other gene has weight 1.0. Empty fields (trailing tabs) and blank lines are skipped,
+    lines starting with ``#`` are comments, and compressed files (``.gmt.gz``) are read transparently.
+
+    Parameters
+    ----------
+    path
+        Path to the ``.gmt`` file.
+    traits
+        A set name or a list of set names to return (in that order); ``None`` returns every set in file order.
+
+    Returns
+    -------
+    dict[str, pandas.Series]
+        Set name -> Series indexed by gene (``index.name == "gene"``) with float64 weights, genes in file order.
+        A gene listed twice in a set keeps its first position and its last weight (counted in the log).
+
+    Raises
+    ------
+    ValueError
+        If a line has fewer than three fields (name, description, a gene), a set name appears twice, a weight is
+        not a finite number, or a requested set is not in the file (the message lists the available ones).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> import psysc
+    >>> path = os.path.join(tempfile.mkdtemp(), "synapse.gmt")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("POSTSYNAPTIC_DENSITY\tNA\tDLG4\tSHANK3\tGRIN2A\nWEIGHTED\thttp://x\tDRD2,2.5\tAPOE,1\n")
+    >>> gs = psysc.gwas.read_gmt(path)
+    >>> gs["POSTSYNAPTIC_DENSITY"].to_dict()
+    {'DLG4': 1.0, 'SHANK3': 1.0, 'GRIN2A': 1.0}
+    >>> gs["WEIGHTED"].to_dict()
+    {'DRD2': 2.5, 'APOE': 1.0}
+
+    """
+    where = str(path)
+    raw: dict[str, tuple[list[str], int]] = {}
+    for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = line.rstrip("\r\n").split("\t")
+        name = fields[0].strip()
+        entries = [f.strip() for f in fields[2:] if f.strip()]
+        if len(fields) < 3 or not name:
+            raise ValueError(
+                f"{where}, line {lineno}: a GMT line is NAME<TAB>DESCRIPTION<TAB>GENE<TAB>GENE...; found "
+                f"{len(fields)} tab-separated field(s) in {line[:60]!r}"
+                + ("; for one gene per line use psysc.gwas.read_gene_list" if len(fields) == 1 else "")
+            )
+        if name in raw:
+            raise ValueError(f"{where}, line {lineno}: gene set {name!r} already appeared on line {raw[name][1]}; "
+                             "give each set one line (merge or rename them)")
+        raw[name] = (entries, lineno)
+    if not raw:
+        raise ValueError(f"{where}: no gene set; a GMT file has one line per set, NAME<TAB>DESCRIPTION<TAB>GENE...")
+    selected = _selected(list(raw), traits, where, "gene set")
+    out = {}
+    for name in selected:
+        entries, lineno = raw[name]
+        if not entries:
+            raise ValueError(f"{where}, line {lineno}: gene set {name!r} lists no gene")
+        genes, weights = [], []
+        for entry in entries:
+            gene, comma, w = entry.rpartition(",") if "," in entry else (entry, "", "")
+            try:
+                weight = float(w) if comma else 1.0
+            except ValueError:
+                raise ValueError(f"{where}, line {lineno}: entry {entry!r} of gene set {name!r} is not GENE or "
+                                 "GENE,weight (weight a number)") from None
+            genes.append(gene.strip())
+            weights.append(weight)
+        out[name] = _listed_gene_set(name, genes, weights, f"{where}, line {lineno}")
     logger.info("read %d gene set(s) from %s", len(out), where)
     return out
 
