@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+import shlex
 import sys
 import time
 from collections.abc import Sequence
@@ -286,9 +287,7 @@ def _gene_sets_kind(path: str | Path) -> str:
         return "list"  # one gene per line under a title line (read_gene_list tells a title from genes on a line)
     if len(lines) > 1:
         values = _split_line(lines[1], sep)[1:]
-        try:
-            [float(v) for v in values if v.upper() not in _MISSING_TOKENS]
-        except ValueError:
+        if not all(_is_number(v) for v in values if v.upper() not in _MISSING_TOKENS):
             # 'TRAIT<TAB>GENE1,GENE2' (or 'GENE:weight' entries): a .gs file without its header; else a table of
             # genes and other columns (a gene list's source, e.g. SFARI's CSV)
             first_row = _split_line(lines[0], sep)
@@ -325,12 +324,12 @@ def _gene_table_hint(path: Path) -> str:
         None)
     likely = ""
     if gene is not None:
-        likely = f" (probably --gene-column {_shell_word(gene)}"
+        likely = f" (probably --gene-column {shlex.quote(gene)}"
         other = [i for i, h in enumerate(header) if h != gene]
         if len(header) == 2 and body:  # gene, set: the other column names a few sets, of several genes each
             values = [row[other[0]] for row in body if len(row) > other[0]]
             if values and len(set(values)) <= len(values) / 2 and not all(_is_number(v) for v in values):
-                likely += f" --set-column {_shell_word(header[other[0]])}"
+                likely += f" --set-column {shlex.quote(header[other[0]])}"
         likely += ")"
     shown = ", ".join(map(repr, header[:8])) + (", ..." if len(header) > 8 else "")
     return (f"--gene-sets {str(path)!r} is a table of genes with {len(header)} columns ({shown}), not a scDRS .gs "
@@ -345,13 +344,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _shell_word(text: str) -> str:
-    """``text`` as one word of a shell command line (quoted when it holds spaces or special characters)."""
-    import shlex
-
-    return shlex.quote(text)
 
 
 def _check_header(path: Path) -> None:
