@@ -177,6 +177,13 @@ def _to_series(trait: str, genes: list[str], weights: list[float], where: str) -
     return pd.Series(np.fromiter(merged.values(), dtype=np.float64, count=len(merged)), index=index, name=trait)
 
 
+def _refuse_repeated(raw: dict[str, tuple], name: str, lineno: int, where: str, what: str) -> None:
+    """Refuse a set named on an earlier line too (``raw``: name -> (its text, its line)) of a one-set-per-line file."""
+    if name in raw:
+        raise ValueError(f"{where}, line {lineno}: {what} {name!r} already appeared on line {raw[name][1]}; give each "
+                         f"{what} one line (merge or rename them)")
+
+
 def _selected(names: list[str], traits: str | Iterable[str] | None, where: str, what: str) -> list[str]:
     """The ``traits`` asked for (all ``names`` for None), in that order; an error names the available ones."""
     if traits is None:
@@ -334,11 +341,7 @@ def read_gs(path: str | os.PathLike, *, traits: str | Iterable[str] | None = Non
         trait = fields[0].strip()
         if not trait:
             raise ValueError(f"{where}, line {lineno}: empty trait name; name the trait in the first column")
-        if trait in raw:
-            raise ValueError(
-                f"{where}, line {lineno}: trait {trait!r} already appeared on line {raw[trait][1]}; "
-                "give each trait one line (merge or rename them)"
-            )
+        _refuse_repeated(raw, trait, lineno, where, "trait")
         raw[trait] = (fields[1], lineno)
     if not header_seen:
         raise ValueError(
@@ -408,9 +411,7 @@ def read_gmt(path: str | os.PathLike, *, traits: str | Iterable[str] | None = No
                 f"{len(fields)} tab-separated field(s) in {line[:60]!r}"
                 + ("; for one gene per line use psysc.gwas.read_gene_list" if len(fields) == 1 else "")
             )
-        if name in raw:
-            raise ValueError(f"{where}, line {lineno}: gene set {name!r} already appeared on line {raw[name][1]}; "
-                             "give each set one line (merge or rename them)")
+        _refuse_repeated(raw, name, lineno, where, "gene set")
         raw[name] = (entries, lineno)
     if not raw:
         raise ValueError(f"{where}: no gene set; a GMT file has one line per set, NAME<TAB>DESCRIPTION<TAB>GENE...")
