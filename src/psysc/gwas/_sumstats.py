@@ -551,6 +551,7 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None,
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None,
                 "n_trailing_separators": len(long)}
         counted = True
+        del raw, newlines, starts, ends, n_fields, length, blank, data_fields, data_blank  # tens of bytes a line
     elif sep == r"\s+" and not quoted:
         # white space: a missing value leaves no empty field, so the values after it move one column left; the
         # rows with fewer fields than the header are found here (a field starts where a gap ends)
@@ -564,6 +565,7 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None,
         short = np.flatnonzero((data_fields < n_fields[0]) & (data_fields > 0))
         info = {"n_short": len(short), "first_short": int(short[0]) if len(short) else None, "short_rows": short}
         counted = True
+        del raw, n_fields, data_fields
     options = {"sep": sep, "dtype": str, "keep_default_na": False, "na_filter": False, "engine": "c"}
     names: list[str] = []
     try:
@@ -584,14 +586,16 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None,
         with warnings.catch_warnings():
             # pandas only warns (and drops the extra fields) when a line has more fields than the header
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            chunks = []
+            columns = [names[i] for i in kept]
+            parts: dict[str, list[np.ndarray]] = {name: [] for name in columns}
             for chunk in pd.read_csv(io.BytesIO(data), encoding="utf-8", skip_blank_lines=False, index_col=False,
                                      usecols=kept if len(kept) < len(names) else None, chunksize=_CHUNK_ROWS,
                                      **options):
-                chunk.columns = [names[i] for i in kept]
-                chunks.append(_as_numbers(chunk, as_numbers))
-            table = pd.concat(chunks, ignore_index=True) if len(chunks) != 1 else chunks[0]
-            del chunks
+                chunk.columns = columns
+                chunk = _as_numbers(chunk, as_numbers)
+                for name in columns:
+                    parts[name].append(chunk[name].to_numpy())
+                del chunk
     except (pd.errors.ParserWarning, pd.errors.ParserError, ValueError) as err:
         # a line with more fields than the header: a warning for the first data line, an error for a later one
         counts = [len(_split_fields(line, sep)) for line in data.decode("utf-8").split("\n")[1:]]
@@ -599,10 +603,28 @@ def _read_table(path: str | os.PathLike, sep: str | None, select=None,
         if names and long:
             raise _too_many_fields(where, n_before + 2 + long[0], counts[long[0]], len(names), len(long), sep) from None
         raise ValueError(f"{where} could not be read as a table with separator {sep!r} ({err}); pass sep=") from err
+    del data
+    # joined a column at a time (a column's chunks are freed as it is joined): no second copy of the whole table
+    table = pd.DataFrame({name: _joined(parts.pop(name)) for name in columns}, copy=False)
     if len(kept) > len(wanted):  # read whole, then narrowed
         table = table[[n for n in table.columns if n in wanted]]
     info["build"] = stated_build
     return table, n_before + 1, info
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """One column from its chunks' arrays (emptied as they are read): numbers where every chunk has numbers.
+
+    A column of numbers in some chunks and text in others becomes text throughout (objects), as
+    :func:`pandas.concat` would make it.
+    """
+    if len(parts) <= 1:
+        return parts.pop() if parts else np.empty(0, dtype=object)
+    if len({a.dtype for a in parts}) > 1:
+        parts = [a.astype(object) for a in parts]
+    out = np.concatenate(parts)
+    parts.clear()
+    return out
 
 
 #: the name given to a column of row names above which the header names nothing (R's write.table)
@@ -935,6 +957,19 @@ def _variant_key(out: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     codes, alleles = pd.factorize(pd.concat([out["A1"], out["A2"]], ignore_index=True))
     a1, a2 = codes[: len(out)].astype(np.int64), codes[len(out) :].astype(np.int64)
     return position, np.minimum(a1, a2) * (len(alleles) + 1) + np.maximum(a1, a2)
+
+
+def _rows_of(table: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """``table.iloc[rows]`` with a new RangeIndex, made a column at a time (each taken out of ``table`` once copied).
+
+    Only one column is held twice at any time, not the whole table.
+    """
+    columns = {}
+    for name in list(table.columns):
+        columns[name] = table.pop(name).to_numpy()[rows]
+    out = pd.DataFrame(columns, copy=False)
+    out.attrs = dict(table.attrs)
+    return out
 
 
 def _best_of_each(major: np.ndarray, minor: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -1291,10 +1326,11 @@ def read_sumstats(
 
     # 3. values: numbers, chromosomes, alleles
     values: dict[str, np.ndarray] = {}
+    every_row = len(keep_idx) == n_read  # the arrays as read (no copy; they are not changed in place below)
     for std in _NUMERIC:
         if std not in found:
             continue
-        v, bad = numeric[std][0][keep_idx], numeric[std][1][keep_idx]
+        v, bad = numeric[std] if every_row else (numeric[std][0][keep_idx], numeric[std][1][keep_idx])
         if bad.any():
             i = int(np.argmax(bad))
             raise ValueError(
@@ -1439,7 +1475,8 @@ def read_sumstats(
 
     # 5. assemble
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    out["CHR"] = pd.array(chrom.astype(str), dtype=object)
+    codes, names = pd.factorize(chrom, use_na_sentinel=False)
+    out["CHR"] = np.array([str(c) for c in names], dtype=object)[codes]  # a few strings, shared by the rows
     out["BP"] = values["BP"].astype(np.int64)
     for std in ("A1", "A2"):
         if std in found:
@@ -1492,8 +1529,7 @@ def read_sumstats(
         kept = _best_of_each(major, minor, out["P"].to_numpy())
         if len(kept) < len(out):
             n_dup += len(out) - len(kept)
-            out = out.iloc[kept]
-            out.index = pd.RangeIndex(len(out))  # one copy of the rows (reset_index would make a second)
+            out = _rows_of(out, kept)
             order_rows = order_rows[kept]
     qc["n_duplicates"] = n_dup
     if n_dup:
