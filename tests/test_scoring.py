@@ -459,9 +459,12 @@ def test_enrichment_table_contract_and_errors(prepared):
 
 
 def test_normalised_data_where_counts_are_required_and_the_reverse():
+    import scanpy as sc
+
     adata = synthetic_counts(100, 300)
     logged = adata.copy()
-    logged.X = logged.X.log1p()
+    sc.pp.normalize_total(logged, target_sum=1e4)
+    sc.pp.log1p(logged)
     with pytest.raises(ValueError, match="not raw counts"):
         psysc.pp.prepare_scoring(logged, normalize=True)
     with pytest.raises(ValueError, match="looks like raw counts"):
@@ -474,6 +477,44 @@ def test_normalised_data_where_counts_are_required_and_the_reverse():
     psysc.pp.prepare_scoring(logged)  # log-normalised data is used as it is
     assert "psysc_norm" not in logged.layers
     assert logged.uns["psysc"]["prepare_scoring"]["normalized_here"] is False
+
+
+def test_log1p_of_counts_not_normalised_per_cell_is_normalised_as_counts_with_a_warning(caplog):
+    """sc.pp.log1p without sc.pp.normalize_total first: the counts are recovered (expm1) and normalised."""
+    import scanpy as sc
+
+    adata = synthetic_counts(200, 300)
+    reference = adata.copy()
+    psysc.pp.prepare_scoring(reference)  # from the raw counts
+    unnormalised = adata.copy()
+    sc.pp.log1p(unnormalised)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(unnormalised)
+    assert "log1p of raw counts that were not normalised per cell" in caplog.text
+    assert unnormalised.uns["psysc"]["prepare_scoring"]["counts_from_log1p"] is True
+    expected = sc.pp.log1p(sc.pp.normalize_total(adata, target_sum=1e4, copy=True), copy=True).X.toarray()
+    np.testing.assert_allclose(unnormalised.layers["psysc_norm"].toarray(), expected, rtol=1e-6, atol=1e-6)
+    for col in ("psysc_mean", "psysc_var", "psysc_var_tech"):
+        np.testing.assert_allclose(unnormalised.var[col], reference.var[col], rtol=1e-6, atol=1e-9)
+    # dense input too; with normalize=False the values are used as they are, with the warning
+    dense = adata.copy()
+    dense.X = np.log1p(dense.X.toarray())
+    psysc.pp.prepare_scoring(dense)
+    np.testing.assert_allclose(dense.layers["psysc_norm"], expected, rtol=1e-6, atol=1e-6)
+    caplog.clear()
+    as_given = adata.copy()
+    sc.pp.log1p(as_given)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(as_given, normalize=False)
+    assert "used as given (normalize=False)" in caplog.text
+    assert "psysc_norm" not in as_given.layers
+    # log-normalised data (normalize_total, then log1p) is not taken for it
+    caplog.clear()
+    normalised = sc.pp.log1p(sc.pp.normalize_total(adata, target_sum=1e4, copy=True), copy=True)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(normalised)
+    assert "log1p of raw counts" not in caplog.text
+    assert normalised.uns["psysc"]["prepare_scoring"]["counts_from_log1p"] is False
 
 
 def test_nan_negative_duplicated_and_empty_inputs():

@@ -103,43 +103,50 @@ def _stored_entries(X) -> int | None:
     return None
 
 
-def _normalised_block(block, target_sum: float):
-    """``log1p(normalize_total(block))`` with scanpy, in float32 (a copy: ``block`` is left as it is)."""
+def _normalised_block(block, target_sum: float, from_log1p: bool = False):
+    """``log1p(normalize_total(block))`` with scanpy, in float32 (a copy: ``block`` is left as it is).
+
+    ``from_log1p``: ``block`` holds ``log1p`` of counts; the counts (``expm1``, rounded) are normalised.
+    """
     import scanpy as sc
 
     if sparse.issparse(block):
         block = block.astype(np.float32) if block.dtype != np.float32 else block.copy()
+        if from_log1p:
+            block.data = np.rint(np.expm1(block.data.astype(np.float64))).astype(np.float32)
     else:
         block = np.array(block, dtype=np.float32)
+        if from_log1p:
+            block = np.rint(np.expm1(block.astype(np.float64))).astype(np.float32)
     tmp = AnnData(X=block)
     sc.pp.normalize_total(tmp, target_sum=target_sum)
     sc.pp.log1p(tmp)
     return tmp.X
 
 
-def _log_normalise(X, target_sum: float):
+def _log_normalise(X, target_sum: float, from_log1p: bool = False):
     """``log1p`` of counts scaled to ``target_sum`` per cell (scanpy's ``normalize_total`` + ``log1p``), float32.
 
     Row block by row block (each cell is scaled on its own; blocks of ``NORMALISE_BLOCK`` cells), written into the
     result allocated once: the layer that is scored, in memory (CSR for sparse input). Besides the input (when it
-    is in memory) and the result, one block is held at a time.
+    is in memory) and the result, one block is held at a time. ``from_log1p``: ``X`` holds ``log1p`` of the counts.
     """
     n, n_genes = X.shape
     capacity = _stored_entries(X)
     if capacity is None:  # dense (or a dask array of either kind): the first block tells
         first = head_rows(X, 1)
         if sparse.issparse(first):
-            return _stacked_normalised(X, target_sum)
+            return _stacked_normalised(X, target_sum, from_log1p)
         out = np.empty((n, n_genes), dtype=np.float32)
         for start, stop, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True):
-            out[start:stop] = _normalised_block(block, target_sum)
+            out[start:stop] = _normalised_block(block, target_sum, from_log1p)
         return out
     data = np.empty(capacity, dtype=np.float32)
     indices = np.empty(capacity, dtype=_index_dtype(capacity, n_genes))
     indptr = np.zeros(n + 1, dtype=np.int64 if capacity >= 2**31 else np.int32)
     pos = 0
     for start, stop, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True):
-        normed = sparse.csr_matrix(_normalised_block(block, target_sum))
+        normed = sparse.csr_matrix(_normalised_block(block, target_sum, from_log1p))
         k = normed.nnz  # at most the entries stored (duplicated entries are summed in the blocks)
         data[pos : pos + k] = normed.data
         indices[pos : pos + k] = normed.indices
@@ -150,10 +157,10 @@ def _log_normalise(X, target_sum: float):
     return sparse.csr_matrix((data, indices, indptr), shape=(n, n_genes))
 
 
-def _stacked_normalised(X, target_sum: float):
+def _stacked_normalised(X, target_sum: float, from_log1p: bool = False):
     """:func:`_log_normalise` of a sparse matrix whose number of entries is not known ahead (dask): blocks stacked."""
-    parts = [_normalised_block(block, target_sum) for _, _, block in iter_row_blocks(X, NORMALISE_BLOCK,
-                                                                                      prefetch=True)]
+    parts = [_normalised_block(block, target_sum, from_log1p)
+             for _, _, block in iter_row_blocks(X, NORMALISE_BLOCK, prefetch=True)]
     return sparse.vstack(parts, format="csr") if parts else sparse.csr_matrix(X.shape, dtype=np.float32)
 
 
@@ -235,6 +242,7 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
     n_nan = n_neg = n_inf = 0
     vmax = 0.0
     non_integer = False
+    head_values: list[np.ndarray] = []  # the non-integer values of the first max_rows rows
     row_sums = np.empty(X.shape[0], dtype=np.float64)
     acc = None
     for start, stop, block in iter_row_blocks(X, block_size, prefetch=True):
@@ -253,6 +261,8 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
             part = block.data[: block.indptr[head]] if is_sparse else np.asarray(block[:head]).ravel()
             part = part[np.isfinite(part)] if n_bad else part
             non_integer = bool(part.size and np.any(part != np.round(part)))
+            if non_integer:
+                head_values.append(part)
         if moments and start == 0 and is_sparse:
             acc = SparseMoments(X.shape[0], X.shape[1], accumulation_dtype(X))
         if acc is not None and stop >= min(max_rows, X.shape[0]) and not non_integer:
@@ -267,10 +277,28 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
         "n_negative": n_neg,
         "max": vmax,
         "integer": not non_integer,
+        "log1p_counts": non_integer and _are_log1p_counts(head_values),
         "empty_rows": np.flatnonzero(row_sums == 0),
         "row_sums": row_sums,
         "moments": acc,
     }
+
+
+def _are_log1p_counts(parts: list[np.ndarray]) -> bool:
+    """Whether non-integer values are ``log1p`` of counts: ``expm1`` of each is an integer (to float32 precision).
+
+    At least three distinct counts are asked for; values normalised per cell (``normalize_total``, scran, ...)
+    are almost never within that distance of ``log1p`` of an integer.
+    """
+    values = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
+    values = values[np.isfinite(values)]
+    if values.size == 0 or values.min() < 0 or values.max() > LOG_MAX:
+        return False
+    counts = np.expm1(values)
+    rounded = np.rint(counts)
+    # float32 keeps log1p(k) to about 1.2e-7 relative: expm1 of it is then within ~(k + 1) * 1e-6 of k
+    close = np.abs(counts - rounded) <= 1e-5 * (rounded + 1)
+    return bool(close.all() and len(np.unique(rounded[:100_000])) >= 3)
 
 
 #: cells whose expression sums make up the fingerprint of the scored matrix (data_fingerprint)
@@ -548,6 +576,18 @@ def prepare_scoring(
     # one pass over the data checks it and, for log-normalised input without covariates, gives the gene statistics
     info = check_expression(adata, X, where, allow_negative=normalize is False, moments=covariates is None)
     is_counts = reads_as_counts(info, normalize)
+    from_log1p = not is_counts and info["log1p_counts"]  # log1p(counts), not normalised per cell
+    if from_log1p:
+        if normalize is False:
+            logger.warning("%s holds log1p of raw counts that were not normalised per cell (expm1 gives integers); "
+                           "used as given (normalize=False): the scores then follow library size", where)
+            from_log1p = False
+        else:
+            logger.warning("%s holds log1p of raw counts that were not normalised per cell (expm1 gives integers): "
+                           "the counts (expm1) are normalised to %g per cell and log1p, as raw counts are. Run "
+                           "sc.pp.normalize_total before sc.pp.log1p, or pass the raw counts, to avoid this message",
+                           where, target_sum)
+            is_counts = True
     if normalize is True and not is_counts:
         raise ValueError(
             f"{where} holds non-integer values up to {info['max']:.3g}, so it is not raw counts: it looks "
@@ -590,7 +630,7 @@ def prepare_scoring(
         _check_layer_fits(X, where, write_normalized_code(layer=layer, target_sum=target_sum, key_added=key_added,
                                                           covariates=covariates_given))
         norm_layer = f"{key_added}_norm"
-        Xn = _log_normalise(X, target_sum)
+        Xn = _log_normalise(X, target_sum, from_log1p)
 
     # computed first, written into adata at the end (an error on the way leaves adata as it was)
     cov_names: list[str] = []
@@ -655,6 +695,7 @@ def prepare_scoring(
         "layer": norm_layer if norm_layer is not None else "X",
         "input": where,
         "normalized_here": bool(is_counts and normalize in ("auto", True)),
+        "counts_from_log1p": bool(from_log1p),
         "target_sum": float(target_sum),
         "n_mean_bin": int(n_mean_used),
         "n_var_bin": int(n_var_used),
