@@ -761,16 +761,59 @@ def test_counts_elsewhere_in_the_file_are_named(tmp_path, darmanis):
         rc, err = _run(["run", "--input", str(path), "--out", str(out), "--quick", "--traits", "SCZ", *extra])
         assert rc == 2 and message in err and "Traceback" not in err, (name, err)
         assert not out.exists()
-    # the fix the message gives for the counts in adata.raw, run as written: psysc run scores every gene
-    from psysc._pipeline import RAW_AS_X
-
-    scope = {"adata": ad.read_h5ad(tmp_path / "raw.h5ad")}
-    exec(RAW_AS_X, scope)
-    scope["adata"].write_h5ad(tmp_path / "fixed.h5ad")
-    rc, err = _run(["run", "--input", str(tmp_path / "fixed.h5ad"), "--out", str(tmp_path / "out_fixed"), "--quick",
-                    "--traits", "SCZ"])
+    # the fix the message gives for the counts in adata.raw: --use-raw scores every gene of adata.raw
+    assert "pass --use-raw" in _run(["run", "--input", str(tmp_path / "raw.h5ad"), "--out", str(tmp_path / "o"),
+                                     "--quick", "--traits", "SCZ"])[1]
+    rc, err = _run(["run", "--input", str(tmp_path / "raw.h5ad"), "--out", str(tmp_path / "out_fixed"), "--quick",
+                    "--traits", "SCZ", "--use-raw"])
     assert rc == 0, err
-    assert json.loads((tmp_path / "out_fixed" / "summary.json").read_text())["data"]["n_genes_in"] == sub.n_vars
+    summary = json.loads((tmp_path / "out_fixed" / "summary.json").read_text())
+    assert summary["data"]["n_genes_in"] == sub.n_vars
+    assert summary["parameters"]["use_raw"] is True
+    rc, err = _run(["run", "--input", str(tmp_path / "counts_in_x.h5ad"), "--out", str(tmp_path / "o2"), "--quick",
+                    "--use-raw"])
+    assert rc == 2 and "no adata.raw" in err
+
+
+def test_a_cellxgene_style_file_is_scored_with_use_raw_and_gene_symbols(tmp_path, darmanis):
+    """Ensembl IDs as var_names, symbols in var['feature_name'], log-normalised X, counts in .raw: one message names
+    both options, and with them the run scores the same genes as the file with symbols and counts in X."""
+    import scanpy as sc
+
+    sub = darmanis[:60].copy()
+    sub = sub[:, sub.var["gene_ids"].astype(str) != ""].copy()
+    symbols = sub.copy()
+    symbols.write_h5ad(tmp_path / "symbols.h5ad")
+    cxg = sub.copy()
+    cxg.var["feature_name"] = cxg.var_names.astype(str)
+    cxg.var_names = cxg.var["gene_ids"].astype(str).to_numpy()
+    cxg.raw = cxg.copy()
+    sc.pp.normalize_total(cxg, target_sum=1e4)
+    sc.pp.log1p(cxg)
+    cxg.write_h5ad(tmp_path / "cxg.h5ad")
+    common = ["--out", str(tmp_path / "o"), "--quick", "--traits", "SCZ,AD", "--n-ctrl", "50"]
+    rc, err = _run(["run", "--input", str(tmp_path / "cxg.h5ad"), *common])
+    assert rc == 2 and "pass --gene-symbols feature_name" in err and "pass --use-raw" in err, err
+    rc, err = _run(["run", "--input", str(tmp_path / "cxg.h5ad"), *common, "--use-raw", "--gene-symbols",
+                    "feature_name"])
+    assert rc == 0, err
+    rc, err = _run(["run", "--input", str(tmp_path / "symbols.h5ad"), *common[:1], str(tmp_path / "ref"),
+                    *common[2:]])
+    assert rc == 0, err
+    got = pd.read_csv(tmp_path / "o" / "enrichment.tsv", sep="\t")
+    ref = pd.read_csv(tmp_path / "ref" / "enrichment.tsv", sep="\t")
+    pd.testing.assert_frame_equal(got, ref)
+    rc, err = _run(["run", "--input", str(tmp_path / "cxg.h5ad"), *common, "--gene-symbols", "no_such"])
+    assert rc == 2 and "--gene-symbols 'no_such' is not a column of adata.var" in err
+    rc, err = _run(["run", "--input", str(tmp_path / "cxg.h5ad"), *common, "--use-raw", "--layer", "x"])
+    assert rc == 2 and "pass one of them" in err
+
+
+def test_species_mouse_on_human_data_says_to_drop_the_option(tmp_path, darmanis):
+    darmanis[:40].copy().write_h5ad(tmp_path / "human.h5ad")
+    rc, err = _run(["run", "--input", str(tmp_path / "human.h5ad"), "--out", str(tmp_path / "o"), "--quick",
+                    "--traits", "SCZ", "--species", "mouse"])
+    assert rc == 2 and "drop --species mouse" in err and "write_gs" not in err, err
 
 
 def test_gene_set_files_are_told_by_their_content(tmp_path):

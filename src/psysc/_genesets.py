@@ -302,15 +302,22 @@ _SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "gene_name", "
 SYMBOLS_AS_VAR_NAMES = "adata.var_names = adata.var[{col!r}].astype(str).to_numpy(); adata.var_names_make_unique()"
 
 
+def symbol_column(var: pd.DataFrame | None) -> str | None:
+    """The column of ``var`` with gene symbols (``feature_name``, ``gene_symbols``, ...) where var_names are Ensembl."""
+    if var is None or not len(var) or not str(var.index[0]).upper().startswith("ENS"):
+        return None
+    return next((col for col in _SYMBOL_COLUMNS if col in var.columns), None)
+
+
 def symbol_column_hint(var: pd.DataFrame | None) -> str:
     """A sentence naming a column of ``var`` with gene symbols to use as var_names, when var_names are Ensembl IDs."""
     if var is None or not len(var) or not str(var.index[0]).upper().startswith("ENS"):
         return ""
-    for col in _SYMBOL_COLUMNS:
-        if col in var.columns:
-            return (f"; adata.var[{col!r}] holds gene symbols: use them as var_names ("
-                    f"{SYMBOLS_AS_VAR_NAMES.format(col=col)}; for psysc run, write the .h5ad again) or map the gene "
-                    "sets with psysc.gwas.to_ensembl(gene_sets)")
+    col = symbol_column(var)
+    if col is not None:
+        return (f"; adata.var[{col!r}] holds gene symbols: use them as var_names ("
+                f"{SYMBOLS_AS_VAR_NAMES.format(col=col)}; psysc run --gene-symbols {col} does it) or map the gene "
+                "sets with psysc.gwas.to_ensembl(gene_sets)")
     return "; map the gene sets to Ensembl IDs with psysc.gwas.to_ensembl(gene_sets), or the data's genes to symbols"
 
 

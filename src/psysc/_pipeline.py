@@ -29,9 +29,10 @@ from ._genesets import (
     overlap_already_reported,
     overlap_hint,
     species_fix,
+    symbol_column,
     symbol_column_hint,
 )
-from ._utils import group_order, label_text
+from ._utils import continuous_grouping, group_order, label_text
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -51,9 +52,6 @@ N_TOP_GENES = 2000
 REPORT_FDR = 0.1
 #: smallest group of the cell-type level tests (seismic's default is 20; small datasets have small groups)
 CELLTYPE_MIN_CELLS = 10
-#: more distinct --groupby values than this and than half the labelled cells (or fractional numbers): a continuous
-#: column, refused
-MAX_GROUPS = 20
 #: below this fraction of a gene set's genes in the data, names that look like the other species' genes are refused
 SPECIES_MIN_FRACTION = 0.1
 #: per-cell columns of ``scores.tsv.gz``
@@ -76,8 +74,12 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "trait"
 
 
-def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby: str, layer: str | None, traits):
-    """Validate the user's choices before any computation; raise :class:`InputError` naming the fix."""
+def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby: str, layer: str | None, traits,
+                 mapped_to: str | None = None):
+    """Validate the user's choices before any computation; raise :class:`InputError` naming the fix.
+
+    ``mapped_to``: the species the gene sets were mapped to (``--species``), for the message when the data are not.
+    """
     if groupby not in adata.obs.columns:
         raise InputError(f"--groupby {groupby!r} is not a column of adata.obs; available columns: "
                          f"{', '.join(map(str, adata.obs))}")
@@ -109,15 +111,9 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         )
     if not adata.obs[groupby].notna().any():
         raise InputError(f"--groupby {groupby!r} has no label: the column is missing for every cell")
-    labels = adata.obs[groupby].dropna()
-    n_groups = labels.nunique()
-    fractional = pd.api.types.is_float_dtype(labels) and bool((labels % 1 != 0).any())
-    if fractional or n_groups > max(MAX_GROUPS, len(labels) // 2):
-        raise InputError(
-            f"--groupby {groupby!r} has {n_groups} different values among {len(labels)} labelled cells (e.g. "
-            f"{list(labels.unique()[:3])}): it looks continuous, not a grouping of the cells; pass a column of cell "
-            "types or clusters"
-        )
+    continuous = continuous_grouping(adata.obs[groupby])
+    if continuous is not None:
+        raise InputError(f"--groupby {groupby!r}: {continuous}; pass a column of cell types or clusters")
     genes = pd.Index(adata.var_names.astype(str))
     found = {t: int(pd.Index(gene_sets[t].index).astype(str).isin(genes).sum()) for t in traits}
     no_overlap = [t for t in traits if found[t] == 0]
@@ -126,7 +122,7 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         why = (
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
             f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first; "
-            + overlap_hint(gene_sets[no_overlap[0]].index, genes) + symbol_column_hint(adata.var)
+            + overlap_hint(gene_sets[no_overlap[0]].index, genes) + _symbols_option_hint(adata.var)
             + ("; from the command line: psysc run --gene-loc <the gene location file of the MAGMA run>"
                if all(str(g).isdigit() for g in example) else "")
         )
@@ -135,6 +131,11 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         logger.warning("%s. They are not scored; the other traits are (--traits chooses the traits)", why)
     species = data_species_if_other(gene_sets[traits[0]].index, genes)
     fraction = max(found[t] / max(1, len(gene_sets[t])) for t in traits)
+    if species is not None and fraction < SPECIES_MIN_FRACTION and mapped_to not in (None, "human", species):
+        raise InputError(
+            f"--species {mapped_to} mapped the gene sets to {mapped_to} genes, but the data's genes look like "
+            f"{species} genes (at most {fraction:.0%} of a set's genes are in the data): drop --species {mapped_to}"
+        )
     if species is not None and fraction < SPECIES_MIN_FRACTION:
         raise InputError(
             f"the gene sets look like {'mouse' if species == 'human' else 'human'} genes and the data like {species} "
@@ -149,6 +150,23 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
             + overlap_hint(gene_sets[traits[0]].index, genes)
         )
     return traits
+
+
+def _symbols_option_hint(var: pd.DataFrame) -> str:
+    """The ``--gene-symbols`` option that would match symbol gene sets with Ensembl var_names, as a sentence's end."""
+    column = symbol_column(var)
+    if column is not None:
+        return f"; adata.var[{column!r}] holds gene symbols: pass --gene-symbols {column}"
+    return symbol_column_hint(var)
+
+
+def counts_problem(adata: AnnData, layer: str | None) -> str | None:
+    """What :func:`check_counts` would refuse in ``adata``, or ``None``."""
+    try:
+        check_counts(adata, layer)
+    except InputError as err:
+        return str(err)
+    return None
 
 
 def check_counts(adata: AnnData, layer: str | None) -> None:
@@ -209,8 +227,8 @@ def _counts_elsewhere(adata: AnnData, layer: str | None) -> str:
         return f": layers[{candidates[0]!r}] holds whole numbers, pass --layer {candidates[0]}"
     if adata.raw is not None:
         if whole_numbers(adata.raw.X, "adata.raw.X"):
-            return (f": adata.raw holds whole numbers for {adata.raw.n_vars:,} genes, and psysc run reads X or a "
-                    f"layer: make them the data, with every gene of adata.raw ({RAW_AS_X}), and write the .h5ad again")
+            return (f": adata.raw holds whole numbers for {adata.raw.n_vars:,} genes: pass --use-raw to score them "
+                    f"(every gene of adata.raw, as {RAW_AS_X} makes them)")
         return (": adata.raw holds no raw counts either (non-integer values: scanpy's adata.raw usually keeps the "
                 "log-normalised data); store the raw counts in the file (in X, or in a layer named with --layer)")
     return ": store them in the file (in X, or in a layer named with --layer)"
@@ -634,7 +652,14 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
 
     t0 = time.perf_counter()
     started = datetime.now(UTC)
-    traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits)
+    try:
+        traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits,
+                              mapped_to=(extra_params or {}).get("species"))
+    except InputError as err:  # every problem of the input at once, not one per run
+        other = counts_problem(adata, layer) if layer is None or layer in adata.layers else None
+        if other is None:
+            raise
+        raise InputError(f"{err}. Also: {other}") from None
     if n_ctrl < 2:
         raise InputError(f"n_ctrl must be at least 2, not {n_ctrl}")
     check_counts(adata, layer)

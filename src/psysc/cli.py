@@ -178,6 +178,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--groupby", default="cell_type", help="column of obs with the cell groups to test")
     run.add_argument("--layer", default=None, help="layer with the raw counts (default: X)")
     run.add_argument(
+        "--use-raw",
+        action="store_true",
+        help="score the raw counts in adata.raw (every gene of it, annotated by adata.raw.var), as "
+        "adata.raw.to_adata() makes them; for files whose X holds normalised values, such as CELLxGENE's",
+    )
+    run.add_argument(
+        "--gene-symbols",
+        default=None,
+        metavar="COLUMN",
+        help="column of var with the gene symbols to match the gene sets with, instead of var_names (e.g. "
+        "feature_name, where var_names are Ensembl IDs); repeated symbols are made unique as "
+        "var_names_make_unique does",
+    )
+    run.add_argument(
         "--n-ctrl",
         type=int,
         default=None,
@@ -231,6 +245,46 @@ def _read_input(path: str | None):
                     "sc.read_10x_h5, sc.read_loom, sc.read_csv, then adata.write_h5ad)")
         raise _InputError(f"--input {path!r} could not be read as an AnnData {kind}: {err}{hint}") from None
     logger.info("input: %s (%d cells x %d genes)", p, adata.n_obs, adata.n_vars)
+    return adata
+
+
+def _raw_as_data(adata, keep: str | None = None):
+    """``adata.raw.to_adata()`` (``--use-raw``): every gene of ``adata.raw``, with ``adata.raw.var``.
+
+    ``keep``: a column of ``adata.var`` (``--gene-symbols``) that ``adata.raw.var`` lacks is carried over for the genes
+    of both (the others get none).
+    """
+    if adata.raw is None:
+        raise _InputError("--use-raw: the input has no adata.raw; the raw counts must be in X, in adata.raw or in a "
+                          "layer named with --layer")
+    data = adata.raw.to_adata()
+    if keep is not None and keep not in data.var.columns and keep in adata.var.columns:
+        data.var[keep] = adata.var[keep].reindex(data.var_names).to_numpy(dtype=object)
+    logger.info("--use-raw: scoring the counts of adata.raw (%d genes; X has %d)", data.n_vars, adata.n_vars)
+    return data
+
+
+def _symbols_as_var_names(adata, column: str):
+    """The gene symbols of ``adata.var[column]`` as var_names (``--gene-symbols``), made unique.
+
+    A gene without a symbol keeps its var_name; both those and the repeated symbols are counted in the log.
+    """
+    import numpy as np
+    import pandas as pd
+
+    if column not in adata.var.columns:
+        raise _InputError(f"--gene-symbols {column!r} is not a column of adata.var; columns: "
+                          f"{', '.join(map(str, adata.var.columns)) or 'none'}")
+    values = adata.var[column].astype(object)
+    missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
+    names = np.where(missing, adata.var_names.astype(str).to_numpy(), values.astype(str).str.strip().to_numpy())
+    adata.var_names = pd.Index(names.astype(str), dtype=object)
+    n_repeated = int(adata.var_names.duplicated().sum())
+    if n_repeated:
+        adata.var_names_make_unique()
+    logger.info("--gene-symbols %s: genes named by their symbols%s%s", column,
+                f"; {int(missing.sum())} without one keep their name" if missing.any() else "",
+                f"; {n_repeated} repeated symbols made unique (-1, -2, ...)" if n_repeated else "")
     return adata
 
 
@@ -619,6 +673,13 @@ def _run(args: argparse.Namespace) -> int:
                                   ) from None
             raise _InputError(f"--species {args.species}: {err}") from None
     adata = _read_input(args.input)  # run_pipeline checks it against the options before any work or output
+    if args.use_raw:
+        if args.layer is not None:
+            raise _InputError(f"--use-raw scores the counts of adata.raw and --layer {args.layer} those of a layer: "
+                              "pass one of them")
+        adata = _raw_as_data(adata, keep=args.gene_symbols)
+    if args.gene_symbols is not None:
+        adata = _symbols_as_var_names(adata, args.gene_symbols)
     if args.current_symbols:
         from .gwas import current_symbols
 
@@ -636,6 +697,8 @@ def _run(args: argparse.Namespace) -> int:
         **{option: value for option, value in (("gene_column", args.gene_column), ("weight_column", args.weight_column),
                                                ("set_column", args.set_column)) if value is not None},
         "quick": bool(args.quick),
+        **({"use_raw": True} if args.use_raw else {}),
+        **({"gene_symbols": args.gene_symbols} if args.gene_symbols is not None else {}),
         "species": args.species,
         "current_symbols": bool(args.current_symbols),
     }
