@@ -813,3 +813,37 @@ def test_target_sum_is_a_positive_number_of_any_numeric_type():
     for bad in (None, 0, -5.0, True, "1e4"):
         with pytest.raises(ValueError, match="target_sum must be a positive number"):
             psysc.pp.prepare_scoring(adata, target_sum=bad, copy=True)
+
+
+def test_traits_differing_only_in_case_and_continuous_groupings():
+    """A trait named in another case finds the one scored so ("scz" -> "SCZ") in the group tests, the plots and the
+    contrasts; a per-cell number as groupby (genes per cell, a fractional value) is refused, cluster numbers are not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ", "AD"]), n_ctrl=30)
+    lower = psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["scz"], use_graph=None, inplace=False)
+    upper = psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["SCZ"], use_graph=None, inplace=False)
+    pd.testing.assert_frame_equal(lower, upper)
+    with pytest.raises(KeyError, match="were not scored"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["BIP"], use_graph=None, inplace=False)
+    adata.obsm["X_umap"] = np.random.default_rng(0).normal(size=(adata.n_obs, 2))
+    fig = psysc.pl.scores(adata, "scz", show=False, return_fig=True)
+    assert fig is not None
+    adata.obs["n_genes"] = np.asarray((adata.X > 0).sum(axis=1)).ravel()
+    with pytest.raises(ValueError, match=r"obs\['n_genes'\]: it has \d+ different values .* looks continuous"):
+        psysc.tl.disorder_enrichment(adata, groupby="n_genes", use_graph=None, inplace=False)
+    adata.obs["depth"] = np.log1p(adata.obs["n_genes"].to_numpy()) % 3  # three values, fractional
+    with pytest.raises(ValueError, match="looks continuous"):
+        psysc.tl.disorder_enrichment(adata, groupby="depth", use_graph=None, inplace=False)
+    adata.obs["leiden"] = np.arange(adata.n_obs) % 25  # 25 integer clusters of ~19 cells
+    t = psysc.tl.disorder_enrichment(adata, groupby="leiden", traits="AD", use_graph=None, inplace=False)
+    assert len(t) == 25
+    gs = psysc.datasets.gwas_gene_sets(["SCZ", "AD", "HEIGHT"])
+    got = psysc.tl.disorder_contrast(adata, gs, groupby="cell_type", contrasts=[("scz", "ad")], shared=[],
+                                     inplace=False)
+    want = psysc.tl.disorder_contrast(adata, gs, groupby="cell_type", contrasts=[("SCZ", "AD")], shared=[],
+                                      inplace=False)
+    pd.testing.assert_frame_equal(got, want)

@@ -103,6 +103,34 @@ def group_order(labels, present: set[str]) -> list[str]:
         return sorted(present)
 
 
+#: a grouping with more groups than this, and more than half as many groups as labelled cells, is no grouping
+MAX_GROUPS = 20
+
+
+def continuous_grouping(labels: pd.Series) -> str | None:
+    """Why ``labels`` look like a continuous value rather than groups of cells, or ``None`` when they do not.
+
+    Fractional numbers, or more than :data:`MAX_GROUPS` distinct values and more than half as many as labelled cells
+    (groups of one or two cells: a per-cell value such as a count of genes or a barcode).
+    """
+    labels = labels.dropna()
+    n_groups = labels.nunique()
+    fractional = pd.api.types.is_float_dtype(labels) and bool((labels % 1 != 0).any())
+    if fractional or n_groups > max(MAX_GROUPS, len(labels) // 2):
+        return (f"it has {n_groups} different values among {len(labels)} labelled cells (e.g. "
+                f"{list(labels.unique()[:3])}): it looks continuous, not a grouping of the cells")
+    return None
+
+
+def same_trait(trait, scored) -> str:
+    """``trait`` as it was scored: itself, else the one scored trait that differs from it only in case (``"scz"``)."""
+    trait = str(trait)
+    if trait in scored:
+        return trait
+    alike = [t for t in scored if str(t).lower() == trait.lower()]
+    return str(alike[0]) if len(alike) == 1 else trait
+
+
 _MISSING_WORDS = frozenset({"nan", "none", "na", "n/a", "null", "<na>", ""})
 
 

@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from .._utils import same_trait
 from ._enrichment import _finish, symmetric_bound
 
 if TYPE_CHECKING:
@@ -118,6 +119,9 @@ def scores(
         raise KeyError(f"adata.obsm[{obsm_key!r}] not found: {fix}; available: {list(adata.obsm)}")
 
     column = f"{key}_{trait}_{value}"
+    if column not in adata.obs.columns:  # "scz" names the scored "SCZ"
+        trait = same_trait(trait, _scored_traits(adata, key))
+        column = f"{key}_{trait}_{value}"
     if column not in adata.obs.columns:
         scored = _scored_traits(adata, key)
         if not scored:

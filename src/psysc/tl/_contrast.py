@@ -12,7 +12,7 @@ from anndata import AnnData
 from .._core._cauchy import cauchy_combine
 from .._core._group import bh_fdr
 from .._core._specificity import ols_one_sided
-from .._utils import check_anndata, uns_namespace
+from .._utils import check_anndata, same_trait, uns_namespace
 from ._celltype import (
     _GLS_METHODS,
     _check_methods,
@@ -180,9 +180,10 @@ def disorder_contrast(
 
         shared = [t for t in traits if t in PSYCHIATRIC_TRAITS]
         shared = shared if len(shared) >= 2 else []
-    shared = list(shared)
+    shared = [same_trait(t, traits) for t in shared]  # "scz" names the gene set "SCZ"
     if any(len(c) != 2 for c in contrasts):
         raise ValueError(f"contrasts must be pairs (A, B), got {contrasts}")
+    contrasts = [(same_trait(a, traits), same_trait(b, traits)) for a, b in contrasts]
     needed = {t for c in contrasts for t in c} | set(shared)
     missing = sorted(needed - set(traits))
     if missing:

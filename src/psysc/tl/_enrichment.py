@@ -9,7 +9,15 @@ from scipy import sparse
 
 from .._core._group import bh_fdr, distribution_match_rows, gearys_c_rows
 from .._settings import settings
-from .._utils import check_anndata, group_order, label_text, uns_namespace, warn_missing_words
+from .._utils import (
+    check_anndata,
+    continuous_grouping,
+    group_order,
+    label_text,
+    same_trait,
+    uns_namespace,
+    warn_missing_words,
+)
 
 logger = logging.getLogger("psysc")
 
@@ -169,7 +177,8 @@ def disorder_enrichment(
         traits = scored
     elif isinstance(traits, str):
         traits = [traits]
-    traits = list(dict.fromkeys(str(t) for t in traits))  # stored by name (str); a trait named twice is tested once
+    # stored by name (str); "scz" is the scored "SCZ"; a trait named twice is tested once
+    traits = list(dict.fromkeys(same_trait(t, scored) for t in traits))
     missing = [t for t in traits if t not in scored]
     if missing:
         raise KeyError(f"traits {missing} were not scored; scored traits: {scored}")
@@ -213,6 +222,10 @@ def disorder_enrichment(
             )
 
     labels = adata.obs[groupby]
+    continuous = continuous_grouping(labels)
+    if continuous is not None:
+        raise ValueError(f"obs[{groupby!r}]: {continuous}. Pass a column of cell types or clusters (a column of "
+                         "cluster numbers is fine)")
     if labels.isna().any():
         logger.warning("%d cells have no %r label and belong to no group", int(labels.isna().sum()), groupby)
     # cells in sorted name order within each group: a fixed order for tie-breaking
