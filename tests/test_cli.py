@@ -518,7 +518,7 @@ def test_counts_that_are_not_whole_numbers_are_scored_as_counts(tmp_path, darman
                                atol=1e-4)
 
 
-def test_cell_names_repeated_or_trait_names_with_a_slash_are_refused_first(tmp_path, darmanis):
+def test_repeated_cell_names_are_refused_first_and_trait_names_with_a_slash_renamed(tmp_path, darmanis):
     sub = darmanis[:40].copy()
     sub.obs_names = [sub.obs_names[0]] * 2 + list(sub.obs_names[2:])
     with warnings.catch_warnings():
@@ -530,8 +530,13 @@ def test_cell_names_repeated_or_trait_names_with_a_slash_are_refused_first(tmp_p
     assert not out.exists()
     gs = tmp_path / "slash.gs"
     gs.write_text("TRAIT\tGENESET\nSCZ/PGC3\t" + ",".join(f"{g}:1" for g in darmanis.var_names[:200]) + "\n")
-    rc, err = _run(["run", "--gene-sets", str(gs), "--out", str(out), "--quick"])
-    assert rc == 2 and "contains '/'" in err and "PCA" not in err and not out.exists()
+    rc, err = _run(["run", "--gene-sets", str(gs), "--out", str(out), "--quick", "--traits", "SCZ/PGC3"])
+    assert rc == 0, err
+    assert "'SCZ/PGC3' -> 'SCZ_PGC3'" in err
+    assert set(pd.read_csv(out / "enrichment.tsv", sep="\t")["trait"]) == {"SCZ_PGC3"}
+    gs.write_text(gs.read_text() + "SCZ_PGC3\t" + ",".join(f"{g}:1" for g in darmanis.var_names[:200]) + "\n")
+    rc, err = _run(["run", "--gene-sets", str(gs), "--out", str(tmp_path / "o2"), "--quick"])
+    assert rc == 2 and "clash with other names" in err and not (tmp_path / "o2").exists()
 
 
 def test_a_trait_without_any_gene_in_the_data_is_left_out_and_named(tmp_path):

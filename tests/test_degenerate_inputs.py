@@ -162,6 +162,8 @@ def test_trait_name_that_h5ad_cannot_store_is_refused(tmp_path):
     genes = list(adata.var_names[:200])
     with pytest.raises(ValueError, match=r"'SCZ/BIP' contains '/'.*'SCZ_BIP'"):
         psysc.tl.score_disorders(adata, {"SCZ/BIP": genes}, n_ctrl=10)
+    # nothing is stored with inplace=False: the name is kept
+    assert list(psysc.tl.score_disorders(adata, {"SCZ/BIP": genes}, n_ctrl=10, inplace=False)) == ["SCZ/BIP"]
     # the name it suggests round-trips through an h5ad file
     psysc.tl.score_disorders(adata, {"SCZ_BIP": genes}, n_ctrl=10)
     adata.write_h5ad(tmp_path / "a.h5ad")

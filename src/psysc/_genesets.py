@@ -25,7 +25,8 @@ def check_trait_name(trait) -> None:
     if "/" in str(trait):
         raise ValueError(
             f"trait name {str(trait)!r} contains '/', which an .h5ad file cannot store in the keys psysc writes "
-            f"(obs[\"psysc_<trait>_...\"]); rename it, e.g. {str(trait).replace('/', '_')!r}"
+            f"(obs[\"psysc_<trait>_...\"]); rename it, e.g. {str(trait).replace('/', '_')!r}, or pass inplace=False "
+            "(nothing stored)"
         )
 
 
@@ -63,7 +64,6 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
         )
     out: dict[str, pd.Series] = {}
     for trait, genes in gene_sets.items():
-        check_trait_name(trait)
         if isinstance(genes, pd.Series) and isinstance(genes.dtype, pd.CategoricalDtype):
             genes = genes.astype(object)  # its values: names or weights, told apart below
         if isinstance(genes, pd.Series) and (pd.api.types.is_bool_dtype(genes.dtype)

@@ -24,7 +24,6 @@ import pandas as pd
 from scipy import sparse
 
 from ._genesets import (
-    check_trait_name,
     data_species_if_other,
     overlap_already_reported,
     overlap_hint,
@@ -97,11 +96,6 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         raise InputError(f"duplicated traits in {traits}")
     if len({safe_name(t) for t in traits}) != len(traits):
         raise InputError(f"traits {traits} give clashing file names")
-    for t in traits:  # before any computation
-        try:
-            check_trait_name(t)
-        except ValueError as err:
-            raise InputError(f"{err} in the gene-set file") from None
     if adata.obs_names.has_duplicates:
         dup = adata.obs_names[adata.obs_names.duplicated()].unique()
         raise InputError(
@@ -167,6 +161,26 @@ def counts_problem(adata: AnnData, layer: str | None) -> str | None:
     except InputError as err:
         return str(err)
     return None
+
+
+def storable_trait_names(gene_sets: Mapping[str, pd.Series], traits):
+    """Gene sets and requested traits with ``/`` in a name replaced by ``_`` (an .h5ad cannot store it in a key).
+
+    KEGG and Reactome sets of GMT files have such names ("Glycolysis / Gluconeogenesis"); each renamed one is logged.
+    """
+    renamed = {t: str(t).replace("/", "_") for t in gene_sets if "/" in str(t)}
+    if not renamed:
+        return gene_sets, traits
+    clash = [new for new in renamed.values() if new in gene_sets]
+    if clash or len(set(renamed.values())) < len(renamed):
+        raise InputError(f"gene sets {list(renamed)} contain '/', and their names with '_' instead "
+                         f"({list(renamed.values())}) clash with other names; rename them in the gene-set file")
+    logger.info("%d gene set name(s) contain '/', which an .h5ad cannot store in a key: named with '_' instead (%s)",
+                len(renamed), ", ".join(f"{old!r} -> {new!r}" for old, new in list(renamed.items())[:5]))
+    gene_sets = {renamed.get(t, t): genes for t, genes in gene_sets.items()}
+    if traits is not None:
+        traits = [renamed.get(t, str(t).replace("/", "_") if "/" in str(t) else t) for t in traits]
+    return gene_sets, traits
 
 
 def check_counts(adata: AnnData, layer: str | None) -> None:
@@ -652,6 +666,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
 
     t0 = time.perf_counter()
     started = datetime.now(UTC)
+    gene_sets, traits = storable_trait_names(gene_sets, traits)
     try:
         traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits,
                               mapped_to=(extra_params or {}).get("species"))

@@ -1201,8 +1201,6 @@ def _gene_str(g) -> str:
 def _split_by_set(genes: list[str], weights: list[float], sets: list[str], scol: str, where: str
                   ) -> dict[str, pd.Series]:
     """One gene set per value of ``sets`` (a table's set column), in the order of their first rows."""
-    from .._genesets import check_trait_name
-
     named = [_clean_name(s) is not None for s in sets]
     n_unnamed = named.count(False)
     if n_unnamed:
@@ -1215,7 +1213,6 @@ def _split_by_set(genes: list[str], weights: list[float], sets: list[str], scol:
         raise ValueError(f"{where}: column {scol!r} names no set; check set_column")
     out = {}
     for name, idx in rows.items():
-        check_trait_name(name)
         out[name] = _listed_gene_set(name, [genes[i] for i in idx], [weights[i] for i in idx], f"{where}, set {name!r}")
     logger.info("read %d gene sets from %s (by column %r): %s", len(out), where, scol,
                 ", ".join(f"{k} ({len(v)} genes)" for k, v in out.items()))

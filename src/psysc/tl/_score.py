@@ -13,7 +13,7 @@ from .._core._covariates import add_low_rank_scores
 from .._core._scoring import correct_background, monte_carlo_pvalues, raw_scores, vs_weights
 from .._core._shared import SharedControls, shared_raw_scores
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
-from .._genesets import as_gene_sets, match_gene_sets
+from .._genesets import as_gene_sets, check_trait_name, match_gene_sets
 from .._settings import settings
 from .._utils import available_memory, check_anndata, get_matrix, uns_namespace
 from ..pp._prepare import check_fingerprint
@@ -256,6 +256,9 @@ def score_disorders(
                       matrix="adata.X" if layer == "X" else f"adata.layers[{layer!r}]")
 
     sets = as_gene_sets(gene_sets)
+    if inplace:  # the names become keys of obs and obsm
+        for trait in sets:
+            check_trait_name(trait)
     ns_before = adata.uns.get(key_added)
     earlier = ns_before.get("score_disorders", {}).get("traits", []) if isinstance(ns_before, dict) else []
     _refuse_clashing_names(list(dict.fromkeys([*map(str, earlier), *sets])), key_added)
