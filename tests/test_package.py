@@ -89,6 +89,23 @@ def test_progress_bars_only_where_they_can_be_redrawn(monkeypatch):
         psysc.settings.verbosity = old
 
 
+def test_verbosity_takes_scanpys_level_names():
+    import logging
+
+    old = psysc.settings.verbosity
+    try:
+        for name, level, logging_level in (("warning", 1, logging.WARNING), ("ERROR", 0, logging.ERROR),
+                                           ("debug", 3, logging.DEBUG), ("info", 2, logging.INFO)):
+            psysc.settings.verbosity = name
+            assert psysc.settings.verbosity == level
+            assert logging.getLogger("psysc").level == logging_level
+        for bad in ("loud", 4, True):
+            with pytest.raises(ValueError, match="verbosity must be"):
+                psysc.settings.verbosity = bad
+    finally:
+        psysc.settings.verbosity = old
+
+
 def test_numba_cache_falls_back_to_a_temporary_folder(monkeypatch, tmp_path):
     """Where neither the package's __pycache__ nor the user's cache folder can be written, the kernels are cached
     in a per-user temporary folder (numba would otherwise refuse to compile them); NUMBA_CACHE_DIR wins."""

@@ -565,6 +565,7 @@ def test_all_zero_cells_are_kept_counted_and_least_significant(caplog):
     assert len(res) == 120
     assert (res["pval"].iloc[:3] == res["pval"].max()).all()
     assert (res["norm_score"].iloc[:3] < res["norm_score"].iloc[3:].min()).all()
+    assert (res["pval"].iloc[:3] == 1).all() and not np.signbit(res["nlog10_pval"]).any()  # 0, not -0
 
 
 def test_gene_sets_without_overlap_explain_why(prepared):

@@ -45,6 +45,10 @@ def _draws_bars(stream) -> bool:
     return type(stream).__module__.split(".")[0] == "ipykernel"
 
 
+#: verbosity by name, as scanpy's settings.verbosity takes them
+_NAMED_LEVELS = {"error": 0, "warn": 1, "warning": 1, "info": 2, "hint": 2, "debug": 3}
+
+
 class Settings:
     """Settings shared by all psysc functions.
 
@@ -56,7 +60,8 @@ class Settings:
     settings.device
         ``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
     settings.verbosity
-        0 errors, 1 warnings, 2 info (default; progress bars on a terminal or in a notebook), 3 debug. Messages
+        0 errors, 1 warnings, 2 info (default; progress bars on a terminal or in a notebook), 3 debug; or the
+        names ``"error"``, ``"warning"``, ``"info"``, ``"debug"``, as scanpy takes them. Messages
         go to the ``"psysc"`` logger; psysc prints them on stderr unless the application has configured
         :mod:`logging` itself.
     settings.seed
@@ -96,10 +101,12 @@ class Settings:
         return self._verbosity
 
     @verbosity.setter
-    def verbosity(self, value: int) -> None:
-        if value not in (0, 1, 2, 3):
-            raise ValueError(f"verbosity must be 0, 1, 2 or 3, not {value!r}")
-        self._verbosity = value
+    def verbosity(self, value: int | str) -> None:
+        if isinstance(value, str):  # scanpy's level names ("hint" is scanpy's level between info and debug)
+            value = _NAMED_LEVELS.get(value.strip().lower(), value)
+        if isinstance(value, bool) or value not in (0, 1, 2, 3):
+            raise ValueError(f"verbosity must be 0, 1, 2 or 3 (or 'error', 'warning', 'info', 'debug'), not {value!r}")
+        self._verbosity = int(value)
         logger.setLevel(_LEVELS[value])
 
     @property

@@ -28,9 +28,13 @@ def _gene_stats(adata: AnnData, key: str) -> pd.DataFrame:
     missing = [c for c in cols.values() if c not in adata.var]
     prep = adata.uns.get(key, {}).get("prepare_scoring") if isinstance(adata.uns.get(key), dict) else None
     if missing or prep is None:
+        prepared = [k for k, ns in adata.uns.items()
+                    if k != key and isinstance(ns, dict) and "prepare_scoring" in ns and f"{k}_var_tech" in adata.var]
+        other = (f", or score with the preparation made under key {prepared[0]!r}: prepare_key={prepared[0]!r}"
+                 if prepared else "")
         raise KeyError(
             f"gene statistics {missing or ''} not found: run psysc.pp.prepare_scoring(adata, key_added={key!r}) "
-            "before psysc.tl.score_disorders."
+            f"before psysc.tl.score_disorders{other}."
         )
     return pd.DataFrame({name: adata.var[col].to_numpy() for name, col in cols.items()}, index=adata.var_names)
 
@@ -363,7 +367,7 @@ def score_disorders(
                     "norm_score": norm,
                     "mc_pval": mc_pval,
                     "pval": pval,
-                    "nlog10_pval": -np.log10(pval),
+                    "nlog10_pval": 0.0 - np.log10(pval),  # 0, not -0, for p = 1
                     "zscore": zscore,
                 },
                 index=adata.obs_names.copy(),
