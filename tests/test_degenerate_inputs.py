@@ -333,6 +333,18 @@ def test_no_overlap_error_names_the_column_of_gene_symbols_and_both_fixes_work(t
     assert by_symbol["norm_score"].notna().all()
 
 
+def test_ensembl_gene_sets_on_symbol_var_names_are_told_the_ensembl_column_and_to_symbols():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    sets = psysc.gwas.to_ensembl(psysc.datasets.gwas_gene_sets(["SCZ"]))
+    with pytest.raises(ValueError, match=r"psysc.gwas.to_symbols\(gene_sets\), or use the Ensembl IDs of "
+                                         r"adata.var\['gene_ids'\] as var_names") as err:
+        psysc.tl.score_disorders(adata, sets, n_ctrl=10)
+    assert "set var_names from a symbol column" not in str(err.value)  # they are symbols already
+    back = psysc.tl.score_disorders(adata, psysc.gwas.to_symbols(sets), n_ctrl=10, inplace=False)["SCZ"]
+    assert back["norm_score"].notna().all()
+
+
 def test_no_overlap_error_points_at_version_suffixes_on_either_side():
     adata = psysc.datasets.darmanis2015()
     adata = adata[:, adata.var["gene_ids"].str.startswith("ENSG")].copy()

@@ -181,7 +181,8 @@ def overlap_hint(set_genes, var_names) -> str:
     a, b = _id_kind(set_genes), _id_kind(var_names)
     hints = [f"the gene sets look like {a}, var_names look like {b}"]
     if {a, b} == {"ensembl", "human-like symbols"} or ("ensembl" in (a, b) and a != b):
-        hints.append("map one side to the other (symbols <-> Ensembl IDs), e.g. set var_names from a symbol column")
+        hints.append("map one side to the other (symbols <-> Ensembl IDs)"
+                     + (", e.g. set var_names from a symbol column" if b == "ensembl" else ""))
     if a == "Entrez-like numbers":
         hints.append("MAGMA names genes by Entrez IDs: read its .genes.out with the gene.loc file of the run, "
                      "psysc.gwas.read_magma(path, gene_loc=...), to name them by gene symbol")
@@ -309,8 +310,29 @@ def symbol_column(var: pd.DataFrame | None) -> str | None:
     return next((col for col in _SYMBOL_COLUMNS if col in var.columns), None)
 
 
-def symbol_column_hint(var: pd.DataFrame | None) -> str:
-    """A sentence naming a column of ``var`` with gene symbols to use as var_names, when var_names are Ensembl IDs."""
+def ensembl_column(var: pd.DataFrame | None) -> str | None:
+    """The column of ``var`` whose values are mostly Ensembl gene IDs (``gene_ids``, ``ensembl_id``, ...), if any."""
+    if var is None or not len(var):
+        return None
+    for col in var.columns:
+        if var[col].dtype == object or isinstance(var[col].dtype, pd.CategoricalDtype | pd.StringDtype):
+            if _id_kind(var[col].dropna().astype(str).head(500)) == "ensembl":
+                return str(col)
+    return None
+
+
+def symbol_column_hint(var: pd.DataFrame | None, set_genes=None) -> str:
+    """A sentence naming a column of ``var`` with gene symbols to use as var_names, when var_names are Ensembl IDs.
+
+    With ``set_genes`` of Ensembl IDs and var_names of symbols, the column of ``var`` with Ensembl IDs instead.
+    """
+    if var is not None and len(var) and set_genes is not None and _id_kind(set_genes) == "ensembl" \
+            and _id_kind(var.index) != "ensembl":
+        col = ensembl_column(var)
+        if col is not None:
+            return (f"; map the gene sets to symbols with psysc.gwas.to_symbols(gene_sets), or use the Ensembl IDs of "
+                    f"adata.var[{col!r}] as var_names")
+        return "; map the gene sets to symbols with psysc.gwas.to_symbols(gene_sets)"
     if var is None or not len(var) or not str(var.index[0]).upper().startswith("ENS"):
         return ""
     col = symbol_column(var)
@@ -347,7 +369,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
             "no gene of any gene set is in var_names (0 matches). "
             f"Gene sets start with {list(first.index[:3])}, var_names with {list(var_names[:3])}: "
             + overlap_hint(first.index, var_names)
-            + symbol_column_hint(var)
+            + symbol_column_hint(var, first.index)
             + "."
         )
     for trait, n in skipped.items():  # why: below half of the set found, the likely cause
