@@ -992,3 +992,21 @@ def test_duplicated_genes_and_repeated_methods(darmanis):
     twice = psysc.tl.celltype_enrichment(darmanis, gs, groupby="cell_type", method=["seismic", "seismic"],
                                          inplace=False)
     pd.testing.assert_frame_equal(twice.reset_index(drop=True), once.reset_index(drop=True))
+
+
+def test_a_set_too_small_is_told_so_and_a_refused_call_leaves_adata_as_it_was():
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
+    before = {k: v.copy() for k, v in adata.varm.items()}
+    params = dict(adata.uns["psysc"]["specificity_params"])
+    adata.obs["ct2"] = adata.obs["cell_type"].astype(str)
+    with pytest.raises(ValueError, match=r"gene set 'X' has 3 genes, all in var_names .* at least 5 genes"):
+        psysc.tl.celltype_enrichment(adata, {"X": ["GFAP", "AQP4", "SLC1A3"]}, groupby="ct2")
+    assert adata.uns["psysc"]["specificity_params"] == params  # the specificity of groupby='cell_type' is kept
+    for k, v in before.items():
+        np.testing.assert_array_equal(adata.varm[k], v)
+    # with a usable set, the specificity of the new grouping is computed and stored
+    psysc.tl.celltype_enrichment(adata, {"ASTRO": ["GFAP", "AQP4", "SLC1A3", "ALDH1L1", "SLC1A2", "GJA1"]},
+                                 groupby="ct2", min_cells_per_group=10)
+    assert adata.uns["psysc"]["specificity_params"]["groupby"] == "ct2"

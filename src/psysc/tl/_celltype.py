@@ -6,6 +6,7 @@ import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -403,9 +404,11 @@ def celltype_specificity(
     return None
 
 
-def _store_specificity(adata, groupby, *, layer, key_added, block_size, filters, top_fraction) -> None:
-    """Compute the specificity and write it into ``adata`` (varm tables, ``uns[key_added]``)."""
-    tables = _compute_specificity(adata, groupby, layer=layer, block_size=block_size, filters=filters)
+def _store_specificity(adata, groupby, *, layer, key_added, block_size, filters, top_fraction,
+                       tables: _SpecTables | None = None) -> None:
+    """Write the specificity into ``adata`` (varm tables, ``uns[key_added]``), computed here unless ``tables``."""
+    if tables is None:
+        tables = _compute_specificity(adata, groupby, layer=layer, block_size=block_size, filters=filters)
     top = top_specific_genes(tables.tstat, top_fraction)
     rows = adata.var_names.get_indexer(tables.spec.index)
     for suffix, table in (("specificity", tables.spec), ("specificity_t", tables.tstat), ("group_mean", tables.mean)):
@@ -452,10 +455,12 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
     return None
 
 
-def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace, top_fraction) -> _SpecTables:
-    """The stored specificity when it fits the arguments and the data, else computed (stored when ``inplace``).
+def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace, top_fraction):
+    """The stored specificity when it fits the arguments and the data, else computed; and what stores it.
 
-    When ``inplace``, the stored top-specific gene sets are those of ``top_fraction``.
+    Returns the tables and a function of no arguments that writes into ``adata`` what the call changes (a computed
+    specificity when ``inplace``; the stored top-specific gene sets of another ``top_fraction``), for the caller
+    to call once its inputs are checked: a refused call leaves ``adata`` as it was.
     """
     check_unique_var_names(adata, "before computing the specificity (a gene's specificity needs one name per gene)")
     ns = adata.uns.get(key_added)
@@ -467,20 +472,27 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace, top_
             logger.info("recomputing the specificity: the stored one does not fit (%s)", reason)
         if layer is None:
             layer = _default_layer(adata, key_added)
+        tables = _compute_specificity(adata, groupby, layer=layer, block_size=10_000, filters=filters)
+        for f in (tables.spec, tables.tstat, tables.mean):
+            f.columns.name = None
         if not inplace:
-            return _compute_specificity(adata, groupby, layer=layer, block_size=10_000, filters=filters)
-        _store_specificity(adata, groupby, layer=layer, key_added=key_added, block_size=10_000, filters=filters,
-                           top_fraction=top_fraction)
+            return tables, lambda: None
+        return tables, partial(_store_specificity, adata, groupby, layer=layer, key_added=key_added,
+                               block_size=10_000, filters=filters, top_fraction=top_fraction, tables=tables)
     frames = [specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES]
     for f in frames:
         f.columns.name = None
     tables = _SpecTables(*frames, info={})
     params = adata.uns[key_added]["specificity_params"]
-    if inplace and float(params.get("top_fraction", TOP_FRACTION)) != float(top_fraction):
+    if not inplace or float(params.get("top_fraction", TOP_FRACTION)) == float(top_fraction):
+        return tables, lambda: None
+
+    def store_top() -> None:
         adata.uns[key_added]["specific_genes"] = _specific_genes_table(top_specific_genes(tables.tstat, top_fraction))
         params["top_fraction"] = float(top_fraction)
         logger.info("uns[%r]['specific_genes'] now holds the top %g of each group", key_added, top_fraction)
-    return tables
+
+    return tables, store_top
 
 
 # ---------------------------------------------------------------- gene z-scores and covariates
@@ -579,6 +591,9 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
                         ("set", s.index), ("data", var_names), "Map them with psysc.gwas.to_symbols / to_ensembl / "
                         "to_species")
     unmatched = s.index[~s.index.isin(var_names)]
+    if too_few_genes(n_in, len(s)) and len(s) < MIN_GENES and not len(unmatched):
+        raise ValueError(f"gene set {trait!r} has {len(s)} genes, all in var_names ({n_in} with a specificity score): "
+                         f"the regression needs a set of at least {MIN_GENES} genes")
     if too_few_genes(n_in, len(s)):
         raise ValueError(
             f"only {n_in} of the {len(s)} genes of {trait!r} have a specificity score (at least {MIN_GENES}, and "
@@ -826,12 +841,13 @@ def celltype_enrichment(
         covariates = pd.DataFrame(covariates)
         covariates.index = covariates.index.astype(str)
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
-    tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace,
-                              top_fraction=top_fraction)
+    tables, store = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters,
+                                     inplace=inplace, top_fraction=top_fraction)
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
-    # every trait before any regression
+    # every trait before any regression, and before adata is changed
     n_with_spec, skipped = _usable_traits(gene_sets, tables.spec.index, adata.var_names)
+    store()
     gene_sets = {t: s for t, s in gene_sets.items() if t in n_with_spec}
     rows, universes, fitted_by, gls_info = [], {}, {}, {}
     for trait, s in gene_sets.items():

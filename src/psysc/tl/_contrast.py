@@ -196,13 +196,14 @@ def disorder_contrast(
     if len(shared) == 1:
         raise ValueError(f"shared needs two or more traits, got {shared}")
     filters = _filters(min_cells_per_group, min_cells_expressed, min_mean)
-    tables = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters, inplace=inplace,
-                              top_fraction=top_fraction)
+    tables, store = _specificity_for(adata, groupby, layer=layer, key_added=key_added, filters=filters,
+                                     inplace=inplace, top_fraction=top_fraction)
     top = top_specific_genes(tables.tstat, top_fraction)
     groups = list(tables.spec.columns)
     used = sorted(needed, key=traits.index)
     for t in used:
         _check_overlap(t, gene_sets[t], tables.spec.index, adata.var_names)
+    store()  # the inputs are checked: adata changes from here on
     Z, kind = _standardised({t: gene_sets[t] for t in used}, tables.spec.index, universe)
     logger.info("contrasts over %d genes (universe=%r); z-scores scaled to unit variance per trait", len(Z), kind)
 
