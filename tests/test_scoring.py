@@ -980,6 +980,8 @@ def test_counts_too_large_to_normalise_in_memory_go_through_a_file(tmp_path, mon
     counts.write_h5ad(tmp_path / "counts.h5ad")
     backed = ad.read_h5ad(tmp_path / "counts.h5ad", backed="r")
     monkeypatch.setattr(psysc.pp._prepare, "NORMALISE_BLOCK", 128)  # six appended blocks
+    with pytest.raises(ValueError, match="is the file adata is backed by"):
+        psysc.pp.write_normalized(backed, tmp_path / "counts.h5ad")
     psysc.pp.write_normalized(backed, tmp_path / "lognorm.h5ad")
     written = ad.read_h5ad(tmp_path / "lognorm.h5ad")
     reference = counts.copy()

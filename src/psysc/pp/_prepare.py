@@ -214,6 +214,10 @@ def write_normalized(adata: AnnData, filename: str | os.PathLike, *, layer: str 
         raise ValueError(f"{where} holds non-integer values up to {info['max']:.3g}: it is not raw counts (already "
                          "log-normalised?); give prepare_scoring this data as it is")
     filename = os.fspath(filename)
+    backing = getattr(adata, "filename", None)
+    if backing is not None and os.path.exists(filename) and os.path.samefile(backing, filename):
+        raise ValueError(f"{filename!r} is the file adata is backed by (opened with backed='r'), which is read from "
+                         "while the normalised values are written: write them to another file")
     AnnData(obs=adata.obs.copy(), var=adata.var.copy()).write_h5ad(filename)  # the file without X
     with h5py.File(filename, "r+") as f:
         if "X" in f:
