@@ -303,9 +303,14 @@ _SYMBOL_COLUMNS = ("feature_name", "gene_symbols", "gene_symbol", "gene_name", "
 SYMBOLS_AS_VAR_NAMES = "adata.var_names = adata.var[{col!r}].astype(str).to_numpy(); adata.var_names_make_unique()"
 
 
+def _ensembl_var_names(var: pd.DataFrame | None) -> bool:
+    """Whether ``var`` is indexed by Ensembl IDs (its first name starts with ``ENS``)."""
+    return var is not None and len(var) > 0 and str(var.index[0]).upper().startswith("ENS")
+
+
 def symbol_column(var: pd.DataFrame | None) -> str | None:
     """The column of ``var`` with gene symbols (``feature_name``, ``gene_symbols``, ...) where var_names are Ensembl."""
-    if var is None or not len(var) or not str(var.index[0]).upper().startswith("ENS"):
+    if not _ensembl_var_names(var):
         return None
     return next((col for col in _SYMBOL_COLUMNS if col in var.columns), None)
 
@@ -333,7 +338,7 @@ def symbol_column_hint(var: pd.DataFrame | None, set_genes=None) -> str:
             return (f"; map the gene sets to symbols with psysc.gwas.to_symbols(gene_sets), or use the Ensembl IDs of "
                     f"adata.var[{col!r}] as var_names")
         return "; map the gene sets to symbols with psysc.gwas.to_symbols(gene_sets)"
-    if var is None or not len(var) or not str(var.index[0]).upper().startswith("ENS"):
+    if not _ensembl_var_names(var):
         return ""
     col = symbol_column(var)
     if col is not None:

@@ -179,7 +179,7 @@ def storable_trait_names(gene_sets: Mapping[str, pd.Series], traits):
                 len(renamed), ", ".join(f"{old!r} -> {new!r}" for old, new in list(renamed.items())[:5]))
     gene_sets = {renamed.get(t, t): genes for t, genes in gene_sets.items()}
     if traits is not None:
-        traits = [renamed.get(t, str(t).replace("/", "_") if "/" in str(t) else t) for t in traits]
+        traits = [str(t).replace("/", "_") if "/" in str(t) else t for t in traits]
     return gene_sets, traits
 
 

@@ -276,8 +276,9 @@ def _symbols_as_var_names(adata, column: str):
         raise _InputError(f"--gene-symbols {column!r} is not a column of adata.var; columns: "
                           f"{', '.join(map(str, adata.var.columns)) or 'none'}")
     values = adata.var[column].astype(object)
-    missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
-    names = np.where(missing, adata.var_names.astype(str).to_numpy(), values.astype(str).str.strip().to_numpy())
+    text = values.astype(str).str.strip()
+    missing = values.isna().to_numpy() | (text == "").to_numpy()
+    names = np.where(missing, adata.var_names.astype(str).to_numpy(), text.to_numpy())
     adata.var_names = pd.Index(names.astype(str), dtype=object)
     n_repeated = int(adata.var_names.duplicated().sum())
     if n_repeated:

@@ -1475,8 +1475,7 @@ def read_sumstats(
 
     # 5. assemble
     out = pd.DataFrame(index=pd.RangeIndex(n))
-    codes, names = pd.factorize(chrom, use_na_sentinel=False)
-    out["CHR"] = np.array([str(c) for c in names], dtype=object)[codes]  # a few strings, shared by the rows
+    out["CHR"] = chrom  # a few strings, shared by the rows (_Distinct.map), none missing (refused above)
     out["BP"] = values["BP"].astype(np.int64)
     for std in ("A1", "A2"):
         if std in found:

@@ -119,11 +119,12 @@ def scores(
         raise KeyError(f"adata.obsm[{obsm_key!r}] not found: {fix}; available: {list(adata.obsm)}")
 
     column = f"{key}_{trait}_{value}"
+    scored = None
     if column not in adata.obs.columns:  # "scz" names the scored "SCZ"
-        trait = same_trait(trait, _scored_traits(adata, key))
+        scored = _scored_traits(adata, key)
+        trait = same_trait(trait, scored)
         column = f"{key}_{trait}_{value}"
     if column not in adata.obs.columns:
-        scored = _scored_traits(adata, key)
         if not scored:
             other = [k for k, ns in adata.uns.items()
                      if k != key and isinstance(ns, Mapping) and "score_disorders" in ns and _scored_traits(adata, k)]

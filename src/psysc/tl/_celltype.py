@@ -455,6 +455,10 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
     return None
 
 
+def _nothing_to_write() -> None:
+    """What :func:`_specificity_for` returns as the store of a call that leaves ``adata`` as it is."""
+
+
 def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace, top_fraction):
     """The stored specificity when it fits the arguments and the data, else computed; and what stores it.
 
@@ -467,32 +471,31 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace, top_
     params = ns.get("specificity_params") if isinstance(ns, Mapping) else None
     keys = [f"{key_added}_{s}" for s in _SPECIFICITY_TABLES]
     reason = _stale_reason(adata, groupby, params=params, layer=layer, filters=filters, keys=keys)
+    store = _nothing_to_write
     if reason is not None:
         if reason != "no stored specificity":
             logger.info("recomputing the specificity: the stored one does not fit (%s)", reason)
         if layer is None:
             layer = _default_layer(adata, key_added)
         tables = _compute_specificity(adata, groupby, layer=layer, block_size=10_000, filters=filters)
-        for f in (tables.spec, tables.tstat, tables.mean):
-            f.columns.name = None
-        if not inplace:
-            return tables, lambda: None
-        return tables, partial(_store_specificity, adata, groupby, layer=layer, key_added=key_added,
-                               block_size=10_000, filters=filters, top_fraction=top_fraction, tables=tables)
-    frames = [specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES]
-    for f in frames:
+        if inplace:
+            store = partial(_store_specificity, adata, groupby, layer=layer, key_added=key_added, block_size=10_000,
+                            filters=filters, top_fraction=top_fraction, tables=tables)
+    else:
+        tables = _SpecTables(*[specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES],
+                             info={})
+        params = adata.uns[key_added]["specificity_params"]
+        if inplace and float(params.get("top_fraction", TOP_FRACTION)) != float(top_fraction):
+
+            def store() -> None:
+                adata.uns[key_added]["specific_genes"] = _specific_genes_table(
+                    top_specific_genes(tables.tstat, top_fraction))
+                params["top_fraction"] = float(top_fraction)
+                logger.info("uns[%r]['specific_genes'] now holds the top %g of each group", key_added, top_fraction)
+
+    for f in (tables.spec, tables.tstat, tables.mean):
         f.columns.name = None
-    tables = _SpecTables(*frames, info={})
-    params = adata.uns[key_added]["specificity_params"]
-    if not inplace or float(params.get("top_fraction", TOP_FRACTION)) == float(top_fraction):
-        return tables, lambda: None
-
-    def store_top() -> None:
-        adata.uns[key_added]["specific_genes"] = _specific_genes_table(top_specific_genes(tables.tstat, top_fraction))
-        params["top_fraction"] = float(top_fraction)
-        logger.info("uns[%r]['specific_genes'] now holds the top %g of each group", key_added, top_fraction)
-
-    return tables, store_top
+    return tables, store
 
 
 # ---------------------------------------------------------------- gene z-scores and covariates
