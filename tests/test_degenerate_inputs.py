@@ -861,3 +861,65 @@ def test_traits_differing_only_in_case_and_continuous_groupings():
     want = psysc.tl.disorder_contrast(adata, gs, groupby="cell_type", contrasts=[("SCZ", "AD")], shared=[],
                                       inplace=False)
     pd.testing.assert_frame_equal(got, want)
+
+
+@pytest.mark.parametrize("raw_first", [True, False])
+def test_cells_mixing_raw_counts_and_normalised_values_are_refused_and_named(raw_first):
+    import anndata
+    import scanpy as sc
+
+    raw = psysc.datasets.darmanis2015()
+    norm = raw.copy()
+    sc.pp.normalize_total(norm, target_sum=1e4)
+    sc.pp.log1p(norm)
+    # more cells of the first kind than the integrality check of the first rows reads (2,000): the kind of the
+    # first rows alone would decide
+    parts = [raw, norm] if raw_first else [norm, raw]
+    first = anndata.concat([parts[0]] * 5, index_unique="-")
+    mixed = anndata.concat([first, parts[1][:40]], index_unique="-")
+    assert mixed.n_obs > 2_000
+    counts_cells = 40 if not raw_first else first.n_obs
+    with pytest.raises(ValueError, match=rf"mixes raw counts and other values: {counts_cells} cells hold whole"):
+        psysc.pp.prepare_scoring(mixed)
+    with pytest.raises(ValueError, match="mixes raw counts"):
+        mixed.X = mixed.X.toarray()
+        psysc.pp.prepare_scoring(mixed)
+    psysc.pp.prepare_scoring(raw)  # one kind throughout: no complaint
+    psysc.pp.prepare_scoring(norm)
+
+
+def test_options_of_the_wrong_value_are_clear_errors_not_wrong_results(tmp_path):
+    adata = psysc.datasets.darmanis2015()
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="n_mean_bin must be a whole number of at least 1"):
+            psysc.pp.prepare_scoring(adata, n_mean_bin=bad)
+    with pytest.raises(ValueError, match="n_var_bin must be a whole number"):
+        psysc.pp.prepare_scoring(adata, n_var_bin=0)
+    psysc.pp.prepare_scoring(adata)
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    for bad in (0, -5):
+        with pytest.raises(ValueError, match="block_size must be a whole number of at least 1"):
+            psysc.tl.score_disorders(adata, sets, n_ctrl=10, block_size=bad)
+    psysc.tl.score_disorders(adata, sets, n_ctrl=10)
+    with pytest.raises(TypeError, match="fdr_thresholds must be numbers"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, fdr_thresholds="0.1")
+    # gene names made non-unique after the preparation (e.g. symbols from a var column)
+    names = adata.var_names.to_numpy().copy()
+    names[1] = names[0]
+    adata.var_names = names
+    with pytest.raises(ValueError, match=r"1 duplicated gene names: .*var_names_make_unique"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=10)
+
+
+def test_n_jobs_sets_the_threads_of_the_compiled_kernels():
+    import numba
+
+    try:
+        psysc.settings.n_jobs = 1
+        assert numba.get_num_threads() == 1
+        psysc.settings.n_jobs = None
+        assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS
+        with pytest.raises(ValueError, match="n_jobs must be None"):
+            psysc.settings.n_jobs = 0
+    finally:
+        psysc.settings.n_jobs = None

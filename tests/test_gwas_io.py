@@ -228,6 +228,14 @@ def test_read_magma_small_file_top_genes_and_clip(tmp_path, caplog):
     pd.testing.assert_series_equal(read_magma(lower, n_top=3)["lower_AD"], s.rename("lower_AD"))
 
 
+def test_a_magma_genes_out_given_to_read_gene_stats_is_sent_to_read_magma(tmp_path):
+    path = tmp_path / "toy_AD.genes.out"
+    path.write_text(MAGMA_HEADER + _magma_line("348", 12.5, 1e-30) + _magma_line("999", 11.0, 1e-25))
+    with pytest.raises(ValueError, match=r"MAGMA gene-analysis output .*psysc.gwas.read_magma\(path\)"):
+        psysc.gwas.read_gene_stats(path)
+    assert read_magma(path)["toy_AD"].index.tolist() == ["348", "999"]
+
+
 def test_read_magma_real_subset_matches_naive_sort():
     rows = naive_magma(MAGMA_AD)
     assert len(rows) == 311

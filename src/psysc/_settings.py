@@ -67,7 +67,8 @@ class Settings:
     settings.seed
         Default random seed of every random choice.
     settings.n_jobs
-        Threads for the compiled kernels; ``None`` uses every available core.
+        Threads of the compiled kernels (scoring, statistics), for the calling thread; ``None`` (default) uses
+        every core numba may use (``NUMBA_NUM_THREADS``). Setting it sets :func:`numba.set_num_threads`.
 
     Examples
     --------
@@ -84,7 +85,7 @@ class Settings:
         if not any(isinstance(h, FallbackHandler) for h in logger.handlers):
             logger.addHandler(FallbackHandler())
         self.seed = 0
-        self.n_jobs: int | None = None
+        self._n_jobs: int | None = None
 
     @property
     def cachedir(self) -> Path:
@@ -94,6 +95,25 @@ class Settings:
     @cachedir.setter
     def cachedir(self, value: str | os.PathLike) -> None:
         self._cachedir = Path(value).expanduser()
+
+    @property
+    def n_jobs(self) -> int | None:
+        """Threads of the compiled kernels (``None``: every core numba may use)."""
+        return self._n_jobs
+
+    @n_jobs.setter
+    def n_jobs(self, value: int | None) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ValueError(f"n_jobs must be None (every core) or a whole number of threads, at least 1, not "
+                             f"{value!r}")
+        import numba
+
+        most = numba.config.NUMBA_NUM_THREADS
+        if value is not None and value > most:
+            logger.warning("n_jobs=%d: numba may use at most %d threads here (NUMBA_NUM_THREADS); using %d",
+                           value, most, most)
+        numba.set_num_threads(most if value is None else min(int(value), most))
+        self._n_jobs = value
 
     @property
     def verbosity(self) -> int:

@@ -7,6 +7,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 logger = logging.getLogger("psysc")
@@ -67,6 +68,13 @@ def check_unique_var_names(adata, purpose: str) -> None:
             f"{len(dups)} duplicated gene names: they occur more than once in var_names (e.g. {list(dups[:5])}). "
             f"Make them unique (adata.var_names_make_unique()) or sum duplicated genes {purpose}."
         )
+
+
+def whole_number(name: str, value, minimum: int, why: str = "") -> int:
+    """``value`` as an ``int`` when it is a whole number of at least ``minimum``, else a ValueError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}{why}, not {value!r}")
+    return int(value)
 
 
 def get_matrix(adata, layer: str | None):

@@ -299,7 +299,7 @@ def _gene_sets_kind(path: str | Path) -> str:
     (a gene list, perhaps under a title); SNP-level summary statistics
     (``"sumstats"``, refused with the way to a gene set).
     """
-    from .gwas._io import _MISSING_TOKENS, _read_head, _sep_of, _split_line
+    from .gwas._io import _MISSING_TOKENS, _read_head, _sep_of, _split_line, is_magma_header
     from .gwas._sumstats import header_position, snp_level_columns
 
     name = Path(path).name
@@ -330,7 +330,7 @@ def _gene_sets_kind(path: str | Path) -> str:
 
     sep = _sep_of(lines[0])
     fields = [f.upper() for f in _split_line(lines[0], sep)]
-    if {"NSNPS", "NPARAM"} & set(fields) or {"ZSTAT", "P"} <= set(fields):  # a lone ZSTAT column: a table
+    if is_magma_header(fields):
         return "magma"
     if sep == "\t" and _is_gmt([line.split("\t") for line in lines[:20]]):
         return "gmt"

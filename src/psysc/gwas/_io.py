@@ -902,6 +902,15 @@ def _parse_gene_table(text: str, where: str) -> tuple[list[str], list[str], str]
     return header, lines[1:], sep if sep is not None else r"\s+"
 
 
+def is_magma_header(fields) -> bool:
+    """Whether a table's header is a MAGMA gene-analysis output's (``NSNPS`` / ``NPARAM``, or ``ZSTAT`` and ``P``).
+
+    A lone ``ZSTAT`` column is a gene x trait table of one trait, as :func:`read_gene_stats` reads.
+    """
+    fields = {str(f).strip().upper() for f in fields}
+    return bool({"NSNPS", "NPARAM"} & fields) or {"ZSTAT", "P"} <= fields
+
+
 def read_gene_stats(
     path: str | os.PathLike,
     *,
@@ -986,6 +995,9 @@ def read_gene_stats(
     if snp_columns:
         raise ValueError(f"{where} looks like SNP-level GWAS summary statistics (columns {snp_columns}), not a gene "
                          f"table: {SNP_TO_GENE_SET}")
+    if is_magma_header(header):
+        raise ValueError(f"{where} is a MAGMA gene-analysis output (columns {header}), not a gene x trait table: read "
+                         "it with psysc.gwas.read_magma(path), which takes its ZSTAT as one trait's gene z-scores")
     if len(header) < 2:
         raise ValueError(
             f"{where}: one column only ({header}); expected the genes in the first column and one column per trait, "

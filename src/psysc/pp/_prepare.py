@@ -15,7 +15,14 @@ from .._core._blocks import head_rows, is_dask, iter_row_blocks
 from .._core._covariates import corrected_mean_var
 from .._core._covariates import design_matrix as cov_design_matrix
 from .._core._covariates import fit as cov_fit
-from .._core._stats import SparseMoments, accumulation_dtype, gene_mean_var, mean_var_bins, technical_variance
+from .._core._stats import (
+    SparseMoments,
+    accumulation_dtype,
+    gene_mean_var,
+    mean_var_bins,
+    row_kinds,
+    technical_variance,
+)
 from .._utils import (
     available_memory,
     check_anndata,
@@ -23,6 +30,7 @@ from .._utils import (
     get_matrix,
     reports_cells_read,
     uns_namespace,
+    whole_number,
 )
 
 logger = logging.getLogger("psysc")
@@ -237,7 +245,10 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
     """Summarise a matrix: integer-valued or not, NaN/negative/inf counts, maximum, empty rows.
 
     NaN, infinite and negative entries and empty rows are counted over the whole matrix (streamed by
-    row blocks); integrality is judged on the first ``max_rows`` rows.
+    row blocks); integrality is judged on the first ``max_rows`` rows (``info["integer"]``), and recorded for every
+    row too (``info["fractional_rows"]``: the rows holding a non-whole value; ``info["row_value"]``: the first such
+    value of each, the largest value of the others), so that a matrix mixing raw and normalised cells can be told
+    (:func:`mixed_rows_error`).
 
     With ``moments=True`` the same pass also accumulates the per-gene moments of sparse, non-integer data
     (:class:`psysc._core._stats.SparseMoments`: the statistics of log-normalised input, so that it is read
@@ -248,6 +259,8 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
     non_integer = False
     head_values: list[np.ndarray] = []  # the non-integer values of the first max_rows rows
     row_sums = np.empty(X.shape[0], dtype=np.float64)
+    fractional = np.zeros(X.shape[0], dtype=bool)  # per row: holds a finite non-whole value
+    row_value = np.empty(X.shape[0], dtype=np.float64)  # per row: its first non-whole value, else its largest
     acc = None
     for start, stop, block in iter_row_blocks(X, block_size, prefetch=True):
         is_sparse = sparse.issparse(block)
@@ -275,6 +288,7 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
             with np.errstate(over="ignore"):
                 acc.add(block)
         row_sums[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
+        fractional[start:stop], row_value[start:stop] = row_kinds(block)
     return {
         "n_nan": n_nan,
         "n_inf": n_inf,
@@ -284,6 +298,8 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
         "log1p_counts": non_integer and _are_log1p_counts(head_values),
         "empty_rows": np.flatnonzero(row_sums == 0),
         "row_sums": row_sums,
+        "fractional_rows": fractional,
+        "row_value": row_value,
         "moments": acc,
     }
 
@@ -453,6 +469,32 @@ def reads_as_counts(info: dict, normalize) -> bool:
     return bool(info["integer"] or (normalize is True and info["max"] > LOG_MAX))
 
 
+def mixed_rows_error(info: dict, where: str, normalize, obs_names: pd.Index) -> str | None:
+    """The error for a matrix whose cells mix raw counts and other values (from :func:`inspect_values`), or ``None``.
+
+    Raw counts: cells of whole numbers only, some above :data:`LOG_MAX` where the first cells read as log-normalised.
+    ``normalize=True`` or ``False`` (the user says what the values are) asks nothing.
+    """
+    if normalize is True or normalize is False:  # the values are what the user says
+        return None
+    nonempty = np.ones(len(obs_names), dtype=bool)
+    nonempty[info["empty_rows"]] = False
+    fractional = info["fractional_rows"] & nonempty
+    counts = ~info["fractional_rows"] & nonempty
+    if not info["integer"]:
+        counts &= info["row_value"] > LOG_MAX  # whole numbers that cannot be log-normalised values
+    if not fractional.any() or not counts.any():
+        return None
+    i, j = np.flatnonzero(counts)[0], np.flatnonzero(fractional)[0]
+    return (
+        f"{where} mixes raw counts and other values: {int(counts.sum())} cells hold whole numbers only (raw counts, "
+        f"e.g. cell {obs_names[i]!r}, up to {info['row_value'][i]:.0f}) and {int(fractional.sum())} cells non-whole "
+        f"values (e.g. {info['row_value'][j]:.6g} in cell {obs_names[j]!r}). Were raw and normalised cells "
+        "concatenated? Give every cell the same kind of values (e.g. the raw counts of all cells, layer='counts'); "
+        "for non-integer counts (EM-quantified) pass normalize=True."
+    )
+
+
 class NegativeValuesError(ValueError):
     """Expression with negative values (scaled or centred), refused by :func:`check_expression`.
 
@@ -540,8 +582,9 @@ def prepare_scoring(
         (residuals plus the gene mean) implicitly: the data stay sparse and the correction is applied
         to the statistics and, as a low-rank term, to the scores.
     n_mean_bin, n_var_bin
-        Bins of mean expression, and of variance within each mean bin (scDRS uses 20 x 20; fewer when there
-        are fewer than 4,000 genes).
+        Bins of mean expression, and of variance within each mean bin (scDRS uses 20 x 20). As in scDRS, when
+        either is larger than ``floor(sqrt(n_genes / 10))`` (fewer than 4,000 genes for 20), both become that
+        number (logged).
     key_added
         Prefix of the written keys.
     copy
@@ -574,11 +617,16 @@ def prepare_scoring(
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")
     target_sum = _checked_target_sum(target_sum)
+    n_mean_bin = whole_number("n_mean_bin", n_mean_bin, 1, " (bins of mean expression)")
+    n_var_bin = whole_number("n_var_bin", n_var_bin, 1, " (bins of variance within a mean bin)")
     adata = adata.copy() if copy else adata
     where = "adata.X" if layer is None else f"adata.layers[{layer!r}]"
     X = get_matrix(adata, layer)
     # one pass over the data checks it and, for log-normalised input without covariates, gives the gene statistics
     info = check_expression(adata, X, where, allow_negative=normalize is False, moments=covariates is None)
+    mixed = mixed_rows_error(info, where, normalize, adata.obs_names)
+    if mixed:
+        raise ValueError(mixed)
     is_counts = reads_as_counts(info, normalize)
     from_log1p = not is_counts and info["log1p_counts"]  # log1p(counts), not normalised per cell
     if from_log1p:
@@ -657,7 +705,8 @@ def prepare_scoring(
     ct_var_tech, var_tech = technical_variance(mean, var, ct_mean, ct_var)
     bins, n_mean_used, n_var_used = mean_var_bins(mean, var, n_mean_bin=n_mean_bin, n_var_bin=n_var_bin)
     if (n_mean_used, n_var_used) != (n_mean_bin, n_var_bin):
-        logger.info("only %d genes: using %d x %d mean-variance bins", adata.n_vars, n_mean_used, n_var_used)
+        logger.info("%d genes: using %d x %d mean-variance bins (at most floor(sqrt(n_genes / 10)) of each, as in "
+                    "scDRS), not %d x %d", adata.n_vars, n_mean_used, n_var_used, n_mean_bin, n_var_bin)
     stats = {
         "mean": mean,
         "var": var,

@@ -190,6 +190,10 @@ def disorder_enrichment(
                         "'_' + adata.obs['b'].astype(str)")
     if isinstance(fdr_thresholds, int | float):
         fdr_thresholds = (fdr_thresholds,)
+    if isinstance(fdr_thresholds, str) or not all(
+        isinstance(t, int | float | np.integer | np.floating) and not isinstance(t, bool) for t in fdr_thresholds
+    ):
+        raise TypeError(f"fdr_thresholds must be numbers (FDR levels, e.g. (0.1, 0.2)), not {fdr_thresholds!r}")
     named: dict[str, float] = {}  # each threshold one column, named by the threshold as :g writes it (the first)
     for t in fdr_thresholds:
         named.setdefault(f"{float(t):g}", float(t))

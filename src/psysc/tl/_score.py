@@ -15,7 +15,14 @@ from .._core._shared import SharedControls, shared_raw_scores
 from .._core._torch import correct_and_test_torch, raw_scores_torch, resolve_device
 from .._genesets import as_gene_sets, check_trait_name, match_gene_sets
 from .._settings import settings
-from .._utils import available_memory, check_anndata, get_matrix, uns_namespace
+from .._utils import (
+    available_memory,
+    check_anndata,
+    check_unique_var_names,
+    get_matrix,
+    uns_namespace,
+    whole_number,
+)
 from ..pp._prepare import check_fingerprint
 
 logger = logging.getLogger("psysc")
@@ -243,8 +250,8 @@ def score_disorders(
             f"spread of its control scores; scDRS uses 1,000), not {n_ctrl!r}"
         )
     n_ctrl = int(n_ctrl)
-    if isinstance(min_genes, bool) or not isinstance(min_genes, int | np.integer) or min_genes < 1:
-        raise ValueError(f"min_genes must be a whole number of at least 1, not {min_genes!r}")
+    min_genes = whole_number("min_genes", min_genes, 1)
+    block_size = whole_number("block_size", block_size, 1, " (cells read at a time)")
     if rng not in ("numpy", "scdrs"):
         raise ValueError(f"rng must be 'numpy' or 'scdrs', not {rng!r}")
     pkey = key_added if prepare_key is None else prepare_key
@@ -266,6 +273,7 @@ def score_disorders(
     ns_before = adata.uns.get(key_added)
     earlier = ns_before.get("score_disorders", {}).get("traits", []) if isinstance(ns_before, dict) else []
     _refuse_clashing_names(list(dict.fromkeys([*map(str, earlier), *sets])), key_added)
+    check_unique_var_names(adata, "before scoring, then run psysc.pp.prepare_scoring(adata) again")
     kept, skipped = match_gene_sets(sets, adata.var_names, min_genes=min_genes, var=adata.var)
     traits = list(kept)
     names = adata.var_names.to_numpy().astype(str)
