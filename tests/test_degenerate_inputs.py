@@ -861,6 +861,18 @@ def test_traits_differing_only_in_case_and_continuous_groupings():
     want = psysc.tl.disorder_contrast(adata, gs, groupby="cell_type", contrasts=[("SCZ", "AD")], shared=[],
                                       inplace=False)
     pd.testing.assert_frame_equal(got, want)
+    # the tables stored, then read back by a trait or contrast named in another case
+    psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None)
+    psysc.tl.celltype_enrichment(adata, gs, groupby="cell_type")
+    psysc.tl.disorder_contrast(adata, gs, groupby="cell_type", contrasts=[("SCZ", "AD")], shared=[])
+    pd.testing.assert_frame_equal(psysc.tl.combine_evidence(adata, traits=["scz"], inplace=False),
+                                  psysc.tl.combine_evidence(adata, traits=["SCZ"], inplace=False))
+    assert set(psysc.tl.combine_evidence(adata, traits="ad", inplace=False)["trait"]) == {"AD"}
+    heat = psysc.pl.enrichment_heatmap(adata, traits=["ad", "scz"], show=False, return_fig=True)
+    assert [t.get_text() for t in heat.axes[0].get_yticklabels()] == ["AD", "SCZ"]
+    assert psysc.pl.enrichment_dotplot(adata, traits=["scz"], show=False, return_fig=True) is not None
+    bars = psysc.pl.contrast(adata, "scz - ad", show=False, return_fig=True)
+    assert "SCZ - AD" in bars.axes[0].get_title() + bars.axes[0].get_xlabel()
 
 
 @pytest.mark.parametrize("raw_first", [True, False])

@@ -348,3 +348,10 @@ def test_genes_named_by_another_symbol_in_the_data_are_counted_with_the_fix(capl
     assert (f"SCZ: {before} of 1000 genes found in the data; {after - before} more are in the data under another "
             "symbol of the gene (e.g. WBP1L as C10orf26") in caplog.text
     assert "bring both to current symbols, adata.var_names = psysc.gwas.current_symbols(adata.var_names)" in caplog.text
+    # several sets: each counted, the code of the fix given once
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ", "AD", "BIP"]), n_ctrl=5, inplace=False)
+    assert caplog.text.count("more are in the data under another symbol") == 3
+    assert caplog.text.count("psysc.gwas.current_symbols(adata.var_names)") == 1
+    assert caplog.text.count("bring both to current symbols, as above") == 2

@@ -220,6 +220,7 @@ class DataGenes:
 
     def __init__(self, var_names):
         self.names = pd.Index(var_names)
+        self.fix_said = False  # whether a report gave the code of CURRENT_SYMBOLS_FIX (said once, not per set)
 
     @cached_property
     def set(self) -> set:
@@ -290,8 +291,10 @@ def _other_symbols_note(missing: pd.Index, data: DataGenes) -> str:
     if not pairs:
         return ""
     shown = ", ".join(f"{gene} as {name}" for gene, name in pairs[:3])
+    fix = "as above" if data.fix_said else CURRENT_SYMBOLS_FIX
+    data.fix_said = True
     return (f"; {len(pairs)} more {'is' if len(pairs) == 1 else 'are'} in the data under another symbol of the gene "
-            f"(e.g. {shown}): bring both to current symbols, {CURRENT_SYMBOLS_FIX}")
+            f"(e.g. {shown}): bring both to current symbols, {fix}")
 
 
 #: var columns that hold gene symbols in common files (CELLxGENE, 10x, scanpy)

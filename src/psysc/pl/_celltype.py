@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._utils import same_trait
 from ._enrichment import _finish, _ordered_levels, check_columns, check_fdr, nlog10_pvalues
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def enrichment_dotplot(
         color = next((c for c in ("t", "assoc_z") if c in tab.columns), None)
     if color is not None and color not in tab.columns:
         raise KeyError(f"color column {color!r} is not in the table; columns: {list(tab.columns)}")
-    rows = _ordered_levels(tab["trait"], traits, "trait(s)")
+    rows = _ordered_levels(tab["trait"], traits, "trait(s)", any_case=True)
     cols = _ordered_levels(tab["group"], groups, "group(s)")
     if not rows or not cols:
         raise ValueError("nothing to plot: the table is empty")
@@ -275,7 +276,7 @@ def contrast(
     if tab.empty:
         raise ValueError("nothing to plot: the table is empty")
     available = list(pd.unique(tab["contrast"].astype(str)))
-    contrast = available[0] if contrast is None else contrast
+    contrast = available[0] if contrast is None else same_trait(contrast, available)  # "scz - ad" names "SCZ - AD"
     if contrast not in available:
         raise KeyError(f"contrast {contrast!r} is not in the table; available: {available}")
     tab = tab[tab["contrast"].astype(str) == contrast]

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._utils import same_trait
+
 if TYPE_CHECKING:
     from anndata import AnnData
     from matplotlib.axes import Axes
@@ -82,8 +84,12 @@ def _enrichment_table(data: AnnData | pd.DataFrame, key: str, groupby: str | Non
     return (table if isinstance(table, pd.DataFrame) else pd.DataFrame(table)), groupby
 
 
-def _ordered_levels(column: pd.Series, wanted: Sequence[str] | None, what: str) -> list[str]:
-    """Levels of ``column`` in table order (category order for categoricals), or ``wanted`` after checking it."""
+def _ordered_levels(column: pd.Series, wanted: Sequence[str] | None, what: str, *,
+                    any_case: bool = False) -> list[str]:
+    """Levels of ``column`` in table order (category order for categoricals), or ``wanted`` after checking it.
+
+    ``any_case``: a wanted name may differ from its level in case only (trait names, as :func:`same_trait`).
+    """
     if isinstance(column.dtype, pd.CategoricalDtype):
         present = set(column.astype(str))
         available = [str(c) for c in column.cat.categories if str(c) in present]
@@ -93,7 +99,7 @@ def _ordered_levels(column: pd.Series, wanted: Sequence[str] | None, what: str) 
         return available
     if isinstance(wanted, str):
         wanted = [wanted]
-    wanted = [str(w) for w in wanted]
+    wanted = [same_trait(w, available) if any_case else str(w) for w in wanted]
     repeated = sorted({w for w in wanted if wanted.count(w) > 1})
     if repeated:
         raise ValueError(f"{what} {repeated} named more than once; name each once")
@@ -253,7 +259,7 @@ def enrichment_heatmap(
     check_fdr(fdr)
     table, grouping = _enrichment_table(data, key, groupby)
     check_columns(table, ("trait", "group", value), "psysc.tl.disorder_enrichment")
-    row_names = _ordered_levels(table["trait"], traits, "trait(s)")
+    row_names = _ordered_levels(table["trait"], traits, "trait(s)", any_case=True)
     col_names = _ordered_levels(table["group"], groups, "group(s)")
     if not row_names or not col_names:
         raise ValueError("nothing to plot: the enrichment table is empty")

@@ -396,6 +396,7 @@ def combine_evidence(
     for col in ("trait", "group"):
         table[col] = table[col].astype(str)
     if traits is not None:
+        traits = [same_trait(t, set(table["trait"])) for t in ([traits] if isinstance(traits, str) else traits)]
         unknown = sorted(set(traits) - set(table["trait"]))
         if unknown:
             raise KeyError(f"traits {unknown} are not in the tables (they have {sorted(set(table['trait']))})")
