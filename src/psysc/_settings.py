@@ -68,7 +68,7 @@ class Settings:
         Default random seed of every random choice.
     settings.n_jobs
         Threads of the compiled kernels (scoring, statistics), for the calling thread; ``None`` (default) uses
-        every core numba may use (``NUMBA_NUM_THREADS``). Setting it sets :func:`numba.set_num_threads`.
+        every core numba may use (``NUMBA_NUM_THREADS``). Setting it calls ``numba.set_num_threads``.
 
     Examples
     --------
