@@ -29,13 +29,13 @@ def _accumulate_sparse(indptr, indices, data, inv_n, s1, s2):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _csr_row_kinds(indptr, data, fractional, value):
-    # per row: fractional[c] whether it holds a non-whole value, value[c] the first such value, else the row's largest
-    # value; a row's scan stops at its first non-whole value (log-normalised rows: at once)
+    # per row: fractional[c] whether it holds a non-whole value (NaN and inf are not), value[c] the first such value,
+    # else the row's largest value; a row's scan stops at its first non-whole value (log-normalised rows: at once)
     for c in numba.prange(indptr.shape[0] - 1):
         top = -np.inf
         for k in range(indptr[c], indptr[c + 1]):
             v = np.float64(data[k])
-            if v != np.rint(v):
+            if v != np.rint(v) and v == v:
                 fractional[c] = True
                 top = v
                 break
@@ -45,7 +45,7 @@ def _csr_row_kinds(indptr, data, fractional, value):
 
 
 def row_kinds(block) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of a block: whether it holds a non-whole value (NaN included), and a value.
+    """Per row of a block: whether it holds a non-whole value (NaN and inf are not), and a value.
 
     The value is the row's first non-whole value where it has one, else its largest stored value (``-inf`` for a
     row without stored values). Integer dtypes hold whole numbers only.
@@ -62,7 +62,7 @@ def row_kinds(block) -> tuple[np.ndarray, np.ndarray]:
         _csr_row_kinds(block.indptr, block.data, fractional, value)
         return fractional, value
     values = np.asarray(block, dtype=np.float64) if block.dtype.kind in "iub" else np.asarray(block)
-    off = values != np.rint(values)
+    off = (values != np.rint(values)) & ~np.isnan(values)
     fractional = off.any(axis=1)
     first = off.argmax(axis=1)
     value = np.where(fractional, values[np.arange(n), first], values.max(axis=1, initial=-np.inf)).astype(np.float64)

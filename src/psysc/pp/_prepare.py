@@ -273,13 +273,13 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
         finite = data[np.isfinite(data)] if n_bad else data
         if finite.size:
             vmax = max(vmax, float(finite.max()))
+        fractional[start:stop], row_value[start:stop] = row_kinds(block)
         if start < max_rows and not non_integer:
             head = min(stop, max_rows) - start  # integrality of the first max_rows rows only
-            part = block.data[: block.indptr[head]] if is_sparse else np.asarray(block[:head]).ravel()
-            part = part[np.isfinite(part)] if n_bad else part
-            non_integer = bool(part.size and np.any(part != np.round(part)))
+            non_integer = bool(fractional[start : start + head].any())
             if non_integer:
-                head_values.append(part)
+                part = block.data[: block.indptr[head]] if is_sparse else np.asarray(block[:head]).ravel()
+                head_values.append(part[np.isfinite(part)] if n_bad else part)
         if moments and start == 0 and is_sparse:
             acc = SparseMoments(X.shape[0], X.shape[1], accumulation_dtype(X))
         if acc is not None and stop >= min(max_rows, X.shape[0]) and not non_integer:
@@ -288,7 +288,6 @@ def inspect_values(X, *, max_rows: int = 2_000, moments: bool = False, block_siz
             with np.errstate(over="ignore"):
                 acc.add(block)
         row_sums[start:stop] = np.asarray(block.sum(axis=1, dtype=np.float64)).ravel()
-        fractional[start:stop], row_value[start:stop] = row_kinds(block)
     return {
         "n_nan": n_nan,
         "n_inf": n_inf,

@@ -10,7 +10,7 @@ import numpy as np
 from anndata import AnnData
 
 from .._settings import settings
-from .._utils import BACKED_VIEW, check_unique_var_names, get_matrix, uns_namespace
+from .._utils import BACKED_VIEW, check_unique_var_names, get_matrix, uns_namespace, whole_number
 
 logger = logging.getLogger("psysc")
 
@@ -163,8 +163,7 @@ def embed(
     target = _target(adata, mod)
     if target.n_obs == 0:
         raise ValueError("adata has no cells")
-    if block_size < 1:
-        raise ValueError(f"block_size must be positive, not {block_size}")
+    block_size = whole_number("block_size", block_size, 1, " (cells read at a time)")
     if target.is_view and target.isbacked:  # before any work: obsm cannot be written into such a view
         raise ValueError(BACKED_VIEW + ", or embed the whole backed AnnData and take the rows of obsm afterwards")
     if get_matrix(target, layer) is None:  # a missing layer is refused before the model is loaded, and so is no X

@@ -244,12 +244,8 @@ def score_disorders(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, not {dtype}")
-    if isinstance(n_ctrl, bool) or not isinstance(n_ctrl, int | np.integer) or n_ctrl < 2:
-        raise ValueError(
-            f"n_ctrl must be a whole number of control gene sets, at least 2 (each cell is standardised by the "
-            f"spread of its control scores; scDRS uses 1,000), not {n_ctrl!r}"
-        )
-    n_ctrl = int(n_ctrl)
+    n_ctrl = whole_number("n_ctrl", n_ctrl, 2, " (control gene sets: each cell is standardised by the spread of its "
+                          "control scores; scDRS uses 1,000)")
     min_genes = whole_number("min_genes", min_genes, 1)
     block_size = whole_number("block_size", block_size, 1, " (cells read at a time)")
     if rng not in ("numpy", "scdrs"):
