@@ -386,10 +386,17 @@ def test_mouse_genes_are_refused_with_species_hint(darmanis):
     with pytest.raises(ValueError, match="species"):
         tk.overlap_report(ids, names=mouse)
     m = _make_adata(np.ones((2, len(mouse))), mouse)
-    with pytest.raises(ValueError, match="species"):
+    with pytest.raises(ValueError, match="species") as err:
         tk.tokenize_adata(m)
     with pytest.raises(ValueError, match="species"):
         tk.choose_gene_ids(m)  # the path the model class uses
+    # the fix the message names runs, and gives Geneformer human Ensembl IDs it knows
+    fix = "psysc.pp.map_genes(adata, 'human', gene_id='ensembl')"
+    assert fix in str(err.value)
+    scope = {"adata": m, "psysc": psysc}
+    exec(fix, scope)
+    assert m.var_names.str.startswith("ENSG").all()
+    assert tk.overlap_report(tk.harmonize(m.var_names), names=m.var_names)["n_vocab_found"] > 10_000
     ensmus = [f"ENSMUSG{i:011d}" for i in range(3000)]
     with pytest.raises(ValueError, match="species"):
         tk.overlap_report(tk.harmonize(ensmus), names=ensmus)

@@ -382,7 +382,7 @@ def test_bad_input_gives_clear_errors(trained):
     symbols = counts(n=30)
     symbols.var["gene_ids"] = symbols.var_names.to_numpy()
     symbols.var_names = [f"GENE{i}" for i in range(symbols.n_vars)]
-    with pytest.raises(ValueError, match=r"none of the 80 genes.*Ensembl IDs.*psysc\.gwas\.to_ensembl") as err:
+    with pytest.raises(ValueError, match=r"none of the 80 genes.*Ensembl.*pp\.map_genes\(adata, .ensembl.\)") as err:
         psysc.tl.embed(symbols, folder, device="cpu")
     assert "adata.var['gene_ids'] matches 80 model genes" in str(err.value)
     versioned = counts(n=30)

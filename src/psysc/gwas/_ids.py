@@ -726,13 +726,16 @@ def guess_species(genes) -> str:
 
 
 @lru_cache(maxsize=8)
-def _hcop(origin: str, min_support: int) -> dict[str, tuple[str, ...]]:
+def _hcop(origin: str, min_support: int) -> dict[str, tuple[tuple[str, int], ...]]:
+    """``origin gene ID -> ((ortholog ID, number of supporting resources), ...)``, strongest support first."""
     table = _read_data(_HCOP_FILE)
     table = table[table["n_sources"].astype(int) >= min_support]
     src, dst = ("human_gene_id", "mouse_gene_id") if origin == "human" else ("mouse_gene_id", "human_gene_id")
-    # strongest support first, so that a one-to-many gene lists its best ortholog first
     table = table.assign(n=table["n_sources"].astype(int)).sort_values([src, "n"], ascending=[True, False])
-    return _group(table[src], table[dst])
+    out: dict[str, dict[str, int]] = {}
+    for key, value, n in zip(table[src], table[dst], table["n"], strict=True):
+        out.setdefault(key, {}).setdefault(value, int(n))  # a pair listed twice keeps its strongest support
+    return {k: tuple(v.items()) for k, v in out.items()}
 
 
 @lru_cache(maxsize=1)
@@ -748,6 +751,64 @@ def _scdrs(origin: str) -> dict[str, tuple[str, ...]]:
     table = _read_data(_SCDRS_FILE)
     src, dst = ("HUMAN_GENE_SYM", "MOUSE_GENE_SYM") if origin == "human" else ("MOUSE_GENE_SYM", "HUMAN_GENE_SYM")
     return _group(table[src].str.upper(), table[dst])
+
+
+def _ortholog_finder(origin: str, source: str, min_support: int, gene_id: str):
+    """A function ``name -> ([(ortholog, support), ...], status)`` for genes of ``origin``, strongest support first.
+
+    ``support`` is HCOP's number of supporting resources; the scDRS table has none (1 for each pair). The
+    orthologs are target-species symbols (``gene_id="symbol"``) or unversioned Ensembl IDs (``"ensembl"``);
+    ``status`` is ``"mapped"`` or why there is none, as :class:`_Stats` counts it.
+    """
+    target = _OTHER[origin]
+    src_lk, dst_lk = _lookup(origin), _lookup(target)
+    prefix = _PREFIX[origin]
+
+    def origin_id(name: str) -> tuple[str | None, str]:
+        parsed = _parse_id(name)
+        if parsed is None:
+            return _resolve_symbol(src_lk, name, {}, True)
+        if parsed[2] != prefix:
+            return None, "other_species"
+        return parsed[0], "id"
+
+    if source == "hcop":
+        orth = _hcop(origin, min_support)
+        names = _hcop_names()
+
+        def find(name: str) -> tuple[list[tuple[str, int]], str]:
+            gid, status = origin_id(name)
+            if gid is None:
+                return [], status
+            pairs = orth.get(gid, ())
+            if not pairs:
+                return [], "no_ortholog"
+            if gene_id == "ensembl":
+                return list(pairs), "mapped"
+            outs = [(dst_lk.symbol_of.get(t) or names.get(t, ""), n) for t, n in pairs]
+            outs = [(o, n) for o, n in outs if o]
+            return (outs, "mapped") if outs else ([], "no_symbol")
+
+        return find
+
+    pairs_of = _scdrs(origin)
+
+    def find_scdrs(name: str) -> tuple[list[tuple[str, int]], str]:
+        parsed = _parse_id(name)
+        outs = None if parsed is not None else pairs_of.get(name.upper())
+        if outs is None:
+            gid, status = origin_id(name)
+            if gid is None:
+                return [], status
+            outs = pairs_of.get(src_lk.symbol_of.get(gid, "").upper())
+            if outs is None:
+                return [], "no_ortholog"
+        if gene_id == "ensembl":
+            ids = [g for g in (_resolve_symbol(dst_lk, o, {}, False)[0] for o in outs) if g]
+            return ([(g, 1) for g in ids], "mapped") if ids else ([], "no_symbol")
+        return [(o, 1) for o in outs], "mapped"
+
+    return find_scdrs
 
 
 class SameSpeciesError(ValueError):
@@ -848,50 +909,11 @@ def to_species(
                 origin,
             )
 
-    src_lk, dst_lk = _lookup(origin), _lookup(target)
-    prefix = _PREFIX[origin]
+    orthologs = _ortholog_finder(origin, source, int(min_support), gene_id)
 
-    def origin_id(name: str) -> tuple[str | None, str]:
-        parsed = _parse_id(name)
-        if parsed is None:
-            return _resolve_symbol(src_lk, name, {}, True)
-        if parsed[2] != prefix:
-            return None, "other_species"
-        return parsed[0], "id"
-
-    if source == "hcop":
-        orth = _hcop(origin, int(min_support))
-        names = _hcop_names()
-
-        def mapper(name: str):
-            gid, status = origin_id(name)
-            if gid is None:
-                return [], status
-            targets = orth.get(gid, ())
-            if not targets:
-                return [], "no_ortholog"
-            if gene_id == "ensembl":
-                return list(targets), "mapped"
-            outs = [dst_lk.symbol_of.get(t) or names.get(t, "") for t in targets]
-            outs = [o for o in outs if o]
-            return (outs, "mapped") if outs else ([], "no_symbol")
-    else:
-        pairs = _scdrs(origin)
-
-        def mapper(name: str):
-            parsed = _parse_id(name)
-            outs = None if parsed is not None else pairs.get(name.upper())
-            if outs is None:
-                gid, status = origin_id(name)
-                if gid is None:
-                    return [], status
-                outs = pairs.get(src_lk.symbol_of.get(gid, "").upper())
-                if outs is None:
-                    return [], "no_ortholog"
-            if gene_id == "ensembl":
-                ids = [g for g in (_resolve_symbol(dst_lk, o, {}, False)[0] for o in outs) if g]
-                return (ids, "mapped") if ids else ([], "no_symbol")
-            return list(outs), "mapped"
+    def mapper(name: str):
+        found, status = orthologs(name)
+        return [o for o, _ in found], status
 
     desc = f"HCOP, >= {min_support} supporting resource(s)" if source == "hcop" else "scDRS homologs"
 
@@ -919,3 +941,92 @@ def to_species(
         _emit(label, st, f"{st.n_in} {origin} genes -> {st.n_out} {target} genes ({desc})", parts, lost)
 
     return _apply(gene_sets, mapper, log)
+
+
+# --------------------------------------------------------------------------------------------------
+# one to one: a data matrix's columns (see psysc.pp.map_genes)
+# --------------------------------------------------------------------------------------------------
+#: statuses that name a gene by its current symbol or its ID, ahead of case-insensitive and synonym matches
+_EXACT = frozenset({"id", "kept", "symbol", "settled", "user"})
+
+#: what a dropped name's status means, for the log
+ONE_TO_ONE_REASONS = {
+    "no_ortholog": "without an ortholog",
+    "no_symbol": "whose target gene has no symbol",
+    "several": "with several equally supported targets",
+    "taken": "whose target another column names more strongly",
+    "tie": "naming one target as strongly as another column",
+    "unmapped": "not found",
+    "other_species": "of another species",
+    "ambiguous": "ambiguous",
+    "missing": "missing (empty or NaN)",
+}
+
+
+def one_to_one(
+    names, to: str, *, species: str, gene_id: str = "symbol", source: str = "hcop", min_support: int = 3, aliases=None
+) -> pd.DataFrame:
+    """Each name's target gene under a one-to-one rule, for renaming the columns of a data matrix.
+
+    ``to`` is ``"human"`` or ``"mouse"`` (orthologs of the other species, ``gene_id`` naming them by symbol or
+    Ensembl ID), ``"ensembl"`` or ``"symbol"`` (identifiers of ``species``). Each name first picks its best target:
+    for orthologs the one with the most supporting HCOP resources (a tie between targets drops the name, status
+    ``"several"``); for identifiers the gene :func:`to_ensembl` resolves it to. Then each target keeps the name
+    that names it most strongly (ortholog support; an ID or current symbol before a case-insensitive or synonym
+    match): the other names are dropped (``"taken"``, with the winner in ``taken_by``), or all of them when
+    several are equally strong (``"tie"``).
+
+    Returns a DataFrame with one row per name, in order (a RangeIndex): ``name``, ``gene`` (the target, ``None``
+    when dropped), ``strength``, ``status`` (``"mapped"`` or why the name was dropped) and ``taken_by``.
+    """
+    sp = _check_species(species)
+    names = [_clean_name(n) for n in names]
+    genes: list[str | None] = []
+    strength: list[int] = []
+    status: list[str] = []
+    if to in ("human", "mouse"):
+        if to == sp:
+            raise ValueError(f"the genes are {sp} genes already; to map them to orthologs pass to={_OTHER[sp]!r}")
+        find = _ortholog_finder(sp, source, int(min_support), gene_id)
+        for name in names:
+            found, st = find(name) if name is not None else ([], "missing")
+            best = max((n for _, n in found), default=0)
+            tops = list(dict.fromkeys(o for o, n in found if n == best))
+            if len(tops) > 1:
+                st = "several"
+            genes.append(tops[0] if len(tops) == 1 else None)
+            strength.append(best)
+            status.append(st)
+    elif to in ("ensembl", "symbol"):
+        lk = _lookup(sp)
+        resolve = _gene_id_resolver(sp, lk, aliases)
+        for name in names:
+            gid, _, st = resolve(name) if name is not None else (None, None, "missing")
+            if to == "symbol" and gid is not None:
+                gid = _symbol_of(lk, gid, st) or None
+                if gid is None:
+                    st = "unmapped" if st == "unknown_id" else "no_symbol"
+            genes.append(gid)
+            strength.append(2 if st in _EXACT or st == "unknown_id" else 1)
+            status.append("mapped" if gid is not None else st)
+    else:
+        raise ValueError(f"to={to!r} is not supported; choose 'human' or 'mouse' (orthologs), 'ensembl' or 'symbol'")
+    status = ["mapped" if g is not None else st for g, st in zip(genes, status, strict=True)]
+    taken_by: list[str | None] = [None] * len(names)
+    by_gene: dict[str, list[int]] = {}
+    for i, g in enumerate(genes):
+        if g is not None:
+            by_gene.setdefault(g, []).append(i)
+    for rows in by_gene.values():
+        if len(rows) == 1:
+            continue
+        top = max(strength[i] for i in rows)
+        winners = [i for i in rows if strength[i] == top]
+        for i in rows:
+            if len(winners) > 1 or i != winners[0]:
+                status[i] = "tie" if len(winners) > 1 else "taken"
+                taken_by[i] = names[winners[0]] if len(winners) == 1 else None
+                genes[i] = None
+    return pd.DataFrame({"name": names, "gene": genes, "strength": strength, "status": status,
+                         "taken_by": taken_by})
+

@@ -325,13 +325,14 @@ class GeneformerTokenizer:
             if len(other_species) > 0.2 * n:
                 causes.append(
                     f"the Ensembl IDs are of another species (e.g. {other_species[0]!r}; ENSMUSG = mouse): "
-                    "Geneformer is a human model; map genes to human orthologs first"
+                    "Geneformer is a human model; map genes to human orthologs first: "
+                    "psysc.pp.map_genes(adata, 'human', gene_id='ensembl')"
                 )
             if len(title) > 0.5 * n:
                 causes.append(
                     f"the gene symbols are title case (e.g. {title[0]!r}), as for mouse or rat: these look like "
                     "genes of another species. Geneformer is a human model; map them to human orthologs "
-                    "(human Ensembl IDs) first"
+                    "(human Ensembl IDs) first: psysc.pp.map_genes(adata, 'human', gene_id='ensembl')"
                 )
             if len(numeric) > 0.2 * n:
                 causes.append(f"the IDs are not Ensembl IDs (e.g. {numeric[0]!r}, Entrez-like numbers)")

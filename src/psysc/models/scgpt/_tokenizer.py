@@ -336,11 +336,9 @@ def ensembl_to_symbols(names) -> np.ndarray:
     return out
 
 
-#: the code the error for mouse genes suggests: each human ortholog takes the column of its mouse gene
-MOUSE_TO_HUMAN_COLUMNS = (
-    "column = psysc.gwas.to_species(pd.Series(range(adata.n_vars), index=adata.var_names), 'human'); "
-    "adata = adata[:, column.to_numpy(dtype=int)].copy(); adata.var_names = column.index"
-)
+#: the code the error for mouse genes suggests: the columns renamed to their human orthologs, one to one
+MOUSE_TO_HUMAN_COLUMNS = "psysc.pp.map_genes(adata, 'human')"
+
 
 class ScGPTTokenizer:
     """scGPT's zero-shot tokenizer: symbols -> ids, per-cell binning, ``<cls>`` first, sampling to ``max_length``.
@@ -520,8 +518,8 @@ class ScGPTTokenizer:
         if check and (matched == 0 or frac < MIN_MATCHED_FRACTION):
             sample = ", ".join(names[:5])
             title = sum(bool(_TITLE_CASE_RE.match(x)) for x in names) > 0.5 * max(n_in, 1)
-            hint = (" These look like mouse symbols (Actb, Snap25): give each human ortholog the column of its mouse "
-                    "gene first (genes without one are left out), then embed: " + MOUSE_TO_HUMAN_COLUMNS
+            hint = (" These look like mouse symbols (Actb, Snap25): rename the columns to their human orthologs, "
+                    "one to one (genes without one are left out, and counted), then embed: " + MOUSE_TO_HUMAN_COLUMNS
                     if title else "")
             raise ValueError(
                 f"only {matched:,} of {n_in:,} genes ({100 * frac:.1f}%) of {label} (e.g. {sample}) are in scGPT's "

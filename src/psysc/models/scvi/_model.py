@@ -355,9 +355,8 @@ class ScVI(FoundationModel):
                                  f"adata.var_names = adata.var[{col!r}]")
         if model_ens:
             hints.append(
-                "the model's genes are Ensembl IDs (as for the CELLxGENE Census scVI model): map gene symbols "
-                "with psysc.gwas.to_ensembl, e.g. ids = psysc.gwas.to_ensembl(pd.Series(range(adata.n_vars), "
-                "index=adata.var_names)); adata = adata[:, ids.to_numpy()].copy(); adata.var_names = ids.index"
+                "the model's genes are Ensembl IDs (as for the CELLxGENE Census scVI model): rename the gene "
+                "symbols to Ensembl IDs, one to one, with psysc.pp.map_genes(adata, 'ensembl')"
             )
         return msg + (" Fix: " + "; or ".join(hints) + "." if hints else "")
 
