@@ -88,6 +88,16 @@ def test_embeddings_do_not_depend_on_batching(batch_size, block_size, caplog):
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert np.isnan(got[5]).all() and not np.isnan(np.delete(got, 5, axis=0)).any()
     assert "1 of 90 cells express no gene" in caplog.text
+    # the line the warning gives keeps exactly the embedded cells, and scanpy's graph then builds
+    line = caplog.text.split("keep the embedded cells: ")[1].splitlines()[0]
+    scope = {"adata": adata, "np": np}
+    exec(line, scope)
+    kept = scope["adata"]
+    assert kept.n_obs == 89 and "c5" not in kept.obs_names
+    import scanpy as sc
+
+    sc.pp.neighbors(kept, use_rep="X_toy", n_neighbors=5)
+    assert kept.obsp["connectivities"].shape == (89, 89)
     prov = adata.uns["psysc"]["embed"]["X_toy"]
     assert prov["model"] == "toy" and prov["revision"] == "r1" and prov["n_empty_cells"] == 1
 

@@ -124,7 +124,9 @@ def embed(
         ``None`` (or the copy), and writes ``obsm[key_added]`` (float32, cells x embedding size; with Geneformer and
         scGPT, NaN rows for cells that express no gene of the model's vocabulary, counted in the log; with
         Geneformer also for cells whose ``obs["filter_pass"]`` is not 1, which the official tokenizer leaves out;
-        scVI embeds every cell, an empty one too, as scvi-tools does) and the provenance (model, revision, weight
+        scVI embeds every cell, an empty one too, as scvi-tools does; keep the embedded cells before
+        ``sc.pp.neighbors``: ``adata = adata[~np.isnan(adata.obsm[key_added]).any(axis=1)].copy()``) and the
+        provenance (model, revision, weight
         sha256, parameters, the gene identifiers read for Geneformer in ``genes_from``, psysc version) in
         ``uns["psysc"]["embed"][key_added]``.
 
@@ -250,18 +252,21 @@ def embed(
                 bar.update(stop - start)
             out[start:stop] = done
     n_filtered = 0 if excluded is None else int(excluded.sum())
+    # sc.pp.neighbors and UMAP cannot use NaN rows: the fix names the line that keeps the embedded cells
+    keep = (f"; before sc.pp.neighbors(adata, use_rep={key!r}) keep the embedded cells: "
+            f"adata = adata[~np.isnan(adata.obsm[{key!r}]).any(axis=1)].copy()")
     if n_filtered:
         logger.warning(
             "%d of %d cells have obs[%r] != 1 and are not embedded, as by the official tokenizer: their rows of "
             "obsm[%r] are NaN (kept, not dropped; to embed them, load the model, model = psysc.models.load(...), "
-            "set model.filter_key = None and pass model=model)",
-            n_filtered, n, m.filter_key, key,
+            "set model.filter_key = None and pass model=model)%s",
+            n_filtered, n, m.filter_key, key, keep,
         )
     n_empty = int(np.isnan(out[:, 0]).sum()) - n_filtered
     if n_empty:
         logger.warning(
-            "%d of %d cells express no gene of %s's vocabulary: their rows of obsm[%r] are NaN (kept, not dropped)",
-            n_empty, n, m.info.name, key,
+            "%d of %d cells express no gene of %s's vocabulary: their rows of obsm[%r] are NaN (kept, not dropped)%s",
+            n_empty, n, m.info.name, key, keep,
         )
     target.obsm[key] = out
     ns = uns_namespace(target, "psysc")
