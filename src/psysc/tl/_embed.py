@@ -126,9 +126,8 @@ def embed(
         Geneformer also for cells whose ``obs["filter_pass"]`` is not 1, which the official tokenizer leaves out;
         scVI embeds every cell, an empty one too, as scvi-tools does; keep the embedded cells before
         ``sc.pp.neighbors``: ``adata = adata[~np.isnan(adata.obsm[key_added]).any(axis=1)].copy()``) and the
-        provenance (model, revision, weight
-        sha256, parameters, the gene identifiers read for Geneformer in ``genes_from``, psysc version) in
-        ``uns["psysc"]["embed"][key_added]``.
+        provenance (model, revision, weight sha256, parameters, the gene identifiers read for Geneformer in
+        ``genes_from``, psysc version) in ``uns["psysc"]["embed"][key_added]``.
 
     Examples
     --------
