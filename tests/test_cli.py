@@ -265,6 +265,8 @@ def small_h5ad(tmp_path_factory, darmanis):
         (["--layer", "counts"], "available layers"),
         (["--model", "geneformer"], "geneformer-v2-104m"),
         (["--n-ctrl", "0"], "--n-ctrl"),
+        (["--max-epochs", "5"], "--max-epochs is for --model scvi"),
+        (["--model", "scvi", "--max-epochs", "0"], "--max-epochs must be at least 1"),
     ],
 )
 def test_bad_input_exits_2_without_traceback(tmp_path, small_h5ad, args, message):
@@ -674,6 +676,18 @@ def test_unwritable_out_and_every_trait_too_small_exit_2(tmp_path, small_h5ad):
                     "--quick"])
     assert rc == 2 and "every trait has fewer than 10 of its genes in the data (MYT: 3)" in err
     assert "differ in case" not in err and "Traceback" not in err
+
+
+def test_quick_run_trains_scvi_briefly(tmp_path, small_h5ad):
+    """--model scvi trains on the input; --quick caps it at 20 epochs (scvi-tools' own rule gives 400 here)."""
+    pytest.importorskip("scvi")
+    out = tmp_path / "o"
+    rc, err = _run(["run", "--input", str(small_h5ad), "--out", str(out), "--model", "scvi", "--quick", "--traits",
+                    "SCZ"])
+    assert rc == 0, err
+    assert "up to 20 epochs" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["parameters"]["max_epochs"] == 20
 
 
 def test_failed_model_download_exits_2_and_leaves_no_empty_folder(tmp_path, small_h5ad, monkeypatch):

@@ -413,6 +413,8 @@ def test_training_leaves_the_callers_random_generators_as_they_were(scvi):
     torch.manual_seed(123)
     psysc.tl.embed(a, **kw)
     assert (random.random(), np.random.random(), torch.rand(1).item()) == expected
+    # trained without batch_key: no batch is recorded (not scvi-tools' placeholder column "_scvi_batch")
+    assert a.uns["psysc"]["embed"]["X_scvi"]["batch_key"] == ""
 
 
 def test_duplicated_genes_are_refused_before_training(scvi, monkeypatch):

@@ -281,7 +281,8 @@ def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int], np.
     return adata[keep_cells, keep_genes].copy(), stats, keep_cells
 
 
-def _graph(adata: AnnData, *, seed: int, model=None, cells: AnnData | None = None) -> str:
+def _graph(adata: AnnData, *, seed: int, model=None, cells: AnnData | None = None,
+           embed_kwargs: Mapping[str, Any] | None = None) -> str:
     """Build the kNN graph and UMAP in ``adata``: on a foundation-model embedding, or on PCA of the normalised layer.
 
     With ``model``, ``cells`` holds the raw counts (in ``X``) of the cells of ``adata`` with every gene of the input
@@ -294,7 +295,7 @@ def _graph(adata: AnnData, *, seed: int, model=None, cells: AnnData | None = Non
         from .tl import embed
 
         key = "X_embedding"
-        embed(cells, model, key_added=key)
+        embed(cells, model, key_added=key, **(embed_kwargs or {}))
         provenance = cells.uns["psysc"]["embed"][key]
         if provenance["n_filtered_cells"]:  # Geneformer embeds only the cells with obs["filter_pass"] == 1
             raise InputError(
@@ -575,6 +576,7 @@ def run_pipeline(
     traits: Sequence[str] | None = None,
     extra_params: Mapping[str, Any] | None = None,
     model: str | None = None,
+    embed_kwargs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run the whole psysc job on one dataset and write its results.
 
@@ -611,6 +613,9 @@ def run_pipeline(
         A foundation model (name from :func:`psysc.models.available` or a local checkpoint directory):
         the kNN graph is built on its cell embedding (:func:`psysc.tl.embed` of the raw counts of the cells
         that pass QC, with all their genes: the gene filter of the QC is for scoring only) instead of PCA.
+    embed_kwargs
+        More keyword arguments of :func:`psysc.tl.embed` for ``model`` (e.g. ``{"train_kwargs": {"max_epochs": 20}}``
+        for ``model="scvi"``).
 
     Returns
     -------
@@ -634,7 +639,8 @@ def run_pipeline(
     logger.addFilter(once)
     try:
         return _run(adata, gene_sets, out=out, groupby=groupby, layer=layer, n_ctrl=n_ctrl, seed=seed,
-                    traits=traits, extra_params=extra_params, model=model, warned=once.warnings)
+                    traits=traits, extra_params=extra_params, model=model, embed_kwargs=embed_kwargs,
+                    warned=once.warnings)
     finally:
         logger.removeFilter(once)
 
@@ -658,7 +664,7 @@ class _EachWarningOnce(logging.Filter):
         return True
 
 
-def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model,
+def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model, embed_kwargs=None,
          warned: list[str] | None = None) -> dict[str, Any]:
     import matplotlib
 
@@ -736,7 +742,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
 
         X = counts_in.X if layer is None else counts_in.layers[layer]
         cells = AnnData(X=X[kept_cells], obs=counts_in.obs.iloc[kept_cells].copy(), var=counts_in.var.copy())
-    representation = _graph(adata, seed=seed, model=model, cells=cells)
+    representation = _graph(adata, seed=seed, model=model, cells=cells, embed_kwargs=embed_kwargs)
     logger.info("graph done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()

@@ -29,6 +29,7 @@ logger = logging.getLogger("psysc")
 EXIT_OK = 0
 EXIT_USAGE = 2
 QUICK_N_CTRL = 200
+QUICK_SCVI_EPOCHS = 20
 DEFAULT_N_CTRL = 1000
 
 
@@ -202,10 +203,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--model",
         default=None,
-        help="foundation model (a name from psysc.models.available() or a checkpoint directory) whose cell embedding "
-        "builds the cell graph (default: PCA of the normalised expression)",
+        help="foundation model whose cell embedding builds the cell graph (default: PCA of the normalised "
+        "expression): a name from psysc.models.available() (e.g. geneformer-v2-104m, scgpt-brain, scvi-census), "
+        "a checkpoint directory, or 'scvi' to train an scVI model on the input (needs scvi-tools)",
     )
-    run.add_argument("--quick", action="store_true", help=f"smoke run: {QUICK_N_CTRL} control gene sets")
+    run.add_argument(
+        "--max-epochs",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"--model scvi only: scVI training epochs (default: scvi-tools' rule, min(400, 400 x 20,000 / cells); "
+        f"{QUICK_SCVI_EPOCHS} with --quick)",
+    )
+    run.add_argument(
+        "--quick", action="store_true",
+        help=f"smoke run: {QUICK_N_CTRL} control gene sets ({QUICK_SCVI_EPOCHS} training epochs with --model scvi)",
+    )
     run.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     return parser
 
@@ -650,7 +663,23 @@ def _run(args: argparse.Namespace) -> int:
 
     from ._pipeline import InputError, run_pipeline
 
-    if args.model is not None:  # fail before any work or output
+    embed_kwargs = {}
+    if args.max_epochs is not None or (args.quick and args.model == "scvi"):
+        if args.model != "scvi":
+            raise _InputError("--max-epochs is for --model scvi, which trains scVI on the input; the other models are "
+                              "pretrained and not trained here")
+        epochs = QUICK_SCVI_EPOCHS if args.max_epochs is None else args.max_epochs
+        if epochs < 1:
+            raise _InputError(f"--max-epochs must be at least 1, not {epochs}")
+        embed_kwargs["train_kwargs"] = {"max_epochs": epochs}
+    if args.model == "scvi":  # trained on the input by psysc.tl.embed: needs scvi-tools
+        import importlib.util
+
+        if importlib.util.find_spec("scvi") is None:
+            raise _InputError("--model scvi trains an scVI model with scvi-tools, which is not installed: "
+                              "pip install scvi-tools (or pip install 'psysc[scvi]'), or use a pretrained model such "
+                              "as --model scvi-census")
+    elif args.model is not None:  # fail before any work or output
         from ._registry import check_model_ref
 
         try:
@@ -698,6 +727,7 @@ def _run(args: argparse.Namespace) -> int:
         **{option: value for option, value in (("gene_column", args.gene_column), ("weight_column", args.weight_column),
                                                ("set_column", args.set_column)) if value is not None},
         "quick": bool(args.quick),
+        **({"max_epochs": embed_kwargs["train_kwargs"]["max_epochs"]} if embed_kwargs else {}),
         **({"use_raw": True} if args.use_raw else {}),
         **({"gene_symbols": args.gene_symbols} if args.gene_symbols is not None else {}),
         "species": args.species,
@@ -717,6 +747,7 @@ def _run(args: argparse.Namespace) -> int:
                 traits=traits,
                 extra_params=params,
                 model=args.model,
+                embed_kwargs=embed_kwargs,
             )
     except InputError as err:
         _remove_if_empty(out, created)

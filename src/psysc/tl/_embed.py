@@ -424,8 +424,11 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
     if dev.type == "cuda":
         kwargs["devices"] = [dev.index or 0]
     kwargs.update(train_kwargs or {})
-    logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d", scvi.__version__,
-                train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "", seed)
+    # without max_epochs, SCVI.train trains for min(400, round(400 x 20,000 / cells)) epochs (scvi-tools 1.x)
+    epochs = kwargs.get("max_epochs") or max(1, min(400, round(400 * 20_000 / train_ad.n_obs)))
+    logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d, up to %d epochs%s",
+                scvi.__version__, train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "",
+                seed, epochs, "" if "max_epochs" in kwargs else " (set train_kwargs={'max_epochs': ...} to change)")
     # scvi-tools seeds Python's, NumPy's and torch's global generators: tl.embed puts the caller's states back
     with _quiet_lightning():
         scvi.settings.seed = seed

@@ -328,7 +328,9 @@ def parse_config(ckpt: dict[str, Any]) -> ScVIConfig:
         deeply_inject_covariates=bool(opts["deeply_inject_covariates"]),
         use_batch_norm=_norm_flag(opts["use_batch_norm"], "use_batch_norm"),
         use_layer_norm=_norm_flag(opts["use_layer_norm"], "use_layer_norm"),
-        batch_key=None if batch_key is None else str(batch_key),
+        # a model set up without batch_key has scvi-tools' one-category placeholder batch ("_scvi_batch"): no batch
+        batch_key=None if batch_key is None or (setup.get("batch_key", "") is None and len(batch_cats) == 1)
+        else str(batch_key),
         categorical=categorical,
         continuous=continuous,
         model_name=model_name,
