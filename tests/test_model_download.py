@@ -377,6 +377,36 @@ def test_files_placed_by_hand_are_verified_and_used_offline(cache, server, monke
     assert not (folder / "model.safetensors.corrupt").exists()
 
 
+def test_a_wrong_first_copy_can_be_replaced_offline_by_deleting_the_record(cache, server, monkeypatch, caplog):
+    # config.json has no published sha256: a first copy that was valid JSON but not the official file is recorded;
+    # offline, the official copy placed later does not match that record, and the error says how to fix it
+    register(monkeypatch, server, base_url=f"http://127.0.0.1:{closed_port()}")
+    folder = cache / "models" / NAME
+    folder.mkdir(parents=True)
+    src = server.root / REV / FOLDER
+    (folder / "model.safetensors").write_bytes((src / "model.safetensors").read_bytes())
+    official = json.loads((src / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**official, "hidden_act": "gelu"}))
+    psysc.models.load(NAME)  # the wrong first copy: recorded
+    (folder / "config.json").write_bytes((src / "config.json").read_bytes())
+    with caplog.at_level(logging.WARNING, logger="psysc"), pytest.raises(DownloadError) as err:
+        psysc.models.load(NAME)
+    assert "recorded at its first use" in caplog.text
+    msg = str(err.value)
+    assert f"delete {_registry.RECORD_NAME}" in msg and str(folder / _registry.RECORD_NAME) in msg
+    # following the message: the record deleted and the official copy placed again, it loads and is recorded
+    (folder / _registry.RECORD_NAME).unlink()
+    (folder / "config.json.corrupt").rename(folder / "config.json")
+    assert psysc.models.load(NAME).info.sha256["config.json"] == sha256(src / "config.json")
+
+
+def test_offline_error_names_every_missing_file(cache, server, monkeypatch):
+    register(monkeypatch, server, base_url=f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(DownloadError, match=r"config\.json.*also needs model\.safetensors, not in .* either") as err:
+        psysc.models.load(NAME)
+    assert "psysc run --model /path/to/" in str(err.value)
+
+
 def test_cache_hint_names_the_model_folder_also_through_links(cache, tmp_path):
     elsewhere = tmp_path / "big_disk" / "gf"
     elsewhere.mkdir(parents=True)

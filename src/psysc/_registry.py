@@ -423,11 +423,15 @@ def _manual_help(entry: ModelEntry, file: RemoteFile, url: str | None, path: Pat
     layout = ("config.json + model.safetensors or pytorch_model.bin" if entry.family == "geneformer"
               else " + ".join(f.name for f in entry.files))
     where = url if url is not None else f"{file.name} from {entry.manual_source or 'the upstream release'}"
+    recorded = "" if file.sha256 is not None or expected is None else (
+        f" No sha256 of {file.name} is published: {expected} is the one recorded at its first use, in "
+        f"{path.parent / RECORD_NAME}. If that first copy was not the official file, delete {RECORD_NAME} and the "
+        "official copy you place is recorded instead.")
     return (
         f"To use it offline, download {where} elsewhere and place it at {path} ({check}), "
         f"or set ${ENV_BASE_URL} (or base_url=) to a mirror with the layout <base>/<revision>/<folder>/<file>, "
-        f"or pass a local directory in the official layout ({layout}) to "
-        f"psysc.models.load('/path/to/{entry.folder}').{moved}"
+        f"or use a local directory in the official layout ({layout}) instead of the name: "
+        f"psysc.models.load('/path/to/{entry.folder}'), or psysc run --model /path/to/{entry.folder}.{moved}{recorded}"
     )
 
 
@@ -470,8 +474,9 @@ def fetch_file(entry: ModelEntry, file: RemoteFile, *, base_url: str | None = No
             corrupt.unlink(missing_ok=True)  # a good copy is back (placed by hand): the one set aside can go
             return path
         logger.warning(
-            "cached file %s is corrupt (sha256 %s, expected %s): moved to %s (deleted once a good copy is "
-            "downloaded) and downloading it again", path, digest, expected, corrupt.name,
+            "cached file %s is corrupt (sha256 %s, expected %s%s): moved to %s (deleted once a good copy is "
+            "downloaded) and downloading it again", path, digest, expected,
+            "" if file.sha256 else f", recorded at its first use in {RECORD_NAME}", corrupt.name,
         )
         os.replace(path, corrupt)
 
@@ -556,7 +561,14 @@ def fetch_model(name: str, *, base_url: str | None = None) -> Path:
     """
     entry = get_entry(name)
     for file in entry.files:
-        fetch_file(entry, file, base_url=base_url)
+        try:
+            fetch_file(entry, file, base_url=base_url)
+        except DownloadError as err:
+            folder = model_dir(entry.name)
+            later = [f.name for f in entry.files[entry.files.index(file) + 1:] if not (folder / f.name).exists()]
+            if not later:
+                raise
+            raise DownloadError(f"{err} The model also needs {', '.join(later)}, not in {folder} either.") from None
     return model_dir(entry.name)
 
 
