@@ -150,3 +150,58 @@ def test_bad_calls_say_what_to_do(tmp_path):
     np.testing.assert_array_equal(mapped.X.toarray(), adata.X.toarray())
     with pytest.raises(TypeError, match="MuData|AnnData"):
         psysc.pp.map_genes(adata.X, "mouse")
+
+
+def test_raw_chained_calls_and_backed_views(tmp_path, caplog):
+    names = ["Snap25", "Gfap", "Actb", "Actg1", "Mug1", "Mug2", "Grin2a"]
+    adata = _traceable(names)
+    adata.var_names.name = "gene"
+    adata.raw = _traceable([*names, "Apoe"])  # .raw has genes of its own
+    psysc.pp.map_genes(adata, "human")
+    assert list(adata.var_names) == ["SNAP25", "GFAP", "ACTB", "ACTG1", "GRIN2A"] and adata.var_names.name == "gene"
+    assert list(adata.raw.var_names) == ["SNAP25", "GFAP", "ACTB", "ACTG1", "GRIN2A", "APOE"]
+    np.testing.assert_array_equal(adata.raw.X.toarray()[0], [1, 2, 3, 4, 7, 8])
+    # a second mapping keeps the names before the first one, and the first call's record
+    psysc.pp.map_genes(adata, "ensembl")
+    assert list(adata.var["original_gene"]) == ["Snap25", "Gfap", "Actb", "Actg1", "Grin2a"]
+    assert adata.var_names[-1] == "ENSG00000183454"  # GRIN2A
+    record = adata.uns["psysc"]["map_genes"]
+    assert record["to"] == "ensembl" and record["earlier"]["to"] == "human" and "min_support" not in record
+    # a var column of that name that no mapping wrote is not overwritten
+    other = _traceable(["Snap25", "Gfap"])
+    other.var["original_gene"] = ["a", "b"]
+    with pytest.raises(ValueError, match=r"var\['original_gene'\] exists already: pass key_added="):
+        psysc.pp.map_genes(other, "human")
+    # a view of a backed file is loaded with copy=True
+    path = tmp_path / "m.h5ad"
+    _traceable(names).write_h5ad(path)
+    backed = ad.read_h5ad(path, backed="r")
+    sub = psysc.pp.map_genes(backed[:5], "human", copy=True)
+    assert sub.n_obs == 5 and list(sub.var_names) == ["SNAP25", "GFAP", "ACTB", "ACTG1", "GRIN2A"]
+    # species named in another case; names that contradict species= are warned about
+    caplog.set_level(logging.WARNING, logger="psysc")
+    out = psysc.pp.map_genes(_traceable(["Snap25", "Gfap", "Snap25"]), "ensembl", species="Human", copy=True)
+    assert out.uns["psysc"]["map_genes"]["species"] == "human"
+    assert "look like mouse genes" in caplog.text
+    assert "names occur more than once (e.g. ['Snap25'])" in caplog.text
+
+
+def test_mouse_ids_and_gene_sets_errors_name_the_species_fix():
+    """Mouse data named by Ensembl IDs: the no-overlap errors name the call that gives gene sets of mouse IDs."""
+    mouse = psysc.pp.map_genes(psysc.datasets.darmanis2015(), "mouse", gene_id="ensembl", copy=True)
+    assert mouse.var_names.str.startswith("ENSMUSG").all()
+    psysc.pp.prepare_scoring(mouse)
+    human_sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    mouse_symbols = psysc.gwas.to_species(human_sets, "mouse")
+    with pytest.raises(ValueError, match=r"to_ensembl\(gene_sets, species='mouse'\)"):
+        psysc.tl.score_disorders(mouse, mouse_symbols, n_ctrl=20, inplace=False)
+    with pytest.raises(ValueError, match=r"to_species\(gene_sets, 'mouse', gene_id='ensembl'\)"):
+        psysc.tl.score_disorders(mouse, human_sets, n_ctrl=20, inplace=False)
+    human_ids = psysc.gwas.to_ensembl(human_sets)
+    with pytest.raises(ValueError, match=r"human Ensembl IDs, var_names are mouse Ensembl IDs.*different species"):
+        psysc.tl.score_disorders(mouse, human_ids, n_ctrl=20, inplace=False)
+    # the fixes named run
+    for fixed in (psysc.gwas.to_ensembl(mouse_symbols, species="mouse"),
+                  psysc.gwas.to_species(human_sets, "mouse", gene_id="ensembl")):
+        scores = psysc.tl.score_disorders(mouse, fixed, n_ctrl=20, inplace=False)
+        assert scores["SCZ"]["norm_score"].notna().all()

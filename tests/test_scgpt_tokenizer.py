@@ -5,6 +5,7 @@ and ``scgpt/tasks/cell_emb.py`` (``embed_data``): numpy quantile edges, ``np.dig
 between them.
 """
 
+import logging
 import os
 from pathlib import Path
 
@@ -184,7 +185,7 @@ def test_ensembl_ids_are_mapped_to_symbols(darmanis):
     assert abs(int(t_ens.lengths.sum()) - int(t_sym.lengths.sum())) < 0.01 * t_sym.lengths.sum() + 1
 
 
-def test_too_few_vocabulary_genes_is_a_clear_error(darmanis):
+def test_too_few_vocabulary_genes_is_a_clear_error(darmanis, caplog):
     tk = ScGPTTokenizer("brain")
     lower = darmanis.copy()
     lower.var_names = [g.lower() for g in darmanis.var_names]
@@ -207,6 +208,14 @@ def test_too_few_vocabulary_genes_is_a_clear_error(darmanis):
     for gene in ("SNAP25", "GFAP", "OLIG2", "ACTB", "ACTG1", "A2M"):
         np.testing.assert_array_equal(human[:, gene].X.toarray(), darmanis[:, gene].X.toarray())
     assert human.var_names.is_unique and human.var["original_gene"].is_unique
+    # mouse Ensembl IDs: the same fix, and no warning about mapping IDs to human symbols on the way
+    ids = psysc.pp.map_genes(mouse, "ensembl", species="mouse", copy=True)
+    assert ids.var_names.str.startswith("ENSMUSG").all()
+    with caplog.at_level(logging.WARNING, logger="psysc"), pytest.raises(ValueError, match="mouse Ensembl.*map_genes"):
+        tk.tokenize_adata(ids)
+    assert "to_species" not in caplog.text
+    exec(MOUSE_TO_HUMAN_COLUMNS, {"adata": ids, "psysc": psysc})
+    assert tk.tokenize_adata(ids).lengths.sum() > 0
     none = lower.copy()
     none.var_names = [f"gene{i}" for i in range(none.n_vars)]
     with pytest.raises(ValueError, match=r"only 0 of"):

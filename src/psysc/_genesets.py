@@ -176,10 +176,34 @@ def species_fix(target: str) -> str:
             f"'{target}_gene_sets.gs'), and pass it as --gene-sets")
 
 
+def _ensembl_species(names) -> str | None:
+    """``"human"`` (``ENSG``) or ``"mouse"`` (``ENSMUSG``) when most of the first 500 names are Ensembl IDs of it."""
+    sample = [str(x).upper() for x in list(names)[:500]]
+    for species, prefix in (("mouse", "ENSMUSG"), ("human", "ENSG0")):
+        if sample and sum(x.startswith(prefix) for x in sample) > 0.5 * len(sample):
+            return species
+    return None
+
+
+def to_ensembl_call(var_names, set_genes=None) -> str:
+    """The call that names gene sets by the Ensembl IDs of the data's species (mouse data: mouse IDs)."""
+    if _ensembl_species(var_names) != "mouse":
+        return "psysc.gwas.to_ensembl(gene_sets)"
+    if set_genes is not None and _id_kind(set_genes) == "human-like symbols":
+        return "psysc.gwas.to_species(gene_sets, 'mouse', gene_id='ensembl')"
+    return "psysc.gwas.to_ensembl(gene_sets, species='mouse')"
+
+
 def overlap_hint(set_genes, var_names) -> str:
     """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
     a, b = _id_kind(set_genes), _id_kind(var_names)
     hints = [f"the gene sets look like {a}, var_names look like {b}"]
+    id_species = _ensembl_species(set_genes), _ensembl_species(var_names)
+    if None not in id_species and id_species[0] != id_species[1]:
+        a, b = (f"{sp} Ensembl IDs" for sp in id_species)
+        hints = [f"the gene sets are {a}, var_names are {b}: the data and the gene sets are of different species; "
+                 f"map the gene sets to {id_species[1]} IDs, psysc.gwas.to_species(gene_sets, {id_species[1]!r}, "
+                 "gene_id='ensembl')"]
     if {a, b} == {"ensembl", "human-like symbols"} or ("ensembl" in (a, b) and a != b):
         hints.append("map one side to the other (symbols <-> Ensembl IDs)"
                      + (", e.g. set var_names from a symbol column" if b == "ensembl" else ""))
@@ -347,8 +371,9 @@ def symbol_column_hint(var: pd.DataFrame | None, set_genes=None) -> str:
     if col is not None:
         return (f"; adata.var[{col!r}] holds gene symbols: use them as var_names ("
                 f"{SYMBOLS_AS_VAR_NAMES.format(col=col)}; psysc run --gene-symbols {col} does it) or map the gene "
-                "sets with psysc.gwas.to_ensembl(gene_sets)")
-    return "; map the gene sets to Ensembl IDs with psysc.gwas.to_ensembl(gene_sets), or the data's genes to symbols"
+                f"sets with {to_ensembl_call(var.index, set_genes)}")
+    return (f"; map the gene sets to Ensembl IDs with {to_ensembl_call(var.index, set_genes)}, or the data's genes to "
+            "symbols")
 
 
 def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min_genes: int,

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils import check_anndata, uns_namespace
+from ..gwas._genes import _check_species
 from ..gwas._ids import _N_EXAMPLES, _WARN_LOST, ONE_TO_ONE_REASONS, guess_species, one_to_one
 
 logger = logging.getLogger("psysc")
@@ -70,13 +71,22 @@ def map_genes(
     -------
     anndata.AnnData or None
         With ``copy=True`` the mapped AnnData, else ``None``: ``adata`` keeps the mapped columns (in their order,
-        with every layer, ``varm`` and ``var`` column), renamed; ``var[key_added]`` holds the earlier names and
-        ``uns["psysc"]["map_genes"]`` the options and the counts by reason.
+        with every layer, ``varm`` and ``var`` column; a ``var`` column keeps its source gene's value, e.g. a mouse
+        ID in ``var["gene_ids"]``), renamed; ``var[key_added]`` holds the names before the mapping (before the first
+        one, when ``adata`` was mapped before) and ``uns["psysc"]["map_genes"]`` the options and the counts by reason
+        (an earlier call's record under ``"earlier"``). ``adata.raw``, which has genes of its own, is renamed by
+        the same rule.
 
     Raises
     ------
     ValueError
-        If the species cannot be guessed, the genes are already of species ``to``, or no column maps.
+        If the species cannot be guessed, the genes are already of species ``to``, no column maps, or
+        ``var[key_added]`` exists but not from an earlier call.
+
+    Notes
+    -----
+    A ``species`` that the names contradict (mouse-like names with ``species="human"``) is logged as a warning:
+    such names match only by case.
 
     Examples
     --------
@@ -91,6 +101,7 @@ def map_genes(
 
     """
     check_anndata(adata)
+    to = str(to).lower()
     if to not in ("human", "mouse", "ensembl", "symbol"):
         raise ValueError(f"to={to!r} is not supported; choose 'human' or 'mouse' (orthologs), 'ensembl' or 'symbol'")
     if gene_id not in ("symbol", "ensembl"):
@@ -102,42 +113,85 @@ def map_genes(
     if not copy and adata.isbacked:
         raise ValueError("an AnnData opened in backed mode cannot drop columns in place: pass copy=True, which "
                          "returns the mapped data loaded into memory")
+    if adata.n_vars == 0:
+        raise ValueError("adata has no genes to map")
     names = adata.var_names
     if species is None:
         species = guess_species(names)
         if species == "unknown":
             raise ValueError(f"could not tell whether the genes (e.g. {list(names[:3])}) are human or mouse: pass "
                              "species='human' or species='mouse'")
-    table = one_to_one(names, to, species=species, gene_id=gene_id, source=source, min_support=int(min_support),
-                       aliases=aliases)
-    keep = np.flatnonzero(table["gene"].notna().to_numpy())
-    counts = table["status"].value_counts()
-    what = {"human": f"human genes ({gene_id}s)", "mouse": f"mouse genes ({gene_id}s)",
-            "ensembl": "Ensembl IDs", "symbol": "gene symbols"}[to]
-    if not len(keep):
-        raise ValueError(f"none of the {adata.n_vars:,} {species} genes (e.g. {list(names[:3])}) maps to {what}: "
-                         + _reasons(table, counts) + "; check species= and to=")
-    dropped = adata.n_vars - len(keep)
-    msg = f"map_genes: {adata.n_vars:,} {species} genes -> {len(keep):,} {what}, one column each"
-    if dropped:
-        msg += f"; {dropped:,} left out: " + _reasons(table, counts)
-    (logger.warning if dropped > _WARN_LOST * adata.n_vars else logger.info)(msg)
+    else:
+        species = _check_species(species)
+        looks = guess_species(names)
+        if looks not in ("unknown", species):
+            logger.warning("map_genes: species=%r, but the genes look like %s genes (e.g. %s); they are mapped as %s "
+                           "genes, matching names of the other species by case only", species, looks,
+                           list(names[:3]), species)
+    prior = adata.uns.get("psysc", {}).get("map_genes") if isinstance(adata.uns.get("psysc"), dict) else None
+    if key_added in adata.var.columns and not prior:
+        raise ValueError(f"adata.var[{key_added!r}] exists already: pass key_added= naming a new column for the names "
+                         "before the mapping")
+    options = {"to": to, "species": species}
+    if to in ("human", "mouse"):
+        options.update(gene_id=gene_id, source=source, min_support=int(min_support))
+    table, keep, record = _map_names(names, options, aliases, "")
+    raw = None
+    if adata.raw is not None:  # .raw keeps its own genes: renamed by the same rule, so that its names match
+        raw_in = adata.raw.to_adata()
+        raw_table, raw_keep, _ = _map_names(raw_in.var_names, options, aliases, ".raw: ")
+        raw = raw_in[:, raw_keep].copy()
+        _rename(raw, raw_in.var_names, raw_table, raw_keep, key_added, raw_in.var.get(key_added) if prior else None)
 
-    old = pd.Index(names, dtype=object)
+    # the names before the first mapping, when adata was mapped before (var[key_added] holds them)
+    earliest = adata.var[key_added].to_numpy() if key_added in adata.var.columns else None
+    old = pd.Index(names, dtype=object, name=names.name)
     if copy:
-        out = adata[:, keep]
-        out = out.to_memory() if adata.isbacked else out.copy()
+        source_data = adata.to_memory() if adata.isbacked else adata  # a view of a backed file too
+        out = source_data[:, keep].copy()
     else:
         adata._inplace_subset_var(keep)
         out = adata
-    out.var[key_added] = old[keep].to_numpy()
-    out.var_names = pd.Index(table["gene"].to_numpy()[keep], dtype=object)
-    uns_namespace(out, "psysc")["map_genes"] = {
-        "to": to, "species": species, "gene_id": gene_id, "source": source, "min_support": int(min_support),
-        "n_genes_in": int(len(table)), "n_genes_out": int(len(keep)),
-        "n_left_out": {str(k): int(v) for k, v in counts.items() if k != "mapped"},
-    }
+    _rename(out, old, table, keep, key_added, earliest)
+    if raw is not None:
+        out.raw = raw
+    if prior:
+        record["earlier"] = prior
+    uns_namespace(out, "psysc")["map_genes"] = record
     return out if copy else None
+
+
+def _map_names(names, options: dict, aliases, label: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
+    """The one-to-one table of ``names``, the positions of the columns kept and the record of the call; logged."""
+    to, species = options["to"], options["species"]
+    table = one_to_one(names, to, species=species, gene_id=options.get("gene_id", "symbol"),
+                       source=options.get("source", "hcop"), min_support=options.get("min_support", 3),
+                       aliases=aliases)
+    keep = np.flatnonzero(table["gene"].notna().to_numpy())
+    counts = table["status"].value_counts()
+    what = {"human": f"human genes ({options.get('gene_id')})", "mouse": f"mouse genes ({options.get('gene_id')})",
+            "ensembl": f"{species} Ensembl IDs", "symbol": f"{species} gene symbols"}[to]
+    n = len(table)
+    if not len(keep):
+        raise ValueError(f"{label}none of the {n:,} {species} genes (e.g. {list(names[:3])}) maps to {what}: "
+                         + _reasons(table, counts) + "; check species= and to=")
+    msg = f"map_genes: {label}{n:,} {species} genes -> {len(keep):,} {what}, one column each"
+    if n - len(keep):
+        msg += f"; {n - len(keep):,} left out: " + _reasons(table, counts)
+        dups = pd.Index(names)[pd.Index(names).duplicated()].unique()
+        if len(dups):
+            msg += (f". {len(dups):,} names occur more than once (e.g. {list(dups[:3])}): their columns tie and are "
+                    "left out; sum or rename them first")
+    (logger.warning if n - len(keep) > _WARN_LOST * n else logger.info)(msg)
+    record = {**options, "n_genes_in": int(n), "n_genes_out": int(len(keep)),
+              "n_left_out": {str(k): int(v) for k, v in counts.items() if k != "mapped"}}
+    return table, keep, record
+
+
+def _rename(out, old: pd.Index, table: pd.DataFrame, keep: np.ndarray, key_added: str, earliest) -> None:
+    """``out`` (the kept columns) renamed, with the names before the (first) mapping in ``var[key_added]``."""
+    out.var[key_added] = (old.to_numpy() if earliest is None else np.asarray(earliest))[keep]
+    out.var_names = pd.Index(table["gene"].to_numpy()[keep], dtype=object, name=old.name)
 
 
 def _reasons(table: pd.DataFrame, counts: pd.Series) -> str:

@@ -325,14 +325,12 @@ class GeneformerTokenizer:
             if len(other_species) > 0.2 * n:
                 causes.append(
                     f"the Ensembl IDs are of another species (e.g. {other_species[0]!r}; ENSMUSG = mouse): "
-                    "Geneformer is a human model; map genes to human orthologs first: "
-                    "psysc.pp.map_genes(adata, 'human', gene_id='ensembl')"
+                    "Geneformer is a human model"
                 )
             if len(title) > 0.5 * n:
                 causes.append(
                     f"the gene symbols are title case (e.g. {title[0]!r}), as for mouse or rat: these look like "
-                    "genes of another species. Geneformer is a human model; map them to human orthologs "
-                    "(human Ensembl IDs) first: psysc.pp.map_genes(adata, 'human', gene_id='ensembl')"
+                    "genes of another species. Geneformer is a human model"
                 )
             if len(numeric) > 0.2 * n:
                 causes.append(f"the IDs are not Ensembl IDs (e.g. {numeric[0]!r}, Entrez-like numbers)")
@@ -342,6 +340,9 @@ class GeneformerTokenizer:
                 "(e.g. mouse title-case symbols), non-Ensembl IDs (Entrez, RefSeq), unusual version suffixes, "
                 "or a subset of genes (Geneformer needs all genes, no feature selection)"
             )
+        if any("Geneformer is a human model" in c for c in causes):  # mouse genes: no var column would do
+            return (msg + "Likely cause: " + "; ".join(causes) + ". Fix: rename the genes to their human orthologs "
+                    "(human Ensembl IDs), one to one, first: psysc.pp.map_genes(adata, 'human', gene_id='ensembl').")
         return (
             msg
             + "Likely cause: "

@@ -309,13 +309,14 @@ def ensembl_to_symbols(names) -> np.ndarray:
     """Symbol of each Ensembl gene ID (``None`` where there is none), with :func:`psysc.gwas.to_symbols`.
 
     IDs are matched without their version suffix against psysc's GENCODE table. Several IDs with one symbol
-    keep it once (the last one), so that no symbol appears twice.
+    keep it once (the last one), so that no symbol appears twice. IDs of another species (``ENSMUSG``) have no
+    human symbol: ``None``, without to_symbols' species warning (the vocabulary check names the fix).
     """
     from ...gwas import to_symbols
 
     names = np.asarray([str(x) for x in names], dtype=object)
     out = np.full(len(names), None, dtype=object)
-    is_id = np.array([bool(_ENSEMBL_RE.match(x)) for x in names], dtype=bool)
+    is_id = np.array([bool(_ENSEMBL_RE.match(x)) and x[:4].upper() == "ENSG" for x in names], dtype=bool)
     if not is_id.any():
         return out
     uniq, inverse = np.unique(names[is_id], return_inverse=True)
@@ -518,9 +519,10 @@ class ScGPTTokenizer:
         if check and (matched == 0 or frac < MIN_MATCHED_FRACTION):
             sample = ", ".join(names[:5])
             title = sum(bool(_TITLE_CASE_RE.match(x)) for x in names) > 0.5 * max(n_in, 1)
-            hint = (" These look like mouse symbols (Actb, Snap25): rename the columns to their human orthologs, "
-                    "one to one (genes without one are left out, and counted), then embed: " + MOUSE_TO_HUMAN_COLUMNS
-                    if title else "")
+            mouse_ids = sum(x[:7].upper() == "ENSMUSG" for x in names) > 0.5 * max(n_in, 1)
+            hint = (f" These look like mouse {'symbols (Actb, Snap25)' if title else 'Ensembl IDs (ENSMUSG)'}: "
+                    "rename the columns to their human orthologs, one to one (genes without one are left out, and "
+                    "counted), then embed: " + MOUSE_TO_HUMAN_COLUMNS if title or mouse_ids else "")
             raise ValueError(
                 f"only {matched:,} of {n_in:,} genes ({100 * frac:.1f}%) of {label} (e.g. {sample}) are in scGPT's "
                 f"vocabulary of {rep['n_vocab_genes']:,} human gene symbols, which is matched exactly and "
