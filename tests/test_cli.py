@@ -266,6 +266,7 @@ def small_h5ad(tmp_path_factory, darmanis):
         (["--model", "geneformer"], "geneformer-v2-104m"),
         (["--n-ctrl", "0"], "--n-ctrl"),
         (["--max-epochs", "5"], "--max-epochs is for --model scvi"),
+        (["--out", "/proc/nope"], "no file can be created in /proc"),
         (["--model", "scvi", "--max-epochs", "0"], "--max-epochs must be at least 1"),
     ],
 )

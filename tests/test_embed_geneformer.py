@@ -230,6 +230,10 @@ def test_model_folder_named_by_a_relative_path_and_device_names(cells, checkpoin
     assert adata.uns["psysc"]["embed"][f"X_{checkpoint.name}"]["genes_from"] == "var['gene_ids']"
     with pytest.raises(ValueError, match="device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not 'gpu'"):
         psysc.tl.embed(adata, model=".", device="gpu")
+    with pytest.raises(ValueError, match="device='mps' is not supported: psysc runs on 'cpu' or 'cuda'"):
+        psysc.tl.embed(adata, model=".", device="mps")
+    with pytest.raises(ValueError, match="batch_size must be a whole number of at least 1, not 2.5"):
+        psysc.tl.embed(adata, model=".", device="cpu", batch_size=2.5)
 
 
 def test_run_with_a_model_embeds_the_kept_cells_with_all_their_genes(tmp_path, checkpoint):
@@ -248,6 +252,19 @@ def test_run_with_a_model_embeds_the_kept_cells_with_all_their_genes(tmp_path, c
     fewer_genes = kept[:, done.var_names].copy()
     psysc.tl.embed(fewer_genes, checkpoint, device="cpu", key_added="e")
     assert np.abs(fewer_genes.obsm["e"] - kept.obsm["e"]).max() > 1e-4  # the gene filter would change them
+
+    # mouse data (psysc run --species mouse): the human model embeds the cells under their human orthologs
+    mouse = psysc.pp.map_genes(small, "mouse", copy=True)
+    mouse.var = mouse.var.drop(columns=["gene_ids", "original_gene"])  # mouse data carry no human IDs
+    mouse_sets = psysc.gwas.to_species(gene_sets, "mouse")
+    with contextlib.redirect_stderr(io.StringIO()):
+        res = run_pipeline(mouse, mouse_sets, out=tmp_path / "mouse", n_ctrl=20, model=checkpoint,
+                           extra_params={"species": "mouse"})
+    done = res["adata"]
+    kept = mouse[done.obs_names].copy()
+    psysc.pp.map_genes(kept, "human", gene_id="ensembl")
+    psysc.tl.embed(kept, checkpoint, device="cpu", key_added="e")
+    np.testing.assert_allclose(done.obsm["X_embedding"], kept.obsm["e"], atol=1e-6)
 
     # cells that obs["filter_pass"] leaves out cannot be on the graph: the error names that column
     filtered = small.copy()

@@ -94,6 +94,9 @@ def test_real_entries_are_pinned_huggingface_files():
                                "revision", "cached"}
     assert df.set_index("name").loc["geneformer-v2-316m", "size_mb"] == 1265.5
     assert (gf.licence == "Apache-2.0").all()
+    # scVI reads whole expression vectors: no attention heads and no token limit to show
+    assert df.set_index("name").loc["scvi-census", ["n_heads", "max_length"]].isna().all()
+    assert df.set_index("name").loc["geneformer-v2-104m", "max_length"] == 4096
     e = _registry.REGISTRY["geneformer-v1-12l"]
     assert e.url("pytorch_model.bin") == (
         "https://huggingface.co/ctheodoris/Geneformer/resolve/933ca80e39d421c47a12168699766bb7e4e2c197/"

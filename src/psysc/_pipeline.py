@@ -281,6 +281,22 @@ def _qc(adata: AnnData, layer: str | None) -> tuple[AnnData, dict[str, int], np.
     return adata[keep_cells, keep_genes].copy(), stats, keep_cells
 
 
+def _human_genes_for(model, cells: AnnData, species: str):
+    """The loaded ``model`` and ``cells`` renamed to the human genes it reads (the models are human models).
+
+    :func:`psysc.pp.map_genes` one to one: human symbols for scGPT, human Ensembl IDs for Geneformer and scVI.
+    """
+    from .models import load
+    from .pp import map_genes
+
+    if isinstance(model, str | Path):
+        model = load(model)
+    gene_id = "symbol" if model.info.family == "scgpt" else "ensembl"
+    logger.info("--species %s: the %s model reads human genes; the data's genes are renamed to their human "
+                "orthologs (%s) for it", species, model.info.name, gene_id)
+    return model, map_genes(cells, "human", species=species, gene_id=gene_id, copy=True)
+
+
 def _graph(adata: AnnData, *, seed: int, model=None, cells: AnnData | None = None,
            embed_kwargs: Mapping[str, Any] | None = None) -> str:
     """Build the kNN graph and UMAP in ``adata``: on a foundation-model embedding, or on PCA of the normalised layer.
@@ -313,7 +329,8 @@ def _graph(adata: AnnData, *, seed: int, model=None, cells: AnnData | None = Non
         adata.uns.setdefault("psysc", {}).setdefault("embed", {})[key] = provenance
         sc.pp.neighbors(adata, n_neighbors=N_NEIGHBORS, use_rep=key, random_state=seed)
         sc.tl.umap(adata, random_state=seed)
-        logger.info("graph: %d-NN graph and UMAP on the %s embedding (obsm[%r])", N_NEIGHBORS, model, key)
+        logger.info("graph: %d-NN graph and UMAP on the %s embedding (obsm[%r])", N_NEIGHBORS,
+                    getattr(getattr(model, "info", None), "name", model), key)
         return key
 
     n_pcs = min(N_PCS, adata.n_obs - 1, adata.n_vars - 1)
@@ -742,6 +759,8 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
 
         X = counts_in.X if layer is None else counts_in.layers[layer]
         cells = AnnData(X=X[kept_cells], obs=counts_in.obs.iloc[kept_cells].copy(), var=counts_in.var.copy())
+        if (extra_params or {}).get("species", "human") != "human" and model != "scvi":
+            model, cells = _human_genes_for(model, cells, (extra_params or {})["species"])
     representation = _graph(adata, seed=seed, model=model, cells=cells, embed_kwargs=embed_kwargs)
     logger.info("graph done in %.1f s", time.perf_counter() - t)
 

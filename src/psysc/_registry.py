@@ -586,8 +586,9 @@ def available():
     -------
     pandas.DataFrame
         :class:`pandas.DataFrame` with one row per model: ``name``, ``family``, ``version``, ``layers``,
-        ``hidden_size``, ``n_heads``, ``max_length`` (tokens), ``size_mb`` (weights, 10^6 bytes), ``licence``,
-        ``revision`` (pinned upstream commit) and ``cached`` (all files already in ``settings.cachedir``).
+        ``hidden_size``, ``n_heads``, ``max_length`` (tokens; both ``<NA>`` for scVI, which encodes whole expression
+        vectors), ``size_mb`` (weights, 10^6 bytes), ``licence``, ``revision`` (pinned upstream commit) and
+        ``cached`` (all files already in ``settings.cachedir``).
 
     Examples
     --------
@@ -602,6 +603,7 @@ def available():
     rows = []
     for e in REGISTRY.values():
         size = e.weights.size
+        tokenless = e.family == "scvi"  # an encoder of whole expression vectors: no attention heads, no tokens
         rows.append(
             {
                 "name": e.name,
@@ -609,12 +611,13 @@ def available():
                 "version": e.version,
                 "layers": e.layers,
                 "hidden_size": e.hidden_size,
-                "n_heads": e.n_heads,
-                "max_length": e.max_length,
+                "n_heads": None if tokenless else e.n_heads,
+                "max_length": None if tokenless else e.max_length,
                 "size_mb": round(size / 1e6, 1) if size is not None else float("nan"),
                 "licence": e.licence,
                 "revision": e.revision,
                 "cached": is_cached(e.name),
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return table.astype({"n_heads": "Int64", "max_length": "Int64"})

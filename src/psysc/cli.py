@@ -640,7 +640,12 @@ def _check_writable(out: Path, given: str) -> None:
         with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as err:
-        raise _InputError(f"--out {given!r} cannot be written to ({existing}: {err.strerror or err})") from None
+        import errno
+
+        # a folder that exists but takes no files (/proc, /sys) answers "No such file or directory": say what it means
+        why = ("it takes no new files" if err.errno == errno.ENOENT else err.strerror or str(err))
+        raise _InputError(f"--out {given!r} cannot be written to: no file can be created in {existing} ({why}); "
+                          "choose a folder you can write to") from None
 
 
 def _remove_if_empty(out: Path, created: bool) -> None:

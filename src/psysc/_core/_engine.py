@@ -37,6 +37,9 @@ def pick_device_dtype(device: str | None, dtype: str | None, cuda_default: str =
         device = torch.device(device)
     except (RuntimeError, TypeError):
         raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', not {device!r}") from None
+    if device.type not in ("cpu", "cuda"):  # e.g. "mps": torch knows it, psysc's kernels do not run there
+        raise ValueError(f"device={str(device)!r} is not supported: psysc runs on 'cpu' or 'cuda' ('cuda:N'); "
+                         "'auto' picks CUDA when torch sees it, else the CPU")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"device={str(device)!r} was requested but torch sees no CUDA device; use device='cpu'")
     if dtype is None or dtype == "auto":
@@ -110,9 +113,9 @@ class BatchSizer:
     """A batch size that halves when a batch runs out of memory and stays at the size that worked."""
 
     def __init__(self, size: int):
-        if size < 1:
-            raise ValueError(f"batch_size must be positive, not {size}")
-        self.size = int(size)
+        from .._utils import whole_number
+
+        self.size = whole_number("batch_size", size, 1)
 
     def shrink(self) -> None:
         if self.size == 1:
