@@ -167,7 +167,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("human", "mouse"),
         default="human",
         help="species of the data's genes; with mouse, the (human) gene sets are mapped to their mouse orthologs "
-        "(HCOP, as psysc.gwas.to_species) before scoring (default: human)",
+        "(HCOP, as psysc.gwas.to_species) before scoring, and a --model embeds the cells under their human orthologs "
+        "(psysc.pp.map_genes) (default: human)",
     )
     run.add_argument(
         "--current-symbols",
