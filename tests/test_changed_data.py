@@ -217,3 +217,27 @@ def test_names_made_unique_after_preparing_are_accepted():
     both.obs_names_make_unique()
     got = psysc.tl.score_disorders(both, sets, n_ctrl=20, inplace=False)["t0"]
     np.testing.assert_array_equal(got["norm_score"].to_numpy(), expected["norm_score"].to_numpy())
+
+
+def test_enrichment_warns_about_traits_scored_before_the_statistics_changed(caplog):
+    adata, sets = log_normalised_and_prepared(3)
+    adata.obs["group"] = pd.Categorical(np.where(np.arange(adata.n_obs) % 2, "a", "b"))
+    sc.pp.pca(adata, n_comps=10)
+    sc.pp.neighbors(adata, n_neighbors=10)
+    psysc.tl.score_disorders(adata, {"early": sets["t0"]}, n_ctrl=20)
+    psysc.pp.prepare_scoring(adata)  # the same statistics: the scores stay valid
+    psysc.tl.score_disorders(adata, {"same": sets["t0"]}, n_ctrl=20)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.disorder_enrichment(adata, groupby="group")
+    assert "since replaced" not in caplog.text
+    covariates = pd.DataFrame({"d": np.arange(adata.n_obs) % 7}, index=adata.obs_names)
+    psysc.pp.prepare_scoring(adata, covariates=covariates)  # other statistics
+    psysc.tl.score_disorders(adata, {"late": sets["t0"]}, n_ctrl=20)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.disorder_enrichment(adata, groupby="group")
+    assert "early, same were scored with gene statistics that psysc.pp.prepare_scoring has since" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.disorder_enrichment(adata, groupby="group", traits=["late"])
+    assert "since replaced" not in caplog.text

@@ -3,6 +3,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -736,6 +737,9 @@ def prepare_scoring(
 
     ns = uns_namespace(adata, key_added)
     scored = _traits_scored_with(adata, key_added)
+    # which gene statistics scores rest on: the same statistics keep their id, so earlier scores stay valid
+    earlier_id = dict(ns.get("prepare_scoring", {})).get("stats_id")
+    stats_id = earlier_id if same_stats and earlier_id else uuid.uuid4().hex
     if scored and not same_stats:
         logger.warning(
             "adata holds scores of %s from an earlier psysc.pp.prepare_scoring(key_added=%r): they rest on the gene "
@@ -754,6 +758,7 @@ def prepare_scoring(
         "n_empty_cells": int(n_empty),
         "n_cells_covariates_filled": n_cov_filled,
         "data": fingerprint,
+        "stats_id": stats_id,
         "psysc_version": __version__,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
     }

@@ -18,6 +18,7 @@ from .._utils import (
     uns_namespace,
     warn_missing_words,
 )
+from ._score import stale_traits
 
 logger = logging.getLogger("psysc")
 
@@ -184,6 +185,11 @@ def disorder_enrichment(
         raise KeyError(f"traits {missing} were not scored; scored traits: {scored}")
     if not traits:
         raise ValueError(f"no trait to test: traits={traits!r}; scored traits: {scored}")
+    stale = stale_traits(adata, key, traits)
+    if stale:
+        logger.warning("%s were scored with gene statistics that psysc.pp.prepare_scoring has since replaced (other "
+                       "cells, covariates or normalisation): their results rest on the earlier ones; score them "
+                       "again (psysc.tl.score_disorders) first", ", ".join(stale))
     if not isinstance(groupby, str):
         raise TypeError(f"groupby must be the name of one column of adata.obs, not {groupby!r}; to group by several "
                         "columns, join them into one first, e.g. adata.obs['a_b'] = adata.obs['a'].astype(str) + "

@@ -144,6 +144,23 @@ def _refuse_clashing_names(traits: list[str], key_added: str) -> None:
                 )
 
 
+def stale_traits(adata, key: str, traits) -> list[str]:
+    """The ``traits`` scored under ``key`` whose gene statistics a later :func:`psysc.pp.prepare_scoring` replaced.
+
+    Replaced: prepared again on other cells, with other covariates or another normalisation (the same statistics
+    keep their ``stats_id``). Traits scored before psysc recorded the id are not counted.
+    """
+    by_trait = dict(adata.uns.get(key, {}).get("score_disorders", {}).get("params_by_trait", {}))
+    out = []
+    for trait in traits:
+        params = dict(by_trait.get(trait, {}))
+        pkey, used = params.get("prepare_key", key), params.get("stats_id")
+        now = dict(adata.uns.get(pkey, {}).get("prepare_scoring", {})).get("stats_id")
+        if used and now and used != now:
+            out.append(str(trait))
+    return out
+
+
 def score_disorders(
     adata: AnnData,
     gene_sets,
@@ -423,6 +440,7 @@ def score_disorders(
         "layer": layer,
         "device": device,
         "prepare_key": pkey,
+        "stats_id": str(prep.get("stats_id", "")),  # the gene statistics scored with (see stale_traits)
     }
     now = datetime.now(UTC).isoformat(timespec="seconds")
     ns["score_disorders"] = {
