@@ -662,10 +662,17 @@ def test_groupby_names_with_a_slash_are_stored_under_a_writable_key(tmp_path):
     psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["SCZ"]), n_ctrl=10)
     adata.obs["type_a"] = adata.obs["cell_type"]
     adata.obs["type/b"] = adata.obs["cell_type"]  # anndata only warns for a "/" in a column name
-    psysc.tl.disorder_enrichment(adata, groupby="type_a", use_graph=None)
-    psysc.tl.disorder_enrichment(adata, groupby="type/b", use_graph=None)
-    assert set(adata.uns["psysc"]["enrichment_by_groupby"]) == {"type_a", "type_b"}
-    assert adata.uns["psysc"]["enrichment_by_groupby"]["type_b"]["params"]["groupby"] == "type/b"
+    adata.obs["type_b"] = adata.obs["cell_type"]
+    for by in ("type_a", "type/b", "type_b"):
+        psysc.tl.disorder_enrichment(adata, groupby=by, use_graph=None)
+    kept = adata.uns["psysc"]["enrichment_by_groupby"]
+    assert len(kept) == 3  # "type/b" and "type_b" each keep their own table
+    assert {entry["params"]["groupby"] for entry in kept.values()} == {"type_a", "type/b", "type_b"}
+    import anndata
+
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = anndata.read_h5ad(tmp_path / "a.h5ad").uns["psysc"]["enrichment_by_groupby"]
+    assert {entry["params"]["groupby"] for entry in back.values()} == {"type_a", "type/b", "type_b"}
 
 
 def test_a_gene_set_that_fills_its_bins_with_equal_weights_is_refused():

@@ -84,15 +84,19 @@ def _warn_small_groups(groupby: str, groups: list[str], members: dict[str, np.nd
 
 
 def _groupby_key(groupby) -> str:
-    """The key of a grouping in ``uns[key]["enrichment_by_groupby"]`` (an .h5ad key cannot hold '/')."""
-    return str(groupby).replace("/", "_")
+    """The key of a grouping in ``uns[key]["enrichment_by_groupby"]``, one per grouping.
+
+    An .h5ad key cannot hold '/': written ``%2F`` (and '%' as ``%25``), so that no two groupings share a key
+    ("sub/class" and "sub_class").
+    """
+    return str(groupby).replace("%", "%25").replace("/", "%2F")
 
 
 def kept_enrichment(ns, groupby) -> dict | None:
     """The per-cell enrichment entry (``table``, ``params``) :func:`disorder_enrichment` kept for ``groupby``.
 
-    ``ns``: ``adata.uns[key]``. ``None`` when none was kept for that grouping (two groupings whose names differ
-    only by '/' and '_' share a key: the entry's own ``groupby`` decides).
+    ``ns``: ``adata.uns[key]``. ``None`` when none was kept for that grouping (the entry's own ``groupby`` decides,
+    for entries written under an earlier form of the key).
     """
     entry = dict(ns.get("enrichment_by_groupby", {})).get(_groupby_key(groupby))
     if entry is None or dict(entry.get("params", {})).get("groupby") != groupby:
