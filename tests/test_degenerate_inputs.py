@@ -942,3 +942,19 @@ def test_n_jobs_sets_the_threads_of_the_compiled_kernels():
             psysc.settings.n_jobs = 0
     finally:
         psysc.settings.n_jobs = None
+
+
+def test_log1p_in_another_base_is_warned_about(caplog):
+    import scanpy as sc
+
+    adata = psysc.datasets.darmanis2015()[:120].copy()
+    sc.pp.normalize_total(adata, target_sum=1e4)
+    natural = adata.copy()
+    sc.pp.log1p(adata, base=2)
+    sc.pp.log1p(natural)
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(natural)
+    assert "base=" not in caplog.text
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.pp.prepare_scoring(adata)
+    assert "sc.pp.log1p(base=2): adata.X holds log2(1 + x), not the natural log1p" in caplog.text
