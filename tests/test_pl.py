@@ -155,6 +155,20 @@ def test_heatmap_colours_z_scores_on_a_scale_centred_on_zero_and_warns_when_blan
     assert "no hetero_pval in the enrichment table" in caplog.text and "use_graph=None" in caplog.text
 
 
+def test_heatmap_draws_infinite_z_scores_at_the_ends_of_the_scale(table):
+    inf = table.copy()
+    inf.loc[0, "assoc_z"], inf.loc[1, "assoc_z"] = np.inf, -np.inf  # controls without spread
+    ax = psysc.pl.enrichment_heatmap(inf, value="assoc_z", show=False)
+    (im,) = ax.images
+    assert not np.ma.getmaskarray(im.get_array()).any() and "grey" not in ax.get_xlabel()
+    values = np.ma.getdata(im.get_array())
+    assert np.isfinite(values).all()
+    top = np.abs(table["assoc_z"].iloc[2:]).max()
+    step = max(1.1 * top, top + 1)  # a step beyond every finite |z|: the strongest colour of each sign
+    assert sorted(np.ravel(values))[-1] == pytest.approx(step) and sorted(np.ravel(values))[0] == pytest.approx(-step)
+    assert im.norm(step) == pytest.approx(1.0) and im.norm(-step) == pytest.approx(0.0)
+
+
 def test_heatmap_subset_and_order(table):
     traits, groups = ["HEIGHT", "SCZ"], ["OPC", "neurons"]
     ax = psysc.pl.enrichment_heatmap(table, traits=traits, groups=groups, show=False)

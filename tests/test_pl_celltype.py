@@ -190,3 +190,16 @@ def test_shared_contrast_read_back_from_a_file_is_one_sided(tmp_path):
         assert ax.get_xlabel() == "slope (seismic) of the mean scaled z of SCZ, BIP"
         # no 'alone' markers (one slope, no difference); the error bars are the only collection
         assert not [c for c in ax.collections if isinstance(c, PathCollection)]
+
+
+def test_dotplot_draws_an_infinite_z_in_the_strongest_colour_of_its_sign(table):
+    t = table[table.method == "seismic"].reset_index(drop=True)
+    t.loc[1, "t"], t.loc[2, "t"] = np.inf, -np.inf  # a group against control scores without spread
+    ax = psysc.pl.enrichment_dotplot(t, show=False)
+    ax.figure.canvas.draw()
+    dots = ax.collections[0]
+    colours = dots.get_facecolors()[:, :3]
+    assert not np.any(np.all(np.isclose(colours, 0.7), axis=1))  # none grey
+    cmap = dots.get_cmap()
+    np.testing.assert_allclose(colours[1], cmap(1.0)[:3])
+    np.testing.assert_allclose(colours[2], cmap(0.0)[:3])

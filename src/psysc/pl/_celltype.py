@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .._utils import same_trait
-from ._enrichment import _finish, _ordered_levels, check_columns, check_fdr, nlog10_pvalues
+from ._enrichment import _finish, _ordered_levels, check_columns, check_fdr, finite_for_colour, nlog10_pvalues
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -139,7 +139,7 @@ def enrichment_dotplot(
     full = pd.MultiIndex.from_product([rows, cols])
     p = tidy[pcol].astype(float).reindex(full).to_numpy()
     size_val = nlog10_pvalues(p)
-    cval = size_val if color is None else tidy[color].astype(float).reindex(full).to_numpy()
+    cval = size_val if color is None else finite_for_colour(tidy[color].astype(float).reindex(full).to_numpy())
     sig = np.zeros(len(full), dtype=bool) if fcol is None else tidy[fcol].astype(float).reindex(full).to_numpy() < fdr
     ok = ~np.isnan(p)
     if not ok.any():

@@ -39,6 +39,21 @@ def symmetric_bound(values) -> float:
     return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
 
 
+def finite_for_colour(values) -> np.ndarray:
+    """``values`` with ``±inf`` a step beyond the largest finite ``|value|``; NaN stays NaN.
+
+    An infinite z-score (a group against control scores without spread) is then drawn in the strongest colour of
+    its sign, not as a missing value.
+    """
+    out = np.array(values, dtype=np.float64)
+    finite = np.abs(out[np.isfinite(out)])
+    top = float(finite.max()) if finite.size else 0.0
+    step = max(1.1 * top, top + 1.0)
+    out[np.isposinf(out)] = step
+    out[np.isneginf(out)] = -step
+    return out
+
+
 def nlog10_pvalues(p: np.ndarray) -> np.ndarray:
     """``-log10 p`` for a plot: p = 0 (below the smallest float) a step above the largest finite value.
 
@@ -275,7 +290,7 @@ def enrichment_heatmap(
 
     transform, label, fdr_col = _VALUES[value]
     raw = grid(value)
-    values = nlog10_pvalues(raw) if transform == "nlog10" else raw
+    values = nlog10_pvalues(raw) if transform == "nlog10" else finite_for_colour(raw)
     shown = np.ma.masked_invalid(values)
 
     markers = np.full(values.shape, "", dtype=object)
