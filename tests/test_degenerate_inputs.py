@@ -621,11 +621,14 @@ def test_views_of_a_backed_anndata_are_refused_where_results_would_be_written(tm
     backed = anndata.read_h5ad(tmp_path / "log.h5ad", backed="r")
     view = backed[backed.obs["cell_type"] != "hybrid"]
     gs = psysc.datasets.gwas_gene_sets(["SCZ"])
-    for step in (lambda v: psysc.pp.prepare_scoring(v),
-                 lambda v: psysc.tl.celltype_specificity(v, "cell_type", min_cells_per_group=10),
-                 lambda v: psysc.tl.celltype_enrichment(v, gs, groupby="cell_type", min_cells_per_group=10)):
-        with pytest.raises(ValueError, match=r"view of an AnnData opened in backed mode.*\.to_memory\(\)"):
+    steps = (lambda v: psysc.pp.prepare_scoring(v),
+             lambda v: psysc.tl.celltype_specificity(v, "cell_type", min_cells_per_group=10),
+             lambda v: psysc.tl.celltype_enrichment(v, gs, groupby="cell_type", min_cells_per_group=10))
+    for step in steps:
+        with pytest.raises(ValueError, match=r"view of an AnnData opened in backed mode.*\.to_memory\(\)") as err:
             step(view)
+        # prepare_scoring has no option that returns its results instead: the message offers none
+        assert ("inplace=False" in str(err.value)) == (step is not steps[0])
     spec = psysc.tl.celltype_specificity(view, "cell_type", min_cells_per_group=10, inplace=False)
     mem = view.to_memory()
     want = psysc.tl.celltype_specificity(mem, "cell_type", min_cells_per_group=10, inplace=False)
@@ -814,8 +817,14 @@ def test_a_second_key_reuses_one_preparation():
     psysc.pp.prepare_scoring(adata)  # raw counts: one normalised layer
     sets = psysc.datasets.gwas_gene_sets(["SCZ"])
     layers = set(adata.layers)
-    with pytest.raises(KeyError, match=r"prepare_scoring\(adata, key_added='run2'\).*prepare_key='psysc'"):
+    with pytest.raises(KeyError, match=r"prepare_scoring\(adata, key_added='run2'\).*prepare_key='psysc'") as err:
         psysc.tl.score_disorders(adata, sets, n_ctrl=20, key_added="run2")
+    assert "gene statistics ['run2_mean'," in str(err.value) and "[]" not in str(err.value)
+    # the statistics there but their record gone: the message names what is missing
+    record = adata.uns["psysc"].pop("prepare_scoring")
+    with pytest.raises(KeyError, match=r"adata.uns\['psysc'\]\['prepare_scoring'\] not found: run"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=20)
+    adata.uns["psysc"]["prepare_scoring"] = record
     psysc.tl.score_disorders(adata, sets, n_ctrl=20, seed=3, key_added="run2", prepare_key="psysc")
     assert set(adata.layers) == layers  # nothing normalised again
     want = psysc.tl.score_disorders(adata, sets, n_ctrl=20, seed=3, inplace=False)["SCZ"]

@@ -43,16 +43,17 @@ BACKED_VIEW = ("this is a view of an AnnData opened in backed mode, which cannot
                "first (adata = adata[...].to_memory())")
 
 
-def check_anndata(adata, *, writes: bool = False) -> None:
+def check_anndata(adata, *, writes: bool = False, instead: str | None = "inplace=False") -> None:
     """Refuse a MuData (or anything else that is not an AnnData) with the fix: pass one modality.
 
     ``writes``: the caller writes results into ``adata``; a view of a backed AnnData cannot hold them.
+    ``instead``: the caller's option that returns the results instead (named in that error), if it has one.
     """
     from anndata import AnnData
 
     if isinstance(adata, AnnData):
         if writes and adata.is_view and adata.isbacked:
-            raise ValueError(BACKED_VIEW + " or pass inplace=False where the function has it")
+            raise ValueError(BACKED_VIEW + (f", or pass {instead}" if instead else ""))
         return
     if hasattr(adata, "mod"):
         raise TypeError(f"this function takes an AnnData; adata is a MuData with modalities {list(adata.mod)}: pass "

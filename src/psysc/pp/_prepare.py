@@ -612,7 +612,7 @@ def prepare_scoring(
     >>> adata.var[["psysc_mean", "psysc_var_tech", "psysc_mean_var"]].head()  # doctest: +SKIP
 
     """
-    check_anndata(adata, writes=True)
+    check_anndata(adata, writes=True, instead=None)  # it writes into adata, or into a copy of it
     covariates_given = covariates  # as the call gave them (for a message)
     if normalize not in ("auto", True, False):
         raise ValueError(f"normalize must be 'auto', True or False, not {normalize!r}")

@@ -39,9 +39,10 @@ def _gene_stats(adata: AnnData, key: str) -> pd.DataFrame:
                     if k != key and isinstance(ns, dict) and "prepare_scoring" in ns and f"{k}_var_tech" in adata.var]
         other = (f", or score with the preparation made under key {prepared[0]!r}: prepare_key={prepared[0]!r}"
                  if prepared else "")
+        what = (f"gene statistics {missing} not found in adata.var" if missing
+                else f"adata.uns[{key!r}]['prepare_scoring'] not found")
         raise KeyError(
-            f"gene statistics {missing or ''} not found: run psysc.pp.prepare_scoring(adata, key_added={key!r}) "
-            f"before psysc.tl.score_disorders{other}."
+            f"{what}: run psysc.pp.prepare_scoring(adata, key_added={key!r}) before psysc.tl.score_disorders{other}."
         )
     return pd.DataFrame({name: adata.var[col].to_numpy() for name, col in cols.items()}, index=adata.var_names)
 
