@@ -753,6 +753,16 @@ def _scdrs(origin: str) -> dict[str, tuple[str, ...]]:
     return _group(table[src].str.upper(), table[dst])
 
 
+def check_ortholog_options(source: str, min_support: int, gene_id: str) -> None:
+    """Refuse an ortholog ``source``, ``min_support`` or ``gene_id`` that :func:`to_species` does not take."""
+    if source not in ("hcop", "scdrs"):
+        raise ValueError(f"source={source!r} is not supported; choose 'hcop' or 'scdrs'")
+    if gene_id not in ("symbol", "ensembl"):
+        raise ValueError(f"gene_id={gene_id!r} is not supported; choose 'symbol' or 'ensembl'")
+    if isinstance(min_support, bool) or not isinstance(min_support, (int, np.integer)) or not 1 <= min_support <= 12:
+        raise ValueError(f"min_support must be an integer from 1 to 12 (HCOP has 12 resources), got {min_support!r}")
+
+
 def _ortholog_finder(origin: str, source: str, min_support: int, gene_id: str):
     """A function ``name -> ([(ortholog, support), ...], status)`` for genes of ``origin``, strongest support first.
 
@@ -885,12 +895,7 @@ def to_species(
     """
     target = _check_species(species)
     origin = _OTHER[target]
-    if source not in ("hcop", "scdrs"):
-        raise ValueError(f"source={source!r} is not supported; choose 'hcop' or 'scdrs'")
-    if gene_id not in ("symbol", "ensembl"):
-        raise ValueError(f"gene_id={gene_id!r} is not supported; choose 'symbol' or 'ensembl'")
-    if isinstance(min_support, bool) or not isinstance(min_support, (int, np.integer)) or not 1 <= min_support <= 12:
-        raise ValueError(f"min_support must be an integer from 1 to 12 (HCOP has 12 resources), got {min_support!r}")
+    check_ortholog_options(source, min_support, gene_id)
     # min_support is ignored for source="scdrs": that table has no support counts
 
     sets = gene_sets.items() if isinstance(gene_sets, Mapping) else [("genes", gene_sets)]
@@ -1011,7 +1016,6 @@ def one_to_one(
             status.append("mapped" if gid is not None else st)
     else:
         raise ValueError(f"to={to!r} is not supported; choose 'human' or 'mouse' (orthologs), 'ensembl' or 'symbol'")
-    status = ["mapped" if g is not None else st for g, st in zip(genes, status, strict=True)]
     taken_by: list[str | None] = [None] * len(names)
     by_gene: dict[str, list[int]] = {}
     for i, g in enumerate(genes):

@@ -9,7 +9,14 @@ import pandas as pd
 
 from .._utils import check_anndata, uns_namespace
 from ..gwas._genes import _check_species
-from ..gwas._ids import _N_EXAMPLES, _WARN_LOST, ONE_TO_ONE_REASONS, guess_species, one_to_one
+from ..gwas._ids import (
+    _N_EXAMPLES,
+    _WARN_LOST,
+    ONE_TO_ONE_REASONS,
+    check_ortholog_options,
+    guess_species,
+    one_to_one,
+)
 
 logger = logging.getLogger("psysc")
 
@@ -104,12 +111,7 @@ def map_genes(
     to = str(to).lower()
     if to not in ("human", "mouse", "ensembl", "symbol"):
         raise ValueError(f"to={to!r} is not supported; choose 'human' or 'mouse' (orthologs), 'ensembl' or 'symbol'")
-    if gene_id not in ("symbol", "ensembl"):
-        raise ValueError(f"gene_id={gene_id!r} is not supported; choose 'symbol' or 'ensembl'")
-    if source not in ("hcop", "scdrs"):
-        raise ValueError(f"source={source!r} is not supported; choose 'hcop' or 'scdrs'")
-    if isinstance(min_support, bool) or not isinstance(min_support, int | np.integer) or not 1 <= min_support <= 12:
-        raise ValueError(f"min_support must be an integer from 1 to 12 (HCOP has 12 resources), got {min_support!r}")
+    check_ortholog_options(source, min_support, gene_id)
     if not copy and adata.isbacked:
         raise ValueError("an AnnData opened in backed mode cannot drop columns in place: pass copy=True, which "
                          "returns the mapped data loaded into memory")
@@ -164,9 +166,7 @@ def map_genes(
 def _map_names(names, options: dict, aliases, label: str) -> tuple[pd.DataFrame, np.ndarray, dict]:
     """The one-to-one table of ``names``, the positions of the columns kept and the record of the call; logged."""
     to, species = options["to"], options["species"]
-    table = one_to_one(names, to, species=species, gene_id=options.get("gene_id", "symbol"),
-                       source=options.get("source", "hcop"), min_support=options.get("min_support", 3),
-                       aliases=aliases)
+    table = one_to_one(names, **options, aliases=aliases)  # to, species and, for orthologs, their options
     keep = np.flatnonzero(table["gene"].notna().to_numpy())
     counts = table["status"].value_counts()
     what = {"human": f"human genes ({options.get('gene_id')})", "mouse": f"mouse genes ({options.get('gene_id')})",
