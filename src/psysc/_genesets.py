@@ -177,12 +177,13 @@ def species_fix(target: str) -> str:
 
 
 def _ensembl_species(names) -> str | None:
-    """``"human"`` (``ENSG``) or ``"mouse"`` (``ENSMUSG``) when most of the first 500 names are Ensembl IDs of it."""
-    sample = [str(x).upper() for x in list(names)[:500]]
-    for species, prefix in (("mouse", "ENSMUSG"), ("human", "ENSG0")):
-        if sample and sum(x.startswith(prefix) for x in sample) > 0.5 * len(sample):
-            return species
-    return None
+    """The species of names that are mostly Ensembl IDs, as :func:`psysc.gwas.guess_species` tells it, else ``None``."""
+    if _id_kind(names) != "ensembl":
+        return None
+    from .gwas._ids import guess_species  # it reads this module's helpers: imported when needed
+
+    species = guess_species(names)
+    return None if species == "unknown" else species
 
 
 def to_ensembl_call(var_names, set_genes=None) -> str:
@@ -198,12 +199,11 @@ def overlap_hint(set_genes, var_names) -> str:
     """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
     a, b = _id_kind(set_genes), _id_kind(var_names)
     hints = [f"the gene sets look like {a}, var_names look like {b}"]
-    id_species = _ensembl_species(set_genes), _ensembl_species(var_names)
-    if None not in id_species and id_species[0] != id_species[1]:
-        a, b = (f"{sp} Ensembl IDs" for sp in id_species)
-        hints = [f"the gene sets are {a}, var_names are {b}: the data and the gene sets are of different species; "
-                 f"map the gene sets to {id_species[1]} IDs, psysc.gwas.to_species(gene_sets, {id_species[1]!r}, "
-                 "gene_id='ensembl')"]
+    set_species, data_species = _ensembl_species(set_genes), _ensembl_species(var_names)
+    if None not in (set_species, data_species) and set_species != data_species:
+        return (f"the gene sets are {set_species} Ensembl IDs, var_names are {data_species} Ensembl IDs: the data and "
+                f"the gene sets are of different species; map the gene sets to {data_species} IDs, "
+                f"psysc.gwas.to_species(gene_sets, {data_species!r}, gene_id='ensembl')")
     if {a, b} == {"ensembl", "human-like symbols"} or ("ensembl" in (a, b) and a != b):
         hints.append("map one side to the other (symbols <-> Ensembl IDs)"
                      + (", e.g. set var_names from a symbol column" if b == "ensembl" else ""))
