@@ -315,16 +315,18 @@ class GeneformerTokenizer:
             f"({rep['n_vocab_found']:,} of {rep['n_vocab_genes']:,} genes found). "
         )
         causes = []
+        other_species = False  # mouse genes: no var column would do, only their human orthologs
         if names is not None:
             names = [n for n in _as_names(names) if n]
             n = max(len(names), 1)
             ens = [x for x in names if _ENSEMBL_RE.match(x)]
-            other_species = [x for x in ens if not x.upper().startswith(_HUMAN_ENSEMBL_PREFIXES)]
+            other_ids = [x for x in ens if not x.upper().startswith(_HUMAN_ENSEMBL_PREFIXES)]
             title = [x for x in names if _TITLE_CASE_RE.match(x)]
             numeric = [x for x in names if _NUMERIC_RE.match(x)]
-            if len(other_species) > 0.2 * n:
+            other_species = len(other_ids) > 0.2 * n or len(title) > 0.5 * n
+            if len(other_ids) > 0.2 * n:
                 causes.append(
-                    f"the Ensembl IDs are of another species (e.g. {other_species[0]!r}; ENSMUSG = mouse): "
+                    f"the Ensembl IDs are of another species (e.g. {other_ids[0]!r}; ENSMUSG = mouse): "
                     "Geneformer is a human model"
                 )
             if len(title) > 0.5 * n:
@@ -340,7 +342,7 @@ class GeneformerTokenizer:
                 "(e.g. mouse title-case symbols), non-Ensembl IDs (Entrez, RefSeq), unusual version suffixes, "
                 "or a subset of genes (Geneformer needs all genes, no feature selection)"
             )
-        if any("Geneformer is a human model" in c for c in causes):  # mouse genes: no var column would do
+        if other_species:
             return (msg + "Likely cause: " + "; ".join(causes) + ". Fix: rename the genes to their human orthologs "
                     "(human Ensembl IDs), one to one, first: psysc.pp.map_genes(adata, 'human', gene_id='ensembl').")
         return (
