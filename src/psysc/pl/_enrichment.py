@@ -60,11 +60,7 @@ def nlog10_pvalues(p: np.ndarray) -> np.ndarray:
     The strongest evidence is drawn as such; NaN stays NaN.
     """
     with np.errstate(divide="ignore"):
-        out = -np.log10(np.asarray(p, dtype=np.float64))
-    finite = out[np.isfinite(out)]
-    top = float(finite.max()) if finite.size else 0.0
-    out[np.isposinf(out)] = max(1.1 * top, top + 1.0)
-    return out
+        return finite_for_colour(-np.log10(np.asarray(p, dtype=np.float64)))
 
 
 def _enrichment_table(data: AnnData | pd.DataFrame, key: str, groupby: str | None = None
