@@ -658,7 +658,8 @@ def prepare_scoring(
             "normalise them as counts. Normalised but not log-transformed values (CPM/TPM): pass the raw counts "
             "(layer='counts'?), or log-transform them first (sc.pp.log1p)."
         )
-    base = dict(adata.uns.get("log1p", {}) or {}).get("base") if isinstance(adata.uns.get("log1p"), dict) else None
+    log1p = adata.uns.get("log1p")  # scanpy's record of sc.pp.log1p: its base, None for e
+    base = log1p.get("base") if isinstance(log1p, dict) else None
     if not is_counts and base is not None and not np.isclose(float(base), np.e):
         logger.warning("adata.uns['log1p'] records sc.pp.log1p(base=%g): %s holds log%g(1 + x), not the natural "
                        "log1p that scDRS's statistics assume, so the scores differ from scDRS's. Pass the raw counts "
