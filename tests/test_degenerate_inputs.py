@@ -718,6 +718,9 @@ def test_arguments_of_the_wrong_kind_are_clear_errors(tmp_path):
     for seed in (1.5, -1, 2**32, True):
         with pytest.raises(ValueError, match="seed must be a whole number"):
             psysc.tl.score_disorders(adata, sets, n_ctrl=10, seed=seed)
+    for dtype in (None, "float16", "floot32", np.int32, [1]):  # None is not NumPy's float64 here
+        with pytest.raises(ValueError, match=r"dtype must be 'float32' \(default\) or 'float64'"):
+            psysc.tl.score_disorders(adata, sets, n_ctrl=10, dtype=dtype)
     with pytest.raises(TypeError, match=r"gene_sets is a path .*psysc.gwas.read_gs"):
         psysc.tl.score_disorders(adata, str(tmp_path / "sets.gs"), n_ctrl=10)
     with pytest.raises(TypeError, match=r"table without a ZSTAT column: .*table\[trait\].dropna\(\)"):

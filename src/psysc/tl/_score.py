@@ -162,6 +162,20 @@ def stale_traits(adata, key: str, traits) -> list[str]:
     return out
 
 
+def _score_dtype(dtype) -> np.dtype:
+    """``dtype`` of :func:`score_disorders` as a NumPy dtype: float32 or float64, else a ValueError.
+
+    ``None`` is refused rather than read as NumPy reads it (float64).
+    """
+    try:
+        parsed = None if dtype is None else np.dtype(dtype)
+    except TypeError:
+        parsed = None
+    if parsed not in (np.float32, np.float64):
+        raise ValueError(f"dtype must be 'float32' (default) or 'float64', not {dtype!r}")
+    return parsed
+
+
 def score_disorders(
     adata: AnnData,
     gene_sets,
@@ -259,9 +273,7 @@ def score_disorders(
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**32:
         raise ValueError(f"seed must be a whole number from 0 to 2**32 - 1, not {seed!r}")
     seed = int(seed)
-    dtype = np.dtype(dtype)
-    if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, not {dtype}")
+    dtype = _score_dtype(dtype)
     n_ctrl = whole_number("n_ctrl", n_ctrl, 2, " (control gene sets: each cell is standardised by the spread of its "
                           "control scores; scDRS uses 1,000)")
     min_genes = whole_number("min_genes", min_genes, 1)
