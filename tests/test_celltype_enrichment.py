@@ -566,8 +566,12 @@ def test_missing_groupby():
         celltype_specificity(adata, "nope")
     with pytest.raises(KeyError, match="nope"):
         celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="nope")
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(ValueError, match="method 'ldsc' is not supported"):
         celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method="ldsc")
+    with pytest.raises(ValueError, match="method 'ldsc' is not supported"):  # an array of names, as a list
+        celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method=np.array(["seismic", "ldsc"]))
+    with pytest.raises(ValueError, match="an empty list of methods"):
+        celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method=[])
     with pytest.raises(ValueError, match="gene names do not match"):
         celltype_enrichment(adata, {"T": pd.Series({"Gfap": 1.0, "Snap25": 2.0})}, groupby="ct")
     # mouse genes against human data: the message says so and names the fix

@@ -721,6 +721,11 @@ def test_arguments_of_the_wrong_kind_are_clear_errors(tmp_path):
     for dtype in (None, "float16", "floot32", np.int32, [1]):  # None is not NumPy's float64 here
         with pytest.raises(ValueError, match=r"dtype must be 'float32' \(default\) or 'float64'"):
             psysc.tl.score_disorders(adata, sets, n_ctrl=10, dtype=dtype)
+    # genes of the data's kind that it lacks, named by NumPy strings: printed as plain names, and no identifier hint
+    with pytest.raises(ValueError, match=r"Gene sets start with \['NOTAGENE1', 'NOTAGENE2'\].*both look like human-like"
+                       r" symbols: these genes are not in the data") as err:
+        psysc.tl.score_disorders(adata, {"t": list(np.array(["NOTAGENE1", "NOTAGENE2"]))}, n_ctrl=10)
+    assert "np.str_" not in str(err.value)
     with pytest.raises(TypeError, match=r"gene_sets is a path .*psysc.gwas.read_gs"):
         psysc.tl.score_disorders(adata, str(tmp_path / "sets.gs"), n_ctrl=10)
     with pytest.raises(TypeError, match=r"table without a ZSTAT column: .*table\[trait\].dropna\(\)"):

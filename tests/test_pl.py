@@ -383,6 +383,8 @@ def test_scores_errors(scored):
     with pytest.raises(KeyError, match="value 'zscore'"):
         psysc.pl.scores(scored, "SCZ", value="zscore", show=False)
     del scored.obsm["X_umap"]
+    with pytest.raises(KeyError, match="trait 'BIP' was not scored"):  # the trait first, then the embedding
+        psysc.pl.scores(scored, "BIP", show=False)
     with pytest.raises(KeyError, match=r"sc\.tl\.umap"):
         psysc.pl.scores(scored, "SCZ", show=False)
     with pytest.raises(KeyError, match=r"sc\.pp\.pca"):

@@ -13,6 +13,8 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from ._utils import head_names
+
 logger = logging.getLogger("psysc")
 
 _ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}(\.\d+)?$")
@@ -86,8 +88,8 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
               and pd.to_numeric(genes, errors="coerce").isna().all()):  # names, not weights written as text
             if not isinstance(genes.index, pd.RangeIndex):
                 raise TypeError(
-                    f"gene set {trait!r} is a Series of names ({list(genes[:3])}...) indexed by "
-                    f"{list(genes.index[:3])}: a weighted set is a Series gene -> weight (genes in the index); a "
+                    f"gene set {trait!r} is a Series of names ({head_names(genes)}...) indexed by "
+                    f"{head_names(genes.index)}: a weighted set is a Series gene -> weight (genes in the index); a "
                     "list of genes is passed as a list, e.g. {t: list(genes)}"
                 )
             s = pd.Series(np.ones(len(genes)), index=genes.to_numpy(), dtype=np.float64)  # a column of gene names
@@ -112,7 +114,7 @@ def as_gene_sets(gene_sets) -> dict[str, pd.Series]:
         bad = ~np.isfinite(s.to_numpy())
         if bad.any():
             raise ValueError(
-                f"gene set {trait!r} has {int(bad.sum())} NaN or infinite weights, e.g. {list(s.index[bad][:3])}"
+                f"gene set {trait!r} has {int(bad.sum())} NaN or infinite weights, e.g. {head_names(s.index[bad])}"
             )
         out[str(trait)] = s
     if not out:
@@ -198,7 +200,9 @@ def to_ensembl_call(var_names, set_genes=None) -> str:
 def overlap_hint(set_genes, var_names) -> str:
     """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
     a, b = _id_kind(set_genes), _id_kind(var_names)
-    hints = [f"the gene sets look like {a}, var_names look like {b}"]
+    hints = [f"the gene sets look like {a}, var_names look like {b}" if a != b else
+             f"the gene sets and var_names both look like {a}: these genes are not in "
+             "the data, or are spelled another way there"]
     set_species, data_species = _ensembl_species(set_genes), _ensembl_species(var_names)
     if None not in (set_species, data_species) and set_species != data_species:
         return (f"the gene sets are {set_species} Ensembl IDs, var_names are {data_species} Ensembl IDs: the data and "
@@ -296,7 +300,8 @@ def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
         "%s: only %d of %d genes found in the data; %s", trait, n_common, n_set,
         "is the matrix gene-filtered? use all genes, not only the highly variable ones"
         + _other_symbols_note(missing, data) if same_kind
-        else f"the missing ones (e.g. {list(missing[:3])}) are named differently: " + overlap_hint(missing, data.names),
+        else f"the missing ones (e.g. {head_names(missing)}) are named differently: "
+        + overlap_hint(missing, data.names),
     )
 
 
@@ -400,7 +405,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
         first = next(iter(gene_sets.values()))
         raise ValueError(
             "no gene of any gene set is in var_names (0 matches). "
-            f"Gene sets start with {list(first.index[:3])}, var_names with {list(var_names[:3])}: "
+            f"Gene sets start with {head_names(first.index)}, var_names with {head_names(var_names)}: "
             + overlap_hint(first.index, var_names)
             + symbol_column_hint(var, first.index)
             + "."

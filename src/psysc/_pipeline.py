@@ -31,7 +31,7 @@ from ._genesets import (
     symbol_column,
     symbol_column_hint,
 )
-from ._utils import continuous_grouping, group_order, label_text
+from ._utils import continuous_grouping, group_order, head_names, label_text
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -99,7 +99,7 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
     if adata.obs_names.has_duplicates:
         dup = adata.obs_names[adata.obs_names.duplicated()].unique()
         raise InputError(
-            f"{len(dup)} cell name(s) occur more than once in obs_names (e.g. {list(dup[:3])}), so the per-cell "
+            f"{len(dup)} cell name(s) occur more than once in obs_names (e.g. {head_names(dup)}), so the per-cell "
             "scores could not be told apart: make them unique first (adata.obs_names_make_unique()) and write the "
             "file again"
         )
@@ -115,7 +115,7 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
         example = list(gene_sets[no_overlap[0]].index[:3])
         why = (
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
-            f"(e.g. {example}) to those of the data (e.g. {list(genes[:3])}) first; "
+            f"(e.g. {example}) to those of the data (e.g. {head_names(genes)}) first; "
             + overlap_hint(gene_sets[no_overlap[0]].index, genes) + _symbols_option_hint(adata.var)
             + ("; from the command line: psysc run --gene-loc <the gene location file of the MAGMA run>"
                if all(str(g).isdigit() for g in example) else "")

@@ -66,7 +66,7 @@ def check_unique_var_names(adata, purpose: str) -> None:
     if adata.var_names.has_duplicates:
         dups = adata.var_names[adata.var_names.duplicated()].unique()
         raise ValueError(
-            f"{len(dups)} duplicated gene names: they occur more than once in var_names (e.g. {list(dups[:5])}). "
+            f"{len(dups)} duplicated gene names: they occur more than once in var_names (e.g. {head_names(dups, 5)}). "
             f"Make them unique (adata.var_names_make_unique()) or sum duplicated genes {purpose}."
         )
 
@@ -215,3 +215,8 @@ def available_memory() -> int | None:
     except (OSError, ValueError):
         pass
     return avail
+
+
+def head_names(names, k: int = 3) -> list[str]:
+    """The first ``k`` names as plain strings, for messages (NumPy strings would print as ``np.str_('...')``)."""
+    return [str(x) for x in list(names[:k])]

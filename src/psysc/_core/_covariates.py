@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._utils import head_names
 from ._blocks import iter_row_blocks
 
 logger = logging.getLogger("psysc")
@@ -37,7 +38,7 @@ def design_matrix(covariates: pd.DataFrame, obs_names: pd.Index) -> pd.DataFrame
     cov.index = cov.index.astype(str)
     if not cov.index.is_unique:
         dup = cov.index[cov.index.duplicated()].unique()
-        raise ValueError(f"the covariates' index has {len(dup)} duplicated cell names, e.g. {list(dup[:3])}; "
+        raise ValueError(f"the covariates' index has {len(dup)} duplicated cell names, e.g. {head_names(dup)}; "
                          "give one row per cell")
     matched = obs_names.astype(str).isin(cov.index)
     if matched.mean() < 0.75:

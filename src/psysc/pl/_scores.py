@@ -107,17 +107,6 @@ def scores(
         raise TypeError("scores() sets the colour from trait and value; to colour by another column use "
                         "sc.pl.embedding(adata, basis=..., color=...)")
 
-    basis = basis[2:] if basis.startswith("X_") else basis
-    obsm_key = f"X_{basis}"
-    if obsm_key not in adata.obsm:
-        fix = {
-            "umap": "run sc.tl.umap(adata) first (after sc.pp.neighbors)",
-            "pca": "run sc.pp.pca(adata) first",
-            "tsne": "run sc.tl.tsne(adata) first",
-            "draw_graph_fa": "run sc.tl.draw_graph(adata) first",
-        }.get(basis, f"compute the embedding first or choose another basis ({basis=!r})")
-        raise KeyError(f"adata.obsm[{obsm_key!r}] not found: {fix}; available: {list(adata.obsm)}")
-
     column = f"{key}_{trait}_{value}"
     scored = None
     if column not in adata.obs.columns:  # "scz" names the scored "SCZ"
@@ -139,6 +128,18 @@ def scores(
         else:
             hint = f"value {value!r} is not a score column of psysc.tl.score_disorders"
         raise KeyError(f"adata.obs[{column!r}] not found; {hint}")
+
+    # the trait before the embedding: a trait that was never scored is the first thing to fix
+    basis = basis[2:] if basis.startswith("X_") else basis
+    obsm_key = f"X_{basis}"
+    if obsm_key not in adata.obsm:
+        fix = {
+            "umap": "run sc.tl.umap(adata) first (after sc.pp.neighbors)",
+            "pca": "run sc.pp.pca(adata) first",
+            "tsne": "run sc.tl.tsne(adata) first",
+            "draw_graph_fa": "run sc.tl.draw_graph(adata) first",
+        }.get(basis, f"compute the embedding first or choose another basis ({basis=!r})")
+        raise KeyError(f"adata.obsm[{obsm_key!r}] not found: {fix}; available: {list(adata.obsm)}")
 
     if value in _SIGNED:
         kwargs.setdefault("cmap", "RdBu_r")

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pandas as pd
 
-from .._utils import check_anndata, uns_namespace
+from .._utils import check_anndata, head_names, uns_namespace
 from ..gwas._genes import _check_species
 from ..gwas._ids import (
     _N_EXAMPLES,
@@ -121,7 +121,7 @@ def map_genes(
     if species is None:
         species = guess_species(names)
         if species == "unknown":
-            raise ValueError(f"could not tell whether the genes (e.g. {list(names[:3])}) are human or mouse: pass "
+            raise ValueError(f"could not tell whether the genes (e.g. {head_names(names)}) are human or mouse: pass "
                              "species='human' or species='mouse'")
     else:
         species = _check_species(species)
@@ -173,14 +173,14 @@ def _map_names(names, options: dict, aliases, label: str) -> tuple[pd.DataFrame,
             "ensembl": f"{species} Ensembl IDs", "symbol": f"{species} gene symbols"}[to]
     n = len(table)
     if not len(keep):
-        raise ValueError(f"{label}none of the {n:,} {species} genes (e.g. {list(names[:3])}) maps to {what}: "
+        raise ValueError(f"{label}none of the {n:,} {species} genes (e.g. {head_names(names)}) maps to {what}: "
                          + _reasons(table, counts) + "; check species= and to=")
     msg = f"map_genes: {label}{n:,} {species} genes -> {len(keep):,} {what}, one column each"
     if n - len(keep):
         msg += f"; {n - len(keep):,} left out: " + _reasons(table, counts)
         dups = pd.Index(names)[pd.Index(names).duplicated()].unique()
         if len(dups):
-            msg += (f". {len(dups):,} names occur more than once (e.g. {list(dups[:3])}): their columns tie and are "
+            msg += (f". {len(dups):,} names occur more than once (e.g. {head_names(dups)}): their columns tie and are "
                     "left out; sum or rename them first")
     (logger.warning if n - len(keep) > _WARN_LOST * n else logger.info)(msg)
     record = {**options, "n_genes_in": int(n), "n_genes_out": int(len(keep)),

@@ -23,6 +23,7 @@ from .._utils import (
     check_unique_var_names,
     get_matrix,
     group_order,
+    head_names,
     label_text,
     reports_cells_read,
     uns_namespace,
@@ -579,7 +580,7 @@ def _gene_z(s: pd.Series, genes: pd.Index, universe: str) -> tuple[pd.Series, st
 def _no_match(message: str, left: tuple[str, pd.Index], right: tuple[str, pd.Index], fix: str) -> ValueError:
     """An error for two gene lists that share no name: their first names and why they may differ."""
     (a, ia), (b, ib) = left, right
-    return ValueError(f"{message} ({a}: {list(ia[:3])}, {b}: {list(ib[:3])}); {overlap_hint(ia, ib)}. {fix}")
+    return ValueError(f"{message} ({a}: {head_names(ia)}, {b}: {head_names(ib)}); {overlap_hint(ia, ib)}. {fix}")
 
 
 def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Index,
@@ -601,7 +602,7 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
         raise ValueError(
             f"only {n_in} of the {len(s)} genes of {trait!r} have a specificity score (at least {MIN_GENES}, and "
             f"{MIN_FRACTION:.0%} of the set unless {MIN_GENES_ANY_FRACTION} or more, are needed: fewer suggests gene "
-            f"names that do not match); matched: {list(genes[genes.isin(s.index)][:5])}. "
+            f"names that do not match); matched: {head_names(genes[genes.isin(s.index)], 5)}. "
             + (f"If the gene names should match more widely: {overlap_hint(unmatched, var_names)}. Map them with "
                "psysc.gwas.to_symbols / to_ensembl / to_species; " if len(unmatched) else "")
             + f"{int(s.index.isin(var_names).sum())} of the set's genes are in var_names: lower min_cells_expressed "
@@ -713,11 +714,15 @@ def _design(method: str, tables: _SpecTables, genes: pd.Index, top: dict[str, li
 
 
 def _check_methods(method) -> list[str]:
-    methods = list(METHODS) if method == "all" else [method] if isinstance(method, str) else list(method)
+    if isinstance(method, str):
+        methods = list(METHODS) if method == "all" else [method]
+    else:
+        methods = [str(m) for m in method]  # a list, tuple or array of names
     methods = list(dict.fromkeys(methods))  # a method named twice is run once
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:
-        raise ValueError(f"method={method!r} is not supported; choose from {METHODS} (or 'all', or a list)")
+        what = f"method {', '.join(map(repr, bad))}" if bad else "an empty list of methods"
+        raise ValueError(f"{what} is not supported; choose from {METHODS} (or 'all', or a list of them)")
     return methods
 
 

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ..._core._blocks import as_csr
+from ..._utils import head_names
 from .._base import FoundationModel, ModelInfo, Tokens
 from ._format import LEGACY_FILES, WEIGHTS_NAME, ScVIConfig, parse_config, read_model_pt
 
@@ -337,8 +338,8 @@ class ScVI(FoundationModel):
         names = pd.Index(adata.var_names).astype(str)
         model_ens = self._genes.str.match(_ENSEMBL_RE).mean() > 0.5
         msg = (
-            f"none of the {len(names):,} genes of adata.var_names (e.g. {list(names[:3])}) is among the "
-            f"{self.config.n_genes:,} genes of the scVI model (e.g. {list(self._genes[:3])}). Genes are matched by "
+            f"none of the {len(names):,} genes of adata.var_names (e.g. {head_names(names)}) is among the "
+            f"{self.config.n_genes:,} genes of the scVI model (e.g. {head_names(self._genes)}). Genes are matched by "
             "adata.var_names, as scvi-tools does."
         )
         hints = []
@@ -426,7 +427,7 @@ class ScVI(FoundationModel):
                 what = "batch" if cov.key == cfg.batch_key else "categorical covariate"
                 raise ValueError(
                     f"this scVI model encodes the {what} (encode_covariates=True; {len(cov.categories)} categories, "
-                    f"e.g. {list(cov.categories[:3])}): adata.obs[{key!r}] is needed"
+                    f"e.g. {head_names(cov.categories)}): adata.obs[{key!r}] is needed"
                     + (" (or pass batch_key= naming the column with the model's batch categories)"
                        if cov.key == cfg.batch_key else "")
                     + ". Cells whose category the model has not seen get an all-zero one-hot."
