@@ -743,6 +743,12 @@ def test_too_few_matching_genes_or_covariates_raise(caplog):
     assert len(celltype_enrichment(adata, {"T": panel}, groupby="ct", inplace=False)) == 3
     with pytest.raises(ValueError, match=r"only 4 of the 5 genes"):
         celltype_enrichment(adata, {"T": pd.Series(1.0, index=list(kept[:4]) + ["x"])}, groupby="ct")
+    # genes in the data but all filtered out of the specificity: the filters are named, not the gene names
+    dropped = adata.var_names[~adata.var_names.isin(kept)]
+    assert len(dropped) >= 5
+    with pytest.raises(ValueError, match=rf"no gene of 'F' has a specificity score, although {len(dropped[:5])} of its "
+                       r"6 genes are in var_names: .*lower min_cells_expressed / min_mean"):
+        celltype_enrichment(adata, {"F": pd.Series(1.0, index=list(dropped[:5]) + ["x"])}, groupby="ct")
     # a weak trait beside a testable one is left out, named with its count; the other is tested as alone
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="psysc"):

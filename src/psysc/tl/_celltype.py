@@ -590,6 +590,13 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
     ``data``: the :class:`~psysc._genesets.DataGenes` of ``var_names``, when made for several sets.
     """
     n_in = int(genes.isin(s.index).sum())
+    n_in_data = int(s.index.isin(var_names).sum())
+    if n_in == 0 and n_in_data:
+        raise ValueError(
+            f"no gene of {trait!r} has a specificity score, although {n_in_data} of its {len(s)} genes are in "
+            "var_names: they were filtered out of the specificity (too few cells expressing them, or too low a mean); "
+            "lower min_cells_expressed / min_mean, or check that the expression is log-normalised"
+        )
     if n_in == 0:
         raise _no_match(f"no gene of {trait!r} has a specificity score: gene names do not match adata.var_names",
                         ("set", s.index), ("data", var_names), "Map them with psysc.gwas.to_symbols / to_ensembl / "
@@ -605,10 +612,10 @@ def _check_overlap(trait: str, s: pd.Series, genes: pd.Index, var_names: pd.Inde
             f"names that do not match); matched: {head_names(genes[genes.isin(s.index)], 5)}. "
             + (f"If the gene names should match more widely: {overlap_hint(unmatched, var_names)}. Map them with "
                "psysc.gwas.to_symbols / to_ensembl / to_species; " if len(unmatched) else "")
-            + f"{int(s.index.isin(var_names).sum())} of the set's genes are in var_names: lower min_cells_expressed "
+            + f"{n_in_data} of the set's genes are in var_names: lower min_cells_expressed "
             "/ min_mean if they were filtered out of the specificity"
         )
-    report_overlap(trait, s.index, var_names if data is None else data, int(s.index.isin(var_names).sum()))
+    report_overlap(trait, s.index, var_names if data is None else data, n_in_data)
     return n_in
 
 
