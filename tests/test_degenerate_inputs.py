@@ -216,6 +216,16 @@ def test_celltype_specificity_refuses_raw_counts():
     adata = psysc.datasets.darmanis2015()  # raw counts in X, no prepare_scoring yet
     with pytest.raises(ValueError, match=r"adata.X looks like raw counts.*psysc.pp.prepare_scoring"):
         psysc.tl.celltype_specificity(adata, "cell_type")
+    # prepared under another key: its layer is named, and both fixes it names work
+    other = adata.copy()
+    psysc.pp.prepare_scoring(other, key_added="run1")
+    with pytest.raises(ValueError, match=r"raw counts.*pass layer='run1_norm'.*or key_added='run1'"):
+        psysc.tl.celltype_specificity(other, "cell_type", min_cells_per_group=10)
+    by_layer = psysc.tl.celltype_specificity(other, "cell_type", layer="run1_norm", min_cells_per_group=10,
+                                             inplace=False)
+    psysc.tl.celltype_specificity(other, "cell_type", key_added="run1", min_cells_per_group=10)
+    stored = psysc.tl.specificity_table(other, key="run1")
+    pd.testing.assert_frame_equal(stored.loc[by_layer.index, by_layer.columns], by_layer, check_names=False)
     psysc.pp.prepare_scoring(adata)
     psysc.tl.celltype_specificity(adata, "cell_type", min_cells_per_group=10)
 

@@ -110,7 +110,18 @@ class _SpecTables:
     info: dict
 
 
-def _refuse_non_log(X, where: str, *, n_rows: int = 2_000) -> None:
+def _prepared_layers(adata: AnnData) -> list[tuple[str, str]]:
+    """``(key, layer)`` of every ``prepare_scoring`` in ``adata.uns`` whose log-normalised layer is in ``adata.layers``."""
+    found = []
+    for k, ns in adata.uns.items():
+        prep = ns.get("prepare_scoring") if isinstance(ns, dict) else None
+        layer = prep.get("layer") if isinstance(prep, dict) else None
+        if layer and layer != "X" and layer in adata.layers:
+            found.append((str(k), str(layer)))
+    return found
+
+
+def _refuse_non_log(X, where: str, *, n_rows: int = 2_000, prepared: list[tuple[str, str]] = ()) -> None:
     """Raise unless the first rows of ``X`` look log-normalised (the specificity compares mean log expression).
 
     Refused, each with its fix: no matrix; raw counts (whole numbers above 1); scaled or centred values (negative,
@@ -131,6 +142,10 @@ def _refuse_non_log(X, where: str, *, n_rows: int = 2_000) -> None:
         return
     fix = ("run psysc.pp.prepare_scoring(adata) first (it adds layers['psysc_norm'], used by default) or pass "
            "layer=<a log-normalised layer>")
+    if prepared:  # prepared under another key: its layer is there
+        key, layer = prepared[0]
+        fix = (f"pass layer={layer!r}, the log-normalised layer of psysc.pp.prepare_scoring(adata, key_added={key!r}) "
+               f"(or key_added={key!r}, whose preparation is used by default)")
     head = f"in its first {block.shape[0]} cells"
     if data.min() < 0:
         raise ValueError(
@@ -152,7 +167,7 @@ def _refuse_non_log(X, where: str, *, n_rows: int = 2_000) -> None:
 
 def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _SpecTables:
     X = get_matrix(adata, layer)
-    _refuse_non_log(X, f"layers[{layer!r}]" if layer else "adata.X")
+    _refuse_non_log(X, f"layers[{layer!r}]" if layer else "adata.X", prepared=[] if layer else _prepared_layers(adata))
     codes, names = _labels(adata, groupby)
     mom = group_moments(X, codes, len(names), block_size=block_size)
     res = seismic_specificity(mom, **filters)
