@@ -111,7 +111,7 @@ class _SpecTables:
 
 
 def _prepared_layers(adata: AnnData) -> list[tuple[str, str]]:
-    """``(key, layer)`` of every ``prepare_scoring`` in ``adata.uns`` whose log-normalised layer is in ``adata.layers``."""
+    """``(key, layer)`` of each ``prepare_scoring`` in ``adata.uns`` whose log-normalised layer is in ``layers``."""
     found = []
     for k, ns in adata.uns.items():
         prep = ns.get("prepare_scoring") if isinstance(ns, dict) else None
