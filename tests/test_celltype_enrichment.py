@@ -534,6 +534,41 @@ def test_darmanis_combined_evidence(darmanis):
     adata.obs["half"] = np.where(np.arange(adata.n_obs) % 2, "odd", "even")
     psysc.tl.disorder_enrichment(adata, groupby="half", use_graph=None)
     pd.testing.assert_frame_equal(psysc.tl.combine_evidence(adata, inplace=False), comb)
+    # one method named by a string, as in celltype_enrichment
+    one = psysc.tl.combine_evidence(adata, methods="seismic", inplace=False)
+    assert [c for c in one.columns if c.startswith("pval_")] == ["pval_cells", "pval_seismic"]
+    pd.testing.assert_series_equal(one["pval_seismic"], comb["pval_seismic"])
+
+
+def test_combined_evidence_refuses_tables_of_other_cells_or_labels(darmanis):
+    adata = darmanis.copy()
+    gs = psysc.gwas.panel("psychiatric")
+    sets = {k: gs[k] for k in ("SCZ", "AD")}
+    psysc.tl.score_disorders(adata, sets, n_ctrl=50, seed=0)
+    psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None)
+    # a subset since the per-cell table: its removed groups would enter the combination
+    sub = adata[~adata.obs["cell_type"].isin(["hybrid", "neurons"])].copy()
+    celltype_enrichment(sub, sets, groupby="cell_type", min_cells_per_group=10)
+    with pytest.raises(ValueError, match=r"the disorder_enrichment table does not fit the data any more: it was "
+                       rf"computed on {adata.n_obs} cells, the data has {sub.n_obs}; run "
+                       r"psysc.tl.disorder_enrichment\(adata, groupby='cell_type'\)"):
+        psysc.tl.combine_evidence(sub)
+    psysc.tl.disorder_enrichment(sub, groupby="cell_type", use_graph=None)  # the fix it names
+    assert "neurons" not in set(psysc.tl.combine_evidence(sub, inplace=False)["group"])
+    # labels swapped since the per-cell table: same cells, same group names, other members
+    swapped = adata.copy()
+    swapped.obs["cell_type"] = swapped.obs["cell_type"].astype(str).replace(
+        {"neurons": "astrocytes", "astrocytes": "neurons"})
+    celltype_enrichment(swapped, sets, groupby="cell_type", min_cells_per_group=10)
+    with pytest.raises(ValueError, match=r"disorder_enrichment table .*the labels of obs\['cell_type'\] changed"):
+        psysc.tl.combine_evidence(swapped)
+    # and the other way: the cell-type table is the older one
+    psysc.tl.disorder_enrichment(swapped, groupby="cell_type", use_graph=None)
+    swapped.obs["cell_type"] = adata.obs["cell_type"]
+    psysc.tl.disorder_enrichment(swapped, groupby="cell_type", use_graph=None)
+    with pytest.raises(ValueError, match=r"celltype_enrichment table .*changed since; run "
+                       r"psysc.tl.celltype_enrichment\(adata, gene_sets, groupby='cell_type'\)"):
+        psysc.tl.combine_evidence(swapped)
 
 
 def test_combined_evidence_finds_the_per_cell_table_of_a_grouping_named_with_a_slash(darmanis):

@@ -630,10 +630,13 @@ def test_views_of_a_backed_anndata_are_refused_where_results_would_be_written(tm
     adata.write_h5ad(tmp_path / "log.h5ad")
     backed = anndata.read_h5ad(tmp_path / "log.h5ad", backed="r")
     view = backed[backed.obs["cell_type"] != "hybrid"]
-    gs = psysc.datasets.gwas_gene_sets(["SCZ"])
+    gs = psysc.datasets.gwas_gene_sets(["SCZ", "AD"])
     steps = (lambda v: psysc.pp.prepare_scoring(v),
              lambda v: psysc.tl.celltype_specificity(v, "cell_type", min_cells_per_group=10),
-             lambda v: psysc.tl.celltype_enrichment(v, gs, groupby="cell_type", min_cells_per_group=10))
+             lambda v: psysc.tl.celltype_enrichment(v, gs, groupby="cell_type", min_cells_per_group=10),
+             lambda v: psysc.tl.disorder_contrast(v, gs, groupby="cell_type", contrasts=[("SCZ", "AD")],
+                                                  min_cells_per_group=10),
+             lambda v: psysc.tl.combine_evidence(v))
     for step in steps:
         with pytest.raises(ValueError, match=r"view of an AnnData opened in backed mode.*\.to_memory\(\)") as err:
             step(view)

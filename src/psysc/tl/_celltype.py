@@ -85,7 +85,7 @@ def _labels(adata: AnnData, groupby: str, *, warn: bool = True):
     return np.asarray(cat.codes, dtype=np.int64), np.asarray(names, dtype=str)
 
 
-def _fingerprint(adata: AnnData, groupby: str, codes=None, names=None) -> dict:
+def labels_fingerprint(adata: AnnData, groupby: str, codes=None, names=None) -> dict:
     """What a specificity was computed on: the data's shape and a digest of each cell's group label.
 
     Stored with the specificity (h5ad-writable ints and a hex string) and compared before reusing it, so
@@ -189,7 +189,7 @@ def _compute_specificity(adata, groupby, *, layer, block_size, filters) -> _Spec
     groups = [str(names[i]) for i in res.groups]
     index = adata.var_names[res.genes]
     info = {
-        **_fingerprint(adata, groupby, codes, names),
+        **labels_fingerprint(adata, groupby, codes, names),
         "n_groups_dropped": int(res.n_groups_dropped),
         "n_genes_dropped_expressed": int(res.n_genes_dropped_expressed),
         "n_genes_dropped_mean": int(res.n_genes_dropped_mean),
@@ -462,11 +462,21 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
         return "its filters differ (" + ", ".join(f"{k}={params.get(k)!r}, now {filters[k]!r}" for k in changed) + ")"
     if "labels_digest" not in params:
         return "it carries no record of the cells and labels it was computed on (stored by an earlier version)"
-    now = _fingerprint(adata, groupby)
-    for k, what in (("n_obs", "cells"), ("n_vars", "genes")):
-        if int(params.get(k, -1)) != now[k]:
-            return f"it was computed on {params.get(k)} {what}, the data has {now[k]}"
-    if str(params["labels_digest"]) != now["labels_digest"]:
+    if int(params.get("n_vars", -1)) != adata.n_vars:
+        return f"it was computed on {params.get('n_vars')} genes, the data has {adata.n_vars}"
+    return labels_changed(adata, groupby, params)
+
+
+def labels_changed(adata: AnnData, groupby: str, record: Mapping) -> str | None:
+    """Why a result computed with the cells and labels ``record`` holds (``n_obs`` and ``labels_digest`` of
+    :func:`labels_fingerprint`) does not fit ``adata`` now; ``None`` when it fits or ``record`` holds neither.
+    """
+    if not isinstance(record, Mapping) or "labels_digest" not in record:
+        return None
+    now = labels_fingerprint(adata, groupby)
+    if int(record.get("n_obs", -1)) != now["n_obs"]:
+        return f"it was computed on {record.get('n_obs')} cells, the data has {now['n_obs']}"
+    if str(record["labels_digest"]) != now["labels_digest"]:
         return f"the labels of obs[{groupby!r}] changed since"
     return None
 
@@ -921,6 +931,7 @@ def celltype_enrichment(
     ns = uns_namespace(adata, key_added)
     ns["celltype_enrichment"] = table
     ns["celltype_enrichment_params"] = {
+        **labels_fingerprint(adata, groupby),
         "groupby": groupby, "methods": methods, "traits": list(gene_sets), "universe": universes,
         "top_fraction": float(top_fraction), "fit": {t: fitted_by.get(t, dict.fromkeys(methods, "ols"))
                                                      for t in gene_sets},

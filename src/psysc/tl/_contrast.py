@@ -26,6 +26,7 @@ from ._celltype import (
     _universe_of,
     _whitener,
     _with_covariates,
+    labels_changed,
     top_specific_genes,
 )
 from ._enrichment import kept_enrichment
@@ -170,7 +171,7 @@ def disorder_contrast(
     True
 
     """
-    check_anndata(adata)
+    check_anndata(adata, writes=inplace)
     methods = _check_methods(method)
     gene_sets, gene_tables, correlations = _split_inputs(gene_sets)
     traits = list(gene_sets)
@@ -358,20 +359,24 @@ def combine_evidence(
     >>> adata.uns["psysc"]["combined_enrichment"].head()  # doctest: +SKIP
 
     """
-    check_anndata(adata)
+    check_anndata(adata, writes=inplace)
     ns = adata.uns.get(key)
     if not isinstance(ns, dict):
         raise KeyError(f"adata.uns[{key!r}] not found: run psysc.tl.disorder_enrichment and/or celltype_enrichment")
+    if isinstance(methods, str):
+        methods = [methods]
     parts = []
-    groupbys = {}
+    groupbys, records = {}, {}
     celltype_groupby = ns.get("celltype_enrichment_params", {}).get("groupby") if "celltype_enrichment" in ns else None
     kept = kept_enrichment(ns, celltype_groupby)
     if cells and kept is not None:
         parts.append(_cells_part(kept["table"]))  # the per-cell table of the cell-type table's grouping
         groupbys["disorder_enrichment"] = celltype_groupby
+        records["disorder_enrichment"] = kept.get("params", {})
     elif cells and "enrichment" in ns:
         parts.append(_cells_part(ns["enrichment"]))
         groupbys["disorder_enrichment"] = ns.get("enrichment_params", {}).get("groupby")
+        records["disorder_enrichment"] = ns.get("enrichment_params", {})
     if "celltype_enrichment" in ns:
         t = pd.DataFrame(ns["celltype_enrichment"])
         if methods is not None:
@@ -383,6 +388,7 @@ def combine_evidence(
         wide.columns = [f"pval_{c}" for c in wide.columns]
         parts.append(wide.reset_index())
         groupbys["celltype_enrichment"] = ns.get("celltype_enrichment_params", {}).get("groupby")
+        records["celltype_enrichment"] = ns.get("celltype_enrichment_params", {})
     if not parts:
         raise KeyError(
             f"no enrichment tables in adata.uns[{key!r}]: run psysc.tl.disorder_enrichment (per cell) and/or "
@@ -390,6 +396,14 @@ def combine_evidence(
         )
     if len({g for g in groupbys.values() if g is not None}) > 1:
         raise ValueError(f"the tables were computed for different groupings: {groupbys}; rerun them with one groupby")
+    for source, record in records.items():  # each table on the cells and labels adata has now
+        groupby = groupbys[source]
+        why = labels_changed(adata, groupby, record) if groupby in adata.obs else (
+            f"obs[{groupby!r}] is no longer in adata" if groupby is not None else None)
+        if why is not None:
+            call = "(adata, gene_sets, " if source == "celltype_enrichment" else "(adata, "
+            raise ValueError(f"the {source} table does not fit the data any more: {why}; run "
+                             f"psysc.tl.{source}{call}groupby={groupby!r}) again before combining")
     table = parts[0]
     for p in parts[1:]:
         table = table.merge(p, on=["trait", "group"], how="outer")

@@ -18,6 +18,7 @@ from .._utils import (
     uns_namespace,
     warn_missing_words,
 )
+from ._celltype import labels_fingerprint
 from ._score import stale_traits
 
 logger = logging.getLogger("psysc")
@@ -146,8 +147,8 @@ def disorder_enrichment(
     inplace
         Store the table in ``adata.uns[key]["enrichment"]`` (default; the plots read it there) or return it. The
         table of each ``groupby`` is also kept in ``adata.uns[key]["enrichment_by_groupby"][groupby]`` (with its
-        parameters; a "/" in the column name becomes "_" there, as an h5ad key cannot hold it), so a second call
-        with another grouping does not lose the first.
+        parameters; a "/" in the column name is written "%2F" there and a "%" "%25", as an h5ad key cannot hold a
+        "/"), so a second call with another grouping does not lose the first.
 
     Returns
     -------
@@ -298,7 +299,7 @@ def disorder_enrichment(
         return table
     ns = uns_namespace(adata, key)
     params = {"groupby": groupby, "use_graph": use_graph or "", "traits": list(traits),
-              "fdr_thresholds": [float(t) for t in fdr_thresholds]}
+              "fdr_thresholds": [float(t) for t in fdr_thresholds], **labels_fingerprint(adata, groupby)}
     ns["enrichment"] = table
     ns["enrichment_params"] = params
     by = dict(ns.get("enrichment_by_groupby", {}))
