@@ -468,8 +468,10 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
 
 
 def labels_changed(adata: AnnData, groupby: str, record: Mapping) -> str | None:
-    """Why a result computed with the cells and labels ``record`` holds (``n_obs`` and ``labels_digest`` of
-    :func:`labels_fingerprint`) does not fit ``adata`` now; ``None`` when it fits or ``record`` holds neither.
+    """Why a result computed on the cells and labels that ``record`` describes does not fit ``adata`` now.
+
+    ``record`` holds ``n_obs`` and ``labels_digest`` of :func:`labels_fingerprint`; ``None`` when the result fits, or
+    when ``record`` does not hold them (stored by an earlier version).
     """
     if not isinstance(record, Mapping) or "labels_digest" not in record:
         return None
