@@ -878,11 +878,26 @@ def test_traits_differing_only_in_case_and_continuous_groupings():
     lower = psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["scz"], use_graph=None, inplace=False)
     upper = psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["SCZ"], use_graph=None, inplace=False)
     pd.testing.assert_frame_equal(lower, upper)
-    with pytest.raises(KeyError, match="were not scored"):
+    with pytest.raises(KeyError, match=r"\['BIP'\] were not scored under key 'psysc'; scored traits: "
+                       r"\['SCZ', 'AD'\]\"$"):
         psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["BIP"], use_graph=None, inplace=False)
     adata.obsm["X_umap"] = np.random.default_rng(0).normal(size=(adata.n_obs, 2))
     fig = psysc.pl.scores(adata, "scz", show=False, return_fig=True)
     assert fig is not None
+    # a trait scored under another key: that key is named, and passing it works
+    psysc.tl.score_disorders(adata, psysc.datasets.gwas_gene_sets(["BIP"]), n_ctrl=20, key_added="run2",
+                             prepare_key="psysc")
+    with pytest.raises(KeyError, match=r"not scored under key 'psysc'.*'BIP' is scored under key='run2': "
+                       r"pass key='run2'"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["BIP"], use_graph=None, inplace=False)
+    with pytest.raises(KeyError, match=r"'bip' is scored under key='run2': pass key='run2'"):
+        psysc.pl.scores(adata, "bip", show=False)
+    with pytest.raises(KeyError, match=r"no disease scores under key 'zz'; traits are scored under key='psysc'"):
+        psysc.tl.disorder_enrichment(adata, groupby="cell_type", use_graph=None, key="zz")
+    run2 = psysc.tl.disorder_enrichment(adata, groupby="cell_type", traits=["bip"], use_graph=None, key="run2",
+                                        inplace=False)
+    assert set(run2["trait"]) == {"BIP"}
+    assert psysc.pl.scores(adata, "bip", key="run2", show=False, return_fig=True) is not None
     adata.obs["n_genes"] = np.asarray((adata.X > 0).sum(axis=1)).ravel()
     with pytest.raises(ValueError, match=r"obs\['n_genes'\]: it has \d+ different values .* looks continuous"):
         psysc.tl.disorder_enrichment(adata, groupby="n_genes", use_graph=None, inplace=False)

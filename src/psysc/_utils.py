@@ -220,3 +220,36 @@ def available_memory() -> int | None:
 def head_names(names, k: int = 3) -> list[str]:
     """The first ``k`` names as plain strings, for messages (NumPy strings would print as ``np.str_('...')``)."""
     return [str(x) for x in list(names[:k])]
+
+
+def scored_traits(adata, key: str) -> list[str]:
+    """Traits scored by ``score_disorders`` under ``key`` (its record in ``.uns``, else the ``.obs`` columns)."""
+    from collections.abc import Mapping
+
+    ns = adata.uns.get(key)
+    info = ns.get("score_disorders") if isinstance(ns, Mapping) else None
+    traits = info.get("traits") if isinstance(info, Mapping) else None
+    if traits is not None and len(traits) > 0:
+        return [str(t) for t in traits]
+    suffix, prefix = "_norm_score", f"{key}_"
+    return [c[len(prefix) : -len(suffix)] for c in map(str, adata.obs.columns)
+            if c.startswith(prefix) and c.endswith(suffix)]
+
+
+def scored_elsewhere(adata, key: str, trait: str | None = None) -> str:
+    """The end of an error about scores missing under ``key``: where else they are.
+
+    ``"; ... pass key=K"`` naming another key of ``.uns`` under which ``trait`` (any trait when ``None``) is scored,
+    else ``""``.
+    """
+    from collections.abc import Mapping
+
+    for k, ns in adata.uns.items():
+        if k == key or not isinstance(ns, Mapping) or "score_disorders" not in ns:
+            continue
+        there = scored_traits(adata, k)
+        if trait is None and there:
+            return f"; traits are scored under key={k!r}: pass key={k!r}"
+        if trait is not None and str(trait).lower() in {t.lower() for t in there}:
+            return f"; {trait!r} is scored under key={k!r}: pass key={k!r}"
+    return ""

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .._utils import same_trait
+from .._utils import same_trait, scored_elsewhere, scored_traits
 from ._enrichment import _finish, symmetric_bound
 
 if TYPE_CHECKING:
@@ -16,18 +15,6 @@ if TYPE_CHECKING:
 
 # default colouring per score column: signed scores diverge around 0, -log10 p-values are sequential
 _SIGNED = {"raw_score", "norm_score", "zscore"}
-
-
-def _scored_traits(adata: AnnData, key: str) -> list[str]:
-    """Traits scored under ``key`` (from the provenance in ``.uns``, else from the ``.obs`` column names)."""
-    ns = adata.uns.get(key)
-    info = ns.get("score_disorders") if isinstance(ns, Mapping) else None
-    traits = info.get("traits") if isinstance(info, Mapping) else None
-    if traits is not None and len(traits) > 0:
-        return [str(t) for t in traits]
-    suffix = "_norm_score"
-    prefix = f"{key}_"
-    return [c[len(prefix) : -len(suffix)] for c in adata.obs.columns if c.startswith(prefix) and c.endswith(suffix)]
 
 
 def scores(
@@ -110,21 +97,16 @@ def scores(
     column = f"{key}_{trait}_{value}"
     scored = None
     if column not in adata.obs.columns:  # "scz" names the scored "SCZ"
-        scored = _scored_traits(adata, key)
+        scored = scored_traits(adata, key)
         trait = same_trait(trait, scored)
         column = f"{key}_{trait}_{value}"
     if column not in adata.obs.columns:
         if not scored:
-            other = [k for k, ns in adata.uns.items()
-                     if k != key and isinstance(ns, Mapping) and "score_disorders" in ns and _scored_traits(adata, k)]
-            hint = (f"no trait is scored under key={key!r}" + (
-                f"; traits are scored under key={other[0]!r}: pass key={other[0]!r}" if other else
-                ": run psysc.tl.score_disorders(adata, gene_sets) first"))
+            hint = (f"no trait is scored under key={key!r}"
+                    + (scored_elsewhere(adata, key) or ": run psysc.tl.score_disorders(adata, gene_sets) first"))
         elif str(trait) not in scored:
-            hint = (
-                f"trait {trait!r} was not scored under key={key!r} (scored: {scored}): "
-                "run psysc.tl.score_disorders with its gene set first"
-            )
+            hint = (f"trait {trait!r} was not scored under key={key!r} (scored: {scored})"
+                    + (scored_elsewhere(adata, key, trait) or ": run psysc.tl.score_disorders with its gene set first"))
         else:
             hint = f"value {value!r} is not a score column of psysc.tl.score_disorders"
         raise KeyError(f"adata.obs[{column!r}] not found; {hint}")

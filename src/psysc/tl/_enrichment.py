@@ -15,6 +15,8 @@ from .._utils import (
     group_order,
     label_text,
     same_trait,
+    scored_elsewhere,
+    scored_traits,
     uns_namespace,
     warn_missing_words,
 )
@@ -24,13 +26,6 @@ from ._score import stale_traits
 logger = logging.getLogger("psysc")
 
 FDR_THRESHOLDS = (0.05, 0.1, 0.2)
-
-
-def _scored_traits(adata: AnnData, key: str) -> list[str]:
-    ns = adata.uns.get(key)
-    if not isinstance(ns, dict) or "score_disorders" not in ns:
-        raise KeyError(f"no disease scores under key {key!r}: run psysc.tl.score_disorders(adata, gene_sets) first.")
-    return list(ns["score_disorders"]["traits"])
 
 
 def _group_stats(norm, ctrl, graph, cells):
@@ -178,7 +173,10 @@ def disorder_enrichment(
 
     """
     check_anndata(adata, writes=inplace)
-    scored = _scored_traits(adata, key)
+    scored = scored_traits(adata, key)
+    if not scored:
+        raise KeyError(f"no disease scores under key {key!r}"
+                       + (scored_elsewhere(adata, key) or ": run psysc.tl.score_disorders(adata, gene_sets) first."))
     if traits is None:
         traits = scored
     elif isinstance(traits, str):
@@ -187,7 +185,8 @@ def disorder_enrichment(
     traits = list(dict.fromkeys(same_trait(t, scored) for t in traits))
     missing = [t for t in traits if t not in scored]
     if missing:
-        raise KeyError(f"traits {missing} were not scored; scored traits: {scored}")
+        raise KeyError(f"traits {missing} were not scored under key {key!r}; scored traits: {scored}"
+                       + scored_elsewhere(adata, key, missing[0]))
     if not traits:
         raise ValueError(f"no trait to test: traits={traits!r}; scored traits: {scored}")
     stale = stale_traits(adata, key, traits)
