@@ -200,8 +200,9 @@ def to_ensembl_call(var_names, set_genes=None) -> str:
 def overlap_hint(set_genes, var_names) -> str:
     """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
     a, b = _id_kind(set_genes), _id_kind(var_names)
-    hints = [f"the gene sets look like {a}, var_names look like {b}" if a != b else
-             f"the gene sets and var_names both look like {a}: these genes are not in "
+    shown = {"ensembl": "Ensembl IDs"}
+    hints = [f"the gene sets look like {shown.get(a, a)}, var_names look like {shown.get(b, b)}" if a != b else
+             f"the gene sets and var_names both look like {shown.get(a, a)}: these genes are not in "
              "the data, or are spelled another way there"]
     set_species, data_species = _ensembl_species(set_genes), _ensembl_species(var_names)
     if None not in (set_species, data_species) and set_species != data_species:
@@ -361,7 +362,8 @@ def ensembl_column(var: pd.DataFrame | None) -> str | None:
 def symbol_column_hint(var: pd.DataFrame | None, set_genes=None) -> str:
     """A sentence naming a column of ``var`` with gene symbols to use as var_names, when var_names are Ensembl IDs.
 
-    With ``set_genes`` of Ensembl IDs and var_names of symbols, the column of ``var`` with Ensembl IDs instead.
+    With ``set_genes`` of Ensembl IDs and var_names of symbols, the column of ``var`` with Ensembl IDs instead; with
+    Ensembl IDs on both sides, nothing.
     """
     if var is not None and len(var) and set_genes is not None and _id_kind(set_genes) == "ensembl" \
             and _id_kind(var.index) != "ensembl":
@@ -370,8 +372,8 @@ def symbol_column_hint(var: pd.DataFrame | None, set_genes=None) -> str:
             return (f"; map the gene sets to symbols with psysc.gwas.to_symbols(gene_sets), or use the Ensembl IDs of "
                     f"adata.var[{col!r}] as var_names")
         return "; map the gene sets to symbols with psysc.gwas.to_symbols(gene_sets)"
-    if not _ensembl_var_names(var):
-        return ""
+    if not _ensembl_var_names(var) or (set_genes is not None and _id_kind(set_genes) == "ensembl"):
+        return ""  # both sides Ensembl IDs: not a matter of symbols (versions, species: overlap_hint says)
     col = symbol_column(var)
     if col is not None:
         return (f"; adata.var[{col!r}] holds gene symbols: use them as var_names ("
