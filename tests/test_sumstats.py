@@ -1040,6 +1040,15 @@ def test_genes_to_gene_set_selects_like_read_magma(tmp_path, ad, weight):
     assert list(genes_to_gene_set(table)) == [ad.attrs["trait"]]
     np.testing.assert_array_equal(genes_to_gene_set(table, n_top=None, trait="AD")["AD"].to_numpy(),
                                   z[np.argsort(p, kind="stable")])  # all genes: ZSTAT as it is, as read_magma
+    # read_magma's tables (a dict of them, table=True): each becomes the set read_magma itself would select
+    tables = read_magma(out, n_top=None, table=True)
+    assert list(tables) == ["AD"]
+    pd.testing.assert_series_equal(genes_to_gene_set(tables, n_top=10, weight=weight)["AD"],
+                                   read_magma(out, n_top=10, weight=weight)["AD"])
+    with pytest.raises(ValueError, match="named by its keys"):
+        genes_to_gene_set(tables, trait="X")
+    with pytest.raises(TypeError, match=r"a dict of them .*not list"):
+        genes_to_gene_set([table])
 
 
 def test_lp_underflow_keeps_an_exact_z():

@@ -2172,7 +2172,7 @@ def sumstats_to_genes(
 
 
 def genes_to_gene_set(
-    table: pd.DataFrame,
+    table: pd.DataFrame | Mapping[str, pd.DataFrame],
     *,
     n_top: int | None = 1000,
     fdr: float | None = None,
@@ -2192,7 +2192,8 @@ def genes_to_gene_set(
     ----------
     table
         A DataFrame indexed by gene with columns ``P`` and ``ZSTAT`` (e.g. the output of
-        :func:`sumstats_to_genes`).
+        :func:`sumstats_to_genes`), or a dict ``{trait: DataFrame}`` of them (:func:`read_magma` with ``table=True``),
+        each made a gene set named by its key.
     n_top
         Number of genes to keep (all of them when the table is shorter; ``None``: every gene).
     fdr, fwer
@@ -2221,8 +2222,16 @@ def genes_to_gene_set(
     {'APOE': 10.0, 'TREM2': 4.2}
 
     """
+    if isinstance(table, Mapping):  # {trait: table}, as read_magma(..., table=True) returns
+        if trait is not None:
+            raise ValueError("trait= names one table; the tables of a dict are named by its keys")
+        sets = {}
+        for name, one in table.items():
+            sets.update(genes_to_gene_set(one, n_top=n_top, fdr=fdr, fwer=fwer, weight=weight, trait=str(name)))
+        return sets
     if not isinstance(table, pd.DataFrame):
-        raise ValueError(f"table must be a DataFrame (the output of sumstats_to_genes), not {type(table).__name__}")
+        raise TypeError(f"table must be a DataFrame (the output of sumstats_to_genes) or a dict of them (as "
+                        f"read_magma(..., table=True) returns), not {type(table).__name__}")
     missing = [c for c in ("P", "ZSTAT") if c not in table.columns]
     if missing:
         raise ValueError(
