@@ -40,9 +40,37 @@ def test_dotplot_sizes_colours_rings(table):
     assert np.array_equal(np.argsort(sizes, kind="stable"), np.argsort(nlp, kind="stable"))
     np.testing.assert_allclose(dots.get_array(), sub["t"].to_numpy())
     rings = dots.get_edgecolors()[:, 3] > 0
-    np.testing.assert_array_equal(rings, sub["fdr"].to_numpy() < 0.05)
+    np.testing.assert_array_equal(rings, sub["fdr"].to_numpy() < 0.1)
     assert [t.get_text() for t in ax.get_yticklabels()] == ["SCZ", "AD", "HEIGHT"]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["neurons", "astrocytes", "microglia"]
+
+
+def test_dotplot_marks_the_pairs_the_heatmap_marks_and_draws_any_grouping():
+    """The same per-cell table: the dot plot rings the pairs the heatmap stars (one default FDR), and, like the
+    heatmap, draws the table of any grouping disorder_enrichment ran."""
+    cells = pd.DataFrame({"trait": "SCZ", "group": ["neurons", "astrocytes", "microglia"],
+                          "assoc_pval": [1e-3, 0.02, 0.5], "assoc_z": [3.1, 2.0, 0.0],
+                          "assoc_fdr": [0.003, 0.07, 0.5]})
+    halves = cells.iloc[:2].assign(group=["even", "odd"])
+    adata = ad.AnnData(np.zeros((2, 2)))
+    adata.uns["psysc"] = {"enrichment": halves, "enrichment_params": {"groupby": "half"},
+                          "enrichment_by_groupby": {"cell_type": {"table": cells, "params": {"groupby": "cell_type"}},
+                                                    "half": {"table": halves, "params": {"groupby": "half"}}}}
+    ax = psysc.pl.enrichment_dotplot(adata, table="enrichment", groupby="cell_type", show=False)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["neurons", "astrocytes", "microglia"]
+    rings = ax.collections[0].get_edgecolors()[:, 3] > 0
+    heat = psysc.pl.enrichment_heatmap(adata, groupby="cell_type", show=False)
+    stars = [t.get_text() for t in heat.texts if t.get_text().strip()]
+    assert rings.tolist() == [True, True, False] and len(stars) == 2
+    ax = psysc.pl.enrichment_dotplot(adata, table="enrichment", show=False)  # the last grouping run
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["even", "odd"]
+    with pytest.raises(KeyError, match="no enrichment table of groupby='sample'"):
+        psysc.pl.enrichment_dotplot(adata, table="enrichment", groupby="sample", show=False)
+    adata.uns["psysc"]["celltype_enrichment"] = cells.rename(columns={"assoc_pval": "pval", "assoc_fdr": "fdr"})
+    adata.uns["psysc"]["celltype_enrichment_params"] = {"groupby": "cell_type"}
+    with pytest.raises(KeyError, match=r"computed for groupby='cell_type', not 'half'"):
+        psysc.pl.enrichment_dotplot(adata, groupby="half", show=False)
+    psysc.pl.enrichment_dotplot(adata, groupby="cell_type", show=False)
 
 
 def test_dotplot_errors_and_anndata(table):

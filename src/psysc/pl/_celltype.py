@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 
 from .._utils import same_trait
-from ._enrichment import _finish, _ordered_levels, check_columns, check_fdr, finite_for_colour, nlog10_pvalues
+from ._enrichment import (
+    _enrichment_table,
+    _finish,
+    _ordered_levels,
+    check_columns,
+    check_fdr,
+    finite_for_colour,
+    nlog10_pvalues,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -52,7 +60,8 @@ def enrichment_dotplot(
     color: str | None = None,
     traits: Sequence[str] | None = None,
     groups: Sequence[str] | None = None,
-    fdr: float = 0.05,
+    groupby: str | None = None,
+    fdr: float = 0.1,
     cmap: str = "RdBu_r",
     ax: Axes | None = None,
     show: bool | None = None,
@@ -78,8 +87,12 @@ def enrichment_dotplot(
         :math:`-\log_{10} p`); the colour scale is centred on 0 for signed statistics.
     traits, groups
         Rows and columns to show, in this order (default: all, in table order).
+    groupby
+        With ``table="enrichment"``: the grouping whose per-cell table to draw, when
+        :func:`psysc.tl.disorder_enrichment` ran with several (default: the last one run), as in
+        :func:`enrichment_heatmap`. With another table: its grouping, checked (the table holds one).
     fdr
-        Dots with FDR below this get a black ring.
+        Dots with FDR below this get a black ring (default 0.1, as :func:`enrichment_heatmap` marks them).
     cmap
         Matplotlib colour map.
     ax, show, return_fig
@@ -111,7 +124,16 @@ def enrichment_dotplot(
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
     check_fdr(fdr)
-    tab = _table(data, key, table)
+    if table == "enrichment" and not isinstance(data, pd.DataFrame):
+        tab, _ = _enrichment_table(data, key, groupby)
+    else:
+        tab = _table(data, key, table)
+        if groupby is not None and not isinstance(data, pd.DataFrame):
+            made_for = dict(data.uns[key].get(f"{table}_params", {})).get("groupby")
+            if made_for is not None and made_for != groupby:
+                raise KeyError(f"adata.uns[{key!r}][{table!r}] was computed for groupby={made_for!r}, not "
+                               f"{groupby!r}; run {_TABLES.get(table, 'the tool')}(adata, ..., groupby={groupby!r}) "
+                               "first")
     check_columns(tab, ("trait", "group"), _TABLES.get(table, "a psysc.tl function"))
     if tab.empty:
         raise ValueError("nothing to plot: the table is empty")
