@@ -1169,6 +1169,28 @@ def test_fuma_magma_output_by_its_symbols_and_a_spreadsheet_named(tmp_path):
         _gene_sets_kind(xlsx)
 
 
+def test_fuma_file_named_by_entrez_ids_points_at_its_symbol_column(tmp_path):
+    """FUMA's magma.genes.out with Entrez IDs in GENE: the error names its SYMBOL column (psysc run --gene-column),
+    not a gene.loc file, in the shell and in Python; read by its symbols, the genes are found."""
+    symbols = list(psysc.datasets.gwas_gene_sets(["SCZ"])["SCZ"].index[:60])
+    fuma = tmp_path / "magma.genes.out"
+    fuma.write_text("GENE CHR START STOP NSNPS NPARAM N ZSTAT P SYMBOL\n" + "".join(
+        f"{1000 + i} 1 {i} {i + 1} 10 3 10000 {8 - i / 10:.2f} {10.0 ** -(8 - i / 10):.3g} {g}\n"
+        for i, g in enumerate(symbols)))
+    rc, err = _run(["run", "--quick", "--gene-sets", str(fuma), "--out", str(tmp_path / "out")])
+    assert rc == 2
+    assert "the gene sets' file names the genes by symbol in its SYMBOL column too: read it with --gene-column " \
+           "'SYMBOL'" in err
+    assert "--gene-loc" not in err and "gene.loc" not in err
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    with pytest.raises(ValueError, match=r"SYMBOL column too: read it with gene_column='SYMBOL'") as info:
+        psysc.tl.score_disorders(adata, psysc.gwas.read_magma(fuma), n_ctrl=5)
+    assert "gene.loc" not in str(info.value)
+    by_symbol = psysc.gwas.read_magma(fuma, gene_column="SYMBOL")
+    assert psysc.tl.score_disorders(adata, by_symbol, n_ctrl=5, inplace=False)["magma"]["norm_score"].notna().all()
+
+
 def test_current_symbols_option_finds_the_genes_named_otherwise(tmp_path):
     """Without --current-symbols the log says how many more genes the option finds; with it, the data's and the gene
     sets' symbols are renamed (psysc.gwas.current_symbols) before the run, and exactly those are found."""

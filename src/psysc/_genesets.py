@@ -197,8 +197,21 @@ def to_ensembl_call(var_names, set_genes=None) -> str:
     return "psysc.gwas.to_ensembl(gene_sets, species='mouse')"
 
 
-def overlap_hint(set_genes, var_names) -> str:
-    """A sentence explaining why gene names may not match (ID type, species, version suffixes)."""
+def symbol_column_of(gene_set) -> str | None:
+    """The column of gene symbols that the file of ``gene_set`` also had, else ``None``.
+
+    Recorded by :func:`psysc.gwas.read_magma` when it named the genes by another column (FUMA's ``SYMBOL``).
+    """
+    attrs = getattr(gene_set, "attrs", None)
+    column = attrs.get("symbol_column") if isinstance(attrs, dict) else None
+    return str(column) if column else None
+
+
+def overlap_hint(set_genes, var_names, *, symbol_column: str | None = None) -> str:
+    """A sentence explaining why gene names may not match (ID type, species, version suffixes).
+
+    ``symbol_column``: the gene sets' file names the genes by symbol in this column too (:func:`symbol_column_of`).
+    """
     a, b = _id_kind(set_genes), _id_kind(var_names)
     shown = {"ensembl": "Ensembl IDs"}
     hints = [f"the gene sets look like {shown.get(a, a)}, var_names look like {shown.get(b, b)}" if a != b else
@@ -212,7 +225,10 @@ def overlap_hint(set_genes, var_names) -> str:
     if {a, b} == {"ensembl", "human-like symbols"} or ("ensembl" in (a, b) and a != b):
         hints.append("map one side to the other (symbols <-> Ensembl IDs)"
                      + (", e.g. set var_names from a symbol column" if b == "ensembl" else ""))
-    if a == "Entrez-like numbers":
+    if symbol_column is not None and b != "ensembl":
+        hints.append(f"the gene sets' file names the genes by symbol in its {symbol_column} column too: read it "
+                     f"with gene_column={symbol_column!r}")
+    elif a == "Entrez-like numbers":
         hints.append("MAGMA names genes by Entrez IDs: read its .genes.out with the gene.loc file of the run, "
                      "psysc.gwas.read_magma(path, gene_loc=...), to name them by gene symbol")
     target = _other_species(a, b)
@@ -408,7 +424,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
         raise ValueError(
             "no gene of any gene set is in var_names (0 matches). "
             f"Gene sets start with {head_names(first.index)}, var_names with {head_names(var_names)}: "
-            + overlap_hint(first.index, var_names)
+            + overlap_hint(first.index, var_names, symbol_column=symbol_column_of(first))
             + symbol_column_hint(var, first.index)
             + "."
         )

@@ -30,6 +30,7 @@ from ._genesets import (
     species_fix,
     symbol_column,
     symbol_column_hint,
+    symbol_column_of,
 )
 from ._utils import continuous_grouping, group_order, head_names, label_text
 
@@ -113,12 +114,14 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
     no_overlap = [t for t in traits if found[t] == 0]
     if no_overlap:
         example = list(gene_sets[no_overlap[0]].index[:3])
+        in_file = symbol_column_of(gene_sets[no_overlap[0]])  # a FUMA file's SYMBOL column
         why = (
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
             f"(e.g. {example}) to those of the data (e.g. {head_names(genes)}) first; "
-            + overlap_hint(gene_sets[no_overlap[0]].index, genes) + _symbols_option_hint(adata.var)
+            + overlap_hint(gene_sets[no_overlap[0]].index, genes, symbol_column=in_file)
+            + _symbols_option_hint(adata.var)
             + ("; from the command line: psysc run --gene-loc <the gene location file of the MAGMA run>"
-               if all(str(g).isdigit() for g in example) else "")
+               if all(str(g).isdigit() for g in example) and in_file is None else "")
         )
         if len(no_overlap) == len(traits):
             raise InputError(why)

@@ -813,7 +813,9 @@ def read_magma(
     elif gene_col != "GENE":
         df, genes, z, p, rank_key = _rename_genes(df, genes, z, p, rank_key, df[gene_col], f"its column {gene_col}",
                                                   where, f"fill in the {gene_col} column")
-    elif "SYMBOL" in df.columns:
+    symbol_column = None
+    if gene_loc is None and gene_col == "GENE" and "SYMBOL" in df.columns:
+        symbol_column = "SYMBOL"  # recorded: an error about gene names not matching the data names the column
         logger.info("%s: genes named by its GENE column; the file names them in a SYMBOL column too (FUMA's output): "
                     "pass gene_column='SYMBOL' to name them by it", where)
 
@@ -831,6 +833,8 @@ def read_magma(
         out["P"] = p[order]
         out.index = pd.Index(sel_genes, dtype=object, name="GENE")
         out.attrs["trait"] = trait
+        if symbol_column is not None:
+            out.attrs["symbol_column"] = symbol_column
         if corr is not None:
             rows = df["_row"].to_numpy()[order]
             in_file = np.argsort(rows, kind="stable")  # genome order: the correlations form a band
@@ -839,7 +843,9 @@ def read_magma(
         logger.info("read MAGMA gene table %r: %d of %d genes", trait, n_sel, n_genes)
         return {trait: out}
     s = pd.Series(weights.astype(np.float64), index=pd.Index(sel_genes, dtype=object, name="gene"), name=trait)
-    if all(g.isdigit() for g in sel_genes):
+    if symbol_column is not None:
+        s.attrs["symbol_column"] = symbol_column
+    elif all(g.isdigit() for g in sel_genes):
         logger.info(
             "%s: the genes look like Entrez IDs; name them with the gene.loc file of the MAGMA run "
             "(read_magma(..., gene_loc=...)) to match the gene symbols of your expression data",
