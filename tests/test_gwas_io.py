@@ -698,6 +698,16 @@ def test_read_gene_stats_infers_the_statistic_and_reads_csv(tmp_path, caplog):
     np.testing.assert_allclose(from_z["BIP"].to_numpy(), np.minimum(expected.to_numpy(), 10.0))
     np.testing.assert_allclose(from_p["BIP"].to_numpy(), from_z["BIP"].to_numpy(), rtol=1e-9)
     assert psysc.gwas.read_gene_stats(zpath, n_top=5, weight="uniform")["ADHD"].tolist() == [1.0] * 5
+    # P-values declared z-scores: read as asked, with a warning that names the mistake and its fix
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        wrong = psysc.gwas.read_gene_stats(ppath, n_top=20, traits="BIP", stat="zscore")
+    assert "trait 'BIP': every value lies in [0, 1], as P-values do" in caplog.text and "stat='pval'" in caplog.text
+    assert set(wrong["BIP"].index).isdisjoint(from_p["BIP"].index)  # the least significant genes
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.gwas.read_gene_stats(zpath, n_top=20, traits="BIP", stat="zscore")
+    assert "as P-values do" not in caplog.text
 
 
 def test_read_gene_stats_huge_z_and_zero_p(tmp_path, caplog):
