@@ -1084,9 +1084,9 @@ def read_gene_stats(
         else:
             if len(v) >= 20 and v.min() >= 0 and v.max() <= 1:  # as P-values are: the top z would be the largest P
                 logger.warning(
-                    "%s: trait %r: every value lies in [0, 1], as P-values do, and is read as a z-score (stat='zscore'): "
-                    "the genes of the largest values are selected, which are the least significant if these are "
-                    "P-values; pass stat='pval' if they are", where, name,
+                    "%s: trait %r: every value lies in [0, 1], as P-values do, and is read as a z-score "
+                    "(stat='zscore'): the genes of the largest values are selected, which are the least significant "
+                    "if these are P-values; pass stat='pval' if they are", where, name,
                 )
             z, key = v, -v  # ranked by z: P = 1 - Phi(z) underflows beyond z ~ 38
             p = stats.norm.sf(z)
