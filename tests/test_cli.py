@@ -267,6 +267,8 @@ def small_h5ad(tmp_path_factory, darmanis):
         (["--n-ctrl", "0"], "--n-ctrl"),
         (["--max-epochs", "5"], "--max-epochs is for --model scvi"),
         (["--out", "/proc/nope"], "no file can be created in /proc"),
+        (["--out", ""], "--out is empty"),
+        (["--out", " "], "--out is empty"),
         (["--model", "scvi", "--max-epochs", "0"], "--max-epochs must be at least 1"),
     ],
 )

@@ -630,6 +630,9 @@ def _check_writable(out: Path, given: str) -> None:
     """Refuse an --out that cannot take files, before any work."""
     import tempfile
 
+    if not given.strip():  # an empty shell variable: the files would land loose in the current directory
+        raise _InputError("--out is empty: name the output directory (default psysc-results/); --out . writes into "
+                          "the current directory")
     if out.exists() and not out.is_dir():
         raise _InputError(f"--out {given!r} exists and is not a directory")
     existing = out
