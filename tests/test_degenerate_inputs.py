@@ -604,7 +604,10 @@ def test_results_written_on_a_view_never_reach_its_parent():
         "disorder_enrichment": lambda v: psysc.tl.disorder_enrichment(v, groupby="cell_type", use_graph=None),
         "celltype_enrichment": lambda v: psysc.tl.celltype_enrichment(v, gs, method="seismic", **kw),
         "disorder_contrast": lambda v: psysc.tl.disorder_contrast(v, gs, contrasts=[("SCZ", "HEIGHT")], **kw),
-        "combine_evidence": lambda v: psysc.tl.combine_evidence(v),
+        # the subset's own tables first: those of the parent were computed on other cells, and are refused
+        "combine_evidence": lambda v: (psysc.tl.disorder_enrichment(v, groupby="cell_type", use_graph=None),
+                                       psysc.tl.celltype_enrichment(v, gs, method="seismic", **kw),
+                                       psysc.tl.combine_evidence(v)),
     }
     for name, step in steps.items():
         view = adata[two]

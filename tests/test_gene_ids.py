@@ -355,3 +355,31 @@ def test_genes_named_by_another_symbol_in_the_data_are_counted_with_the_fix(capl
     assert caplog.text.count("more are in the data under another symbol") == 3
     assert caplog.text.count("psysc.gwas.current_symbols(adata.var_names)") == 1
     assert caplog.text.count("bring both to current symbols, as above") == 2
+
+
+def test_data_named_mostly_by_ensembl_ids_names_its_symbol_column(caplog):
+    """CELLxGENE-like var_names, Ensembl IDs where the gene has one and symbols otherwise: the low-overlap warning
+    names the column of symbols and the option that uses it, and using it finds the genes."""
+    import psysc
+
+    adata = psysc.datasets.darmanis2015()
+    symbols = adata.var_names.to_numpy().astype(str)
+    ids = adata.var["gene_ids"].astype(str).to_numpy()
+    adata.var["feature_name"] = symbols
+    adata.var_names = [i if i.startswith("ENSG") else s for i, s in zip(ids, symbols, strict=True)]
+    adata.var_names_make_unique()
+    assert not adata.var_names[0].startswith("ENS")  # the first name is a symbol: the kind is told by most names
+    psysc.pp.prepare_scoring(adata)
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=5, inplace=False)
+    assert "SCZ: only" in caplog.text
+    assert "adata.var['feature_name'] holds gene symbols: use them as var_names" in caplog.text
+    assert "psysc run --gene-symbols feature_name does it" in caplog.text
+    adata.var_names = adata.var["feature_name"].to_numpy()
+    adata.var_names_make_unique()
+    psysc.pp.prepare_scoring(adata)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        psysc.tl.score_disorders(adata, sets, n_ctrl=5, inplace=False)
+    assert "SCZ: only" not in caplog.text

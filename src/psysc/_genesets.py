@@ -296,12 +296,13 @@ def overlap_already_reported() -> Iterator[None]:
         _OVERLAP_SAID.reset(token)
 
 
-def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
+def report_overlap(trait: str, set_genes, var_names, n_common: int, *, var: pd.DataFrame | None = None) -> None:
     """Log how many of a set's genes are in the data: a warning, with the likely cause, below half of them.
 
     The genes not found are left out of every test; when they are missing because the data were restricted to some
     genes, or are named in another way (a set mixing symbols and Ensembl IDs), the result would silently rest on
-    part of the set. ``var_names``: the data's genes, or their :class:`DataGenes` (for many sets).
+    part of the set. ``var_names``: the data's genes, or their :class:`DataGenes` (for many sets). ``var`` (the
+    AnnData's) lets the warning name a column of gene symbols (:func:`symbol_column_hint`).
     """
     if _OVERLAP_SAID.get():
         return
@@ -318,7 +319,7 @@ def report_overlap(trait: str, set_genes, var_names, n_common: int) -> None:
         "is the matrix gene-filtered? use all genes, not only the highly variable ones"
         + _other_symbols_note(missing, data) if same_kind
         else f"the missing ones (e.g. {head_names(missing)}) are named differently: "
-        + overlap_hint(missing, data.names),
+        + overlap_hint(missing, data.names) + symbol_column_hint(var, missing),
     )
 
 
@@ -353,8 +354,8 @@ SYMBOLS_AS_VAR_NAMES = "adata.var_names = adata.var[{col!r}].astype(str).to_nump
 
 
 def _ensembl_var_names(var: pd.DataFrame | None) -> bool:
-    """Whether ``var`` is indexed by Ensembl IDs (its first name starts with ``ENS``)."""
-    return var is not None and len(var) > 0 and str(var.index[0]).upper().startswith("ENS")
+    """Whether ``var`` is indexed by Ensembl IDs (most of its first names, as :func:`_id_kind` tells)."""
+    return var is not None and len(var) > 0 and _id_kind(var.index) == "ensembl"
 
 
 def symbol_column(var: pd.DataFrame | None) -> str | None:
@@ -417,7 +418,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
         if len(common) < min_genes:  # not scored: said below
             skipped[trait] = len(common)
             continue
-        report_overlap(trait, s.index, data, len(common))
+        report_overlap(trait, s.index, data, len(common), var=var)
         kept[trait] = (pos[common].to_numpy(), s[common].to_numpy(dtype=np.float64))
     if total_matched == 0:
         first = next(iter(gene_sets.values()))
@@ -429,7 +430,7 @@ def match_gene_sets(gene_sets: dict[str, pd.Series], var_names: pd.Index, *, min
             + "."
         )
     for trait, n in skipped.items():  # why: below half of the set found, the likely cause
-        report_overlap(trait, gene_sets[trait].index, data, n)
+        report_overlap(trait, gene_sets[trait].index, data, n, var=var)
     if skipped:
         logger.warning(
             "%d trait(s) have fewer than %d genes in the data and are not scored: %s (min_genes= sets the "
