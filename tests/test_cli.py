@@ -1207,3 +1207,29 @@ def test_current_symbols_option_finds_the_genes_named_otherwise(tmp_path):
     assert found is not None and int(found[1]) == int(hint[1]) + int(hint[2]) > int(hint[1]), err
     assert json.loads((tmp_path / "cur" / "summary.json").read_text())["parameters"]["current_symbols"] is True
     assert json.loads((tmp_path / "plain" / "summary.json").read_text())["parameters"]["current_symbols"] is False
+
+
+def test_limits_the_warnings_name_are_options_of_the_command_line(tmp_path):
+    """The smallest group of the cell-type tests and the genes a set needs are psysc run options, which the warnings
+    name instead of the Python parameters; each changes what is tested."""
+    sets = psysc.datasets.gwas_gene_sets(["SCZ"])
+    gs = tmp_path / "sets.gs"
+    psysc.gwas.write_gs({"SCZ": sets["SCZ"], "FEW": sets["SCZ"].iloc[:3]}, gs)
+    out = tmp_path / "out"
+    rc, err = _run(["run", "--quick", "--gene-sets", str(gs), "--min-cells-per-group", "20", "--out", str(out)])
+    assert rc == 0, err
+    assert "FEW (3 genes) (--min-genes sets the limit)" in err and "min_genes=" not in err
+    assert "lower --min-cells-per-group to keep them" in err and "min_cells_per_group" not in err
+    celltype = pd.read_csv(out / "celltype_enrichment.tsv", sep="\t")
+    sizes = psysc.datasets.darmanis2015().obs["cell_type"].value_counts()
+    assert set(celltype["group"]) == set(sizes[sizes >= 20].index)  # OPC (18) and microglia (16) left out
+    params = json.loads((out / "summary.json").read_text())["parameters"]
+    assert params["celltype_min_cells"] == 20 and params["min_genes"] == 10
+    assert "Groups with fewer than 20 cells are left" in (out / "report.html").read_text()
+    rc, err = _run(["run", "--quick", "--gene-sets", str(gs), "--min-genes", "3", "--out", str(tmp_path / "o3")])
+    assert rc == 0, err
+    assert set(pd.read_csv(tmp_path / "o3" / "enrichment.tsv", sep="\t")["trait"]) == {"SCZ", "FEW"}
+    for bad, message in ((["--min-genes", "0"], "--min-genes must be at least 1"),
+                         (["--min-cells-per-group", "1"], "--min-cells-per-group must be at least 2")):
+        rc, err = _run(["run", "--quick", *bad, "--out", str(tmp_path / "bad")])
+        assert rc == 2 and message in err

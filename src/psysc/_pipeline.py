@@ -75,10 +75,11 @@ def safe_name(name: str) -> str:
 
 
 def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby: str, layer: str | None, traits,
-                 mapped_to: str | None = None):
+                 mapped_to: str | None = None, min_genes: int = MIN_GENES_PER_TRAIT):
     """Validate the user's choices before any computation; raise :class:`InputError` naming the fix.
 
     ``mapped_to``: the species the gene sets were mapped to (``--species``), for the message when the data are not.
+    ``min_genes``: the genes of a set that must be in the data (``--min-genes``).
     """
     if groupby not in adata.obs.columns:
         raise InputError(f"--groupby {groupby!r} is not a column of adata.obs; available columns: "
@@ -139,9 +140,9 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
             f"genes, and at most {fraction:.0%} of a set's genes are in the data: map the gene sets to the data's "
             f"species, {species_fix(species)}"
         )
-    if all(n < MIN_GENES_PER_TRAIT for n in found.values()):
+    if all(n < min_genes for n in found.values()):
         raise InputError(
-            f"every trait has fewer than {MIN_GENES_PER_TRAIT} of its genes in the data ("
+            f"every trait has fewer than {min_genes} of its genes in the data ("
             + ", ".join(f"{t}: {n}" for t, n in found.items())
             + "): a gene set needs at least that many to be scored against matched control gene sets; "
             + overlap_hint(gene_sets[traits[0]].index, genes)
@@ -414,20 +415,21 @@ def interpret(table: pd.DataFrame, traits: Sequence[str], fdr: float = REPORT_FD
     return sentences
 
 
-def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str) -> tuple[pd.DataFrame | None, str | None]:
+def _celltype_level(adata: AnnData, gene_sets, *, traits, groupby: str, min_cells: int = CELLTYPE_MIN_CELLS
+                    ) -> tuple[pd.DataFrame | None, str | None]:
     """Cell-type level enrichment (seismic, MAGMA gene-property, top-10 %) of the traits, and why it was skipped.
 
-    Returns ``(table, None)``, or ``(None, reason)`` when impossible: groups need at least ``CELLTYPE_MIN_CELLS``
+    Returns ``(table, None)``, or ``(None, reason)`` when impossible: groups need at least ``min_cells``
     cells; with fewer than two such groups the step is skipped (logged as a warning).
     """
     from . import tl
 
     try:
-        tl.celltype_specificity(adata, groupby, min_cells_per_group=CELLTYPE_MIN_CELLS)
+        tl.celltype_specificity(adata, groupby, min_cells_per_group=min_cells)
         with overlap_already_reported():  # by the scoring, of the same gene sets in the same data
             # traits with too few genes with a specificity are left out, with a warning
             tl.celltype_enrichment(adata, {tr: gene_sets[tr] for tr in traits}, groupby=groupby, method="all",
-                                   min_cells_per_group=CELLTYPE_MIN_CELLS)
+                                   min_cells_per_group=min_cells)
     except ValueError as err:
         logger.warning("cell-type level enrichment skipped: %s", err)
         return None, str(err)
@@ -467,7 +469,8 @@ def _report_html(
     graph_name = "PCA of the normalised expression" if rep == "X_pca" else f"{params.get('model')} embedding, {rep}"
     not_scored = summary["data"].get("traits_not_scored") or {}
     not_scored_html = (
-        "<p class=\"note\">Not scored (fewer than " + str(MIN_GENES_PER_TRAIT) + " genes in the data): "
+        "<p class=\"note\">Not scored (fewer than " + str(params.get("min_genes", MIN_GENES_PER_TRAIT))
+        + " genes in the data): "
         + ", ".join(f"{html.escape(str(t))} ({n} genes)" for t, n in not_scored.items()) + ".</p>"
         if not_scored else ""
     )
@@ -510,7 +513,8 @@ def _report_html(
 specificity (seismic), on its mean expression with the average over groups as covariate (MAGMA gene-property
 model), and on membership of its 10 % most specific genes (top10); one-sided t statistics below, p-values and
 FDR in celltype_enrichment.tsv. Dot plot: seismic; colour: t, dot size: -log<sub>10</sub> P, ring:
-FDR &lt; {REPORT_FDR:g}. Groups with fewer than {CELLTYPE_MIN_CELLS} cells are left out.</p>
+FDR &lt; {REPORT_FDR:g}. Groups with fewer than {params.get("celltype_min_cells", CELLTYPE_MIN_CELLS)} cells are left
+out.</p>
 {img(dotplot, "cell-type enrichment dot plot")}
 {wide.to_html(border=0, classes="enrichment", escape=True)}
 """
@@ -597,6 +601,8 @@ def run_pipeline(
     extra_params: Mapping[str, Any] | None = None,
     model: str | None = None,
     embed_kwargs: Mapping[str, Any] | None = None,
+    min_genes: int = MIN_GENES_PER_TRAIT,
+    min_cells_per_group: int = CELLTYPE_MIN_CELLS,
 ) -> dict[str, Any]:
     """Run the whole psysc job on one dataset and write its results.
 
@@ -636,6 +642,11 @@ def run_pipeline(
     embed_kwargs
         More keyword arguments of :func:`psysc.tl.embed` for ``model`` (e.g. ``{"train_kwargs": {"max_epochs": 20}}``
         for ``model="scvi"``).
+    min_genes
+        Genes of a gene set that must be in the data (after QC) for it to be scored (``min_genes`` of
+        :func:`psysc.tl.score_disorders`; ``psysc run --min-genes``).
+    min_cells_per_group
+        Smallest group of the cell-type level tests (``psysc run --min-cells-per-group``).
 
     Returns
     -------
@@ -660,7 +671,7 @@ def run_pipeline(
     try:
         return _run(adata, gene_sets, out=out, groupby=groupby, layer=layer, n_ctrl=n_ctrl, seed=seed,
                     traits=traits, extra_params=extra_params, model=model, embed_kwargs=embed_kwargs,
-                    warned=once.warnings)
+                    warned=once.warnings, min_genes=min_genes, min_cells_per_group=min_cells_per_group)
     finally:
         logger.removeFilter(once)
 
@@ -685,7 +696,8 @@ class _EachWarningOnce(logging.Filter):
 
 
 def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model, embed_kwargs=None,
-         warned: list[str] | None = None) -> dict[str, Any]:
+         warned: list[str] | None = None, min_genes: int = MIN_GENES_PER_TRAIT,
+         min_cells_per_group: int = CELLTYPE_MIN_CELLS) -> dict[str, Any]:
     import matplotlib
 
     from . import __version__, pl, pp, tl
@@ -695,7 +707,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     gene_sets, traits = storable_trait_names(gene_sets, traits)
     try:
         traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits,
-                              mapped_to=(extra_params or {}).get("species"))
+                              mapped_to=(extra_params or {}).get("species"), min_genes=min_genes)
     except InputError as err:  # every problem of the input at once, not one per run
         other = counts_problem(adata, layer) if layer is None or layer in adata.layers else None
         if other is None:
@@ -703,6 +715,11 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
         raise InputError(f"{err}. Also: {other}") from None
     if n_ctrl < 2:
         raise InputError(f"n_ctrl must be at least 2, not {n_ctrl}")
+    if min_genes < 1:
+        raise InputError(f"--min-genes must be at least 1, not {min_genes}")
+    if min_cells_per_group < 2:
+        raise InputError(f"--min-cells-per-group must be at least 2 (a group's variance needs two cells), not "
+                         f"{min_cells_per_group}")
     check_counts(adata, layer)
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -770,7 +787,7 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     t = time.perf_counter()
     try:
         tl.score_disorders(adata, {tr: gene_sets[tr] for tr in traits}, n_ctrl=n_ctrl, seed=seed,
-                           min_genes=MIN_GENES_PER_TRAIT)
+                           min_genes=min_genes)
     except ValueError as err:  # every trait too small after QC
         raise InputError(str(err)) from None
     except MemoryError as err:
@@ -786,7 +803,8 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     logger.info("disorder_enrichment done in %.1f s", time.perf_counter() - t)
 
     t = time.perf_counter()
-    celltype, celltype_skipped = _celltype_level(adata, gene_sets, traits=traits, groupby=groupby)
+    celltype, celltype_skipped = _celltype_level(adata, gene_sets, traits=traits, groupby=groupby,
+                                                 min_cells=min_cells_per_group)
     logger.info("celltype_enrichment done in %.1f s", time.perf_counter() - t)
 
     # ---- files
@@ -853,7 +871,8 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
         "n_pcs": N_PCS,
         "n_neighbors": N_NEIGHBORS,
         "report_fdr": REPORT_FDR,
-        "celltype_min_cells": CELLTYPE_MIN_CELLS,
+        "min_genes": int(min_genes),
+        "celltype_min_cells": int(min_cells_per_group),
         "graph_representation": representation,
         **dict(extra_params or {}),
         "model": str(model) if model is not None else None,

@@ -24,6 +24,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from ._pipeline import CELLTYPE_MIN_CELLS, MIN_GENES_PER_TRAIT
+
 logger = logging.getLogger("psysc")
 
 EXIT_OK = 0
@@ -51,6 +53,11 @@ _AS_OPTIONS = (
     (re.compile(r"bring both to current symbols, adata\.var_names = psysc\.gwas\.current_symbols\(adata\.var_names\) "
                 r"and gene_sets = psysc\.gwas\.current_symbols\(gene_sets\)"),
      "--current-symbols brings both to current symbols"),
+    # the limits psysc run sets: "(min_genes= sets the limit)", "pass min_genes=3 or less", "lower min_cells_per_group
+    # of psysc.tl.celltype_specificity"
+    (re.compile(r"\bmin_genes=(\d+)"), r"--min-genes \1"),
+    (re.compile(r"\bmin_genes=(?=[\s,.;)]|$)"), "--min-genes"),
+    (re.compile(r"\bmin_cells_per_group of psysc\.tl\.celltype_specificity\b"), "--min-cells-per-group"),
     # the gene-table readers' column options: "<file>: column='x' is not a column", "pass column= (the gene column)"
     (re.compile(r"(^|: |\b(?:pass|with|or|and) )(gene_|weight_|set_|)column=(?:'([^']*)')?"),
      lambda m: f"{m[1]}--{m[2][:-1] or 'gene'}-column" + (f" {m[3]!r}" if m[3] is not None else "")),
@@ -215,6 +222,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help=f"--model scvi only: scVI training epochs (default: scvi-tools' rule, min(400, 400 x 20,000 / cells); "
         f"{QUICK_SCVI_EPOCHS} with --quick)",
+    )
+    run.add_argument(
+        "--min-genes", type=int, default=MIN_GENES_PER_TRAIT, metavar="N",
+        help=f"genes of a gene set that must be in the data for it to be scored (default {MIN_GENES_PER_TRAIT})",
+    )
+    run.add_argument(
+        "--min-cells-per-group", type=int, default=CELLTYPE_MIN_CELLS, metavar="N",
+        help=f"smallest group of the cell-type level tests (default {CELLTYPE_MIN_CELLS}; smaller groups are left "
+        "out of them, with a warning)",
     )
     run.add_argument(
         "--quick", action="store_true",
@@ -757,6 +773,8 @@ def _run(args: argparse.Namespace) -> int:
                 extra_params=params,
                 model=args.model,
                 embed_kwargs=embed_kwargs,
+                min_genes=args.min_genes,
+                min_cells_per_group=args.min_cells_per_group,
             )
     except InputError as err:
         _remove_if_empty(out, created)
