@@ -355,6 +355,10 @@ def test_summary_statistics_with_their_build_are_mapped_to_genes_and_scored(tmp_
     assert summary["parameters"]["build"] == "GRCh37" and summary["parameters"]["gene_loc"] == str(ex["gene_loc"])
     assert set(pd.read_csv(out / "enrichment.tsv", sep="\t")["trait"]) == {"ad"}
     assert re.search(rf"ad: \d+ of {len(want)} genes found in the data", log)  # the genes of the Python route
+    # a short table keeps every gene, some of negative z: the warning gives the command line's way, not n_top= / fdr=
+    assert (want < 0).any() and "genes have negative weights" in log
+    assert "psysc run keeps the 1,000 genes of smallest P of a gene table, and every gene of a shorter one" in log
+    assert "genes_to_gene_set: n_top=1000" not in log and "fdr= keeps" not in log
     # --build belongs to summary statistics; GRCh37 needs the gene locations of that build
     rc, err = _run(["run", "--quick", "--build", "GRCh38", "--out", str(tmp_path / "o2")])
     assert rc == 2 and "--build is the genome build of SNP-level summary statistics" in err

@@ -53,6 +53,13 @@ _AS_OPTIONS = (
     (re.compile(r"bring both to current symbols, adata\.var_names = psysc\.gwas\.current_symbols\(adata\.var_names\) "
                 r"and gene_sets = psysc\.gwas\.current_symbols\(gene_sets\)"),
      "--current-symbols brings both to current symbols"),
+    # a gene set of negative weights: psysc run keeps the top 1,000 genes of a table (every gene of a shorter one)
+    (re.compile(r"select its top genes \(psysc\.gwas\.read_magma, read_gene_stats, genes_to_gene_set: n_top=1000\); "
+                r"a table of fewer genes than n_top keeps them all, those with no association \(z < 0\) too: fdr= "
+                r"keeps the associated ones"),
+     "psysc run keeps the 1,000 genes of smallest P of a gene table, and every gene of a shorter one, those with no "
+     "association (z < 0) too: give genome-wide statistics, or select the associated genes in Python "
+     "(psysc.gwas.genes_to_gene_set(table, fdr=0.05)) and pass them as a .gs file (psysc.gwas.write_gs)"),
     # the limits psysc run sets: "(min_genes= sets the limit)", "pass min_genes=3 or less", "lower min_cells_per_group
     # of psysc.tl.celltype_specificity"
     (re.compile(r"\bmin_genes=(\d+)"), r"--min-genes \1"),
