@@ -300,6 +300,17 @@ def test_embed_trains_scvi_deterministically_with_a_seed(scvi):
     assert np.abs(z.obsm["X_scvi"] - x.obsm["X_scvi"]).max() > 1e-3
 
 
+def test_training_without_a_progress_bar_logs_its_epochs(scvi, monkeypatch, caplog):
+    """Where no progress bar is drawn (a log file, a batch job), the training says how far it is, ten times."""
+    monkeypatch.setattr(type(psysc.settings), "show_progress", property(lambda self: False))
+    monkeypatch.setattr(psysc.settings, "verbosity", 2)
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        psysc.tl.embed(counts(), model="scvi", train_kwargs={"max_epochs": 20}, seed=0, device="cpu")
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scVI training: epoch")]
+    assert [int(m.split()[3]) for m in lines] == list(range(2, 21, 2)), lines
+    assert all(m.split()[5].rstrip(",") == "20" and "training loss (elbo_train)" in m for m in lines)
+
+
 @pytest.mark.parametrize("verbosity", [1, 2, 3])
 def test_lightning_start_up_messages_show_only_at_debug_verbosity(verbosity, monkeypatch):
     from psysc.tl._embed import _quiet_lightning

@@ -791,7 +791,8 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
     except ValueError as err:  # every trait too small after QC
         raise InputError(str(err)) from None
     except MemoryError as err:
-        raise InputError(f"{err}. From the command line: fewer traits with --traits, or a lower --n-ctrl") from None
+        fix = "fewer traits with --traits, or a lower --n-ctrl" if len(traits) > 1 else "a lower --n-ctrl"
+        raise InputError(f"{err}. From the command line: {fix}") from None
     logger.info("score_disorders done in %.1f s", time.perf_counter() - t)
     not_scored = dict(adata.uns["psysc"]["score_disorders"]["skipped"])  # too few genes: logged by score_disorders
     traits = [tr for tr in traits if tr not in not_scored]

@@ -429,6 +429,8 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
     logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d, up to %d epochs%s",
                 scvi.__version__, train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "",
                 seed, epochs, "" if "max_epochs" in kwargs else " (set train_kwargs={'max_epochs': ...} to change)")
+    if not kwargs.get("enable_progress_bar", True) and settings.verbosity >= 2:  # no bar: a log line now and then
+        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), _epoch_logger(epochs)]
     # scvi-tools seeds Python's, NumPy's and torch's global generators: tl.embed puts the caller's states back
     with _quiet_lightning():
         scvi.settings.seed = seed
@@ -454,6 +456,24 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
         "train_kwargs": json.dumps(kwargs, sort_keys=True, default=str),
     })
     return m
+
+
+def _epoch_logger(total: int):
+    """A Lightning callback that logs scVI's training progress at ten points (where no progress bar is drawn)."""
+    from lightning.pytorch.callbacks import Callback
+
+    step = max(1, total // 10)
+
+    class _EpochLog(Callback):
+        def on_train_epoch_end(self, trainer, pl_module) -> None:
+            done = int(trainer.current_epoch) + 1
+            if done % step and done != total:
+                return
+            elbo = trainer.callback_metrics.get("elbo_train")
+            logger.info("scVI training: epoch %d of %d%s", done, total,
+                        "" if elbo is None else f", training loss (elbo_train) {float(elbo):.4g}")
+
+    return _EpochLog()
 
 
 @contextlib.contextmanager
