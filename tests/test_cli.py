@@ -633,8 +633,7 @@ def test_tiny_groups_and_nan_text_labels_are_tested_with_one_warning_each(tmp_pa
     want = {f"'{g}' ({n})" for g, n in table["n_cells"].items() if n < 10}
     assert "'tiny' (3)" in want and set(small[0][1].split(", ")) == want and int(small[0][0]) == len(want)
     assert log.count("obs['cell_type'] has label(s) 'nan', text that reads as a missing value") == 1
-    dropped = re.findall(r"dropped from the specificity: (.*) \(lower min_cells_per_group of "
-                         r"psysc.tl.celltype_specificity to keep them\)", log)
+    dropped = re.findall(r"dropped from the specificity: (.*) \(lower --min-cells-per-group to keep them\)", log)
     assert len(dropped) == 1 and "tiny (3 cells)" in dropped[0].split(", ")
 
 
@@ -1237,3 +1236,23 @@ def test_limits_the_warnings_name_are_options_of_the_command_line(tmp_path):
                          (["--min-cells-per-group", "1"], "--min-cells-per-group must be at least 2")):
         rc, err = _run(["run", "--quick", *bad, "--out", str(tmp_path / "bad")])
         assert rc == 2 and message in err
+
+
+def test_data_named_mostly_by_ensembl_ids_is_warned_with_the_options_that_fix_it(tmp_path, darmanis):
+    """var_names of Ensembl IDs where a gene has one (symbols elsewhere), symbols in var['feature_name']: the run
+    goes on with few genes, and its warnings name --gene-symbols, and seismic's filters as Python's, not as options."""
+    adata = darmanis.copy()
+    symbols = adata.var_names.to_numpy().astype(str)
+    ids = adata.var["gene_ids"].astype(str).to_numpy()
+    adata.var["feature_name"] = symbols
+    adata.var_names = [i if i.startswith("ENSG") else s for i, s in zip(ids, symbols, strict=True)]
+    adata.var_names_make_unique()
+    path = tmp_path / "ensembl.h5ad"
+    adata.write_h5ad(path)
+    rc, log = _run(["run", "--quick", "--input", str(path), "--traits", "SCZ,AD", "--out", str(tmp_path / "o")])
+    assert rc == 0, log
+    assert "SCZ: only" in log and "psysc run --gene-symbols feature_name does it" in log
+    assert "in Python, lower min_cells_expressed / min_mean of psysc.tl.celltype_enrichment" in log
+    rc, log = _run(["run", "--quick", "--input", str(path), "--traits", "SCZ,AD", "--gene-symbols", "feature_name",
+                    "--out", str(tmp_path / "o2")])
+    assert rc == 0 and "SCZ: only" not in log and (tmp_path / "o2" / "celltype_enrichment.tsv").exists()

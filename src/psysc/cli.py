@@ -65,6 +65,10 @@ _AS_OPTIONS = (
     (re.compile(r"\bmin_genes=(\d+)"), r"--min-genes \1"),
     (re.compile(r"\bmin_genes=(?=[\s,.;)]|$)"), "--min-genes"),
     (re.compile(r"\bmin_cells_per_group of psysc\.tl\.celltype_specificity\b"), "--min-cells-per-group"),
+    # seismic's gene filters are not options of psysc run: the Python route
+    (re.compile(r"\b[Ll]ower min_cells_expressed / min_mean\b"),
+     "in Python, lower min_cells_expressed / min_mean of psysc.tl.celltype_enrichment (psysc run keeps seismic's "
+     "filters)"),
     # the gene-table readers' column options: "<file>: column='x' is not a column", "pass column= (the gene column)"
     (re.compile(r"(^|: |\b(?:pass|with|or|and) )(gene_|weight_|set_|)column=(?:'([^']*)')?"),
      lambda m: f"{m[1]}--{m[2][:-1] or 'gene'}-column" + (f" {m[3]!r}" if m[3] is not None else "")),
