@@ -540,6 +540,24 @@ def test_darmanis_combined_evidence(darmanis):
     pd.testing.assert_series_equal(one["pval_seismic"], comb["pval_seismic"])
 
 
+def test_combined_evidence_takes_the_same_labels_in_another_order(darmanis, tmp_path):
+    """What does not change any cell's group is no reason to refuse: saving to h5ad (which orders a text column's
+    groups its own way), reordering the categories for a plot, or reordering the cells."""
+    adata = darmanis.copy()
+    sets = {"AD": psysc.gwas.panel("psychiatric")["AD"]}
+    adata.obs["clu"] = np.array(["Ex0", "Ex5", "Ex10"])[np.arange(adata.n_obs) % 3]  # text, sorted otherwise
+    psysc.tl.score_disorders(adata, sets, n_ctrl=30, seed=0)
+    psysc.tl.disorder_enrichment(adata, groupby="clu", use_graph=None)
+    celltype_enrichment(adata, sets, groupby="clu", min_cells_per_group=10)
+    want = psysc.tl.combine_evidence(adata, inplace=False).set_index(["trait", "group"]).sort_index()
+    adata.write_h5ad(tmp_path / "a.h5ad")  # turns obs["clu"] into a categorical
+    back = ad.read_h5ad(tmp_path / "a.h5ad")
+    back.obs["clu"] = back.obs["clu"].cat.reorder_categories(list(back.obs["clu"].cat.categories)[::-1])
+    back = back[np.random.default_rng(1).permutation(back.n_obs)].copy()
+    got = psysc.tl.combine_evidence(back, inplace=False).set_index(["trait", "group"]).sort_index()
+    pd.testing.assert_frame_equal(got, want)
+
+
 def test_combined_evidence_refuses_tables_of_other_cells_or_labels(darmanis):
     adata = darmanis.copy()
     gs = psysc.gwas.panel("psychiatric")

@@ -86,18 +86,23 @@ def _labels(adata: AnnData, groupby: str, *, warn: bool = True):
 
 
 def labels_fingerprint(adata: AnnData, groupby: str, codes=None, names=None) -> dict:
-    """What a specificity was computed on: the data's shape and a digest of each cell's group label.
+    """What a result by ``groupby`` was computed on: the data's shape and a digest of each cell's group label.
 
-    Stored with the specificity (h5ad-writable ints and a hex string) and compared before reusing it, so
-    that a subset, a re-labelled ``obs[groupby]`` or a different AnnData is not given stale groups. The
-    digest hashes the per-cell codes and the group names they index (one pass over ``n_obs`` small ints).
+    Stored with the specificity and the enrichment tables (h5ad-writable ints and a hex string) and compared
+    before reusing or combining them, so that a subset, a re-labelled ``obs[groupby]`` or a different AnnData is
+    not given stale groups. The digest hashes the sorted hashes of the pairs (cell name, label text): it does not
+    change with the order of the cells or of the categories (a plot's order, or the one ``write_h5ad`` gives a
+    text column).
     """
     if codes is None:
         codes, names = _labels(adata, groupby, warn=False)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(np.ascontiguousarray(codes, dtype=np.int64).tobytes())
-    h.update("\x1f".join(str(n) for n in names).encode("utf-8"))
-    return {"n_obs": int(adata.n_obs), "n_vars": int(adata.n_vars), "labels_digest": h.hexdigest()}
+    codes = np.asarray(codes, dtype=np.int64)
+    labels = np.asarray(names, dtype=object)[np.maximum(codes, 0)] if len(names) else np.empty(len(codes), object)
+    labels[codes < 0] = "\x00"  # no label (not a label text)
+    pairs = pd.DataFrame({"cell": np.asarray(adata.obs_names, dtype=str).astype(object), "label": labels})
+    rows = np.sort(pd.util.hash_pandas_object(pairs, index=False).to_numpy())  # a hash per pair, in no cell order
+    digest = hashlib.blake2b(rows.tobytes(), digest_size=16).hexdigest()
+    return {"n_obs": int(adata.n_obs), "n_vars": int(adata.n_vars), "labels_digest": digest}
 
 
 @dataclass
