@@ -623,6 +623,9 @@ def test_missing_groupby():
         celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method="ldsc")
     with pytest.raises(ValueError, match="method 'ldsc' is not supported"):  # an array of names, as a list
         celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method=np.array(["seismic", "ldsc"]))
+    every = celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0, "g4": 2.0, "g5": 0.5, "g6": 1.5, "g7": 3.0})},
+                                groupby="ct", method=["all"], min_cells_per_group=5, inplace=False)
+    assert sorted(set(every["method"])) == ["magma", "seismic", "top10"]
     with pytest.raises(ValueError, match="an empty list of methods"):
         celltype_enrichment(adata, {"T": pd.Series({"g3": 1.0})}, groupby="ct", method=[])
     with pytest.raises(ValueError, match="gene names do not match"):

@@ -1010,6 +1010,10 @@ def test_messages_name_the_options_of_the_command_line(tmp_path):
     """The fixes the Python functions name (stat=, build=, gene_loc=, species=) are given as psysc run's options."""
     from psysc.cli import _as_cli, _load_gene_sets
 
+    code = "Filter them first (sc.pp.filter_cells(adata, min_genes=...)) to drop them."
+    assert _as_cli(code) == code  # a line of code that names scanpy's parameter is left as it is
+    assert _as_cli("FEW (2 genes) (min_genes= sets the limit); pass min_genes=2 or less") == \
+        "FEW (2 genes) (--min-genes sets the limit); pass --min-genes 2 or less"
     one = tmp_path / "scz_genes.tsv"  # scdrs munge-gs's one-trait input: GENE and a column named after the trait
     one.write_text("GENE\tSCZ\nDRD2\t6.1\nAPOE\t0.2\nGRIN2A\t5.0\n")
     rc, err = _run(["run", "--gene-sets", str(one), "--out", str(tmp_path / "o1"), "--quick"])
@@ -1192,8 +1196,23 @@ def test_fuma_file_named_by_entrez_ids_points_at_its_symbol_column(tmp_path):
     with pytest.raises(ValueError, match=r"SYMBOL column too: read it with gene_column='SYMBOL'") as info:
         psysc.tl.score_disorders(adata, psysc.gwas.read_magma(fuma), n_ctrl=5)
     assert "gene.loc" not in str(info.value)
+    # the same file as a table, made a gene set: the column is still named
+    tables = psysc.gwas.read_magma(fuma, n_top=None, table=True)
+    with pytest.raises(ValueError, match=r"SYMBOL column too: read it with gene_column='SYMBOL'"):
+        psysc.tl.score_disorders(adata, psysc.gwas.genes_to_gene_set(tables), n_ctrl=5)
     by_symbol = psysc.gwas.read_magma(fuma, gene_column="SYMBOL")
     assert psysc.tl.score_disorders(adata, by_symbol, n_ctrl=5, inplace=False)["magma"]["norm_score"].notna().all()
+    # a set of the file already named by symbols (its record kept by pandas), against mouse data: the species is
+    # the matter, not the file's SYMBOL column
+    renamed = psysc.gwas.read_magma(fuma)["magma"].rename(index=dict(zip([str(1000 + i) for i in range(60)], symbols,
+                                                                          strict=True)))
+    assert renamed.attrs.get("symbol_column") == "SYMBOL"
+    mouse = adata.copy()
+    mouse.var_names = [g[:1] + g[1:].lower() for g in mouse.var_names]
+    mouse.var_names_make_unique()
+    with pytest.raises(ValueError, match="different species") as info:
+        psysc.tl.score_disorders(mouse, {"magma": renamed}, n_ctrl=5)
+    assert "SYMBOL" not in str(info.value)
 
 
 def test_current_symbols_option_finds_the_genes_named_otherwise(tmp_path):

@@ -708,6 +708,14 @@ def test_read_gene_stats_infers_the_statistic_and_reads_csv(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         psysc.gwas.read_gene_stats(zpath, n_top=20, traits="BIP", stat="zscore")
     assert "as P-values do" not in caplog.text
+    # inferred from the table (another trait's values lie outside [0, 1]): nothing the caller named to warn about
+    mixed = z[["BIP", "ADHD"]].copy()
+    mixed["BIP"] = stats.norm.sf(mixed["BIP"].to_numpy())
+    mixed.to_csv(tmp_path / "mixed.csv", na_rep="")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="psysc"):
+        psysc.gwas.read_gene_stats(tmp_path / "mixed.csv", n_top=20)
+    assert "read as gene z-scores" in caplog.text and "as P-values do" not in caplog.text
 
 
 def test_read_gene_stats_huge_z_and_zero_p(tmp_path, caplog):

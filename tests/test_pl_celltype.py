@@ -71,6 +71,8 @@ def test_dotplot_marks_the_pairs_the_heatmap_marks_and_draws_any_grouping():
     with pytest.raises(KeyError, match=r"computed for groupby='cell_type', not 'half'"):
         psysc.pl.enrichment_dotplot(adata, groupby="half", show=False)
     psysc.pl.enrichment_dotplot(adata, groupby="cell_type", show=False)
+    with pytest.raises(TypeError, match="groupby= picks a table that an AnnData holds"):
+        psysc.pl.enrichment_dotplot(cells, table="enrichment", groupby="cell_type", show=False)
 
 
 def test_dotplot_errors_and_anndata(table):

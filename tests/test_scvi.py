@@ -304,11 +304,23 @@ def test_training_without_a_progress_bar_logs_its_epochs(scvi, monkeypatch, capl
     """Where no progress bar is drawn (a log file, a batch job), the training says how far it is, ten times."""
     monkeypatch.setattr(type(psysc.settings), "show_progress", property(lambda self: False))
     monkeypatch.setattr(psysc.settings, "verbosity", 2)
+    from lightning.pytorch.callbacks import Callback
+
+    class Count(Callback):  # a caller's own callback, given alone (Lightning takes one or a list)
+        epochs = 0
+
+        def on_train_epoch_end(self, trainer, pl_module):
+            Count.epochs += 1
+
+    a = counts()
     with caplog.at_level(logging.INFO, logger="psysc"):
-        psysc.tl.embed(counts(), model="scvi", train_kwargs={"max_epochs": 20}, seed=0, device="cpu")
+        psysc.tl.embed(a, model="scvi", train_kwargs={"max_epochs": 20, "callbacks": Count()}, seed=0, device="cpu")
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scVI training: epoch")]
     assert [int(m.split()[3]) for m in lines] == list(range(2, 21, 2)), lines
     assert all(m.split()[5].rstrip(",") == "20" and "training loss (elbo_train)" in m for m in lines)
+    assert Count.epochs == 20
+    recorded = a.uns["psysc"]["embed"]["X_scvi"]["options"]["train_kwargs"]
+    assert "max_epochs" in recorded and "EpochLog" not in recorded  # psysc's own logger is no training option
 
 
 @pytest.mark.parametrize("verbosity", [1, 2, 3])

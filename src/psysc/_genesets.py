@@ -225,7 +225,7 @@ def overlap_hint(set_genes, var_names, *, symbol_column: str | None = None) -> s
     if {a, b} == {"ensembl", "human-like symbols"} or ("ensembl" in (a, b) and a != b):
         hints.append("map one side to the other (symbols <-> Ensembl IDs)"
                      + (", e.g. set var_names from a symbol column" if b == "ensembl" else ""))
-    if symbol_column is not None and b != "ensembl":
+    if symbol_column is not None and a in ("Entrez-like numbers", "ensembl") and b not in ("ensembl", a):
         hints.append(f"the gene sets' file names the genes by symbol in its {symbol_column} column too: read it "
                      f"with gene_column={symbol_column!r}")
     elif a == "Entrez-like numbers":

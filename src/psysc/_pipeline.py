@@ -704,6 +704,11 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
 
     t0 = time.perf_counter()
     started = datetime.now(UTC)
+    if min_genes < 1:
+        raise InputError(f"--min-genes must be at least 1, not {min_genes}")
+    if min_cells_per_group < 2:
+        raise InputError(f"--min-cells-per-group must be at least 2 (a group's variance needs two cells), not "
+                         f"{min_cells_per_group}")
     gene_sets, traits = storable_trait_names(gene_sets, traits)
     try:
         traits = check_inputs(adata, gene_sets, groupby=groupby, layer=layer, traits=traits,
@@ -715,11 +720,6 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
         raise InputError(f"{err}. Also: {other}") from None
     if n_ctrl < 2:
         raise InputError(f"n_ctrl must be at least 2, not {n_ctrl}")
-    if min_genes < 1:
-        raise InputError(f"--min-genes must be at least 1, not {min_genes}")
-    if min_cells_per_group < 2:
-        raise InputError(f"--min-cells-per-group must be at least 2 (a group's variance needs two cells), not "
-                         f"{min_cells_per_group}")
     check_counts(adata, layer)
     out = Path(out)
     if out.exists() and not out.is_dir():

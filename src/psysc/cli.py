@@ -62,9 +62,10 @@ _AS_OPTIONS = (
      "(psysc.gwas.genes_to_gene_set(table, fdr=0.05)) and pass them as a .gs file (psysc.gwas.write_gs)"),
     # the limits psysc run sets: "(min_genes= sets the limit)", "pass min_genes=3 or less", "lower min_cells_per_group
     # of psysc.tl.celltype_specificity"
-    (re.compile(r"\bmin_genes=(\d+)"), r"--min-genes \1"),
-    (re.compile(r"\bmin_genes=(?=[\s,.;)]|$)"), "--min-genes"),
+    (re.compile(_PROSE + r"min_genes=(\d+)"), r"\1--min-genes \2"),
+    (re.compile(_PROSE + r"min_genes=(?=[\s,.;)]|$)"), r"\1--min-genes"),
     (re.compile(r"\bmin_cells_per_group of psysc\.tl\.celltype_specificity\b"), "--min-cells-per-group"),
+    (re.compile(r"\bpass a smaller min_cells_per_group\b"), "pass a smaller --min-cells-per-group"),
     # seismic's gene filters are not options of psysc run: the Python route
     (re.compile(r"\b[Ll]ower min_cells_expressed / min_mean\b"),
      "in Python, lower min_cells_expressed / min_mean of psysc.tl.celltype_enrichment (psysc run keeps seismic's "

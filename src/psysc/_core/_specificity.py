@@ -175,7 +175,8 @@ def seismic_specificity(
     if keep_g.size < 2:
         raise ValueError(
             f"{keep_g.size} group(s) have at least {min_cells_per_group} cells; specificity needs 2 or more "
-            f"(group sizes: {n.astype(int).tolist()})"
+            f"(group sizes: {n.astype(int).tolist()}): pass a smaller min_cells_per_group if the small groups are "
+            "meant to be tested"
         )
     n_c = n[keep_g][:, None]
     s = moments.sum[keep_g]

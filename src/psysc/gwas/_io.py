@@ -1047,6 +1047,7 @@ def read_gene_stats(
         values[trait] = v
     if not values:
         raise ValueError(f"{where}: no trait has a gene with a value")
+    stat_named = stat is not None  # by the caller (else inferred below, from every trait's values)
     if stat is None:
         if len(columns) == 1:
             raise ValueError(
@@ -1082,7 +1083,7 @@ def read_gene_stats(
             p = np.minimum(p, np.nextafter(1.0, 0.0))  # P = 1: z -8.2
             z = stats.norm.isf(p)
         else:
-            if len(v) >= 20 and v.min() >= 0 and v.max() <= 1:  # as P-values are: the top z would be the largest P
+            if stat_named and len(v) >= 20 and v.min() >= 0 and v.max() <= 1:  # as P-values: the top z, the largest P
                 logger.warning(
                     "%s: trait %r: every value lies in [0, 1], as P-values do, and is read as a z-score "
                     "(stat='zscore'): the genes of the largest values are selected, which are the least significant "

@@ -2255,7 +2255,10 @@ def genes_to_gene_set(
     weights = _gene_weights(z[order], weight, where, "ZSTAT")
     genes = pd.Index([str(g) for g in table.index[order]], dtype=object, name="gene")
     logger.info("gene set %r: %d of %d genes", trait, len(order), len(p))
-    return {trait: pd.Series(weights.astype(np.float64), index=genes, name=trait)}
+    out = pd.Series(weights.astype(np.float64), index=genes, name=trait)
+    if table.attrs.get("symbol_column"):  # read_magma(table=True) of a FUMA file: the no-overlap error names it
+        out.attrs["symbol_column"] = table.attrs["symbol_column"]
+    return {trait: out}
 
 
 __all__ = ["genes_to_gene_set", "read_sumstats", "sumstats_to_genes"]

@@ -90,7 +90,8 @@ def enrichment_dotplot(
     groupby
         With ``table="enrichment"``: the grouping whose per-cell table to draw, when
         :func:`psysc.tl.disorder_enrichment` ran with several (default: the last one run), as in
-        :func:`enrichment_heatmap`. With another table: its grouping, checked (the table holds one).
+        :func:`enrichment_heatmap`. With another table: its grouping, checked (the table holds one). Only with an
+        AnnData.
     fdr
         Dots with FDR below this get a black ring (default 0.1, as :func:`enrichment_heatmap` marks them).
     cmap
@@ -124,6 +125,9 @@ def enrichment_dotplot(
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
     check_fdr(fdr)
+    if groupby is not None and isinstance(data, pd.DataFrame):
+        raise TypeError("groupby= picks a table that an AnnData holds; a DataFrame is drawn as it is: select its rows "
+                        "first, or pass the AnnData")
     if table == "enrichment" and not isinstance(data, pd.DataFrame):
         tab, _ = _enrichment_table(data, key, groupby)
     else:

@@ -60,13 +60,25 @@ def _filters(min_cells_per_group, min_cells_expressed, min_mean) -> dict:
             "min_mean": float(min_mean)}
 
 
+def _prepared_layer(adata: AnnData, key) -> str | None | bool:
+    """The log-normalised layer ``prepare_scoring`` recorded under ``uns[key]``.
+
+    Its name, ``None`` for ``X``, or ``False`` when ``uns[key]`` holds no such record.
+    """
+    ns = adata.uns.get(key)
+    prep = ns.get("prepare_scoring") if isinstance(ns, dict) else None
+    if not isinstance(prep, dict):
+        return False
+    layer = prep.get("layer")
+    return str(layer) if layer and layer != "X" else None
+
+
 def _default_layer(adata: AnnData, key: str) -> str | None:
     """The log-normalised layer ``prepare_scoring`` recorded under ``uns[key]``, else under ``uns["psysc"]``."""
     for k in dict.fromkeys((key, "psysc")):
-        ns = adata.uns.get(k)
-        if isinstance(ns, dict) and isinstance(ns.get("prepare_scoring"), dict):
-            layer = ns["prepare_scoring"].get("layer")
-            return str(layer) if layer and layer != "X" else None
+        layer = _prepared_layer(adata, k)
+        if layer is not False:
+            return layer
     return None
 
 
@@ -117,13 +129,8 @@ class _SpecTables:
 
 def _prepared_layers(adata: AnnData) -> list[tuple[str, str]]:
     """``(key, layer)`` of each ``prepare_scoring`` in ``adata.uns`` whose log-normalised layer is in ``layers``."""
-    found = []
-    for k, ns in adata.uns.items():
-        prep = ns.get("prepare_scoring") if isinstance(ns, dict) else None
-        layer = prep.get("layer") if isinstance(prep, dict) else None
-        if layer and layer != "X" and layer in adata.layers:
-            found.append((str(k), str(layer)))
-    return found
+    found = [(str(k), _prepared_layer(adata, k)) for k in adata.uns]
+    return [(k, layer) for k, layer in found if layer and layer in adata.layers]
 
 
 def _refuse_non_log(X, where: str, *, n_rows: int = 2_000, prepared: list[tuple[str, str]] = ()) -> None:
@@ -757,6 +764,8 @@ def _check_methods(method) -> list[str]:
         methods = list(METHODS) if method == "all" else [method]
     else:
         methods = [str(m) for m in method]  # a list, tuple or array of names
+        if "all" in methods:  # ["all"]: as "all"
+            methods = list(METHODS) + [m for m in methods if m not in (*METHODS, "all")]
     methods = list(dict.fromkeys(methods))  # a method named twice is run once
     bad = [m for m in methods if m not in METHODS]
     if bad or not methods:

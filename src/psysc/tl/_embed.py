@@ -429,14 +429,16 @@ def _train_scvi(target, *, layer, batch_key, train_kwargs, model_kwargs, seed, d
     logger.info("training scVI (scvi-tools %s) on %d cells x %d genes%s, seed %d, up to %d epochs%s",
                 scvi.__version__, train_ad.n_obs, train_ad.n_vars, f", batch_key={batch_key!r}" if batch_key else "",
                 seed, epochs, "" if "max_epochs" in kwargs else " (set train_kwargs={'max_epochs': ...} to change)")
+    call = dict(kwargs)  # what SCVI.train gets: kwargs (recorded in the provenance) and psysc's own logging
     if not kwargs.get("enable_progress_bar", True) and settings.verbosity >= 2:  # no bar: a log line now and then
-        kwargs["callbacks"] = [*list(kwargs.get("callbacks") or []), _epoch_logger(epochs)]
+        given = kwargs.get("callbacks") or []
+        call["callbacks"] = [*(given if isinstance(given, list | tuple) else [given]), _epoch_logger(epochs)]
     # scvi-tools seeds Python's, NumPy's and torch's global generators: tl.embed puts the caller's states back
     with _quiet_lightning():
         scvi.settings.seed = seed
         scvi.model.SCVI.setup_anndata(train_ad, batch_key=batch_key)
         vae = scvi.model.SCVI(train_ad, **(model_kwargs or {}))
-        vae.train(**kwargs)
+        vae.train(**call)
     n_epochs = int(len(vae.history["elbo_train"])) if "elbo_train" in vae.history else 0
     with tempfile.TemporaryDirectory(prefix="psysc-scvi-") as tmp:
         vae.save(tmp, overwrite=True)
