@@ -446,6 +446,7 @@ def test_too_few_groups_skips_the_cell_type_level_with_a_warning(tmp_path, darma
     assert not (out / "celltype_enrichment.tsv").exists()
     skipped = json.loads((out / "summary.json").read_text())["data"]["celltype_level_skipped"]
     assert skipped is not None and skipped in log  # the reason, where summary.json is read
+    assert "pass a smaller --min-cells-per-group" in skipped  # worded for the command line, as in the log
 
 
 def test_traits_with_too_few_genes_leave_the_others_scored_and_tested(tmp_path, darmanis):
@@ -1247,7 +1248,11 @@ def test_limits_the_warnings_name_are_options_of_the_command_line(tmp_path):
     assert set(celltype["group"]) == set(sizes[sizes >= 20].index)  # OPC (18) and microglia (16) left out
     params = json.loads((out / "summary.json").read_text())["parameters"]
     assert params["celltype_min_cells"] == 20 and params["min_genes"] == 10
-    assert "Groups with fewer than 20 cells are left" in (out / "report.html").read_text()
+    report = (out / "report.html").read_text()
+    assert "Groups with fewer than 20 cells are left" in report
+    # the report and summary.json word the warnings as the log does, with the options of the command line
+    assert "--min-genes sets the limit" in report and "min_genes=" not in report
+    assert any("--min-cells-per-group" in w for w in json.loads((out / "summary.json").read_text())["warnings"])
     rc, err = _run(["run", "--quick", "--gene-sets", str(gs), "--min-genes", "3", "--out", str(tmp_path / "o3")])
     assert rc == 0, err
     assert set(pd.read_csv(tmp_path / "o3" / "enrichment.tsv", sep="\t")["trait"]) == {"SCZ", "FEW"}

@@ -13,7 +13,7 @@ import logging
 import platform
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -603,6 +603,7 @@ def run_pipeline(
     embed_kwargs: Mapping[str, Any] | None = None,
     min_genes: int = MIN_GENES_PER_TRAIT,
     min_cells_per_group: int = CELLTYPE_MIN_CELLS,
+    phrase: Callable[[str], str] | None = None,
 ) -> dict[str, Any]:
     """Run the whole psysc job on one dataset and write its results.
 
@@ -647,6 +648,9 @@ def run_pipeline(
         :func:`psysc.tl.score_disorders`; ``psysc run --min-genes``).
     min_cells_per_group
         Smallest group of the cell-type level tests (``psysc run --min-cells-per-group``).
+    phrase
+        Rewords the warnings and reasons that ``summary.json`` and the report record (``psysc run`` names its own
+        options there, as in its log); default: as logged.
 
     Returns
     -------
@@ -671,7 +675,8 @@ def run_pipeline(
     try:
         return _run(adata, gene_sets, out=out, groupby=groupby, layer=layer, n_ctrl=n_ctrl, seed=seed,
                     traits=traits, extra_params=extra_params, model=model, embed_kwargs=embed_kwargs,
-                    warned=once.warnings, min_genes=min_genes, min_cells_per_group=min_cells_per_group)
+                    warned=once.warnings, min_genes=min_genes, min_cells_per_group=min_cells_per_group,
+                    phrase=phrase or (lambda text: text))
     finally:
         logger.removeFilter(once)
 
@@ -697,7 +702,7 @@ class _EachWarningOnce(logging.Filter):
 
 def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model, embed_kwargs=None,
          warned: list[str] | None = None, min_genes: int = MIN_GENES_PER_TRAIT,
-         min_cells_per_group: int = CELLTYPE_MIN_CELLS) -> dict[str, Any]:
+         min_cells_per_group: int = CELLTYPE_MIN_CELLS, phrase: Callable[[str], str] = str) -> dict[str, Any]:
     import matplotlib
 
     from . import __version__, pl, pp, tl
@@ -895,11 +900,12 @@ def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_p
                 str(k): int(v)
                 for k, v in adata.uns["psysc"].get("celltype_enrichment_params", {}).get("skipped", {}).items()
             },
-            "celltype_level_skipped": celltype_skipped,  # why no trait has a cell-type level test, or None
+            # why no trait has a cell-type level test, or None
+            "celltype_level_skipped": None if celltype_skipped is None else phrase(celltype_skipped),
         },
         "significant_groups": sig,
         "interpretation": sentences,
-        "warnings": list(warned or []),
+        "warnings": [phrase(w) for w in warned or []],
         "versions": {
             "psysc": __version__,
             "python": platform.python_version(),

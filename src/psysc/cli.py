@@ -787,6 +787,7 @@ def _run(args: argparse.Namespace) -> int:
                 embed_kwargs=embed_kwargs,
                 min_genes=args.min_genes,
                 min_cells_per_group=args.min_cells_per_group,
+                phrase=_as_cli,
             )
     except InputError as err:
         _remove_if_empty(out, created)
