@@ -114,7 +114,7 @@ def check_inputs(adata: AnnData, gene_sets: Mapping[str, pd.Series], *, groupby:
     found = {t: int(pd.Index(gene_sets[t].index).astype(str).isin(genes).sum()) for t in traits}
     no_overlap = [t for t in traits if found[t] == 0]
     if no_overlap:
-        example = list(gene_sets[no_overlap[0]].index[:3])
+        example = head_names(gene_sets[no_overlap[0]].index)
         in_file = symbol_column_of(gene_sets[no_overlap[0]])  # a FUMA file's SYMBOL column
         why = (
             f"no gene of the gene set(s) of {no_overlap} is in adata.var_names: map the gene identifiers "
@@ -676,7 +676,7 @@ def run_pipeline(
         return _run(adata, gene_sets, out=out, groupby=groupby, layer=layer, n_ctrl=n_ctrl, seed=seed,
                     traits=traits, extra_params=extra_params, model=model, embed_kwargs=embed_kwargs,
                     warned=once.warnings, min_genes=min_genes, min_cells_per_group=min_cells_per_group,
-                    phrase=phrase or (lambda text: text))
+                    phrase=phrase or str)
     finally:
         logger.removeFilter(once)
 
@@ -702,7 +702,7 @@ class _EachWarningOnce(logging.Filter):
 
 def _run(adata, gene_sets, *, out, groupby, layer, n_ctrl, seed, traits, extra_params, model, embed_kwargs=None,
          warned: list[str] | None = None, min_genes: int = MIN_GENES_PER_TRAIT,
-         min_cells_per_group: int = CELLTYPE_MIN_CELLS, phrase: Callable[[str], str] = str) -> dict[str, Any]:
+         min_cells_per_group: int = CELLTYPE_MIN_CELLS, phrase: Callable[[str], str]) -> dict[str, Any]:
     import matplotlib
 
     from . import __version__, pl, pp, tl

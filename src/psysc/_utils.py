@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -224,8 +225,6 @@ def head_names(names, k: int = 3) -> list[str]:
 
 def scored_traits(adata, key: str) -> list[str]:
     """Traits scored by ``score_disorders`` under ``key`` (its record in ``.uns``, else the ``.obs`` columns)."""
-    from collections.abc import Mapping
-
     ns = adata.uns.get(key)
     info = ns.get("score_disorders") if isinstance(ns, Mapping) else None
     traits = info.get("traits") if isinstance(info, Mapping) else None
@@ -242,8 +241,6 @@ def scored_elsewhere(adata, key: str, trait: str | None = None) -> str:
     ``"; ... pass key=K"`` naming another key of ``.uns`` under which ``trait`` (any trait when ``None``) is scored,
     else ``""``.
     """
-    from collections.abc import Mapping
-
     for k, ns in adata.uns.items():
         if k == key or not isinstance(ns, Mapping) or "score_disorders" not in ns:
             continue

@@ -97,6 +97,10 @@ def _labels(adata: AnnData, groupby: str, *, warn: bool = True):
     return np.asarray(cat.codes, dtype=np.int64), np.asarray(names, dtype=str)
 
 
+#: the keys of :func:`labels_fingerprint`
+_FINGERPRINT = ("n_obs", "n_vars", "labels_digest")
+
+
 def labels_fingerprint(adata: AnnData, groupby: str, codes=None, names=None) -> dict:
     """What a result by ``groupby`` was computed on: the data's shape and a digest of each cell's group label.
 
@@ -479,15 +483,15 @@ def _stale_reason(adata, groupby, *, params, layer, filters, keys) -> str | None
     return labels_changed(adata, groupby, params)
 
 
-def labels_changed(adata: AnnData, groupby: str, record: Mapping) -> str | None:
+def labels_changed(adata: AnnData, groupby: str, record: Mapping, now: Mapping | None = None) -> str | None:
     """Why a result computed on the cells and labels that ``record`` describes does not fit ``adata`` now.
 
     ``record`` holds ``n_obs`` and ``labels_digest`` of :func:`labels_fingerprint`; ``None`` when the result fits, or
-    when ``record`` does not hold them (stored by an earlier version).
+    when ``record`` does not hold them (stored by an earlier version). ``now``: the data's fingerprint, when known.
     """
     if not isinstance(record, Mapping) or "labels_digest" not in record:
         return None
-    now = labels_fingerprint(adata, groupby)
+    now = labels_fingerprint(adata, groupby) if now is None else now
     if int(record.get("n_obs", -1)) != now["n_obs"]:
         return f"it was computed on {record.get('n_obs')} cells, the data has {now['n_obs']}"
     if str(record["labels_digest"]) != now["labels_digest"]:
@@ -522,9 +526,10 @@ def _specificity_for(adata, groupby, *, layer, key_added, filters, inplace, top_
             store = partial(_store_specificity, adata, groupby, layer=layer, key_added=key_added, block_size=10_000,
                             filters=filters, top_fraction=top_fraction, tables=tables)
     else:
-        tables = _SpecTables(*[specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES],
-                             info={})
         params = adata.uns[key_added]["specificity_params"]
+        # the stored fingerprint: _stale_reason found it to be the data's own
+        tables = _SpecTables(*[specificity_table(adata, which, key=key_added) for which in _SPECIFICITY_TABLES],
+                             info={k: params[k] for k in _FINGERPRINT})
         if inplace and float(params.get("top_fraction", TOP_FRACTION)) != float(top_fraction):
 
             def store() -> None:
@@ -947,7 +952,7 @@ def celltype_enrichment(
     ns = uns_namespace(adata, key_added)
     ns["celltype_enrichment"] = table
     ns["celltype_enrichment_params"] = {
-        **labels_fingerprint(adata, groupby),
+        **{k: tables.info[k] for k in _FINGERPRINT},  # the specificity's: the cells and labels it was computed on
         "groupby": groupby, "methods": methods, "traits": list(gene_sets), "universe": universes,
         "top_fraction": float(top_fraction), "fit": {t: fitted_by.get(t, dict.fromkeys(methods, "ols"))
                                                      for t in gene_sets},

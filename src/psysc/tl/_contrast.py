@@ -27,6 +27,7 @@ from ._celltype import (
     _whitener,
     _with_covariates,
     labels_changed,
+    labels_fingerprint,
     top_specific_genes,
 )
 from ._enrichment import kept_enrichment
@@ -396,9 +397,12 @@ def combine_evidence(
         )
     if len({g for g in groupbys.values() if g is not None}) > 1:
         raise ValueError(f"the tables were computed for different groupings: {groupbys}; rerun them with one groupby")
+    now = {}  # the data's fingerprint by grouping, made once (one grouping, checked above)
     for source, record in records.items():  # each table on the cells and labels adata has now
         groupby = groupbys[source]
-        why = labels_changed(adata, groupby, record) if groupby in adata.obs else (
+        if groupby in adata.obs and groupby not in now:
+            now[groupby] = labels_fingerprint(adata, groupby)
+        why = labels_changed(adata, groupby, record, now[groupby]) if groupby in adata.obs else (
             f"obs[{groupby!r}] is no longer in adata" if groupby is not None else None)
         if why is not None:
             call = "(adata, gene_sets, " if source == "celltype_enrichment" else "(adata, "
