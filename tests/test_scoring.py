@@ -758,24 +758,33 @@ def test_pooled_pvalues_equal_naive_counts_on_bucket_edges(case):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_vector_additions_equal_numpy(dtype):
-    """add1/add4/add8 against numpy's additions in the accumulator's precision (values rounded to it first)."""
+    """add4/add8 (values rounded to the accumulator's precision) and add_from4/add_from8 against numpy's additions
+    in that precision; prefetch changes nothing, even past the end of an array.
+    """
     import numba
 
-    from psysc._core._simd import add1, add4, add8
+    from psysc._core._simd import add4, add8, add_from4, add_from8, prefetch
 
     @numba.njit
     def run(acc, offsets, vals):
         for i in range(offsets.shape[0]):
-            if vals.shape[1] == 1:
-                add1(acc, offsets[i], vals[i, 0])
-            elif vals.shape[1] == 4:
+            prefetch(acc, offsets[i] + 10_000_000)
+            if vals.shape[1] == 4:
                 add4(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3])
             else:
                 add8(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3], vals[i, 4], vals[i, 5],
                      vals[i, 6], vals[i, 7])
 
+    @numba.njit
+    def run_from(acc, offsets, src, src_offsets, width):
+        for i in range(offsets.shape[0]):
+            if width == 4:
+                add_from4(acc, offsets[i], src, src_offsets[i])
+            else:
+                add_from8(acc, offsets[i], src, src_offsets[i])
+
     rng = np.random.default_rng(0)
-    for width in (1, 4, 8):
+    for width in (4, 8):
         acc = rng.normal(size=103).astype(dtype)  # offsets not multiples of the width: unaligned vectors
         offsets = rng.integers(0, 103 - width, 500)
         vals = rng.normal(size=(500, width))  # float64 values, rounded to dtype by the additions
@@ -785,6 +794,15 @@ def test_vector_additions_equal_numpy(dtype):
                 expected[o + i] = dtype(expected[o + i] + dtype(v[i]))  # numpy scalar arithmetic in dtype
         run(acc, offsets, vals)
         assert acc.dtype == dtype
+        np.testing.assert_array_equal(acc, expected)
+
+        src = rng.normal(size=37).astype(dtype)
+        src_offsets = rng.integers(0, 37 - width, 500)
+        expected = acc.copy()
+        for o, so in zip(offsets, src_offsets, strict=True):
+            for i in range(width):
+                expected[o + i] = dtype(expected[o + i] + src[so + i])
+        run_from(acc, offsets, src, src_offsets, width)
         np.testing.assert_array_equal(acc, expected)
 
 
@@ -798,24 +816,32 @@ def test_membership_runs_list_every_gene_set_slot_once():
     disease = [(np.sort(rng.choice(600, 40, replace=False)), rng.uniform(1, 5, 40)) for _ in range(3)]
     shared = SharedControls(names, bins, disease, n_ctrl=30, seed=1)
     for slots in (None, shared.slot_weight[:, 2] != 0):
-        g_ptr, run_slot, run_ptr, sets = shared.runs(600, slots=slots)
+        g_ptr, run_slot, run_ptr, codes, shift = shared.runs(600, slots=slots)
+        assert codes.dtype == np.uint16  # 30 sets: 5 bits; a few runs per gene
+        codes = codes.astype(np.int64)
         got = set()
         for g in range(600):
             for r in range(g_ptr[g], g_ptr[g + 1]):
-                members = sets[run_ptr[r] : run_ptr[r + 1]]
-                assert np.all(np.diff(members.astype(int)) > 0)  # sets ascending, no repeats, within one run
+                code = codes[run_ptr[r] : run_ptr[r + 1]]
+                members = code & ((1 << shift) - 1)
+                assert np.all(np.diff(members) > 0)  # sets ascending, no repeats, within one run
+                assert np.all(code >> shift == r - g_ptr[g])  # the run's place among the gene's runs
                 got.update((g, int(run_slot[r]), int(b)) for b in members)
         kept = np.ones(shared.genes.shape[1], bool) if slots is None else slots
         expected = {(int(shared.genes[b, sl]), sl, b) for b in range(30) for sl in np.flatnonzero(kept)}
         assert got == expected
-        assert run_ptr[-1] == len(sets) == len(expected)
+        assert run_ptr[-1] == len(codes) == len(expected)
 
 
-@pytest.mark.parametrize("n_traits", [1, 3, 6, 11])
-def test_shared_kernel_equals_explicit_weight_kernel(n_traits):
+@pytest.mark.parametrize(
+    ("n_traits", "n_ctrl"), [(1, 25), (3, 25), (6, 25), (11, 25), (1, 1100), (6, 1100), (3, 33_000)]
+)
+def test_shared_kernel_equals_explicit_weight_kernel(n_traits, n_ctrl):
     """The one-pass multi-trait kernel against the per-trait sparse product on the same control draws.
 
-    1 trait: scalar kernel; 3: 4-lane vectors; 6: 8-lane vectors; 11: a group of 8 and a group of 3.
+    1 trait: scalar kernel; 3: 4-lane vectors; 6: 8-lane vectors; 11: a group of 8 and a group of 3. Memberships
+    are coded in 16 bits (here up to 1,024 control sets with a few runs per gene), in 32 with 33,000 (the
+    trait scored alone too: scalar kernel).
     """
     from psysc._core._scoring import raw_scores
     from psysc._core._shared import SharedControls, shared_raw_scores
@@ -826,7 +852,7 @@ def test_shared_kernel_equals_explicit_weight_kernel(n_traits):
     X = adata.layers["psysc_norm"]
     rng = np.random.default_rng(0)
     disease = [(np.sort(rng.choice(1500, 60, replace=False)), rng.uniform(1, 5, 60)) for _ in range(n_traits)]
-    shared = SharedControls(adata.var_names, adata.var["psysc_mean_var"], disease, n_ctrl=25, seed=0)
+    shared = SharedControls(adata.var_names, adata.var["psysc_mean_var"], disease, n_ctrl=n_ctrl, seed=0)
     var = adata.var["psysc_var"].to_numpy(np.float64)
     factor = 1 / np.sqrt(adata.var["psysc_var_tech"].to_numpy() + 0.01)
     dw = np.zeros((1500, n_traits))
@@ -835,13 +861,14 @@ def test_shared_kernel_equals_explicit_weight_kernel(n_traits):
         ctrl_idx, ctrl_w = shared.explicit(t)
         # every control set takes, bin by bin, as many genes as the trait has disease genes there
         bins = adata.var["psysc_mean_var"].to_numpy()
-        for b in range(25):
+        for b in range(n_ctrl):
             assert sorted(bins[ctrl_idx[b]]) == sorted(bins[idx])
         np.testing.assert_array_equal(np.sort(ctrl_w), np.sort(w))
+    assert shared.runs(1500)[3].dtype == (np.uint16 if n_ctrl < 32_768 else np.uint32)
     dis, ctrl = shared_raw_scores(X, shared, factor, dw, dtype=np.float64, block_size=70)
     names = [f"t{t}" for t in range(n_traits)]
     W, _ = _explicit_weights([shared.explicit(t) for t in range(n_traits)], factor, var, dw, np.ones(n_traits), names)
-    dis2, ctrl2 = raw_scores(X, W, 25, dtype=np.float64)
+    dis2, ctrl2 = raw_scores(X, W, n_ctrl, dtype=np.float64)
     np.testing.assert_allclose(dis, dis2, rtol=1e-12)
     np.testing.assert_allclose(ctrl, ctrl2, rtol=1e-12)
     # float32 control scores are summed in float32: close to the float64 sums, disease sums still float64
@@ -850,7 +877,7 @@ def test_shared_kernel_equals_explicit_weight_kernel(n_traits):
     np.testing.assert_array_equal(dis32, dis)
     np.testing.assert_allclose(ctrl32, ctrl2, rtol=1e-5)
     if n_traits > 1:  # and a trait's scores are the same bits when scored alone (scalar float32 additions)
-        alone = SharedControls(adata.var_names, adata.var["psysc_mean_var"], disease[:1], n_ctrl=25, seed=0)
+        alone = SharedControls(adata.var_names, adata.var["psysc_mean_var"], disease[:1], n_ctrl=n_ctrl, seed=0)
         dis1, ctrl1 = shared_raw_scores(X, alone, factor, dw[:, :1], dtype=np.float32, block_size=70)
         np.testing.assert_array_equal(ctrl1[0], ctrl32[0])
         np.testing.assert_array_equal(dis1[0], dis32[0])

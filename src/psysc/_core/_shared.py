@@ -7,7 +7,10 @@ the trait's ``r``-th disease gene of that bin (disease genes in name order), as 
 control sets therefore have exactly scDRS's distribution, do not depend on the other traits scored,
 and are nested across traits, so one pass over the data serves every trait: each expressed gene is
 looked up once per control set it belongs to, and the traits' weights are added side by side, in the
-lanes of one short vector addition (:mod:`psysc._core._simd`).
+lanes of one short vector addition (:mod:`psysc._core._simd`). A gene's memberships lie together, coded
+(:meth:`SharedControls.runs`): the kernel computes the gene's value at each of its slots first, then adds them in
+one loop over all its memberships, and asks for the memberships of the genes a few places ahead in the cell's row
+before it needs them (for 1,000 control sets they outgrow a core's own caches).
 
 The control sums are accumulated in the precision of the control scores returned: float32 control scores
 are summed in float32 (the accumulators of eight traits then fit in a core's L1 cache: 32 KB for 1,000 control
@@ -28,7 +31,7 @@ from scipy import sparse
 from ._blocks import as_csr, iter_row_blocks
 from ._control import _bins_in_order
 from ._memory import fresh_zeros
-from ._simd import add1, add4, add8
+from ._simd import add4, add8, add_from4, add_from8, prefetch, scale_into4, scale_into8
 
 _MAX_LANES = 8  # traits per vector addition
 
@@ -91,19 +94,31 @@ class SharedControls:
     def runs(self, n_genes: int, slots: np.ndarray | None = None):
         """The control-set memberships of each gene, grouped by slot, as CSR-like arrays.
 
-        Gene ``g`` owns runs ``g_ptr[g]:g_ptr[g + 1]``; run ``r`` is one slot ``run_slot[r]`` and the control sets
-        ``sets[run_ptr[r]:run_ptr[r + 1]]`` that hold ``g`` at that slot (a gene is in a control set at most once;
-        uint16 up to 65,536 control sets). ``slots`` (bool, ``n_slots``) keeps only those slots.
+        Gene ``g`` owns runs ``g_ptr[g]:g_ptr[g + 1]``; run ``r`` is one slot ``run_slot[r]`` and the memberships
+        ``run_ptr[r]:run_ptr[r + 1]``, which name the control sets that hold ``g`` at that slot (a gene is in a
+        control set at most once), in ascending order. A gene's memberships are contiguous, so one loop visits them
+        all: each is coded as ``code = local << shift | set``, with ``local`` the run's place among the gene's runs
+        (``r - g_ptr[g]``). ``codes`` are uint16 when that fits (up to 1,024 control sets and 64 runs per gene),
+        else uint32 or int64. ``slots`` (bool, ``n_slots``) keeps only those slots.
+
+        Returns ``(g_ptr, run_slot, run_ptr, codes, shift)``.
         """
         n_ctrl, n_slots = self.genes.shape
         keep = np.arange(n_slots) if slots is None else np.flatnonzero(slots)
-        set_dtype = np.uint16 if n_ctrl <= 2**16 else np.int32
-        return _group_memberships(np.ascontiguousarray(self.genes[:, keep].T), keep.astype(np.int32), n_genes,
-                                  np.zeros(0, dtype=set_dtype))
+        g_ptr, run_slot, run_ptr, sets = _group_memberships(
+            np.ascontiguousarray(self.genes[:, keep].T), keep.astype(np.int32), n_genes
+        )
+        runs_per_gene = np.diff(g_ptr).astype(np.int64)
+        local = np.arange(len(run_slot), dtype=np.int64) - np.repeat(g_ptr[:-1].astype(np.int64), runs_per_gene)
+        shift = max(1, (n_ctrl - 1).bit_length())
+        bits = shift + max(1, (int(runs_per_gene.max(initial=1)) - 1).bit_length())
+        dtype = np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.int64
+        codes = (np.repeat(local, np.diff(run_ptr).astype(np.int64)) << shift) | sets
+        return g_ptr, run_slot, run_ptr, codes.astype(dtype), shift
 
 
 @numba.njit(cache=True)
-def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
+def _group_memberships(genes_by_slot, slot_ids, n_genes):
     # counting sort of the (slot, set) memberships by gene; slot-major input order keeps each gene's
     # memberships sorted by slot, then set, so runs of one slot are contiguous
     n_s, n_b = genes_by_slot.shape
@@ -114,7 +129,7 @@ def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
     for g in range(n_genes):
         ptr[g + 1] += ptr[g]
     fill = ptr[:-1].copy()
-    sets = np.empty(n_s * n_b, dtype=set_dtype_like.dtype)
+    sets = np.empty(n_s * n_b, dtype=np.int64)
     slot_of = np.empty(n_s * n_b, dtype=np.int32)
     for i in range(n_s):
         for j in range(n_b):
@@ -141,84 +156,103 @@ def _group_memberships(genes_by_slot, slot_ids, n_genes, set_dtype_like):
     return g_ptr, run_slot, run_ptr, sets
 
 
+#: genes ahead of the one being added whose memberships are prefetched, and the cache lines asked for (each gene's
+#: memberships start on a line of their own: about 2-3 lines of uint16 codes for 1,000 control sets)
+_AHEAD = 6
+_LINES = 3
+
+
+@numba.njit(inline="always")
+def _prefetch_memberships(indices, k, k_end, g_ptr, run_ptr, codes):
+    if k + _AHEAD < k_end:
+        first = np.int64(run_ptr[g_ptr[indices[k + _AHEAD]]])
+        step = 64 // codes.itemsize
+        for i in range(_LINES):
+            prefetch(codes, first + i * step)
+
+
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, inv_z, dis_w, dis,
-                       ctrl, row0, chunk, acc_like):
+def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, slot_w, inv_z, dis_w,
+                       dis, ctrl, row0, chunk, acc_like, max_runs):
     # one trait: acc[b] = sum over the cell's genes g and the runs (slot s, sets b) of g of
-    # x_cg * factor[g] * slot_w[s], in the precision of acc_like
+    # x_cg * factor[g] * slot_w[s], in the precision of acc_like: per gene, the value of each of its runs first
+    # (rounded to that precision), then one loop over all its memberships (codes: run << shift | set)
     n = indptr.shape[0] - 1
     n_ctrl = inv_z.shape[0]
     n_chunks = (n + chunk - 1) // chunk
+    mask = (1 << shift) - 1
     for ci in prange(n_chunks):
         acc = np.zeros(n_ctrl, dtype=acc_like.dtype)
+        run_v = np.zeros(max_runs, dtype=acc_like.dtype)
         for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
             acc[:] = 0.0
             accd = 0.0
-            for k in range(indptr[c], indptr[c + 1]):
+            k_end = indptr[c + 1]
+            for k in range(indptr[c], k_end):
+                _prefetch_memberships(indices, k, k_end, g_ptr, run_ptr, codes)
                 g = indices[k]
                 x = np.float64(data[k])
                 accd += x * dis_w[g]
                 xu = x * factor[g]
-                for r in range(g_ptr[g], g_ptr[g + 1]):
-                    v = xu * slot_w[run_slot[r]]
-                    for e in range(run_ptr[r], run_ptr[r + 1]):
-                        add1(acc, sets[e], v)
+                r0, r1 = g_ptr[g], g_ptr[g + 1]
+                for r in range(r0, r1):
+                    run_v[r - r0] = xu * slot_w[run_slot[r]]
+                for e in range(run_ptr[r0], run_ptr[r1]):
+                    code = codes[e]
+                    acc[code & mask] += run_v[code >> shift]
             dis[0, row0 + c] = accd
             for b in range(n_ctrl):
                 ctrl[0, row0 + c, b] = np.float64(acc[b]) * inv_z[b]
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, sets, slot_w, lanes, inv_z_t, dis_row,
-                   dis_tab, dis, ctrl, row0, chunk, acc_like):
+def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, slot_w, lanes, inv_z_t,
+                   dis_row, dis_tab, dis, ctrl, row0, chunk, acc_like, max_runs):
     # Per cell: acc[b * lanes + t] = sum over the cell's genes g and the runs (slot s, sets b) of g of
-    # x_cg * factor[g] * slot_w[s * lanes + t]: one 4- or 8-lane vector addition per (gene, control set), the
-    # traits side by side in the lanes (zero weight beyond a trait's count), in the precision of acc_like. The
-    # disease sums take one float64 vector addition per gene too, from row dis_row[g] of the table dis_tab (row 0:
-    # zeros, for the genes of no disease set). inv_z_t: (traits, control sets).
+    # x_cg * factor[g] * slot_w[s * lanes + t]: the traits side by side in the lanes (zero weight beyond a trait's
+    # count), in the precision of acc_like. Per gene, the lanes of each of its runs are computed first (run_v,
+    # rounded to that precision, one vector each), then one loop over all its memberships (codes: run << shift |
+    # set) adds them, one 4- or 8-lane vector addition each. The disease sums take one float64 vector addition per
+    # gene too, from row dis_row[g] of the table dis_tab (row 0: zeros, for the genes of no disease set). inv_z_t:
+    # (traits, control sets).
     n = indptr.shape[0] - 1
     n_traits = dis.shape[0]
     n_ctrl = inv_z_t.shape[1]
     n_chunks = (n + chunk - 1) // chunk
     size = acc_like.itemsize
+    mask = (1 << shift) - 1
     for ci in prange(n_chunks):
         buf = np.zeros(n_ctrl * lanes + 64 // size, dtype=acc_like.dtype)
         o = ((64 - buf.ctypes.data % 64) % 64) // size  # rows of acc on 64-byte boundaries
         acc = buf[o : o + n_ctrl * lanes]
+        run_v = np.zeros(max_runs * lanes, dtype=acc_like.dtype)
         accd = np.zeros(lanes, dtype=np.float64)
         for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
             acc[:] = 0.0
             accd[:] = 0.0
-            for k in range(indptr[c], indptr[c + 1]):
+            k_end = indptr[c + 1]
+            for k in range(indptr[c], k_end):
+                _prefetch_memberships(indices, k, k_end, g_ptr, run_ptr, codes)
                 g = indices[k]
                 x = np.float64(data[k])
                 d = dis_row[g] * lanes
                 xu = x * factor[g]
+                r0, r1 = g_ptr[g], g_ptr[g + 1]
                 if lanes == 4:
+                    for r in range(r0, r1):
+                        scale_into4(run_v, np.int64(r - r0) * 4, slot_w, run_slot[r] * 4, xu)
                     add4(accd, 0, x * dis_tab[d], x * dis_tab[d + 1], x * dis_tab[d + 2], x * dis_tab[d + 3])
-                    for r in range(g_ptr[g], g_ptr[g + 1]):
-                        so = run_slot[r] * 4
-                        v0 = xu * slot_w[so]
-                        v1 = xu * slot_w[so + 1]
-                        v2 = xu * slot_w[so + 2]
-                        v3 = xu * slot_w[so + 3]
-                        for e in range(run_ptr[r], run_ptr[r + 1]):
-                            add4(acc, sets[e] * 4, v0, v1, v2, v3)
+                    for e in range(run_ptr[r0], run_ptr[r1]):
+                        code = codes[e]
+                        add_from4(acc, (code & mask) * 4, run_v, (code >> shift) * 4)
                 else:
+                    for r in range(r0, r1):
+                        scale_into8(run_v, np.int64(r - r0) * 8, slot_w, run_slot[r] * 8, xu)
                     add8(accd, 0, x * dis_tab[d], x * dis_tab[d + 1], x * dis_tab[d + 2], x * dis_tab[d + 3],
                          x * dis_tab[d + 4], x * dis_tab[d + 5], x * dis_tab[d + 6], x * dis_tab[d + 7])
-                    for r in range(g_ptr[g], g_ptr[g + 1]):
-                        so = run_slot[r] * 8
-                        v0 = xu * slot_w[so]
-                        v1 = xu * slot_w[so + 1]
-                        v2 = xu * slot_w[so + 2]
-                        v3 = xu * slot_w[so + 3]
-                        v4 = xu * slot_w[so + 4]
-                        v5 = xu * slot_w[so + 5]
-                        v6 = xu * slot_w[so + 6]
-                        v7 = xu * slot_w[so + 7]
-                        for e in range(run_ptr[r], run_ptr[r + 1]):
-                            add8(acc, sets[e] * 8, v0, v1, v2, v3, v4, v5, v6, v7)
+                    for e in range(run_ptr[r0], run_ptr[r1]):
+                        code = codes[e]
+                        add_from8(acc, (code & mask) * 8, run_v, (code >> shift) * 8)
             for t in range(n_traits):
                 dis[t, row0 + c] = accd[t]
                 iz = inv_z_t[t]
@@ -270,7 +304,8 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
             weights = (np.ascontiguousarray(inv_z[:, part][:, 0]), np.ascontiguousarray(disease_weight[:, part][:, 0]))
         else:
             weights = (np.ascontiguousarray(inv_z[:, part].T), *_disease_table(disease_weight[:, part], lanes))
-        groups.append((part, layout, slot_w.ravel(), lanes, weights))
+        max_runs = max(1, int(np.diff(layout[0]).max(initial=1)))  # runs of one gene
+        groups.append((part, layout, slot_w.ravel(), lanes, weights, max_runs))
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
     ctrl = fresh_zeros((n_traits, X.shape[0], controls.n_ctrl), dtype)
     acc_like = np.zeros(0, dtype=np.float32 if ctrl.dtype == np.float32 else np.float64)
@@ -279,13 +314,13 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
             block = as_csr(block)
         indptr = block.indptr.astype(np.uint64)  # unsigned indices: no negative-index handling in the loops
         indices = block.indices.view(np.uint32 if block.indices.itemsize == 4 else np.uint64)
-        for part, layout, slot_w, lanes, weights in groups:
+        for part, layout, slot_w, lanes, weights, max_runs in groups:
             if lanes == 1:
                 _shared_kernel_one(indptr, indices, block.data, factor, *layout, slot_w, *weights, dis[part],
-                                   ctrl[part], start, 16, acc_like)
+                                   ctrl[part], start, 16, acc_like, max_runs)
             else:
                 _shared_kernel(indptr, indices, block.data, factor, *layout, slot_w, lanes, *weights, dis[part],
-                               ctrl[part], start, 16, acc_like)
+                               ctrl[part], start, 16, acc_like, max_runs)
         if progress is not None:
             progress(stop - start)
     return dis, ctrl
