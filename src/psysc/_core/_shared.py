@@ -156,8 +156,8 @@ def _group_memberships(genes_by_slot, slot_ids, n_genes):
     return g_ptr, run_slot, run_ptr, sets
 
 
-#: genes ahead of the one being added whose memberships are prefetched, and the cache lines asked for (each gene's
-#: memberships start on a line of their own: about 2-3 lines of uint16 codes for 1,000 control sets)
+#: how many genes ahead of the one being added the memberships are prefetched, and the cache lines asked for (a
+#: gene's memberships fill about 2-3 lines of uint16 codes for 1,000 control sets)
 _AHEAD = 6
 _LINES = 3
 
