@@ -297,7 +297,7 @@ def _membership_visits(adata, gene_sets, n_ctrl: int) -> int:
     kept, _ = match_gene_sets(as_gene_sets(gene_sets), adata.var_names, min_genes=10)
     shared = SharedControls(adata.var_names.to_numpy().astype(str), adata.var["psysc_mean_var"].to_numpy().astype(str),
                             list(kept.values()), n_ctrl=n_ctrl, seed=psysc.settings.seed)
-    g_ptr, _, run_ptr, _, _ = shared.runs(adata.n_vars)
+    g_ptr, _, run_ptr, *_ = shared.runs(adata.n_vars)
     per_gene = np.diff(run_ptr.astype(np.int64)[g_ptr.astype(np.int64)])
     nnz = np.zeros(adata.n_vars, dtype=np.int64)
     for i in range(0, len(X.indices), 10_000_000):  # bincount copies to int64: a slice at a time

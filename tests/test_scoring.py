@@ -816,7 +816,7 @@ def test_membership_runs_list_every_gene_set_slot_once():
     disease = [(np.sort(rng.choice(600, 40, replace=False)), rng.uniform(1, 5, 40)) for _ in range(3)]
     shared = SharedControls(names, bins, disease, n_ctrl=30, seed=1)
     for slots in (None, shared.slot_weight[:, 2] != 0):
-        g_ptr, run_slot, run_ptr, codes, shift = shared.runs(600, slots=slots)
+        g_ptr, run_slot, run_ptr, codes, shift, max_runs = shared.runs(600, slots=slots)
         assert codes.dtype == np.uint16  # 30 sets: 5 bits; a few runs per gene
         codes = codes.astype(np.int64)
         got = set()
@@ -831,6 +831,7 @@ def test_membership_runs_list_every_gene_set_slot_once():
         expected = {(int(shared.genes[b, sl]), sl, b) for b in range(30) for sl in np.flatnonzero(kept)}
         assert got == expected
         assert run_ptr[-1] == len(codes) == len(expected)
+        assert max_runs == max(1, int(np.diff(g_ptr.astype(np.int64)).max()))  # the most runs of one gene
 
 
 @pytest.mark.parametrize(

@@ -101,7 +101,8 @@ class SharedControls:
         (``r - g_ptr[g]``). ``codes`` are uint16 when that fits (up to 1,024 control sets and 64 runs per gene),
         else uint32 or int64. ``slots`` (bool, ``n_slots``) keeps only those slots.
 
-        Returns ``(g_ptr, run_slot, run_ptr, codes, shift)``.
+        Returns ``(g_ptr, run_slot, run_ptr, codes, shift, max_runs)``, ``max_runs`` the most runs of one gene (at
+        least 1: the kernels' scratch for a gene's run values).
         """
         n_ctrl, n_slots = self.genes.shape
         keep = np.arange(n_slots) if slots is None else np.flatnonzero(slots)
@@ -111,10 +112,11 @@ class SharedControls:
         runs_per_gene = np.diff(g_ptr).astype(np.int64)
         local = np.arange(len(run_slot), dtype=np.int64) - np.repeat(g_ptr[:-1].astype(np.int64), runs_per_gene)
         shift = max(1, (n_ctrl - 1).bit_length())
-        bits = shift + max(1, (int(runs_per_gene.max(initial=1)) - 1).bit_length())
+        max_runs = int(runs_per_gene.max(initial=1))
+        bits = shift + max(1, (max_runs - 1).bit_length())
         dtype = np.uint16 if bits <= 16 else np.uint32 if bits <= 32 else np.int64
         codes = (np.repeat(local, np.diff(run_ptr).astype(np.int64)) << shift) | sets
-        return g_ptr, run_slot, run_ptr, codes.astype(dtype), shift
+        return g_ptr, run_slot, run_ptr, codes.astype(dtype), shift, max_runs
 
 
 @numba.njit(cache=True)
@@ -172,8 +174,8 @@ def _prefetch_memberships(indices, k, k_end, g_ptr, run_ptr, codes):
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, slot_w, inv_z, dis_w,
-                       dis, ctrl, row0, chunk, acc_like, max_runs):
+def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, max_runs, slot_w, inv_z,
+                       dis_w, dis, ctrl, row0, chunk, acc_like):
     # one trait: acc[b] = sum over the cell's genes g and the runs (slot s, sets b) of g of
     # x_cg * factor[g] * slot_w[s], in the precision of acc_like: per gene, the value of each of its runs first
     # (rounded to that precision), then one loop over all its memberships (codes: run << shift | set)
@@ -206,8 +208,8 @@ def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, 
 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
-def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, slot_w, lanes, inv_z_t,
-                   dis_row, dis_tab, dis, ctrl, row0, chunk, acc_like, max_runs):
+def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, max_runs, slot_w, lanes,
+                   inv_z_t, dis_row, dis_tab, dis, ctrl, row0, chunk, acc_like):
     # Per cell: acc[b * lanes + t] = sum over the cell's genes g and the runs (slot s, sets b) of g of
     # x_cg * factor[g] * slot_w[s * lanes + t]: the traits side by side in the lanes (zero weight beyond a trait's
     # count), in the precision of acc_like. Per gene, the lanes of each of its runs are computed first (run_v,
@@ -304,8 +306,7 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
             weights = (np.ascontiguousarray(inv_z[:, part][:, 0]), np.ascontiguousarray(disease_weight[:, part][:, 0]))
         else:
             weights = (np.ascontiguousarray(inv_z[:, part].T), *_disease_table(disease_weight[:, part], lanes))
-        max_runs = max(1, int(np.diff(layout[0]).max(initial=1)))  # runs of one gene
-        groups.append((part, layout, slot_w.ravel(), lanes, weights, max_runs))
+        groups.append((part, layout, slot_w.ravel(), lanes, weights))
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
     ctrl = fresh_zeros((n_traits, X.shape[0], controls.n_ctrl), dtype)
     acc_like = np.zeros(0, dtype=np.float32 if ctrl.dtype == np.float32 else np.float64)
@@ -314,13 +315,13 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
             block = as_csr(block)
         indptr = block.indptr.astype(np.uint64)  # unsigned indices: no negative-index handling in the loops
         indices = block.indices.view(np.uint32 if block.indices.itemsize == 4 else np.uint64)
-        for part, layout, slot_w, lanes, weights, max_runs in groups:
+        for part, layout, slot_w, lanes, weights in groups:
             if lanes == 1:
                 _shared_kernel_one(indptr, indices, block.data, factor, *layout, slot_w, *weights, dis[part],
-                                   ctrl[part], start, 16, acc_like, max_runs)
+                                   ctrl[part], start, 16, acc_like)
             else:
                 _shared_kernel(indptr, indices, block.data, factor, *layout, slot_w, lanes, *weights, dis[part],
-                               ctrl[part], start, 16, acc_like, max_runs)
+                               ctrl[part], start, 16, acc_like)
         if progress is not None:
             progress(stop - start)
     return dis, ctrl

@@ -20,6 +20,20 @@ from numba.extending import intrinsic
 _ELEMENT = {types.float64: ir.DoubleType(), types.float32: ir.FloatType()}
 
 
+def _pointer_at(context, builder, array_type, array, offset, pointee):
+    """An LLVM pointer to ``array[offset]``, read as a ``pointee`` (a vector of lanes, or a byte)."""
+    data = context.make_array(array_type)(context, builder, array).data
+    return builder.bitcast(builder.gep(data, [offset]), pointee.as_pointer())
+
+
+def _vector_of(builder, vec_type, values):
+    """An LLVM vector of ``vec_type`` with ``values`` in its lanes."""
+    vec = ir.Constant(vec_type, None)
+    for i, value in enumerate(values):
+        vec = builder.insert_element(vec, value, ir.Constant(ir.IntType(32), i))
+    return vec
+
+
 def _vector_add(width: int):
     def typer(typingctx, dst, offset, *values):
         if not (isinstance(dst, types.Array) and dst.dtype in _ELEMENT and dst.layout == "C"):
@@ -29,16 +43,11 @@ def _vector_add(width: int):
         sig = types.void(dst, types.intp, *values)
 
         def codegen(context, builder, signature, args):
-            arr = context.make_array(signature.args[0])(context, builder, args[0])
             dtype = signature.args[0].dtype
             values = [context.cast(builder, v, t, dtype) for v, t in zip(args[2:], signature.args[2:], strict=True)]
-            ptr = builder.gep(arr.data, [args[1]])
             vec_type = ir.VectorType(_ELEMENT[dtype], width)
-            vec = ir.Constant(vec_type, None)
-            for i, value in enumerate(values):
-                vec = builder.insert_element(vec, value, ir.Constant(ir.IntType(32), i))
-            ptr = builder.bitcast(ptr, vec_type.as_pointer())
-            builder.store(builder.fadd(builder.load(ptr, align=4), vec), ptr, align=4)
+            ptr = _pointer_at(context, builder, signature.args[0], args[0], args[1], vec_type)
+            builder.store(builder.fadd(builder.load(ptr, align=4), _vector_of(builder, vec_type, values)), ptr, align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -70,13 +79,8 @@ def _vector_add_from(width: int):
 
         def codegen(context, builder, signature, args):
             vec_type = ir.VectorType(_ELEMENT[signature.args[0].dtype], width)
-
-            def pointer(array_type, array, offset):
-                data = context.make_array(array_type)(context, builder, array).data
-                return builder.bitcast(builder.gep(data, [offset]), vec_type.as_pointer())
-
-            dst_ptr = pointer(signature.args[0], args[0], args[1])
-            src_ptr = pointer(signature.args[2], args[2], args[3])
+            dst_ptr = _pointer_at(context, builder, signature.args[0], args[0], args[1], vec_type)
+            src_ptr = _pointer_at(context, builder, signature.args[2], args[2], args[3], vec_type)
             total = builder.fadd(builder.load(dst_ptr, align=4), builder.load(src_ptr, align=4))
             builder.store(total, dst_ptr, align=4)
             return context.get_dummy_value()
@@ -111,16 +115,12 @@ def _vector_scale(width: int):
         def codegen(context, builder, signature, args):
             wide = ir.VectorType(ir.DoubleType(), width)
             dst_type = ir.VectorType(_ELEMENT[signature.args[0].dtype], width)
-            src_data = context.make_array(signature.args[2])(context, builder, args[2]).data
-            src_ptr = builder.bitcast(builder.gep(src_data, [args[3]]), wide.as_pointer())
-            splat = ir.Constant(wide, None)
-            for i in range(width):
-                splat = builder.insert_element(splat, args[4], ir.Constant(ir.IntType(32), i))
-            product = builder.fmul(builder.load(src_ptr, align=8), splat)
+            src_ptr = _pointer_at(context, builder, signature.args[2], args[2], args[3], wide)
+            product = builder.fmul(builder.load(src_ptr, align=8), _vector_of(builder, wide, [args[4]] * width))
             if signature.args[0].dtype != types.float64:
                 product = builder.fptrunc(product, dst_type)
-            dst_data = context.make_array(signature.args[0])(context, builder, args[0]).data
-            builder.store(product, builder.bitcast(builder.gep(dst_data, [args[1]]), dst_type.as_pointer()), align=4)
+            dst_ptr = _pointer_at(context, builder, signature.args[0], args[0], args[1], dst_type)
+            builder.store(product, dst_ptr, align=4)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -155,9 +155,9 @@ def prefetch(typingctx, arr, offset):
     sig = types.void(arr, types.intp)
 
     def codegen(context, builder, signature, args):
-        data = context.make_array(signature.args[0])(context, builder, args[0]).data
-        byte_ptr = ir.IntType(8).as_pointer()
-        ptr = builder.bitcast(builder.gep(data, [args[1]]), byte_ptr)
+        byte = ir.IntType(8)
+        byte_ptr = byte.as_pointer()
+        ptr = _pointer_at(context, builder, signature.args[0], args[0], args[1], byte)
         i32 = ir.IntType(32)
         fnty = ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32])
         fn = builder.module.declare_intrinsic(f"llvm.prefetch.{byte_ptr.intrinsic_name}", fnty=fnty)
