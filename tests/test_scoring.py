@@ -723,6 +723,23 @@ def test_pooled_pvalues_of_many_cells_equal_naive_counts(n_cells):
     np.testing.assert_array_equal(pooled, naive)
 
 
+def test_grouped_pooled_pvalues_over_many_chunks_equal_naive_counts(monkeypatch):
+    """Null values grouped a few rows at a time (many chunks per thread, a short last one): the exact counts."""
+    import psysc._core._scoring as scoring
+
+    rng = np.random.default_rng(8)
+    n_cells = GROUPED_QUERIES + 5
+    norm = rng.normal(size=n_cells)
+    ctrl = rng.normal(size=(n_cells, 7)).astype(np.float32)
+    norm[:500] = ctrl[:500, 3]  # ties
+    ctrl[9, :] = norm.max()  # at the largest query: counted without a lookup
+    monkeypatch.setattr(scoring, "_GROUP_BYTES", 4 * 7 * 1_000)  # 1,000 rows per chunk
+    _, pooled = monte_carlo_pvalues(norm, ctrl)
+    null = np.sort(ctrl.ravel().astype(np.float64))
+    naive = (1 + null.size - np.searchsorted(null, norm, side="left")) / (1 + null.size)
+    np.testing.assert_array_equal(pooled, naive)
+
+
 def test_pooled_pvalues_with_ties_and_extremes_equal_naive_counts():
     rng = np.random.default_rng(1)
     norm = np.round(rng.normal(size=500), 2)  # many exact ties among cells

@@ -375,7 +375,8 @@ def _pooled_hist(sorted_q, ctrl, starts, lo, scale, hist):
 def _grouped_pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads, shift, chunk_rows):
     # _pooled_hist for many queries (their arrays outgrow the caches): each thread takes chunk_rows rows of null
     # values at a time, groups them by range of buckets (2^shift buckets per group, a counting sort), and then
-    # counts them group by group, so that the buckets, queries and counts it touches stay in cache.
+    # counts them group by group, so that the buckets, queries and counts it touches stay in cache. Only the
+    # values are moved: a value's bucket is computed again in each of the three loops (cheaper than storing it).
     n, b = ctrl.shape
     m = sorted_q.shape[0] - 3  # less the sentinels
     n_buckets = starts.shape[0] - 1
@@ -386,49 +387,43 @@ def _grouped_pooled_hist(sorted_q, ctrl, starts, lo, scale, n_threads, shift, ch
     step = (n + n_threads - 1) // n_threads
     for t in prange(n_threads):
         rows = max(1, min(chunk_rows, step))
-        bucket_of = np.empty(rows * b, dtype=np.int32)
-        grouped_v = np.empty(rows * b, dtype=ctrl.dtype)
-        grouped_b = np.empty(rows * b, dtype=np.int32)
+        grouped = np.empty(rows * b, dtype=ctrl.dtype)
         offset = np.zeros(n_groups + 1, dtype=np.int64)
         h = hist[t]
         r0, r_end = t * step, min(n, (t + 1) * step)
         while r0 < r_end:
             r1 = min(r_end, r0 + rows)
             offset[:] = 0
-            k = 0
             for c in range(r0, r1):
                 for j in range(b):
                     v = ctrl[c, j]
-                    if v >= q_max:
+                    if v >= q_max:  # at or above every query: no lookup
                         h[m] += 1
-                        bucket_of[k] = -1
                     else:
-                        bk = np.int32(_bucket(np.float64(v), lo, scale, top))
-                        bucket_of[k] = bk
-                        offset[(bk >> shift) + 1] += 1
-                    k += 1
+                        offset[(_bucket(np.float64(v), lo, scale, top) >> shift) + 1] += 1
             for g in range(n_groups):
                 offset[g + 1] += offset[g]
-            k = 0
             for c in range(r0, r1):
                 for j in range(b):
-                    bk = bucket_of[k]
-                    k += 1
-                    if bk >= 0:
-                        o = offset[bk >> shift]
-                        offset[bk >> shift] = o + 1
-                        grouped_v[o] = ctrl[c, j]
-                        grouped_b[o] = bk
+                    v = ctrl[c, j]
+                    if not v >= q_max:  # the values the first loop counted in offset (NaN too, as there)
+                        g = _bucket(np.float64(v), lo, scale, top) >> shift
+                        o = offset[g]
+                        offset[g] = o + 1
+                        grouped[o] = v
             for i in range(offset[n_groups - 1]):
-                h[_queries_le(sorted_q, np.int64(starts[grouped_b[i]]), grouped_v[i])] += 1
+                v = grouped[i]
+                h[_queries_le(sorted_q, np.int64(starts[_bucket(np.float64(v), lo, scale, top)]), v)] += 1
             r0 = r1
     return hist.sum(axis=0)
 
 
 #: from this many queries on, the pooled p-values group the null values first (:func:`_grouped_pooled_hist`)
 GROUPED_QUERIES = 131_072
-#: null values grouped at a time per thread (their scratch: 12 bytes each)
-_GROUP_VALUES = 4_000_000
+#: bytes of null values grouped at a time per thread (12 million float32 values)
+_GROUP_BYTES = 48 * 2**20
+#: buckets per group of :func:`_grouped_pooled_hist`, as a power of 2 (4,096: 16 KB of bucket table per group)
+_GROUP_SHIFT = 12
 
 
 def monte_carlo_pvalues(norm: np.ndarray, ctrl: np.ndarray, *, counts: np.ndarray | None = None):
@@ -471,8 +466,8 @@ def _pooled_pvalues(queries: np.ndarray, null: np.ndarray) -> np.ndarray:
     n_threads = numba.get_num_threads()
     padded = _padded_queries(sorted_q, null.dtype)
     if grouped:
-        chunk_rows = max(1, _GROUP_VALUES // max(1, null.shape[1]))
-        hist = _grouped_pooled_hist(padded, null, starts, lo, scale, n_threads, 8, chunk_rows)
+        chunk_rows = max(1, _GROUP_BYTES // (null.dtype.itemsize * max(1, null.shape[1])))
+        hist = _grouped_pooled_hist(padded, null, starts, lo, scale, n_threads, _GROUP_SHIFT, chunk_rows)
     else:
         counts = np.zeros((n_threads, m + 1), dtype=np.int32 if null.size < 2**31 else np.int64)
         hist = _pooled_hist(padded, null, starts, lo, scale, counts)
