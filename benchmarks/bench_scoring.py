@@ -331,6 +331,68 @@ def _fresh_write_s(shape: tuple[int, ...], dtype) -> float:
     return dt
 
 
+#: psysc's scoring phases, by the functions of ``psysc.tl._score`` that run them (CPU and torch)
+PHASES = {
+    "kernel_pass_s": ("shared_raw_scores", "raw_scores", "raw_scores_torch"),
+    "correction_pvalues_s": ("correct_background", "monte_carlo_pvalues", "correct_and_test_torch"),
+}
+
+
+def _phase_timers() -> dict[str, float]:
+    """Sum the wall time of each of :data:`PHASES` from now on (the functions are wrapped in this worker only).
+
+    ``kernel_pass_s``: the one pass over the data that computes every trait's raw scores, including the first write
+    of the memory that holds the control scores; ``correction_pvalues_s``: background correction and p-values of
+    every trait. The caller sets the values back to 0 before the call it measures.
+    """
+    import psysc.tl._score as score_mod
+
+    times = dict.fromkeys(PHASES, 0.0)
+    for phase, names in PHASES.items():
+        for name in names:
+            func = getattr(score_mod, name)
+
+            def timed(*args, _func=func, _phase=phase, **kwargs):
+                t0 = time.perf_counter()
+                try:
+                    return _func(*args, **kwargs)
+                finally:
+                    times[_phase] += time.perf_counter() - t0
+
+            setattr(score_mod, name, timed)
+    return times
+
+
+def _kernel_pass_written_output_s(adata, gene_sets, n_ctrl: int, times: dict[str, float]) -> float:
+    """The kernel pass of one more scoring call (untimed extra, ``inplace=False``), its output memory written before.
+
+    The array that receives the control scores is allocated and written once before the call, so its pages are
+    in place: the pass then costs its computation alone, without the first write that the timed run includes.
+    """
+    import numpy as np
+
+    import psysc
+    import psysc._core._shared as shared_mod
+
+    allocate = shared_mod.fresh_zeros
+    out = allocate((len(gene_sets), adata.n_obs, n_ctrl), np.float32)
+    out[...] = 0.0
+
+    def written(shape, dtype):
+        if tuple(shape) == out.shape and np.dtype(dtype) == out.dtype:
+            return out
+        return allocate(shape, dtype)
+
+    shared_mod.fresh_zeros = written
+    try:
+        for key in times:
+            times[key] = 0.0
+        psysc.tl.score_disorders(adata, gene_sets, n_ctrl=n_ctrl, inplace=False)
+    finally:
+        shared_mod.fresh_zeros = allocate
+    return times["kernel_pass_s"]
+
+
 def worker_psysc(job_path: str) -> None:
     import numpy as np
 
@@ -348,9 +410,13 @@ def worker_psysc(job_path: str) -> None:
         f"RSS {cur_loaded:.2f} GB"
     )
 
+    phases = _phase_timers()
+
     def run(ad_, n_ctrl_):
         psysc.pp.prepare_scoring(ad_)
         t_ = time.perf_counter()
+        for key in phases:
+            phases[key] = 0.0
         psysc.tl.score_disorders(ad_, gene_sets, n_ctrl=n_ctrl_, device=job.get("device", "cpu"))
         return t_, None
 
@@ -358,6 +424,7 @@ def worker_psysc(job_path: str) -> None:
     if timed is None:
         return
     warmup_s, load_before, t0, t1, t2, _, tinfo = timed
+    timed_phases = dict(phases)
 
     # check the AnnData contract of docs/design.md
     problems = []
@@ -380,6 +447,9 @@ def worker_psysc(job_path: str) -> None:
     peak_rss = _peak_rss_gb()  # before the untimed work count below
     visits = _membership_visits(adata, gene_sets, n_ctrl)
     fresh_write = _fresh_write_s((len(traits), adata.n_obs, n_ctrl), np.float32)
+    written_pass = None
+    if job.get("device", "cpu") == "cpu":
+        written_pass = _kernel_pass_written_output_s(adata, gene_sets, n_ctrl, phases)
 
     out_dir = Path(job["out_dir"])
     tag = job["tag"]
@@ -405,6 +475,8 @@ def worker_psysc(job_path: str) -> None:
         "membership_visits": visits,
         "output_gb": len(traits) * adata.n_obs * n_ctrl * 4 / 1e9,
         "output_first_write_s": fresh_write,
+        **timed_phases,
+        "kernel_pass_written_output_s": written_pass,
         "psysc_file": psysc.__file__,
         "psysc_version": getattr(psysc, "__version__", None),
         "threads": tinfo,
@@ -514,8 +586,8 @@ def median_run(results: list[dict]) -> dict:
 
 def repeat_summary(reps: dict[str, list[dict]], multi: str | None) -> dict:
     """Every repetition's times and, with a multi-trait run, each alternating pair's multi / single ratio."""
-    out = {name: {key: [r.get(key) for r in results] for key in ("preprocess_s", "score_s", "total_s")}
-           for name, results in reps.items()}
+    keys = ("preprocess_s", "score_s", "total_s", *PHASES, "kernel_pass_written_output_s", "output_first_write_s")
+    out = {name: {key: [r.get(key) for r in results] for key in keys} for name, results in reps.items()}
     if multi is not None and all(_ok(r) for results in reps.values() for r in results):
         pairs = list(zip(reps["psysc"], reps[multi], strict=True))
         out["pair_ratios"] = {key: [m[key] / s[key] for s, m in pairs] for key in ("score_s", "total_s")}
@@ -566,6 +638,14 @@ def _fmt(x, spec=".2f", none="n/a"):
 def _x(x, spec=".2f"):
     """A ratio as ``1.23x`` (or ``n/a``)."""
     return "n/a" if x is None else format(x, spec) + "x"
+
+
+def _median_of(summary: dict, name: str, res: dict, key: str):
+    """The median of ``key`` over the repetitions of run ``name`` when repeated, else ``res[key]`` (None if absent)."""
+    import statistics
+
+    values = [v for v in (summary.get("repeats") or {}).get(name, {}).get(key, []) if v is not None]
+    return statistics.median(values) if values else res.get(key)
 
 
 def write_markdown(summary: dict, path: Path) -> None:
@@ -630,6 +710,25 @@ def write_markdown(summary: dict, path: Path) -> None:
             "score times include the first write of their own output, made in the state before the run: a page's "
             "first write costs more after a large run on some virtual machines, so this is an upper bound"
         )
+    if _ok(single) and _ok(multi) and single.get("kernel_pass_s") is not None and multi.get("kernel_pass_s"):
+        k1, k6, c1, c6, w1, w6 = (
+            _median_of(summary, name, res, key)
+            for key in ("kernel_pass_s", "correction_pvalues_s", "kernel_pass_written_output_s")
+            for name, res in (("psysc", single), (f"psysc_{p['n_traits']}traits", multi))
+        )
+        of = "medians of the repetitions" if summary.get("repeats") else "the runs of the table"
+        lines.append(
+            f"- Phases of the score time ({of}): the kernel pass over the data, every trait at once "
+            f"(it includes the first write of the control scores) {k1:.2f} s for 1 trait, {k6:.2f} s for "
+            f"{p['n_traits']} traits ({_x(k6 / k1)}); background correction and p-values {c1:.2f} s and {c6:.2f} s "
+            f"({c6 / p['n_traits']:.2f} s per trait)"
+        )
+        if w1 and w6:
+            lines.append(
+                f"- The kernel pass once more in the same process (untimed extra), its output memory written before: "
+                f"{w1:.2f} s for 1 trait, {w6:.2f} s for {p['n_traits']} traits ({_x(w6 / w1)}): its computation "
+                "without the first write of its output"
+            )
     lines += [
         f"- Parity: Pearson r of norm_score scdrs vs psysc = {_fmt(summary['parity']['pearson_norm_score'], '.4f')}"
         f" (raw_score: {_fmt(summary['parity']['pearson_raw_score'], '.6f')}); different random control sets, "
