@@ -74,8 +74,8 @@ def test_cells_without_control_spread_match_the_naive_rule(caplog):
     np.testing.assert_allclose(mc, exp_mc, rtol=1e-12)
     np.testing.assert_allclose(pooled, exp_pooled, rtol=1e-12)
     assert (pooled[np.isnan(norm)] == 1).all() and (mc[np.isnan(norm)] == 1).all()
-    assert "T: 7 of 300 cells express none of the control genes" in caplog.text
-    assert "(3 cells), else NaN with p-value 1 (4 cells)" in caplog.text
+    assert "T: 7 of 300 cells have no spread among their control scores" in caplog.text
+    assert "disease gene (3 cells), else NaN with p-value 1 (4 cells)" in caplog.text
     # the per-cell counts taken in correct_background's last pass (as score_disorders does) give the same p-values
     counts = np.full(len(raw), -1, dtype=np.int64)
     again = ctrl.copy()
@@ -137,7 +137,8 @@ def test_unexpressed_gene_set_gives_p_one_like_scdrs(caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         res = psysc.tl.score_disorders(adata, {"none": unexpressed}, n_ctrl=50, rng="scdrs", inplace=False)["none"]
     assert "none: none of its 30 genes found in var_names varies across cells" in caplog.text
-    assert "none: 466 of 466 cells express none of the control genes" in caplog.text
+    assert "none: 466 of 466 cells have no spread among their control scores" in caplog.text
+    assert "control gene sets have no variance" not in caplog.text  # its own genes do not vary: said once
     ref = psysc.datasets.darmanis2015()
     sc.pp.normalize_total(ref, target_sum=1e4)
     sc.pp.log1p(ref)
@@ -834,6 +835,10 @@ def test_traits_whose_columns_would_clash_and_a_negative_min_genes_are_refused()
         psysc.tl.score_disorders(adata, {"A_mc": genes[::-1][:50]}, n_ctrl=10)
     pd.testing.assert_series_equal(adata.obs["psysc_A_mc_pval"], before)
     psysc.tl.score_disorders(adata, {"A": genes[:60]}, n_ctrl=10)  # re-scoring the same trait is not a clash
+    # inplace=False writes no obs column: both names are scored and returned
+    both = psysc.tl.score_disorders(adata, {"A": genes, "A_mc": genes}, n_ctrl=10, inplace=False)
+    assert set(both) == {"A", "A_mc"}
+    pd.testing.assert_frame_equal(both["A"], both["A_mc"])  # the same genes, the same control sets
     with pytest.raises(ValueError, match="min_genes must be a whole number of at least 1"):
         psysc.tl.score_disorders(adata, {"B": genes}, n_ctrl=10, min_genes=-3)
 
@@ -1008,3 +1013,53 @@ def test_log1p_in_another_base_is_warned_about(caplog):
     with caplog.at_level(logging.WARNING, logger="psysc"):
         psysc.pp.prepare_scoring(adata)
     assert "sc.pp.log1p(base=2): adata.X holds log2(1 + x), not the natural log1p" in caplog.text
+
+
+def test_control_sets_without_variance_are_named_as_the_cause(caplog):
+    """Genes of a bin of hardly expressed genes: some control sets hold only constant genes (variance ratio 0), so
+    no cell can be standardised; the warning says so (scDRS gives NaN scores here)."""
+    adata = psysc.datasets.darmanis2015()
+    psysc.pp.prepare_scoring(adata)
+    var = adata.var
+    in_bin = var.index[var["psysc_mean_var"] == var["psysc_mean_var"].iloc[int(np.argmin(var["psysc_var"]))]]
+    varying = [g for g in in_bin if var.loc[g, "psysc_var"] > 0][:2]
+    constant = [g for g in in_bin if var.loc[g, "psysc_var"] == 0][:8]
+    assert len(varying) == 2 and len(constant) == 8
+    with caplog.at_level(logging.WARNING, logger="psysc"):
+        res = psysc.tl.score_disorders(adata, {"low": varying + constant}, n_ctrl=100, inplace=False)["low"]
+    # the sets with no variance: all their 10 genes among the bin's constant ones
+    from psysc._core._shared import SharedControls
+
+    bins = var["psysc_mean_var"].to_numpy().astype(str)
+    idx = np.flatnonzero(adata.var_names.isin(varying + constant))
+    shared = SharedControls(adata.var_names.to_numpy().astype(str), bins, [(idx, np.ones(len(idx)))], n_ctrl=100,
+                            seed=0)
+    n_constant = int((var["psysc_var"].to_numpy()[shared.genes] == 0).all(axis=1).sum())
+    assert n_constant > 0
+    assert f"low: {n_constant} of its 100 control gene sets have no variance" in caplog.text
+    assert (res["pval"] == 1).all()
+
+
+def test_background_correction_of_sparse_control_scores_makes_no_copy():
+    """Control scores that are mostly exact zeros (small sets, sparse data) are marked in place: the extra memory
+    stays far below the size of the scores (a copy of the rows with zeros and index arrays took 2-5x)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    n, b = 4_000, 500
+    ctrl = rng.gamma(2.0, size=(n, b)).astype(np.float32)
+    ctrl[rng.random((n, b)) < 0.8] = 0  # 80 % zeros
+    raw = rng.gamma(2.0, size=n)
+    raw[:50] = 0
+    var_ratio = rng.uniform(0.5, 2.0, b)
+    exp_norm, exp_ctrl, _, _ = naive_correct_and_test(raw, ctrl, var_ratio)
+    correct_background(raw[:10], ctrl[:10].copy(), var_ratio)  # compiled before the measurement
+    tracemalloc.start()
+    try:
+        norm = correct_background(raw, ctrl, var_ratio)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 0.1 * ctrl.nbytes, peak
+    np.testing.assert_allclose(norm, exp_norm, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(ctrl, exp_ctrl, rtol=1e-5, atol=1e-5)

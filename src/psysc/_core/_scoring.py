@@ -115,26 +115,21 @@ def raw_scores(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype=np.float32, block_
 
 
 @numba.njit(parallel=True, cache=True)
-def _col_sums(M, n_parts, zeros_per_row):
-    # float64 column sums of M; zeros_per_row[c] = number of exact zeros in row c
+def _col_sums(M, n_parts):
+    # float64 column sums of M
     n, m = M.shape
     step = (n + n_parts - 1) // n_parts
     partial = np.zeros((n_parts, m), dtype=np.float64)
     for t in prange(n_parts):
         for c in range(t * step, min(n, (t + 1) * step)):
-            z = 0
             for j in range(m):
-                v = M[c, j]
-                partial[t, j] += v
-                z += v == 0
-            zeros_per_row[c] = z
+                partial[t, j] += M[c, j]
     return partial.sum(axis=0)
 
 
 def _col_means(M):
-    """float64 column means of ``M`` (no float64 copy) and the number of exact zeros in each row."""
-    zeros = np.empty(M.shape[0], dtype=np.int64)
-    return _col_sums(M, numba.get_num_threads(), zeros) / M.shape[0], zeros
+    """float64 column means of ``M`` (no float64 copy)."""
+    return _col_sums(M, numba.get_num_threads()) / M.shape[0]
 
 
 @numba.njit(inline="always")
@@ -174,20 +169,24 @@ def _row_sum(row, mu, square):
 @numba.njit(parallel=True, cache=True)
 def _standardise_rows(raw, ctrl, ctrl_shift, ctrl_scale, raw_shift, norm, col_sum, col_min):
     # ctrl <- (ctrl - shift) / scale; then every cell's raw score and controls are standardised by the mean and
-    # standard deviation (ddof 0) of its controls. A cell whose control scores are all equal (sd 0: it expresses no
-    # control gene) has no defined normalised score: norm NaN and its controls 0 (the caller decides what they
+    # standard deviation (ddof 0) of its controls. A cell whose control scores have no spread (sd 0, or NaN from an
+    # undefined scale) has no defined normalised score: norm NaN and its controls 0 (the caller decides what they
     # become). Each thread t takes a contiguous range of cells and adds the standardised controls (as stored) of
-    # the others to col_sum[t] and their minima to col_min[t] (the next step's column centring and lowest score).
+    # the others to col_sum[t] and their minima to col_min[t] (the next step's column centring and lowest score);
+    # then a control score that was exactly 0 before the step is marked NaN (its final score is the lowest).
     n, b = ctrl.shape
     n_threads = col_sum.shape[0]
     step = (n + n_threads - 1) // n_threads
     for t in prange(n_threads):
         cs = col_sum[t]
         cm = col_min[t]
+        zero = np.empty(b, dtype=np.bool_)
         for c in range(t * step, min(n, (t + 1) * step)):
             row = ctrl[c]
             for j in range(b):
-                row[j] = (np.float64(row[j]) - ctrl_shift[j]) / ctrl_scale[j]
+                x = np.float64(row[j])
+                zero[j] = x == 0.0
+                row[j] = (x - ctrl_shift[j]) / ctrl_scale[j]
             mu = _row_sum(row, 0.0, False) / b
             sd = np.sqrt(_row_sum(row, mu, True) / b)
             if not sd > 0.0:
@@ -200,6 +199,8 @@ def _standardise_rows(raw, ctrl, ctrl_shift, ctrl_scale, raw_shift, norm, col_su
                 v = np.float64(row[j])
                 cs[j] += v
                 cm[j] = min(cm[j], v)
+                if zero[j]:
+                    row[j] = np.nan
 
 
 @numba.njit(parallel=True, cache=True)
@@ -231,15 +232,16 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray,
     3. centre every vector across cells again;
     4. cells whose raw score is exactly 0 get the smallest normalised score (minus 1e-3 for the disease).
 
-    A cell whose control scores are all equal (it expresses none of the control genes) cannot be standardised
-    (scDRS gives NaN, which then spreads to every cell through the means). psysc leaves such cells out of the
-    means of steps 1 and 3; their control scores become the smallest score, and their disease score too when
-    their raw score is 0 (as in step 4), else NaN (p-value 1 in :func:`monte_carlo_pvalues`). Both are counted in
-    a warning that names ``trait``.
+    A cell whose control scores have no spread after step 1 (all equal, or undefined where a control set has no
+    variance) cannot be standardised (scDRS gives NaN, which then spreads to every cell through the means). psysc
+    leaves such cells out of the means of step 3; their control scores become the smallest score, and their
+    disease score too when their raw score is 0 (as in step 4), else NaN (p-value 1 in
+    :func:`monte_carlo_pvalues`). Both are counted in a warning that names ``trait``.
 
-    Three passes over ``ctrl``: column means (and exact zeros), step 2 (with the column sums and minima of the
-    result), step 3-4. ``counts`` (int64, one per cell), when given, receives from the last pass the number of each
-    cell's final control scores at or above its final score, for :func:`monte_carlo_pvalues`.
+    Three passes over ``ctrl``, with no copy of it: column means, step 2 (with the column sums and minima of the
+    result, and marks on the control scores that were exactly 0), steps 3-4. ``counts`` (int64, one per cell),
+    when given, receives from the last pass the number of each cell's final control scores at or above its final
+    score, for :func:`monte_carlo_pvalues`.
 
     Returns
     -------
@@ -250,10 +252,7 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray,
     raw = np.asarray(raw, dtype=np.float64)
     n, b = ctrl.shape
     zero_raw = raw == 0
-    ctrl_mean, zeros_per_row = _col_means(ctrl)
-    rows = np.flatnonzero(zeros_per_row)
-    zero_ctrl_rows, zero_ctrl_cols = np.nonzero(ctrl[rows] == 0)
-    zero_ctrl_rows = rows[zero_ctrl_rows]
+    ctrl_mean = _col_means(ctrl)
     norm = np.empty(n, dtype=np.float64)
     n_threads = numba.get_num_threads()
     col_sum = np.zeros((n_threads, b), dtype=np.float64)
@@ -272,7 +271,6 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray,
         lowest_ctrl = (col_min.min(axis=0) - shift).astype(ctrl.dtype).min()
         lowest = min(np.nanmin(norm), float(lowest_ctrl))
     norm[zero_raw] = lowest - 1e-3
-    ctrl[zero_ctrl_rows, zero_ctrl_cols] = np.nan  # marks: their final score is the lowest
     if counts is None:
         counts = np.empty(n, dtype=np.int64)
     _finish_rows(ctrl, shift, lowest, flat, norm, counts)
@@ -284,9 +282,10 @@ def correct_background(raw: np.ndarray, ctrl: np.ndarray, var_ratio: np.ndarray,
 def warn_flat_cells(trait: str, n_flat: int, n: int, n_undefined: int) -> None:
     """The warning of :func:`correct_background` about cells without spread among their control scores."""
     logger.warning(
-        "%s: %d of %d cells express none of the control genes (all their control scores are equal); their "
-        "control scores are set to the lowest score, and their normalised score too where they express no "
-        "disease gene either (%d cells), else NaN with p-value 1 (%d cells)",
+        "%s: %d of %d cells have no spread among their control scores (all equal, or undefined where a control "
+        "set has no variance), so they cannot be standardised; their control scores are set to the lowest score, "
+        "and their normalised score too where they express no disease gene (%d cells), else NaN with p-value 1 "
+        "(%d cells)",
         trait, n_flat, n, n_flat - n_undefined, n_undefined,
     )
 

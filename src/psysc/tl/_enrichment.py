@@ -266,7 +266,7 @@ def disorder_enrichment(
             undefined = ~np.isfinite(norm)
             if undefined.any():
                 logger.warning(
-                    "%s: %d cells have no normalised score (they express none of the control genes; p-value 1); they "
+                    "%s: %d cells have no normalised score (no spread among their control scores; p-value 1); they "
                     "are left out of the groups' association and heterogeneity tests (still counted in n_cells and "
                     "frac_sig)", trait, int(undefined.sum()),
                 )

@@ -95,6 +95,24 @@ def _check_null_exists(trait: str, idx: np.ndarray, w: np.ndarray, bins: np.ndar
         )
 
 
+def _warn_constant_controls(trait: str, var_ratio: np.ndarray, disease_var: float) -> None:
+    """Warn when some control sets of ``trait`` have no variance (their genes are all constant across cells).
+
+    Their variance ratio is 0, so no cell can be standardised against them: every cell comes out without spread
+    among its control scores (p-value 1). Not said again for a trait whose own genes do not vary (warned before).
+    """
+    if not np.isfinite(disease_var):
+        return
+    constant = int((~(np.asarray(var_ratio) > 0)).sum())
+    if constant:
+        logger.warning(
+            "%s: %d of its %d control gene sets have no variance (all their genes are constant across cells: the "
+            "trait's genes lie in mean-variance bins of genes that are hardly ever expressed), so no cell can be "
+            "standardised and every p-value is 1; score genes that are expressed in these cells",
+            trait, constant, len(var_ratio),
+        )
+
+
 def _trait_batches(n_traits: int, n_obs: int, n_ctrl: int, dtype: np.dtype, *, inplace: bool) -> list[list[int]]:
     """Traits scored together in one pass, so that their control scores fit in the memory available.
 
@@ -296,9 +314,10 @@ def score_disorders(
     if inplace:  # the names become keys of obs and obsm
         for trait in sets:
             check_trait_name(trait)
-    ns_before = adata.uns.get(key_added)
-    earlier = ns_before.get("score_disorders", {}).get("traits", []) if isinstance(ns_before, dict) else []
-    _refuse_clashing_names(list(dict.fromkeys([*map(str, earlier), *sets])), key_added)
+    if inplace:  # the obs columns of two traits must not collide (inplace=False writes none)
+        ns_before = adata.uns.get(key_added)
+        earlier = ns_before.get("score_disorders", {}).get("traits", []) if isinstance(ns_before, dict) else []
+        _refuse_clashing_names(list(dict.fromkeys([*map(str, earlier), *sets])), key_added)
     check_unique_var_names(adata, "before scoring, then run psysc.pp.prepare_scoring(adata) again")
     kept, skipped = match_gene_sets(sets, adata.var_names, min_genes=min_genes, var=adata.var)
     traits = list(kept)
@@ -369,11 +388,14 @@ def score_disorders(
             ]
         if per_trait is not None:
             W, var_ratio = _explicit_weights(per_trait, factor, var64, disease_w_b, disease_var[batch], names_b)
+        for i, trait in enumerate(names_b):
+            _warn_constant_controls(trait, var_ratio[trait], disease_var[batch[i]])
 
         with tqdm(total=adata.n_obs, desc=f"scoring {len(batch)} trait(s) x {n_ctrl + 1} gene sets on {device}",
                   unit="cell", disable=not settings.show_progress) as bar:
             if device != "cpu":
-                dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, progress=bar.update)
+                dis, ctrl = raw_scores_torch(X, W, n_ctrl, dtype=dtype, device=device, block_size=block_size,
+                                             progress=bar.update)
             elif shared is not None:
                 dis, ctrl = shared_raw_scores(X, shared, factor, disease_w_b, dtype=dtype, block_size=block_size,
                                               progress=bar.update)
