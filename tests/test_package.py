@@ -45,8 +45,31 @@ def test_torch_kernels_equal_the_compiled_cpu_kernels():
     for trait in sets:
         pd.testing.assert_frame_equal(cpu[trait], tor[trait], rtol=1e-6)
     f32 = psysc.tl.score_disorders(adata, sets, n_ctrl=60, inplace=False, device="torch-cpu")
+    cpu32 = psysc.tl.score_disorders(adata, sets, n_ctrl=60, inplace=False, device="cpu")
     for trait in sets:
         np.testing.assert_allclose(f32[trait]["norm_score"], cpu[trait]["norm_score"], rtol=1e-4, atol=1e-4)
+        # the disease scores are summed in float64 on both paths, whatever the precision of the control scores
+        np.testing.assert_allclose(f32[trait]["raw_score"], cpu32[trait]["raw_score"], rtol=1e-12)
+    # dense and sparse blocks, in blocks of 64 cells (the last one short)
+    dense = adata.copy()
+    layer = dense.uns["psysc"]["prepare_scoring"]["layer"]
+    if layer == "X":
+        dense.X = dense.X.toarray()
+    else:
+        dense.layers[layer] = dense.layers[layer].toarray()
+    from psysc._core._blocks import ROWS_READ
+
+    for data in (adata, dense):
+        blocks = []
+        token = ROWS_READ.set(blocks.append)
+        try:
+            small = psysc.tl.score_disorders(data, sets, n_ctrl=60, dtype="float64", inplace=False,
+                                             device="torch-cpu", block_size=64)
+        finally:
+            ROWS_READ.reset(token)
+        assert max(blocks) == 64 and sum(blocks) >= data.n_obs
+        for trait in sets:
+            pd.testing.assert_frame_equal(small[trait], cpu[trait], rtol=1e-6)
 
 
 def test_unknown_device_is_an_error():

@@ -1,8 +1,9 @@
 """The scoring kernels in torch, for CUDA devices (also runs on torch's CPU backend).
 
-Same arithmetic as the compiled CPU kernels: ``X @ W`` per trait (cuSPARSE SpMM on CUDA), background
-correction, per-cell and pooled Monte Carlo p-values (the pooled null is binned among the sorted
-disease scores, never sorted itself). TF32 is not used, so float32 runs stay at float32 accuracy.
+The steps of the compiled CPU kernels: ``X @ W`` per trait (cuSPARSE SpMM on CUDA; control scores in the
+requested precision, disease scores in float64 as on the CPU), background correction, per-cell and pooled
+Monte Carlo p-values (the pooled null is binned among the sorted disease scores, never sorted itself). TF32 is
+switched off for the products, so float32 runs stay at float32 accuracy.
 """
 
 from __future__ import annotations
@@ -45,14 +46,22 @@ def resolve_device(device: str | None) -> str:
             raise ImportError("device='cuda' needs torch: pip install 'psysc[torch]'") from err
         if not torch.cuda.is_available():
             raise RuntimeError(f"device={device!r} was requested but torch sees no CUDA device; use device='cpu'")
+        index = str(device).partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"device={device!r}: torch sees {torch.cuda.device_count()} CUDA device(s), "
+                             f"'cuda:0' to 'cuda:{torch.cuda.device_count() - 1}'")
     elif device not in ("cpu", "torch-cpu"):
         raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', not {device!r}")
     return str(device)
 
 
-def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str, block_size: int = 50_000,
+def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str, block_size: int = 20_000,
                      progress=None):
-    """Torch version of :func:`psysc._core._scoring.raw_scores`; results come back as NumPy arrays."""
+    """Torch version of :func:`psysc._core._scoring.raw_scores`; results come back as NumPy arrays.
+
+    Control scores are computed in ``dtype``, disease scores in float64 (as on the CPU), from row blocks of
+    ``block_size`` cells. TF32 is switched off for the products, whatever the session's setting.
+    """
     import torch
 
     dev = torch.device("cpu" if device == "torch-cpu" else device)
@@ -61,32 +70,44 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
     n_traits = W.shape[0] // n_genes
     W = sparse.csr_matrix(W)
     weights = [
-        torch.from_numpy(W[t * n_genes : (t + 1) * n_genes].toarray()).to(device=dev, dtype=tdtype)
+        torch.from_numpy(W[t * n_genes : (t + 1) * n_genes, 1:].toarray()).to(device=dev, dtype=tdtype)
         for t in range(n_traits)
     ]
+    # the disease weights of every trait side by side (genes x traits), and those of the genes in some disease set
+    dis_w = np.column_stack([W[t * n_genes : (t + 1) * n_genes, 0].toarray().ravel() for t in range(n_traits)])
+    dis_genes = np.flatnonzero((dis_w != 0).any(axis=1))
+    dis_w_all = torch.from_numpy(dis_w).to(device=dev, dtype=torch.float64)
+    dis_cols = torch.from_numpy(dis_genes).to(dev)
+    dis_w_used = dis_w_all[dis_cols]
     dis = np.zeros((n_traits, X.shape[0]), dtype=np.float64)
     ctrl = fresh_zeros((n_traits, X.shape[0], n_ctrl), dtype)
-    for start, stop, block in iter_row_blocks(X, block_size):
-        if sparse.issparse(block):
-            # 32-bit indices where they fit (cuSPARSE takes them; half the bytes to copy and move)
-            index = np.int32 if max(block.nnz, block.shape[1]) < 2**31 else np.int64
-            with warnings.catch_warnings():  # "sparse CSR support is in beta"
-                warnings.simplefilter("ignore", UserWarning)
-                xb = torch.sparse_csr_tensor(
-                    torch.from_numpy(block.indptr.astype(index, copy=False)),
-                    torch.from_numpy(block.indices.astype(index, copy=False)),
-                    torch.from_numpy(block.data.astype(np.float64 if tdtype == torch.float64 else np.float32,
-                                                       copy=False)),
-                    size=block.shape,
-                ).to(dev)
-        else:
-            xb = torch.from_numpy(np.asarray(block)).to(device=dev, dtype=tdtype)
-        for t in range(n_traits):
-            scores = (xb @ weights[t]).cpu().numpy()
-            dis[t, start:stop] = scores[:, 0]
-            ctrl[t, start:stop] = scores[:, 1:]
-        if progress is not None:
-            progress(stop - start)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")  # no TF32, whatever the session asked for
+    try:
+        for start, stop, block in iter_row_blocks(X, block_size):
+            if sparse.issparse(block):
+                # 32-bit indices where they fit (cuSPARSE takes them; half the bytes to copy and move)
+                index = np.int32 if max(block.nnz, block.shape[1]) < 2**31 else np.int64
+                crow = torch.from_numpy(block.indptr.astype(index, copy=False)).to(dev)
+                col = torch.from_numpy(block.indices.astype(index, copy=False)).to(dev)
+                values = torch.from_numpy(block.data).to(dev)
+                with warnings.catch_warnings():  # "sparse CSR support is in beta"
+                    warnings.simplefilter("ignore", UserWarning)
+                    xb = torch.sparse_csr_tensor(crow, col, values.to(tdtype), size=block.shape)
+                    x64 = torch.sparse_csr_tensor(crow, col, values.to(torch.float64), size=block.shape)
+                    dis_block = x64 @ dis_w_all
+                del x64
+            else:
+                xb = torch.from_numpy(np.asarray(block)).to(device=dev)
+                dis_block = xb[:, dis_cols].to(torch.float64) @ dis_w_used
+                xb = xb.to(tdtype)
+            dis[:, start:stop] = dis_block.cpu().numpy().T
+            for t in range(n_traits):
+                ctrl[t, start:stop] = (xb @ weights[t]).cpu().numpy()
+            if progress is not None:
+                progress(stop - start)
+    finally:
+        torch.set_float32_matmul_precision(precision)
     return dis, ctrl
 
 
