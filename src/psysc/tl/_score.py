@@ -311,10 +311,9 @@ def score_disorders(
                       matrix="adata.X" if layer == "X" else f"adata.layers[{layer!r}]")
 
     sets = as_gene_sets(gene_sets)
-    if inplace:  # the names become keys of obs and obsm
+    if inplace:  # the names become keys of obs and obsm, whose columns must not collide (inplace=False writes none)
         for trait in sets:
             check_trait_name(trait)
-    if inplace:  # the obs columns of two traits must not collide (inplace=False writes none)
         ns_before = adata.uns.get(key_added)
         earlier = ns_before.get("score_disorders", {}).get("traits", []) if isinstance(ns_before, dict) else []
         _refuse_clashing_names(list(dict.fromkeys([*map(str, earlier), *sets])), key_added)
