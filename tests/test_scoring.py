@@ -901,6 +901,72 @@ def test_shared_kernel_equals_explicit_weight_kernel(n_traits, n_ctrl):
         np.testing.assert_array_equal(dis1[0], dis32[0])
 
 
+@pytest.mark.parametrize("n_parts", [1, 2, 3, 7])
+def test_balanced_row_bounds_give_each_part_an_equal_share_within_one_row(n_parts):
+    """Rows split by work (non-zeros + a cost per row), not by count: uneven rows, runs of empty rows."""
+    from psysc._core._blocks import balanced_row_bounds
+
+    rng = np.random.default_rng(n_parts)
+    nnz = np.concatenate([rng.integers(0, 3000, 40), np.zeros(30, int), rng.integers(0, 50, 100), [20_000]])
+    indptr = np.concatenate([[5], 5 + np.cumsum(nnz)])  # a block's indptr need not start at 0
+    for row_cost in (0.0, 16.0):
+        bounds = balanced_row_bounds(indptr, n_parts, row_cost)
+        assert bounds.shape == (n_parts + 1,) and bounds[0] == 0 and bounds[-1] == len(nnz)
+        assert np.all(np.diff(bounds) >= 0)
+        work = nnz + row_cost
+        share = work.sum() / n_parts
+        part_work = np.array([work[a:b].sum() for a, b in zip(bounds[:-1], bounds[1:], strict=True)])
+        assert np.all(np.abs(part_work - share) <= work.max())
+    # rows of equal work are split into equal counts; no work at all: every row still in exactly one part
+    np.testing.assert_array_equal(balanced_row_bounds(np.arange(0, 1001, 10), 4), [0, 25, 50, 75, 100])
+    np.testing.assert_array_equal(balanced_row_bounds(np.zeros(9, int), 2, 0.0)[[0, -1]], [0, 8])
+
+
+def test_uneven_rows_are_scored_like_a_dense_product():
+    """Cells of very different sizes (dense rows, empty rows) in one block: the kernels against numpy on X."""
+    import numba
+
+    from psysc._core._scoring import raw_scores
+    from psysc._core._shared import SharedControls, shared_raw_scores
+    from psysc.tl._score import _explicit_weights
+
+    rng = np.random.default_rng(3)
+    n_genes, n_ctrl = 400, 40
+    dense = rng.gamma(1.0, 1.0, (60, n_genes)) * (rng.random((60, n_genes)) < 0.1)
+    dense[:5] = rng.gamma(1.0, 1.0, (5, n_genes))  # five cells express every gene
+    dense[30:50] = 0.0  # twenty express none
+    X = sparse.csr_matrix(dense)
+    bins = np.repeat(np.arange(8), n_genes // 8).astype(str)
+    names = np.array([f"g{i:03d}" for i in range(n_genes)])
+    disease = [(np.sort(rng.choice(n_genes, 30, replace=False)), rng.uniform(1, 5, 30)) for _ in range(2)]
+    factor = rng.uniform(0.5, 2.0, n_genes)
+    dw = np.zeros((n_genes, 2))
+    for t, (idx, w) in enumerate(disease):
+        dw[idx, t] = w / w.sum()
+    shared = SharedControls(names, bins, disease, n_ctrl=n_ctrl, seed=0)
+    W, _ = _explicit_weights([shared.explicit(t) for t in range(2)], factor, np.ones(n_genes), dw, np.ones(2),
+                             ["a", "b"])
+    W = W.toarray()
+    threads = numba.get_num_threads()
+    try:
+        for n_threads in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n_threads)
+            for sets in (disease, disease[:1]):  # 4-lane and scalar kernels
+                k = len(sets)
+                one = SharedControls(names, bins, sets, n_ctrl=n_ctrl, seed=0) if k == 1 else shared
+                dis, ctrl = shared_raw_scores(X, one, factor, dw[:, :k], dtype=np.float64, block_size=45)
+                for t in range(k):
+                    expected = dense @ W[t * n_genes : (t + 1) * n_genes]
+                    np.testing.assert_allclose(dis[t], expected[:, 0], rtol=1e-12, atol=1e-15)
+                    np.testing.assert_allclose(ctrl[t], expected[:, 1:], rtol=1e-12, atol=1e-15)
+            dis, ctrl = raw_scores(X, sparse.csr_matrix(W), n_ctrl, dtype=np.float64, block_size=45)
+            for t in range(2):
+                expected = dense @ W[t * n_genes : (t + 1) * n_genes]
+                np.testing.assert_allclose(ctrl[t], expected[:, 1:], rtol=1e-12, atol=1e-15)
+    finally:
+        numba.set_num_threads(threads)
+
+
 def test_dask_backed_matrix_is_scored_block_by_block(prepared):
     da = pytest.importorskip("dask.array")
     sets = random_sets(prepared, 2)

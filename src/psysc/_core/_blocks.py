@@ -143,6 +143,29 @@ def _row_blocks(X, n: int, block_size: int, prefetch: bool) -> Iterator[tuple[in
         yield start, stop, _read_rows(X, start, stop)
 
 
+def balanced_row_bounds(indptr: np.ndarray, n_parts: int, row_cost: float = 16.0) -> np.ndarray:
+    """Boundaries of ``n_parts`` contiguous row ranges of a CSR matrix with about equal work each.
+
+    A row's work is taken as its number of non-zero entries plus ``row_cost`` (what every row costs, empty or not,
+    in non-zero entries). Row ``i`` goes to the part in which its midpoint on the cumulative work falls, so each part
+    is within one row of an equal share. Rows of cells differ in their number of genes, often by batch or cell type
+    (stored together), so equal numbers of rows are not equal work.
+
+    Returns ``(n_parts + 1,)`` int64 boundaries, from 0 to the number of rows, non-decreasing: part ``p`` is rows
+    ``bounds[p]:bounds[p + 1]`` (possibly empty).
+    """
+    indptr = np.asarray(indptr, dtype=np.float64)
+    n = indptr.shape[0] - 1
+    n_parts = max(1, int(n_parts))
+    work = (indptr - indptr[0]) + row_cost * np.arange(n + 1)  # work before each row, and the total
+    mid = (work[:-1] + work[1:]) / 2
+    share = work[-1] / n_parts if work[-1] > 0 else 1.0
+    part_of = np.minimum((mid / share).astype(np.int64), n_parts - 1)  # non-decreasing in the row
+    bounds = np.searchsorted(part_of, np.arange(n_parts + 1), side="left").astype(np.int64)
+    bounds[-1] = n
+    return bounds
+
+
 def head_rows(X, k: int):
     """The first ``k`` rows of ``X`` (at most all of them) as :func:`iter_row_blocks` gives a block.
 

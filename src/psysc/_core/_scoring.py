@@ -14,7 +14,7 @@ import numpy as np
 from numba import prange
 from scipy import sparse
 
-from ._blocks import iter_row_blocks
+from ._blocks import balanced_row_bounds, iter_row_blocks
 from ._memory import fresh_zeros
 
 logger = logging.getLogger("psysc")
@@ -35,18 +35,17 @@ def vs_weights(gene_weight: np.ndarray, var_tech: np.ndarray, var: np.ndarray, w
 
 
 @numba.njit(parallel=True, cache=True)
-def _spmm_csr_csr(indptr, indices, data, n_genes, w_indptr, w_cols, w_vals, dis, ctrl, row0, chunk):
+def _spmm_csr_csr(indptr, indices, data, n_genes, w_indptr, w_cols, w_vals, dis, ctrl, row0, bounds):
     # trait by trait (its weights stay in cache), one pass over the non-zeros of X per trait:
-    # acc[set] += x_cg * W_t[g, set]; set 0 is the disease set, set s > 0 control s - 1
-    n = indptr.shape[0] - 1
+    # acc[set] += x_cg * W_t[g, set]; set 0 is the disease set, set s > 0 control s - 1. The threads take the row
+    # ranges bounds[p]:bounds[p + 1] (balanced_row_bounds).
     n_traits = dis.shape[0]
     n_local = ctrl.shape[2] + 1
-    n_chunks = (n + chunk - 1) // chunk
     for t in range(n_traits):
         off = t * n_genes
-        for ci in prange(n_chunks):
+        for p in prange(bounds.shape[0] - 1):
             acc = np.zeros(n_local, dtype=np.float64)
-            for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
+            for c in range(bounds[p], bounds[p + 1]):
                 acc[:] = 0.0
                 for k in range(indptr[c], indptr[c + 1]):
                     g = off + indices[k]
@@ -106,7 +105,7 @@ def raw_scores(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype=np.float32, block_
     for start, stop, block in iter_row_blocks(X, block_size):
         if sparse.issparse(block):
             _spmm_csr_csr(block.indptr.astype(np.int64), block.indices, block.data, n_genes, w_indptr, w_cols, w_vals,
-                          dis, ctrl, start, 16)
+                          dis, ctrl, start, balanced_row_bounds(block.indptr, numba.get_num_threads()))
         else:
             _dense_times_csr(block, n_genes, w_indptr, w_cols, w_vals, dis, ctrl, start)
         if progress is not None:

@@ -28,7 +28,7 @@ import numpy as np
 from numba import prange
 from scipy import sparse
 
-from ._blocks import as_csr, iter_row_blocks
+from ._blocks import as_csr, balanced_row_bounds, iter_row_blocks
 from ._control import _bins_in_order
 from ._memory import fresh_zeros
 from ._simd import add4, add8, add_from4, add_from8, prefetch, scale_into4, scale_into8
@@ -175,18 +175,17 @@ def _prefetch_memberships(indices, k, k_end, g_ptr, run_ptr, codes):
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, max_runs, slot_w, inv_z,
-                       dis_w, dis, ctrl, row0, chunk, acc_like):
+                       dis_w, dis, ctrl, row0, bounds, acc_like):
     # one trait: acc[b] = sum over the cell's genes g and the runs (slot s, sets b) of g of
     # x_cg * factor[g] * slot_w[s], in the precision of acc_like: per gene, the value of each of its runs first
-    # (rounded to that precision), then one loop over all its memberships (codes: run << shift | set)
-    n = indptr.shape[0] - 1
+    # (rounded to that precision), then one loop over all its memberships (codes: run << shift | set). The threads
+    # take the row ranges bounds[p]:bounds[p + 1] (balanced_row_bounds).
     n_ctrl = inv_z.shape[0]
-    n_chunks = (n + chunk - 1) // chunk
     mask = (1 << shift) - 1
-    for ci in prange(n_chunks):
+    for p in prange(bounds.shape[0] - 1):
         acc = np.zeros(n_ctrl, dtype=acc_like.dtype)
         run_v = np.zeros(max_runs, dtype=acc_like.dtype)
-        for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
+        for c in range(bounds[p], bounds[p + 1]):
             acc[:] = 0.0
             accd = 0.0
             k_end = indptr[c + 1]
@@ -209,27 +208,25 @@ def _shared_kernel_one(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, 
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, codes, shift, max_runs, slot_w, lanes,
-                   inv_z_t, dis_row, dis_tab, dis, ctrl, row0, chunk, acc_like):
+                   inv_z_t, dis_row, dis_tab, dis, ctrl, row0, bounds, acc_like):
     # Per cell: acc[b * lanes + t] = sum over the cell's genes g and the runs (slot s, sets b) of g of
     # x_cg * factor[g] * slot_w[s * lanes + t]: the traits side by side in the lanes (zero weight beyond a trait's
     # count), in the precision of acc_like. Per gene, the lanes of each of its runs are computed first (run_v,
     # rounded to that precision, one vector each), then one loop over all its memberships (codes: run << shift |
     # set) adds them, one 4- or 8-lane vector addition each. The disease sums take one float64 vector addition per
     # gene too, from row dis_row[g] of the table dis_tab (row 0: zeros, for the genes of no disease set). inv_z_t:
-    # (traits, control sets).
-    n = indptr.shape[0] - 1
+    # (traits, control sets). The threads take the row ranges bounds[p]:bounds[p + 1] (balanced_row_bounds).
     n_traits = dis.shape[0]
     n_ctrl = inv_z_t.shape[1]
-    n_chunks = (n + chunk - 1) // chunk
     size = acc_like.itemsize
     mask = (1 << shift) - 1
-    for ci in prange(n_chunks):
+    for p in prange(bounds.shape[0] - 1):
         buf = np.zeros(n_ctrl * lanes + 64 // size, dtype=acc_like.dtype)
         o = ((64 - buf.ctypes.data % 64) % 64) // size  # rows of acc on 64-byte boundaries
         acc = buf[o : o + n_ctrl * lanes]
         run_v = np.zeros(max_runs * lanes, dtype=acc_like.dtype)
         accd = np.zeros(lanes, dtype=np.float64)
-        for c in range(ci * chunk, min(n, (ci + 1) * chunk)):
+        for c in range(bounds[p], bounds[p + 1]):
             acc[:] = 0.0
             accd[:] = 0.0
             k_end = indptr[c + 1]
@@ -315,13 +312,14 @@ def shared_raw_scores(X, controls: SharedControls, factor: np.ndarray, disease_w
             block = as_csr(block)
         indptr = block.indptr.astype(np.uint64)  # unsigned indices: no negative-index handling in the loops
         indices = block.indices.view(np.uint32 if block.indices.itemsize == 4 else np.uint64)
+        bounds = balanced_row_bounds(block.indptr, numba.get_num_threads())
         for part, layout, slot_w, lanes, weights in groups:
             if lanes == 1:
                 _shared_kernel_one(indptr, indices, block.data, factor, *layout, slot_w, *weights, dis[part],
-                                   ctrl[part], start, 16, acc_like)
+                                   ctrl[part], start, bounds, acc_like)
             else:
                 _shared_kernel(indptr, indices, block.data, factor, *layout, slot_w, lanes, *weights, dis[part],
-                               ctrl[part], start, 16, acc_like)
+                               ctrl[part], start, bounds, acc_like)
         if progress is not None:
             progress(stop - start)
     return dis, ctrl
