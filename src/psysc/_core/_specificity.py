@@ -16,7 +16,7 @@ from numba import prange
 from scipy import sparse
 from scipy import stats as sstats
 
-from ._blocks import iter_row_blocks
+from ._blocks import balanced_row_bounds, iter_row_blocks
 
 logger = logging.getLogger("psysc")
 
@@ -39,18 +39,17 @@ _ACC_BUDGET = 1 << 29
 
 
 @numba.njit(parallel=True, cache=True)
-def _csr_group_moments(data, indices, indptr, lab, acc):  # pragma: no cover
+def _csr_group_moments(data, indices, indptr, lab, acc, bounds):  # pragma: no cover
     """Add each row's values, squares and non-zero counts to its group's row of one accumulator per part.
 
     ``acc`` is ``(n_parts, 3, n_groups, n_genes)``: the rows are split into ``n_parts`` contiguous ranges
-    summed in parallel, each into its own accumulator (reduced by the caller once, after the last block).
-    Rows with a label < 0 are skipped.
+    ``bounds[t]:bounds[t + 1]`` (of about equal work: :func:`~psysc._core._blocks.balanced_row_bounds`) summed in
+    parallel, each into its own accumulator (reduced by the caller once, after the last block). Rows with a
+    label < 0 are skipped.
     """
-    n_rows = indptr.shape[0] - 1
     n_parts = acc.shape[0]
-    step = (n_rows + n_parts - 1) // n_parts
     for t in prange(n_parts):
-        for r in range(t * step, min(n_rows, (t + 1) * step)):
+        for r in range(bounds[t], bounds[t + 1]):
             g = lab[r]
             if g < 0:
                 continue
@@ -101,7 +100,8 @@ def group_moments(X, labels, n_groups: int, block_size: int = 10_000) -> GroupMo
             if acc is None:
                 n_parts = max(1, min(numba.get_num_threads(), _ACC_BUDGET // max(1, 24 * n_groups * n_genes)))
                 acc = np.zeros((n_parts, 3, n_groups, n_genes))
-            _csr_group_moments(block.data, block.indices, block.indptr, lab, acc)
+            _csr_group_moments(block.data, block.indices, block.indptr, lab, acc,
+                               balanced_row_bounds(block.indptr, acc.shape[0], row_cost=1.0))
             continue
         # dense block: one product with a group indicator (n_groups x block rows) per statistic
         G = sparse.csr_matrix(
