@@ -72,6 +72,46 @@ def test_torch_kernels_equal_the_compiled_cpu_kernels():
             pd.testing.assert_frame_equal(small[trait], cpu[trait], rtol=1e-6)
 
 
+def test_torch_control_weights_beyond_the_device_budget_are_made_dense_block_by_block(monkeypatch):
+    """Many traits: each trait's weights sparse on the device, dense one at a time; the same scores."""
+    pytest.importorskip("torch")
+    from test_scoring import random_sets, synthetic_counts
+
+    import psysc._core._torch as torch_mod
+
+    adata = synthetic_counts(200, 900, seed=5)
+    psysc.pp.prepare_scoring(adata)
+    sets = random_sets(adata, 3, size=60)
+    cpu = psysc.tl.score_disorders(adata, sets, n_ctrl=40, dtype="float64", inplace=False, device="cpu")
+    made_dense = []
+    original = torch_mod.raw_scores_torch
+
+    def spy(*args, **kwargs):
+        import torch
+
+        to_dense = torch.Tensor.to_dense
+
+        def counted(self, *a, **k):
+            made_dense.append(tuple(self.shape))
+            return to_dense(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, "to_dense", counted)
+        try:
+            return original(*args, **kwargs)
+        finally:
+            monkeypatch.setattr(torch.Tensor, "to_dense", to_dense)
+
+    monkeypatch.setattr("psysc.tl._score.raw_scores_torch", spy)
+    for budget, n_dense in ((2**31, 0), (0, 3 * 4)):  # all kept dense; or 3 traits x 4 blocks of 64 cells
+        monkeypatch.setattr(torch_mod, "DENSE_WEIGHTS_BYTES", budget)
+        made_dense.clear()
+        got = psysc.tl.score_disorders(adata, sets, n_ctrl=40, dtype="float64", inplace=False, device="torch-cpu",
+                                       block_size=64)
+        assert len(made_dense) == n_dense and set(made_dense) <= {(900, 40)}
+        for trait in sets:
+            pd.testing.assert_frame_equal(got[trait], cpu[trait], rtol=1e-6)
+
+
 def test_unknown_device_is_an_error():
     from test_scoring import synthetic_counts
 

@@ -55,12 +55,20 @@ def resolve_device(device: str | None) -> str:
     return str(device)
 
 
+#: the most bytes of dense control weights (all traits together) that :func:`raw_scores_torch` keeps on the device
+#: (2 GiB: 26 traits of 20,000 genes x 1,000 control sets in float32); more traits: sparse, made dense block by block
+DENSE_WEIGHTS_BYTES = 2**31
+
+
 def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str, block_size: int = 20_000,
                      progress=None):
     """Torch version of :func:`psysc._core._scoring.raw_scores`; results come back as NumPy arrays.
 
     Control scores are computed in ``dtype``, disease scores in float64 (as on the CPU), from row blocks of
-    ``block_size`` cells. TF32 is switched off for the products, whatever the session's setting.
+    ``block_size`` cells. TF32 is switched off for the products, whatever the session's setting. Each trait's
+    control weights are multiplied as a dense genes x sets matrix: they stay on the device, dense, while all traits'
+    fit in :data:`DENSE_WEIGHTS_BYTES`; beyond that each trait's is kept sparse there and made dense for each block
+    in turn (one dense matrix on the device at a time).
     """
     import torch
 
@@ -69,10 +77,19 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
     n_genes = X.shape[1]
     n_traits = W.shape[0] // n_genes
     W = sparse.csr_matrix(W)
-    weights = [
-        torch.from_numpy(W[t * n_genes : (t + 1) * n_genes, 1:].toarray()).to(device=dev, dtype=tdtype)
-        for t in range(n_traits)
-    ]
+    keep_dense = n_traits * n_genes * n_ctrl * (8 if tdtype == torch.float64 else 4) <= DENSE_WEIGHTS_BYTES
+    weights = []
+    for t in range(n_traits):
+        w = W[t * n_genes : (t + 1) * n_genes, 1:]
+        if keep_dense:
+            weights.append(torch.from_numpy(w.toarray()).to(device=dev, dtype=tdtype))
+            continue
+        w = sparse.csr_matrix(w)
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            weights.append(torch.sparse_csr_tensor(
+                torch.from_numpy(w.indptr.astype(np.int64)), torch.from_numpy(w.indices.astype(np.int64)),
+                torch.from_numpy(w.data), size=w.shape).to(device=dev, dtype=tdtype))
     # the disease weights of every trait side by side (genes x traits), and those of the genes in some disease set
     dis_w = np.column_stack([W[t * n_genes : (t + 1) * n_genes, 0].toarray().ravel() for t in range(n_traits)])
     dis_genes = np.flatnonzero((dis_w != 0).any(axis=1))
@@ -103,7 +120,9 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
                 xb = xb.to(tdtype)
             dis[:, start:stop] = dis_block.cpu().numpy().T
             for t in range(n_traits):
-                ctrl[t, start:stop] = (xb @ weights[t]).cpu().numpy()
+                w = weights[t] if keep_dense else weights[t].to_dense()
+                ctrl[t, start:stop] = (xb @ w).cpu().numpy()
+                del w
             if progress is not None:
                 progress(stop - start)
     finally:
