@@ -775,51 +775,51 @@ def test_pooled_pvalues_equal_naive_counts_on_bucket_edges(case):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_vector_additions_equal_numpy(dtype):
-    """add4/add8 (values rounded to the accumulator's precision) and add_from4/add_from8 against numpy's additions
-    in that precision; prefetch changes nothing, even past the end of an array.
+    """add_from4/add_from8 against numpy's additions in the arrays' precision, add_scaled4/add_scaled8 (float64)
+    against numpy's products and additions, at unaligned offsets; prefetch changes nothing, even past the end of an
+    array.
     """
     import numba
 
-    from psysc._core._simd import add4, add8, add_from4, add_from8, prefetch
-
-    @numba.njit
-    def run(acc, offsets, vals):
-        for i in range(offsets.shape[0]):
-            prefetch(acc, offsets[i] + 10_000_000)
-            if vals.shape[1] == 4:
-                add4(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3])
-            else:
-                add8(acc, offsets[i], vals[i, 0], vals[i, 1], vals[i, 2], vals[i, 3], vals[i, 4], vals[i, 5],
-                     vals[i, 6], vals[i, 7])
+    from psysc._core._simd import add_from4, add_from8, add_scaled4, add_scaled8, prefetch
 
     @numba.njit
     def run_from(acc, offsets, src, src_offsets, width):
         for i in range(offsets.shape[0]):
+            prefetch(acc, offsets[i] + 10_000_000)
             if width == 4:
                 add_from4(acc, offsets[i], src, src_offsets[i])
             else:
                 add_from8(acc, offsets[i], src, src_offsets[i])
 
+    @numba.njit
+    def run_scaled(acc, offsets, src, src_offsets, xs, width):
+        for i in range(offsets.shape[0]):
+            if width == 4:
+                add_scaled4(acc, offsets[i], src, src_offsets[i], xs[i])
+            else:
+                add_scaled8(acc, offsets[i], src, src_offsets[i], xs[i])
+
     rng = np.random.default_rng(0)
     for width in (4, 8):
         acc = rng.normal(size=103).astype(dtype)  # offsets not multiples of the width: unaligned vectors
         offsets = rng.integers(0, 103 - width, 500)
-        vals = rng.normal(size=(500, width))  # float64 values, rounded to dtype by the additions
-        expected = acc.copy()
-        for o, v in zip(offsets, vals, strict=True):
-            for i in range(width):
-                expected[o + i] = dtype(expected[o + i] + dtype(v[i]))  # numpy scalar arithmetic in dtype
-        run(acc, offsets, vals)
-        assert acc.dtype == dtype
-        np.testing.assert_array_equal(acc, expected)
-
         src = rng.normal(size=37).astype(dtype)
         src_offsets = rng.integers(0, 37 - width, 500)
         expected = acc.copy()
         for o, so in zip(offsets, src_offsets, strict=True):
             for i in range(width):
-                expected[o + i] = dtype(expected[o + i] + src[so + i])
+                expected[o + i] = dtype(expected[o + i] + src[so + i])  # numpy scalar arithmetic in dtype
         run_from(acc, offsets, src, src_offsets, width)
+        assert acc.dtype == dtype
+        np.testing.assert_array_equal(acc, expected)
+        if dtype != np.float64:
+            continue
+        xs = rng.normal(size=500) * 10.0 ** rng.integers(-3, 4, 500)
+        expected = acc.copy()
+        for o, so, x in zip(offsets, src_offsets, xs, strict=True):
+            expected[o : o + width] = expected[o : o + width] + src[so : so + width] * x  # rounded product, then sum
+        run_scaled(acc, offsets, src, src_offsets, xs, width)
         np.testing.assert_array_equal(acc, expected)
 
 

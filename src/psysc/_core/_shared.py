@@ -31,7 +31,7 @@ from scipy import sparse
 from ._blocks import as_csr, balanced_row_bounds, iter_row_blocks
 from ._control import _bins_in_order
 from ._memory import fresh_zeros
-from ._simd import add4, add8, add_from4, add_from8, prefetch, scale_into4, scale_into8
+from ._simd import add_from4, add_from8, add_scaled4, add_scaled8, prefetch, scale_into4, scale_into8
 
 _MAX_LANES = 8  # traits per vector addition
 
@@ -240,15 +240,14 @@ def _shared_kernel(indptr, indices, data, factor, g_ptr, run_slot, run_ptr, code
                 if lanes == 4:
                     for r in range(r0, r1):
                         scale_into4(run_v, np.int64(r - r0) * 4, slot_w, run_slot[r] * 4, xu)
-                    add4(accd, 0, x * dis_tab[d], x * dis_tab[d + 1], x * dis_tab[d + 2], x * dis_tab[d + 3])
+                    add_scaled4(accd, 0, dis_tab, d, x)
                     for e in range(run_ptr[r0], run_ptr[r1]):
                         code = codes[e]
                         add_from4(acc, (code & mask) * 4, run_v, (code >> shift) * 4)
                 else:
                     for r in range(r0, r1):
                         scale_into8(run_v, np.int64(r - r0) * 8, slot_w, run_slot[r] * 8, xu)
-                    add8(accd, 0, x * dis_tab[d], x * dis_tab[d + 1], x * dis_tab[d + 2], x * dis_tab[d + 3],
-                         x * dis_tab[d + 4], x * dis_tab[d + 5], x * dis_tab[d + 6], x * dis_tab[d + 7])
+                    add_scaled8(accd, 0, dis_tab, d, x)
                     for e in range(run_ptr[r0], run_ptr[r1]):
                         code = codes[e]
                         add_from8(acc, (code & mask) * 8, run_v, (code >> shift) * 8)

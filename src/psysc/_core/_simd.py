@@ -1,14 +1,13 @@
 """Short-vector additions and a prefetch for the compiled kernels.
 
-Numba leaves LLVM's SLP vectoriser off, so ``acc[i + 0] += v0; ...; acc[i + 7] += v7`` compiles to eight
-scalar additions. :func:`add4` and :func:`add8` emit the same additions as one 4- or 8-wide vector load, add
-and store, which LLVM lowers to the widest vector unit of the machine (an AVX2 or AVX-512 operation, NEON
-pairs on ARM). ``acc`` may be float64 or float32; the values are rounded to its precision first
-(``float32(v)``), so every lane is one ordinary IEEE addition in that precision, bit for bit the scalar
-``acc[i] += float32(v)``. :func:`add_from4` and :func:`add_from8` add a short vector read from another array of
-the same precision (no rounding); :func:`scale_into4` and :func:`scale_into8` write one, the float64 products of a
-vector and a number rounded to that precision. :func:`prefetch` asks for the cache line of an array element ahead
-of its use.
+Numba leaves LLVM's SLP vectoriser off, so ``acc[i + 0] += v[j + 0]; ...; acc[i + 7] += v[j + 7]`` compiles to
+eight scalar additions. :func:`add_from4` and :func:`add_from8` emit the same additions as one 4- or 8-wide
+vector load, add and store, which LLVM lowers to the widest vector unit of the machine (an AVX2 or AVX-512
+operation, NEON pairs on ARM), from another array of the same precision (float64 or float32), so every lane is
+one ordinary IEEE addition in that precision, bit for bit the scalar one. :func:`add_scaled4` and
+:func:`add_scaled8` add the float64 products of a vector and a number (float64 arrays);
+:func:`scale_into4` and :func:`scale_into8` write such products, rounded to the precision of the destination.
+:func:`prefetch` asks for the cache line of an array element ahead of its use.
 """
 
 from __future__ import annotations
@@ -34,20 +33,19 @@ def _vector_of(builder, vec_type, values):
     return vec
 
 
-def _vector_add(width: int):
-    def typer(typingctx, dst, offset, *values):
-        if not (isinstance(dst, types.Array) and dst.dtype in _ELEMENT and dst.layout == "C"):
+def _vector_add_scaled(width: int):
+    def typer(typingctx, dst, offset, src, src_offset, x):
+        ok = all(isinstance(a, types.Array) and a.dtype == types.float64 and a.layout == "C" for a in (dst, src))
+        if not ok or not isinstance(x, types.Float):
             return None
-        if len(values) != width or not all(isinstance(v, types.Float) for v in values):
-            return None
-        sig = types.void(dst, types.intp, *values)
+        sig = types.void(dst, types.intp, src, types.intp, types.float64)
 
         def codegen(context, builder, signature, args):
-            dtype = signature.args[0].dtype
-            values = [context.cast(builder, v, t, dtype) for v, t in zip(args[2:], signature.args[2:], strict=True)]
-            vec_type = ir.VectorType(_ELEMENT[dtype], width)
-            ptr = _pointer_at(context, builder, signature.args[0], args[0], args[1], vec_type)
-            builder.store(builder.fadd(builder.load(ptr, align=4), _vector_of(builder, vec_type, values)), ptr, align=4)
+            wide = ir.VectorType(ir.DoubleType(), width)
+            src_ptr = _pointer_at(context, builder, signature.args[2], args[2], args[3], wide)
+            product = builder.fmul(builder.load(src_ptr, align=8), _vector_of(builder, wide, [args[4]] * width))
+            dst_ptr = _pointer_at(context, builder, signature.args[0], args[0], args[1], wide)
+            builder.store(builder.fadd(builder.load(dst_ptr, align=8), product), dst_ptr, align=8)
             return context.get_dummy_value()
 
         return sig, codegen
@@ -56,18 +54,20 @@ def _vector_add(width: int):
 
 
 @intrinsic
-def add4(typingctx, dst, offset, v0, v1, v2, v3):
-    """``dst[offset + i] += v_i`` for ``i < 4``, in the precision of ``dst``.
+def add_scaled4(typingctx, dst, offset, src, src_offset, x):
+    """``dst[offset + i] += src[src_offset + i] * x`` for ``i < 4``, in float64.
 
-    ``dst`` float64 or float32, C-contiguous; no bounds check.
+    One vector load, multiplication, addition and store: each lane is the rounded product, then the rounded sum
+    (no fused multiply-add), bit for bit the scalar ``dst[j] += src[k] * x``. ``dst`` and ``src`` float64,
+    C-contiguous; no bounds check.
     """
-    return _vector_add(4)(typingctx, dst, offset, v0, v1, v2, v3)
+    return _vector_add_scaled(4)(typingctx, dst, offset, src, src_offset, x)
 
 
 @intrinsic
-def add8(typingctx, dst, offset, v0, v1, v2, v3, v4, v5, v6, v7):
-    """``dst[offset + i] += v_i`` for ``i < 8`` in the precision of ``dst`` (see :func:`add4`)."""
-    return _vector_add(8)(typingctx, dst, offset, v0, v1, v2, v3, v4, v5, v6, v7)
+def add_scaled8(typingctx, dst, offset, src, src_offset, x):
+    """``dst[offset + i] += src[src_offset + i] * x`` for ``i < 8``, in float64 (see :func:`add_scaled4`)."""
+    return _vector_add_scaled(8)(typingctx, dst, offset, src, src_offset, x)
 
 
 def _vector_add_from(width: int):
