@@ -74,7 +74,7 @@ def test_torch_kernels_equal_the_compiled_cpu_kernels():
 
 def test_torch_control_weights_beyond_the_device_budget_are_made_dense_block_by_block(monkeypatch):
     """Many traits: each trait's weights sparse on the device, dense one at a time; the same scores."""
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from test_scoring import random_sets, synthetic_counts
 
     import psysc._core._torch as torch_mod
@@ -84,24 +84,13 @@ def test_torch_control_weights_beyond_the_device_budget_are_made_dense_block_by_
     sets = random_sets(adata, 3, size=60)
     cpu = psysc.tl.score_disorders(adata, sets, n_ctrl=40, dtype="float64", inplace=False, device="cpu")
     made_dense = []
-    original = torch_mod.raw_scores_torch
+    to_dense = torch.Tensor.to_dense
 
-    def spy(*args, **kwargs):
-        import torch
+    def counted(self, *a, **k):
+        made_dense.append(tuple(self.shape))
+        return to_dense(self, *a, **k)
 
-        to_dense = torch.Tensor.to_dense
-
-        def counted(self, *a, **k):
-            made_dense.append(tuple(self.shape))
-            return to_dense(self, *a, **k)
-
-        monkeypatch.setattr(torch.Tensor, "to_dense", counted)
-        try:
-            return original(*args, **kwargs)
-        finally:
-            monkeypatch.setattr(torch.Tensor, "to_dense", to_dense)
-
-    monkeypatch.setattr("psysc.tl._score.raw_scores_torch", spy)
+    monkeypatch.setattr(torch.Tensor, "to_dense", counted)
     for budget, n_dense in ((2**31, 0), (0, 3 * 4)):  # all kept dense; or 3 traits x 4 blocks of 64 cells
         monkeypatch.setattr(torch_mod, "DENSE_WEIGHTS_BYTES", budget)
         made_dense.clear()

@@ -60,6 +60,15 @@ def resolve_device(device: str | None) -> str:
 DENSE_WEIGHTS_BYTES = 2**31
 
 
+def _csr_tensor(crow, col, values, shape):
+    """A torch sparse CSR tensor from its arrays (already on the device), without torch's beta-support warning."""
+    import torch
+
+    with warnings.catch_warnings():  # "sparse CSR support is in beta"
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, size=shape)
+
+
 def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str, block_size: int = 20_000,
                      progress=None):
     """Torch version of :func:`psysc._core._scoring.raw_scores`; results come back as NumPy arrays.
@@ -84,12 +93,9 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
         if keep_dense:
             weights.append(torch.from_numpy(w.toarray()).to(device=dev, dtype=tdtype))
             continue
-        w = sparse.csr_matrix(w)
-        with warnings.catch_warnings():  # "sparse CSR support is in beta"
-            warnings.simplefilter("ignore", UserWarning)
-            weights.append(torch.sparse_csr_tensor(
-                torch.from_numpy(w.indptr.astype(np.int64)), torch.from_numpy(w.indices.astype(np.int64)),
-                torch.from_numpy(w.data), size=w.shape).to(device=dev, dtype=tdtype))
+        weights.append(_csr_tensor(torch.from_numpy(w.indptr.astype(np.int64)).to(dev),
+                                   torch.from_numpy(w.indices.astype(np.int64)).to(dev),
+                                   torch.from_numpy(w.data).to(device=dev, dtype=tdtype), w.shape))
     # the disease weights of every trait side by side (genes x traits), and those of the genes in some disease set
     dis_w = np.column_stack([W[t * n_genes : (t + 1) * n_genes, 0].toarray().ravel() for t in range(n_traits)])
     dis_genes = np.flatnonzero((dis_w != 0).any(axis=1))
@@ -108,10 +114,10 @@ def raw_scores_torch(X, W: sparse.csr_matrix, n_ctrl: int, *, dtype, device: str
                 crow = torch.from_numpy(block.indptr.astype(index, copy=False)).to(dev)
                 col = torch.from_numpy(block.indices.astype(index, copy=False)).to(dev)
                 values = torch.from_numpy(block.data).to(dev)
+                xb = _csr_tensor(crow, col, values.to(tdtype), block.shape)
+                x64 = _csr_tensor(crow, col, values.to(torch.float64), block.shape)
                 with warnings.catch_warnings():  # "sparse CSR support is in beta"
                     warnings.simplefilter("ignore", UserWarning)
-                    xb = torch.sparse_csr_tensor(crow, col, values.to(tdtype), size=block.shape)
-                    x64 = torch.sparse_csr_tensor(crow, col, values.to(torch.float64), size=block.shape)
                     dis_block = x64 @ dis_w_all
                 del x64
             else:
